@@ -1,0 +1,65 @@
+# modelmonitor developer entry points. `make test` and `make demo` each work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv testbin deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the package and dev tools
+
+testbin: ## build (once, cached) the local control plane binaries and helm
+	bash tests/cluster/build.sh >/dev/null
+
+deps: venv testbin ## everything the tests need
+	bash tests/cluster/system-deps.sh
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+
+typecheck: venv ## mypy (strict) on the package
+	$(VENV)/bin/mypy
+
+test-unit: venv ## unit tests only (no cluster)
+	$(PY) -m pytest tests/unit
+
+test-e2e: deps ## e2e tests against the local control plane
+	$(PY) -m pytest tests/e2e
+
+test: deps lint typecheck ## lint, types, unit and e2e tests
+	$(PY) -m pytest
+
+crd: ## copy crds/ into the Helm chart and manifests/
+	bash hack/sync-crds.sh
+
+verify-crd: ## fail when the chart or manifests/ drift from crds/
+	bash hack/sync-crds.sh --verify
+
+cluster-up: venv testbin ## start a local control plane (prints its kubeconfig)
+	$(PY) -m tests.cluster up
+
+cluster-down: venv ## stop the local control plane
+	$(PY) -m tests.cluster down
+
+cluster-status: venv
+	$(PY) -m tests.cluster status
+
+demo: deps ## local control plane + operator + example ModelMonitor, status shown
+	bash hack/demo.sh
+
+bench: venv ## drift benchmarks against Evidently and Alibi Detect (see bench/README.md)
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

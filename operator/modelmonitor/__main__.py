@@ -1,0 +1,5 @@
+"""Allow ``python -m modelmonitor``."""
+
+from modelmonitor.cli import main
+
+raise SystemExit(main())

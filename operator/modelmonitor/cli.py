@@ -1,0 +1,103 @@
+"""The ``modelmonitor`` command line.
+
+Subcommands import their implementation lazily, so the offline commands
+(``check``, ``baseline``) start fast and never pull in kopf or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from modelmonitor import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(target: str) -> Handler:
+    """Return a handler that imports ``module:function`` only when the command runs."""
+    module_name, func_name = target.split(":")
+
+    def call(args: argparse.Namespace) -> int:
+        module = importlib.import_module(module_name)
+        return cast(Handler, getattr(module, func_name))(args)
+
+    return call
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"modelmonitor {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelmonitor",
+        description="Monitor ML inference services for drift and SLO breaches.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelmonitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print the version and exit")
+    p.set_defaults(handler=_version)
+
+    p = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
+    _add_run_arguments(p)
+    p.set_defaults(handler=_lazy("modelmonitor.operator_main:run_command"))
+
+    p = sub.add_parser(
+        "check",
+        help="offline drift + data quality analysis of two files (no cluster needed)",
+    )
+    p.add_argument("--reference", required=True, help="reference data file or saved profile")
+    p.add_argument("--current", required=True, help="current data file")
+    p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
+    p.add_argument("--method", default="auto", help="drift method for every feature (default: auto)")
+    p.add_argument("--threshold", type=float, default=None, help="override the method's threshold")
+    p.add_argument(
+        "--correction", default="bonferroni", choices=["bonferroni", "fdr", "none"],
+        help="multiple-testing correction across features",
+    )
+    p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
+    p.add_argument("--format", default="table", choices=["table", "json"], help="output format")
+    p.set_defaults(handler=_lazy("modelmonitor.offline:check_command"))
+
+    p = sub.add_parser("baseline", help="compute a reference profile from a data file")
+    p.add_argument("--data", required=True, help="reference data file (csv, jsonl, parquet, npy)")
+    p.add_argument("--output", required=True, help="where to write the profile")
+    p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
+    p.set_defaults(handler=_lazy("modelmonitor.offline:baseline_command"))
+
+    return parser
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", dest="namespaces", default=None,
+        help="watch this namespace (repeatable; globs allowed); default from WATCH_NAMESPACES",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch the whole cluster")
+    p.add_argument("--log-format", choices=["text", "json"], default=None, help="log format")
+    p.add_argument("--log-level", default=None, help="log level (DEBUG, INFO, WARNING, ...)")
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port")
+    p.add_argument("--health-port", type=int, default=None, help="liveness/readiness port")
+    p.add_argument("--peering", default=None, help="kopf peering name ('' disables peering)")
+    p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = cast(Handler, args.handler)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
