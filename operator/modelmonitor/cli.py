@@ -55,10 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", required=True, help="reference data file or saved profile")
     p.add_argument("--current", required=True, help="current data file")
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
-    p.add_argument("--method", default="auto", help="drift method for every feature (default: auto)")
+    p.add_argument(
+        "--method", default="auto", help="drift method for every feature (default: auto)"
+    )
     p.add_argument("--threshold", type=float, default=None, help="override the method's threshold")
     p.add_argument(
-        "--correction", default="bonferroni", choices=["bonferroni", "fdr", "none"],
+        "--correction",
+        default="bonferroni",
+        choices=["bonferroni", "fdr", "none"],
         help="multiple-testing correction across features",
     )
     p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
@@ -77,10 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     scope = p.add_mutually_exclusive_group()
     scope.add_argument(
-        "-n", "--namespace", action="append", dest="namespaces", default=None,
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=None,
         help="watch this namespace (repeatable; globs allowed); default from WATCH_NAMESPACES",
     )
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch the whole cluster")
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch the whole cluster"
+    )
     p.add_argument("--log-format", choices=["text", "json"], default=None, help="log format")
     p.add_argument("--log-level", default=None, help="log level (DEBUG, INFO, WARNING, ...)")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port")
