@@ -69,7 +69,7 @@ class CategoricalColumn:
     def labels(self) -> npt.NDArray[np.object_]:
         """The values as an object array (None for missing); for display and tests only."""
         table = np.asarray([*self.categories, None], dtype=object)
-        return table[np.where(self.codes < 0, len(self.categories), self.codes)]  # type: ignore[no-any-return]
+        return table[np.where(self.codes < 0, len(self.categories), self.codes)]
 
 
 Column: TypeAlias = FloatArray | CategoricalColumn
