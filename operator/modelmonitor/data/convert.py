@@ -112,13 +112,14 @@ def convert_column(
 
 
 def to_float64(arr: ArrowColumn) -> FloatArray:
-    """float64 values with NaN where Arrow has nulls (one copy at most)."""
+    """float64 values with NaN where Arrow has nulls.
+
+    Zero-copy where Arrow allows it (one chunk, no nulls): the array is then read-only,
+    which the statistics never need to change.
+    """
     if arr.type != pa.float64():
         arr = pc.cast(arr, pa.float64())
-    out = arr.to_numpy(zero_copy_only=False)
-    if not out.flags.writeable:
-        out = out.copy()
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def to_categorical(arr: ArrowColumn) -> CategoricalColumn:

@@ -41,6 +41,7 @@ class ReadPlan:
 
 class FormatReader(Protocol):
     name: str
+    numbers_as_text: bool
 
     def schema(self, path: Path) -> pa.Schema: ...
 
@@ -50,22 +51,33 @@ class FormatReader(Protocol):
 
 
 def read_types(
-    schema: pa.Schema, columns: tuple[str, ...], declared: Mapping[str, FeatureType]
+    schema: pa.Schema,
+    columns: tuple[str, ...],
+    declared: Mapping[str, FeatureType],
+    *,
+    numbers_as_text: bool,
 ) -> dict[str, pa.DataType]:
-    """Arrow types that keep chunks consistent: numbers as float64, declared text as text."""
+    """Arrow types that keep chunks consistent: every column's type is fixed up front.
+
+    Numbers (and all-null columns) read as float64. A numeric column declared categorical
+    reads as text where the format can (``numbers_as_text``: CSV keeps ``"007"``), else
+    as float64 and is turned into labels afterwards.
+    """
     types: dict[str, pa.DataType] = {}
     for name in columns:
         t = schema.field(name).type
-        kind = declared.get(name)
-        if kind == "categorical" and not is_numeric_type(t):
-            types[name] = pa.string() if not pa.types.is_boolean(t) else t
+        if declared.get(name) == "categorical" and numbers_as_text:
+            types[name] = t if pa.types.is_boolean(t) else pa.string()
         elif is_numeric_type(t):
             types[name] = pa.float64()
+        else:
+            types[name] = t
     return types
 
 
 class CsvReader:
     name = "csv"
+    numbers_as_text = True
 
     def __init__(self, delimiter: str = ",") -> None:
         self.delimiter = delimiter
@@ -120,6 +132,7 @@ class CsvReader:
 
 class JsonLinesReader:
     name = "jsonl"
+    numbers_as_text = False
 
     def _parse(self, plan: ReadPlan | None, unexpected: str) -> object:
         import pyarrow.json as pj
@@ -160,6 +173,7 @@ class JsonLinesReader:
 
 class ParquetReader:
     name = "parquet"
+    numbers_as_text = False
 
     def schema(self, path: Path) -> pa.Schema:
         import pyarrow.parquet as pq
@@ -184,13 +198,17 @@ class NpyReader:
     array (its field names). Memory-mapped, so streaming reads one slice at a time."""
 
     name = "npy"
+    numbers_as_text = False
 
     def _load(self, path: Path) -> np.ndarray:
+        with path.open("rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise DataError(path, "cannot parse as npy: not an npy file")
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             text = str(exc)
-            if "allow_pickle" in text or "Object arrays" in text:
+            if "allow_pickle" in text or "Python objects" in text:
                 raise DataError(path, "object arrays are not supported in npy files") from None
             raise DataError(path, f"cannot parse as npy: {text.splitlines()[0]}") from None
         if not isinstance(arr, np.ndarray):
@@ -250,7 +268,7 @@ def _numpy_to_arrow(path: Path, name: str, col: np.ndarray) -> pa.Array:
 
 
 def _rebatch(tables: Iterator[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
-    """Regroup a stream of tables into tables of about ``chunk_rows`` rows."""
+    """Regroup a stream of tables into tables of ``chunk_rows`` rows (the last may be short)."""
     pending: list[pa.Table] = []
     rows = 0
     for table in tables:
@@ -258,11 +276,17 @@ def _rebatch(tables: Iterator[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
             continue
         pending.append(table)
         rows += table.num_rows
-        if rows >= chunk_rows:
-            yield pa.concat_tables(pending)
-            pending, rows = [], 0
+        if rows < chunk_rows:
+            continue
+        merged = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+        start = 0
+        while rows - start >= chunk_rows:
+            yield merged.slice(start, chunk_rows)
+            start += chunk_rows
+        pending = [merged.slice(start)] if start < rows else []
+        rows -= start
     if pending:
-        yield pa.concat_tables(pending)
+        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
 
 
 READERS: dict[str, FormatReader] = {

@@ -149,7 +149,8 @@ def _plan(
             )
     if not columns:
         raise DataError(p, "no columns")
-    return ReadPlan(columns, read_types(schema, columns, declared)), declared
+    types = read_types(schema, columns, declared, numbers_as_text=reader.numbers_as_text)
+    return ReadPlan(columns, types), declared
 
 
 def _guard(p: Path, reader: FormatReader, action: Callable[[], T]) -> T:
