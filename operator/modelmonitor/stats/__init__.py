@@ -1,0 +1,51 @@
+"""The statistics engine: drift methods, reference profiles, correction, analysis.
+
+Pure numpy/scipy (and Apache DataSketches for quantile sketches); no Kubernetes, no I/O
+beyond saving/loading a profile file. The entry points:
+
+* :func:`analyze` (:mod:`.drift`) - per-feature drift of a current window against a
+  reference (raw :class:`~modelmonitor.dataset.Dataset` or :class:`ReferenceProfile`),
+  returning a :class:`DriftReport`;
+* :class:`ReferenceProfile` (:mod:`.profile`) - computed once, saved as JSON, mergeable;
+* :mod:`.numerical`, :mod:`.categorical`, :mod:`.multivariate` - the single methods;
+* :func:`adjust_pvalues` (:mod:`.correction`).
+"""
+
+from modelmonitor.stats.correction import CORRECTIONS, adjust_pvalues
+from modelmonitor.stats.drift import (
+    AUTO_TEST_MAX_N,
+    DatasetDrift,
+    DriftReport,
+    FeatureDrift,
+    analyze,
+    choose_method,
+)
+from modelmonitor.stats.errors import ApproximationWarning, DegenerateInputWarning
+from modelmonitor.stats.methods import METHOD_NAMES, MethodSpec, get_method
+from modelmonitor.stats.profile import (
+    CategoricalProfile,
+    NumericalProfile,
+    ReferenceProfile,
+)
+from modelmonitor.stats.results import DistanceResult, TestResult
+
+__all__ = [
+    "AUTO_TEST_MAX_N",
+    "CORRECTIONS",
+    "METHOD_NAMES",
+    "ApproximationWarning",
+    "CategoricalProfile",
+    "DatasetDrift",
+    "DegenerateInputWarning",
+    "DistanceResult",
+    "DriftReport",
+    "FeatureDrift",
+    "MethodSpec",
+    "NumericalProfile",
+    "ReferenceProfile",
+    "TestResult",
+    "adjust_pvalues",
+    "analyze",
+    "choose_method",
+    "get_method",
+]

@@ -1,0 +1,294 @@
+"""Drift methods for one numerical feature.
+
+Every function takes the reference as a :class:`~modelmonitor.stats.profile.NumericalProfile`
+(the precomputed, cached form a monitoring run uses) or as a plain array (profiled on the
+spot, keeping the exact sample), and the current window as an array. Non-finite values
+(NaN, +/-inf) are dropped before the computation; :func:`modelmonitor.stats.drift.analyze`
+counts and reports them per feature.
+
+Tests (p-value; need the exact reference sample): :func:`ks`, :func:`anderson`,
+:func:`cramervonmises`, and :func:`ttest` (Welch; its moments are exact in any profile,
+so it also runs on a summarised reference).
+
+Distances (no p-value; run on exact samples and on sketches alike):
+
+* :func:`wasserstein` - Wasserstein-1 distance divided by the reference's standard
+  deviation (ddof=0), so it reads "how many reference standard deviations the mass
+  moved" and one threshold fits every unit. A constant reference (std 0) is normed by
+  ``max(|mean|, 1)`` instead, with a :class:`DegenerateInputWarning`.
+* :func:`energy` - energy distance ``sqrt(2 * integral (F - G)^2 dx)`` divided by the
+  reference's standard deviation (same rule).
+* :func:`psi` - population stability index over ``n_bins`` (default 10) bins cut at
+  reference quantiles; open outer bins catch any current value; proportions below
+  ``eps`` (1e-4) are raised to ``eps`` and renormalised, so empty bins never give inf.
+* :func:`jensenshannon` - Jensen-Shannon distance (square root of the divergence, base
+  2, so in [0, 1]) over ``n_bins`` (default 20) reference-quantile bins.
+* :func:`hellinger` - Hellinger distance ``sqrt(1 - sum sqrt(p q))`` in [0, 1], same bins.
+* :func:`kl` - Kullback-Leibler divergence ``KL(current || reference)`` in nats, same
+  bins, smoothed like PSI.
+
+With a sketched reference, bin proportions come from the sketch's CDF (each within the
+sketch's rank error, ~0.013) and the reference's quantile function from a grid of
+:data:`~modelmonitor.stats.profile.QUANTILE_GRID_SIZE` sketch quantiles.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats as sps
+
+from modelmonitor.dataset import FloatArray
+from modelmonitor.stats.errors import DegenerateInputWarning
+from modelmonitor.stats.profile import NumericalProfile
+from modelmonitor.stats.results import DistanceResult, TestResult
+
+PSI_BINS = 10
+HIST_BINS = 20
+EPS = 1e-4
+
+__all__ = [
+    "anderson",
+    "cramervonmises",
+    "energy",
+    "hellinger",
+    "jensenshannon",
+    "kl",
+    "ks",
+    "psi",
+    "ttest",
+    "wasserstein",
+]
+
+
+def _validate(
+    reference: NumericalProfile | npt.ArrayLike,
+    current: npt.ArrayLike,
+    *,
+    method: str,
+    needs_exact: bool = False,
+    min_n: int = 1,
+) -> tuple[NumericalProfile, FloatArray]:
+    """Profile the reference if needed, drop non-finite current values, check sizes."""
+    if isinstance(reference, NumericalProfile):
+        ref = reference
+    else:
+        ref = NumericalProfile.from_values("reference", reference, exact_limit=None)
+    cur = np.asarray(current, dtype=np.float64).ravel()
+    cur = cur[np.isfinite(cur)]
+    if needs_exact:
+        require_exact(ref, method)
+    if ref.n < min_n or cur.shape[0] < min_n:
+        raise ValueError(
+            f"method {method!r} needs at least {min_n} finite value(s) in each sample; "
+            f"got {ref.n} reference and {cur.shape[0]} current"
+        )
+    return ref, cur
+
+
+def require_exact(ref: NumericalProfile, method: str) -> None:
+    """ValueError when a p-value method meets a sketched reference."""
+    if not ref.exact:
+        raise ValueError(
+            f"method {method!r} computes a p-value and needs the exact reference sample, "
+            f"but feature {ref.name!r} is summarised by a sketch ({ref.n} values > the "
+            "profile's exact_limit); use a distance method (wasserstein, psi, "
+            "jensenshannon, hellinger, kl, energy) or ttest, or build the profile with a "
+            "larger exact_limit"
+        )
+
+
+def _ref_values(ref: NumericalProfile) -> FloatArray:
+    assert ref.values is not None
+    return ref.values
+
+
+# --- tests --------------------------------------------------------------------------------
+def ks(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
+    """Two-sample Kolmogorov-Smirnov test (two-sided; exact p-value for small samples)."""
+    ref, cur = _validate(reference, current, method="ks", needs_exact=True)
+    res = sps.ks_2samp(_ref_values(ref), cur)
+    return TestResult(float(res.statistic), float(res.pvalue))
+
+
+def anderson(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
+    """Anderson-Darling k-sample test (k=2, midrank variant).
+
+    The p-value is interpolated from tabulated critical values and so lies in
+    [0.001, 0.25]; a drift decision at alpha/k below 0.001 (Bonferroni over many
+    features) can never fire - prefer ks or cramervonmises then.
+    """
+    ref, cur = _validate(reference, current, method="anderson", needs_exact=True)
+    samples = [_ref_values(ref), cur]
+    if np.unique(np.concatenate(samples)).size < 2:
+        warnings.warn(
+            "anderson: both samples hold one and the same value", DegenerateInputWarning, 2
+        )
+        return TestResult(0.0, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            res = sps.anderson_ksamp(samples, variant="midrank")
+        except TypeError:  # scipy < 1.17 has no ``variant``
+            res = sps.anderson_ksamp(samples, midrank=True)
+    return TestResult(float(res.statistic), float(res.pvalue))
+
+
+def cramervonmises(
+    reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike
+) -> TestResult:
+    """Two-sample Cramér-von Mises test (exact p-value for small samples)."""
+    ref, cur = _validate(reference, current, method="cramervonmises", needs_exact=True, min_n=2)
+    res = sps.cramervonmises_2samp(_ref_values(ref), cur)
+    return TestResult(float(res.statistic), float(res.pvalue))
+
+
+def ttest(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
+    """Welch's t-test for equal means, from the profile's exact moments.
+
+    The statistic has the sign of ``mean(reference) - mean(current)``. When both samples
+    have zero variance the test is degenerate: p = 1 if the means agree, else 0.
+    """
+    ref, cur = _validate(reference, current, method="ttest", min_n=2)
+    m = cur.shape[0]
+    mean_c = float(cur.mean())
+    var_c = float(np.square(cur - mean_c).sum()) / (m - 1)
+    var_r = ref.variance
+    se2_r, se2_c = var_r / ref.n, var_c / m
+    se2 = se2_r + se2_c
+    diff = ref.mean - mean_c
+    if se2 <= 0.0:
+        warnings.warn("ttest: both samples are constant", DegenerateInputWarning, 2)
+        return TestResult(0.0 if diff == 0 else math.copysign(math.inf, diff), float(diff == 0))
+    t = diff / math.sqrt(se2)
+    df = se2 * se2 / (se2_r * se2_r / (ref.n - 1) + se2_c * se2_c / (m - 1))
+    p = float(2.0 * sps.t.sf(abs(t), df))
+    return TestResult(t, min(1.0, p))
+
+
+# --- CDF distances --------------------------------------------------------------------------
+def _scale(ref: NumericalProfile, method: str) -> float:
+    std = ref.std
+    if std > 0 and math.isfinite(std):
+        return std
+    warnings.warn(
+        f"{method}: the reference is constant (std 0); normed by max(|mean|, 1) instead",
+        DegenerateInputWarning,
+        3,
+    )
+    return max(abs(ref.mean), 1.0)
+
+
+def _cdf_gaps(ref: NumericalProfile, cur_sorted: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """|F_ref - F_cur| on each interval between consecutive pooled points, and its width."""
+    pts, w = ref.support()
+    cum_r = np.concatenate([[0.0], np.cumsum(w)])
+    pooled = np.concatenate([pts, cur_sorted])
+    pooled.sort(kind="stable")  # two sorted runs: a linear merge
+    left = pooled[:-1]
+    f_ref = cum_r[np.searchsorted(pts, left, side="right")]
+    f_cur = np.searchsorted(cur_sorted, left, side="right") / cur_sorted.shape[0]
+    return np.abs(f_ref - f_cur), np.diff(pooled)
+
+
+def wasserstein(
+    reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike
+) -> DistanceResult:
+    """Wasserstein-1 distance divided by the reference's standard deviation."""
+    ref, cur = _validate(reference, current, method="wasserstein")
+    cur.sort()
+    gap, width = _cdf_gaps(ref, cur)
+    return DistanceResult(float(np.dot(gap, width)) / _scale(ref, "wasserstein"))
+
+
+def energy(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> DistanceResult:
+    """Energy distance (scipy's definition) divided by the reference's standard deviation."""
+    ref, cur = _validate(reference, current, method="energy")
+    cur.sort()
+    gap, width = _cdf_gaps(ref, cur)
+    return DistanceResult(math.sqrt(2.0 * float(np.dot(gap * gap, width))) / _scale(ref, "energy"))
+
+
+# --- binned distances -----------------------------------------------------------------------
+def _binned(ref: NumericalProfile, cur: FloatArray, n_bins: int) -> tuple[FloatArray, FloatArray]:
+    if n_bins < 2:
+        raise ValueError(f"n_bins must be at least 2, got {n_bins}")
+    edges, p_ref = ref.bin_proportions(n_bins)
+    counts = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=edges.shape[0] + 1)
+    return p_ref, counts / cur.shape[0]
+
+
+def smooth(p: FloatArray, eps: float = EPS) -> FloatArray:
+    """Raise proportions below ``eps`` to ``eps`` and renormalise to sum 1."""
+    q = np.maximum(p, eps)
+    return np.asarray(q / q.sum(), dtype=np.float64)
+
+
+def psi_from_proportions(p_ref: FloatArray, p_cur: FloatArray, eps: float = EPS) -> float:
+    """PSI = sum (cur - ref) * ln(cur / ref) over smoothed proportions."""
+    r, c = smooth(p_ref, eps), smooth(p_cur, eps)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def js_from_proportions(p_ref: FloatArray, p_cur: FloatArray) -> float:
+    """Jensen-Shannon distance, base 2 (in [0, 1]); zero proportions need no smoothing."""
+    m = 0.5 * (p_ref + p_cur)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(p_ref > 0, p_ref * np.log2(p_ref / m), 0.0)
+        b = np.where(p_cur > 0, p_cur * np.log2(p_cur / m), 0.0)
+    return math.sqrt(max(0.0, 0.5 * float(a.sum() + b.sum())))
+
+
+def hellinger_from_proportions(p_ref: FloatArray, p_cur: FloatArray) -> float:
+    """Hellinger distance sqrt(1 - sum sqrt(p q)) in [0, 1]."""
+    return math.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(p_ref * p_cur)))))
+
+
+def kl_from_proportions(p_ref: FloatArray, p_cur: FloatArray, eps: float = EPS) -> float:
+    """KL(current || reference) in nats over smoothed proportions."""
+    r, c = smooth(p_ref, eps), smooth(p_cur, eps)
+    return float(np.sum(c * np.log(c / r)))
+
+
+def psi(
+    reference: NumericalProfile | npt.ArrayLike,
+    current: npt.ArrayLike,
+    *,
+    n_bins: int = PSI_BINS,
+    eps: float = EPS,
+) -> DistanceResult:
+    """Population stability index over reference-quantile bins."""
+    ref, cur = _validate(reference, current, method="psi")
+    return DistanceResult(psi_from_proportions(*_binned(ref, cur, n_bins), eps))
+
+
+def jensenshannon(
+    reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike, *, n_bins: int = HIST_BINS
+) -> DistanceResult:
+    """Jensen-Shannon distance (base 2) over reference-quantile bins."""
+    ref, cur = _validate(reference, current, method="jensenshannon")
+    return DistanceResult(js_from_proportions(*_binned(ref, cur, n_bins)))
+
+
+def hellinger(
+    reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike, *, n_bins: int = HIST_BINS
+) -> DistanceResult:
+    """Hellinger distance over reference-quantile bins."""
+    ref, cur = _validate(reference, current, method="hellinger")
+    return DistanceResult(hellinger_from_proportions(*_binned(ref, cur, n_bins)))
+
+
+def kl(
+    reference: NumericalProfile | npt.ArrayLike,
+    current: npt.ArrayLike,
+    *,
+    n_bins: int = HIST_BINS,
+    eps: float = EPS,
+) -> DistanceResult:
+    """KL(current || reference) over reference-quantile bins, smoothed."""
+    ref, cur = _validate(reference, current, method="kl")
+    return DistanceResult(kl_from_proportions(*_binned(ref, cur, n_bins), eps))
