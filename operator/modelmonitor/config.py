@@ -1,0 +1,85 @@
+"""Operator settings from command-line flags and environment variables (flags win)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...]  # empty = the whole cluster
+    log_format: str = "text"
+    log_level: str = "INFO"
+    metrics_port: int = 8080
+    health_port: int = 8081
+    peering_name: str = "modelmonitor"
+    standalone: bool = False
+    priority: int = 0
+    recheck_seconds: float = 5.0
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def liveness_endpoint(self) -> str:
+        return f"http://0.0.0.0:{self.health_port}/healthz"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def load_config(
+    *,
+    namespaces: Sequence[str] | None = None,
+    all_namespaces: bool = False,
+    log_format: str | None = None,
+    log_level: str | None = None,
+    metrics_port: int | None = None,
+    health_port: int | None = None,
+    peering: str | None = None,
+    standalone: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> OperatorConfig:
+    """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
+    HEALTH_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE) into one config.
+
+    WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
+    whole cluster.
+    """
+    env = os.environ if env is None else env
+    if all_namespaces:
+        watched: tuple[str, ...] = ()
+    elif namespaces:
+        watched = tuple(n for arg in namespaces for n in _split(arg))
+    else:
+        watched = _split(env.get("WATCH_NAMESPACES", ""))
+    if "*" in watched:
+        watched = ()
+    fmt = (log_format or env.get("LOG_FORMAT") or "text").lower()
+    if fmt not in ("text", "json"):
+        raise ValueError(f"log format must be text or json, got {fmt!r}")
+    peering_name = peering if peering is not None else env.get("PEERING_NAME", "modelmonitor")
+    is_standalone = (
+        standalone
+        or env.get("STANDALONE", "").lower() in ("1", "true", "yes")
+        or peering_name == ""
+    )
+    priority_env = env.get("PEERING_PRIORITY")
+    # Replicas must differ in priority: kopf lets only the highest one act.
+    priority = int(priority_env) if priority_env else random.randint(1, 2**31 - 1)
+    return OperatorConfig(
+        namespaces=watched,
+        log_format=fmt,
+        log_level=(log_level or env.get("LOG_LEVEL") or "INFO").upper(),
+        metrics_port=metrics_port or int(env.get("METRICS_PORT", "8080")),
+        health_port=health_port or int(env.get("HEALTH_PORT", "8081")),
+        peering_name=peering_name or "modelmonitor",
+        standalone=is_standalone,
+        priority=priority,
+        recheck_seconds=float(env.get("RECHECK_SECONDS", "5")),
+    )

@@ -1,0 +1,148 @@
+"""kopf handlers: the edge where Kubernetes events reach the pure core.
+
+Each handler validates the monitor (:mod:`reconcile`), writes status with one patch,
+posts an Event only when the Ready condition changes, and records metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from modelmonitor import GROUP, PLURAL, VERSION
+from modelmonitor.config import OperatorConfig
+from modelmonitor.kube import KubeClient
+from modelmonitor.metrics import MetricsRecorder
+from modelmonitor.reconcile import evaluate, needs_recheck
+from modelmonitor.status import ConditionType, find_condition
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = float(os.environ.get("RECHECK_SECONDS", "5"))
+ANNOTATION_PREFIX = "modelmonitor.io"
+
+
+@dataclass
+class OperatorContext:
+    """What the handlers share; passed to kopf as the root ``memo``."""
+
+    config: OperatorConfig
+    kube: KubeClient
+    metrics: MetricsRecorder
+
+
+def _context(memo: Any) -> OperatorContext:
+    ctx = getattr(memo, "context", None)
+    if not isinstance(ctx, OperatorContext):
+        raise kopf.PermanentError("operator context missing: start with `modelmonitor run`")
+    return ctx
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    # kopf's own bookkeeping goes into annotations under our prefix, never into status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # Only our explicit Events reach the objects, not every handler log line.
+    settings.posting.level = logging.CRITICAL
+    settings.peering.priority = ctx.config.priority
+    settings.peering.name = ctx.config.peering_name
+    settings.peering.standalone = ctx.config.standalone
+    settings.peering.mandatory = not ctx.config.standalone
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    log.info(
+        "modelmonitor operator starting: %s, peering %s (priority %d)",
+        "all namespaces" if ctx.config.clusterwide else ", ".join(ctx.config.namespaces),
+        "off" if ctx.config.standalone else ctx.config.peering_name,
+        ctx.config.priority,
+    )
+
+
+async def _reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> None:
+    ctx = _context(memo)
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.UTC)
+    old_status: Mapping[str, Any] = body.get("status") or {}
+    try:
+        result = await asyncio.to_thread(evaluate, body, ctx.kube, now=now)
+    except Exception:
+        ctx.metrics.reconciles.labels(result="error").inc()
+        raise
+    patch.status.update(result.status_patch)
+    namespace = body.metadata.namespace or "default"
+    ctx.metrics.set_phase(namespace, body.metadata.name or "", result.phase)
+    ctx.metrics.reconciles.labels(result="ok" if result.valid else "invalid").inc()
+    ctx.metrics.reconcile_duration.observe(time.perf_counter() - started)
+
+    old_ready = find_condition(old_status.get("conditions"), ConditionType.READY)
+    new_ready = result.ready
+    if (
+        old_ready is None
+        or old_ready.get("status") != new_ready.status
+        or old_ready.get("reason") != new_ready.reason
+    ):
+        kopf.event(
+            body,
+            type="Normal" if new_ready.status == "True" else "Warning",
+            reason=new_ready.reason,
+            message=new_ready.message,
+        )
+        logger.info("Ready=%s (%s): %s", new_ready.status, new_ready.reason, new_ready.message)
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+async def on_create(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, patch, memo, logger)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+async def on_resume(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, patch, memo, logger)
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def on_update(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, patch, memo, logger)
+
+
+def _should_recheck(status: Mapping[str, Any], **_: Any) -> bool:
+    return needs_recheck(status)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RECHECK_SECONDS, when=_should_recheck)
+async def recheck_references(
+    body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any
+) -> None:
+    """An invalid monitor recovers by itself once its missing target or data appears."""
+    await _reconcile(body, patch, memo, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def on_delete(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    """Drop the monitor's metric series; owned objects go with Kubernetes garbage collection.
+
+    ``optional=True``: no finalizer is added, so deleting a monitor never hangs when the
+    operator is not running (the operator keeps no state outside the object itself).
+    """
+    ctx = _context(memo)
+    ctx.metrics.forget(body.metadata.namespace or "default", body.metadata.name or "")
+    logger.info("monitor deleted")

@@ -1,0 +1,115 @@
+"""The thin adapter between the operator and the Kubernetes API.
+
+Only this module (and kopf itself) talks to the API server; everything above it works
+on plain dicts, so unit tests replace this object instead of the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelmonitor.references import ReferenceLookupError
+
+log = logging.getLogger(__name__)
+
+PEERING_GROUP = "kopf.dev"
+PEERING_VERSION = "v1"
+
+_PATHS = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps/{name}",
+    "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
+    "InferenceService": (
+        "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
+    ),
+}
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)
+    return client.ApiClient()
+
+
+class KubeClient:
+    """Read and write the few object kinds the operator needs, as plain dicts."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = api_client
+        self._custom = client.CustomObjectsApi(api_client)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return the object as a dict, ``None`` if absent; raise ReferenceLookupError else."""
+        template = _PATHS.get(kind)
+        if template is None:
+            raise ValueError(f"unsupported kind {kind!r}; expected one of {', '.join(_PATHS)}")
+        path = template.format(namespace=namespace, name=name)
+        try:
+            resp = self._api.call_api(
+                path,
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=30,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ReferenceLookupError(
+                f"reading {kind} {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+            ) from exc
+        except OSError as exc:
+            raise ReferenceLookupError(f"reading {kind} {namespace}/{name}: {exc}") from exc
+        result: dict[str, Any] = json.loads(resp.data)
+        return result
+
+    def ensure_peering(self, name: str, namespaces: list[str] | None) -> None:
+        """Create the kopf peering object(s) if missing (cluster-wide when ``namespaces`` is None).
+
+        Raises RuntimeError with a clear message when the peering CRDs are not installed.
+        """
+        body: dict[str, Any] = {
+            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+            "metadata": {"name": name},
+        }
+        try:
+            if namespaces is None:
+                body["kind"] = "ClusterKopfPeering"
+                self._custom.create_cluster_custom_object(
+                    PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", body
+                )
+                log.info("created ClusterKopfPeering %s", name)
+            else:
+                body["kind"] = "KopfPeering"
+                for ns in namespaces:
+                    try:
+                        self._custom.create_namespaced_custom_object(
+                            PEERING_GROUP, PEERING_VERSION, ns, "kopfpeerings", body
+                        )
+                        log.info("created KopfPeering %s/%s", ns, name)
+                    except ApiException as exc:
+                        if exc.status != 409:
+                            raise
+        except ApiException as exc:
+            if exc.status == 409:
+                return
+            if exc.status == 404:
+                raise RuntimeError(
+                    "the kopf peering CRDs (kopf.dev) are not installed: apply crds/ "
+                    "(or the Helm chart), or run with --standalone for a single replica"
+                ) from exc
+            if exc.status == 403:
+                log.warning("not allowed to create the peering object %s; assuming it exists", name)
+                return
+            raise

@@ -1,0 +1,61 @@
+"""``modelmonitor run``: start the operator (kopf) with our settings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import kopf
+
+from modelmonitor.config import OperatorConfig, load_config
+from modelmonitor.logs import configure_logging
+
+log = logging.getLogger("modelmonitor")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(
+            namespaces=args.namespaces,
+            all_namespaces=args.all_namespaces,
+            log_format=args.log_format,
+            log_level=args.log_level,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            peering=args.peering,
+            standalone=args.standalone,
+        )
+    except ValueError as exc:
+        print(f"modelmonitor run: {exc}")
+        return 2
+    return run_operator(cfg)
+
+
+def run_operator(cfg: OperatorConfig) -> int:
+    configure_logging(cfg.log_format, cfg.log_level)
+    # Imported here so that the offline commands never load kopf's handlers.
+    from modelmonitor import handlers
+    from modelmonitor.kube import KubeClient, load_api_client
+    from modelmonitor.metrics import MetricsRecorder
+
+    kube = KubeClient(load_api_client())
+    if not cfg.standalone:
+        namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
+        try:
+            kube.ensure_peering(cfg.peering_name, namespaces)
+        except RuntimeError as exc:
+            log.error("%s", exc)
+            return 1
+    metrics = MetricsRecorder()
+    metrics.serve(cfg.metrics_port)
+    memo = kopf.Memo(context=handlers.OperatorContext(cfg, kube, metrics))
+    kopf.run(
+        clusterwide=cfg.clusterwide,
+        namespaces=list(cfg.namespaces),
+        standalone=cfg.standalone,
+        priority=cfg.priority,
+        peering_name=None if cfg.standalone else cfg.peering_name,
+        liveness_endpoint=cfg.liveness_endpoint,
+        memo=memo,
+    )
+    return 0

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from modelmonitor.config import load_config
+
+
+def test_defaults_watch_cluster() -> None:
+    cfg = load_config(env={})
+    assert cfg.clusterwide
+    assert cfg.metrics_port == 8080
+    assert cfg.liveness_endpoint == "http://0.0.0.0:8081/healthz"
+    assert not cfg.standalone
+
+
+def test_env_namespaces_and_star() -> None:
+    assert load_config(env={"WATCH_NAMESPACES": "a, b"}).namespaces == ("a", "b")
+    assert load_config(env={"WATCH_NAMESPACES": "*"}).clusterwide
+
+
+def test_flags_win_over_env() -> None:
+    cfg = load_config(
+        namespaces=["x"], log_format="json", env={"WATCH_NAMESPACES": "a", "LOG_FORMAT": "text"}
+    )
+    assert cfg.namespaces == ("x",)
+    assert cfg.log_format == "json"
+
+
+def test_priority_random_unless_set() -> None:
+    assert load_config(env={"PEERING_PRIORITY": "7"}).priority == 7
+    priorities = {load_config(env={}).priority for _ in range(5)}
+    assert len(priorities) > 1
+
+
+def test_bad_log_format() -> None:
+    with pytest.raises(ValueError, match="log format"):
+        load_config(log_format="xml", env={})

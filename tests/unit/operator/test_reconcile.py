@@ -1,0 +1,93 @@
+"""evaluate(): the configuration verdict, with a dictionary standing in for the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from modelmonitor.reconcile import evaluate, needs_recheck
+from modelmonitor.references import ReferenceLookupError
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class DictLookup:
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]], fail: bool = False) -> None:
+        self.objects = objects
+        self.fail = fail
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.fail:
+            raise ReferenceLookupError("connection refused")
+        return self.objects.get((kind, name))
+
+
+def monitor(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "target": {"name": "fraud", "endpoint": {"service": {"name": "fraud", "port": 8080}}},
+        "reference": {"configMapRef": {"name": "ref", "key": "reference.csv"}},
+    }
+    base.update(spec)
+    return {"metadata": {"name": "m", "namespace": "ml", "generation": 3}, "spec": base}
+
+
+ALL = {
+    ("Deployment", "fraud"): {},
+    ("Service", "fraud"): {"spec": {"ports": [{"port": 8080}]}},
+    ("ConfigMap", "ref"): {"data": {"reference.csv": "a\n1\n"}},
+}
+
+
+def test_valid_monitor_is_pending_and_ready() -> None:
+    result = evaluate(monitor(), DictLookup(ALL), now=NOW)
+    assert result.valid
+    assert result.status_patch["phase"] == "Pending"
+    assert result.status_patch["observedGeneration"] == 3
+    ready = result.status_patch["conditions"][0]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "Configured")
+
+
+def test_run_phase_survives_spec_change() -> None:
+    body = monitor()
+    body["status"] = {"phase": "Drifted"}
+    assert evaluate(body, DictLookup(ALL), now=NOW).status_patch["phase"] == "Drifted"
+
+
+def test_missing_target() -> None:
+    objects = {k: v for k, v in ALL.items() if k[0] != "Deployment"}
+    result = evaluate(monitor(), DictLookup(objects), now=NOW)
+    assert result.status_patch["phase"] == "Invalid"
+    ready = result.status_patch["conditions"][0]
+    assert ready["reason"] == "TargetNotFound"
+    assert "Deployment ml/fraud" in ready["message"]
+    assert needs_recheck(result.status_patch)
+
+
+def test_missing_configmap_key_lists_keys() -> None:
+    objects = dict(ALL)
+    objects[("ConfigMap", "ref")] = {"data": {"other.csv": ""}}
+    ready = evaluate(monitor(), DictLookup(objects), now=NOW).status_patch["conditions"][0]
+    assert ready["reason"] == "ReferenceNotFound"
+    assert "other.csv" in ready["message"]
+
+
+def test_service_port_mismatch() -> None:
+    objects = dict(ALL)
+    objects[("Service", "fraud")] = {"spec": {"ports": [{"port": 9000}]}}
+    ready = evaluate(monitor(), DictLookup(objects), now=NOW).status_patch["conditions"][0]
+    assert ready["reason"] == "ServiceNotFound"
+    assert "9000" in ready["message"]
+
+
+def test_invalid_spec_is_not_rechecked() -> None:
+    result = evaluate(monitor(schedule={"interval": "1s"}), DictLookup(ALL), now=NOW)
+    ready = result.status_patch["conditions"][0]
+    assert (result.status_patch["phase"], ready["reason"]) == ("Invalid", "InvalidSpec")
+    assert "spec.schedule.interval" in ready["message"]
+    assert not needs_recheck(result.status_patch)
+
+
+def test_lookup_failure_is_reported_not_raised() -> None:
+    ready = evaluate(monitor(), DictLookup(ALL, fail=True), now=NOW).status_patch["conditions"][0]
+    assert ready["reason"] == "LookupFailed"
+    assert "connection refused" in ready["message"]
