@@ -22,6 +22,7 @@ from modelmonitor.stats.drift import (
 )
 from modelmonitor.stats.errors import ApproximationWarning, DegenerateInputWarning
 from modelmonitor.stats.methods import METHOD_NAMES, MethodSpec, get_method
+from modelmonitor.stats.multivariate import MultivariateDrift, mmd, multivariate_drift
 from modelmonitor.stats.profile import (
     CategoricalProfile,
     NumericalProfile,
@@ -41,6 +42,7 @@ __all__ = [
     "DriftReport",
     "FeatureDrift",
     "MethodSpec",
+    "MultivariateDrift",
     "NumericalProfile",
     "ReferenceProfile",
     "TestResult",
@@ -48,4 +50,6 @@ __all__ = [
     "analyze",
     "choose_method",
     "get_method",
+    "mmd",
+    "multivariate_drift",
 ]
