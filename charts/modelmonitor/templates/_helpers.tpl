@@ -1,0 +1,190 @@
+{{/* Chart name, overridable. */}}
+{{- define "modelmonitor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release + chart name, unless the release name already contains it. */}}
+{{- define "modelmonitor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "modelmonitor.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelmonitor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelmonitor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "modelmonitor.labels" -}}
+helm.sh/chart: {{ include "modelmonitor.chart" . }}
+{{ include "modelmonitor.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: modelmonitor
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "modelmonitor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "modelmonitor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "modelmonitor.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces the operator watches, validated, as a JSON list (empty = whole cluster).
+scope=cluster: watchNamespaces as given (names or globs), [] = every namespace.
+scope=namespace: exact names only, [] = the release namespace.
+*/}}
+{{- define "modelmonitor.watchNamespaces" -}}
+{{- $scope := .Values.scope }}
+{{- if not (has $scope (list "cluster" "namespace")) }}
+{{- fail (printf "scope must be \"cluster\" or \"namespace\", got %q" (toString $scope)) }}
+{{- end }}
+{{- $watched := .Values.watchNamespaces | default list }}
+{{- if not (kindIs "slice" $watched) }}
+{{- fail "watchNamespaces must be a list of namespace names" }}
+{{- end }}
+{{- if has "*" $watched }}
+{{- if eq $scope "namespace" }}
+{{- fail "watchNamespaces: \"*\" (every namespace) needs scope: cluster" }}
+{{- end }}
+{{- $watched = list }}
+{{- end }}
+{{- if eq $scope "namespace" }}
+{{- if not $watched }}
+{{- $watched = list .Release.Namespace }}
+{{- end }}
+{{- range $watched }}
+{{- if regexMatch "[*?!\\[\\]]" . }}
+{{- fail (printf "watchNamespaces: %q is a pattern; scope: namespace needs exact names (a Role per namespace), use scope: cluster for patterns" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $watched | uniq | toJson }}
+{{- end }}
+
+{{/* Exact (non-pattern) names among the watched namespaces, as a JSON list. */}}
+{{- define "modelmonitor.exactNamespaces" -}}
+{{- $exact := list }}
+{{- range (include "modelmonitor.watchNamespaces" . | fromJsonArray) }}
+{{- if not (regexMatch "[*?\\[\\]!]" .) }}
+{{- $exact = append $exact . }}
+{{- end }}
+{{- end }}
+{{- $exact | toJson }}
+{{- end }}
+
+{{/* Whether any remediation action is granted. */}}
+{{- define "modelmonitor.anyAction" -}}
+{{- $a := .Values.rbac.actions }}
+{{- if or $a.rollback $a.scale $a.notify $a.kserve $a.retrain }}true{{ end }}
+{{- end }}
+
+{{/* Rules the operator needs in every namespace it watches. */}}
+{{- define "modelmonitor.namespacedRules" -}}
+# The ModelMonitor resources: watch them, keep finalizers/annotations, write status.
+- apiGroups: [modelmonitor.io]
+  resources: [modelmonitors]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [modelmonitor.io]
+  resources: [modelmonitors/status]
+  verbs: [get, patch, update]
+# Kubernetes Events about each monitor (kopf posts core/v1 Events).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+# kopf peering: replicas announce themselves so that only one of them acts.
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+# Objects a monitor refers to: checked to exist, read for endpoints and reference data.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [services, configmaps]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/* Rules only a cluster-wide operator needs. */}}
+{{- define "modelmonitor.clusterRules" -}}
+# kopf peering of a cluster-wide operator.
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  verbs: [get, list, watch, patch]
+# kopf's cluster discovery: namespaces (for namespace patterns) and CRDs.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end }}
+
+{{/* Remediation rules, one block per enabled action (rbac.actions.*). */}}
+{{- define "modelmonitor.actionRules" -}}
+{{- $a := .Values.rbac.actions }}
+{{- if $a.rollback }}
+# rollback: restore the pod template of an earlier ReplicaSet revision.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [patch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list]
+{{- end }}
+{{- if $a.scale }}
+# scale: change replicas of a Deployment or the bounds of its HorizontalPodAutoscaler.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [patch]
+- apiGroups: [apps]
+  resources: [deployments/scale]
+  verbs: [get, patch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, patch]
+{{- end }}
+{{- if $a.notify }}
+# notify: read the webhook URL from the Secret named in spec.actions.notify.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+{{- if $a.kserve }}
+# kserve: read InferenceService targets and shift canary traffic back to 0.
+- apiGroups: [serving.kserve.io]
+  resources: [inferenceservices]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- if $a.retrain }}
+# retrain (and schedule.mode: job): run Jobs.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, list, watch, delete]
+{{- end }}
+{{- end }}

@@ -1,0 +1,401 @@
+"""Static checks of how the operator ships: Dockerfile, .dockerignore, manifests/, chart.
+
+No cluster and no container engine needed: the files are parsed and their security- and
+wiring-relevant properties asserted. tests/e2e/test_helm.py sends the same manifests
+and the rendered chart to a real API server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+CHART = ROOT / "charts" / "modelmonitor"
+NONROOT_UID = 65532
+
+Doc = dict[str, Any]
+
+
+# -- Dockerfile ------------------------------------------------------------------------------
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, keyword: str) -> list[str]:
+        return [arg for kw, arg in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the stages, each with its (KEYWORD, arguments) instructions."""
+    logical: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    assert not current, "Dockerfile ends inside a continued line"
+
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, rest = line.partition(" ")
+        keyword, rest = keyword.upper(), rest.strip()
+        if keyword == "FROM":
+            words = rest.split()
+            words = [w for w in words if not w.startswith("--platform")]
+            base = re.sub(
+                r"\$\{(\w+)\}|\$(\w+)",
+                lambda m: global_args.get(m.group(1) or m.group(2), m.group(0)),
+                words[0],
+            )
+            name = words[2] if len(words) > 2 and words[1].upper() == "AS" else None
+            stages.append(Stage(base=base, name=name))
+        elif not stages:
+            assert keyword == "ARG", f"only ARG may precede the first FROM, got {keyword}"
+            key, _, default = rest.partition("=")
+            global_args[key] = default
+        else:
+            stages[-1].instructions.append((keyword, rest))
+    return global_args, stages
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[Stage]:
+    return parse_dockerfile((ROOT / "Dockerfile").read_text())[1]
+
+
+def test_dockerfile_is_multi_stage_on_slim_python(stages: list[Stage]) -> None:
+    assert len(stages) >= 2
+    builder, final = stages[0], stages[-1]
+    assert builder.name == "builder"
+    assert final.base == "python:3.11-slim"
+    assert any(re.search(r"\bpip install\b.*(\s|^)\.($|\s)", run) for run in builder.args("RUN"))
+    copies = final.args("COPY")
+    assert copies == ["--from=builder /opt/venv /opt/venv"], "final stage copies only the venv"
+
+
+def test_dockerfile_final_stage_runs_as_numeric_non_root(stages: list[Stage]) -> None:
+    users = stages[-1].args("USER")
+    assert users, "final stage sets no USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit(), "USER must be numeric so runAsNonRoot can verify it"
+    assert int(uid) == NONROOT_UID
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+
+
+def test_dockerfile_final_stage_has_no_build_tools(stages: list[Stage]) -> None:
+    final_runs = " ".join(stages[-1].args("RUN"))
+    for tool in ("build-essential", "gcc", "g++", "make", "apt-get install", "pip install"):
+        assert tool not in final_runs, f"final stage installs {tool!r}"
+    # The builder needs none either: every dependency ships binary wheels.
+    for stage in stages:
+        assert "build-essential" not in " ".join(stage.args("RUN"))
+
+
+def test_dockerfile_works_with_read_only_root_filesystem(stages: list[Stage]) -> None:
+    env = " ".join(stages[-1].args("ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+    assert "HOME=/tmp" in env
+
+
+def test_dockerfile_entrypoint_runs_the_operator(stages: list[Stage]) -> None:
+    final = stages[-1]
+    assert final.args("ENTRYPOINT") == ['["modelmonitor"]']
+    assert final.args("CMD") == ['["run"]']
+
+
+def test_dockerignore_allows_only_the_package_sources() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", "allow-list: ignore everything, then re-include"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert {"pyproject.toml", "README.md", "operator"} <= allowed
+    assert not allowed & {".venv", ".git", "tests", ".state"}
+
+
+# -- manifests/ ------------------------------------------------------------------------------
+def load_docs(path: Path) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def by_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+INSTALL_FILES = ("install.yaml", "install-namespaced.yaml")
+
+
+@pytest.fixture(scope="module", params=INSTALL_FILES)
+def install(request: pytest.FixtureRequest) -> list[Doc]:
+    return load_docs(MANIFESTS / request.param)
+
+
+def env_of(container: Doc) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def assert_restricted_pod(pod: Doc) -> None:
+    """The pod meets the "restricted" Pod Security Standard, and then some."""
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True
+    assert psc["runAsUser"] == NONROOT_UID
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    tmp_volumes = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    for container in pod["containers"]:
+        csc = container["securityContext"]
+        assert csc["allowPrivilegeEscalation"] is False
+        assert csc["readOnlyRootFilesystem"] is True
+        assert csc["runAsNonRoot"] is True
+        assert csc["capabilities"] == {"drop": ["ALL"]}
+        assert csc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert csc.get("privileged", False) is False
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert mounts.get("/tmp") in tmp_volumes, "/tmp must be a writable emptyDir"
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+        assert "memory" in container["resources"]["limits"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            http = container[probe]["httpGet"]
+            assert http["path"] == "/healthz"
+            assert http["port"] == "health"
+        env = env_of(container)
+        assert ports == {
+            "metrics": int(env["METRICS_PORT"]),
+            "health": int(env["HEALTH_PORT"]),
+        }
+
+
+def test_manifests_deployment_is_locked_down(install: list[Doc]) -> None:
+    (deployment,) = by_kind(install, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert_restricted_pod(pod)
+    (sa,) = by_kind(install, "ServiceAccount")
+    assert pod["serviceAccountName"] == sa["metadata"]["name"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["run"]
+    env = env_of(container)
+    assert env["LOG_FORMAT"] == "json"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["PEERING_NAME"] == "modelmonitor"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_manifests_metrics_service_selects_the_operator(install: list[Doc]) -> None:
+    (deployment,) = by_kind(install, "Deployment")
+    (service,) = by_kind(install, "Service")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["name"] == "metrics"
+    assert port["targetPort"] == "metrics"
+
+
+def test_manifests_peering_object_matches_the_peering_name(install: list[Doc]) -> None:
+    (deployment,) = by_kind(install, "Deployment")
+    peerings = [d for d in install if d["apiVersion"] == "kopf.dev/v1"]
+    assert len(peerings) == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert peerings[0]["metadata"]["name"] == env_of(container)["PEERING_NAME"]
+
+
+def test_cluster_install_watches_everything_with_cluster_roles() -> None:
+    docs = load_docs(MANIFESTS / "install.yaml")
+    (ns,) = by_kind(docs, "Namespace")
+    namespace = ns["metadata"]["name"]
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for doc in docs:
+        if doc["kind"] in ("ServiceAccount", "Deployment", "Service"):
+            assert doc["metadata"]["namespace"] == namespace
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["WATCH_NAMESPACES"] == "*"
+    assert by_kind(docs, "ClusterKopfPeering")
+    for binding in by_kind(docs, "ClusterRoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "modelmonitor", "namespace": namespace}
+        ]
+    assert not by_kind(docs, "Role")
+    assert not by_kind(docs, "RoleBinding")
+
+
+def test_namespaced_install_has_no_cluster_scoped_objects() -> None:
+    docs = load_docs(MANIFESTS / "install-namespaced.yaml")
+    kinds = {doc["kind"] for doc in docs}
+    assert not kinds & {"Namespace", "ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    for doc in docs:
+        assert "namespace" not in doc["metadata"], "placed by `kubectl apply -n`"
+    (deployment,) = by_kind(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    # $(POD_NAMESPACE) expands only when POD_NAMESPACE is defined earlier in the list.
+    assert names.index("POD_NAMESPACE") < names.index("WATCH_NAMESPACES")
+    assert env_of(container)["WATCH_NAMESPACES"] == "$(POD_NAMESPACE)"
+    assert env_of(container)["SCOPE"] == "namespace"
+    assert by_kind(docs, "KopfPeering")
+
+
+def test_both_installs_run_the_same_pod_apart_from_the_scope() -> None:
+    pods = []
+    for name in INSTALL_FILES:
+        (deployment,) = by_kind(load_docs(MANIFESTS / name), "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            container["env"] = [
+                e for e in container["env"] if e["name"] not in ("SCOPE", "WATCH_NAMESPACES")
+            ]
+        pods.append(pod)
+    assert pods[0] == pods[1]
+
+
+# -- RBAC: least privilege -----------------------------------------------------------------
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+MONITORING_GRANTS: set[Grant] = {
+    *(("modelmonitor.io", "modelmonitors", v) for v in ("get", "list", "watch", "patch", "update")),
+    *(("modelmonitor.io", "modelmonitors/status", v) for v in ("get", "patch", "update")),
+    *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
+    *(("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")),
+    *(("apps", "deployments", v) for v in ("get", "list", "watch")),
+    *(("", r, v) for r in ("services", "configmaps") for v in ("get", "list", "watch")),
+}
+CLUSTER_ONLY_GRANTS: set[Grant] = {
+    *(("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")),
+    ("", "namespaces", "list"),
+    ("", "namespaces", "watch"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+}
+ACTION_GRANTS: dict[str, set[Grant]] = {
+    "rollback": {
+        ("apps", "deployments", "patch"),
+        ("apps", "replicasets", "get"),
+        ("apps", "replicasets", "list"),
+    },
+    "scale": {
+        ("apps", "deployments", "patch"),
+        *(("apps", "deployments/scale", v) for v in ("get", "patch")),
+        *(("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "patch")),
+    },
+    "notify": {("", "secrets", "get")},
+    "kserve": {
+        *(("serving.kserve.io", "inferenceservices", v) for v in ("get", "list", "watch", "patch"))
+    },
+    "retrain": {("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")},
+}
+
+
+def grants(role: Doc) -> set[Grant]:
+    out: set[Grant] = set()
+    for rule in role.get("rules") or []:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"wildcard in {role['kind']}"
+                    assert "resourceNames" not in rule or verb != "list"
+                    out.add((group, resource, verb))
+    return out
+
+
+def roles_by_name(docs: list[Doc]) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Role", "ClusterRole")}
+
+
+def test_cluster_install_grants_exactly_the_needed_permissions() -> None:
+    roles = roles_by_name(load_docs(MANIFESTS / "install.yaml"))
+    assert grants(roles["modelmonitor"]) == MONITORING_GRANTS | CLUSTER_ONLY_GRANTS
+    assert grants(roles["modelmonitor-actions"]) == set().union(*ACTION_GRANTS.values())
+
+
+def test_namespaced_install_grants_exactly_the_needed_permissions() -> None:
+    roles = roles_by_name(load_docs(MANIFESTS / "install-namespaced.yaml"))
+    assert grants(roles["modelmonitor"]) == MONITORING_GRANTS
+    assert grants(roles["modelmonitor-actions"]) == set().union(*ACTION_GRANTS.values())
+
+
+def test_monitoring_role_never_reads_secrets_or_writes_workloads() -> None:
+    for name in INSTALL_FILES:
+        base = grants(roles_by_name(load_docs(MANIFESTS / name))["modelmonitor"])
+        assert not {g for g in base if g[1] == "secrets"}
+        writes = {g for g in base if g[2] in ("create", "patch", "update", "delete")}
+        assert {g[1] for g in writes} <= {
+            "modelmonitors",
+            "modelmonitors/status",
+            "events",
+            "kopfpeerings",
+            "clusterkopfpeerings",
+        }
+
+
+# -- chart (static parts; rendering is tested with helm in tests/e2e/test_helm.py) ----------
+def test_chart_metadata_and_values() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "modelmonitor"
+    from modelmonitor import __version__
+
+    assert chart["appVersion"] == __version__
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["replicas"] == 1
+    assert values["scope"] == "cluster"
+    assert values["watchNamespaces"] == []
+    assert values["serviceMonitor"]["enabled"] is False
+    assert set(values["rbac"]["actions"]) == set(ACTION_GRANTS)
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
+    assert values["podSecurityContext"]["runAsUser"] == NONROOT_UID
+
+
+def leaf_paths(values: Doc, prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            paths.append(path)
+            paths.extend(leaf_paths(value, prefix=f"{path}."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_chart_readme_documents_every_value() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", readme, flags=re.MULTILINE))
+    missing = [
+        path
+        for path in leaf_paths(values)
+        if not any(path == key or path.startswith(f"{key}.") for key in documented)
+        and not any(key.startswith(f"{path}.") for key in documented)
+    ]
+    assert not missing, f"chart README lacks values: {missing}"
+    unknown = [key for key in documented if key not in leaf_paths(values)]
+    assert not unknown, f"chart README documents values that do not exist: {unknown}"
+
+
+def test_chart_action_rules_match_the_manifests() -> None:
+    """The chart's per-action rule blocks grant what manifests/ grants for that action."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    block = helpers.split('define "modelmonitor.actionRules"', 1)[1]
+    for action, expected in ACTION_GRANTS.items():
+        section = block.split(f"if $a.{action} }}}}", 1)[1].split("{{- end }}", 1)[0]
+        rules = yaml.safe_load(section)
+        assert grants({"kind": "ClusterRole", "rules": rules}) == expected, action
