@@ -1,0 +1,123 @@
+"""Fixtures shared by the operator's e2e tests: CRDs installed, the operator process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.cluster.kube import KubeCluster, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT / "crds"
+
+
+@pytest.fixture(scope="session")
+def crds(kube_cluster: KubeCluster) -> KubeCluster:
+    """The project's CRDs, applied and Established."""
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    kube_cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/modelmonitors.modelmonitor.io",
+        "crd/kopfpeerings.kopf.dev",
+        "crd/clusterkopfpeerings.kopf.dev",
+    )
+    return kube_cluster
+
+
+class OperatorProcess:
+    """``modelmonitor run`` as a real child process, logs captured to a file."""
+
+    def __init__(self, cluster: KubeCluster, log_path: Path, *args: str) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        env = self.cluster.env({"RECHECK_SECONDS": "2", "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelmonitor", "run", *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a node dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def operator_process(
+    crds: KubeCluster, tmp_path: Path, namespace: str
+) -> Iterator[OperatorProcess]:
+    """The operator, watching the test's namespace, started and stopped around the test."""
+    op = OperatorProcess(
+        crds,
+        tmp_path / "operator.log",
+        "--namespace",
+        namespace,
+        "--metrics-port",
+        str(free_port()),
+        "--health-port",
+        str(free_port()),
+        "--log-format",
+        "json",
+    )
+    op.start()
+    try:
+        # Ready when kopf has started watching (it logs once the peering is set up).
+        wait_for(
+            lambda: "modelmonitor operator starting" in op.logs() or not op.alive(),
+            timeout=60,
+            what="operator start",
+        )
+        if not op.alive():
+            pytest.fail(f"operator exited early:\n{op.logs()}")
+        time.sleep(0.5)
+        yield op
+    finally:
+        op.stop()
+        if not os.environ.get("CI"):
+            pass
