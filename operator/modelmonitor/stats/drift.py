@@ -301,6 +301,8 @@ def _prepare_current(feature: Feature, column: Any) -> _Prepared:
     if feature.type == "numerical":
         arr = as_numerical(feature.name, column)
         finite = np.isfinite(arr)
+        if finite.all():
+            return _Prepared(arr, arr.shape[0], 0, 0)
         valid = arr[finite]
         n_nan = int(np.count_nonzero(np.isnan(arr)))
         return _Prepared(valid, valid.shape[0], n_nan, arr.shape[0] - valid.shape[0] - n_nan)
