@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -36,7 +37,12 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config(config_file=kubeconfig)
+        try:
+            config.load_kube_config(config_file=kubeconfig)
+        except (config.ConfigException, OSError) as exc:
+            raise RuntimeError(
+                f"no Kubernetes configuration: not in a pod, and no usable kubeconfig ({exc})"
+            ) from exc
     return client.ApiClient()
 
 
@@ -112,4 +118,9 @@ class KubeClient:
             if exc.status == 403:
                 log.warning("not allowed to create the peering object %s; assuming it exists", name)
                 return
-            raise
+            raise RuntimeError(
+                f"creating the peering object {name}: {exc.status} {exc.reason}"
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            host = self._api.configuration.host
+            raise RuntimeError(f"cannot reach the Kubernetes API at {host}: {exc}") from exc

@@ -38,14 +38,14 @@ def run_operator(cfg: OperatorConfig) -> int:
     from modelmonitor.kube import KubeClient, load_api_client
     from modelmonitor.metrics import MetricsRecorder
 
-    kube = KubeClient(load_api_client())
-    if not cfg.standalone:
-        namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
-        try:
+    try:
+        kube = KubeClient(load_api_client())
+        if not cfg.standalone:
+            namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
             kube.ensure_peering(cfg.peering_name, namespaces)
-        except RuntimeError as exc:
-            log.error("%s", exc)
-            return 1
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
     memo = kopf.Memo(context=handlers.OperatorContext(cfg, kube, metrics))
