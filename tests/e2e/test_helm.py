@@ -1,0 +1,389 @@
+"""The Helm chart and the plain manifests against a real API server.
+
+``helm lint`` and ``helm template`` check the chart itself; the rendered objects (both
+scopes) and manifests/ then go to the API server with a server-side dry run, which runs
+its validation, defaulting and admission (Pod Security included). ``helm install``
+really creates the objects: the ReplicaSet controller turns the Deployment into a pod
+(which stays Pending without a node), and ``kubectl auth can-i`` asks the API server's
+RBAC what the operator's ServiceAccount may do. ``helm uninstall`` removes it all again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.kube import CommandError, KubeCluster, wait_for
+from tests.unit.test_packaging import (
+    ACTION_GRANTS,
+    CLUSTER_ONLY_GRANTS,
+    MONITORING_GRANTS,
+    assert_restricted_pod,
+    by_kind,
+    env_of,
+    grants,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "modelmonitor"
+MANIFESTS = ROOT / "manifests"
+CRDS = (
+    "modelmonitors.modelmonitor.io",
+    "kopfpeerings.kopf.dev",
+    "clusterkopfpeerings.kopf.dev",
+)
+RESTRICTED_WARNING = "would violate PodSecurity"
+
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def cluster(kube_cluster: KubeCluster) -> KubeCluster:
+    """The cluster with the chart's CRDs applied for real and established.
+
+    They stay after the tests: other tests of the session rely on them too.
+    """
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    kube_cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{name}" for name in CRDS),
+    )
+    return kube_cluster
+
+
+def _release(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def _template(cluster: KubeCluster, namespace: str, *sets: str, release: str = "mm") -> list[Doc]:
+    args = [f"--set={s}" for s in sets]
+    out = cluster.helm("template", release, str(CHART), "-n", namespace, *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def _restricted(cluster: KubeCluster, namespace: str, mode: str) -> None:
+    cluster.kubectl(
+        "label", "namespace", namespace, f"pod-security.kubernetes.io/{mode}=restricted"
+    )
+
+
+def _dry_run(cluster: KubeCluster, docs: list[Doc] | str, *extra: str) -> str:
+    """Server-side dry run of ``docs``; returns kubectl's stderr (warnings)."""
+    text = docs if isinstance(docs, str) else yaml.safe_dump_all(docs)
+    proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", *extra, input=text)
+    return proc.stderr
+
+
+def _can_i(cluster: KubeCluster, sa: str, verb: str, resource: str, *where: str) -> bool:
+    proc = cluster.kubectl("auth", "can-i", verb, resource, f"--as={sa}", *where, check=False)
+    answer = proc.stdout.strip()
+    assert answer in ("yes", "no"), proc.stderr
+    return answer == "yes"
+
+
+# -- chart: lint and render -----------------------------------------------------------------
+def test_helm_lint_passes(cluster: KubeCluster) -> None:
+    cluster.helm("lint", "--strict", str(CHART))
+    cluster.helm(
+        "lint",
+        "--strict",
+        str(CHART),
+        "--set=scope=namespace",
+        "--set=watchNamespaces={ml,ml-staging}",
+        "--set=replicas=2",
+        "--set=serviceMonitor.enabled=true",
+    )
+
+
+def test_chart_renders_a_restricted_pod_wired_to_the_settings(cluster: KubeCluster) -> None:
+    docs = _template(cluster, "ops", "logFormat=text", "logLevel=DEBUG", "metrics.port=9100")
+    (deployment,) = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert_restricted_pod(pod)
+    env = env_of(pod["containers"][0])
+    assert env["WATCH_NAMESPACES"] == "*"
+    assert env["LOG_FORMAT"] == "text"
+    assert env["LOG_LEVEL"] == "DEBUG"
+    assert env["METRICS_PORT"] == "9100"
+    assert env["PEERING_NAME"] == "modelmonitor"
+    (service,) = by_kind(docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert (
+        service["spec"]["selector"].items() <= deployment["spec"]["selector"]["matchLabels"].items()
+    )
+    assert not by_kind(docs, "ServiceMonitor")
+    assert not by_kind(docs, "PodDisruptionBudget")
+    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterKopfPeering")] == ["modelmonitor"]
+
+
+def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluster) -> None:
+    docs = _template(cluster, "ops")
+    roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
+    assert grants(roles["mm-modelmonitor"]) == MONITORING_GRANTS | CLUSTER_ONLY_GRANTS
+    default_actions = {"rollback", "scale", "notify", "kserve"}
+    assert grants(roles["mm-modelmonitor-actions"]) == set().union(
+        *(ACTION_GRANTS[a] for a in default_actions)
+    )
+    assert not by_kind(docs, "Role")
+
+
+def test_chart_action_toggles(cluster: KubeCluster) -> None:
+    off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
+    docs = _template(cluster, "ops", *off)
+    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["mm-modelmonitor"]
+    assert len(by_kind(docs, "ClusterRoleBinding")) == 1
+    for action, expected in ACTION_GRANTS.items():
+        only = [s for s in off if not s.startswith(f"rbac.actions.{action}=")]
+        docs = _template(cluster, "ops", *only, f"rbac.actions.{action}=true")
+        roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
+        assert grants(roles["mm-modelmonitor-actions"]) == expected, action
+
+
+def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
+    cluster: KubeCluster,
+) -> None:
+    docs = _template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    for kind in ("Role", "RoleBinding", "KopfPeering"):
+        namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
+        expected = ["ml", "ml-staging"] * (2 if kind.startswith("Role") else 1)
+        assert namespaces == sorted(expected), kind
+    for role in by_kind(docs, "Role"):
+        if not role["metadata"]["name"].endswith("-actions"):
+            assert grants(role) == MONITORING_GRANTS
+    for binding in by_kind(docs, "RoleBinding"):
+        assert binding["subjects"][0]["namespace"] == "ops"
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["WATCH_NAMESPACES"] == "ml,ml-staging"
+    assert env["SCOPE"] == "namespace"
+
+
+def test_chart_namespace_scope_defaults_to_the_release_namespace(cluster: KubeCluster) -> None:
+    docs = _template(cluster, "ops", "scope=namespace")
+    assert {d["metadata"]["namespace"] for d in by_kind(docs, "Role")} == {"ops"}
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["WATCH_NAMESPACES"] == "ops"
+
+
+def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
+    docs = _template(cluster, "ops", "watchNamespaces={ml-prod,ml-*}")
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["WATCH_NAMESPACES"] == "ml-prod,ml-*"
+    # kopf peers per namespace then; only the exact name gets its KopfPeering.
+    assert [d["metadata"]["namespace"] for d in by_kind(docs, "KopfPeering")] == ["ml-prod"]
+    assert not by_kind(docs, "ClusterKopfPeering")
+    assert by_kind(docs, "ClusterRole")
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("scope=galaxy",), 'scope must be "cluster" or "namespace"'),
+        (("scope=namespace", "watchNamespaces={ml-*}"), "is a pattern"),
+        (("scope=namespace", "watchNamespaces={*}"), "needs scope: cluster"),
+        (("serviceMonitor.enabled=true", "metrics.service.enabled=false"), "needs metrics"),
+    ],
+)
+def test_chart_refuses_inconsistent_values(
+    cluster: KubeCluster, sets: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        _template(cluster, "ops", *sets)
+
+
+def test_chart_optional_objects(cluster: KubeCluster) -> None:
+    docs = _template(
+        cluster,
+        "ops",
+        "replicas=2",
+        "serviceMonitor.enabled=true",
+        "serviceMonitor.labels.release=prom",
+        "peering.enabled=false",
+        "image.digest=sha256:" + "0" * 64,
+    )
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    (deployment,) = by_kind(docs, "Deployment")
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    (monitor,) = by_kind(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(container)["PEERING_NAME"] == ""
+    assert container["image"].endswith("@sha256:" + "0" * 64)
+    assert deployment["spec"]["replicas"] == 2
+
+
+# -- server-side dry runs ---------------------------------------------------------------------
+def test_chart_cluster_scope_passes_server_dry_run(cluster: KubeCluster, namespace: str) -> None:
+    _restricted(cluster, namespace, "warn")
+    docs = _template(cluster, namespace, release=_release("dry"))
+    warnings = _dry_run(cluster, docs)
+    assert RESTRICTED_WARNING not in warnings
+
+
+def test_chart_namespace_scope_passes_server_dry_run(cluster: KubeCluster, namespace: str) -> None:
+    _restricted(cluster, namespace, "warn")
+    docs = _template(
+        cluster,
+        namespace,
+        "scope=namespace",
+        f"watchNamespaces={{{namespace}}}",
+        "replicas=2",
+        "rbac.actions.retrain=true",
+        release=_release("dry"),
+    )
+    assert by_kind(docs, "PodDisruptionBudget")
+    warnings = _dry_run(cluster, docs)
+    assert RESTRICTED_WARNING not in warnings
+
+
+def test_manifests_cluster_install_passes_server_dry_run(
+    cluster: KubeCluster, namespace: str
+) -> None:
+    # The same text, placed in an existing namespace (a dry run creates none).
+    _restricted(cluster, namespace, "warn")
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            (MANIFESTS / "install.yaml").read_text().replace("modelmonitor-system", namespace)
+        )
+        if d and d["kind"] != "Namespace"
+    ]
+    warnings = _dry_run(cluster, docs)
+    assert RESTRICTED_WARNING not in warnings
+    # And the Namespace object itself, and the CRDs as manifests/ ships them.
+    _dry_run(cluster, (MANIFESTS / "install.yaml").read_text().split("\n---\n", 1)[0])
+    cluster.kubectl("apply", "--dry-run=server", "-f", str(MANIFESTS / "crds"))
+
+
+def test_manifests_namespaced_install_passes_server_dry_run(
+    cluster: KubeCluster, namespace: str
+) -> None:
+    _restricted(cluster, namespace, "warn")
+    text = (MANIFESTS / "install-namespaced.yaml").read_text()
+    warnings = _dry_run(cluster, text, "-n", namespace)
+    assert RESTRICTED_WARNING not in warnings
+
+
+# -- real installs ----------------------------------------------------------------------------
+@pytest.fixture
+def other_namespace(cluster: KubeCluster) -> Iterator[str]:
+    name = f"t-other-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+def _gone(cluster: KubeCluster, *ref: str) -> bool:
+    out = cluster.kubectl("get", *ref, "--ignore-not-found", "-o", "name").stdout
+    return not out.strip()
+
+
+def _pod_created(cluster: KubeCluster, namespace: str, selector: str) -> Doc | None:
+    pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]
+    return pods[0] if pods else None
+
+
+def test_manifests_namespaced_install_really_applies_with_least_privilege(
+    cluster: KubeCluster, namespace: str, other_namespace: str
+) -> None:
+    _restricted(cluster, namespace, "enforce")
+    text = (MANIFESTS / "install-namespaced.yaml").read_text()
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=text)
+    # The ReplicaSet controller could create the pod: it passes "restricted" admission.
+    pod = wait_for(
+        lambda: _pod_created(cluster, namespace, "app.kubernetes.io/name=modelmonitor"),
+        timeout=60,
+        what="operator pod created",
+    )
+    assert pod["spec"]["serviceAccountName"] == "modelmonitor"
+    sa = f"system:serviceaccount:{namespace}:modelmonitor"
+    here = ("-n", namespace)
+    assert _can_i(cluster, sa, "watch", "modelmonitors.modelmonitor.io", *here)
+    assert _can_i(
+        cluster, sa, "patch", "modelmonitors.modelmonitor.io", "--subresource=status", *here
+    )
+    assert _can_i(cluster, sa, "patch", "kopfpeerings.kopf.dev", *here)
+    assert _can_i(cluster, sa, "create", "events", *here)
+    assert _can_i(cluster, sa, "get", "secrets", *here)  # the actions role: notify
+    assert not _can_i(cluster, sa, "list", "secrets", *here)
+    assert not _can_i(cluster, sa, "delete", "deployments.apps", *here)
+    assert not _can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-n", other_namespace)
+    assert not _can_i(cluster, sa, "list", "namespaces")
+    cluster.kubectl("delete", "-n", namespace, "-f", "-", "--wait=true", input=text)
+
+
+def test_helm_install_and_uninstall(
+    cluster: KubeCluster, namespace: str, other_namespace: str
+) -> None:
+    _restricted(cluster, namespace, "enforce")
+    release = _release("mm")
+    fullname = f"{release}-modelmonitor"
+    peering = f"{release}-peering"  # the shared cluster may hold another "modelmonitor"
+    cluster.helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        f"--set=peering.name={peering}",
+        "--set=rbac.actions.notify=false",
+        "--set=replicas=2",
+    )
+    status = cluster.helm("status", release, "-n", namespace, "-o", "json").stdout
+    assert '"status":"deployed"' in status.replace(" ", "")
+
+    deployment = cluster.get("deployment", fullname, "-n", namespace)
+    assert deployment["spec"]["replicas"] == 2
+    cluster.get("serviceaccount", fullname, "-n", namespace)
+    cluster.get("service", f"{fullname}-metrics", "-n", namespace)
+    cluster.get("poddisruptionbudget", fullname, "-n", namespace)
+    cluster.get("clusterrole", fullname)
+    cluster.get("clusterrolebinding", f"{fullname}-actions")
+    cluster.get("clusterkopfpeering", peering)
+    selector = f"app.kubernetes.io/instance={release}"
+    wait_for(
+        lambda: _pod_created(cluster, namespace, selector),
+        timeout=60,
+        what="operator pod created",
+    )
+
+    sa = f"system:serviceaccount:{namespace}:{fullname}"
+    assert _can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-A")
+    assert _can_i(cluster, sa, "watch", "namespaces")
+    assert _can_i(cluster, sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+    assert _can_i(cluster, sa, "patch", "clusterkopfpeerings.kopf.dev")
+    assert _can_i(cluster, sa, "patch", "deployments.apps", "-n", other_namespace)
+    assert not _can_i(cluster, sa, "get", "secrets", "-n", other_namespace)  # notify off
+    assert not _can_i(cluster, sa, "create", "jobs.batch", "-n", other_namespace)  # retrain off
+    assert not _can_i(cluster, sa, "delete", "deployments.apps", "-n", other_namespace)
+
+    cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
+    for ref in (
+        ("deployment", fullname, "-n", namespace),
+        ("serviceaccount", fullname, "-n", namespace),
+        ("clusterrole", fullname),
+        ("clusterrole", f"{fullname}-actions"),
+        ("clusterrolebinding", fullname),
+        ("clusterkopfpeering", peering),
+    ):
+        wait_for(partial(_gone, cluster, *ref), timeout=30, what=f"{' '.join(ref[:2])} removed")
+    # CRDs stay (Helm never deletes crds/), so existing ModelMonitors survive an uninstall.
+    for crd in CRDS:
+        cluster.get("crd", crd)
