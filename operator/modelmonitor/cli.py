@@ -51,14 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check",
         help="offline drift + data quality analysis of two files (no cluster needed)",
+        description="Compare a current data file with a reference (data file or profile "
+        "saved by 'baseline'): per-feature drift and data quality. Exit 0 when the analysis "
+        "ran (drift or not), 2 on bad input.",
     )
-    p.add_argument("--reference", required=True, help="reference data file or saved profile")
+    p.add_argument(
+        "--reference",
+        required=True,
+        help="reference data file (csv, tsv, jsonl, parquet, npy) or a saved profile",
+    )
     p.add_argument("--current", required=True, help="current data file")
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
     p.add_argument(
-        "--method", default="auto", help="drift method for every feature (default: auto)"
+        "--method",
+        default="auto",
+        help="drift method for every feature it fits (others use auto), e.g. ks, wasserstein, "
+        "psi, jensenshannon, chi2 (default: auto)",
     )
     p.add_argument("--threshold", type=float, default=None, help="override the method's threshold")
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)"
+    )
     p.add_argument(
         "--correction",
         default="bonferroni",
@@ -67,12 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
     p.add_argument("--format", default="table", choices=["table", "json"], help="output format")
+    p.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help="exit 1 (instead of 0) when the dataset drifted, for CI pipelines",
+    )
     p.set_defaults(handler=_lazy("modelmonitor.offline:check_command"))
 
-    p = sub.add_parser("baseline", help="compute a reference profile from a data file")
+    p = sub.add_parser(
+        "baseline",
+        help="compute a reference profile from a data file",
+        description="Stream a data file in chunks into a reference profile (JSON) for "
+        "'check --reference PROFILE' and the operator's reference.",
+    )
     p.add_argument("--data", required=True, help="reference data file (csv, jsonl, parquet, npy)")
-    p.add_argument("--output", required=True, help="where to write the profile")
+    p.add_argument("--output", required=True, help="where to write the profile (JSON)")
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
+    p.add_argument(
+        "--exact-limit",
+        type=int,
+        default=1000,
+        help="keep the exact sample of numerical features with at most this many values "
+        "(p-value tests need it); larger ones are summarised by a quantile sketch (default 1000)",
+    )
     p.set_defaults(handler=_lazy("modelmonitor.offline:baseline_command"))
 
     return parser
