@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from modelmonitor.data import (
     DataError,
     detect_format,
@@ -270,3 +271,16 @@ def test_gzipped_csv(tmp_path: Path) -> None:
     ds = read_dataset(path)
     assert isinstance(ds, Dataset)
     np.testing.assert_array_equal(ds["x"], [1.0, 2.0])
+
+
+def test_parquet_dictionary_columns_keep_their_encoding(tmp_path: Path) -> None:
+    codes = pa.array([0, 1, None, 2, 0], type=pa.int32())
+    col = pa.DictionaryArray.from_arrays(codes, pa.array(["de", "fr", "it"]))
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"country": col}), path, row_group_size=2)
+    ds = read_dataset(path)
+    assert _labels(ds["country"]) == ["de", "fr", None, "it", "de"]
+    streamed = [v for c in iter_datasets(path, chunk_rows=2) for v in _labels(c["country"])]
+    assert streamed == ["de", "fr", None, "it", "de"]
+    numbers = read_dataset(path, features=[Feature("country", "numerical")], lenient=True)
+    assert numbers.inferred_features() == [Feature("country", "categorical")]

@@ -89,6 +89,8 @@ def convert_column(
     """One Arrow column to a float64 array or a :class:`CategoricalColumn`."""
     t = arr.type
     if pa.types.is_dictionary(t):
+        if declared != "numerical" and _is_text(t.value_type):
+            return dictionary_to_categorical(arr)
         arr = arr.cast(t.value_type)
         t = arr.type
     kind = declared or inferred_type(t)
@@ -143,6 +145,31 @@ def to_categorical(arr: ArrowColumn) -> CategoricalColumn:
     else:
         dictionary = encoded.dictionary
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    labels = tuple(str(v) for v in dictionary.to_pylist())
+    return CategoricalColumn(np.ascontiguousarray(codes, dtype=np.int32), labels)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def dictionary_to_categorical(arr: ArrowColumn) -> CategoricalColumn:
+    """Reuse Arrow's own dictionary encoding (e.g. from Parquet) without decoding text.
+
+    Chunks are first given one shared dictionary; labels the data never uses stay in
+    ``categories`` with a count of zero.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        if arr.num_chunks == 0:
+            return CategoricalColumn(np.empty(0, dtype=np.int32), ())
+        arr = arr.unify_dictionaries()
+        dictionary = arr.chunk(0).dictionary
+        indices = pa.chunked_array([c.indices for c in arr.chunks])
+    else:
+        dictionary, indices = arr.dictionary, arr.indices
+    if dictionary.null_count:
+        raise DataError("data", "a dictionary-encoded column has a null category label")
+    codes = pc.cast(indices.fill_null(-1), pa.int32()).to_numpy(zero_copy_only=False)
     labels = tuple(str(v) for v in dictionary.to_pylist())
     return CategoricalColumn(np.ascontiguousarray(codes, dtype=np.int32), labels)
 
