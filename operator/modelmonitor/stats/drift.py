@@ -69,12 +69,12 @@ from modelmonitor.stats.methods import (
 )
 from modelmonitor.stats.numerical import require_exact
 from modelmonitor.stats.profile import (
-    DEFAULT_EXACT_LIMIT,
     ColumnProfile,
     NumericalProfile,
     ReferenceProfile,
     as_categorical,
     as_numerical,
+    profile_column,
 )
 from modelmonitor.stats.results import TestResult
 
@@ -390,8 +390,9 @@ def analyze(
     Parameters
     ----------
     reference
-        A saved/precomputed profile, or raw data (profiled here; with an explicit test
-        method the raw reference keeps its exact sample whatever its size).
+        A saved/precomputed profile, or raw data. Raw data is profiled here one column at
+        a time with its exact sorted sample (no sketch), so results on raw data are exact
+        and deterministic; ``auto`` still switches to distances above 1,000 values.
     features
         Which features, with their types; default: all reference features.
     method
@@ -411,19 +412,16 @@ def analyze(
     """
     opts = _validate_options(method, methods, threshold, alpha, correction, drift_share)
     feats = _resolve_features(reference, features)
-    if isinstance(reference, Dataset):
-        wants_exact = {method, *opts.methods.values()} - {AUTO, "ttest"}
-        exact_limit = (
-            None if wants_exact & {"ks", "anderson", "cramervonmises"} else (DEFAULT_EXACT_LIMIT)
-        )
-        profile = ReferenceProfile.from_dataset(reference, feats, exact_limit=exact_limit)
-    else:
-        profile = reference
-
     results: list[FeatureDrift] = []
     tests: list[int] = []
     for f in feats:
-        fd, spec = _feature_drift(f, profile[f.name], current, opts)
+        if isinstance(reference, ReferenceProfile):
+            ref = reference[f.name]
+        else:
+            # profiled one column at a time, keeping the exact sample: deterministic,
+            # exact, and the extra memory is one sorted column
+            ref = profile_column(f, reference[f.name], exact_limit=None)
+        fd, spec = _feature_drift(f, ref, current, opts)
         if spec is not None and spec.kind == "test":
             tests.append(len(results))
         results.append(fd)

@@ -56,7 +56,8 @@ class MethodSpec:
     needs_exact: bool
     """True when the method needs the exact reference sample (not a sketch)."""
     min_n: int
-    """Fewest valid values per sample; fewer gives status ``insufficient_data``."""
+    """Fewest valid values per sample (2 for every method); fewer gives status
+    ``insufficient_data`` in :func:`~modelmonitor.stats.drift.analyze`."""
     func: Callable[[Any, Any], MethodResult]
 
 
@@ -68,7 +69,7 @@ def _spec(
     func: Callable[[Any, Any], MethodResult],
     *,
     needs_exact: bool = False,
-    min_n: int = 1,
+    min_n: int = 2,
 ) -> MethodSpec:
     return MethodSpec(name, ftype, kind, threshold, needs_exact, min_n, func)
 
@@ -80,8 +81,8 @@ NUMERICAL: dict[str, MethodSpec] = {
         _spec("anderson", "numerical", "test", DEFAULT_ALPHA, numerical.anderson,
               needs_exact=True),
         _spec("cramervonmises", "numerical", "test", DEFAULT_ALPHA, numerical.cramervonmises,
-              needs_exact=True, min_n=2),
-        _spec("ttest", "numerical", "test", DEFAULT_ALPHA, numerical.ttest, min_n=2),
+              needs_exact=True),
+        _spec("ttest", "numerical", "test", DEFAULT_ALPHA, numerical.ttest),
         _spec("wasserstein", "numerical", "distance", 0.1, numerical.wasserstein),
         _spec("energy", "numerical", "distance", 0.1, numerical.energy),
         _spec("psi", "numerical", "distance", 0.2, numerical.psi),
