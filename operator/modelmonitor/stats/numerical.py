@@ -16,8 +16,10 @@ Distances (no p-value; run on exact samples and on sketches alike):
   deviation (ddof=0), so it reads "how many reference standard deviations the mass
   moved" and one threshold fits every unit. A constant reference (std 0) is normed by
   ``max(|mean|, 1)`` instead, with a :class:`DegenerateInputWarning`.
-* :func:`energy` - energy distance ``sqrt(2 * integral (F - G)^2 dx)`` divided by the
-  reference's standard deviation (same rule).
+* :func:`energy` - energy distance ``sqrt(2 * integral (F - G)^2 dx)`` (scipy's
+  definition) divided by the square root of the reference's standard deviation, which
+  equals the energy distance of the standardised samples (it scales with the square
+  root of the unit); same fallback for a constant reference.
 * :func:`psi` - population stability index over ``n_bins`` (default 10) bins cut at
   reference quantiles; open outer bins catch any current value; proportions below
   ``eps`` (1e-4) are raised to ``eps`` and renormalised, so empty bins never give inf.
@@ -217,10 +219,11 @@ def wasserstein(
 
 
 def energy(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> DistanceResult:
-    """Energy distance (scipy's definition) divided by the reference's standard deviation."""
+    """Energy distance (scipy's definition) of the samples standardised by the reference std."""
     ref, cur = _validate(reference, current, method="energy")
     gap, width = _cdf_gaps(ref, np.sort(cur))
-    return DistanceResult(math.sqrt(2.0 * float((gap * gap * width).sum())) / _scale(ref, "energy"))
+    energy2 = 2.0 * float((gap * gap * width).sum()) / _scale(ref, "energy")
+    return DistanceResult(math.sqrt(energy2))
 
 
 # --- binned distances -----------------------------------------------------------------------
@@ -254,8 +257,13 @@ def js_from_proportions(p_ref: FloatArray, p_cur: FloatArray) -> float:
 
 
 def hellinger_from_proportions(p_ref: FloatArray, p_cur: FloatArray) -> float:
-    """Hellinger distance sqrt(1 - sum sqrt(p q)) in [0, 1]."""
-    return math.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(p_ref * p_cur)))))
+    """Hellinger distance sqrt(1 - sum sqrt(p q)) in [0, 1].
+
+    Computed as sqrt(sum (sqrt p - sqrt q)^2 / 2), equal for proportions summing to 1 and
+    free of cancellation (identical inputs give exactly 0).
+    """
+    diff = np.sqrt(p_ref) - np.sqrt(p_cur)
+    return min(1.0, math.sqrt(0.5 * float(np.dot(diff, diff))))
 
 
 def kl_from_proportions(p_ref: FloatArray, p_cur: FloatArray, eps: float = EPS) -> float:

@@ -250,10 +250,15 @@ class NumericalProfile:
         cached = self._cache.get(key)
         if cached is None:
             edges = self.bin_edges(n_bins)
-            cum = np.concatenate([[0.0], self.cdf(edges), [1.0]])
-            props = np.clip(np.diff(cum), 0.0, None)
-            total = props.sum()
-            props = props / total if total > 0 else props
+            if self.values is not None:  # exact counts, like the current window's
+                below = np.searchsorted(self.values, edges, side="right")
+                counts = np.diff(np.concatenate([[0], below, [self.n]]))
+                props = counts / max(self.n, 1)
+            else:
+                cum = np.concatenate([[0.0], self.cdf(edges), [1.0]])
+                props = np.clip(np.diff(cum), 0.0, None)
+                total = props.sum()
+                props = props / total if total > 0 else props
             cached = self._cache[key] = (edges, props)
         edges, props = cached
         return edges, props

@@ -105,10 +105,10 @@ def test_saved_profile_is_versioned_json() -> None:
         ReferenceProfile.from_json('{"format": "other"}')
 
 
-@pytest.mark.parametrize("n", [1000, 200_000])
+@pytest.mark.parametrize("n", [1000, 20_000])
 def test_profile_of_100_features_fits_a_configmap(n: int) -> None:
     # n = 1000: every column keeps its exact sample (the worst case);
-    # n = 200,000: every column is a sketch.
+    # n = 20,000: every column is a sketch (its size no longer grows with n).
     rng = np.random.default_rng(1)
     cols: dict[str, object] = {}
     for i in range(90):
