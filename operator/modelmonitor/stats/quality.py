@@ -265,7 +265,16 @@ def _reference_summaries(
 
 
 def _numeric_counts(x: np.ndarray) -> tuple[int, int, int, float, float]:
-    """(NaN count, +inf count, -inf count, finite min, finite max) in few passes."""
+    """(NaN count, +inf count, -inf count, finite min, finite max).
+
+    Clean columns (the common case) cost two passes: min and max propagate NaN, so
+    finite extremes prove there is no NaN and no infinity.
+    """
+    if x.size == 0:
+        return 0, 0, 0, math.nan, math.nan
+    lo, hi = float(x.min()), float(x.max())
+    if math.isfinite(lo) and math.isfinite(hi):
+        return 0, 0, 0, lo, hi
     nan = int(np.count_nonzero(np.isnan(x)))
     finite = np.isfinite(x)
     n_finite = int(np.count_nonzero(finite))
@@ -273,8 +282,6 @@ def _numeric_counts(x: np.ndarray) -> tuple[int, int, int, float, float]:
     neg = x.size - nan - n_finite - pos
     if n_finite == 0:
         return nan, pos, neg, math.nan, math.nan
-    if n_finite == x.size:
-        return nan, pos, neg, float(x.min()), float(x.max())
     lo = float(np.min(x, where=finite, initial=np.inf))
     hi = float(np.max(x, where=finite, initial=-np.inf))
     return nan, pos, neg, lo, hi
@@ -295,7 +302,11 @@ def _numerical_quality(name: str, x: np.ndarray, ref: _Ref) -> FeatureQuality:
     out_share: float | None = None
     if not math.isnan(ref.lo) and present:
         # infinities compare outside any finite range: count them apart, not twice
-        out = int(np.count_nonzero(x < ref.lo)) - neg + int(np.count_nonzero(x > ref.hi)) - pos
+        # (lo, hi are the finite extremes: only scan when some value lies outside)
+        if not math.isnan(lo) and lo < ref.lo:
+            out += int(np.count_nonzero(x < ref.lo)) - neg
+        if not math.isnan(hi) and hi > ref.hi:
+            out += int(np.count_nonzero(x > ref.hi)) - pos
         out_share = out / present
     finite = present - pos - neg
     distinct = 0 if finite == 0 else (1 if lo == hi else 2)
