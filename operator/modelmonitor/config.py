@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -70,8 +70,10 @@ def load_config(
         or peering_name == ""
     )
     priority_env = env.get("PEERING_PRIORITY")
-    # Replicas must differ in priority: kopf lets only the highest one act.
-    priority = int(priority_env) if priority_env else random.randint(1, 2**31 - 1)
+    # Replicas must differ in priority: kopf lets only the highest one act. The start
+    # time in milliseconds makes the newest process win, so a restarted operator takes
+    # over at once instead of waiting for a dead peer's record to expire.
+    priority = int(priority_env) if priority_env else time.time_ns() // 1_000_000
     return OperatorConfig(
         namespaces=watched,
         log_format=fmt,

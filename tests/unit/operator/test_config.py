@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from modelmonitor.config import load_config
@@ -26,10 +28,11 @@ def test_flags_win_over_env() -> None:
     assert cfg.log_format == "json"
 
 
-def test_priority_random_unless_set() -> None:
+def test_priority_newest_wins_unless_set() -> None:
     assert load_config(env={"PEERING_PRIORITY": "7"}).priority == 7
-    priorities = {load_config(env={}).priority for _ in range(5)}
-    assert len(priorities) > 1
+    first = load_config(env={}).priority
+    time.sleep(0.002)
+    assert load_config(env={}).priority > first
 
 
 def test_bad_log_format() -> None:

@@ -162,8 +162,13 @@ def _crd_schema() -> dict[str, Any]:
 
 def _collect_defaults(schema: dict[str, Any], path: str, out: dict[str, Any]) -> None:
     for name, sub in (schema.get("properties") or {}).items():
-        if "default" in sub and sub["default"] != {}:
-            out[f"{path}.{name}"] = sub["default"]
+        default = sub.get("default")
+        if isinstance(default, dict):
+            # An object default must agree with its fields' own defaults.
+            for key, value in default.items():
+                assert sub["properties"][key].get("default") == value, f"{path}.{name}.{key}"
+        elif "default" in sub:
+            out[f"{path}.{name}"] = default
         _collect_defaults(sub, f"{path}.{name}", out)
     if "items" in schema:
         _collect_defaults(schema["items"], f"{path}[]", out)
