@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build, once, the pinned control plane binaries into a cache outside the repository:
 #   kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes),
+#   kubectl (same module, so client and server versions match),
 #   etcd (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v3/cmd/helm).
 # Re-running is cheap: binaries already in the cache are reused.
 # Prints the cache directory (the one with the binaries) on its last line of stdout.
@@ -17,22 +18,32 @@ work_dir="$cache_root/build"
 log() { echo "[build] $*" >&2; }
 die() { echo "[build] error: $*" >&2; exit 1; }
 
-command -v go >/dev/null 2>&1 || die "Go is not installed (needed to build the control plane from source); install Go >= 1.26 and retry"
-
 staging_version="v0.${K8S_VERSION#v1.}"
-components_k8s=(kube-apiserver kube-controller-manager kube-scheduler)
+components_k8s=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
-need=()
-for c in "${components_k8s[@]}" etcd helm; do
-  [[ -x "$bin_dir/$c" ]] || need+=("$c")
-done
-if [[ ${#need[@]} -eq 0 ]]; then
-  log "all binaries present in $bin_dir"
-  echo "$bin_dir"
-  exit 0
-fi
-log "building ${need[*]} into $bin_dir (first build takes a while; later runs reuse the cache)"
+all_done() {  # when every binary is in the cache: print its directory and exit
+  need=()
+  for c in "${components_k8s[@]}" etcd helm; do
+    [[ -x "$bin_dir/$c" ]] || need+=("$c")
+  done
+  if [[ ${#need[@]} -eq 0 ]]; then
+    log "all binaries present in $bin_dir"
+    echo "$bin_dir"
+    exit 0
+  fi
+}
+all_done
 mkdir -p "$bin_dir" "$work_dir"
+# One build at a time (two test sessions may start together); a second one waits,
+# then finds the binaries in place.
+exec 9>"$cache_root/.build.lock"
+if ! flock -n 9; then
+  log "another build is running; waiting for it"
+  flock 9
+fi
+all_done
+command -v go >/dev/null 2>&1 || die "Go is not installed (needed to build the control plane from source); install Go >= 1.26 and retry"
+log "building ${need[*]} into $bin_dir (first build takes a while; later runs reuse the cache)"
 
 export CGO_ENABLED=0 GOFLAGS="-trimpath -mod=mod"
 

@@ -1,0 +1,590 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler, started from the binaries that
+build.sh builds and caches.
+
+Each cluster has a name and a state directory (``<repo>/.state/cluster/<name>/``,
+or ``$MODELMONITOR_CLUSTER_DIR/<name>/``) holding its certificates, kubeconfigs,
+etcd data, ``logs/<component>.log`` and ``cluster.json`` (ports, pids). Ports are
+picked free at start, so clusters with different names run side by side.
+``up`` and ``down`` are idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tests.cluster import pki
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = Path(__file__).with_name("build.sh")
+
+SERVICE_CIDR = "10.96.0.0/16"
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+# Start order; stopped in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+STATE_FILE = "cluster.json"
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not be built, started or reached."""
+
+
+def default_state_root() -> Path:
+    """Where cluster state directories live: $MODELMONITOR_CLUSTER_DIR or <repo>/.state/cluster."""
+    env = os.environ.get("MODELMONITOR_CLUSTER_DIR")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".state" / "cluster"
+
+
+def ensure_binaries() -> Path:
+    """Return the directory with the control plane binaries, building them once if needed.
+
+    ``$MODELMONITOR_TESTBIN`` names a ready directory and skips the build script.
+    """
+    env = os.environ.get("MODELMONITOR_TESTBIN")
+    if env:
+        bin_dir = Path(env).expanduser().resolve()
+    else:
+        try:
+            out = subprocess.run(
+                ["bash", str(BUILD_SCRIPT)],
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            ).stdout
+        except subprocess.CalledProcessError as exc:
+            raise ClusterError(
+                f"{BUILD_SCRIPT} failed (exit {exc.returncode}); see its messages above"
+            ) from exc
+        lines = out.strip().splitlines()
+        if not lines:
+            raise ClusterError(f"{BUILD_SCRIPT} printed no binary directory")
+        bin_dir = Path(lines[-1])
+    missing = [c for c in COMPONENTS if not os.access(bin_dir / c, os.X_OK)]
+    if missing:
+        raise ClusterError(f"{bin_dir} lacks {', '.join(missing)}")
+    return bin_dir
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+
+    @classmethod
+    def pick(cls) -> Ports:
+        """Ask the kernel for five distinct free loopback ports."""
+        with contextlib.ExitStack() as stack:
+            numbers = []
+            for _ in range(5):
+                sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind(("127.0.0.1", 0))
+                numbers.append(sock.getsockname()[1])
+        return cls(*numbers)
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What ``cluster.json`` records about a started cluster."""
+
+    name: str
+    state_dir: str
+    bin_dir: str
+    server: str
+    kubeconfig: str
+    ports: Ports
+    pids: dict[str, int]
+    started_at: float
+    startup_seconds: float
+    owner_pid: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterState:
+        raw = json.loads(text)
+        raw["ports"] = Ports(**raw["ports"])
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The observed state of a named cluster."""
+
+    name: str
+    state_dir: Path
+    running: dict[str, bool] = field(default_factory=dict)
+    ready: bool = False
+    state: ClusterState | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.ready and all(self.running.get(c, False) for c in COMPONENTS)
+
+    def describe(self) -> str:
+        if self.state is None:
+            return f"cluster {self.name!r}: down (no state in {self.state_dir})"
+        procs = ", ".join(
+            f"{c}={'running' if self.running.get(c) else 'stopped'}" for c in COMPONENTS
+        )
+        if self.up:
+            verdict = "up"
+        elif any(self.running.values()):
+            verdict = "degraded (run `down`, then `up`)"
+        else:
+            verdict = "down (stopped; `up` starts it afresh)"
+        return (
+            f"cluster {self.name!r}: {verdict}\n"
+            f"  server:     {self.state.server}\n"
+            f"  kubeconfig: {self.state.kubeconfig}\n"
+            f"  logs:       {self.state_dir / 'logs'}\n"
+            f"  processes:  {procs}\n"
+            f"  apiserver /readyz: {'ok' if self.ready else 'not ready'}"
+        )
+
+
+def _pid_alive(pid: int, marker: str) -> bool:
+    """True when ``pid`` runs and its command line mentions ``marker`` (our state dir).
+
+    The marker check keeps a recycled pid from being taken for one of ours.
+    """
+    proc = Path(f"/proc/{pid}")
+    try:
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    process_state = stat.rsplit(")", 1)[-1].split()[0]
+    return process_state not in ("Z", "X") and marker in cmdline
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+class ControlPlane:
+    """One named local control plane."""
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        state_root: Path | None = None,
+        bin_dir: Path | None = None,
+    ) -> None:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"invalid cluster name {name!r}")
+        self.name = name
+        self.state_root = (state_root or default_state_root()).resolve()
+        self.state_dir = self.state_root / name
+        self._bin_dir = bin_dir
+        # Processes this Python process started: reaped on stop so none lingers as a zombie.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def log_file(self, component: str) -> Path:
+        return self.logs_dir / f"{component}.log"
+
+    # -- public API -------------------------------------------------------------------------
+    def load_state(self, *, stopped: bool = False) -> ClusterState | None:
+        """The recorded state; with ``stopped``, that of a cluster stopped with ``keep``."""
+        path = self.state_dir / f"{STATE_FILE}.stopped" if stopped else self._state_file
+        try:
+            return ClusterState.from_json(path.read_text())
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def status(self) -> Status:
+        state = self.load_state()
+        if state is None:
+            return Status(self.name, self.state_dir)
+        running = {c: _pid_alive(pid, str(self.state_dir)) for c, pid in state.pids.items()}
+        ready = running.get("kube-apiserver", False) and self._apiserver_ready(state.server)
+        return Status(self.name, self.state_dir, running, ready, state)
+
+    def up(self, *, timeout: float = 120.0, owner_pid: int | None = None) -> ClusterState:
+        """Start the cluster, or return the running one with this name.
+
+        ``owner_pid`` marks the cluster as belonging to that process, so that
+        :func:`reap_orphans` can stop it once the owner is gone.
+        """
+        with self._lock():
+            current = self.status()
+            if current.up and current.state is not None:
+                return current.state
+            if current.state is not None or self.state_dir.exists():
+                self._stop(current.state)
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            return self._start(timeout=timeout, owner_pid=owner_pid)
+
+    def down(self, *, keep: bool = False) -> bool:
+        """Stop the cluster; remove its state unless ``keep``. True if something ran."""
+        with self._lock():
+            state = self.load_state()
+            was_running = state is not None and any(
+                _pid_alive(pid, str(self.state_dir)) for pid in state.pids.values()
+            )
+            self._stop(state)
+            if keep:
+                with contextlib.suppress(FileNotFoundError):
+                    self._state_file.rename(self.state_dir / f"{STATE_FILE}.stopped")
+            else:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            return was_running
+
+    # -- starting ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        with open(self.state_root / f".{self.name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _start(self, *, timeout: float, owner_pid: int | None) -> ClusterState:
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        bin_dir = self._bin_dir or ensure_binaries()
+        ports = Ports.pick()
+        server = f"https://127.0.0.1:{ports.apiserver}"
+        paths = self._write_pki(server)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        pids: dict[str, int] = {}
+
+        def record() -> ClusterState:
+            state = ClusterState(
+                name=self.name,
+                state_dir=str(self.state_dir),
+                bin_dir=str(bin_dir),
+                server=server,
+                kubeconfig=str(self.kubeconfig),
+                ports=ports,
+                pids=dict(pids),
+                started_at=time.time(),
+                startup_seconds=round(time.monotonic() - t0, 2),
+                owner_pid=owner_pid,
+            )
+            # Written after every start so that `down` finds all processes even
+            # when a later component fails to come up.
+            self._state_file.write_text(state.to_json())
+            return state
+
+        try:
+            pids["etcd"] = self._spawn(bin_dir, "etcd", self._etcd_args(ports))
+            record()
+            self._wait(
+                "etcd",
+                pids,
+                deadline,
+                lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health", None),
+            )
+            pids["kube-apiserver"] = self._spawn(
+                bin_dir, "kube-apiserver", self._apiserver_args(ports, paths)
+            )
+            record()
+            self._wait("kube-apiserver", pids, deadline, lambda: self._apiserver_ready(server))
+            pids["kube-controller-manager"] = self._spawn(
+                bin_dir, "kube-controller-manager", self._controller_manager_args(ports, paths)
+            )
+            pids["kube-scheduler"] = self._spawn(
+                bin_dir, "kube-scheduler", self._scheduler_args(ports, paths)
+            )
+            record()
+            insecure = ssl.create_default_context()
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE
+            for component, port in (
+                ("kube-controller-manager", ports.controller_manager),
+                ("kube-scheduler", ports.scheduler),
+            ):
+                check = functools.partial(_http_ok, f"https://127.0.0.1:{port}/healthz", insecure)
+                self._wait(component, pids, deadline, check)
+            self._wait(
+                "kube-controller-manager",
+                pids,
+                deadline,
+                lambda: self._controllers_running(server),
+            )
+        except BaseException:
+            self._stop(self.load_state())
+            raise
+        return record()
+
+    def _write_pki(self, server: str) -> dict[str, Path]:
+        pki_dir = self.state_dir / "pki"
+        made = pki.create_pki(pki_dir, service_ip=KUBERNETES_SERVICE_IP, cluster_name=self.name)
+        cluster = f"modelmonitor-{self.name}"
+        kubeconfigs = {
+            "admin": (self.kubeconfig, pki.Identity("kubernetes-admin", ("system:masters",))),
+            "controller-manager": (
+                pki_dir / "controller-manager.kubeconfig",
+                pki.Identity("system:kube-controller-manager"),
+            ),
+            "scheduler": (
+                pki_dir / "scheduler.kubeconfig",
+                pki.Identity("system:kube-scheduler"),
+            ),
+        }
+        paths = {
+            "ca_cert": made.ca.cert,
+            "ca_key": made.ca.key,
+            "serving_cert": made.apiserver.cert,
+            "serving_key": made.apiserver.key,
+            "sa_key": made.sa_private_key,
+            "sa_pub": made.sa_public_key,
+            "front_proxy_ca": made.front_proxy_ca.cert,
+            "front_proxy_cert": made.front_proxy_client.cert,
+            "front_proxy_key": made.front_proxy_client.key,
+        }
+        for stem, (path, identity) in kubeconfigs.items():
+            client = pki.issue_client(made.ca, pki_dir, stem, identity)
+            pki.write_kubeconfig(
+                path, server=server, ca=made.ca.cert, client=client, cluster=cluster, user=stem
+            )
+            paths[f"{stem}_kubeconfig"] = path
+            paths[f"{stem}_cert"] = client.cert
+            paths[f"{stem}_key"] = client.key
+        return paths
+
+    def _etcd_args(self, ports: Ports) -> list[str]:
+        client = f"http://127.0.0.1:{ports.etcd_client}"
+        peer = f"http://127.0.0.1:{ports.etcd_peer}"
+        return [
+            f"--name={self.name}",
+            f"--data-dir={self.state_dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster={self.name}={peer}",
+            "--initial-cluster-state=new",
+            # Test data is thrown away with the cluster; skipping fsync makes writes fast.
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self, ports: Ports, paths: dict[str, Path]) -> list[str]:
+        return [
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}",
+            f"--cert-dir={self.state_dir / 'pki' / 'apiserver-generated'}",
+            f"--tls-cert-file={paths['serving_cert']}",
+            f"--tls-private-key-file={paths['serving_key']}",
+            f"--client-ca-file={paths['ca_cert']}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={paths['sa_pub']}",
+            f"--service-account-signing-key-file={paths['sa_key']}",
+            "--authorization-mode=Node,RBAC",
+            f"--requestheader-client-ca-file={paths['front_proxy_ca']}",
+            f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={paths['front_proxy_cert']}",
+            f"--proxy-client-key-file={paths['front_proxy_key']}",
+            # On top of the default set (NamespaceLifecycle, ServiceAccount, PodSecurity,
+            # ResourceQuota, the webhook and policy plug-ins, ...), as kubeadm does.
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+            # No kubelet listens anywhere; the kubernetes Service's endpoints are not needed.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _delegated(self, paths: dict[str, Path], who: str, port: int) -> list[str]:
+        kubeconfig = paths[f"{who}_kubeconfig"]
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.state_dir / 'pki' / (who + '-generated')}",
+            "--leader-elect=false",
+            "--v=1",
+        ]
+
+    def _controller_manager_args(self, ports: Ports, paths: dict[str, Path]) -> list[str]:
+        return [
+            *self._delegated(paths, "controller-manager", ports.controller_manager),
+            "--controllers=*",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={paths['sa_key']}",
+            f"--root-ca-file={paths['ca_cert']}",
+            f"--cluster-signing-cert-file={paths['ca_cert']}",
+            f"--cluster-signing-key-file={paths['ca_key']}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # Its default lies under /usr/libexec, which it would create.
+            f"--flex-volume-plugin-dir={self.state_dir / 'flexvolume'}",
+        ]
+
+    def _scheduler_args(self, ports: Ports, paths: dict[str, Path]) -> list[str]:
+        return self._delegated(paths, "scheduler", ports.scheduler)
+
+    def _spawn(self, bin_dir: Path, component: str, args: list[str]) -> int:
+        log = self.log_file(component)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [str(bin_dir / component), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                # Its own session and process group: survives the command that started
+                # it, and `down` stops the whole group.
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        return proc.pid
+
+    def _wait(
+        self,
+        component: str,
+        pids: dict[str, int],
+        deadline: float,
+        check: Callable[[], bool],
+    ) -> None:
+        delay = 0.05
+        while True:
+            for name, pid in pids.items():
+                if not _pid_alive(pid, str(self.state_dir)):
+                    log = self.log_file(name)
+                    raise ClusterError(
+                        f"{name} exited while starting cluster {self.name!r}; "
+                        f"see {log}:\n{_log_tail(log)}"
+                    )
+            if check():
+                return
+            if time.monotonic() > deadline:
+                log = self.log_file(component)
+                raise ClusterError(
+                    f"{component} of cluster {self.name!r} not healthy in time; "
+                    f"see {log}:\n{_log_tail(log)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def _apiserver_ok(self, server: str, path: str) -> bool:
+        """GET ``path`` on the apiserver as the admin; True on 200."""
+        pki_dir = self.state_dir / "pki"
+        try:
+            context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+            context.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
+        except (OSError, ssl.SSLError):
+            return False
+        return _http_ok(f"{server}{path}", context)
+
+    def _apiserver_ready(self, server: str) -> bool:
+        return self._apiserver_ok(server, "/readyz")
+
+    def _controllers_running(self, server: str) -> bool:
+        """The controller-manager's controllers reconcile: the serviceaccount controller
+        has made the ``default`` ServiceAccount (they start a few seconds after /healthz)."""
+        return self._apiserver_ok(server, "/api/v1/namespaces/default/serviceaccounts/default")
+
+    # -- stopping ---------------------------------------------------------------------------
+    def _stop(self, state: ClusterState | None, grace: float = 10.0) -> None:
+        if state is None:
+            return
+        marker = str(self.state_dir)
+        # One at a time, in reverse start order: an apiserver whose etcd is already
+        # gone takes its whole grace period to exit.
+        for component in [c for c in reversed(COMPONENTS) if c in state.pids]:
+            pid = state.pids[component]
+            if _pid_alive(pid, marker):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while _pid_alive(pid, marker) and time.monotonic() < deadline:
+                self._reap(pid)
+                time.sleep(0.05)
+            if _pid_alive(pid, marker):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            self._reap(pid, block=True)
+
+    def _reap(self, pid: int, *, block: bool = False) -> None:
+        proc = self._children.get(pid)
+        if proc is None:
+            return
+        if block:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        else:
+            proc.poll()
+        if proc.returncode is not None:
+            del self._children[pid]
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def reap_orphans(state_root: Path | None = None, *, prefix: str = "") -> list[str]:
+    """Stop clusters whose owner process is gone (left by a killed test session)."""
+    root = (state_root or default_state_root()).resolve()
+    stopped: list[str] = []
+    if not root.is_dir():
+        return stopped
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir() or not entry.name.startswith(prefix):
+            continue
+        plane = ControlPlane(entry.name, state_root=root)
+        state = plane.load_state() or plane.load_state(stopped=True)
+        if state is None or state.owner_pid is None:
+            continue
+        if not Path(f"/proc/{state.owner_pid}").exists():
+            plane.down()
+            stopped.append(entry.name)
+    return stopped
+
+
+def eprint(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)

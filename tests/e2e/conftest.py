@@ -1,0 +1,99 @@
+"""Fixtures for end-to-end tests against a real Kubernetes API.
+
+``kube_cluster`` (session) starts the local control plane from tests/cluster once per
+test session and stops it at the end. With ``MODELMONITOR_KUBECONFIG`` set to a
+kubeconfig file (kind, minikube, a cluster from ``make cluster-up``), that cluster is
+used instead and never torn down. ``namespace`` (function) is a fresh namespace,
+deleted after the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.controlplane import ControlPlane, reap_orphans
+from tests.cluster.kube import KubeCluster, wait_for
+from tests.e2e.operator_fixtures import crds, operator_process  # noqa: F401  (fixtures)
+
+E2E_DIR = Path(__file__).resolve().parent
+SESSION_PREFIX = "e2e-"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _server_of(kubeconfig: Path) -> str:
+    config = yaml.safe_load(kubeconfig.read_text()) or {}
+    contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
+    clusters = {c["name"]: c["cluster"] for c in config.get("clusters") or []}
+    context = contexts.get(config.get("current-context", ""), {})
+    cluster = clusters.get(context.get("cluster", ""), {})
+    return str(cluster.get("server", ""))
+
+
+def _external_cluster(path: str) -> KubeCluster:
+    kubeconfig = Path(path).expanduser().resolve()
+    if not kubeconfig.is_file():
+        raise pytest.UsageError(f"MODELMONITOR_KUBECONFIG={path}: no such file")
+    testbin = os.environ.get("MODELMONITOR_TESTBIN")
+    cluster = KubeCluster(
+        kubeconfig=kubeconfig,
+        server=_server_of(kubeconfig),
+        bin_dir=Path(testbin) if testbin else None,
+    )
+    cluster.kubectl("get", "--raw=/readyz")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(request: pytest.FixtureRequest) -> Iterator[KubeCluster]:
+    external = os.environ.get("MODELMONITOR_KUBECONFIG")
+    if external:
+        yield _external_cluster(external)
+        return
+    # Clusters of earlier sessions that were killed before their teardown.
+    reap_orphans(prefix=SESSION_PREFIX)
+    plane = ControlPlane(f"{SESSION_PREFIX}{os.getpid()}")
+    state = plane.up(timeout=180.0, owner_pid=os.getpid())
+    try:
+        yield KubeCluster(
+            kubeconfig=Path(state.kubeconfig),
+            server=state.server,
+            bin_dir=Path(state.bin_dir),
+            name=plane.name,
+            managed=True,
+        )
+    finally:
+        # After failures, keep the logs (in .state/cluster/<name>/logs) for a look;
+        # the next session's reap_orphans removes them.
+        plane.down(keep=request.session.testsfailed > 0)
+
+
+def _namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:40].strip("-")
+    return f"t-{slug}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace whose ``default`` ServiceAccount exists; deleted afterwards."""
+    name = _namespace_name(request.node.name)
+    kube_cluster.kubectl("create", "namespace", name)
+    kube_cluster.kubectl("label", "namespace", name, "modelmonitor.io/e2e=true")
+    wait_for(
+        lambda: kube_cluster.kubectl("get", "serviceaccount", "default", "-n", name),
+        timeout=30,
+        what=f"ServiceAccount default in namespace {name}",
+    )
+    yield name
+    kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
