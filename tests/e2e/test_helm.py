@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,17 @@ def _release(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
+@cache
+def _server_version(cluster: KubeCluster) -> str:
+    out = cluster.kubectl("version", "-o", "json").stdout
+    return str(yaml.safe_load(out)["serverVersion"]["gitVersion"])
+
+
 def _template(cluster: KubeCluster, namespace: str, *sets: str, release: str = "mm") -> list[Doc]:
+    """``helm template`` for the cluster's Kubernetes version (the chart sets kubeVersion)."""
     args = [f"--set={s}" for s in sets]
-    out = cluster.helm("template", release, str(CHART), "-n", namespace, *args).stdout
+    version = f"--kube-version={_server_version(cluster)}"
+    out = cluster.helm("template", release, str(CHART), "-n", namespace, version, *args).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
