@@ -4,7 +4,8 @@
 #   docker build -t modelmonitor:dev .
 #
 # Two stages: the builder installs the package and its dependencies into a virtualenv
-# (all of them ship binary wheels, so no compiler is needed even there); the final image
+# (binary wheels only: no compiler is needed even there, and a dependency without a
+# wheel for the platform fails the build instead of compiling); the final image
 # is the slim Python base plus that virtualenv, run as an unprivileged numeric user. It
 # writes nothing outside /tmp, so it runs with a read-only root filesystem (mount an
 # emptyDir at /tmp, as the Helm chart and manifests/ do).
@@ -22,7 +23,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/modelmonitor/__init__.py operator/modelmonitor/__init__.py
 RUN pip install --only-binary=:all: --upgrade pip setuptools wheel \
- && pip install --prefer-binary . \
+ && pip install --only-binary=:all: . \
  && pip uninstall -y modelmonitor
 COPY operator ./operator
 RUN pip install --no-deps . \

@@ -103,9 +103,11 @@ def test_dockerfile_final_stage_has_no_build_tools(stages: list[Stage]) -> None:
     final_runs = " ".join(stages[-1].args("RUN"))
     for tool in ("build-essential", "gcc", "g++", "make", "apt-get install", "pip install"):
         assert tool not in final_runs, f"final stage installs {tool!r}"
-    # The builder needs none either: every dependency ships binary wheels.
+    # The builder needs none either: it installs binary wheels only.
     for stage in stages:
         assert "build-essential" not in " ".join(stage.args("RUN"))
+    installs = [run for run in stages[0].args("RUN") if "pip install" in run]
+    assert all("--only-binary=:all:" in run or "--no-deps" in run for run in installs)
 
 
 def test_dockerfile_works_with_read_only_root_filesystem(stages: list[Stage]) -> None:
