@@ -193,19 +193,30 @@ def _scale(ref: NumericalProfile, method: str) -> float:
 def _cdf_gaps(ref: NumericalProfile, cur_sorted: FloatArray) -> tuple[FloatArray, FloatArray]:
     """|F_ref - F_cur| on each interval between consecutive pooled points, and its width.
 
-    The reference support (<= a few thousand points) is merged into the sorted current
-    window by insertion, so the cost is O(m) plus O(n log m), with no search per current
-    value. Tied points give zero-width intervals, which add nothing to the integrals.
+    The smaller of the two sorted samples (usually the reference support: <= 1,000
+    points) is merged into the larger by insertion, so the cost is O(n + m) plus
+    O(min log max), with no search per value of the larger sample. Tied points give
+    zero-width intervals, which add nothing to the integrals.
     """
     pts, w = ref.support()
-    k = np.searchsorted(cur_sorted, pts, side="right")
-    pos = k + np.arange(k.shape[0])
-    pooled = np.insert(cur_sorted, k, pts)
-    # F_ref - F_cur jumps by +w at a reference point and by -1/m at a current one
-    jumps = np.full(pooled.shape[0] - 1, -1.0 / cur_sorted.shape[0])
-    inner = pos < jumps.shape[0]
-    jumps[pos[inner]] = w[inner]
-    f_diff = np.cumsum(jumps, out=jumps)
+    m = cur_sorted.shape[0]
+    if pts.shape[0] <= m:  # the common case: a small support into a large window
+        k = np.searchsorted(cur_sorted, pts, side="right")
+        pos = k + np.arange(k.shape[0])
+        pooled = np.insert(cur_sorted, k, pts)
+        jumps = np.full(pooled.shape[0], -1.0 / m)  # F_ref - F_cur jumps by +w / -1/m
+        jumps[pos] = w
+    else:
+        k = np.searchsorted(pts, cur_sorted, side="right")
+        is_cur = np.zeros(pts.shape[0] + m, dtype=bool)
+        is_cur[k + np.arange(m)] = True
+        pooled = np.empty(is_cur.shape[0])
+        pooled[is_cur] = cur_sorted
+        pooled[~is_cur] = pts
+        jumps = np.empty(is_cur.shape[0])
+        jumps[is_cur] = -1.0 / m
+        jumps[~is_cur] = w
+    f_diff = np.cumsum(jumps[:-1])
     return np.abs(f_diff, out=f_diff), np.diff(pooled)
 
 

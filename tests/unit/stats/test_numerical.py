@@ -22,7 +22,7 @@ MID_A = RNG.normal(0.0, 1.0, 800)
 MID_B = RNG.standard_t(5, 600) + 0.1
 TIES_A = RNG.integers(0, 6, 300).astype(float)
 TIES_B = RNG.integers(0, 7, 200).astype(float)
-PAIRS = [(SMALL_A, SMALL_B), (MID_A, MID_B), (TIES_A, TIES_B)]
+PAIRS = [(SMALL_A, SMALL_B), (MID_A, MID_B), (TIES_A, TIES_B), (SMALL_A, MID_B)]
 
 
 # --- tests with p-values: scipy 1.17.1 is the reference implementation ------------------
