@@ -105,6 +105,21 @@ class Dataset:
     def __iter__(self) -> Iterator[str]:
         return iter(self.columns)
 
+    def take(self, indices: npt.ArrayLike) -> Dataset:
+        """The rows at ``indices`` (in that order), every column alike."""
+        idx = np.asarray(indices, dtype=np.intp)
+        columns: dict[str, Column] = {}
+        for name, col in self.columns.items():
+            if isinstance(col, CategoricalColumn):
+                columns[name] = CategoricalColumn(col.codes[idx], col.categories)
+            else:
+                columns[name] = col[idx]
+        return Dataset(columns)
+
+    def select(self, names: Iterable[str]) -> Dataset:
+        """Only the named columns, in that order."""
+        return Dataset({name: self.columns[name] for name in names})
+
     def inferred_features(self) -> list[Feature]:
         """Feature types as stored: float arrays are numerical, encoded ones categorical."""
         return [

@@ -1,0 +1,1 @@
+"""Where data comes from: references, probes, payload logs, Prometheus."""

@@ -1,0 +1,356 @@
+"""Load a monitor's reference data once, and again only when it changes.
+
+Sources: a ConfigMap key, an http(s) URL (size-limited, timed out, conditional GET), a
+file on a mounted volume (job mode), inline rows, or a saved reference profile. The
+result is a :class:`LoadedReference`: the profile every run compares against (computed
+once) plus a bounded sample of raw rows for the probe to send.
+
+Whether the reference changed is asked cheaply on every run: the ConfigMap's
+``resourceVersion``, the URL's ETag/Last-Modified, the file's size and mtime, the spec's
+own digest for inline rows. Only a change reloads and re-profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import tempfile
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from modelmonitor.data import DataError, detect_format, read_dataset
+from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.references import ObjectLookup, ReferenceLookupError
+from modelmonitor.spec import FeatureSpec, ReferenceSpec
+from modelmonitor.stats.profile import ReferenceProfile
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_HTTP_TIMEOUT = 30.0
+PROBE_POOL_ROWS = 10_000
+_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
+
+
+class ReferenceLoadError(Exception):
+    """The reference could not be loaded; ``reason`` is a status condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedReference:
+    profile: ReferenceProfile
+    rows: Dataset | None  # up to PROBE_POOL_ROWS raw rows; None for a saved profile
+    version: str
+    source: str
+
+    @property
+    def features(self) -> list[Feature]:
+        return self.profile.features
+
+
+def _features(specs: Sequence[FeatureSpec]) -> list[Feature] | None:
+    return [Feature(f.name, f.type) for f in specs] or None
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build_reference(
+    dataset: Dataset, features: Sequence[Feature] | None, *, version: str, source: str
+) -> LoadedReference:
+    """Profile ``dataset`` and keep a seeded sample of its rows for probing."""
+    profile = ReferenceProfile.from_dataset(dataset, features)
+    names = [f.name for f in profile.features]
+    rows = dataset.select(names)
+    if rows.n_rows > PROBE_POOL_ROWS:
+        rng = np.random.default_rng(0)
+        rows = rows.take(np.sort(rng.choice(rows.n_rows, PROBE_POOL_ROWS, replace=False)))
+    return LoadedReference(profile, rows, version, source)
+
+
+def parse_reference_bytes(
+    payload: bytes,
+    *,
+    fmt: str,
+    name_hint: str,
+    features: Sequence[Feature] | None,
+    version: str,
+    source: str,
+) -> LoadedReference:
+    """Turn raw file content into a :class:`LoadedReference` (format from ``fmt`` or name)."""
+    if fmt == "auto":
+        fmt = "profile" if name_hint.lower().endswith(".json") else _detect(name_hint)
+    if fmt == "profile":
+        try:
+            profile = ReferenceProfile.from_dict(json.loads(payload))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReferenceLoadError(
+                "ReferenceUnreadable", f"{source}: not a reference profile: {exc}"
+            ) from exc
+        return LoadedReference(profile, None, version, source)
+    with tempfile.TemporaryDirectory(prefix="modelmonitor-ref-") as tmp:
+        path = Path(tmp) / f"reference{_SUFFIX[fmt]}"
+        path.write_bytes(payload)
+        return _read_file(path, fmt, features, version=version, source=source)
+
+
+def _detect(name: str) -> str:
+    try:
+        return detect_format(name)
+    except DataError as exc:
+        raise ReferenceLoadError(
+            "ReferenceUnreadable",
+            f"cannot tell the format of {name!r}; set spec.reference.format ({exc})",
+        ) from exc
+
+
+def _read_file(
+    path: Path, fmt: str, features: Sequence[Feature] | None, *, version: str, source: str
+) -> LoadedReference:
+    try:
+        dataset = read_dataset(path, features=features, format=fmt)
+        return build_reference(dataset, features, version=version, source=source)
+    except (DataError, ValueError) as exc:
+        raise ReferenceLoadError("ReferenceUnreadable", f"{source}: {exc}") from exc
+
+
+def inline_reference(
+    rows: Sequence[Any], features: Sequence[Feature] | None, *, version: str
+) -> LoadedReference:
+    names: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in names:
+                names.append(key)
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    dataset = _typed(Dataset.from_mapping(columns), features)
+    try:
+        return build_reference(dataset, features, version=version, source="spec.reference.inline")
+    except ValueError as exc:
+        raise ReferenceLoadError("ReferenceUnreadable", f"spec.reference.inline: {exc}") from exc
+
+
+def _typed(dataset: Dataset, features: Sequence[Feature] | None) -> Dataset:
+    """Re-type inline columns that the spec declares differently (e.g. int codes as categories)."""
+    if not features:
+        return dataset
+    columns = dict(dataset.columns)
+    for f in features:
+        col = columns.get(f.name)
+        if col is None:
+            continue
+        if f.type == "categorical" and not isinstance(col, CategoricalColumn):
+            columns[f.name] = CategoricalColumn.from_values(
+                None if np.isnan(v) else (int(v) if float(v).is_integer() else v) for v in col
+            )
+    return Dataset(columns)
+
+
+class ReferenceCache:
+    """Per-monitor cache of loaded references, bounded in entries (LRU)."""
+
+    def __init__(
+        self,
+        lookup: ObjectLookup,
+        *,
+        max_entries: int = 512,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+    ) -> None:
+        self._lookup = lookup
+        self._entries: OrderedDict[tuple[str, str], LoadedReference] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._http_timeout = http_timeout
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def forget(self, namespace: str, monitor: str) -> None:
+        self._entries.pop((namespace, monitor), None)
+        self._locks.pop((namespace, monitor), None)
+
+    async def load(
+        self,
+        namespace: str,
+        monitor: str,
+        reference: ReferenceSpec,
+        features: Sequence[FeatureSpec] = (),
+    ) -> LoadedReference:
+        key = (namespace, monitor)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._entries.get(key)
+            loaded = await self._load(namespace, reference, _features(features), cached)
+            self._entries[key] = loaded
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+            return loaded
+
+    async def _load(
+        self,
+        namespace: str,
+        ref: ReferenceSpec,
+        features: list[Feature] | None,
+        cached: LoadedReference | None,
+    ) -> LoadedReference:
+        spec_digest = _digest([ref.__dict__, [f.__dict__ for f in features or []]])
+        if ref.source == "inline":
+            version = f"inline:{spec_digest}"
+            if cached is not None and cached.version == version:
+                return cached
+            return await asyncio.to_thread(
+                inline_reference, list(ref.inline_rows), features, version=version
+            )
+        if ref.source == "configMap":
+            return await self._load_configmap(namespace, ref, features, cached, spec_digest)
+        if ref.source == "url":
+            return await self._load_url(ref, features, cached, spec_digest)
+        return await self._load_file(ref, features, cached, spec_digest)
+
+    async def _load_configmap(
+        self,
+        namespace: str,
+        ref: ReferenceSpec,
+        features: list[Feature] | None,
+        cached: LoadedReference | None,
+        spec_digest: str,
+    ) -> LoadedReference:
+        name, key = ref.config_map_name or "", ref.config_map_key or ""
+        source = f"ConfigMap {namespace}/{name} key {key}"
+        try:
+            cm = await asyncio.to_thread(self._lookup.get, "ConfigMap", namespace, name)
+        except ReferenceLookupError as exc:
+            raise ReferenceLoadError("ReferenceUnavailable", f"{source}: {exc}") from exc
+        if cm is None:
+            raise ReferenceLoadError("ReferenceNotFound", f"{source}: the ConfigMap does not exist")
+        version = f"cm:{cm.get('metadata', {}).get('resourceVersion')}:{spec_digest}"
+        if cached is not None and cached.version == version:
+            return cached
+        if key in (cm.get("data") or {}):
+            payload = str(cm["data"][key]).encode()
+        elif key in (cm.get("binaryData") or {}):
+            payload = base64.b64decode(cm["binaryData"][key])
+        else:
+            raise ReferenceLoadError("ReferenceNotFound", f"{source}: no such key")
+        return await asyncio.to_thread(
+            parse_reference_bytes,
+            payload,
+            fmt=ref.format,
+            name_hint=key,
+            features=features,
+            version=version,
+            source=source,
+        )
+
+    async def _load_url(
+        self,
+        ref: ReferenceSpec,
+        features: list[Feature] | None,
+        cached: LoadedReference | None,
+        spec_digest: str,
+    ) -> LoadedReference:
+        url = ref.url or ""
+        headers: dict[str, str] = {}
+        if cached is not None and cached.version.startswith("url:"):
+            validator = cached.version.split(":", 2)[2].rsplit("|", 1)[0]
+            if validator.startswith("etag="):
+                headers["If-None-Match"] = validator[5:]
+            elif validator.startswith("lm="):
+                headers["If-Modified-Since"] = validator[3:]
+        timeout = aiohttp.ClientTimeout(total=self._http_timeout)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, headers=headers) as resp,
+            ):
+                if resp.status == 304 and cached is not None:
+                    return cached
+                if resp.status == 404:
+                    raise ReferenceLoadError("ReferenceNotFound", f"{url}: HTTP 404")
+                if resp.status >= 400:
+                    raise ReferenceLoadError(
+                        "ReferenceUnavailable", f"{url}: HTTP {resp.status} {resp.reason}"
+                    )
+                length = resp.content_length
+                if length is not None and length > self._max_bytes:
+                    raise ReferenceLoadError(
+                        "ReferenceTooLarge",
+                        f"{url}: {length} bytes is over the {self._max_bytes}-byte limit",
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        raise ReferenceLoadError(
+                            "ReferenceTooLarge", f"{url}: over the {self._max_bytes}-byte limit"
+                        )
+                    chunks.append(chunk)
+                etag = resp.headers.get("ETag")
+                modified = resp.headers.get("Last-Modified")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ReferenceLoadError(
+                "ReferenceUnavailable", f"{url}: {type(exc).__name__}: {exc}"
+            ) from exc
+        validator = f"etag={etag}" if etag else f"lm={modified}" if modified else "none"
+        payload = b"".join(chunks)
+        version = f"url:{spec_digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
+        if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
+            return LoadedReference(cached.profile, cached.rows, version, cached.source)
+        name_hint = url.split("?", 1)[0].rsplit("/", 1)[-1]
+        return await asyncio.to_thread(
+            parse_reference_bytes,
+            payload,
+            fmt=ref.format,
+            name_hint=name_hint,
+            features=features,
+            version=version,
+            source=url,
+        )
+
+    async def _load_file(
+        self,
+        ref: ReferenceSpec,
+        features: list[Feature] | None,
+        cached: LoadedReference | None,
+        spec_digest: str,
+    ) -> LoadedReference:
+        path = Path(ref.path or "")
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise ReferenceLoadError("ReferenceNotFound", f"{path}: {exc.strerror}") from exc
+        version = f"file:{spec_digest}:{st.st_size}:{st.st_mtime_ns}"
+        if cached is not None and cached.version == version:
+            return cached
+        if st.st_size > self._max_bytes:
+            raise ReferenceLoadError(
+                "ReferenceTooLarge", f"{path}: {st.st_size} bytes is over the limit"
+            )
+        fmt = ref.format
+        if fmt == "profile" or (fmt == "auto" and path.suffix.lower() == ".json"):
+            payload = await asyncio.to_thread(path.read_bytes)
+            return parse_reference_bytes(
+                payload,
+                fmt="profile",
+                name_hint=path.name,
+                features=features,
+                version=version,
+                source=str(path),
+            )
+        if fmt == "auto":
+            fmt = _detect(path.name)
+        return await asyncio.to_thread(
+            _read_file, path, fmt, features, version=version, source=str(path)
+        )

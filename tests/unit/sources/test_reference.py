@@ -1,0 +1,203 @@
+"""Reference loading from every source, cached until the source changes.
+
+URL loading talks to a real HTTP server on loopback (aiohttp's test server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from aiohttp import web
+
+from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.sources.reference import (
+    PROBE_POOL_ROWS,
+    ReferenceCache,
+    ReferenceLoadError,
+    build_reference,
+)
+from modelmonitor.spec import FeatureSpec, ReferenceSpec
+
+CSV = "amount,country\n1.5,de\n2.5,fr\n3.5,de\n"
+
+
+class Objects:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls = 0
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls += 1
+        return self.items.get((kind, name))
+
+
+def cm(
+    data: dict[str, str], version: str = "1", binary: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": version}, "data": data, "binaryData": binary or {}}
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_configmap_csv_loaded_once_until_changed() -> None:
+    objects = Objects()
+    objects.items[("ConfigMap", "ref")] = cm({"reference.csv": CSV})
+    cache = ReferenceCache(objects)
+    ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="reference.csv")
+
+    async def scenario() -> None:
+        first = await cache.load("ml", "m", ref)
+        assert first.profile.n_rows == 3
+        assert [f.name for f in first.features] == ["amount", "country"]
+        assert first.rows is not None
+        assert first.rows.n_rows == 3
+        again = await cache.load("ml", "m", ref)
+        assert again is first  # same resourceVersion: not re-profiled
+        objects.items[("ConfigMap", "ref")] = cm({"reference.csv": CSV + "4.5,it\n"}, version="2")
+        changed = await cache.load("ml", "m", ref)
+        assert changed is not first
+        assert changed.profile.n_rows == 4
+
+    run(scenario())
+
+
+def test_configmap_binary_parquet_and_declared_types() -> None:
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"code": [1, 2, 1, 3], "x": [0.1, 0.2, 0.3, 0.4]}), buf)
+    objects = Objects()
+    objects.items[("ConfigMap", "ref")] = cm(
+        {}, binary={"ref.parquet": base64.b64encode(buf.getvalue()).decode()}
+    )
+    ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="ref.parquet")
+    loaded = run(
+        ReferenceCache(objects).load(
+            "ml", "m", ref, (FeatureSpec("code", "categorical"), FeatureSpec("x"))
+        )
+    )
+    assert [(f.name, f.type) for f in loaded.features] == [
+        ("code", "categorical"),
+        ("x", "numerical"),
+    ]
+
+
+def test_configmap_missing_and_key_missing() -> None:
+    objects = Objects()
+    cache = ReferenceCache(objects)
+    ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="r.csv")
+    with pytest.raises(ReferenceLoadError) as info:
+        run(cache.load("ml", "m", ref))
+    assert info.value.reason == "ReferenceNotFound"
+    objects.items[("ConfigMap", "ref")] = cm({"other.csv": CSV})
+    with pytest.raises(ReferenceLoadError, match="no such key"):
+        run(cache.load("ml", "m", ref))
+
+
+def test_unparsable_reference_is_reported() -> None:
+    objects = Objects()
+    objects.items[("ConfigMap", "ref")] = cm({"r.parquet": "not parquet"})
+    ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="r.parquet")
+    with pytest.raises(ReferenceLoadError) as info:
+        run(ReferenceCache(objects).load("ml", "m", ref))
+    assert info.value.reason == "ReferenceUnreadable"
+    assert "ConfigMap ml/ref" in str(info.value)
+
+
+def test_inline_rows_with_declared_categorical_codes() -> None:
+    rows = (
+        {"plan": 1, "monthly": 20.0},
+        {"plan": 2, "monthly": 55.0},
+        {"plan": 1, "monthly": None},
+    )
+    ref = ReferenceSpec(source="inline", inline_rows=rows)
+    loaded = run(
+        ReferenceCache(Objects()).load("ml", "m", ref, (FeatureSpec("plan", "categorical"),))
+    )
+    assert [(f.name, f.type) for f in loaded.features] == [("plan", "categorical")]
+    assert loaded.rows is not None
+    col = loaded.rows["plan"]
+    assert isinstance(col, CategoricalColumn)
+    assert sorted(col.categories) == ["1", "2"]
+
+
+def test_saved_profile_file(tmp_path: Any) -> None:
+    ds = Dataset.from_mapping({"a": np.arange(50.0)})
+    profile = build_reference(ds, None, version="v", source="s").profile
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile.to_dict()))
+    loaded = run(
+        ReferenceCache(Objects()).load("ml", "m", ReferenceSpec(source="pvc", path=str(path)))
+    )
+    assert loaded.rows is None
+    assert loaded.profile.n_rows == 50
+
+
+def test_missing_file(tmp_path: Any) -> None:
+    ref = ReferenceSpec(source="pvc", path=str(tmp_path / "nope.csv"))
+    with pytest.raises(ReferenceLoadError) as info:
+        run(ReferenceCache(Objects()).load("ml", "m", ref))
+    assert info.value.reason == "ReferenceNotFound"
+
+
+def test_probe_pool_is_bounded() -> None:
+    ds = Dataset.from_mapping({"a": np.arange(PROBE_POOL_ROWS * 3, dtype=float)})
+    loaded = build_reference(ds, [Feature("a", "numerical")], version="v", source="s")
+    assert loaded.rows is not None
+    assert loaded.rows.n_rows == PROBE_POOL_ROWS
+    assert loaded.profile.n_rows == PROBE_POOL_ROWS * 3
+
+
+async def _serve(handler: Any) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/{name}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def test_url_etag_and_size_limit() -> None:
+    hits: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        hits.append(request.headers.get("If-None-Match"))
+        if request.match_info["name"] == "big.csv":
+            return web.Response(body=b"a\n" + b"1\n" * 5000)
+        if request.headers.get("If-None-Match") == '"v1"':
+            return web.Response(status=304)
+        return web.Response(body=CSV.encode(), headers={"ETag": '"v1"'})
+
+    async def scenario() -> None:
+        runner, base = await _serve(handler)
+        try:
+            cache = ReferenceCache(Objects(), max_bytes=4096)
+            ref = ReferenceSpec(source="url", url=f"{base}/reference.csv")
+            first = await cache.load("ml", "m", ref)
+            second = await cache.load("ml", "m", ref)
+            assert second is first
+            assert hits == [None, '"v1"']
+            with pytest.raises(ReferenceLoadError) as info:
+                await cache.load("ml", "big", ReferenceSpec(source="url", url=f"{base}/big.csv"))
+            assert info.value.reason == "ReferenceTooLarge"
+        finally:
+            await runner.cleanup()
+
+    run(scenario())
+
+
+def test_unreachable_url() -> None:
+    ref = ReferenceSpec(source="url", url="http://127.0.0.1:9/reference.csv")
+    with pytest.raises(ReferenceLoadError) as info:
+        run(ReferenceCache(Objects(), http_timeout=2).load("ml", "m", ref))
+    assert info.value.reason == "ReferenceUnavailable"
