@@ -1,0 +1,142 @@
+"""From a run's Report to status: conditions, phase, messages and transition-only Events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmonitor.report import DriftSummary, FeatureSummary, Problem, Report
+from modelmonitor.verdict import decide
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class SLO:
+    name: str
+    met: bool | None
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.extra)
+
+
+def drifted(n: int = 2, total: int = 4) -> DriftSummary:
+    feats = (
+        FeatureSummary("amount", "psi", 0.31, None, 0.25, True),
+        FeatureSummary("age", "ks", 0.4, 0.0004, 0.05, True),
+        FeatureSummary("country", "jensenshannon", 0.01, None, 0.1, False),
+    )
+    return DriftSummary("ok", True, n, total, n / total, 0.5, feats[: n + 1])
+
+
+def calm() -> DriftSummary:
+    return DriftSummary(
+        "ok", False, 0, 4, 0.0, 0.5, (FeatureSummary("a", "ks", 0.1, 0.3, 0.05, False),)
+    )
+
+
+def report(
+    drift: DriftSummary, slos: tuple[SLO, ...] = (), problems: tuple[Problem, ...] = ()
+) -> Report:
+    return Report(NOW, 1.5, "inline", 200, drift, slos, problems)
+
+
+def cond(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def test_drift_message_names_features_against_thresholds() -> None:
+    v = decide(report(drifted()), {}, generation=4, now=NOW)
+    assert v.phase.value == "Drifted"
+    c = cond(v.status_patch, "DriftDetected")
+    assert c["status"] == "True"
+    assert c["message"].startswith("2/4 features drifted (share 0.50 >= 0.5): ")
+    assert "amount (psi 0.31 >= 0.25)" in c["message"]
+    assert "age (ks p=0.0004 < 0.05)" in c["message"]
+    assert v.status_patch["drift"]["summary"] == "2/4"
+    assert v.status_patch["observedGeneration"] == 4
+    assert [e.reason for e in v.events] == ["DriftDetected"]
+    assert v.events[0].type == "Warning"
+
+
+def test_events_only_on_transitions() -> None:
+    first = decide(report(drifted()), {}, generation=1, now=NOW)
+    second = decide(report(drifted()), first.status_patch, generation=1, now=NOW)
+    assert second.events == ()
+    recovered = decide(report(calm()), second.status_patch, generation=1, now=NOW)
+    assert [(e.type, e.reason) for e in recovered.events] == [("Normal", "NoDrift")]
+    assert recovered.phase.value == "Healthy"
+
+
+def test_first_healthy_run_posts_no_event() -> None:
+    v = decide(report(calm()), {}, generation=1, now=NOW)
+    assert v.phase.value == "Healthy"
+    assert v.events == ()
+
+
+def test_insufficient_data_is_unknown_not_healthy() -> None:
+    v = decide(
+        report(DriftSummary("insufficient_data", message="12 rows < 30")), {}, generation=1, now=NOW
+    )
+    c = cond(v.status_patch, "DriftDetected")
+    assert (c["status"], c["reason"]) == ("Unknown", "InsufficientData")
+    assert v.phase.value == "Pending"
+    assert v.status_patch["drift"]["summary"] == "-"
+
+
+def test_slo_breach_message_and_summary() -> None:
+    slos = (SLO("p95", False, "p95 latency 412 ms > 250 ms over 5m"), SLO("errors", True, "ok"))
+    v = decide(report(calm(), slos), {}, generation=1, now=NOW)
+    assert v.phase.value == "Breached"
+    c = cond(v.status_patch, "SLOBreached")
+    assert c["message"] == "p95 latency 412 ms > 250 ms over 5m"
+    assert v.status_patch["sloSummary"] == "breached: p95"
+
+
+def test_prometheus_down_keeps_slo_verdict_and_degrades() -> None:
+    breached = decide(
+        report(calm(), (SLO("avail", False, "error ratio 5% > 0.5%"),)), {}, generation=1, now=NOW
+    )
+    down = report(
+        calm(), (SLO("avail", None, "no data"),), (Problem("PrometheusUnavailable", "refused"),)
+    )
+    v = decide(down, breached.status_patch, generation=1, now=NOW)
+    assert cond(v.status_patch, "SLOBreached")["status"] == "True"  # not flipped
+    assert cond(v.status_patch, "Degraded")["reason"] == "PrometheusUnavailable"
+    assert v.phase.value == "Breached"
+    assert [e.reason for e in v.events] == ["PrometheusUnavailable"]
+
+
+def test_no_data_without_outage_is_unknown() -> None:
+    v = decide(
+        report(calm(), (SLO("avail", None, "no data for the query"),)), {}, generation=1, now=NOW
+    )
+    assert cond(v.status_patch, "SLOBreached")["status"] == "Unknown"
+    assert v.status_patch["sloSummary"] == "0/1"
+
+
+def test_unavailable_drift_keeps_previous_numbers() -> None:
+    first = decide(report(drifted()), {}, generation=1, now=NOW)
+    down = report(
+        DriftSummary("unavailable"), problems=(Problem("EndpointUnreachable", "refused"),)
+    )
+    v = decide(down, first.status_patch, generation=1, now=NOW)
+    assert v.status_patch["drift"]["summary"] == "2/4"
+    assert cond(v.status_patch, "DriftDetected")["status"] == "True"
+    assert cond(v.status_patch, "Degraded")["status"] == "True"
+
+
+def test_report_round_trips_through_json() -> None:
+    import json
+
+    r = report(drifted(), (SLO("p95", False, "slow", {"value": 412.0}),), (Problem("X", "y"),))
+    back = Report.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.drift == r.drift
+    assert back.slos[0].name == "p95"
+    assert back.slos[0].met is False
+    assert back.slos[0].to_dict()["value"] == 412.0
+    assert back.problems == r.problems
+    assert back.finished == r.finished
