@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from modelmonitor.scheduling import jitter_seconds, next_due, parse_time
+
+NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_jitter_is_stable_and_bounded() -> None:
+    assert jitter_seconds("ml/fraud", 60) == jitter_seconds("ml/fraud", 60)
+    values = [jitter_seconds(f"ns/m{i}", 60) for i in range(1000)]
+    assert all(0 <= v < 6 for v in values)
+    assert max(values) - min(values) > 5  # spread over the window
+    assert all(v < 30 for v in (jitter_seconds(f"k{i}", 86400) for i in range(100)))
+
+
+def test_first_run_soon() -> None:
+    due = next_due(None, 60, NOW, "ml/a")
+    assert NOW <= due <= NOW + dt.timedelta(seconds=5)
+
+
+def test_regular_schedule() -> None:
+    last = NOW - dt.timedelta(seconds=10)
+    due = next_due(last, 60, NOW, "ml/a")
+    assert due == last + dt.timedelta(seconds=60 + jitter_seconds("ml/a", 60))
+
+
+def test_overdue_runs_once_soon_not_catching_up() -> None:
+    last = NOW - dt.timedelta(hours=3)
+    due = next_due(last, 60, NOW, "ml/a")
+    assert NOW <= due <= NOW + dt.timedelta(seconds=5)
+
+
+def test_parse_time() -> None:
+    assert parse_time("2026-05-01T12:00:00Z") == NOW
+    assert parse_time("garbage") is None
+    assert parse_time(None) is None
