@@ -193,31 +193,36 @@ def _scale(ref: NumericalProfile, method: str) -> float:
 def _cdf_gaps(ref: NumericalProfile, cur_sorted: FloatArray) -> tuple[FloatArray, FloatArray]:
     """|F_ref - F_cur| on each interval between consecutive pooled points, and its width.
 
-    The smaller of the two sorted samples (usually the reference support: <= 1,000
-    points) is merged into the larger by insertion, so the cost is O(n + m) plus
-    O(min log max), with no search per value of the larger sample. Tied points give
-    zero-width intervals, which add nothing to the integrals.
+    The reference support has n equal-mass points (the exact sample, or the sketch's
+    quantile grid). The smaller sorted sample is merged into the larger by insertion
+    (O(n + m), no search per value of the larger sample). With r(p) reference points
+    among the first p + 1 pooled points, ``F_ref - F_cur = (r (n + m) - n (p + 1)) / (n m)``
+    exactly, in integers - no running float sum. Tied points give zero-width
+    intervals, which add nothing to the integrals.
     """
-    pts, w = ref.support()
-    m = cur_sorted.shape[0]
-    if pts.shape[0] <= m:  # the common case: a small support into a large window
+    pts, _ = ref.support()
+    n, m = pts.shape[0], cur_sorted.shape[0]
+    total = n + m
+    if n <= m:  # the common case: a small support into a large window
         k = np.searchsorted(cur_sorted, pts, side="right")
-        pos = k + np.arange(k.shape[0])
+        ref_pos = k + np.arange(n)
         pooled = np.insert(cur_sorted, k, pts)
-        jumps = np.full(pooled.shape[0], -1.0 / m)  # F_ref - F_cur jumps by +w / -1/m
-        jumps[pos] = w
     else:
         k = np.searchsorted(pts, cur_sorted, side="right")
-        is_cur = np.zeros(pts.shape[0] + m, dtype=bool)
+        is_cur = np.zeros(total, dtype=bool)
         is_cur[k + np.arange(m)] = True
-        pooled = np.empty(is_cur.shape[0])
+        pooled = np.empty(total)
         pooled[is_cur] = cur_sorted
         pooled[~is_cur] = pts
-        jumps = np.empty(is_cur.shape[0])
-        jumps[is_cur] = -1.0 / m
-        jumps[~is_cur] = w
-    f_diff = np.cumsum(jumps[:-1])
-    return np.abs(f_diff, out=f_diff), np.diff(pooled)
+        ref_pos = np.flatnonzero(~is_cur)
+    # r(p) = number of reference positions <= p: constant between reference positions
+    seg = np.diff(ref_pos, prepend=0, append=total - 1)
+    seg[-1] += 1  # the last segment runs to the end of the pooled array
+    ranks = np.repeat(np.arange(n + 1, dtype=np.int64), seg)[:-1]
+    ranks *= total
+    ranks -= np.arange(n, n * total, n, dtype=np.int64)  # n (p + 1) for p < total - 1
+    np.abs(ranks, out=ranks)
+    return ranks * (1.0 / (n * m)), np.diff(pooled)
 
 
 def wasserstein(
