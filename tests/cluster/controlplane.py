@@ -47,10 +47,36 @@ class ClusterError(RuntimeError):
     """The control plane could not be built, started or reached."""
 
 
+class PortTakenError(ClusterError):
+    """A port picked as free was taken by another process before a component bound it."""
+
+
+START_ATTEMPTS = 3
+
+
 def default_state_root() -> Path:
     """Where cluster state directories live: $MODELMONITOR_CLUSTER_DIR or <repo>/.state/cluster."""
     env = os.environ.get("MODELMONITOR_CLUSTER_DIR")
     return Path(env).expanduser().resolve() if env else REPO_ROOT / ".state" / "cluster"
+
+
+def pinned_versions() -> dict[str, str]:
+    """The pins of versions.env (K8S_VERSION, ETCD_VERSION, HELM_VERSION)."""
+    pins = {}
+    for line in BUILD_SCRIPT.with_name("versions.env").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#"):
+            pins[key.strip()] = value.strip()
+    return pins
+
+
+def cached_bin_dir() -> Path | None:
+    """The binary cache build.sh fills (same rule for its location), if it exists yet."""
+    root = os.environ.get("MODELMONITOR_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelmonitor"
+    )
+    path = Path(root) / "testbin" / pinned_versions()["K8S_VERSION"]
+    return path if path.is_dir() else None
 
 
 def ensure_binaries() -> Path:
@@ -252,7 +278,14 @@ class ControlPlane:
             if current.state is not None or self.state_dir.exists():
                 self._stop(current.state)
                 shutil.rmtree(self.state_dir, ignore_errors=True)
-            return self._start(timeout=timeout, owner_pid=owner_pid)
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    return self._start(timeout=timeout, owner_pid=owner_pid)
+                except PortTakenError:
+                    if attempt == START_ATTEMPTS:
+                        raise
+                    shutil.rmtree(self.state_dir, ignore_errors=True)
+            raise AssertionError("unreachable")
 
     def down(self, *, keep: bool = False) -> bool:
         """Stop the cluster; remove its state unless ``keep``. True if something ran."""
@@ -492,9 +525,10 @@ class ControlPlane:
             for name, pid in pids.items():
                 if not _pid_alive(pid, str(self.state_dir)):
                     log = self.log_file(name)
-                    raise ClusterError(
-                        f"{name} exited while starting cluster {self.name!r}; "
-                        f"see {log}:\n{_log_tail(log)}"
+                    tail = _log_tail(log)
+                    error = PortTakenError if "address already in use" in tail else ClusterError
+                    raise error(
+                        f"{name} exited while starting cluster {self.name!r}; see {log}:\n{tail}"
                     )
             if check():
                 return

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane, reap_orphans
+from tests.cluster.controlplane import ControlPlane, cached_bin_dir, reap_orphans
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.operator_fixtures import crds, operator_process  # noqa: F401  (fixtures)
 
@@ -45,11 +45,12 @@ def _external_cluster(path: str) -> KubeCluster:
     kubeconfig = Path(path).expanduser().resolve()
     if not kubeconfig.is_file():
         raise pytest.UsageError(f"MODELMONITOR_KUBECONFIG={path}: no such file")
+    # The pinned kubectl/helm when they were built here before; otherwise from PATH.
     testbin = os.environ.get("MODELMONITOR_TESTBIN")
     cluster = KubeCluster(
         kubeconfig=kubeconfig,
         server=_server_of(kubeconfig),
-        bin_dir=Path(testbin) if testbin else None,
+        bin_dir=Path(testbin) if testbin else cached_bin_dir(),
     )
     cluster.kubectl("get", "--raw=/readyz")
     return cluster

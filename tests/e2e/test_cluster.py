@@ -13,17 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import BUILD_SCRIPT, SERVICE_CIDR, ControlPlane
+from tests.cluster.controlplane import SERVICE_CIDR, ControlPlane, pinned_versions
 from tests.cluster.kube import KubeCluster, wait_for
 
 REVISION = "deployment.kubernetes.io/revision"
-
-
-def _pinned_k8s_version() -> str:
-    for line in BUILD_SCRIPT.with_name("versions.env").read_text().splitlines():
-        if line.startswith("K8S_VERSION="):
-            return line.split("=", 1)[1].strip()
-    raise AssertionError("K8S_VERSION missing from versions.env")
 
 
 def _deployment(name: str, image: str) -> dict[str, Any]:
@@ -64,7 +57,7 @@ def test_apiserver_is_ready_and_pinned(kube_cluster: KubeCluster) -> None:
     assert kube_cluster.kubectl("get", "--raw=/readyz").stdout.strip() == "ok"
     if kube_cluster.managed:
         version = json.loads(kube_cluster.kubectl("version", "-o", "json").stdout)
-        assert version["serverVersion"]["gitVersion"] == _pinned_k8s_version()
+        assert version["serverVersion"]["gitVersion"] == pinned_versions()["K8S_VERSION"]
 
 
 def test_deployment_revisions_and_rollback(kube_cluster: KubeCluster, namespace: str) -> None:
