@@ -45,10 +45,9 @@ from scipy import stats as sps
 
 from modelmonitor.dataset import FloatArray
 from modelmonitor.stats.errors import DegenerateInputWarning
-from modelmonitor.stats.profile import NumericalProfile
+from modelmonitor.stats.profile import PSI_BINS, NumericalProfile
 from modelmonitor.stats.results import DistanceResult, TestResult
 
-PSI_BINS = 10
 HIST_BINS = 20
 EPS = 1e-4
 

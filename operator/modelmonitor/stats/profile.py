@@ -58,6 +58,8 @@ DEFAULT_EXACT_LIMIT = 1000
 DEFAULT_SKETCH_K = 200
 #: Number of equal-mass points that stand for a sketched reference in distance methods.
 QUANTILE_GRID_SIZE = 1000
+#: PSI bins (reference deciles); saved in the profile's readable ``summary``.
+PSI_BINS = 10
 
 
 def _encode_floats(values: FloatArray) -> str:
@@ -318,7 +320,27 @@ class NumericalProfile:
         else:
             assert self.sketch is not None
             out["sketch"] = base64.b64encode(self.sketch).decode("ascii")
+        out["summary"] = self.summary()
         return out
+
+    def summary(self) -> dict[str, Any]:
+        """Derived, human-readable statistics saved alongside the data (not needed to load).
+
+        ``std`` (ddof 0), ``iqr``, ``quartiles`` and the PSI bins: ``bin_edges`` (reference
+        deciles, ties merged) with the reference ``bin_proportions`` - the fixed bins a run
+        uses for PSI.
+        """
+        if self.n == 0:
+            return {"std": None, "iqr": None, "quartiles": [], "bin_edges": [],
+                    "bin_proportions": []}  # fmt: skip
+        edges, props = self.bin_proportions(PSI_BINS)
+        return {
+            "std": self.std,
+            "iqr": self.iqr,
+            "quartiles": self.quantiles(np.array([0.25, 0.5, 0.75])).tolist(),
+            "bin_edges": edges.tolist(),
+            "bin_proportions": props.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NumericalProfile:
