@@ -359,8 +359,13 @@ def _feature_drift(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateInputWarning)
         result = spec.func(ref, cur.values)
-    if isinstance(result, TestResult):
-        return make(result.statistic, result.pvalue, False), spec
+    p_value = result.pvalue if isinstance(result, TestResult) else None
+    if math.isnan(result.statistic) or (p_value is not None and math.isnan(p_value)):
+        # a guard: every method defines its degenerate cases, but NaN must never vote
+        reason = f"{spec.name} is undefined for this data (degenerate input)"
+        return make(None, None, False, "insufficient_data", reason), None
+    if p_value is not None:
+        return make(result.statistic, p_value, False), spec
     return make(result.statistic, None, result.statistic >= threshold), spec
 
 

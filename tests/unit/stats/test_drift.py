@@ -267,3 +267,17 @@ def test_numerical_profile_type_is_reported() -> None:
     assert [f.type for f in analyze(prof, data(50)).features] == [
         "numerical", "numerical", "categorical", "categorical",
     ]  # fmt: skip
+
+
+def test_nan_result_never_votes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from modelmonitor.stats.methods import NUMERICAL
+    from modelmonitor.stats.results import TestResult
+
+    nan_ks = replace(NUMERICAL["ks"], func=lambda r, c: TestResult(float("nan"), float("nan")))
+    monkeypatch.setitem(NUMERICAL, "ks", nan_ks)
+    f = analyze(data(100), data(100, seed=1), method="ks", features=[Feature("age", "numerical")])
+    assert f.feature("age").status == "insufficient_data"
+    assert not f.feature("age").drifted
+    assert "degenerate" in (f.feature("age").reason or "")
