@@ -1,0 +1,942 @@
+"""Probe an inference endpoint: send rows, collect predictions, latencies and errors.
+
+Three layers, so that everything but the socket is testable without a network:
+
+* pure codecs, one per protocol (``v1``: KServe v1, ``v2``: Open Inference Protocol,
+  ``json``: plain JSON with a field mapping), build a request body from a batch of rows
+  and parse a response body into one prediction per row (:func:`build_request`,
+  :func:`parse_response`);
+* a thin :class:`Transport`: one POST that returns the status and body, or raises
+  :class:`TransportError` naming a timeout or a connection failure
+  (:class:`AiohttpTransport` in production, a fake in unit tests);
+* :func:`probe`: batching, bounded concurrency, per-request timeouts, retries with
+  exponential backoff and jitter (connection errors and 5xx only), and the assembly of a
+  :class:`ProbeResult`. Failures are recorded in the result, never raised: an endpoint
+  that answers nothing yields a result whose ``failure`` is ``EndpointUnreachable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, Protocol, TypeAlias
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+
+from modelmonitor.dataset import CategoricalColumn, Column, Dataset, FeatureType, FloatArray
+from modelmonitor.spec import EndpointSpec, PredictionSpec, ProbeSpec
+
+PROTOCOLS = ("v1", "v2", "json")
+V2_NUMERIC_DATATYPES = ("FP64", "FP32", "INT64")
+V2_LAYOUTS = ("auto", "tensor", "columns")
+DEFAULT_JSON_PATH = "/predict"
+ENDPOINT_UNREACHABLE = "EndpointUnreachable"
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+JsonScalar: TypeAlias = str | int | float | bool | None
+IntArray: TypeAlias = npt.NDArray[np.intp]
+BoolArray: TypeAlias = npt.NDArray[np.bool_]
+
+
+class ErrorKind(StrEnum):
+    """Why one request failed (after its retries)."""
+
+    TIMEOUT = "timeout"  # no complete answer within timeoutSeconds
+    CONNECTION = "connection"  # refused, reset, DNS failure, connect timeout
+    HTTP_5XX = "http_5xx"  # the server answered with a 5xx status
+    HTTP_4XX = "http_4xx"  # the server refused the request (wrong model, bad payload)
+    BAD_RESPONSE = "bad_response"  # 2xx, but not a body we can read one prediction per row from
+
+
+RETRYABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.HTTP_5XX})
+_NO_HTTP_ANSWER = frozenset({ErrorKind.CONNECTION, ErrorKind.TIMEOUT})
+
+
+class BadResponseError(ValueError):
+    """A response body that does not hold one prediction per row sent."""
+
+
+class TransportError(Exception):
+    """A request that got no HTTP answer: ``kind`` is TIMEOUT or CONNECTION."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class V2Options:
+    """How rows become Open Inference Protocol tensors, and which output to read.
+
+    ``layout``: ``tensor`` sends one input ``input_name`` of shape ``[rows, features]``
+    (what a scikit-learn model behind MLServer or KServe expects); ``columns`` sends one
+    input per feature, shape ``[rows]``, BYTES for categorical features, and marks the
+    request as a table (``parameters.content_type: pd``); ``auto`` picks ``tensor`` when
+    every feature is numerical, else ``columns``.
+    """
+
+    layout: Literal["auto", "tensor", "columns"] = "auto"
+    input_name: str = "input-0"
+    numeric_datatype: Literal["FP64", "FP32", "INT64"] = "FP64"
+    outputs: tuple[str, ...] = ()  # requested outputs (e.g. predict, predict_proba); () = default
+    output_name: str | None = None  # the output holding predictions; None = the first one
+    probability_output: str | None = None  # an output with per-class probabilities
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # extra request parameters
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything :func:`probe` needs besides the rows; see :func:`config_from_spec`."""
+
+    url: str  # the base URL, e.g. http://model.ns.svc:8080
+    protocol: Literal["v1", "v2", "json"] = "v2"
+    model: str | None = None  # required for v1 and v2
+    path: str | None = None  # json only; default /predict
+    input_field: str = "instances"  # json only; a dotted path nests the rows (a.b)
+    output_field: str = "predictions"  # json only; a dotted path reads nested outputs
+    timeout_seconds: float = 2.0
+    concurrency: int = 4
+    retries: int = 2
+    batch_size: int = 1
+    backoff_seconds: float = 0.05  # the first retry waits between half and all of this
+    backoff_max_seconds: float = 2.0
+    prediction_type: FeatureType = "categorical"
+    classes: tuple[str, ...] | None = None  # class names for probability columns
+    v2: V2Options = field(default_factory=V2Options)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_messages: int = 3  # error messages kept per kind
+    fail_fast_after: int = 8  # stop after this many requests got no answer and none did
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.protocol not in PROTOCOLS:
+            problems.append(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if self.protocol in ("v1", "v2") and not self.model:
+            problems.append(f"protocol {self.protocol} needs a model name")
+        if not self.url.startswith(("http://", "https://")):
+            problems.append(f"url {self.url!r} must start with http:// or https://")
+        if not self.timeout_seconds > 0:
+            problems.append("timeout_seconds must be > 0")
+        if self.concurrency < 1 or self.batch_size < 1 or self.retries < 0:
+            problems.append("concurrency and batch_size must be >= 1, retries >= 0")
+        if self.v2.layout not in V2_LAYOUTS:
+            problems.append(f"v2 layout {self.v2.layout!r} is not one of {V2_LAYOUTS}")
+        if self.v2.numeric_datatype not in V2_NUMERIC_DATATYPES:
+            problems.append(f"v2 datatype must be one of {', '.join(V2_NUMERIC_DATATYPES)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def request_path(self) -> str:
+        model = urllib.parse.quote(self.model or "", safe="")
+        if self.protocol == "v1":
+            return f"/v1/models/{model}:predict"
+        if self.protocol == "v2":
+            return f"/v2/models/{model}/infer"
+        path = self.path or DEFAULT_JSON_PATH
+        return path if path.startswith("/") else f"/{path}"
+
+    @property
+    def request_url(self) -> str:
+        return self.url.rstrip("/") + self.request_path
+
+
+def config_from_spec(
+    endpoint: EndpointSpec,
+    probe_spec: ProbeSpec,
+    *,
+    base_url: str,
+    default_model: str,
+    prediction: PredictionSpec | None = None,
+) -> ProbeConfig:
+    """The probe settings of a monitor: ``default_model`` is ``spec.target.name``."""
+    return ProbeConfig(
+        url=base_url,
+        protocol=endpoint.protocol,
+        model=endpoint.model or default_model,
+        path=endpoint.path,
+        input_field=endpoint.input_field,
+        output_field=endpoint.output_field,
+        timeout_seconds=probe_spec.timeout_seconds,
+        concurrency=probe_spec.concurrency,
+        retries=probe_spec.retries,
+        batch_size=probe_spec.batch_size,
+        prediction_type=prediction.type if prediction is not None else "categorical",
+    )
+
+
+# --- rows ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Rows ready for JSON: numbers as floats (non-finite as null), categories as strings."""
+
+    features: tuple[str, ...]
+    types: tuple[FeatureType, ...]
+    columns: tuple[tuple[JsonScalar, ...], ...]  # one tuple of values per feature
+
+    def __post_init__(self) -> None:
+        if not (len(self.features) == len(self.types) == len(self.columns)):
+            raise ValueError("features, types and columns must have the same length")
+        if len({len(c) for c in self.columns}) > 1:
+            raise ValueError("columns of a batch must have the same length")
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def rows(self) -> list[list[JsonScalar]]:
+        return [list(row) for row in zip(*self.columns, strict=True)]
+
+    def records(self) -> list[dict[str, JsonScalar]]:
+        return [
+            dict(zip(self.features, row, strict=True)) for row in zip(*self.columns, strict=True)
+        ]
+
+
+def _json_values(column: Column) -> list[JsonScalar]:
+    if isinstance(column, CategoricalColumn):
+        return [None if v is None else str(v) for v in column.labels().tolist()]
+    finite = np.isfinite(column)
+    values: list[JsonScalar] = column.tolist()
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            values[i] = None
+    return values
+
+
+def make_batches(
+    rows: Dataset, features: Sequence[str], batch_size: int
+) -> list[tuple[IntArray, RowBatch]]:
+    """Split ``rows`` (in order) into batches of the named ``features``.
+
+    Returns (row indices, batch) pairs. Raise ValueError naming a missing feature.
+    """
+    missing = [name for name in features if name not in rows]
+    if missing:
+        raise ValueError(f"probe rows lack the feature column(s) {', '.join(missing)}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    values = [_json_values(rows[name]) for name in features]
+    types: tuple[FeatureType, ...] = tuple(
+        "categorical" if isinstance(rows[name], CategoricalColumn) else "numerical"
+        for name in features
+    )
+    batches = []
+    for start in range(0, rows.n_rows, batch_size):
+        stop = min(start + batch_size, rows.n_rows)
+        batch = RowBatch(
+            features=tuple(features),
+            types=types,
+            columns=tuple(tuple(col[start:stop]) for col in values),
+        )
+        batches.append((np.arange(start, stop, dtype=np.intp), batch))
+    return batches
+
+
+def sample_rows(rows: Dataset, n: int, *, seed: int | None = None) -> Dataset:
+    """Up to ``n`` rows drawn without replacement, kept in their original order."""
+    if n >= rows.n_rows:
+        return rows
+    rng = np.random.default_rng(seed)
+    return rows.take(np.sort(rng.choice(rows.n_rows, size=n, replace=False)))
+
+
+# --- codecs: request building --------------------------------------------------------------
+
+
+def build_request(config: ProbeConfig, batch: RowBatch) -> dict[str, Any]:
+    """The JSON body for ``batch`` in ``config.protocol``."""
+    if config.protocol == "v1":
+        return {"instances": batch.rows()}
+    if config.protocol == "v2":
+        return _build_v2(config.v2, batch)
+    if config.protocol == "json":
+        return _nest(config.input_field, batch.records())
+    raise ValueError(f"unknown protocol {config.protocol!r}; expected one of {PROTOCOLS}")
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    node = body
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return body
+
+
+def _v2_numbers(values: Sequence[JsonScalar], datatype: str) -> list[JsonScalar]:
+    if datatype != "INT64":
+        return list(values)
+    out: list[JsonScalar] = []
+    for v in values:
+        if isinstance(v, float) and not v.is_integer():
+            raise ValueError(f"value {v!r} is not an integer; INT64 inputs need whole numbers")
+        out.append(None if v is None else int(v))
+    return out
+
+
+def _build_v2(options: V2Options, batch: RowBatch) -> dict[str, Any]:
+    all_numerical = all(t == "numerical" for t in batch.types)
+    layout = options.layout
+    if layout == "auto":
+        layout = "tensor" if all_numerical else "columns"
+    n = batch.n_rows
+    dtype = options.numeric_datatype
+    parameters = dict(options.parameters)
+    if layout == "tensor":
+        all_categorical = all(t == "categorical" for t in batch.types)
+        if not (all_numerical or all_categorical):
+            raise ValueError(
+                "v2 layout 'tensor' needs features of one type; use layout 'columns' "
+                "for a mix of numerical and categorical features"
+            )
+        flat = [v for row in zip(*batch.columns, strict=True) for v in row]
+        inputs = [
+            {
+                "name": options.input_name,
+                "shape": [n, len(batch.features)],
+                "datatype": dtype if all_numerical else "BYTES",
+                "data": _v2_numbers(flat, dtype) if all_numerical else flat,
+            }
+        ]
+    else:
+        inputs = [
+            {
+                "name": name,
+                "shape": [n],
+                "datatype": dtype if kind == "numerical" else "BYTES",
+                "data": _v2_numbers(col, dtype) if kind == "numerical" else list(col),
+            }
+            for name, kind, col in zip(batch.features, batch.types, batch.columns, strict=True)
+        ]
+        parameters.setdefault("content_type", "pd")
+    body: dict[str, Any] = {"inputs": inputs}
+    if options.outputs:
+        body["outputs"] = [{"name": name} for name in options.outputs]
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
+# --- codecs: response parsing ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    """What one response said about its rows: a value per row, probabilities, or both."""
+
+    values: tuple[Any, ...] | None
+    probabilities: FloatArray | None = None  # shape (rows, classes)
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a response body; BadResponseError when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        snippet = body[:80].decode("utf-8", "replace")
+        raise BadResponseError(f"response is not JSON: {snippet!r}") from exc
+
+
+def parse_response(config: ProbeConfig, payload: Any, n_rows: int) -> BatchOutput:
+    """One prediction per row from a decoded response body; BadResponseError otherwise."""
+    if config.protocol == "v1":
+        return _parse_items(_field(payload, "predictions"), n_rows, "predictions")
+    if config.protocol == "v2":
+        return _parse_v2(config.v2, payload, n_rows)
+    if config.protocol == "json":
+        return _parse_items(_field(payload, config.output_field), n_rows, config.output_field)
+    raise ValueError(f"unknown protocol {config.protocol!r}; expected one of {PROTOCOLS}")
+
+
+def _field(payload: Any, dotted: str) -> Any:
+    node = payload
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            have = ", ".join(sorted(map(str, node))) if isinstance(node, Mapping) else "none"
+            raise BadResponseError(f"response has no field {dotted!r} (fields: {have or 'none'})")
+        node = node[key]
+    return node
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _parse_items(items: Any, n_rows: int, what: str) -> BatchOutput:
+    """v1/json: a list of scalars, one-element lists, or per-class probability lists."""
+    if not isinstance(items, list):
+        raise BadResponseError(f"{what!r} is {type(items).__name__}, expected a list")
+    if len(items) != n_rows:
+        raise BadResponseError(f"{what!r} has {len(items)} item(s) for {n_rows} row(s) sent")
+    if all(isinstance(v, list) for v in items):
+        widths = {len(v) for v in items}
+        if widths == {1}:
+            items = [v[0] for v in items]
+        elif len(widths) == 1 and all(_is_number(x) for v in items for x in v):
+            return BatchOutput(None, np.asarray(items, dtype=np.float64).reshape(n_rows, -1))
+        else:
+            raise BadResponseError(
+                f"{what!r} holds lists of sizes {sorted(widths)}; expected one value per "
+                "row or equal-length lists of class probabilities"
+            )
+    for i, v in enumerate(items):
+        if isinstance(v, Mapping | list):
+            raise BadResponseError(
+                f"{what}[{i}] is {type(v).__name__}; expected a value, or a list of "
+                "class probabilities for every row"
+            )
+    return BatchOutput(tuple(items))
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise BadResponseError(f"tensor data is {type(data).__name__}, expected a list")
+    if any(isinstance(v, list) for v in data):
+        flat: list[Any] = []
+        for v in data:
+            flat.extend(_flatten(v) if isinstance(v, list) else [v])
+        return flat
+    return data
+
+
+def _v2_tensor(output: Any, n_rows: int) -> tuple[str, list[int], str, list[Any]]:
+    if not isinstance(output, Mapping):
+        raise BadResponseError("an output is not an object")
+    name = str(output.get("name", "?"))
+    shape = output.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadResponseError(f"output {name!r} has no valid shape: {shape!r}")
+    datatype = output.get("datatype")
+    if not isinstance(datatype, str):
+        raise BadResponseError(f"output {name!r} has no datatype")
+    data = _flatten(output.get("data"))
+    if math.prod(shape) != len(data):
+        raise BadResponseError(f"output {name!r}: shape {shape} does not fit {len(data)} value(s)")
+    if shape[0] != n_rows:
+        raise BadResponseError(f"output {name!r} has {shape[0]} row(s) for {n_rows} row(s) sent")
+    if len(shape) > 2:
+        raise BadResponseError(f"output {name!r} has shape {shape}; expected [rows] or [rows, k]")
+    return name, shape, datatype, data
+
+
+def _v2_probabilities(name: str, shape: list[int], datatype: str, data: list[Any]) -> FloatArray:
+    if datatype in ("BYTES", "BOOL") or not all(_is_number(v) for v in data):
+        raise BadResponseError(f"output {name!r} ({datatype}) does not hold probabilities")
+    return np.asarray(data, dtype=np.float64).reshape(shape[0], -1)
+
+
+def _parse_v2(options: V2Options, payload: Any, n_rows: int) -> BatchOutput:
+    outputs = _field(payload, "outputs")
+    if not isinstance(outputs, list) or not outputs:
+        raise BadResponseError("'outputs' is empty or not a list")
+    tensors: dict[str, tuple[str, list[int], str, list[Any]]] = {}
+    for raw in outputs:
+        tensor = _v2_tensor(raw, n_rows)
+        tensors.setdefault(tensor[0], tensor)
+    pred_name = options.output_name or next(iter(tensors))
+    if pred_name not in tensors:
+        raise BadResponseError(
+            f"no output {pred_name!r} in the response (outputs: {', '.join(tensors)})"
+        )
+    name, shape, datatype, data = tensors[pred_name]
+    probabilities = None
+    if options.probability_output is not None and options.probability_output in tensors:
+        probabilities = _v2_probabilities(*tensors[options.probability_output])
+    if len(shape) == 2 and shape[1] != 1:
+        if shape[1] == 0:
+            raise BadResponseError(f"output {name!r} has shape {shape}")
+        return BatchOutput(None, _v2_probabilities(name, shape, datatype, data))
+    if datatype == "BYTES":
+        if not all(isinstance(v, str) for v in data):
+            raise BadResponseError(f"output {name!r} is BYTES but holds non-strings")
+    elif not all(v is None or _is_number(v) or isinstance(v, bool) for v in data):
+        raise BadResponseError(f"output {name!r} ({datatype}) holds non-numbers")
+    return BatchOutput(tuple(data), probabilities)
+
+
+# --- predictions -------------------------------------------------------------------------
+
+
+def label_text(value: Any) -> str | None:
+    """A class label as text, as predictions and golden labels share it (2.0 -> "2")."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _class_values(out: BatchOutput, classes: tuple[str, ...] | None) -> tuple[Any, ...]:
+    if out.values is not None:
+        return out.values
+    assert out.probabilities is not None
+    prob = out.probabilities
+    if prob.shape[1] == 1:  # one column: the positive class's probability
+        idx = (prob[:, 0] >= 0.5).astype(np.intp)
+    else:
+        idx = np.argmax(np.where(np.isfinite(prob), prob, -np.inf), axis=1)
+    if classes is not None:
+        k = max(prob.shape[1], 2)
+        if len(classes) != k:
+            raise BadResponseError(f"{k} probability column(s) but {len(classes)} class name(s)")
+        return tuple(classes[i] for i in idx.tolist())
+    return tuple(idx.tolist())
+
+
+def prediction_values(
+    out: BatchOutput, prediction_type: FeatureType, classes: tuple[str, ...] | None = None
+) -> list[Any]:
+    """The per-row predictions of one response, as label text or floats."""
+    if prediction_type == "categorical":
+        return [label_text(v) for v in _class_values(out, classes)]
+    if out.values is None:
+        raise BadResponseError("the response holds class probabilities; expected numbers")
+    values: list[Any] = []
+    for v in out.values:
+        if v is None:
+            values.append(math.nan)
+        elif _is_number(v):
+            values.append(float(v))
+        else:
+            raise BadResponseError(f"prediction {v!r} is not a number")
+    return values
+
+
+def _prediction_column(values: Sequence[Any], prediction_type: FeatureType) -> Column:
+    if prediction_type == "categorical":
+        return CategoricalColumn.from_values(values)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _label_column(column: Column, idx: IntArray, prediction_type: FeatureType) -> Column:
+    if isinstance(column, CategoricalColumn):
+        picked = CategoricalColumn(column.codes[idx], column.categories)
+        if prediction_type == "categorical":
+            return CategoricalColumn.from_values(label_text(v) for v in picked.labels())
+        return picked
+    values = column[idx]
+    if prediction_type == "categorical":
+        return CategoricalColumn.from_values(label_text(v) for v in values.tolist())
+    return values
+
+
+# --- transport ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: bytes
+
+
+class Transport(Protocol):
+    async def post(
+        self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str]
+    ) -> HttpReply:
+        """POST ``body``; return the reply, or raise TransportError (timeout, connection)."""
+
+
+_CONNECT_TIMEOUTS: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None
+)
+
+
+class AiohttpTransport:
+    """The production transport over one aiohttp session (not owned: the caller closes it)."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, max_body: int = MAX_RESPONSE_BYTES):
+        self._session = session
+        self._max_body = max_body
+
+    async def post(
+        self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str]
+    ) -> HttpReply:
+        all_headers = {"Content-Type": "application/json", **headers}
+        try:
+            async with self._session.post(
+                url,
+                data=body,
+                headers=all_headers,
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=timeout),
+            ) as resp:
+                data = await resp.content.read(self._max_body + 1)
+                if len(data) > self._max_body:
+                    data = b""  # parsed as not JSON: a bad response
+                return HttpReply(resp.status, data)
+        except _CONNECT_TIMEOUTS as exc:
+            raise TransportError(
+                ErrorKind.CONNECTION, f"connect timeout after {timeout:g}s"
+            ) from exc
+        except TimeoutError as exc:
+            raise TransportError(ErrorKind.TIMEOUT, f"no answer within {timeout:g}s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(ErrorKind.CONNECTION, _describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeErrors:
+    """Failed requests by kind, with the first few messages of each kind."""
+
+    counts: Mapping[ErrorKind, int]
+    messages: Mapping[ErrorKind, tuple[str, ...]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, kind: ErrorKind) -> int:
+        return self.counts.get(kind, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "counts": {k.value: v for k, v in self.counts.items() if v},
+            "messages": {k.value: list(v) for k, v in self.messages.items() if v},
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeResult:
+    """What one probe measured.
+
+    ``predictions`` has one value per answered row (``rows`` gives each one's index in
+    the probe set); ``labels`` (with a golden set) are the expected values of the same
+    rows, encoded like the predictions. ``latencies_ms`` and ``request_ok`` have one entry
+    per request sent (a failed request's latency is the time until it failed).
+    """
+
+    n_sent: int  # rows sent
+    n_skipped: int  # rows not sent: the endpoint answered nothing and the probe stopped
+    predictions: Column
+    rows: IntArray
+    latencies_ms: FloatArray
+    request_ok: BoolArray
+    errors: ProbeErrors
+    attempts: int  # HTTP attempts, retries included
+    duration_seconds: float
+    probabilities: FloatArray | None = None  # (answered rows, classes) when returned
+    labels: Column | None = None
+    failure: str | None = None  # ENDPOINT_UNREACHABLE when no request got an HTTP answer
+    failure_message: str = ""
+
+    @property
+    def n_requests(self) -> int:
+        return int(self.latencies_ms.shape[0])
+
+    @property
+    def n_answered(self) -> int:
+        return int(self.rows.shape[0])
+
+    @property
+    def unreachable(self) -> bool:
+        return self.failure == ENDPOINT_UNREACHABLE
+
+    @property
+    def ok_latencies_ms(self) -> FloatArray:
+        return self.latencies_ms[self.request_ok]
+
+    @property
+    def error_ratio(self) -> float | None:
+        """Failed requests over requests sent; None when nothing was sent."""
+        if self.n_requests == 0:
+            return None
+        return float(np.count_nonzero(~self.request_ok)) / self.n_requests
+
+    def prediction_dataset(self, name: str = "prediction") -> Dataset:
+        return Dataset({name: self.predictions})
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly digest (for reports and logs)."""
+        ok = self.ok_latencies_ms
+        pct = {f"p{q}": float(np.percentile(ok, q)) for q in (50, 95, 99)} if ok.size else {}
+        return {
+            "sent": self.n_sent,
+            "answered": self.n_answered,
+            "skipped": self.n_skipped,
+            "requests": self.n_requests,
+            "attempts": self.attempts,
+            "errorRatio": self.error_ratio,
+            "latencyMs": pct,
+            "errors": self.errors.to_dict(),
+            "failure": self.failure,
+            "failureMessage": self.failure_message or None,
+        }
+
+
+def unreachable_result(message: str, prediction_type: FeatureType = "categorical") -> ProbeResult:
+    """A result for an endpoint that could not even be addressed (no ready endpoint)."""
+    return _empty_result(prediction_type, failure=ENDPOINT_UNREACHABLE, message=message)
+
+
+def _empty_result(
+    prediction_type: FeatureType, *, failure: str | None = None, message: str = ""
+) -> ProbeResult:
+    return ProbeResult(
+        n_sent=0,
+        n_skipped=0,
+        predictions=_prediction_column([], prediction_type),
+        rows=np.zeros(0, dtype=np.intp),
+        latencies_ms=np.zeros(0, dtype=np.float64),
+        request_ok=np.zeros(0, dtype=bool),
+        errors=ProbeErrors({}, {}),
+        attempts=0,
+        duration_seconds=0.0,
+        failure=failure,
+        failure_message=message,
+    )
+
+
+# --- the probe --------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    rows: IntArray
+    latency_ms: float = 0.0
+    attempts: int = 0
+    values: list[Any] | None = None  # set on success
+    probabilities: FloatArray | None = None
+    kind: ErrorKind | None = None
+    message: str = ""
+    sent: bool = True
+
+
+def backoff_delay(attempt: int, config: ProbeConfig, rng: random.Random) -> float:
+    """Seconds before retry ``attempt`` (0-based): exponential, capped, with jitter.
+
+    The cap doubles from ``backoff_seconds`` each attempt; the delay is drawn uniformly
+    from its upper half, so concurrent retries spread out but never come back at once.
+    """
+    cap = min(config.backoff_max_seconds, config.backoff_seconds * (2.0**attempt))
+    return rng.uniform(cap / 2.0, cap)
+
+
+class _Prober:
+    def __init__(
+        self,
+        config: ProbeConfig,
+        transport: Transport,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+        self.semaphore = asyncio.Semaphore(config.concurrency)
+        self.unanswered = 0  # requests that got no HTTP answer, while none has got one
+        self.answered_any = False
+        self.attempts = 0
+
+    def gave_up(self) -> bool:
+        return not self.answered_any and self.unanswered >= self.config.fail_fast_after
+
+    async def send(self, rows: IntArray, batch: RowBatch, body: bytes) -> _Outcome:
+        config = self.config
+        outcome = _Outcome(rows)
+        for attempt in range(config.retries + 1):
+            async with self.semaphore:
+                if self.gave_up():
+                    if attempt == 0:
+                        outcome.sent = False
+                    return outcome
+                self.attempts += 1
+                outcome.attempts += 1
+                start = self.clock()
+                try:
+                    reply = await self.transport.post(
+                        config.request_url,
+                        body,
+                        timeout=config.timeout_seconds,
+                        headers=config.headers,
+                    )
+                except TransportError as exc:
+                    outcome.latency_ms = (self.clock() - start) * 1000.0
+                    outcome.kind, outcome.message = exc.kind, str(exc)
+                else:
+                    outcome.latency_ms = (self.clock() - start) * 1000.0
+                    self.answered_any = True
+                    self._read(reply, batch, outcome)
+            if outcome.kind is None or outcome.kind not in RETRYABLE:
+                break
+            if attempt < config.retries:
+                await self.sleep(backoff_delay(attempt, config, self.rng))
+        if outcome.kind in _NO_HTTP_ANSWER:
+            self.unanswered += 1
+        return outcome
+
+    def _read(self, reply: HttpReply, batch: RowBatch, outcome: _Outcome) -> None:
+        status = reply.status
+        outcome.kind, outcome.message = None, ""
+        if 200 <= status < 300:
+            try:
+                out = parse_response(self.config, decode_json(reply.body), batch.n_rows)
+                outcome.values = prediction_values(
+                    out, self.config.prediction_type, self.config.classes
+                )
+                outcome.probabilities = out.probabilities
+            except BadResponseError as exc:
+                outcome.kind, outcome.message = ErrorKind.BAD_RESPONSE, str(exc)
+            return
+        detail = _error_detail(reply.body)
+        if status >= 500:
+            outcome.kind = ErrorKind.HTTP_5XX
+        elif status >= 400:
+            outcome.kind = ErrorKind.HTTP_4XX
+        else:
+            outcome.kind = ErrorKind.BAD_RESPONSE
+        outcome.message = f"HTTP {status}" + (f": {detail}" if detail else "")
+
+
+def _error_detail(body: bytes) -> str:
+    """The server's error message, short: a JSON ``error``/``detail`` field or the text."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = body.decode("utf-8", "replace").strip()
+    else:
+        text = ""
+        if isinstance(payload, Mapping):
+            for key in ("error", "detail", "message"):
+                if key in payload:
+                    text = str(payload[key])
+                    break
+        text = text or json.dumps(payload)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+async def probe(
+    config: ProbeConfig,
+    rows: Dataset,
+    *,
+    features: Sequence[str] | None = None,
+    label_column: str | None = None,
+    transport: Transport | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> ProbeResult:
+    """Send ``rows`` to the endpoint and measure what comes back.
+
+    ``features``: the model's inputs, in order (default: every column but
+    ``label_column``). ``label_column``: the golden set's expected values. Raise
+    ValueError only for a call that cannot be made (a feature or the label column
+    missing); every failure of the endpoint is recorded in the result.
+    """
+    names = list(features) if features is not None else [c for c in rows if c != label_column]
+    if label_column is not None and label_column not in rows:
+        raise ValueError(f"probe rows lack the label column {label_column!r}")
+    batches = [
+        (idx, batch, json.dumps(build_request(config, batch), allow_nan=False).encode())
+        for idx, batch in make_batches(rows, names, config.batch_size)
+    ]
+    if not batches:
+        return _empty_result(config.prediction_type)
+    started = clock()
+    if transport is None:
+        connector = aiohttp.TCPConnector(limit=config.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            outcomes = await _run(config, AiohttpTransport(session), batches, clock, sleep, rng)
+    else:
+        outcomes = await _run(config, transport, batches, clock, sleep, rng)
+    attempts = sum(o.attempts for o in outcomes)
+    return _assemble(config, rows, label_column, outcomes, attempts, clock() - started)
+
+
+async def _run(
+    config: ProbeConfig,
+    transport: Transport,
+    batches: Sequence[tuple[IntArray, RowBatch, bytes]],
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    rng: random.Random | None,
+) -> list[_Outcome]:
+    prober = _Prober(config, transport, clock=clock, sleep=sleep, rng=rng or random.Random())
+    return list(await asyncio.gather(*(prober.send(*item) for item in batches)))
+
+
+def _assemble(
+    config: ProbeConfig,
+    rows: Dataset,
+    label_column: str | None,
+    outcomes: Sequence[_Outcome],
+    attempts: int,
+    duration: float,
+) -> ProbeResult:
+    sent = [o for o in outcomes if o.sent]
+    answered = [o for o in sent if o.values is not None]
+    counts: dict[ErrorKind, int] = {}
+    messages: dict[ErrorKind, list[str]] = {}
+    for o in sent:
+        if o.kind is None:
+            continue
+        counts[o.kind] = counts.get(o.kind, 0) + 1
+        kept = messages.setdefault(o.kind, [])
+        if len(kept) < config.max_messages and o.message not in kept:
+            kept.append(o.message)
+    idx = np.concatenate([o.rows for o in answered]) if answered else np.zeros(0, dtype=np.intp)
+    values = [v for o in answered for v in (o.values or [])]
+    probabilities = None
+    widths = {o.probabilities.shape[1] for o in answered if o.probabilities is not None}
+    if answered and len(widths) == 1 and all(o.probabilities is not None for o in answered):
+        probabilities = np.concatenate(
+            [o.probabilities for o in answered if o.probabilities is not None]
+        )
+    labels = None
+    if label_column is not None:
+        labels = _label_column(rows[label_column], idx, config.prediction_type)
+    failure, message = None, ""
+    if sent and not answered and all(o.kind in _NO_HTTP_ANSWER for o in sent):
+        failure = ENDPOINT_UNREACHABLE
+        first = next(iter(messages.values()), [""])[0] if messages else ""
+        message = f"{config.request_url}: no answer to {len(sent)} request(s): {first}"
+    return ProbeResult(
+        n_sent=sum(o.rows.shape[0] for o in sent),
+        n_skipped=sum(o.rows.shape[0] for o in outcomes if not o.sent),
+        predictions=_prediction_column(values, config.prediction_type),
+        rows=idx,
+        latencies_ms=np.asarray([o.latency_ms for o in sent], dtype=np.float64),
+        request_ok=np.asarray([o.values is not None for o in sent], dtype=bool),
+        errors=ProbeErrors(counts, {k: tuple(v) for k, v in messages.items()}),
+        attempts=attempts,
+        duration_seconds=duration,
+        probabilities=probabilities,
+        labels=labels,
+        failure=failure,
+        failure_message=message,
+    )
