@@ -22,7 +22,7 @@ from modelmonitor.config import OperatorConfig
 from modelmonitor.kube import KubeClient
 from modelmonitor.metrics import MetricsRecorder
 from modelmonitor.reconcile import evaluate, needs_recheck
-from modelmonitor.status import ConditionType, find_condition
+from modelmonitor.status import find_condition
 
 log = logging.getLogger(__name__)
 
@@ -72,28 +72,33 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     )
 
 
-async def _reconcile(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: Any,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
-) -> None:
+async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
+    """Validate the monitor and write the configuration part of its status."""
     ctx = _context(memo)
     started = time.perf_counter()
-    now = dt.datetime.now(dt.UTC)
-    old_status: Mapping[str, Any] = body.get("status") or {}
+    namespace = body.metadata.namespace or "default"
+    name = body.metadata.name or ""
+    seen: dict[str, Any] = {}
+
+    def compute(obj: dict[str, Any]) -> dict[str, Any]:
+        result = evaluate(obj, ctx.kube, now=dt.datetime.now(dt.UTC))
+        seen["old"] = find_condition((obj.get("status") or {}).get("conditions"), "Ready")
+        seen["result"] = result
+        return result.status_patch
+
     try:
-        result = await asyncio.to_thread(evaluate, body, ctx.kube, now=now)
+        written = await asyncio.to_thread(ctx.kube.update_monitor_status, namespace, name, compute)
     except Exception:
         ctx.metrics.reconciles.labels(result="error").inc()
         raise
-    patch.status.update(result.status_patch)
-    namespace = body.metadata.namespace or "default"
-    ctx.metrics.set_phase(namespace, body.metadata.name or "", result.phase)
+    if written is None:
+        return  # deleted meanwhile
+    result = seen["result"]
+    ctx.metrics.set_phase(namespace, name, result.phase)
     ctx.metrics.reconciles.labels(result="ok" if result.valid else "invalid").inc()
     ctx.metrics.reconcile_duration.observe(time.perf_counter() - started)
 
-    old_ready = find_condition(old_status.get("conditions"), ConditionType.READY)
+    old_ready = seen["old"]
     new_ready = result.ready
     if (
         old_ready is None
@@ -110,18 +115,18 @@ async def _reconcile(
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
-async def on_create(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any) -> None:
-    await _reconcile(body, patch, memo, logger)
+async def on_create(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, memo, logger)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-async def on_resume(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any) -> None:
-    await _reconcile(body, patch, memo, logger)
+async def on_resume(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, memo, logger)
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def on_update(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any) -> None:
-    await _reconcile(body, patch, memo, logger)
+async def on_update(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, memo, logger)
 
 
 def _should_recheck(status: Mapping[str, Any], **_: Any) -> bool:
@@ -129,11 +134,9 @@ def _should_recheck(status: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RECHECK_SECONDS, when=_should_recheck)
-async def recheck_references(
-    body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **_: Any
-) -> None:
+async def recheck_references(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     """An invalid monitor recovers by itself once its missing target or data appears."""
-    await _reconcile(body, patch, memo, logger)
+    await _reconcile(body, memo, logger)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

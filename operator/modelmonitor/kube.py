@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelmonitor import GROUP, PLURAL, VERSION
 from modelmonitor.references import ReferenceLookupError
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,74 @@ class KubeClient:
             raise ReferenceLookupError(f"reading {kind} {namespace}/{name}: {exc}") from exc
         result: dict[str, Any] = json.loads(resp.data)
         return result
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        resp = self._api.call_api(
+            path,
+            method,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+        result: dict[str, Any] = json.loads(resp.data)
+        return result
+
+    def update_monitor_status(
+        self,
+        namespace: str,
+        name: str,
+        compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        attempts: int = 5,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Read the monitor, ``compute`` a status patch from it, write it if unchanged since.
+
+        The patch carries the object's resourceVersion, so two writers (the spec handler
+        and a run) never overwrite each other's conditions with a stale view: on a
+        conflict the object is read again and the patch recomputed. Returns the object
+        read and the patch written, or None when the monitor is gone or ``compute``
+        declined.
+        """
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        for attempt in range(attempts):
+            try:
+                obj = self._request("GET", path)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            patch = compute(obj)
+            if patch is None:
+                return None
+            body = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "status": patch,
+            }
+            try:
+                self._request(
+                    "PATCH",
+                    f"{path}/status",
+                    body=body,
+                    content_type="application/merge-patch+json",
+                )
+                return obj, patch
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status != 409 or attempt == attempts - 1:
+                    raise
+        return None
 
     def ensure_peering(self, name: str, namespaces: list[str] | None) -> None:
         """Create the kopf peering object(s) if missing (cluster-wide when ``namespaces`` is None).

@@ -1,0 +1,143 @@
+"""The per-monitor loop with an injected clock, runner and status writer (no cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from modelmonitor.report import DriftSummary, FeatureSummary, Report
+from modelmonitor.runloop import LoopDeps, run_loop
+from modelmonitor.spec import MonitorSpec
+from modelmonitor.verdict import Event, Verdict
+
+T0 = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class Stopped:
+    """Stops after ``limit`` seconds of fake time; waiting advances the clock."""
+
+    def __init__(self, clock: Clock, limit: float) -> None:
+        self.clock = clock
+        self.limit = limit
+
+    def __bool__(self) -> bool:
+        return (self.clock.now - T0).total_seconds() >= self.limit
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        self.clock.advance(timeout or 0)
+        await asyncio.sleep(0)
+        return bool(self)
+
+
+class Runner:
+    def __init__(self, clock: Clock, drifted: bool = True) -> None:
+        self.clock = clock
+        self.starts: list[dt.datetime] = []
+        self.active = 0
+        self.max_active = 0
+        self.drifted = drifted
+
+    async def run(self, namespace: str, name: str, spec: MonitorSpec) -> Report:
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        self.starts.append(self.clock.now)
+        self.clock.advance(2)  # a run takes 2 s
+        await asyncio.sleep(0)
+        self.active -= 1
+        feats = (FeatureSummary("a", "psi", 0.5, None, 0.25, self.drifted),)
+        drift = DriftSummary(
+            "ok", self.drifted, int(self.drifted), 1, float(self.drifted), 0.5, feats
+        )
+        return Report(self.clock.now - dt.timedelta(seconds=2), 2.0, "inline", 100, drift)
+
+
+class Writer:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.patches: list[dict[str, Any]] = []
+
+    def update_monitor_status(self, namespace: str, name: str, compute: Any) -> Any:
+        patch = compute(self.body)
+        if patch is None:
+            return None
+        self.patches.append(patch)
+        self.body["status"] = {**self.body.get("status", {}), **patch}
+        return self.body, patch
+
+
+def body(interval: str = "60s") -> dict[str, Any]:
+    return {
+        "metadata": {"name": "m", "namespace": "ml", "generation": 1},
+        "spec": {
+            "target": {"name": "t"},
+            "reference": {"configMapRef": {"name": "r", "key": "k"}},
+            "schedule": {"interval": interval},
+        },
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Configured"}]},
+    }
+
+
+def run(
+    obj: dict[str, Any], runner: Runner, clock: Clock, limit: float
+) -> tuple[Writer, list[Event], list[float]]:
+    writer = Writer(obj)
+    events: list[Event] = []
+    lags: list[float] = []
+
+    def on_verdict(report: Report, verdict: Verdict, lag: float) -> None:
+        lags.append(lag)
+
+    deps = LoopDeps(runner, writer, asyncio.Semaphore(1), events.append, on_verdict, clock)
+    asyncio.run(run_loop("ml", "m", obj, Stopped(clock, limit), deps))
+    return writer, events, lags
+
+
+def test_runs_on_schedule_one_at_a_time() -> None:
+    clock = Clock()
+    runner = Runner(clock)
+    writer, events, lags = run(body("60s"), runner, clock, limit=300)
+    assert 4 <= len(runner.starts) <= 6
+    gaps = [(b - a).total_seconds() for a, b in zip(runner.starts, runner.starts[1:], strict=False)]
+    assert all(60 <= g <= 60 + 6 + 5 for g in gaps), gaps  # interval + jitter (+ idle step)
+    assert runner.max_active == 1
+    assert writer.patches[-1]["phase"] == "Drifted"
+    assert writer.patches[-1]["lastRun"]["samples"] == 100
+    assert [e.reason for e in events] == ["DriftDetected"]  # once, not per run
+    assert all(lag < 6 for lag in lags)
+
+
+def test_not_ready_monitor_never_runs() -> None:
+    clock = Clock()
+    runner = Runner(clock)
+    obj = body()
+    obj["status"] = {
+        "conditions": [{"type": "Ready", "status": "False", "reason": "TargetNotFound"}]
+    }
+    writer, _, _ = run(obj, runner, clock, limit=200)
+    assert runner.starts == []
+    assert writer.patches == []
+
+
+def test_restart_continues_schedule_from_status() -> None:
+    clock = Clock()
+    runner = Runner(clock)
+    obj = body("60s")
+    obj["status"]["lastRun"] = {
+        "time": (T0 - dt.timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    }
+    run(obj, runner, clock, limit=100)
+    # The first run waits for the rest of the interval instead of running at once.
+    assert runner.starts
+    assert (runner.starts[0] - T0).total_seconds() >= 29
