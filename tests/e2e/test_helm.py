@@ -6,11 +6,20 @@ its validation, defaulting and admission (Pod Security included). ``helm install
 really creates the objects: the ReplicaSet controller turns the Deployment into a pod
 (which stays Pending without a node), and ``kubectl auth can-i`` asks the API server's
 RBAC what the operator's ServiceAccount may do. ``helm uninstall`` removes it all again.
+
+Without a node the operator pod cannot run, so the last tests run ``modelmonitor run``
+as a local process in its place: with the Deployment's environment and a token of the
+installed ServiceAccount, i.e. with exactly the permissions the install grants.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from functools import cache, partial
@@ -21,6 +30,8 @@ import pytest
 import yaml
 
 from tests.cluster.kube import CommandError, KubeCluster, wait_for
+from tests.e2e.operator_fixtures import free_port
+from tests.e2e.test_operator import model_objects, monitor, wait_ready
 from tests.unit.test_packaging import (
     ACTION_GRANTS,
     CLUSTER_ONLY_GRANTS,
@@ -395,3 +406,175 @@ def test_helm_install_and_uninstall(
     # CRDs stay (Helm never deletes crds/), so existing ModelMonitors survive an uninstall.
     for crd in CRDS:
         cluster.get("crd", crd)
+
+
+# -- the operator with exactly the installed permissions -----------------------------------------
+# kopf's expected complaints when it runs without cluster rights (namespace scope).
+EXPECTED_WITHOUT_CLUSTER_RIGHTS = (
+    "Not enough permissions to list namespaces",
+    "Not enough permissions to watch for namespaces",
+    "Not enough permissions to watch for resources",
+    "not allowed to create the peering object",
+)
+
+
+def _sa_kubeconfig(cluster: KubeCluster, namespace: str, sa: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a short-lived token)."""
+    token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "target", "cluster": entry["cluster"]}],
+        "users": [{"name": sa, "user": {"token": token.strip()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "target", "user": sa}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _pod_env(deployment: Doc, namespace: str, pod: str) -> dict[str, str]:
+    """The operator container's environment as the kubelet would set it."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    field_values = {"metadata.namespace": namespace, "metadata.name": pod}
+    env: dict[str, str] = {}
+    for var in container["env"]:
+        if "valueFrom" in var:
+            env[var["name"]] = field_values[var["valueFrom"]["fieldRef"]["fieldPath"]]
+        else:  # $(VAR) refers to a variable defined earlier in the list
+            env[var["name"]] = re.sub(
+                r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var["value"]
+            )
+    return env
+
+
+def _run_operator_as_installed(
+    cluster: KubeCluster, namespace: str, deployment: Doc, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
+    pod_spec = deployment["spec"]["template"]["spec"]
+    kubeconfig = _sa_kubeconfig(
+        cluster, namespace, pod_spec["serviceAccountName"], tmp_path / "sa.kubeconfig"
+    )
+    env = _pod_env(deployment, namespace, pod="operator-under-test")
+    env["METRICS_PORT"] = str(free_port())
+    env["HEALTH_PORT"] = str(free_port())
+    log = tmp_path / "operator.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelmonitor", *pod_spec["containers"][0]["args"]],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "KUBECONFIG": str(kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+            "RECHECK_SECONDS": "2",
+            **env,
+        },
+        start_new_session=True,
+    )
+    return proc, log, env
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _healthy(port: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as rsp:
+            return bool(rsp.status == 200)
+    except OSError:
+        return False
+
+
+def _peers(cluster: KubeCluster, kind: str, name: str, *where: str) -> set[str]:
+    return set((cluster.get(kind, name, *where).get("status") or {}).keys())
+
+
+def _permission_complaints(log: str, allowed: tuple[str, ...] = ()) -> list[str]:
+    lines = [
+        line
+        for line in log.splitlines()
+        if re.search(r"forbidden|permission|\b403\b", line, flags=re.IGNORECASE)
+    ]
+    return [line for line in lines if not any(ok in line for ok in allowed)]
+
+
+def _monitor_works(cluster: KubeCluster, namespace: str, log: Path) -> None:
+    cluster.apply(model_objects(), "-n", namespace)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=monitor("iris"))
+    try:
+        wait_ready(cluster, namespace, "iris", status="True", reason="Configured", timeout=30)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; operator log:\n{log.read_text()}") from exc
+
+
+def test_operator_runs_with_the_chart_permissions(
+    cluster: KubeCluster, namespace: str, tmp_path: Path
+) -> None:
+    release = _release("run")
+    peering = f"{release}-peering"
+    cluster.helm("install", release, str(CHART), "-n", namespace, f"--set=peering.name={peering}")
+    deployment = cluster.get("deployment", f"{release}-modelmonitor", "-n", namespace)
+    proc, log, env = _run_operator_as_installed(cluster, namespace, deployment, tmp_path)
+    try:
+        assert env["WATCH_NAMESPACES"] == "*"
+        wait_for(lambda: _healthy(env["HEALTH_PORT"]) or proc.poll() is not None, timeout=60)
+        assert proc.poll() is None, log.read_text()
+        _monitor_works(cluster, namespace, log)
+        # kopf's keep-alive reached the chart's ClusterKopfPeering (its patch is allowed).
+        wait_for(
+            lambda: "operator-under-test" in _peers(cluster, "clusterkopfpeering", peering),
+            timeout=30,
+            what="keep-alive in the ClusterKopfPeering",
+        )
+    finally:
+        _stop(proc)
+        cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
+    text = log.read_text()
+    # LOG_FORMAT=json from the chart: one JSON object a line.
+    assert all(json.loads(line)["message"] for line in text.splitlines() if line.strip())
+    assert not _permission_complaints(text, ("not allowed to create the peering object",)), text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with only a Role, kopf retries the forbidden namespace/CRD lists for ~54 s before "
+    "it falls back; the operator must set settings.scanning.disabled when SCOPE=namespace "
+    "(with that set, this test passes in ~20 s). Remove this marker with that change.",
+)
+def test_operator_runs_with_the_namespaced_manifest_permissions(
+    cluster: KubeCluster, namespace: str, tmp_path: Path
+) -> None:
+    text = (MANIFESTS / "install-namespaced.yaml").read_text()
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=text)
+    deployment = cluster.get("deployment", "modelmonitor", "-n", namespace)
+    proc, log, env = _run_operator_as_installed(cluster, namespace, deployment, tmp_path)
+    try:
+        assert env["WATCH_NAMESPACES"] == namespace
+        wait_for(lambda: _healthy(env["HEALTH_PORT"]) or proc.poll() is not None, timeout=60)
+        assert proc.poll() is None, log.read_text()
+        _monitor_works(cluster, namespace, log)
+        wait_for(
+            lambda: (
+                "operator-under-test"
+                in _peers(cluster, "kopfpeering", "modelmonitor", "-n", namespace)
+            ),
+            timeout=30,
+            what="keep-alive in the KopfPeering",
+        )
+    finally:
+        _stop(proc)
+        cluster.kubectl("delete", "-n", namespace, "-f", "-", "--wait=true", input=text)
+    complaints = _permission_complaints(log.read_text(), EXPECTED_WITHOUT_CLUSTER_RIGHTS)
+    assert not complaints, log.read_text()
