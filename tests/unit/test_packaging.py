@@ -134,6 +134,18 @@ def test_dockerignore_allows_only_the_package_sources() -> None:
     assert not allowed & {".venv", ".git", "tests", ".state"}
 
 
+def test_every_module_directory_is_a_package_so_the_image_gets_it() -> None:
+    """``pip install .`` finds packages by their __init__.py (tool.setuptools.packages.find);
+    a folder of modules without one would be silently missing from the image."""
+    package = ROOT / "operator" / "modelmonitor"
+    for directory in [package, *(p for p in package.rglob("*") if p.is_dir())]:
+        if directory.name == "__pycache__":
+            continue
+        if any(directory.glob("*.py")):
+            assert (directory / "__init__.py").is_file(), f"{directory} lacks __init__.py"
+    assert not (ROOT / "operator" / "__init__.py").exists(), "operator/ must not be importable"
+
+
 # -- manifests/ ------------------------------------------------------------------------------
 def load_docs(path: Path) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
