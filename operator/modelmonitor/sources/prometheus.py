@@ -1,0 +1,377 @@
+"""A small async client for the Prometheus HTTP API (instant and range queries).
+
+Outcomes are explicit, so that a caller can never mistake one for another:
+
+- a value (a float; ``+Inf``/``-Inf`` are kept, e.g. ``histogram_quantile`` answers
+  ``+Inf`` when the quantile falls into the last bucket);
+- :class:`NoData` when the result is empty or ``NaN`` (e.g. ``0/0`` when there was no
+  traffic): InsufficientData for the SLO, never a pass and never a failure;
+- :class:`PrometheusQueryError` for PromQL that Prometheus refuses (HTTP 400 / 422),
+  carrying Prometheus' own message;
+- :class:`PrometheusUnavailable` when the server cannot be reached, times out, or
+  answers 5xx;
+- :class:`PrometheusResponseError` for anything that is not a Prometheus API answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+API_QUERY = "/api/v1/query"
+API_QUERY_RANGE = "/api/v1/query_range"
+MAX_QUERY_IN_MESSAGE = 300
+
+
+class PrometheusError(Exception):
+    """Base of every error this client raises."""
+
+    def __init__(self, message: str, *, url: str = "", query: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.query = query
+
+
+class PrometheusUnavailable(PrometheusError):  # noqa: N818 (named as the Degraded reason)
+    """The server could not be asked: refused, unresolvable, timed out, or 5xx."""
+
+
+class PrometheusQueryError(PrometheusError):
+    """Prometheus refused or could not execute the query (the query needs fixing)."""
+
+    def __init__(
+        self, message: str, *, url: str = "", query: str | None = None, error_type: str = ""
+    ) -> None:
+        super().__init__(message, url=url, query=query)
+        self.error_type = error_type
+
+
+class PrometheusResponseError(PrometheusError):
+    """The answer is not a well-formed Prometheus API response."""
+
+
+@dataclass(frozen=True)
+class NoData:
+    """An empty (or NaN) result: not enough data to judge. Falsy, to read naturally."""
+
+    query: str
+    reason: str = "the query returned no data"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class InstantResult:
+    """The answer to an instant query: a vector (0..n samples) or a scalar (1 sample)."""
+
+    query: str
+    result_type: str
+    samples: tuple[Sample, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.samples
+
+    def value(self) -> float | NoData:
+        """The single value of the result.
+
+        Empty or NaN -> :class:`NoData`; more than one series ->
+        :class:`PrometheusQueryError` (aggregate it, e.g. with ``sum``).
+        """
+        if not self.samples:
+            return NoData(self.query)
+        if len(self.samples) > 1:
+            raise PrometheusQueryError(
+                f"query {_short(self.query)} returned {len(self.samples)} series, expected "
+                f"one value; aggregate it, e.g. sum(...) or sum by () (...)",
+                query=self.query,
+                error_type="ambiguous",
+            )
+        value = self.samples[0].value
+        if math.isnan(value):
+            return NoData(self.query, "the query returned NaN (no events to divide by)")
+        return value
+
+
+@dataclass(frozen=True)
+class RangeSeries:
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]  # (timestamp, value)
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    query: str
+    series: tuple[RangeSeries, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not any(s.points for s in self.series)
+
+    def values(self) -> tuple[float, ...] | NoData:
+        """The finite-or-infinite values of the single series (NaN points dropped)."""
+        if self.empty:
+            return NoData(self.query)
+        if len(self.series) > 1:
+            raise PrometheusQueryError(
+                f"query {_short(self.query)} returned {len(self.series)} series, expected one",
+                query=self.query,
+                error_type="ambiguous",
+            )
+        values = tuple(v for _, v in self.series[0].points if not math.isnan(v))
+        return values if values else NoData(self.query, "every point is NaN")
+
+
+@dataclass
+class PrometheusClient:
+    """Queries one Prometheus server. Use as ``async with PrometheusClient(url) as prom``.
+
+    Pass ``session`` to share an :class:`aiohttp.ClientSession` (it is then not closed
+    here). ``timeout_seconds`` bounds each request, and is also sent to Prometheus as
+    the query's evaluation timeout.
+    """
+
+    url: str
+    timeout_seconds: float = 5.0
+    session: aiohttp.ClientSession | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"Prometheus URL must start with http:// or https://: {self.url!r}")
+        if not self.timeout_seconds > 0:
+            raise ValueError("timeout_seconds must be > 0")
+
+    async def __aenter__(self) -> PrometheusClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session is not None:
+            await self._own_session.close()
+            self._own_session = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is not None:
+            return self.session
+        if self._own_session is None or self._own_session.closed:
+            self._own_session = aiohttp.ClientSession(headers=dict(self.headers))
+        return self._own_session
+
+    # -- queries -----------------------------------------------------------------------------
+    async def query(self, promql: str, *, at: float | None = None) -> InstantResult:
+        """An instant query, evaluated at ``at`` (epoch seconds; the server's now if None)."""
+        form = {"query": promql, "timeout": f"{self.timeout_seconds:g}s"}
+        if at is not None:
+            form["time"] = _format_time(at)
+        data = await self._post(API_QUERY, form, promql)
+        result_type = data.get("resultType")
+        result = data.get("result")
+        try:
+            if result_type == "vector" and isinstance(result, list):
+                samples = tuple(_sample(item) for item in result)
+            elif result_type == "scalar" and isinstance(result, list):
+                samples = (Sample(labels={}, value=_number(result[1]), timestamp=float(result[0])),)
+            else:
+                raise PrometheusResponseError(
+                    f"instant query {_short(promql)} gave an unusable result type "
+                    f"{result_type!r} (expected a vector or a scalar)",
+                    url=self.url,
+                    query=promql,
+                )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise self._malformed(promql, exc) from exc
+        return InstantResult(
+            query=promql,
+            result_type=str(result_type),
+            samples=samples,
+            warnings=tuple(str(w) for w in data.get("_warnings", ())),
+        )
+
+    async def query_value(self, promql: str, *, at: float | None = None) -> float | NoData:
+        """The single value of an instant query (see :meth:`InstantResult.value`)."""
+        return (await self.query(promql, at=at)).value()
+
+    async def query_range(
+        self, promql: str, *, start: float, end: float, step_seconds: float
+    ) -> RangeResult:
+        """A range query from ``start`` to ``end`` (epoch seconds) every ``step_seconds``."""
+        if end < start:
+            raise ValueError("end must not be before start")
+        if not step_seconds > 0:
+            raise ValueError("step_seconds must be > 0")
+        form = {
+            "query": promql,
+            "start": _format_time(start),
+            "end": _format_time(end),
+            "step": f"{step_seconds:g}",
+            "timeout": f"{self.timeout_seconds:g}s",
+        }
+        data = await self._post(API_QUERY_RANGE, form, promql)
+        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+            raise PrometheusResponseError(
+                f"range query {_short(promql)} gave result type {data.get('resultType')!r}, "
+                "expected a matrix",
+                url=self.url,
+                query=promql,
+            )
+        try:
+            series = tuple(
+                RangeSeries(
+                    labels=_labels(item),
+                    points=tuple((float(t), _number(v)) for t, v in item["values"]),
+                )
+                for item in data["result"]
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise self._malformed(promql, exc) from exc
+        return RangeResult(
+            query=promql,
+            series=series,
+            warnings=tuple(str(w) for w in data.get("_warnings", ())),
+        )
+
+    # -- transport ---------------------------------------------------------------------------
+    async def _post(self, path: str, form: Mapping[str, str], promql: str) -> dict[str, Any]:
+        endpoint = f"{self.url}{path}"
+        timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
+        try:
+            async with self._session().post(endpoint, data=dict(form), timeout=timeout) as resp:
+                status = resp.status
+                text = await resp.text(errors="replace")
+                body = _json_or_none(text)
+        except TimeoutError as exc:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} did not answer within {self.timeout_seconds:g}s",
+                url=self.url,
+                query=promql,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} is unreachable: {exc.__class__.__name__}: {exc}",
+                url=self.url,
+                query=promql,
+            ) from exc
+        return self._check(status, text, body, promql)
+
+    def _check(self, status: int, text: str, body: Any, promql: str) -> dict[str, Any]:
+        error_type = str(body.get("errorType", "")) if isinstance(body, dict) else ""
+        error = str(body.get("error", "")) if isinstance(body, dict) else ""
+        if status in (400, 422) and error:
+            kind = "refused" if status == 400 else "could not execute"
+            raise PrometheusQueryError(
+                f"Prometheus {kind} the query {_short(promql)}: {error}",
+                url=self.url,
+                query=promql,
+                error_type=error_type,
+            )
+        if status >= 500 or error_type in ("timeout", "canceled", "unavailable"):
+            detail = error or _snippet(text) or f"HTTP {status}"
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} answered HTTP {status}: {detail}",
+                url=self.url,
+                query=promql,
+            )
+        if not isinstance(body, dict):
+            raise PrometheusResponseError(
+                f"{self.url} answered HTTP {status} with something that is not a Prometheus "
+                f"API response ({_snippet(text) or 'empty body'}); is this a Prometheus URL?",
+                url=self.url,
+                query=promql,
+            )
+        if status != 200 or body.get("status") != "success":
+            raise PrometheusResponseError(
+                f"{self.url} answered HTTP {status}, status {body.get('status')!r}: "
+                f"{error or _snippet(text)}",
+                url=self.url,
+                query=promql,
+            )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise PrometheusResponseError(
+                f"{self.url}: response to {_short(promql)} has no data object",
+                url=self.url,
+                query=promql,
+            )
+        warnings = body.get("warnings")
+        if isinstance(warnings, list) and warnings:
+            data = {**data, "_warnings": warnings}
+        return data
+
+    def _malformed(self, promql: str, exc: Exception) -> PrometheusResponseError:
+        return PrometheusResponseError(
+            f"{self.url}: malformed result for {_short(promql)}: {exc.__class__.__name__}: {exc}",
+            url=self.url,
+            query=promql,
+        )
+
+
+def _format_time(epoch_seconds: float) -> str:
+    if not math.isfinite(epoch_seconds):
+        raise ValueError(f"not a time: {epoch_seconds!r}")
+    return f"{epoch_seconds:.3f}"
+
+
+def _number(text: Any) -> float:
+    """Prometheus sends sample values as strings: "1.5", "NaN", "+Inf", "-Inf"."""
+    if not isinstance(text, str):
+        raise TypeError(f"sample value {text!r} is not a string")
+    return float(text)
+
+
+def _labels(item: Mapping[str, Any]) -> dict[str, str]:
+    metric = item.get("metric", {})
+    if not isinstance(metric, dict):
+        raise TypeError("metric labels are not an object")
+    return {str(k): str(v) for k, v in metric.items()}
+
+
+def _sample(item: Any) -> Sample:
+    if not isinstance(item, dict):
+        raise TypeError("vector element is not an object")
+    timestamp, value = item["value"]
+    return Sample(labels=_labels(item), value=_number(value), timestamp=float(timestamp))
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _short(query: str) -> str:
+    text = " ".join(query.split())
+    if len(text) > MAX_QUERY_IN_MESSAGE:
+        text = text[: MAX_QUERY_IN_MESSAGE - 3] + "..."
+    return repr(text)
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

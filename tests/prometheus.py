@@ -1,0 +1,286 @@
+"""A real Prometheus server for tests (Debian's ``prometheus`` package, our own process).
+
+The package also installs a systemd unit; it is never used. Each :class:`PrometheusServer`
+runs ``/usr/bin/prometheus`` on a free loopback port with a generated configuration
+(a 1 s scrape interval, Prometheus scraping itself plus the targets a test gives), its
+own TSDB directory and log under ``<repo>/.state/prometheus/<owner pid>-<name>/``.
+
+    with running_prometheus("demo", targets=[ScrapeTarget("model", "127.0.0.1:8082")]) as prom:
+        prom.wait_for("up{job='model'} == 1")
+
+``stop()`` and ``start()`` keep the port and the data, so a test can take Prometheus
+away and bring it back. The child gets SIGKILL if the test process dies
+(``PR_SET_PDEATHSIG``), and :func:`reap_orphans` removes what killed sessions left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS_BIN = os.environ.get("MODELMONITOR_PROMETHEUS_BIN", "/usr/bin/prometheus")
+STATE_ROOT = REPO_ROOT / ".state" / "prometheus"
+SCRAPE_INTERVAL = "1s"
+
+
+class PrometheusHarnessError(RuntimeError):
+    """Prometheus could not be started or did not become ready; carries its log tail."""
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One scrape job: ``address`` is ``host:port``; ``labels`` are added to its series."""
+
+    job: str
+    address: str
+    metrics_path: str = "/metrics"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def reap_orphans(root: Path = STATE_ROOT) -> None:
+    """Stop servers (and remove state) of test processes that are gone."""
+    if not root.is_dir():
+        return
+    for state in root.iterdir():
+        owner = state.name.split("-", 1)[0]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        pid_file = state / "prometheus.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text())
+            if str(state) in _cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+class PrometheusServer:
+    """One Prometheus process; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        targets: Sequence[ScrapeTarget] = (),
+        state_root: Path = STATE_ROOT,
+        binary: str = PROMETHEUS_BIN,
+    ) -> None:
+        self.name = name
+        self.binary = binary
+        self.state_dir = state_root / f"{os.getpid()}-{name}"
+        self.data_dir = self.state_dir / "data"
+        self.config_file = self.state_dir / "prometheus.yml"
+        self.log_file = self.state_dir / "prometheus.log"
+        self.port = free_port()
+        self.targets: list[ScrapeTarget] = list(targets)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # -- configuration -----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        jobs: list[dict[str, Any]] = [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
+        ]
+        for t in self.targets:
+            static: dict[str, Any] = {"targets": [t.address]}
+            if t.labels:
+                static["labels"] = dict(t.labels)
+            jobs.append(
+                {"job_name": t.job, "metrics_path": t.metrics_path, "static_configs": [static]}
+            )
+        return {
+            "global": {
+                "scrape_interval": SCRAPE_INTERVAL,
+                "scrape_timeout": SCRAPE_INTERVAL,
+                "evaluation_interval": SCRAPE_INTERVAL,
+            },
+            "scrape_configs": jobs,
+        }
+
+    def _write_config(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+
+    def set_targets(self, targets: Sequence[ScrapeTarget]) -> None:
+        """Replace the scrape targets (besides itself) and reload a running server."""
+        self.targets = list(targets)
+        self._write_config()
+        if self.running:
+            self._request("POST", "/-/reload", timeout=10)
+
+    def add_target(self, target: ScrapeTarget) -> None:
+        self.set_targets([*[t for t in self.targets if t.job != target.job], target])
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, *, timeout: float = 30.0) -> PrometheusServer:
+        if self.running:
+            return self
+        if not os.access(self.binary, os.X_OK):
+            raise PrometheusHarnessError(
+                f"{self.binary} not found: install Debian's prometheus package "
+                "(bash tests/cluster/system-deps.sh)"
+            )
+        self._write_config()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            self.binary,
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=info",
+        ]
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        (self.state_dir / "prometheus.pid").write_text(str(self._process.pid))
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise PrometheusHarnessError(
+                    f"prometheus exited with {self._process.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(OSError):
+                status, _ = self._request("GET", "/-/ready", timeout=2)
+                if status == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise PrometheusHarnessError(f"prometheus not ready after {timeout:g}s:\n{self.log_tail()}")
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL); the data and port are kept."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    def restart(self) -> PrometheusServer:
+        self.stop()
+        return self.start()
+
+    def destroy(self) -> None:
+        """Stop and remove the state directory."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # -- queries (synchronous, for test set-up; the code under test has its own client) ------
+    def _request(
+        self, method: str, path: str, *, data: bytes | None = None, timeout: float = 5
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                return int(resp.status), resp.read()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read()
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's result list (raises on an error answer)."""
+        body = urllib.parse.urlencode({"query": promql}).encode()
+        status, raw = self._request("POST", "/api/v1/query", data=body)
+        answer = json.loads(raw)
+        if status != 200 or answer.get("status") != "success":
+            raise PrometheusHarnessError(f"query {promql!r}: HTTP {status}: {answer}")
+        return list(answer["data"]["result"])
+
+    def wait_for(self, promql: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until ``promql`` returns a non-empty result; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(promql)
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise PrometheusHarnessError(f"{promql!r} still empty after {timeout:g}s")
+            time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def running_prometheus(
+    name: str, *, targets: Sequence[ScrapeTarget] = (), keep: bool = False
+) -> Iterator[PrometheusServer]:
+    """A started server, stopped (and its state removed unless ``keep``) afterwards."""
+    server = PrometheusServer(name, targets=targets)
+    try:
+        yield server.start()
+    finally:
+        if keep:
+            server.stop()
+        else:
+            server.destroy()
