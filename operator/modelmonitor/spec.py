@@ -128,6 +128,7 @@ class ProbeSpec:
     concurrency: int = 4
     retries: int = 2
     batch_size: int = 1
+    dataset: ReferenceSpec | None = None  # the probe set; None = a sample of the reference
 
 
 @dataclass(frozen=True)
@@ -439,10 +440,19 @@ def _parse_reference(r: _Reader, spec: Mapping[str, Any]) -> ReferenceSpec | Non
     if data is None:
         r.problem(path, "is required")
         return None
+    return _parse_reference_like(r, data, path)
+
+
+def _parse_reference_like(r: _Reader, data: Mapping[str, Any], path: str) -> ReferenceSpec | None:
     fmt = r.string(data, "format", path, default="auto", choices=REFERENCE_FORMATS) or "auto"
     present = [k for k in ("configMapRef", "url", "pvc", "inline") if data.get(k) is not None]
     if len(present) != 1:
-        r.problem(path, "set exactly one of configMapRef, url, pvc or inline")
+        sources = (
+            "configMapRef, url or inline"
+            if "probe" in path
+            else ("configMapRef, url, pvc or inline")
+        )
+        r.problem(path, f"set exactly one of {sources}")
         return None
     kind = present[0]
     if kind == "configMapRef":
@@ -561,6 +571,7 @@ def _parse_data(
             concurrency=r.integer(p, "concurrency", path, default=4, low=1, high=64),
             retries=r.integer(p, "retries", path, default=2, low=0, high=10),
             batch_size=r.integer(p, "batchSize", path, default=1, low=1, high=10000),
+            dataset=_parse_probe_dataset(r, p, path),
         )
     pl = r.obj(data, "payloadLog", "spec.data")
     if pl is not None:
@@ -573,6 +584,16 @@ def _parse_data(
         if payload.min_samples > payload.max_samples:
             r.problem(f"{path}.minSamples", "must not exceed maxSamples")
     return probe, payload
+
+
+def _parse_probe_dataset(r: _Reader, probe: Mapping[str, Any], path: str) -> ReferenceSpec | None:
+    data = r.obj(probe, "dataset", path)
+    if data is None:
+        return None
+    if data.get("pvc") is not None:
+        r.problem(f"{path}.dataset.pvc", "is not supported for the probe set")
+        return None
+    return _parse_reference_like(r, data, f"{path}.dataset")
 
 
 def _parse_drift(r: _Reader, spec: Mapping[str, Any]) -> DriftSpec:

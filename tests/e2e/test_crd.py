@@ -173,6 +173,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.target.endpoint",
     ),
     (
+        "probe set with two sources",
+        spec_with("data.probe.dataset", {"url": "http://data/golden.csv", "inline": [{"a": 1}]}),
+        "spec.data.probe.dataset",
+    ),
+    (
         "payload window minSamples above maxSamples",
         spec_with("data.payloadLog", {"minSamples": 100, "maxSamples": 10}),
         "spec.data.payloadLog.minSamples",

@@ -184,7 +184,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "schedule": {"job": {}},
         "features": [{"name": "f"}],
         "prediction": {},
-        "data": {"probe": {}, "payloadLog": {}},
+        "data": {"probe": {"dataset": {"inline": [{"a": 1}]}}, "payloadLog": {}},
         "slos": [{"name": "s", "latency": {"thresholdMs": 100}}],
         "prometheus": {"url": "http://p:9090"},
         "actions": {
@@ -217,6 +217,9 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.data.probe.concurrency": spec.probe.concurrency if spec.probe else None,
         "spec.data.probe.retries": spec.probe.retries if spec.probe else None,
         "spec.data.probe.batchSize": spec.probe.batch_size if spec.probe else None,
+        "spec.data.probe.dataset.format": (
+            spec.probe.dataset.format if spec.probe and spec.probe.dataset else None
+        ),
         "spec.data.payloadLog.windowSeconds": spec.payload_log.window_seconds
         if spec.payload_log
         else None,
