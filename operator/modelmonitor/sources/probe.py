@@ -117,7 +117,7 @@ class ProbeConfig:
     v2: V2Options = field(default_factory=V2Options)
     headers: Mapping[str, str] = field(default_factory=dict)
     max_messages: int = 3  # error messages kept per kind
-    fail_fast_after: int = 8  # stop after this many requests got no answer and none did
+    fail_fast_after: int = 8  # stop after this many attempts got no answer and none did
 
     def __post_init__(self) -> None:
         problems = []
@@ -759,7 +759,7 @@ class _Prober:
         self.sleep = sleep
         self.rng = rng
         self.semaphore = asyncio.Semaphore(config.concurrency)
-        self.unanswered = 0  # requests that got no HTTP answer, while none has got one
+        self.unanswered = 0  # attempts that got no HTTP answer, while none has got one
         self.answered_any = False
         self.attempts = 0
 
@@ -788,6 +788,7 @@ class _Prober:
                 except TransportError as exc:
                     outcome.latency_ms = (self.clock() - start) * 1000.0
                     outcome.kind, outcome.message = exc.kind, str(exc)
+                    self.unanswered += 1
                 else:
                     outcome.latency_ms = (self.clock() - start) * 1000.0
                     self.answered_any = True
@@ -796,8 +797,6 @@ class _Prober:
                 break
             if attempt < config.retries:
                 await self.sleep(backoff_delay(attempt, config, self.rng))
-        if outcome.kind in _NO_HTTP_ANSWER:
-            self.unanswered += 1
         return outcome
 
     def _read(self, reply: HttpReply, batch: RowBatch, outcome: _Outcome) -> None:

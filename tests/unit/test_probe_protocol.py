@@ -1,0 +1,650 @@
+"""Probe requests and responses for KServe v1, Open Inference Protocol v2 and plain JSON,
+and the probe loop (retries, backoff, concurrency, error kinds) over a fake transport.
+
+No network: the codecs are pure, and the loop runs against a scripted Transport. Response
+bodies follow what MLServer 1.7.1 sends (checked by hand against a running server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelmonitor.dataset import CategoricalColumn, Dataset
+from modelmonitor.sources.probe import (
+    ENDPOINT_UNREACHABLE,
+    BadResponseError,
+    BatchOutput,
+    ErrorKind,
+    HttpReply,
+    ProbeConfig,
+    RowBatch,
+    TransportError,
+    V2Options,
+    backoff_delay,
+    build_request,
+    config_from_spec,
+    decode_json,
+    label_text,
+    make_batches,
+    parse_response,
+    prediction_values,
+    probe,
+    sample_rows,
+    unreachable_result,
+)
+from modelmonitor.spec import EndpointSpec, PredictionSpec, ProbeSpec
+
+URL = "http://model.test:8080"
+
+
+def v1(**kw: Any) -> ProbeConfig:
+    return ProbeConfig(**{"url": URL, "protocol": "v1", "model": "iris", **kw})
+
+
+def v2(**kw: Any) -> ProbeConfig:
+    return ProbeConfig(**{"url": URL, "protocol": "v2", "model": "iris", **kw})
+
+
+def js(**kw: Any) -> ProbeConfig:
+    return ProbeConfig(url=URL, protocol="json", **kw)
+
+
+def numeric_batch() -> RowBatch:
+    return RowBatch(
+        features=("a", "b"),
+        types=("numerical", "numerical"),
+        columns=((1.0, 2.5), (3.0, None)),
+    )
+
+
+def mixed_batch() -> RowBatch:
+    return RowBatch(
+        features=("amount", "country"),
+        types=("numerical", "categorical"),
+        columns=((10.0, 20.0), ("de", None)),
+    )
+
+
+# --- rows -----------------------------------------------------------------------------
+
+
+def test_make_batches_sends_numbers_and_strings_and_null_for_missing() -> None:
+    rows = Dataset(
+        {
+            "x": np.array([1.0, math.nan, math.inf, 4.0]),
+            "c": CategoricalColumn(np.array([0, 1, -1, 0], dtype=np.int32), ("a", "b")),
+            "label": np.array([0.0, 1.0, 0.0, 1.0]),
+        }
+    )
+    batches = make_batches(rows, ["x", "c"], batch_size=3)
+    assert [idx.tolist() for idx, _ in batches] == [[0, 1, 2], [3]]
+    first = batches[0][1]
+    assert first.types == ("numerical", "categorical")
+    assert first.rows() == [[1.0, "a"], [None, "b"], [None, None]]
+    assert first.records()[0] == {"x": 1.0, "c": "a"}
+    assert batches[1][1].rows() == [[4.0, "a"]]
+
+
+def test_make_batches_names_a_missing_feature() -> None:
+    with pytest.raises(ValueError, match="lack the feature column"):
+        make_batches(Dataset({"x": np.zeros(2)}), ["x", "y"], batch_size=1)
+
+
+def test_sample_rows_without_replacement_in_order() -> None:
+    rows = Dataset({"x": np.arange(100, dtype=np.float64)})
+    sample = sample_rows(rows, 10, seed=1)
+    values = sample["x"]
+    assert isinstance(values, np.ndarray)
+    assert len(set(values.tolist())) == 10
+    assert np.all(np.diff(values) > 0)
+    assert sample_rows(rows, 500) is rows
+
+
+# --- request building --------------------------------------------------------------------
+
+
+def test_request_paths() -> None:
+    assert v1().request_url == f"{URL}/v1/models/iris:predict"
+    assert v2().request_url == f"{URL}/v2/models/iris/infer"
+    assert v2(model="a b/c").request_path == "/v2/models/a%20b%2Fc/infer"
+    assert js().request_path == "/predict"
+    assert js(path="score").request_path == "/score"
+    assert ProbeConfig(url=URL + "/prefix/", protocol="json", path="/p").request_url == (
+        f"{URL}/prefix/p"
+    )
+
+
+def test_v1_request_is_instances_rows() -> None:
+    assert build_request(v1(), mixed_batch()) == {"instances": [[10.0, "de"], [20.0, None]]}
+
+
+def test_v2_numerical_rows_become_one_tensor() -> None:
+    body = build_request(v2(), numeric_batch())
+    assert body == {
+        "inputs": [
+            {"name": "input-0", "shape": [2, 2], "datatype": "FP64", "data": [1.0, 3.0, 2.5, None]}
+        ]
+    }
+
+
+def test_v2_tensor_options_name_datatype_and_outputs() -> None:
+    options = V2Options(
+        input_name="x", numeric_datatype="FP32", outputs=("predict", "predict_proba")
+    )
+    body = build_request(v2(v2=options), numeric_batch())
+    assert body["inputs"][0]["name"] == "x"
+    assert body["inputs"][0]["datatype"] == "FP32"
+    assert body["outputs"] == [{"name": "predict"}, {"name": "predict_proba"}]
+
+
+def test_v2_int64_needs_whole_numbers() -> None:
+    batch = RowBatch(("a",), ("numerical",), ((1.0, 2.0, None),))
+    body = build_request(v2(v2=V2Options(numeric_datatype="INT64")), batch)
+    assert body["inputs"][0]["data"] == [1, 2, None]
+    assert all(type(v) is int for v in body["inputs"][0]["data"][:2])
+    with pytest.raises(ValueError, match="not an integer"):
+        build_request(
+            v2(v2=V2Options(numeric_datatype="INT64")),
+            RowBatch(("a",), ("numerical",), ((1.5,),)),
+        )
+
+
+def test_v2_mixed_types_go_column_per_feature_as_a_table() -> None:
+    body = build_request(v2(), mixed_batch())
+    assert body["inputs"] == [
+        {"name": "amount", "shape": [2], "datatype": "FP64", "data": [10.0, 20.0]},
+        {"name": "country", "shape": [2], "datatype": "BYTES", "data": ["de", None]},
+    ]
+    assert body["parameters"] == {"content_type": "pd"}
+
+
+def test_v2_tensor_layout_refuses_mixed_types() -> None:
+    with pytest.raises(ValueError, match="layout 'columns'"):
+        build_request(v2(v2=V2Options(layout="tensor")), mixed_batch())
+
+
+def test_v2_all_categorical_tensor_is_bytes() -> None:
+    batch = RowBatch(("a", "b"), ("categorical", "categorical"), (("x",), ("y",)))
+    body = build_request(v2(v2=V2Options(layout="tensor")), batch)
+    assert body["inputs"][0]["datatype"] == "BYTES"
+    assert body["inputs"][0]["data"] == ["x", "y"]
+
+
+def test_json_request_is_records_under_the_input_field() -> None:
+    assert build_request(js(), mixed_batch()) == {
+        "instances": [{"amount": 10.0, "country": "de"}, {"amount": 20.0, "country": None}]
+    }
+    nested = build_request(js(input_field="data.rows"), mixed_batch())
+    assert nested["data"]["rows"][1] == {"amount": 20.0, "country": None}
+
+
+def test_requests_are_json_serialisable_without_nan() -> None:
+    for config in (v1(), v2(), js()):
+        json.dumps(build_request(config, numeric_batch()), allow_nan=False)
+
+
+# --- config ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"protocol": "v3", "model": "m"}, "protocol 'v3'"),
+        ({"protocol": "v2"}, "needs a model name"),
+        ({"protocol": "json", "url": "model:8080"}, "must start with http"),
+        ({"protocol": "json", "timeout_seconds": 0}, "timeout_seconds"),
+        ({"protocol": "json", "batch_size": 0}, "batch_size"),
+        ({"protocol": "json", "v2": V2Options(layout="rows")}, "layout"),  # type: ignore[arg-type]
+    ],
+)
+def test_config_refuses_unusable_settings(kwargs: dict[str, Any], message: str) -> None:
+    kwargs.setdefault("url", URL)
+    with pytest.raises(ValueError, match=message):
+        ProbeConfig(**kwargs)
+
+
+def test_config_from_spec_defaults_the_model_to_the_target() -> None:
+    config = config_from_spec(
+        EndpointSpec(protocol="v2", service_name="m", service_port=8080),
+        ProbeSpec(timeout_seconds=1.5, concurrency=2, retries=1, batch_size=8),
+        base_url="http://m.ns.svc:8080",
+        default_model="fraud",
+        prediction=PredictionSpec(type="numerical"),
+    )
+    assert config.model == "fraud"
+    assert config.request_url == "http://m.ns.svc:8080/v2/models/fraud/infer"
+    assert (config.timeout_seconds, config.concurrency, config.retries, config.batch_size) == (
+        1.5,
+        2,
+        1,
+        8,
+    )
+    assert config.prediction_type == "numerical"
+
+
+# --- response parsing --------------------------------------------------------------------
+
+
+def test_v1_predictions_scalars_single_lists_and_probabilities() -> None:
+    assert parse_response(v1(), {"predictions": [0, 2]}, 2).values == (0, 2)
+    assert parse_response(v1(), {"predictions": [[0.5], [1.5]]}, 2).values == (0.5, 1.5)
+    out = parse_response(v1(), {"predictions": [[0.9, 0.1], [0.2, 0.8]]}, 2)
+    assert out.values is None
+    assert out.probabilities is not None
+    assert out.probabilities.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"result": [1]}, "no field 'predictions'"),
+        ({"predictions": 3}, "expected a list"),
+        ({"predictions": [1]}, r"1 item.* for 2 row"),
+        ({"predictions": [[1, 2], [3]]}, "lists of sizes"),
+        ({"predictions": [{"label": 1}, {"label": 2}]}, "is dict"),
+        ({"predictions": [1, [2]]}, "is list"),
+        (["not", "an", "object"], "no field"),
+    ],
+)
+def test_v1_malformed_responses(payload: Any, message: str) -> None:
+    with pytest.raises(BadResponseError, match=message):
+        parse_response(v1(), payload, 2)
+
+
+MLSERVER_PREDICT = {
+    "model_name": "iris",
+    "model_version": "v1",
+    "id": "4ce78293",
+    "parameters": {},
+    "outputs": [
+        {
+            "name": "predict",
+            "shape": [2, 1],
+            "datatype": "INT64",
+            "parameters": {"content_type": "np"},
+            "data": [0, 2],
+        }
+    ],
+}
+MLSERVER_PROBA = {
+    "name": "predict_proba",
+    "shape": [2, 3],
+    "datatype": "FP64",
+    "data": [0.98, 0.02, 0.0, 0.0, 0.08, 0.92],
+}
+
+
+def test_v2_mlserver_predict_output() -> None:
+    out = parse_response(v2(), MLSERVER_PREDICT, 2)
+    assert out.values == (0, 2)
+    assert out.probabilities is None
+
+
+def test_v2_named_prediction_and_probability_outputs() -> None:
+    payload = {"outputs": [MLSERVER_PROBA, *MLSERVER_PREDICT["outputs"]]}  # type: ignore[list-item]
+    options = V2Options(output_name="predict", probability_output="predict_proba")
+    out = parse_response(v2(v2=options), payload, 2)
+    assert out.values == (0, 2)
+    assert out.probabilities is not None
+    np.testing.assert_allclose(out.probabilities, [[0.98, 0.02, 0.0], [0.0, 0.08, 0.92]])
+
+
+def test_v2_probability_matrix_alone_gives_classes_by_argmax() -> None:
+    out = parse_response(v2(), {"outputs": [MLSERVER_PROBA]}, 2)
+    assert out.values is None
+    assert prediction_values(out, "categorical") == ["0", "2"]
+    assert prediction_values(out, "categorical", ("setosa", "versicolor", "virginica")) == [
+        "setosa",
+        "virginica",
+    ]
+    with pytest.raises(BadResponseError, match="class name"):
+        prediction_values(out, "categorical", ("a", "b"))
+    with pytest.raises(BadResponseError, match="expected numbers"):
+        prediction_values(out, "numerical")
+
+
+def test_v2_bytes_output_and_nested_data() -> None:
+    payload = {
+        "outputs": [{"name": "label", "shape": [2], "datatype": "BYTES", "data": ["no", "yes"]}]
+    }
+    assert parse_response(v2(), payload, 2).values == ("no", "yes")
+    nested = {"outputs": [{"name": "y", "shape": [2, 1], "datatype": "FP32", "data": [[1.5], [2]]}]}
+    assert parse_response(v2(), nested, 2).values == (1.5, 2)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ([], "empty"),
+        ("predict", "not a list"),
+        ([{"name": "p", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}], "3 row"),
+        ([{"name": "p", "shape": [2, 1], "datatype": "INT64", "data": [1]}], "does not fit"),
+        ([{"name": "p", "shape": "2", "datatype": "INT64", "data": [1, 2]}], "no valid shape"),
+        ([{"name": "p", "shape": [2], "data": [1, 2]}], "no datatype"),
+        ([{"name": "p", "shape": [2], "datatype": "INT64", "data": "12"}], "expected a list"),
+        ([{"name": "p", "shape": [2, 1, 1], "datatype": "FP64", "data": [1, 2]}], "shape"),
+        ([{"name": "p", "shape": [2], "datatype": "BYTES", "data": [1, 2]}], "non-strings"),
+        ([{"name": "p", "shape": [2], "datatype": "FP64", "data": ["a", "b"]}], "non-numbers"),
+        ([{"name": "p", "shape": [2, 2], "datatype": "BYTES", "data": list("abcd")}], "proba"),
+        (["p"], "not an object"),
+    ],
+)
+def test_v2_malformed_outputs(outputs: Any, message: str) -> None:
+    with pytest.raises(BadResponseError, match=message):
+        parse_response(v2(), {"outputs": outputs}, 2)
+
+
+def test_v2_missing_named_output_lists_the_outputs() -> None:
+    with pytest.raises(BadResponseError, match=r"no output 'label'.*predict"):
+        parse_response(v2(v2=V2Options(output_name="label")), MLSERVER_PREDICT, 2)
+
+
+def test_v2_error_body_without_outputs() -> None:
+    with pytest.raises(BadResponseError, match=r"no field 'outputs'.*error"):
+        parse_response(v2(), {"error": "boom"}, 2)
+
+
+def test_json_output_field_is_a_dotted_path() -> None:
+    config = js(output_field="result.scores")
+    assert parse_response(config, {"result": {"scores": [0.1, 0.7]}}, 2).values == (0.1, 0.7)
+    with pytest.raises(BadResponseError, match=r"no field 'result\.scores'"):
+        parse_response(config, {"result": {}}, 2)
+
+
+def test_decode_json_rejects_non_json() -> None:
+    assert decode_json(b'{"a": 1}') == {"a": 1}
+    with pytest.raises(BadResponseError, match=r"not JSON.*Internal Server Error"):
+        decode_json(b"Internal Server Error")
+    with pytest.raises(BadResponseError, match="not JSON"):
+        decode_json(b"\xff\xfe")
+
+
+def test_label_text_shares_one_spelling_for_numbers() -> None:
+    assert [label_text(v) for v in (2, 2.0, np.int64(2), np.float64(2.0))] == ["2"] * 4
+    assert label_text(0.5) == "0.5"
+    assert label_text(True) == "true"
+    assert label_text(None) is None
+    assert label_text(math.nan) is None
+    assert label_text("setosa") == "setosa"
+
+
+def test_numerical_predictions() -> None:
+    out = BatchOutput(values=(1, 2.5, None))
+    assert prediction_values(out, "numerical")[:2] == [1.0, 2.5]
+    assert math.isnan(prediction_values(out, "numerical")[2])
+    with pytest.raises(BadResponseError, match="not a number"):
+        prediction_values(BatchOutput(values=("high",)), "numerical")
+
+
+def test_single_probability_column_is_the_positive_class() -> None:
+    out = BatchOutput(values=None, probabilities=np.array([[0.2], [0.7]]))
+    assert prediction_values(out, "categorical") == ["0", "1"]
+    assert prediction_values(out, "categorical", ("no", "yes")) == ["no", "yes"]
+
+
+# --- the probe loop, over a scripted transport -----------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Handler = Callable[[int, dict[str, Any]], HttpReply]
+
+
+class FakeTransport:
+    """Answers each POST with ``handler(call number, request body)``; records concurrency."""
+
+    def __init__(self, handler: Handler, clock: FakeClock, latency: float = 0.010) -> None:
+        self.handler = handler
+        self.clock = clock
+        self.latency = latency
+        self.calls: list[dict[str, Any]] = []
+        self.urls: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def post(
+        self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str]
+    ) -> HttpReply:
+        n = len(self.calls)
+        request = json.loads(body)
+        self.calls.append(request)
+        self.urls.append(url)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            self.clock.now += self.latency
+            return self.handler(n, request)
+        finally:
+            self.in_flight -= 1
+
+
+def v1_echo(n: int, request: dict[str, Any]) -> HttpReply:
+    """A model that predicts class 1 when the first feature exceeds 2."""
+    preds = [int(row[0] > 2) for row in request["instances"]]
+    return HttpReply(200, json.dumps({"predictions": preds}).encode())
+
+
+def golden() -> Dataset:
+    return Dataset(
+        {
+            "x": np.array([1.0, 3.0, 0.5, 4.0, 2.5]),
+            "label": np.array([0.0, 1.0, 1.0, 1.0, 0.0]),
+        }
+    )
+
+
+def run_probe(
+    config: ProbeConfig, handler: Handler, rows: Dataset | None = None, **kw: Any
+) -> tuple[Any, FakeTransport, list[float]]:
+    clock = FakeClock()
+    transport = FakeTransport(handler, clock)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    result = asyncio.run(
+        probe(
+            config,
+            rows if rows is not None else golden(),
+            transport=transport,
+            clock=clock,
+            sleep=sleep,
+            rng=random.Random(0),
+            **kw,
+        )
+    )
+    return result, transport, sleeps
+
+
+def test_probe_collects_predictions_latencies_and_aligned_labels() -> None:
+    result, transport, _ = run_probe(v1(batch_size=2, concurrency=1), v1_echo, label_column="label")
+    assert transport.urls == [f"{URL}/v1/models/iris:predict"] * 3
+    assert [len(c["instances"]) for c in transport.calls] == [2, 2, 1]
+    assert all(len(row) == 1 for c in transport.calls for row in c["instances"])  # no label
+    assert (result.n_sent, result.n_requests, result.n_answered) == (5, 3, 5)
+    assert isinstance(result.predictions, CategoricalColumn)
+    assert result.predictions.labels().tolist() == ["0", "1", "0", "1", "1"]
+    assert isinstance(result.labels, CategoricalColumn)
+    assert result.labels.labels().tolist() == ["0", "1", "1", "1", "0"]
+    assert result.rows.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(result.latencies_ms, [10.0, 10.0, 10.0])
+    assert result.request_ok.all()
+    assert result.errors.total == 0
+    assert result.failure is None
+    assert result.error_ratio == 0.0
+    summary = result.summary()
+    assert summary["answered"] == 5
+    assert summary["latencyMs"]["p95"] == pytest.approx(10.0)
+
+
+def test_probe_retries_5xx_with_backoff_then_succeeds() -> None:
+    def flaky(n: int, request: dict[str, Any]) -> HttpReply:
+        if n < 2:
+            return HttpReply(503, b'{"error": "overloaded"}')
+        return v1_echo(n, request)
+
+    rows = Dataset({"x": np.array([3.0])})
+    result, transport, sleeps = run_probe(v1(retries=2), flaky, rows)
+    assert len(transport.calls) == 3
+    assert result.attempts == 3
+    assert result.request_ok.tolist() == [True]
+    assert result.errors.total == 0
+    assert len(sleeps) == 2
+    assert 0.025 <= sleeps[0] <= 0.05
+    assert 0.05 <= sleeps[1] <= 0.1
+
+
+def test_probe_gives_up_after_retries_and_records_5xx() -> None:
+    rows = Dataset({"x": np.array([3.0, 1.0])})
+    result, transport, _ = run_probe(
+        v1(retries=1), lambda n, r: HttpReply(500, b"Internal Server Error"), rows
+    )
+    assert len(transport.calls) == 4
+    assert result.errors.count(ErrorKind.HTTP_5XX) == 2
+    assert result.errors.messages[ErrorKind.HTTP_5XX] == ("HTTP 500: Internal Server Error",)
+    assert result.n_answered == 0
+    assert result.error_ratio == 1.0
+    assert result.failure is None  # the server answered: reachable, but failing
+
+
+def test_probe_never_retries_4xx() -> None:
+    result, transport, sleeps = run_probe(
+        v1(retries=3), lambda n, r: HttpReply(404, b'{"error": "Model nope not found"}')
+    )
+    assert len(transport.calls) == 5
+    assert sleeps == []
+    assert result.errors.count(ErrorKind.HTTP_4XX) == 5
+    assert result.errors.messages[ErrorKind.HTTP_4XX] == ("HTTP 404: Model nope not found",)
+    assert result.errors.to_dict()["counts"] == {"http_4xx": 5}
+
+
+def test_probe_records_bad_responses_without_retrying() -> None:
+    result, transport, _ = run_probe(v1(), lambda n, r: HttpReply(200, b'{"predictions": 1}'))
+    assert len(transport.calls) == 5
+    assert result.errors.count(ErrorKind.BAD_RESPONSE) == 5
+    assert "expected a list" in result.errors.messages[ErrorKind.BAD_RESPONSE][0]
+
+
+def test_probe_unreachable_endpoint_is_marked_and_stops_early() -> None:
+    def refused(n: int, request: dict[str, Any]) -> HttpReply:
+        raise TransportError(ErrorKind.CONNECTION, "Connection refused")
+
+    rows = Dataset({"x": np.arange(50, dtype=np.float64)})
+    result, transport, _ = run_probe(v1(retries=1, concurrency=2, fail_fast_after=4), refused, rows)
+    assert result.failure == ENDPOINT_UNREACHABLE
+    assert result.unreachable
+    assert "Connection refused" in result.failure_message
+    assert result.n_skipped > 0
+    assert result.n_sent + result.n_skipped == 50
+    assert result.n_requests < 10
+    assert len(transport.calls) <= 2 * result.n_requests
+    assert result.errors.count(ErrorKind.CONNECTION) == result.n_requests
+
+
+def test_probe_timeouts_are_recorded_not_retried() -> None:
+    def slow(n: int, request: dict[str, Any]) -> HttpReply:
+        raise TransportError(ErrorKind.TIMEOUT, "no answer within 2s")
+
+    result, transport, sleeps = run_probe(v1(retries=2), slow)
+    assert len(transport.calls) == 5
+    assert sleeps == []
+    assert result.errors.count(ErrorKind.TIMEOUT) == 5
+    assert result.failure == ENDPOINT_UNREACHABLE
+
+
+def test_probe_some_answers_mean_reachable() -> None:
+    def half(n: int, request: dict[str, Any]) -> HttpReply:
+        if n % 2:
+            raise TransportError(ErrorKind.TIMEOUT, "no answer within 2s")
+        return v1_echo(n, request)
+
+    result, _, _ = run_probe(v1(retries=0), half, label_column="label")
+    assert result.failure is None
+    assert result.rows.tolist() == [0, 2, 4]
+    assert result.labels is not None
+    assert result.labels.labels().tolist() == ["0", "1", "0"]  # type: ignore[union-attr]
+    assert result.request_ok.tolist() == [True, False, True, False, True]
+    assert result.error_ratio == pytest.approx(0.4)
+    assert result.ok_latencies_ms.shape == (3,)
+
+
+def test_probe_bounds_concurrency() -> None:
+    rows = Dataset({"x": np.arange(40, dtype=np.float64)})
+    _, transport, _ = run_probe(v1(concurrency=3), v1_echo, rows)
+    assert len(transport.calls) == 40
+    assert transport.max_in_flight == 3
+
+
+def test_probe_v2_with_probabilities_and_numerical_labels() -> None:
+    def model(n: int, request: dict[str, Any]) -> HttpReply:
+        tensor = request["inputs"][0]
+        rows = tensor["shape"][0]
+        proba = [p for x in tensor["data"] for p in ((0.8, 0.2) if x < 2 else (0.1, 0.9))]
+        outputs = [
+            {"name": "predict", "shape": [rows, 1], "datatype": "INT64",
+             "data": [int(x >= 2) for x in tensor["data"]]},
+            {"name": "predict_proba", "shape": [rows, 2], "datatype": "FP64", "data": proba},
+        ]  # fmt: skip
+        return HttpReply(200, json.dumps({"outputs": outputs}).encode())
+
+    options = V2Options(outputs=("predict", "predict_proba"), probability_output="predict_proba")
+    result, transport, _ = run_probe(
+        v2(batch_size=3, v2=options), model, features=["x"], label_column="label"
+    )
+    assert transport.calls[0]["outputs"] == [{"name": "predict"}, {"name": "predict_proba"}]
+    assert result.predictions.labels().tolist() == ["0", "1", "0", "1", "1"]  # type: ignore[union-attr]
+    assert result.probabilities is not None
+    assert result.probabilities.shape == (5, 2)
+
+
+def test_probe_numerical_predictions() -> None:
+    def regressor(n: int, request: dict[str, Any]) -> HttpReply:
+        preds = [row["x"] * 2 for row in request["instances"]]
+        return HttpReply(200, json.dumps({"predictions": preds}).encode())
+
+    result, _, _ = run_probe(
+        js(prediction_type="numerical", batch_size=5), regressor, label_column="label"
+    )
+    assert isinstance(result.predictions, np.ndarray)
+    np.testing.assert_allclose(result.predictions, [2.0, 6.0, 1.0, 8.0, 5.0])
+    assert isinstance(result.labels, np.ndarray)
+
+
+def test_probe_refuses_a_missing_label_column() -> None:
+    with pytest.raises(ValueError, match="label column 'y'"):
+        run_probe(v1(), v1_echo, label_column="y")
+
+
+def test_probe_of_no_rows_and_unreachable_result() -> None:
+    result, transport, _ = run_probe(v1(), v1_echo, Dataset({"x": np.zeros(0)}))
+    assert transport.calls == []
+    assert result.n_requests == 0
+    assert result.error_ratio is None
+    gone = unreachable_result("Service ns/m port 8080 has no ready endpoint")
+    assert gone.unreachable
+    assert gone.summary()["failure"] == ENDPOINT_UNREACHABLE
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    config = v1(backoff_seconds=0.1, backoff_max_seconds=0.5)
+    rng = random.Random(3)
+    for attempt, cap in [(0, 0.1), (1, 0.2), (2, 0.4), (3, 0.5), (8, 0.5)]:
+        delays = {backoff_delay(attempt, config, rng) for _ in range(20)}
+        assert all(cap / 2 <= d <= cap for d in delays)
+        assert len(delays) > 1
