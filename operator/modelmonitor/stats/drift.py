@@ -34,8 +34,9 @@ NaN (numerical) and missing codes (categorical) are dropped and counted, +/-inf 
 dropped and counted apart; counts of both samples go into each :class:`FeatureDrift`.
 A feature whose valid values are fewer than the method needs (e.g. an empty window)
 gets ``status="insufficient_data"``, ``drifted=False`` and a ``reason``; a feature
-absent from the current data gets ``status="missing_column"``. Neither counts towards
-``total_features``.
+absent from the current data gets ``status="missing_column"``, a numerical feature whose
+current column holds categories ``status="type_mismatch"`` (data quality reports both).
+None of them counts towards ``total_features``.
 
 Correction and dataset drift
 ----------------------------
@@ -83,7 +84,7 @@ AUTO_TEST_MAX_N = 1000
 #: Smallest expected 2 x 2 cell count for which ``auto`` trusts the z-test over Fisher.
 AUTO_FISHER_MIN_EXPECTED = 5.0
 
-FeatureStatus: TypeAlias = Literal["ok", "insufficient_data", "missing_column"]
+FeatureStatus: TypeAlias = Literal["ok", "insufficient_data", "missing_column", "type_mismatch"]
 
 __all__ = [
     "AUTO_TEST_MAX_N",
@@ -322,15 +323,22 @@ def _feature_drift(
 ) -> tuple[FeatureDrift, MethodSpec | None]:
     n_ref, ref_missing, ref_inf = _ref_counts(ref)
     requested = opts.methods.get(feature.name, opts.method)
-    if feature.name not in current:
+    column = current.columns.get(feature.name)
+    if column is None or (feature.type == "numerical" and isinstance(column, CategoricalColumn)):
         name = requested if requested != AUTO else choose_method(ref)
         spec = get_method(name, feature.type, feature=feature.name)
+        status: FeatureStatus = "missing_column" if column is None else "type_mismatch"
+        reason = (
+            "column missing from the current data"
+            if column is None
+            else "numerical in the reference, categorical in the current data"
+        )
         return FeatureDrift(
             feature.name, feature.type, spec.name, spec.kind, None, None,
-            _threshold(spec, opts), False, "missing_column",
-            "column missing from the current data", None, n_ref, 0, ref_missing, 0, ref_inf, 0,
+            _threshold(spec, opts), False, status, reason, None, n_ref, 0, ref_missing, 0,
+            ref_inf, 0,
         ), None  # fmt: skip
-    cur = _prepare_current(feature, current[feature.name])
+    cur = _prepare_current(feature, column)
     name = requested if requested != AUTO else choose_method(ref, cur.values)
     spec = get_method(name, feature.type, feature=feature.name)
     threshold = _threshold(spec, opts)

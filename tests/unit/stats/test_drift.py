@@ -281,3 +281,14 @@ def test_nan_result_never_votes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f.feature("age").status == "insufficient_data"
     assert not f.feature("age").drifted
     assert "degenerate" in (f.feature("age").reason or "")
+
+
+def test_current_type_mismatch_is_reported_not_raised() -> None:
+    cur = Dataset(
+        {"age": CategoricalColumn(np.zeros(10, dtype=np.int32), ("forty",)), "amount": np.ones(10)}
+    )
+    report = analyze(data(100), cur, features=[Feature("age", "numerical")])
+    f = report.feature("age")
+    assert f.status == "type_mismatch"
+    assert not f.drifted
+    assert report.dataset.total_features == 0
