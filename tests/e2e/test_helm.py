@@ -9,7 +9,8 @@ RBAC what the operator's ServiceAccount may do. ``helm uninstall`` removes it al
 
 Without a node the operator pod cannot run, so the last tests run ``modelmonitor run``
 as a local process in its place: with the Deployment's environment and a token of the
-installed ServiceAccount, i.e. with exactly the permissions the install grants.
+installed ServiceAccount, i.e. with exactly the permissions the install grants, and
+(where unshare(1) allows) with a read-only root filesystem and a fresh /tmp, like the pod.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -451,32 +453,73 @@ def _pod_env(deployment: Doc, namespace: str, pod: str) -> dict[str, str]:
     return env
 
 
+# Like the pod: the root filesystem read-only, a fresh writable /tmp (the emptyDir), in a
+# private mount namespace of the operator process only.
+READ_ONLY_ROOT = (
+    "mount --bind / / && mount -o remount,bind,ro / && "
+    'mount -t tmpfs -o size=64m tmpfs /tmp && cd / && exec "$@"'
+)
+
+
+def _can_sandbox() -> bool:
+    if sys.platform != "linux" or os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount --bind / /"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
 def _run_operator_as_installed(
-    cluster: KubeCluster, namespace: str, deployment: Doc, tmp_path: Path
+    cluster: KubeCluster,
+    namespace: str,
+    deployment: Doc,
+    tmp_path: Path,
+    secrets_dir: Path,
+    *,
+    read_only_root: bool = False,
 ) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
+    """``modelmonitor run`` with the pod's environment, ServiceAccount and (optionally) a
+    read-only root filesystem. Its kubeconfig is in ``secrets_dir``, outside /tmp, so
+    that the fresh /tmp does not hide it."""
     pod_spec = deployment["spec"]["template"]["spec"]
     kubeconfig = _sa_kubeconfig(
-        cluster, namespace, pod_spec["serviceAccountName"], tmp_path / "sa.kubeconfig"
+        cluster, namespace, pod_spec["serviceAccountName"], secrets_dir / "kubeconfig"
     )
     env = _pod_env(deployment, namespace, pod="operator-under-test")
     env["METRICS_PORT"] = str(free_port())
     env["HEALTH_PORT"] = str(free_port())
+    argv = [sys.executable, "-m", "modelmonitor", *pod_spec["containers"][0]["args"]]
+    if read_only_root:
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh"]
+        argv += [sys.executable, "-m", "modelmonitor", *pod_spec["containers"][0]["args"]]
     log = tmp_path / "operator.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelmonitor", *pod_spec["containers"][0]["args"]],
+        argv,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env={
             "PATH": os.environ.get("PATH", ""),
-            "HOME": str(tmp_path),
-            "KUBECONFIG": str(kubeconfig),
+            # What the image sets.
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            "KUBECONFIG": str(kubeconfig),
             "RECHECK_SECONDS": "2",
             **env,
         },
         start_new_session=True,
     )
     return proc, log, env
+
+
+@pytest.fixture
+def secrets_dir() -> Iterator[Path]:
+    """A private folder outside /tmp (tmpfs when /dev/shm exists) for a token kubeconfig."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else ROOT / ".state"
+    path = base / f"modelmonitor-e2e-{uuid.uuid4().hex[:8]}"
+    path.mkdir(mode=0o700, parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -519,14 +562,23 @@ def _monitor_works(cluster: KubeCluster, namespace: str, log: Path) -> None:
         raise AssertionError(f"{exc}; operator log:\n{log.read_text()}") from exc
 
 
+@pytest.mark.parametrize("read_only_root", [False, True], ids=["rw-root", "read-only-root"])
 def test_operator_runs_with_the_chart_permissions(
-    cluster: KubeCluster, namespace: str, tmp_path: Path
+    cluster: KubeCluster,
+    namespace: str,
+    tmp_path: Path,
+    secrets_dir: Path,
+    read_only_root: bool,
 ) -> None:
+    if read_only_root and not _can_sandbox():
+        pytest.skip("needs root and unshare(1) for a private read-only mount of /")
     release = _release("run")
     peering = f"{release}-peering"
     cluster.helm("install", release, str(CHART), "-n", namespace, f"--set=peering.name={peering}")
     deployment = cluster.get("deployment", f"{release}-modelmonitor", "-n", namespace)
-    proc, log, env = _run_operator_as_installed(cluster, namespace, deployment, tmp_path)
+    proc, log, env = _run_operator_as_installed(
+        cluster, namespace, deployment, tmp_path, secrets_dir, read_only_root=read_only_root
+    )
     try:
         assert env["WATCH_NAMESPACES"] == "*"
         wait_for(lambda: _healthy(env["HEALTH_PORT"]) or proc.poll() is not None, timeout=60)
@@ -545,6 +597,7 @@ def test_operator_runs_with_the_chart_permissions(
     # LOG_FORMAT=json from the chart: one JSON object a line.
     assert all(json.loads(line)["message"] for line in text.splitlines() if line.strip())
     assert not _permission_complaints(text, ("not allowed to create the peering object",)), text
+    assert "Read-only file system" not in text
 
 
 @pytest.mark.xfail(
@@ -554,12 +607,14 @@ def test_operator_runs_with_the_chart_permissions(
     "(with that set, this test passes in ~20 s). Remove this marker with that change.",
 )
 def test_operator_runs_with_the_namespaced_manifest_permissions(
-    cluster: KubeCluster, namespace: str, tmp_path: Path
+    cluster: KubeCluster, namespace: str, tmp_path: Path, secrets_dir: Path
 ) -> None:
     text = (MANIFESTS / "install-namespaced.yaml").read_text()
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=text)
     deployment = cluster.get("deployment", "modelmonitor", "-n", namespace)
-    proc, log, env = _run_operator_as_installed(cluster, namespace, deployment, tmp_path)
+    proc, log, env = _run_operator_as_installed(
+        cluster, namespace, deployment, tmp_path, secrets_dir
+    )
     try:
         assert env["WATCH_NAMESPACES"] == namespace
         wait_for(lambda: _healthy(env["HEALTH_PORT"]) or proc.poll() is not None, timeout=60)
