@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"cluster {args.name!r} up at {state.server} "
                     f"in {time.monotonic() - t0:.1f}s (logs: {plane.logs_dir})"
                 )
+                stages = ", ".join(f"{k} {v:.1f}s" for k, v in state.stages.items())
+                eprint(f"  healthy after: {stages}")
             eprint(f"  export KUBECONFIG={state.kubeconfig}")
             print(state.kubeconfig)
             return 0

@@ -143,6 +143,8 @@ class ClusterState:
     started_at: float
     startup_seconds: float
     owner_pid: int | None = None
+    # Seconds from the start until each component was healthy (for timing reports).
+    stages: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -322,6 +324,12 @@ class ControlPlane:
         paths = self._write_pki(server)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         pids: dict[str, int] = {}
+        stages: dict[str, float] = {}
+
+        def reached(stage: str) -> None:
+            stages[stage] = round(time.monotonic() - t0, 2)
+
+        reached("pki")
 
         def record() -> ClusterState:
             state = ClusterState(
@@ -335,6 +343,7 @@ class ControlPlane:
                 started_at=time.time(),
                 startup_seconds=round(time.monotonic() - t0, 2),
                 owner_pid=owner_pid,
+                stages=dict(stages),
             )
             # Written after every start so that `down` finds all processes even
             # when a later component fails to come up.
@@ -350,11 +359,13 @@ class ControlPlane:
                 deadline,
                 lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health", None),
             )
+            reached("etcd")
             pids["kube-apiserver"] = self._spawn(
                 bin_dir, "kube-apiserver", self._apiserver_args(ports, paths)
             )
             record()
             self._wait("kube-apiserver", pids, deadline, lambda: self._apiserver_ready(server))
+            reached("kube-apiserver")
             pids["kube-controller-manager"] = self._spawn(
                 bin_dir, "kube-controller-manager", self._controller_manager_args(ports, paths)
             )
@@ -371,12 +382,14 @@ class ControlPlane:
             ):
                 check = functools.partial(_http_ok, f"https://127.0.0.1:{port}/healthz", insecure)
                 self._wait(component, pids, deadline, check)
+                reached(component)
             self._wait(
                 "kube-controller-manager",
                 pids,
                 deadline,
                 lambda: self._controllers_running(server),
             )
+            reached("controllers")
         except BaseException:
             self._stop(self.load_state())
             raise
