@@ -212,7 +212,10 @@ def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (("scope=galaxy",), 'scope must be "cluster" or "namespace"'),
+        (("scope=galaxy",), "at '/scope': value must be one of 'cluster', 'namespace'"),
+        (("logFormat=xml",), "at '/logFormat'"),
+        (("replica=2",), "additional properties 'replica' not allowed"),
+        (("rbac.actions.rolback=true",), "additional properties 'rolback' not allowed"),
         (("scope=namespace", "watchNamespaces={ml-*}"), "is a pattern"),
         (("scope=namespace", "watchNamespaces={*}"), "needs scope: cluster"),
         (("serviceMonitor.enabled=true", "metrics.service.enabled=false"), "needs metrics"),

@@ -7,6 +7,7 @@ and the rendered chart to a real API server.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from modelmonitor import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -365,8 +368,6 @@ def test_chart_metadata_and_values() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "modelmonitor"
-    from modelmonitor import __version__
-
     assert chart["appVersion"] == __version__
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["replicas"] == 1
@@ -403,6 +404,22 @@ def test_chart_readme_documents_every_value() -> None:
     assert not missing, f"chart README lacks values: {missing}"
     unknown = [key for key in documented if key not in leaf_paths(values)]
     assert not unknown, f"chart README documents values that do not exist: {unknown}"
+
+
+def test_chart_values_schema_covers_exactly_the_values() -> None:
+    """values.schema.json refuses unknown keys, so it must know every real one."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(value: Any, node: Doc, path: str) -> None:
+        if not isinstance(value, dict) or "properties" not in node:
+            return
+        assert node.get("additionalProperties") is False, path
+        assert set(value) == set(node["properties"]) - {"global"}, path
+        for key, sub in value.items():
+            walk(sub, node["properties"][key], f"{path}.{key}")
+
+    walk(values, schema, "values")
 
 
 def test_chart_action_rules_match_the_manifests() -> None:
