@@ -170,6 +170,15 @@ class ErrorRatioSpec:
 
 
 @dataclass(frozen=True)
+class SLITemplateSpec:
+    """Ready-made queries for a model server's metrics (see sources/sli_templates)."""
+
+    name: Literal["mlserver", "kserve", "seldon"]
+    model: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SLOSpec:
     name: str
     source: Literal["probe", "prometheus"] = "probe"
@@ -177,6 +186,9 @@ class SLOSpec:
     window_seconds: float = 28 * 86400.0
     latency: LatencySpec | None = None
     error_ratio: ErrorRatioSpec | None = None
+    template: SLITemplateSpec | None = None
+    # Multiplies the burn-rate alert windows (spec.slos[].burnRate.windowScale).
+    window_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -640,6 +652,11 @@ def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
         window = r.duration(item, "window", path, default="28d")
         lat = r.obj(item, "latency", path)
         err = r.obj(item, "errorRatio", path)
+        tpl = _parse_slo_template(r, item, path, source, lat, err)
+        burn = r.obj(item, "burnRate", path) or {}
+        scale = r.number(
+            burn, "windowScale", f"{path}.burnRate", default=1.0, low=0, high=1, low_open=True
+        )
         if (lat is None) == (err is None):
             r.problem(path, "set exactly one of latency or errorRatio")
         latency = error_ratio = None
@@ -663,14 +680,18 @@ def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
                 or 95.0,
                 query=r.string(lat, "query", f"{path}.latency"),
             )
-            if source == "prometheus" and not latency.query:
+            if source == "prometheus" and not latency.query and tpl is None:
                 r.problem(f"{path}.latency.query", "is required for source prometheus")
         if err is not None:
             error_ratio = ErrorRatioSpec(
                 errors=r.string(err, "errors", f"{path}.errorRatio"),
                 total=r.string(err, "total", f"{path}.errorRatio"),
             )
-            if source == "prometheus" and not (error_ratio.errors and error_ratio.total):
+            if (
+                source == "prometheus"
+                and tpl is None
+                and not (error_ratio.errors and error_ratio.total)
+            ):
                 r.problem(
                     f"{path}.errorRatio",
                     "errors and total queries are required for source prometheus",
@@ -688,9 +709,55 @@ def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
                 window_seconds=window or 28 * 86400.0,
                 latency=latency,
                 error_ratio=error_ratio,
+                template=tpl,
+                window_scale=scale or 1.0,
             )
         )
     return tuple(out)
+
+
+SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
+_PROM_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _parse_slo_template(
+    r: _Reader,
+    item: Mapping[str, Any],
+    path: str,
+    source: str | None,
+    lat: Mapping[str, Any] | None,
+    err: Mapping[str, Any] | None,
+) -> SLITemplateSpec | None:
+    data = r.obj(item, "template", path)
+    if data is None:
+        return None
+    tpath = f"{path}.template"
+    name = r.string(data, "name", tpath, required=True, choices=SLI_TEMPLATE_NAMES)
+    labels = r.obj(data, "labels", tpath) or {}
+    for key, value in labels.items():
+        if not _PROM_LABEL.match(str(key)):
+            r.problem(f"{tpath}.labels", f"{key!r} is not a Prometheus label name")
+        if not isinstance(value, str):
+            r.problem(f"{tpath}.labels.{key}", "must be a string")
+    if source != "prometheus":
+        r.problem(tpath, "an SLO template needs source prometheus")
+    if (lat is not None and lat.get("query")) or (
+        err is not None and (err.get("errors") or err.get("total"))
+    ):
+        r.problem(tpath, "set either template or your own queries, not both")
+    if name == "kserve" and err is not None:
+        r.problem(
+            f"{tpath}.name",
+            "template kserve has no error-ratio SLI (KServe's model server exports only "
+            "latency histograms); use template mlserver or your own queries",
+        )
+    if name is None:
+        return None
+    return SLITemplateSpec(
+        name=name,  # type: ignore[arg-type]
+        model=r.string(data, "model", tpath),
+        labels={str(k): str(v) for k, v in labels.items()},
+    )
 
 
 def _parse_prometheus(r: _Reader, spec: Mapping[str, Any]) -> PrometheusSpec | None:

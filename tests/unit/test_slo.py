@@ -34,6 +34,7 @@ from modelmonitor.slo import (
     summarize_latency,
     summary_line,
 )
+from modelmonitor.spec import SpecError, parse_spec
 
 T0 = 1_750_000_000.0  # an arbitrary "now", seconds since the epoch
 SLO_WINDOW = 30 * DAY
@@ -449,3 +450,56 @@ def test_custom_alert_table() -> None:
     # Burn 5 over 10 s and 10 over 1 s, both >= 2; over 60 s the budget is exactly spent.
     assert result.met is False
     assert result.budget_remaining == pytest.approx(0.0)
+
+
+# -- the spec fields the SLO engine reads -----------------------------------------------------
+
+
+def _slo_spec(**slo: object) -> dict[str, object]:
+    return {
+        "target": {"name": "m"},
+        "reference": {"configMapRef": {"name": "r", "key": "k"}},
+        "prometheus": {"url": "http://p:9090"},
+        "slos": [{"name": "s", "source": "prometheus", **slo}],
+    }
+
+
+def test_spec_template_and_window_scale() -> None:
+    spec = parse_spec(
+        _slo_spec(
+            template={"name": "mlserver", "model": "iris", "labels": {"namespace": "ml"}},
+            errorRatio={},
+            burnRate={"windowScale": 1 / 720},
+        )
+    )
+    slo = spec.slos[0]
+    assert slo.template is not None
+    assert (slo.template.name, slo.template.model) == ("mlserver", "iris")
+    assert dict(slo.template.labels) == {"namespace": "ml"}
+    assert scale_alerts(slo.window_scale)[0].long_seconds == pytest.approx(5.0)
+    assert parse_spec(_slo_spec(errorRatio={"errors": "e", "total": "t"})).slos[0].window_scale == 1
+
+
+@pytest.mark.parametrize(
+    ("slo", "field"),
+    [
+        ({"template": {"name": "kserve"}, "errorRatio": {}}, "spec.slos[0].template.name"),
+        ({"template": {"name": "triton"}, "errorRatio": {}}, "spec.slos[0].template.name"),
+        (
+            {"template": {"name": "mlserver"}, "latency": {"thresholdMs": 5, "query": "q"}},
+            "spec.slos[0].template",
+        ),
+        (
+            {"template": {"name": "mlserver", "labels": {"a-b": "x"}}, "errorRatio": {}},
+            "spec.slos[0].template.labels",
+        ),
+        (
+            {"errorRatio": {"errors": "e", "total": "t"}, "burnRate": {"windowScale": 0}},
+            "spec.slos[0].burnRate.windowScale",
+        ),
+    ],
+)
+def test_spec_template_refusals(slo: dict[str, object], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(_slo_spec(**slo))
+    assert field in [path for path, _ in info.value.problems], info.value
