@@ -225,8 +225,8 @@ def render_latency(
     t = get_template(template) if isinstance(template, str) else template
     if t.latency_histogram is None:
         raise TemplateError(f"template {t.name!r} ({t.server}) has no latency SLI: {t.notes}")
-    if not 0 < percentile < 100:
-        raise TemplateError(f"percentile must be in (0, 100), got {percentile:g}")
+    if not 0 < percentile <= 100:
+        raise TemplateError(f"percentile must be in (0, 100], got {percentile:g}")
     selected = _selector_labels(t.latency_model_label, model, labels)
     base = label_matchers(selected, t.latency_matchers)
     window = format_duration(window_seconds)
