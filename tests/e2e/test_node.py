@@ -1,0 +1,419 @@
+"""The harness as a node: pods bound to it run as local processes, and the rest of the
+control plane (ReplicaSets, rollouts, EndpointSlices, Jobs, RBAC) treats them as real."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.kube import KubeCluster, wait_for
+from tests.cluster.node import LocalImage, NodeAgent
+
+PORT = 8080
+Doc = dict[str, Any]
+
+# Plain HTTP to pod IPs, never through a proxy from the environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(ip: str, path: str = "/version.txt", port: int = PORT) -> str | None:
+    """The body at http://ip:port/path, or None when nothing answers."""
+    try:
+        with _opener.open(f"http://{ip}:{port}{path}", timeout=2) as response:
+            return str(response.read().decode().strip())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pid_of(pod: Doc) -> int:
+    container_id = pod["status"]["containerStatuses"][0]["containerID"]
+    return int(container_id.removeprefix("local://"))
+
+
+def web_image(directory: Path) -> LocalImage:
+    """A static web server on the pod's address, serving ``directory``."""
+    return LocalImage(
+        entrypoint=[sys.executable, "-m", "http.server", "--bind", "$(POD_IP)"],
+        cmd=[str(PORT)],
+        workdir=directory,
+    )
+
+
+@pytest.fixture
+def web_images(node_agent: NodeAgent, tmp_path: Path, namespace: str) -> tuple[str, str]:
+    """Two versions of a web image; each serves its version in /version.txt."""
+    names = []
+    for version in ("v1", "v2"):
+        directory = tmp_path / version
+        directory.mkdir()
+        (directory / "version.txt").write_text(f"web {version}\n")
+        name = f"node-test/web-{namespace}:{version}"
+        node_agent.register_image(name, web_image(directory))
+        names.append(name)
+    return names[0], names[1]
+
+
+def deployment(name: str, image: str) -> Doc:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 2,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": PORT}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/version.txt", "port": "http"},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(name: str) -> Doc:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": PORT}]},
+    }
+
+
+def running_pods(cluster: KubeCluster, namespace: str, selector: str) -> list[Doc]:
+    pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]
+    return [
+        p
+        for p in pods
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def rollout(cluster: KubeCluster, namespace: str, name: str, node_agent: NodeAgent) -> Doc:
+    """Wait for the rollout to finish; return the one pod left serving."""
+    try:
+        cluster.kubectl(
+            "rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=40s", timeout=50
+        )
+        return wait_for(
+            lambda: (
+                (pods := cluster.get("pods", "-n", namespace, "-l", f"app={name}")["items"])
+                and len(pods) == 1
+                and pods[0]["status"].get("phase") == "Running"
+                and pods[0]
+            ),
+            timeout=20,
+            what=f"a single pod of {name}",
+        )
+    except (AssertionError, TimeoutError) as exc:
+        raise AssertionError(f"{exc}\n{node_agent.describe(namespace)}") from exc
+
+
+def test_deployment_becomes_available_and_its_service_endpoints_answer(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str, web_images: tuple[str, str]
+) -> None:
+    kube_cluster.apply([deployment("web", web_images[0]), service("web")], "-n", namespace)
+    pod = rollout(kube_cluster, namespace, "web", node_agent)
+    dep = kube_cluster.get("deployment", "web", "-n", namespace)
+    assert dep["status"]["readyReplicas"] == 1
+    available = {c["type"]: c["status"] for c in dep["status"]["conditions"]}
+    assert available["Available"] == "True"
+    ip = pod["status"]["podIP"]
+    assert pod["spec"]["nodeName"] == node_agent.node_name
+    assert ipaddress.ip_address(ip) in node_agent.network.block
+    assert http_get(ip) == "web v1"
+    statuses = pod["status"]["containerStatuses"]
+    assert statuses[0]["ready"]
+    assert statuses[0]["restartCount"] == 0
+    assert "running" in statuses[0]["state"]
+    if not node_agent.routable:
+        pytest.skip("loopback pod IPs: the API server refuses them in EndpointSlices")
+
+    def endpoint_ips() -> list[str] | None:
+        slices = kube_cluster.get(
+            "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=web"
+        )["items"]
+        ips = [
+            address
+            for s in slices
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+            for address in e["addresses"]
+        ]
+        return ips or None
+
+    ips = wait_for(endpoint_ips, timeout=20, what="a ready endpoint for Service web")
+    assert ips == [ip]
+    assert http_get(ips[0]) == "web v1"
+
+
+def test_rolling_update_and_undo_switch_the_serving_process(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str, web_images: tuple[str, str]
+) -> None:
+    v1, v2 = web_images
+    kube_cluster.apply(deployment("web", v1), "-n", namespace)
+    first = rollout(kube_cluster, namespace, "web", node_agent)
+    assert http_get(first["status"]["podIP"]) == "web v1"
+
+    kube_cluster.kubectl("set", "image", "deployment/web", f"web={v2}", "-n", namespace)
+    second = rollout(kube_cluster, namespace, "web", node_agent)
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    assert http_get(second["status"]["podIP"]) == "web v2"
+    assert not process_alive(pid_of(first)), "the v1 process outlived its pod"
+    assert http_get(first["status"]["podIP"]) is None
+
+    kube_cluster.kubectl("rollout", "undo", "deployment/web", "-n", namespace)
+    third = rollout(kube_cluster, namespace, "web", node_agent)
+    assert third["spec"]["containers"][0]["image"] == v1
+    assert http_get(third["status"]["podIP"]) == "web v1"
+    assert not process_alive(pid_of(second)), "the v2 process outlived its pod"
+    revision = kube_cluster.get("deployment", "web", "-n", namespace)["metadata"]["annotations"]
+    assert revision["deployment.kubernetes.io/revision"] == "3"
+
+
+LIST_PODS = textwrap.dedent(
+    """
+    import sys
+    from kubernetes import client, config
+    config.load_kube_config()
+    try:
+        pods = client.CoreV1Api().list_namespaced_pod(sys.argv[1])
+    except client.ApiException as exc:
+        print("denied:", exc.status, exc.reason)
+        sys.exit(3)
+    print("pods:", " ".join(p.metadata.name for p in pods.items))
+    """
+)
+
+
+def job(name: str, image: str, namespace: str) -> Doc:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "serviceAccountName": "lister",
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "list", "image": image, "args": ["-c", LIST_PODS, namespace]}
+                    ],
+                }
+            },
+        },
+    }
+
+
+def job_condition(cluster: KubeCluster, namespace: str, name: str) -> str | None:
+    conditions = cluster.get("job", name, "-n", namespace).get("status", {}).get("conditions")
+    for condition in conditions or []:
+        if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
+            return str(condition["type"])
+    return None
+
+
+def test_job_pod_talks_to_the_api_as_its_service_account(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
+) -> None:
+    image = f"node-test/python-{namespace}:3"
+    node_agent.register_image(image, LocalImage(entrypoint=[sys.executable]))
+    kube_cluster.kubectl("create", "serviceaccount", "lister", "-n", namespace)
+
+    kube_cluster.apply(job("denied", image, namespace), "-n", namespace)
+    outcome = wait_for(
+        lambda: job_condition(kube_cluster, namespace, "denied"), timeout=40, what="Job done"
+    )
+    assert outcome == "Failed", node_agent.describe(namespace)
+    (pod,) = kube_cluster.get("pods", "-n", namespace, "-l", "job-name=denied")["items"]
+    assert pod["status"]["phase"] == "Failed"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 3
+    log = node_agent.pod_log(namespace, pod["metadata"]["name"], "list")
+    assert "denied: 403" in log
+
+    kube_cluster.kubectl(
+        "create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace
+    )
+    kube_cluster.kubectl(
+        "create",
+        "rolebinding",
+        "lister-reads-pods",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:lister",
+        "-n",
+        namespace,
+    )
+    kube_cluster.apply(job("allowed", image, namespace), "-n", namespace)
+    outcome = wait_for(
+        lambda: job_condition(kube_cluster, namespace, "allowed"), timeout=40, what="Job done"
+    )
+    assert outcome == "Complete", node_agent.describe(namespace)
+    (pod,) = kube_cluster.get("pods", "-n", namespace, "-l", "job-name=allowed")["items"]
+    assert pod["status"]["phase"] == "Succeeded"
+    log = node_agent.pod_log(namespace, pod["metadata"]["name"], "list")
+    assert pod["metadata"]["name"] in log.split("pods:", 1)[1]
+
+
+def test_crashing_container_restarts_with_backoff(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
+) -> None:
+    image = f"node-test/crash-{namespace}:1"
+    node_agent.register_image(
+        image,
+        LocalImage(entrypoint=[sys.executable, "-c", "print('crashing'); raise SystemExit(7)"]),
+    )
+    kube_cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "crash"},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+        },
+        "-n",
+        namespace,
+    )
+
+    def restarted_twice() -> Doc | None:
+        pod = kube_cluster.get("pod", "crash", "-n", namespace)
+        statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+        return statuses[0] if statuses[0].get("restartCount", 0) >= 2 else None
+
+    status = wait_for(restarted_twice, timeout=30, what="two restarts")
+    assert status["lastState"]["terminated"]["exitCode"] == 7
+    pod = kube_cluster.get("pod", "crash", "-n", namespace)
+    assert pod["status"]["phase"] == "Running"
+    assert node_agent.pod_log(namespace, "crash", "c").count("crashing") >= 3
+    reasons = kube_cluster.get(
+        "events", "-n", namespace, "--field-selector=involvedObject.name=crash"
+    )
+    assert "BackOff" in {e["reason"] for e in reasons["items"]}
+
+
+SLEEPER = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+
+
+def test_deleting_a_pod_stops_its_process(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
+) -> None:
+    image = f"node-test/sleeper-{namespace}:1"
+    node_agent.register_image(image, LocalImage(entrypoint=[sys.executable, "-c", SLEEPER]))
+    for name in ("graceful", "forced"):
+        kube_cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "c", "image": image}],
+                },
+            },
+            "-n",
+            namespace,
+        )
+    pods = wait_for(
+        lambda: (p := running_pods(kube_cluster, namespace, "!job-name")) and len(p) == 2 and p,
+        timeout=20,
+        what="two running pods",
+    )
+    pids = {p["metadata"]["name"]: pid_of(p) for p in pods}
+    assert all(process_alive(pid) for pid in pids.values())
+
+    # SIGTERM is ignored: SIGKILL after the 1 s grace period, then the agent deletes it.
+    kube_cluster.kubectl("delete", "pod", "graceful", "-n", namespace, "--timeout=15s", timeout=20)
+    assert not process_alive(pids["graceful"])
+    # Removed from the API at once: the agent sees it vanish and kills the process.
+    kube_cluster.kubectl("delete", "pod", "forced", "-n", namespace, "--grace-period=0", "--force")
+    wait_for(
+        lambda: not process_alive(pids["forced"]), timeout=10, what="forced pod's process gone"
+    )
+
+
+def test_unknown_image_waits_then_runs_with_the_pod_environment(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
+) -> None:
+    image = f"node-test/env-{namespace}:1"
+    kube_cluster.kubectl(
+        "create", "configmap", "settings", "--from-literal=colour=blue", "-n", namespace
+    )
+    env = [
+        {"name": "EARLY", "value": "hello $(POD_NAME)"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "GREETING", "value": "hello $(POD_NAME) $$(POD_NAME)"},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {
+            "name": "COLOUR",
+            "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "colour"}},
+        },
+    ]
+    dump = "import json, os; print(json.dumps(dict(os.environ)))"
+    kube_cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "env"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": image, "env": env, "args": ["-c", dump]}],
+            },
+        },
+        "-n",
+        namespace,
+    )
+
+    def waiting_reason() -> str | None:
+        statuses = kube_cluster.get("pod", "env", "-n", namespace)["status"].get(
+            "containerStatuses"
+        )
+        return (statuses or [{}])[0].get("state", {}).get("waiting", {}).get("reason")
+
+    assert wait_for(waiting_reason, timeout=20, what="a waiting reason") == "ImageNotKnown"
+    node_agent.register_image(image, LocalImage(entrypoint=[sys.executable]))
+    wait_for(
+        lambda: kube_cluster.get("pod", "env", "-n", namespace)["status"]["phase"] == "Succeeded",
+        timeout=20,
+        what="pod env Succeeded",
+    )
+    pod = kube_cluster.get("pod", "env", "-n", namespace)
+    seen = json.loads(node_agent.pod_log(namespace, "env", "c").splitlines()[-1])
+    assert seen["POD_IP"] == seen["IP"] == pod["status"]["podIP"]
+    assert seen["NS"] == namespace
+    assert seen["COLOUR"] == "blue"
+    assert seen["GREETING"] == "hello env $(POD_NAME)"
+    assert seen["EARLY"] == "hello $(POD_NAME)"  # defined before POD_NAME: left as it is
+    kubeconfig = Path(seen["KUBECONFIG"])
+    assert kubeconfig != kube_cluster.kubeconfig
+    assert "client-key" not in kubeconfig.read_text()
