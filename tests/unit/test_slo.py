@@ -22,6 +22,7 @@ from modelmonitor.slo import (
     BurnRateAlert,
     EventCounts,
     EventHistory,
+    SLOResult,
     budget_remaining,
     burn_rate,
     counts_from_values,
@@ -342,7 +343,7 @@ def test_latency_budget_from_slow_requests() -> None:
 
 
 def test_summary_line() -> None:
-    def result(name: str, met: bool | None) -> object:
+    def result(name: str, met: bool | None) -> SLOResult:
         return evaluate_latency(
             name,
             percentile=95,
@@ -353,9 +354,9 @@ def test_summary_line() -> None:
         )
 
     assert summary_line([]) == "-"
-    assert summary_line([result("a", True), result("b", True)]) == "2/2"  # type: ignore[list-item]
-    assert summary_line([result("a", True), result("b", False)]) == "breached: b"  # type: ignore[list-item]
-    assert summary_line([result("a", True), result("b", None)]) == "1/2 (1 no data)"  # type: ignore[list-item]
+    assert summary_line([result("a", True), result("b", True)]) == "2/2"
+    assert summary_line([result("a", True), result("b", False)]) == "breached: b"
+    assert summary_line([result("a", True), result("b", None)]) == "1/2 (1 no data)"
 
 
 # -- history ----------------------------------------------------------------------------------
