@@ -19,6 +19,14 @@ class OperatorConfig:
     standalone: bool = False
     priority: int = 0
     recheck_seconds: float = 5.0
+    max_concurrent_runs: int = 16
+    endpoint_resolution: str = "auto"  # auto | dns | endpointSlices
+
+    def resolution(self, in_cluster: bool) -> str:
+        """DNS inside a cluster; outside it (development, tests) the Service's endpoints."""
+        if self.endpoint_resolution != "auto":
+            return self.endpoint_resolution
+        return "dns" if in_cluster else "endpointSlices"
 
     @property
     def clusterwide(self) -> bool:
@@ -46,7 +54,8 @@ def load_config(
     env: Mapping[str, str] | None = None,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
-    HEALTH_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE) into one config.
+    HEALTH_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
+    ENDPOINT_RESOLUTION) into one config.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster.
@@ -84,4 +93,12 @@ def load_config(
         standalone=is_standalone,
         priority=priority,
         recheck_seconds=float(env.get("RECHECK_SECONDS", "5")),
+        max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", "16")),
+        endpoint_resolution=_resolution(env.get("ENDPOINT_RESOLUTION", "auto")),
     )
+
+
+def _resolution(value: str) -> str:
+    if value not in ("auto", "dns", "endpointSlices"):
+        raise ValueError(f"ENDPOINT_RESOLUTION must be auto, dns or endpointSlices, got {value!r}")
+    return value

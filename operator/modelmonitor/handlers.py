@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -22,12 +22,16 @@ from modelmonitor.config import OperatorConfig
 from modelmonitor.kube import KubeClient
 from modelmonitor.metrics import MetricsRecorder
 from modelmonitor.reconcile import evaluate, needs_recheck
+from modelmonitor.report import Report
+from modelmonitor.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.status import find_condition
+from modelmonitor.verdict import Event, Verdict
 
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = float(os.environ.get("RECHECK_SECONDS", "5"))
 ANNOTATION_PREFIX = "modelmonitor.io"
+FINALIZER = "modelmonitor.io/run-loop"
 
 
 @dataclass
@@ -37,6 +41,8 @@ class OperatorContext:
     config: OperatorConfig
     kube: KubeClient
     metrics: MetricsRecorder
+    runner: Runner
+    run_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -56,6 +62,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    # The run loop (a kopf daemon) holds this finalizer so that it stops before the
+    # object goes; removed as soon as the loop has stopped.
+    settings.persistence.finalizer = FINALIZER
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
     settings.peering.priority = ctx.config.priority
@@ -139,12 +148,32 @@ async def recheck_references(body: kopf.Body, memo: Any, logger: Any, **_: Any) 
     await _reconcile(body, memo, logger)
 
 
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
+async def monitoring_runs(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: Any, logger: Any, **_: Any
+) -> None:
+    """One loop per monitor: runs on schedule, verdict to status, Events and metrics."""
+    ctx = _context(memo)
+    namespace = body.metadata.namespace or "default"
+    name = body.metadata.name or ""
+
+    def post_event(event: Event) -> None:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        logger.info("%s: %s", event.reason, event.message)
+
+    def on_verdict(report: Report, verdict: Verdict, lag: float) -> None:
+        ctx.metrics.record_run(namespace, name, report, verdict, lag)
+
+    deps = LoopDeps(ctx.runner, ctx.kube, ctx.run_slots, post_event, on_verdict)
+    await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 async def on_delete(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     """Drop the monitor's metric series; owned objects go with Kubernetes garbage collection.
 
-    ``optional=True``: no finalizer is added, so deleting a monitor never hangs when the
-    operator is not running (the operator keeps no state outside the object itself).
+    ``optional=True``: this handler adds no finalizer of its own (the run loop's is the
+    only one, see docs/decisions.md).
     """
     ctx = _context(memo)
     ctx.metrics.forget(body.metadata.namespace or "default", body.metadata.name or "")

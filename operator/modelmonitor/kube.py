@@ -6,9 +6,12 @@ on plain dicts, so unit tests replace this object instead of the HTTP layer.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
-from collections.abc import Callable
+import os
+import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import urllib3
@@ -48,6 +51,13 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient()
 
 
+def running_in_cluster() -> bool:
+    """True inside a pod with a ServiceAccount token (the in-cluster config applies)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
+
+
 class KubeClient:
     """Read and write the few object kinds the operator needs, as plain dicts."""
 
@@ -81,6 +91,21 @@ class KubeClient:
             raise ReferenceLookupError(f"reading {kind} {namespace}/{name}: {exc}") from exc
         result: dict[str, Any] = json.loads(resp.data)
         return result
+
+    def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice only)."""
+        if kind != "EndpointSlice":
+            raise ValueError(f"listing {kind} is not supported")
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+        query = f"?labelSelector={urllib.parse.quote(selector)}" if selector else ""
+        try:
+            items = self._request("GET", path + query).get("items") or []
+        except ApiException as exc:
+            raise ReferenceLookupError(
+                f"listing {kind} in {namespace}: HTTP {exc.status} {exc.reason}"
+            ) from exc
+        return [dict(item) for item in items]
 
     def _request(
         self,
@@ -150,7 +175,7 @@ class KubeClient:
                     raise
         return None
 
-    def ensure_peering(self, name: str, namespaces: list[str] | None) -> None:
+    def ensure_peering(self, name: str, namespaces: builtins.list[str] | None) -> None:
         """Create the kopf peering object(s) if missing (cluster-wide when ``namespaces`` is None).
 
         Raises RuntimeError with a clear message when the peering CRDs are not installed.

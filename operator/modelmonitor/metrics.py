@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from modelmonitor import __version__
+from modelmonitor.report import Report
 from modelmonitor.status import Phase
+from modelmonitor.verdict import Verdict
 
 
 class MetricsRecorder:
@@ -38,6 +41,130 @@ class MetricsRecorder:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
+        self.run_duration = Histogram(
+            "modelmonitor_run_duration_seconds",
+            "Duration of monitoring runs.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.run_start_lag = Histogram(
+            "modelmonitor_run_start_lag_seconds",
+            "How late runs start against their schedule (all monitors).",
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        )
+        self.runs = Counter(
+            "modelmonitor_runs_total",
+            "Monitoring runs by the phase they concluded.",
+            ["namespace", "monitor", "phase"],
+            registry=self.registry,
+        )
+        self.feature_drift_score = Gauge(
+            "modelmonitor_feature_drift_score",
+            "Per-feature drift statistic of the last run (distance, or test statistic).",
+            ["namespace", "monitor", "feature", "method"],
+            registry=self.registry,
+        )
+        self.feature_drift_pvalue = Gauge(
+            "modelmonitor_feature_drift_p_value",
+            "Per-feature corrected p-value of the last run (test methods only).",
+            ["namespace", "monitor", "feature", "method"],
+            registry=self.registry,
+        )
+        self.feature_drifted = Gauge(
+            "modelmonitor_feature_drifted",
+            "1 when the feature drifted in the last run.",
+            ["namespace", "monitor", "feature"],
+            registry=self.registry,
+        )
+        self.dataset_drift_share = Gauge(
+            "modelmonitor_dataset_drift_share",
+            "Share of monitored features that drifted in the last run.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.drifted_features = Gauge(
+            "modelmonitor_drifted_features",
+            "Number of drifted features in the last run.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.slo_met = Gauge(
+            "modelmonitor_slo_met",
+            "1 when the SLO is met, 0 when breached; absent without data.",
+            ["namespace", "monitor", "slo"],
+            registry=self.registry,
+        )
+        self.slo_burn_rate = Gauge(
+            "modelmonitor_slo_burn_rate",
+            "Error-budget burn rate over a window (1 = spending exactly the budget).",
+            ["namespace", "monitor", "slo", "window"],
+            registry=self.registry,
+        )
+        self.slo_budget_remaining = Gauge(
+            "modelmonitor_slo_error_budget_remaining",
+            "Share of the error budget left over the SLO window (negative when overspent).",
+            ["namespace", "monitor", "slo"],
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "modelmonitor_actions_total",
+            "Remediation decisions and actions by type and result.",
+            ["namespace", "monitor", "action", "result"],
+            registry=self.registry,
+        )
+        self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+
+    def record_run(
+        self, namespace: str, monitor: str, report: Report, verdict: Verdict, lag: float
+    ) -> None:
+        """Everything one run measured; series of features/SLOs gone since are removed."""
+        self._clear_series(namespace, monitor)
+        self.run_duration.labels(namespace, monitor).observe(report.duration_seconds)
+        self.run_start_lag.observe(lag)
+        self.runs.labels(namespace, monitor, verdict.phase.value).inc()
+        self.set_phase(namespace, monitor, verdict.phase)
+        drift = report.drift
+        if drift.status == "ok":
+            self._set(self.dataset_drift_share, (namespace, monitor), drift.share)
+            self._set(self.drifted_features, (namespace, monitor), drift.drifted_features)
+            for f in drift.features:
+                if f.statistic is not None and math.isfinite(f.statistic):
+                    self._set(
+                        self.feature_drift_score,
+                        (namespace, monitor, f.name, f.method),
+                        f.statistic,
+                    )
+                if f.p_value is not None:
+                    self._set(
+                        self.feature_drift_pvalue,
+                        (namespace, monitor, f.name, f.method),
+                        f.p_value,
+                    )
+                self._set(self.feature_drifted, (namespace, monitor, f.name), float(f.drifted))
+        effective = {s.get("name"): s for s in verdict.status_patch.get("slos", [])}
+        for slo in report.slos:
+            data = effective.get(slo.name) or slo.to_dict()
+            met = data.get("met")
+            if met is not None:
+                self._set(self.slo_met, (namespace, monitor, slo.name), float(bool(met)))
+            remaining = data.get("budgetRemaining")
+            if isinstance(remaining, int | float):
+                self._set(self.slo_budget_remaining, (namespace, monitor, slo.name), remaining)
+            for window, rate in (data.get("burnRates") or {}).items():
+                if isinstance(rate, int | float):
+                    self._set(self.slo_burn_rate, (namespace, monitor, slo.name, window), rate)
+
+    def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
+        gauge.labels(*labels).set(value)
+        self._series.setdefault((labels[0], labels[1]), []).append((gauge, labels))
+
+    def _clear_series(self, namespace: str, monitor: str) -> None:
+        for gauge, labels in self._series.pop((namespace, monitor), []):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+
     def set_phase(self, namespace: str, monitor: str, phase: Phase) -> None:
         for candidate in Phase:
             self.monitor_phase.labels(namespace, monitor, candidate.value).set(
@@ -46,6 +173,7 @@ class MetricsRecorder:
 
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor, so no stale gauges linger."""
+        self._clear_series(namespace, monitor)
         for candidate in Phase:
             with contextlib.suppress(KeyError):
                 self.monitor_phase.remove(namespace, monitor, candidate.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 
 import kopf
@@ -35,8 +36,10 @@ def run_operator(cfg: OperatorConfig) -> int:
     configure_logging(cfg.log_format, cfg.log_level)
     # Imported here so that the offline commands never load kopf's handlers.
     from modelmonitor import handlers
-    from modelmonitor.kube import KubeClient, load_api_client
+    from modelmonitor.kube import KubeClient, load_api_client, running_in_cluster
     from modelmonitor.metrics import MetricsRecorder
+    from modelmonitor.runner import InlineRunner
+    from modelmonitor.sources.reference import ReferenceCache
 
     try:
         kube = KubeClient(load_api_client())
@@ -48,7 +51,15 @@ def run_operator(cfg: OperatorConfig) -> int:
         return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
-    memo = kopf.Memo(context=handlers.OperatorContext(cfg, kube, metrics))
+    runner = InlineRunner(
+        references=ReferenceCache(kube),
+        lookup=kube,
+        resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+    )
+    context = handlers.OperatorContext(
+        cfg, kube, metrics, runner, asyncio.Semaphore(cfg.max_concurrent_runs)
+    )
+    memo = kopf.Memo(context=context)
     kopf.run(
         clusterwide=cfg.clusterwide,
         namespaces=list(cfg.namespaces),

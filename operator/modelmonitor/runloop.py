@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,7 +28,9 @@ MAX_SLEEP_SECONDS = 5.0  # re-read the (live) spec at least this often while wai
 
 
 class Runner(Protocol):
-    async def run(self, namespace: str, name: str, spec: MonitorSpec) -> Report: ...
+    async def run(
+        self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> Report: ...
 
 
 class StatusWriter(Protocol):
@@ -45,7 +47,7 @@ class Stopped(Protocol):
 
     def __bool__(self) -> bool: ...
 
-    async def wait(self, timeout: float | None = None) -> Any: ...
+    def wait(self, timeout: float | None = None) -> Awaitable[Any]: ...
 
 
 @dataclass
@@ -105,7 +107,7 @@ async def run_loop(
                 break
             lag = max(0.0, (deps.clock() - due).total_seconds())
             try:
-                report = await deps.runner.run(namespace, name, spec)
+                report = await deps.runner.run(namespace, name, spec, status)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -179,6 +179,9 @@ def decide(
             for s in report.slos[:MAX_SLO_ENTRIES]
         ],
     }
+    history = report.details.get("sloHistory")
+    if isinstance(history, Mapping):
+        patch["sloHistory"] = dict(history)
     if generation is not None:
         patch["observedGeneration"] = generation
     return Verdict(phase, patch, events, tuple(updates))

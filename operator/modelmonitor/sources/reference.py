@@ -58,21 +58,51 @@ class LoadedReference:
         return self.profile.features
 
 
-def _features(specs: Sequence[FeatureSpec]) -> list[Feature] | None:
-    return [Feature(f.name, f.type) for f in specs] or None
-
-
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Which reference columns to profile.
+
+    ``features``: the declared features (None: every column, types inferred);
+    ``extras``: columns to keep when present (the prediction and label columns), typed
+    as given. A declared feature missing from the data is an error; an extra is not.
+    """
+
+    features: tuple[Feature, ...] | None = None
+    extras: tuple[Feature, ...] = ()
+
+    @classmethod
+    def from_spec(
+        cls, features: Sequence[FeatureSpec], extras: Sequence[Feature] = ()
+    ) -> ColumnPlan:
+        declared = tuple(Feature(f.name, f.type) for f in features) or None
+        return cls(declared, tuple(extras))
+
+    def key(self) -> Any:
+        return [[f.__dict__ for f in self.features or ()], [f.__dict__ for f in self.extras]]
+
+
 def build_reference(
-    dataset: Dataset, features: Sequence[Feature] | None, *, version: str, source: str
+    dataset: Dataset, plan: ColumnPlan | None = None, *, version: str, source: str
 ) -> LoadedReference:
-    """Profile ``dataset`` and keep a seeded sample of its rows for probing."""
+    """Profile ``dataset`` per ``plan`` and keep a seeded sample of its rows for probing."""
+    plan = plan or ColumnPlan()
+    dataset = _typed(dataset, [*(plan.features or ()), *plan.extras])
+    if plan.features is not None:
+        missing = [f.name for f in plan.features if f.name not in dataset]
+        if missing:
+            raise ValueError(f"the reference has no column(s) {', '.join(map(repr, missing))}")
+        features = list(plan.features)
+    else:
+        extra_names = {e.name for e in plan.extras}
+        features = [f for f in dataset.inferred_features() if f.name not in extra_names]
+    names = {f.name for f in features}
+    features += [e for e in plan.extras if e.name in dataset and e.name not in names]
     profile = ReferenceProfile.from_dataset(dataset, features)
-    names = [f.name for f in profile.features]
-    rows = dataset.select(names)
+    rows = dataset.select([f.name for f in features])
     if rows.n_rows > PROBE_POOL_ROWS:
         rng = np.random.default_rng(0)
         rows = rows.take(np.sort(rng.choice(rows.n_rows, PROBE_POOL_ROWS, replace=False)))
@@ -84,7 +114,7 @@ def parse_reference_bytes(
     *,
     fmt: str,
     name_hint: str,
-    features: Sequence[Feature] | None,
+    plan: ColumnPlan | None,
     version: str,
     source: str,
 ) -> LoadedReference:
@@ -102,7 +132,7 @@ def parse_reference_bytes(
     with tempfile.TemporaryDirectory(prefix="modelmonitor-ref-") as tmp:
         path = Path(tmp) / f"reference{_SUFFIX[fmt]}"
         path.write_bytes(payload)
-        return _read_file(path, fmt, features, version=version, source=source)
+        return _read_file(path, fmt, plan, version=version, source=source)
 
 
 def _detect(name: str) -> str:
@@ -116,17 +146,17 @@ def _detect(name: str) -> str:
 
 
 def _read_file(
-    path: Path, fmt: str, features: Sequence[Feature] | None, *, version: str, source: str
+    path: Path, fmt: str, plan: ColumnPlan | None, *, version: str, source: str
 ) -> LoadedReference:
     try:
-        dataset = read_dataset(path, features=features, format=fmt)
-        return build_reference(dataset, features, version=version, source=source)
+        dataset = read_dataset(path, format=fmt, lenient=True)
+        return build_reference(dataset, plan, version=version, source=source)
     except (DataError, ValueError) as exc:
         raise ReferenceLoadError("ReferenceUnreadable", f"{source}: {exc}") from exc
 
 
 def inline_reference(
-    rows: Sequence[Any], features: Sequence[Feature] | None, *, version: str
+    rows: Sequence[Any], plan: ColumnPlan | None, *, version: str
 ) -> LoadedReference:
     names: list[str] = []
     for row in rows:
@@ -134,9 +164,9 @@ def inline_reference(
             if key not in names:
                 names.append(key)
     columns = {name: [row.get(name) for row in rows] for name in names}
-    dataset = _typed(Dataset.from_mapping(columns), features)
+    dataset = Dataset.from_mapping(columns)
     try:
-        return build_reference(dataset, features, version=version, source="spec.reference.inline")
+        return build_reference(dataset, plan, version=version, source="spec.reference.inline")
     except ValueError as exc:
         raise ReferenceLoadError("ReferenceUnreadable", f"spec.reference.inline: {exc}") from exc
 
@@ -184,13 +214,13 @@ class ReferenceCache:
         namespace: str,
         monitor: str,
         reference: ReferenceSpec,
-        features: Sequence[FeatureSpec] = (),
+        plan: ColumnPlan | None = None,
     ) -> LoadedReference:
         key = (namespace, monitor)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._entries.get(key)
-            loaded = await self._load(namespace, reference, _features(features), cached)
+            loaded = await self._load(namespace, reference, plan or ColumnPlan(), cached)
             self._entries[key] = loaded
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
@@ -201,28 +231,28 @@ class ReferenceCache:
         self,
         namespace: str,
         ref: ReferenceSpec,
-        features: list[Feature] | None,
+        plan: ColumnPlan,
         cached: LoadedReference | None,
     ) -> LoadedReference:
-        spec_digest = _digest([ref.__dict__, [f.__dict__ for f in features or []]])
+        spec_digest = _digest([ref.__dict__, plan.key()])
         if ref.source == "inline":
             version = f"inline:{spec_digest}"
             if cached is not None and cached.version == version:
                 return cached
             return await asyncio.to_thread(
-                inline_reference, list(ref.inline_rows), features, version=version
+                inline_reference, list(ref.inline_rows), plan, version=version
             )
         if ref.source == "configMap":
-            return await self._load_configmap(namespace, ref, features, cached, spec_digest)
+            return await self._load_configmap(namespace, ref, plan, cached, spec_digest)
         if ref.source == "url":
-            return await self._load_url(ref, features, cached, spec_digest)
-        return await self._load_file(ref, features, cached, spec_digest)
+            return await self._load_url(ref, plan, cached, spec_digest)
+        return await self._load_file(ref, plan, cached, spec_digest)
 
     async def _load_configmap(
         self,
         namespace: str,
         ref: ReferenceSpec,
-        features: list[Feature] | None,
+        plan: ColumnPlan,
         cached: LoadedReference | None,
         spec_digest: str,
     ) -> LoadedReference:
@@ -248,7 +278,7 @@ class ReferenceCache:
             payload,
             fmt=ref.format,
             name_hint=key,
-            features=features,
+            plan=plan,
             version=version,
             source=source,
         )
@@ -256,7 +286,7 @@ class ReferenceCache:
     async def _load_url(
         self,
         ref: ReferenceSpec,
-        features: list[Feature] | None,
+        plan: ColumnPlan,
         cached: LoadedReference | None,
         spec_digest: str,
     ) -> LoadedReference:
@@ -314,7 +344,7 @@ class ReferenceCache:
             payload,
             fmt=ref.format,
             name_hint=name_hint,
-            features=features,
+            plan=plan,
             version=version,
             source=url,
         )
@@ -322,7 +352,7 @@ class ReferenceCache:
     async def _load_file(
         self,
         ref: ReferenceSpec,
-        features: list[Feature] | None,
+        plan: ColumnPlan,
         cached: LoadedReference | None,
         spec_digest: str,
     ) -> LoadedReference:
@@ -345,12 +375,12 @@ class ReferenceCache:
                 payload,
                 fmt="profile",
                 name_hint=path.name,
-                features=features,
+                plan=plan,
                 version=version,
                 source=str(path),
             )
         if fmt == "auto":
             fmt = _detect(path.name)
         return await asyncio.to_thread(
-            _read_file, path, fmt, features, version=version, source=str(path)
+            _read_file, path, fmt, plan, version=version, source=str(path)
         )

@@ -49,7 +49,7 @@ class Runner:
         self.max_active = 0
         self.drifted = drifted
 
-    async def run(self, namespace: str, name: str, spec: MonitorSpec) -> Report:
+    async def run(self, namespace: str, name: str, spec: MonitorSpec, status: Any) -> Report:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         self.starts.append(self.clock.now)

@@ -20,6 +20,7 @@ from aiohttp import web
 from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
 from modelmonitor.sources.reference import (
     PROBE_POOL_ROWS,
+    ColumnPlan,
     ReferenceCache,
     ReferenceLoadError,
     build_reference,
@@ -81,7 +82,10 @@ def test_configmap_binary_parquet_and_declared_types() -> None:
     ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="ref.parquet")
     loaded = run(
         ReferenceCache(objects).load(
-            "ml", "m", ref, (FeatureSpec("code", "categorical"), FeatureSpec("x"))
+            "ml",
+            "m",
+            ref,
+            ColumnPlan.from_spec((FeatureSpec("code", "categorical"), FeatureSpec("x"))),
         )
     )
     assert [(f.name, f.type) for f in loaded.features] == [
@@ -120,7 +124,9 @@ def test_inline_rows_with_declared_categorical_codes() -> None:
     )
     ref = ReferenceSpec(source="inline", inline_rows=rows)
     loaded = run(
-        ReferenceCache(Objects()).load("ml", "m", ref, (FeatureSpec("plan", "categorical"),))
+        ReferenceCache(Objects()).load(
+            "ml", "m", ref, ColumnPlan.from_spec((FeatureSpec("plan", "categorical"),))
+        )
     )
     assert [(f.name, f.type) for f in loaded.features] == [("plan", "categorical")]
     assert loaded.rows is not None
@@ -131,7 +137,7 @@ def test_inline_rows_with_declared_categorical_codes() -> None:
 
 def test_saved_profile_file(tmp_path: Any) -> None:
     ds = Dataset.from_mapping({"a": np.arange(50.0)})
-    profile = build_reference(ds, None, version="v", source="s").profile
+    profile = build_reference(ds, version="v", source="s").profile
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(profile.to_dict()))
     loaded = run(
@@ -148,9 +154,28 @@ def test_missing_file(tmp_path: Any) -> None:
     assert info.value.reason == "ReferenceNotFound"
 
 
+def test_extras_kept_when_present_and_typed() -> None:
+    objects = Objects()
+    objects.items[("ConfigMap", "ref")] = cm({"r.csv": "a,b,prediction\n1,2,0\n3,4,1\n"})
+    ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="r.csv")
+    plan = ColumnPlan.from_spec(
+        (FeatureSpec("a"),),
+        (Feature("prediction", "categorical"), Feature("label", "categorical")),
+    )
+    loaded = run(ReferenceCache(objects).load("ml", "m", ref, plan))
+    assert [(f.name, f.type) for f in loaded.features] == [
+        ("a", "numerical"),
+        ("prediction", "categorical"),
+    ]
+    with pytest.raises(ReferenceLoadError, match="no column"):
+        run(
+            ReferenceCache(objects).load("ml", "x", ref, ColumnPlan.from_spec((FeatureSpec("zz"),)))
+        )
+
+
 def test_probe_pool_is_bounded() -> None:
     ds = Dataset.from_mapping({"a": np.arange(PROBE_POOL_ROWS * 3, dtype=float)})
-    loaded = build_reference(ds, [Feature("a", "numerical")], version="v", source="s")
+    loaded = build_reference(ds, ColumnPlan((Feature("a", "numerical"),)), version="v", source="s")
     assert loaded.rows is not None
     assert loaded.rows.n_rows == PROBE_POOL_ROWS
     assert loaded.profile.n_rows == PROBE_POOL_ROWS * 3
