@@ -21,6 +21,7 @@ import yaml
 from tests.cluster.controlplane import ControlPlane, cached_bin_dir, reap_orphans
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.conftest_node import node_agent  # noqa: F401
+from tests.e2e.conftest_modelserver import model_server  # noqa: F401
 from tests.e2e.conftest_prometheus import prometheus  # noqa: F401
 from tests.e2e.operator_fixtures import crds, operator_process  # noqa: F401  (fixtures)
 

@@ -1,0 +1,187 @@
+"""The probe against a real MLServer serving scikit-learn models trained on iris.
+
+MLServer speaks the Open Inference Protocol (v2) over REST; it has no KServe v1 routes,
+so a v1 probe of it is a recorded 4xx (the v1 codec is covered by unit tests). No
+cluster is needed: the server runs on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from modelmonitor.dataset import CategoricalColumn, Dataset
+from modelmonitor.sources.probe import (
+    ENDPOINT_UNREACHABLE,
+    ErrorKind,
+    ProbeConfig,
+    ProbeResult,
+    V2Options,
+    probe,
+    sample_rows,
+)
+from modelmonitor.stats.model_quality import classification_quality
+from tests.modelserver import ModelServer, ModelSpec, free_port
+
+# The first test may create MLServer's environment (about two minutes on a fresh machine).
+pytestmark = pytest.mark.timeout(600)
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def iris() -> Dataset:
+    x, y = load_iris(return_X_y=True)
+    columns: dict[str, Any] = {name: x[:, i].astype(np.float64) for i, name in enumerate(FEATURES)}
+    columns["species"] = y.astype(np.float64)
+    return Dataset(columns)
+
+
+def run(config: ProbeConfig, rows: Dataset, **kw: Any) -> ProbeResult:
+    return asyncio.run(probe(config, rows, features=FEATURES, **kw))
+
+
+def v2(server: ModelServer, model: str = "iris", **kw: Any) -> ProbeConfig:
+    return ProbeConfig(**{"url": server.url, "protocol": "v2", "model": model, **kw})
+
+
+def test_v2_probe_of_an_iris_sample(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 60, seed=3)
+    result = run(v2(model_server, concurrency=4), rows, label_column="species")
+
+    assert result.failure is None
+    assert result.errors.total == 0
+    assert (result.n_sent, result.n_requests, result.n_answered) == (60, 60, 60)
+    assert isinstance(result.predictions, CategoricalColumn)
+    assert set(result.predictions.categories) <= {"0", "1", "2"}
+    assert len(set(result.predictions.categories)) == 3
+    assert result.latencies_ms.shape == (60,)
+    assert np.all(result.latencies_ms > 0)
+    assert np.all(result.latencies_ms < 5000)
+    assert result.labels is not None
+    quality = classification_quality(result.labels, result.predictions)
+    accuracy = {m.name: m.value for m in quality.metrics}["accuracy"]
+    assert accuracy is not None
+    assert accuracy > 0.9
+
+
+def test_v2_batches_with_class_probabilities(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 50, seed=4)
+    options = V2Options(outputs=("predict", "predict_proba"), probability_output="predict_proba")
+    result = run(v2(model_server, batch_size=16, v2=options), rows, label_column="species")
+
+    assert result.errors.total == 0
+    assert result.n_requests == 4  # 16 + 16 + 16 + 2 rows
+    assert result.n_answered == 50
+    assert result.probabilities is not None
+    assert result.probabilities.shape == (50, 3)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-9)
+    predicted = np.argmax(result.probabilities, axis=1).astype(str)
+    assert isinstance(result.predictions, CategoricalColumn)
+    assert (result.predictions.labels() == predicted).mean() > 0.95
+
+
+def test_v2_one_input_per_feature(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 10, seed=5)
+    config = v2(model_server, batch_size=5, v2=V2Options(layout="columns"))
+    result = run(config, rows, label_column="species")
+    assert result.errors.total == 0
+    assert result.n_answered == 10
+
+
+def test_a_model_trained_on_shuffled_labels_scores_worse(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 60, seed=6)
+    accuracy = {}
+    for model in ("iris", "iris-shuffled"):
+        result = run(v2(model_server, model, batch_size=20), rows, label_column="species")
+        assert result.labels is not None
+        metrics = classification_quality(result.labels, result.predictions).metrics
+        accuracy[model] = {m.name: m.value for m in metrics}["accuracy"]
+    assert accuracy["iris"] > 0.9
+    assert accuracy["iris-shuffled"] < 0.75
+
+
+def test_wrong_model_name_is_a_recorded_4xx(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 5, seed=7)
+    result = run(v2(model_server, "no-such-model", retries=3), rows)
+    assert result.failure is None  # the server answered
+    assert result.n_answered == 0
+    assert result.errors.count(ErrorKind.HTTP_4XX) == 5
+    assert result.attempts == 5  # no retries on 4xx
+    assert "not found" in result.errors.messages[ErrorKind.HTTP_4XX][0]
+
+
+def test_v1_is_not_served_by_mlserver(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 3, seed=8)
+    config = ProbeConfig(url=model_server.url, protocol="v1", model="iris")
+    result = run(config, rows)
+    assert result.errors.count(ErrorKind.HTTP_4XX) == 3
+    assert result.errors.messages[ErrorKind.HTTP_4XX][0].startswith("HTTP 404")
+
+
+def test_timeouts_are_honoured(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 4, seed=9)
+    config = v2(model_server, "iris-slow", timeout_seconds=0.3, concurrency=4, retries=2)
+    started = time.monotonic()
+    result = run(config, rows)
+    elapsed = time.monotonic() - started
+
+    assert result.errors.count(ErrorKind.TIMEOUT) == 4
+    assert result.attempts == 4  # a timeout is not retried
+    assert np.all(result.latencies_ms >= 290)
+    assert np.all(result.latencies_ms < 900)  # the model would take 1000 ms
+    assert elapsed < 0.95
+    assert result.failure == ENDPOINT_UNREACHABLE
+
+
+def test_slow_model_within_the_timeout(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 4, seed=10)
+    result = run(v2(model_server, "iris-slow", timeout_seconds=3.0, concurrency=4), rows)
+    assert result.errors.total == 0
+    assert np.all(result.latencies_ms >= 1000)
+    assert float(np.max(result.latencies_ms)) < 2500  # the four ran concurrently
+
+
+def test_5xx_are_retried(model_server: ModelServer) -> None:
+    rows = sample_rows(iris(), 10, seed=11)
+    # iris-flaky fails every second request with 503; one retry gets each one through.
+    result = run(v2(model_server, "iris-flaky", concurrency=1, retries=1), rows)
+    assert result.errors.total == 0
+    assert result.n_answered == 10
+    assert result.attempts > 10
+
+    without = run(v2(model_server, "iris-flaky", concurrency=1, retries=0), rows)
+    assert without.errors.count(ErrorKind.HTTP_5XX) == 5
+    assert without.error_ratio == pytest.approx(0.5)
+    assert "injected failure" in without.errors.messages[ErrorKind.HTTP_5XX][0]
+
+
+def test_nothing_listening_is_endpoint_unreachable() -> None:
+    rows = sample_rows(iris(), 20, seed=12)
+    config = ProbeConfig(
+        url=f"http://127.0.0.1:{free_port()}", protocol="v2", model="iris", retries=1
+    )
+    started = time.monotonic()
+    result = run(config, rows)
+    assert result.failure == ENDPOINT_UNREACHABLE
+    assert result.unreachable
+    assert result.errors.count(ErrorKind.CONNECTION) == result.n_requests
+    assert result.n_skipped > 0  # it stopped early
+    assert time.monotonic() - started < 5
+
+
+def test_a_stopped_server_is_endpoint_unreachable() -> None:
+    rows = sample_rows(iris(), 8, seed=13)
+    with ModelServer(models=(ModelSpec(name="iris"),)) as server:
+        config = v2(server, retries=1, timeout_seconds=2.0)
+        assert run(config, rows).n_answered == 8
+        server.stop()
+        result = run(config, rows)
+    assert result.failure == ENDPOINT_UNREACHABLE
+    assert result.n_answered == 0
+    assert result.errors.count(ErrorKind.CONNECTION) == result.n_requests
+    server.remove()
