@@ -583,10 +583,15 @@ class AiohttpTransport:
                 headers=all_headers,
                 timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=timeout),
             ) as resp:
-                data = await resp.content.read(self._max_body + 1)
-                if len(data) > self._max_body:
-                    data = b""  # parsed as not JSON: a bad response
-                return HttpReply(resp.status, data)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > self._max_body:
+                        chunks = [b"response larger than the limit"]  # a bad response
+                        break
+                    chunks.append(chunk)
+                return HttpReply(resp.status, b"".join(chunks))
         except _CONNECT_TIMEOUTS as exc:
             raise TransportError(
                 ErrorKind.CONNECTION, f"connect timeout after {timeout:g}s"
@@ -767,37 +772,37 @@ class _Prober:
         return not self.answered_any and self.unanswered >= self.config.fail_fast_after
 
     async def send(self, rows: IntArray, batch: RowBatch, body: bytes) -> _Outcome:
-        config = self.config
+        """One request with its retries; it holds a concurrency slot throughout, backoff
+        included, so retries never let more requests at a struggling server."""
         outcome = _Outcome(rows)
-        for attempt in range(config.retries + 1):
-            async with self.semaphore:
+        async with self.semaphore:
+            for attempt in range(self.config.retries + 1):
                 if self.gave_up():
-                    if attempt == 0:
-                        outcome.sent = False
-                    return outcome
-                self.attempts += 1
-                outcome.attempts += 1
-                start = self.clock()
-                try:
-                    reply = await self.transport.post(
-                        config.request_url,
-                        body,
-                        timeout=config.timeout_seconds,
-                        headers=config.headers,
-                    )
-                except TransportError as exc:
-                    outcome.latency_ms = (self.clock() - start) * 1000.0
-                    outcome.kind, outcome.message = exc.kind, str(exc)
-                    self.unanswered += 1
-                else:
-                    outcome.latency_ms = (self.clock() - start) * 1000.0
-                    self.answered_any = True
-                    self._read(reply, batch, outcome)
-            if outcome.kind is None or outcome.kind not in RETRYABLE:
-                break
-            if attempt < config.retries:
-                await self.sleep(backoff_delay(attempt, config, self.rng))
+                    outcome.sent = attempt > 0
+                    break
+                await self._attempt(batch, body, outcome)
+                if outcome.kind not in RETRYABLE or attempt == self.config.retries:
+                    break
+                await self.sleep(backoff_delay(attempt, self.config, self.rng))
         return outcome
+
+    async def _attempt(self, batch: RowBatch, body: bytes, outcome: _Outcome) -> None:
+        config = self.config
+        self.attempts += 1
+        outcome.attempts += 1
+        start = self.clock()
+        try:
+            reply = await self.transport.post(
+                config.request_url, body, timeout=config.timeout_seconds, headers=config.headers
+            )
+        except TransportError as exc:
+            outcome.latency_ms = (self.clock() - start) * 1000.0
+            outcome.kind, outcome.message = exc.kind, str(exc)
+            self.unanswered += 1
+        else:
+            outcome.latency_ms = (self.clock() - start) * 1000.0
+            self.answered_any = True
+            self._read(reply, batch, outcome)
 
     def _read(self, reply: HttpReply, batch: RowBatch, outcome: _Outcome) -> None:
         status = reply.status
