@@ -171,7 +171,8 @@ def ttest(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -
         warnings.warn("ttest: both samples are constant", DegenerateInputWarning, 2)
         return TestResult(0.0 if diff == 0 else math.copysign(math.inf, diff), float(diff == 0))
     t = diff / math.sqrt(se2)
-    df = se2 * se2 / (se2_r * se2_r / (ref.n - 1) + se2_c * se2_c / (m - 1))
+    share_r, share_c = se2_r / se2, se2_c / se2  # scaled, so tiny variances cannot underflow
+    df = 1.0 / (share_r * share_r / (ref.n - 1) + share_c * share_c / (m - 1))
     p = float(2.0 * sps.t.sf(abs(t), df))
     return TestResult(t, min(1.0, p))
 
