@@ -95,12 +95,14 @@ def test_v2_one_input_per_feature(model_server: ModelServer) -> None:
 
 def test_a_model_trained_on_shuffled_labels_scores_worse(model_server: ModelServer) -> None:
     rows = sample_rows(iris(), 60, seed=6)
-    accuracy = {}
+    accuracy: dict[str, float] = {}
     for model in ("iris", "iris-shuffled"):
         result = run(v2(model_server, model, batch_size=20), rows, label_column="species")
         assert result.labels is not None
         metrics = classification_quality(result.labels, result.predictions).metrics
-        accuracy[model] = {m.name: m.value for m in metrics}["accuracy"]
+        value = {m.name: m.value for m in metrics}["accuracy"]
+        assert value is not None
+        accuracy[model] = value
     assert accuracy["iris"] > 0.9
     assert accuracy["iris-shuffled"] < 0.75
 

@@ -289,7 +289,7 @@ def test_v2_mlserver_predict_output() -> None:
 
 
 def test_v2_named_prediction_and_probability_outputs() -> None:
-    payload = {"outputs": [MLSERVER_PROBA, *MLSERVER_PREDICT["outputs"]]}  # type: ignore[list-item]
+    payload = {"outputs": [MLSERVER_PROBA, MLSERVER_PREDICT["outputs"][0]]}  # type: ignore[index]
     options = V2Options(output_name="predict", probability_output="predict_proba")
     out = parse_response(v2(v2=options), payload, 2)
     assert out.values == (0, 2)
@@ -578,7 +578,7 @@ def test_probe_some_answers_mean_reachable() -> None:
     assert result.failure is None
     assert result.rows.tolist() == [0, 2, 4]
     assert result.labels is not None
-    assert result.labels.labels().tolist() == ["0", "1", "0"]  # type: ignore[union-attr]
+    assert result.labels.labels().tolist() == ["0", "1", "0"]
     assert result.request_ok.tolist() == [True, False, True, False, True]
     assert result.error_ratio == pytest.approx(0.4)
     assert result.ok_latencies_ms.shape == (3,)
@@ -608,7 +608,7 @@ def test_probe_v2_with_probabilities_and_numerical_labels() -> None:
         v2(batch_size=3, v2=options), model, features=["x"], label_column="label"
     )
     assert transport.calls[0]["outputs"] == [{"name": "predict"}, {"name": "predict_proba"}]
-    assert result.predictions.labels().tolist() == ["0", "1", "0", "1", "1"]  # type: ignore[union-attr]
+    assert result.predictions.labels().tolist() == ["0", "1", "0", "1", "1"]
     assert result.probabilities is not None
     assert result.probabilities.shape == (5, 2)
 
