@@ -40,10 +40,12 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,6 +53,8 @@ import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
+
+from tests.cluster import pki
 
 log = logging.getLogger(__name__)
 
@@ -628,6 +632,8 @@ class _Container:
         self.restart_count = 0
         self.crashes = 0
         self.ran_seconds = 0.0
+        # Per start: where its marker line and then its output begin in the log file.
+        self.runs: list[tuple[int, int]] = []
         self.waiting: tuple[str, str] | None = ("ContainerCreating", "")
         self.running_state: Obj | None = None
         self.terminated: Obj | None = None  # the current state when it stays terminated
@@ -665,12 +671,16 @@ class _Container:
         argv = [str(a) for a in launch.argv]
         self.env = {**env, **launch.env, AGENT_PID_ENV: str(agent_pid)}
         self.cwd = launch.cwd
+        if self.proc is not None:
+            self.restart_count += 1
         with open(self.log_path, "ab") as out:
+            marker = out.tell()
             out.write(
                 f"==> node agent: starting {self.name} (restart {self.restart_count}): "
                 f"{' '.join(argv)}\n".encode()
             )
             out.flush()
+            self.runs.append((marker, out.tell()))
             self.proc = subprocess.Popen(
                 argv,
                 cwd=launch.cwd,
@@ -724,6 +734,17 @@ class _Container:
         _signal_group(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+
+    def output(self, *, previous: bool = False) -> bytes | None:
+        """The output of the current (or the previous) run; None if there is none."""
+        index = -2 if previous else -1
+        if len(self.runs) < -index:
+            return None
+        start = self.runs[index][1]
+        end = self.runs[-1][0] if previous else None
+        with open(self.log_path, "rb") as log_file:
+            log_file.seek(start)
+            return log_file.read() if end is None else log_file.read(end - start)
 
     @property
     def container_id(self) -> str:
@@ -990,13 +1011,9 @@ class _PodWorker:
             args=tuple(expand_vars(a, env) for a in container.spec.get("args") or ()),
         )
         try:
-            launch = runner(ctx)
-            restarted = container.proc is not None
-            container.start(launch, env, os.getpid())
+            container.start(runner(ctx), env, os.getpid())
         except Exception as exc:
             return wait("RunContainerError", f"{type(exc).__name__}: {exc}")
-        if restarted:
-            container.restart_count += 1
         self.agent.event(
             self.pod, "Normal", "Started", f"Started container {container.name}", container
         )
@@ -1167,6 +1184,90 @@ class _PodWorker:
         return phase
 
 
+# -- the kubelet API: container logs ---------------------------------------------------------
+
+
+class _LogServer(ThreadingHTTPServer):
+    """The part of a kubelet's HTTPS API that ``kubectl logs`` reaches through the API
+    server: ``GET /containerLogs/<namespace>/<pod>/<container>``. The API server does
+    not verify a kubelet's certificate unless told to, so a self-signed one serves."""
+
+    daemon_threads = True
+
+    def __init__(self, agent: NodeAgent, host: str, cert: pki.KeyPair) -> None:
+        self.agent = agent
+        super().__init__((host, 0), _LogHandler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert.cert), str(cert.key))
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _LogHandler(BaseHTTPRequestHandler):
+    server: _LogServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("kubelet API: " + format, *args)
+
+    def _reply(self, code: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if parts == ["healthz"]:
+            return self._reply(200, "ok")
+        if len(parts) != 4 or parts[0] != "containerLogs":
+            return self._reply(404, f"{url.path}: the node agent serves only /containerLogs")
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        container = self.server.agent.find_container(parts[1], parts[2], parts[3])
+        if container is None:
+            return self._reply(404, f"container {parts[3]!r} of pod {parts[1]}/{parts[2]} unknown")
+        previous = query.get("previous") == "true"
+        data = container.output(previous=previous)
+        if data is None:
+            what = "previous terminated container" if previous else "container"
+            return self._reply(400, f"{what} {container.name!r} has not run yet")
+        if "tailLines" in query:
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[len(lines) - min(len(lines), int(query["tailLines"])) :])
+        if "limitBytes" in query:
+            data = data[: int(query["limitBytes"])]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+            if query.get("follow") == "true" and not previous:
+                self._follow(container, container.runs[-1][1] + len(data))
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+
+    def _follow(self, container: _Container, offset: int) -> None:
+        """Stream new output until the container stops (or the node does)."""
+        run = len(container.runs)
+        with open(container.log_path, "rb") as log_file:
+            log_file.seek(offset)
+            while True:
+                alive = container.running and len(container.runs) == run
+                chunk = log_file.read(65536)
+                if chunk:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                elif not alive or self.server.agent.stopping.is_set():
+                    return
+                else:
+                    time.sleep(0.2)
+
+
 # -- the node --------------------------------------------------------------------------------
 
 
@@ -1246,6 +1347,7 @@ class NodeAgent:
         self._node_uid = ""
         self._since = _now()
         self._cluster = _cluster_entry(self.kubeconfig)
+        self._log_server: _LogServer | None = None
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -1291,8 +1393,15 @@ class NodeAgent:
             self._network = PodNetwork.claim()
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self._api = KubeApi(self.kubeconfig)
+        cert_dir = self.work_dir / "pki"
+        cert_dir.mkdir(exist_ok=True)
+        self._log_server = _LogServer(self, self.host_ip, pki.create_ca(cert_dir, self.node_name))
         self._register()
-        for target, name in ((self._heartbeat_loop, "heartbeat"), (self._watch_loop, "watch")):
+        for target, name in (
+            (self._heartbeat_loop, "heartbeat"),
+            (self._watch_loop, "watch"),
+            (self._log_server.serve_forever, "kubelet API"),
+        ):
             thread = threading.Thread(target=target, name=f"node {name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -1317,6 +1426,10 @@ class NodeAgent:
             worker.thread.join(timeout=self.stop_grace + 10)
         with contextlib.suppress(ApiError, OSError):
             self.api.delete(f"/api/v1/nodes/{self.node_name}")
+        if self._log_server is not None:
+            self._log_server.shutdown()
+            self._log_server.server_close()
+            self._log_server = None
         for thread in self._threads:
             thread.join(timeout=1)
         self.api.close()
@@ -1329,6 +1442,22 @@ class NodeAgent:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def _log_server_port(self) -> int:
+        return self._log_server.port if self._log_server is not None else 0
+
+    def find_container(self, namespace: str, pod: str, name: str) -> _Container | None:
+        """The running (or last) container ``name`` of the pod ``namespace/pod``."""
+        with self._lock:
+            workers = [
+                w for w in self._workers.values() if (w.namespace, w.name) == (namespace, pod)
+            ]
+        for worker in workers:
+            for container in (*worker.init, *worker.main):
+                if container.name == name:
+                    return container
+        return None
 
     def pod_dirs(self, namespace: str, name: str) -> list[Path]:
         """The local directories of pods with this name, oldest first."""
@@ -1463,11 +1592,10 @@ class NodeAgent:
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "ok"),
                 condition("Ready", "True", "KubeletReady", "node agent is posting ready status"),
             ],
-            "addresses": [
-                {"type": "InternalIP", "address": self.host_ip},
-                {"type": "Hostname", "address": self.node_name},
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            # No Hostname address: the API server would prefer it to reach the kubelet
+            # API, and nothing resolves the node's name.
+            "addresses": [{"type": "InternalIP", "address": self.host_ip}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self._log_server_port}},
             "nodeInfo": {
                 "machineID": self._node_uid.replace("-", ""),
                 "systemUUID": self._node_uid,

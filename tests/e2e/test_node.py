@@ -262,6 +262,9 @@ def test_job_pod_talks_to_the_api_as_its_service_account(
     assert terminated["exitCode"] == 3
     log = node_agent.pod_log(namespace, pod["metadata"]["name"], "list")
     assert "denied: 403" in log
+    # The same output through the API server, as `kubectl logs` reads it from a kubelet.
+    logs = kube_cluster.kubectl("logs", pod["metadata"]["name"], "-n", namespace).stdout
+    assert logs.startswith("denied: 403")
 
     kube_cluster.kubectl(
         "create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace
@@ -315,6 +318,8 @@ def test_crashing_container_restarts_with_backoff(
     pod = kube_cluster.get("pod", "crash", "-n", namespace)
     assert pod["status"]["phase"] == "Running"
     assert node_agent.pod_log(namespace, "crash", "c").count("crashing") >= 3
+    previous = kube_cluster.kubectl("logs", "crash", "-n", namespace, "--previous").stdout
+    assert previous == "crashing\n"
     reasons = kube_cluster.get(
         "events", "-n", namespace, "--field-selector=involvedObject.name=crash"
     )
