@@ -69,12 +69,31 @@ def table_to_dataset(
     source: object = "data",
 ) -> Dataset:
     """Convert every column of ``table`` (declared types win over inferred ones)."""
+    arrow = {name: table.column(name) for name in table.column_names}
+    return columns_to_dataset(arrow, declared=declared, lenient=lenient, source=source)
+
+
+def columns_to_dataset(
+    arrow: dict[str, ArrowColumn],
+    *,
+    declared: Mapping[str, FeatureType] | None = None,
+    lenient: bool = False,
+    source: object = "data",
+) -> Dataset:
+    """Convert and *consume* ``arrow`` (name -> column), one column at a time.
+
+    Each Arrow column is dropped from the mapping once converted, so when the caller
+    holds no other reference its buffers are freed as the conversion goes: the peak is
+    about one copy of the data plus one column, not two copies.
+    """
     declared = declared or {}
     columns: dict[str, Column] = {}
-    for name in table.column_names:
+    for name in list(arrow):
+        col = arrow.pop(name)
         columns[name] = convert_column(
-            name, table.column(name), declared.get(name), lenient=lenient, source=source
+            name, col, declared.get(name), lenient=lenient, source=source
         )
+        del col
     return Dataset(columns)
 
 

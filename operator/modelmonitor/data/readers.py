@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from modelmonitor.data.convert import inferred_type, table_to_dataset
+from modelmonitor.data.convert import columns_to_dataset, inferred_type, table_to_dataset
 from modelmonitor.data.errors import DataError
 from modelmonitor.data.features import check_present
 from modelmonitor.data.formats import EXTENSIONS, READERS, FormatReader, ReadPlan, read_types
@@ -67,7 +67,11 @@ def read_dataset(
     table = _guard(p, reader, lambda: reader.read(p, plan))
     if table.num_rows == 0:
         raise DataError(p, "no data rows")
-    return table_to_dataset(table, declared=declared, lenient=lenient, source=p)
+    arrow = {name: table.column(name) for name in table.column_names}
+    del table  # the columns alone keep the data: each is freed once converted
+    dataset = columns_to_dataset(arrow, declared=declared, lenient=lenient, source=p)
+    pa.default_memory_pool().release_unused()  # hand decode buffers back to the system
+    return dataset
 
 
 def iter_datasets(
