@@ -167,8 +167,12 @@ class Status:
     state: ClusterState | None = None
 
     @property
+    def all_running(self) -> bool:
+        return all(self.running.get(c, False) for c in COMPONENTS)
+
+    @property
     def up(self) -> bool:
-        return self.ready and all(self.running.get(c, False) for c in COMPONENTS)
+        return self.ready and self.all_running
 
     def describe(self) -> str:
         if self.state is None:
@@ -275,8 +279,17 @@ class ControlPlane:
         """
         with self._lock():
             current = self.status()
-            if current.up and current.state is not None:
-                return current.state
+            if current.state is not None and current.all_running:
+                # Running: wait for it to answer (a busy apiserver may be slow to
+                # say ready) rather than replace it under its users' feet.
+                state = current.state
+                self._wait(
+                    "kube-apiserver",
+                    state.pids,
+                    time.monotonic() + timeout,
+                    lambda: self._apiserver_ready(state.server),
+                )
+                return state
             if current.state is not None or self.state_dir.exists():
                 self._stop(current.state)
                 shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -608,7 +621,7 @@ class ControlPlane:
 
 def _http_ok(url: str, context: ssl.SSLContext | None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ssl.SSLError):
         return False

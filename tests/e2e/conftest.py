@@ -9,8 +9,10 @@ deleted after the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane, cached_bin_dir, reap_orphans
+from tests.cluster.controlplane import (
+    ClusterError,
+    ControlPlane,
+    cached_bin_dir,
+    ensure_binaries,
+    reap_orphans,
+)
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.e2e.conftest_node import node_agent  # noqa: F401
 from tests.e2e.conftest_modelserver import model_server  # noqa: F401
+from tests.e2e.conftest_node import node_agent  # noqa: F401
 from tests.e2e.conftest_prometheus import prometheus  # noqa: F401
 from tests.e2e.operator_fixtures import crds, operator_process  # noqa: F401  (fixtures)
 
@@ -33,6 +41,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if E2E_DIR in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the control plane binaries (once, cached) before any test runs, with the
+    build's progress on the terminal: a first build takes many minutes, more than the
+    per-test timeout allows a fixture."""
+    if os.environ.get("MODELMONITOR_KUBECONFIG") or session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("e2e") for item in session.items):
+        return
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        try:
+            ensure_binaries()
+        except ClusterError as exc:
+            # kube_cluster tries again and reports the failure on the tests.
+            print(f"\n{exc}", file=sys.stderr)
 
 
 def _server_of(kubeconfig: Path) -> str:

@@ -46,7 +46,8 @@ def _replicasets_by_revision(
         for rs in items
         if any(o["kind"] == "Deployment" for o in rs["metadata"].get("ownerReferences", []))
     ]
-    return {rs["metadata"]["annotations"][REVISION]: rs for rs in owned}
+    revisions = {rs["metadata"].get("annotations", {}).get(REVISION): rs for rs in owned}
+    return {r: rs for r, rs in revisions.items() if r is not None}
 
 
 def _image_of(rs: dict[str, Any]) -> str:
@@ -157,7 +158,7 @@ def test_up_is_idempotent(kube_cluster: KubeCluster) -> None:
     before = plane.load_state()
     t0 = time.monotonic()
     again = plane.up()
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10
     assert before is not None
     assert again.pids == before.pids
     assert again.server == kube_cluster.server
