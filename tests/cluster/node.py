@@ -193,13 +193,20 @@ class ContainerContext:
     env: Mapping[str, str]
     # The pod's own scratch directory (exists; shared by its containers).
     pod_dir: Path
-    # ``command`` and ``args`` of the container, with $(VAR) references expanded.
+    # ``command`` and ``args`` of the container, with $(VAR) references expanded and
+    # paths under a volume's mountPath rewritten to the local copy.
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    # mountPath -> the local directory (or file, with subPath) standing in for it.
+    mounts: Mapping[str, Path] = field(default_factory=dict)
 
     def expand(self, text: str) -> str:
         """Expand $(VAR) references against the container's environment."""
         return expand_vars(text, self.env)
+
+    def local_path(self, text: str) -> str:
+        """``text`` with paths under a volume's mountPath rewritten to the local copy."""
+        return rewrite_mount_paths(text, self.mounts)
 
     def port(self, name: str) -> int:
         """The container port with this name."""
@@ -484,6 +491,121 @@ def container_env(
         if value is not None:
             env[var["name"]] = value
     return env
+
+
+# -- volumes ---------------------------------------------------------------------------------
+
+
+def _write_files(
+    directory: Path,
+    data: Mapping[str, str],
+    items: Sequence[Mapping[str, Any]] | None,
+    mode: int,
+    *,
+    optional: bool = False,
+) -> None:
+    """Files of a ConfigMap or Secret volume: every key, or just ``items`` (key -> path)."""
+    chosen = [(i["key"], i["path"], i.get("mode", mode)) for i in items or []]
+    if items is None:
+        chosen = [(key, key, mode) for key in data]
+    for key, relative, file_mode in chosen:
+        if key not in data:
+            if optional:
+                continue
+            raise ConfigError(f"key {key!r} not found")
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data[key])
+        path.chmod(file_mode)
+
+
+def materialize_volumes(
+    pod: Mapping[str, Any],
+    root: Path,
+    refs: _RefReader,
+    token: Callable[[], str],
+    *,
+    pod_ip: str,
+    host_ip: str,
+) -> dict[str, Path]:
+    """Write the pod's volumes under ``root``; return volume name -> local path.
+
+    Supported: emptyDir, configMap, secret, downwardAPI (fieldRef), hostPath (used in
+    place), and projected volumes of those plus serviceAccountToken (the pod's token).
+    """
+
+    def source_files(directory: Path, kind: str, source: Mapping[str, Any]) -> None:
+        if kind in ("configMap", "secret"):
+            name = source.get("name") or source.get("secretName", "")
+            data = refs.data("ConfigMap" if kind == "configMap" else "Secret", name)
+            if data is None:
+                if source.get("optional"):
+                    return
+                raise ConfigError(f"{kind} {name!r} not found")
+            mode = int(source.get("defaultMode", 0o644))
+            _write_files(
+                directory, data, source.get("items"), mode, optional=bool(source.get("optional"))
+            )
+        elif kind == "downwardAPI":
+            values = {
+                item["path"]: _field_value(pod, item["fieldRef"]["fieldPath"], pod_ip, host_ip)
+                for item in source.get("items") or []
+                if "fieldRef" in item
+            }
+            _write_files(directory, values, None, int(source.get("defaultMode", 0o644)))
+        elif kind == "serviceAccountToken":
+            path = directory / source.get("path", "token")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(token())
+            path.chmod(0o600)
+        else:
+            raise ConfigError(f"volume source {kind!r} is not supported by the node agent")
+
+    local: dict[str, Path] = {}
+    for volume in pod["spec"].get("volumes") or []:
+        name = volume["name"]
+        if "hostPath" in volume:
+            local[name] = Path(volume["hostPath"]["path"])
+            continue
+        directory = root / name
+        directory.mkdir(parents=True, exist_ok=True)
+        local[name] = directory
+        if "emptyDir" in volume:
+            continue
+        if "projected" in volume:
+            for projection in volume["projected"].get("sources") or []:
+                for kind, source in projection.items():
+                    source_files(directory, kind, source)
+            continue
+        kinds = [k for k in volume if k != "name"]
+        if not kinds:
+            raise ConfigError(f"volume {name!r} has no source")
+        source_files(directory, kinds[0], volume[kinds[0]])
+    return local
+
+
+def container_mounts(container: Mapping[str, Any], volumes: Mapping[str, Path]) -> dict[str, Path]:
+    """mountPath -> local path for a container's volumeMounts."""
+    mounts = {}
+    for mount in container.get("volumeMounts") or []:
+        if mount["name"] not in volumes:
+            raise ConfigError(f"volumeMount {mount['name']!r}: no such volume")
+        path = volumes[mount["name"]]
+        if mount.get("subPath"):
+            path = path / mount["subPath"]
+        mounts[mount["mountPath"].rstrip("/") or "/"] = path
+    return mounts
+
+
+def rewrite_mount_paths(text: str, mounts: Mapping[str, Path]) -> str:
+    """Replace each path under a mountPath in ``text`` with the local path."""
+    if not mounts:
+        return text
+    ordered = sorted(mounts, key=len, reverse=True)
+    pattern = re.compile(
+        r"(?<![\w.-])(" + "|".join(re.escape(m) for m in ordered) + r")(?=/|$|[^\w.-])"
+    )
+    return pattern.sub(lambda match: str(mounts[match.group(1)]), text)
 
 
 # -- probes ----------------------------------------------------------------------------------
@@ -835,8 +957,12 @@ class _PodWorker:
         self.ip = ""
         self.gone = False
         self._wake = threading.Event()
+        # Set up once, before the first container starts (retried each second on error).
         self._credentials: dict[str, str] | None = None
+        self._volumes: dict[str, Path] | None = None
+        self._token_value = ""
         self._config_error = ""
+        self._retry_setup = 0.0
         self._conditions: dict[str, Obj] = {
             c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []
         }
@@ -926,8 +1052,6 @@ class _PodWorker:
     # -- containers ---------------------------------------------------------------------------
     def _step(self, now: float) -> None:
         self._poll_exits(now)
-        if self._credentials is None:
-            self._prepare_credentials()
         for container in self.init:
             if not container.done:
                 self._drive(container, now)
@@ -979,8 +1103,6 @@ class _PodWorker:
                 self._warned.add(f"{container.name}/{reason}")
                 self.agent.event(self.pod, "Warning", reason, message, container)
 
-        if self._config_error:
-            return wait("CreateContainerConfigError", self._config_error)
         runner = self.agent.image_runner(container.image)
         if runner is None:
             known = ", ".join(sorted(self.agent.images)) or "none"
@@ -989,9 +1111,12 @@ class _PodWorker:
                 f"image {container.image!r} is not registered with the node agent "
                 f"(NodeAgent.register_image); known images: {known}",
             )
+        if not self._set_up(now):
+            return wait("CreateContainerConfigError", self._config_error)
         base = self._base_env()
         try:
-            env = container_env(
+            mounts = container_mounts(container.spec, self._volumes or {})
+            declared = container_env(
                 self.agent.api,
                 self.pod,
                 container.spec,
@@ -1001,14 +1126,23 @@ class _PodWorker:
             )
         except (ConfigError, ApiError) as exc:
             return wait("CreateContainerConfigError", str(exc))
+        env = {
+            k: v if base.get(k) == v else rewrite_mount_paths(v, mounts)
+            for k, v in declared.items()
+        }
+
+        def line(words: Sequence[str] | None) -> tuple[str, ...]:
+            return tuple(rewrite_mount_paths(expand_vars(w, env), mounts) for w in words or ())
+
         ctx = ContainerContext(
             pod=self.pod,
             container=container.spec,
             pod_ip=self.ip,
             env=env,
             pod_dir=self.dir,
-            command=tuple(expand_vars(a, env) for a in container.spec.get("command") or ()),
-            args=tuple(expand_vars(a, env) for a in container.spec.get("args") or ()),
+            command=line(container.spec.get("command")),
+            args=line(container.spec.get("args")),
+            mounts=mounts,
         )
         try:
             container.start(runner(ctx), env, os.getpid())
@@ -1074,42 +1208,63 @@ class _PodWorker:
             env.update(self._credentials)
         return env
 
-    def _prepare_credentials(self) -> None:
-        """A ServiceAccount token bound to the pod, in a kubeconfig of the pod's own."""
+    def _set_up(self, now: float) -> bool:
+        """Credentials and volumes, once per pod; False (with _config_error) on failure."""
+        if self._credentials is not None and self._volumes is not None:
+            return True
+        if now < self._retry_setup:
+            return False
+        try:
+            if self._credentials is None:
+                self._credentials = self._credentials_env()
+            self._volumes = materialize_volumes(
+                self.pod,
+                self.dir / "volumes",
+                _RefReader(self.agent.api, self.namespace),
+                self._token,
+                pod_ip=self.ip,
+                host_ip=self.agent.host_ip,
+            )
+        except (ConfigError, ApiError, KeyError, OSError) as exc:
+            self._config_error = str(exc)
+            self._retry_setup = now + 1.0
+            return False
+        return True
+
+    def _token(self) -> str:
+        """A token of the pod's ServiceAccount, bound to the pod (TokenRequest API)."""
+        if not self._token_value:
+            account = self.pod["spec"].get("serviceAccountName") or "default"
+            path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token"
+            bound = {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}
+            request = {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": TOKEN_SECONDS, "boundObjectRef": bound},
+            }
+            try:
+                self._token_value = self.agent.api.create(path, request)["status"]["token"]
+            except (ApiError, KeyError) as exc:
+                raise ConfigError(
+                    f"ServiceAccount {account!r}: cannot issue a token: {exc}"
+                ) from exc
+        return self._token_value
+
+    def _credentials_env(self) -> dict[str, str]:
+        """KUBECONFIG: the pod's own kubeconfig with its token, unless automount is off."""
         spec = self.pod["spec"]
         account = spec.get("serviceAccountName") or "default"
-        base = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}"
-        try:
-            automount = spec.get("automountServiceAccountToken")
-            if automount is None:
-                automount = self.agent.api.get(base).get("automountServiceAccountToken", True)
-            if not automount:
-                self._credentials = {}
-                return
-            token = self.agent.api.create(
-                f"{base}/token",
-                {
-                    "apiVersion": "authentication.k8s.io/v1",
-                    "kind": "TokenRequest",
-                    "spec": {
-                        "expirationSeconds": TOKEN_SECONDS,
-                        "boundObjectRef": {
-                            "apiVersion": "v1",
-                            "kind": "Pod",
-                            "name": self.name,
-                            "uid": self.uid,
-                        },
-                    },
-                },
-            )["status"]["token"]
-        except (ApiError, KeyError) as exc:
-            self._config_error = f"ServiceAccount {account!r}: cannot issue a token: {exc}"
-            return
+        automount = spec.get("automountServiceAccountToken")
+        if automount is None:
+            sa_path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}"
+            automount = self.agent.api.get(sa_path).get("automountServiceAccountToken", True)
+        if not automount:
+            return {}
+        kubeconfig = self.agent.pod_kubeconfig(account, self.namespace, self._token())
         path = self.dir / "kubeconfig"
-        path.write_text(yaml.safe_dump(self.agent.pod_kubeconfig(account, self.namespace, token)))
+        path.write_text(yaml.safe_dump(kubeconfig))
         path.chmod(0o600)
-        self._config_error = ""
-        self._credentials = {"KUBECONFIG": str(path)}
+        return {"KUBECONFIG": str(path)}
 
     # -- status -------------------------------------------------------------------------------
     def _condition(self, kind: str, ok: bool, reason: str = "") -> Obj:

@@ -366,7 +366,7 @@ def test_deleting_a_pod_stops_its_process(
     )
 
 
-def test_unknown_image_waits_then_runs_with_the_pod_environment(
+def test_unknown_image_waits_then_runs_with_the_pod_environment_and_volumes(
     kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
 ) -> None:
     image = f"node-test/env-{namespace}:1"
@@ -384,7 +384,14 @@ def test_unknown_image_waits_then_runs_with_the_pod_environment(
             "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "colour"}},
         },
     ]
-    dump = "import json, os; print(json.dumps(dict(os.environ)))"
+    dump = (
+        "import json, os, sys; env = dict(os.environ); "
+        "env['FILE'] = open(sys.argv[1]).read(); "
+        "env['TOKEN'] = open(os.path.join(env['ACCOUNT_DIR'], 'token')).read(); "
+        "print(json.dumps(env))"
+    )
+    env.append({"name": "ACCOUNT_DIR", "value": "/var/run/secrets/kubernetes.io/serviceaccount"})
+    mounts = [{"name": "settings", "mountPath": "/etc/settings"}]
     kube_cluster.apply(
         {
             "apiVersion": "v1",
@@ -392,7 +399,16 @@ def test_unknown_image_waits_then_runs_with_the_pod_environment(
             "metadata": {"name": "env"},
             "spec": {
                 "restartPolicy": "Never",
-                "containers": [{"name": "c", "image": image, "env": env, "args": ["-c", dump]}],
+                "volumes": [{"name": "settings", "configMap": {"name": "settings"}}],
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": image,
+                        "env": env,
+                        "args": ["-c", dump, "/etc/settings/colour"],
+                        "volumeMounts": mounts,
+                    }
+                ],
             },
         },
         "-n",
@@ -419,6 +435,10 @@ def test_unknown_image_waits_then_runs_with_the_pod_environment(
     assert seen["COLOUR"] == "blue"
     assert seen["GREETING"] == "hello env $(POD_NAME)"
     assert seen["EARLY"] == "hello $(POD_NAME)"  # defined before POD_NAME: left as it is
+    # Volumes are local directories; paths under a mountPath in args and env point there.
+    assert seen["FILE"] == "blue"
+    # The ServiceAccount admission plugin's projected volume: the pod's token.
+    assert seen["TOKEN"].count(".") == 2
     kubeconfig = Path(seen["KUBECONFIG"])
     assert kubeconfig != kube_cluster.kubeconfig
     assert "client-key" not in kubeconfig.read_text()
