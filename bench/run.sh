@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Drift benchmarks: modelmonitor vs Evidently vs Alibi Detect on identical data.
+# `make bench` runs this. Results: bench/results/run-<time>.jsonl and .md (see README.md).
+#
+# Environment knobs: REF_ROWS (1000000), CUR_ROWS (100000), REPEAT (3, our runs),
+# RIVAL_REPEAT (1), SCALING_ROWS (1000,...,10000000), SKIP_RIVALS=1, SKIP_SCALING=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PY:-.venv/bin/python}
+DATA=${BENCH_DATA:-bench/data}
+RESULTS=bench/results
+REF_ROWS=${REF_ROWS:-1000000}
+CUR_ROWS=${CUR_ROWS:-100000}
+REPEAT=${REPEAT:-3}
+RIVAL_REPEAT=${RIVAL_REPEAT:-1}
+SCALING_ROWS=${SCALING_ROWS:-1000,10000,100000,1000000,10000000}
+EVIDENTLY=bench/.venvs/evidently/bin/python
+ALIBI=bench/.venvs/alibi/bin/python
+
+mkdir -p "$DATA" "$RESULTS"
+
+# --- rivals, each in its own virtual environment (gitignored) -----------------------------
+if [[ -z "${SKIP_RIVALS:-}" ]]; then
+  if [[ ! -x $EVIDENTLY ]]; then
+    python3 -m venv bench/.venvs/evidently
+    bench/.venvs/evidently/bin/pip install -q 'evidently==0.7.*' 'pandas<3' pyarrow
+  fi
+  if [[ ! -x $ALIBI ]]; then
+    python3 -m venv bench/.venvs/alibi
+    # Alibi Detect needs numpy < 2, and so does the pyarrow it reads Parquet with
+    bench/.venvs/alibi/bin/pip install -q alibi-detect 'numpy<2' 'pyarrow<18'
+  fi
+fi
+
+# --- data, written once ------------------------------------------------------------------
+stamp="$DATA/.rows-$REF_ROWS-$CUR_ROWS"
+if [[ ! -f $stamp ]]; then
+  rm -f "$DATA"/.rows-* "$DATA"/*.parquet "$DATA"/*.profile.json
+  $PY bench/generate.py --out "$DATA" --reference-rows "$REF_ROWS" --current-rows "$CUR_ROWS"
+  touch "$stamp"
+fi
+REF=$DATA/reference.parquet
+CUR=$DATA/current.parquet
+PROFILE=$DATA/reference.profile.json
+cat "$REF" "$CUR" >/dev/null  # same warm page cache for every tool
+
+out="$RESULTS/run-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+$PY - >"$out" <<'PY'
+import json, os, platform, subprocess, sys
+import numpy, pyarrow, scipy
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+print(json.dumps({"machine": {
+    "nproc": int(subprocess.check_output(["nproc"]).decode()),
+    "cpu": cpu, "ram_gib": round(mem / 2**20, 1), "kernel": platform.release(),
+    "python": platform.python_version(), "numpy": numpy.__version__,
+    "pyarrow": pyarrow.__version__, "scipy": scipy.__version__,
+    "loadavg_at_start": os.getloadavg()}}))
+PY
+echo "results: $out" >&2
+
+run() { echo "+ $*" >&2; "$@" | tee -a "$out" >&2; }
+
+for _ in $(seq "$REPEAT"); do
+  run $PY bench/ours.py e2e --setup auto --reference "$REF" --current "$CUR"
+  run $PY bench/ours.py e2e --setup tests --reference "$REF" --current "$CUR"
+done
+if [[ -z "${SKIP_RIVALS:-}" ]]; then
+  for _ in $(seq "$RIVAL_REPEAT"); do
+    run $EVIDENTLY bench/rival_evidently.py --reference "$REF" --current "$CUR"
+    run $ALIBI bench/rival_alibi.py --reference "$REF" --current "$CUR" 2> >(grep -v PyTorch >&2)
+  done
+fi
+run $PY bench/ours.py baseline --reference "$REF" --profile "$PROFILE"
+run $PY bench/ours.py profile-run --profile "$PROFILE" --current "$CUR"
+run $PY bench/ours.py cli --profile "$PROFILE" --current "$CUR"
+if [[ -z "${SKIP_SCALING:-}" ]]; then
+  run $PY bench/ours.py scaling --profile "$PROFILE" --rows "$SCALING_ROWS"
+fi
+$PY bench/summarize.py "$out" | tee "${out%.jsonl}.md"
