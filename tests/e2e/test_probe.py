@@ -1,14 +1,16 @@
 """The probe against a real MLServer serving scikit-learn models trained on iris.
 
 MLServer speaks the Open Inference Protocol (v2) over REST; it has no KServe v1 routes,
-so a v1 probe of it is a recorded 4xx (the v1 codec is covered by unit tests). No
-cluster is needed: the server runs on loopback.
+so a v1 probe of it is a recorded 4xx (the v1 codec is covered by unit tests). The
+server runs on loopback; only the endpoint-resolution test needs the control plane.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 from modelmonitor.dataset import CategoricalColumn, Dataset
+from modelmonitor.sources.endpoint import EndpointResolutionError, resolve_endpoint
 from modelmonitor.sources.probe import (
     ENDPOINT_UNREACHABLE,
     ErrorKind,
@@ -24,8 +27,11 @@ from modelmonitor.sources.probe import (
     V2Options,
     probe,
     sample_rows,
+    unreachable_result,
 )
+from modelmonitor.spec import EndpointSpec
 from modelmonitor.stats.model_quality import classification_quality
+from tests.cluster.kube import KubeCluster
 from tests.modelserver import ModelServer, ModelSpec, free_port
 
 # The first test may create MLServer's environment (about two minutes on a fresh machine).
@@ -187,3 +193,93 @@ def test_a_stopped_server_is_endpoint_unreachable() -> None:
     assert result.n_answered == 0
     assert result.errors.count(ErrorKind.CONNECTION) == result.n_requests
     server.remove()
+
+
+class KubectlLookup:
+    """The API through kubectl, for endpoint resolution against the real control plane."""
+
+    def __init__(self, cluster: KubeCluster) -> None:
+        self.cluster = cluster
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        proc = self.cluster.kubectl(
+            "get", kind.lower(), name, "-n", namespace, "-o", "json", check=False
+        )
+        if proc.returncode != 0:
+            assert "NotFound" in proc.stderr, proc.stderr
+            return None
+        found: dict[str, Any] = json.loads(proc.stdout)
+        return found
+
+    def list(
+        self, kind: str, namespace: str, labels: Mapping[str, str]
+    ) -> Sequence[dict[str, Any]]:
+        assert kind == "EndpointSlice"
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        found = self.cluster.get("endpointslices.discovery.k8s.io", "-n", namespace, "-l", selector)
+        items: list[dict[str, Any]] = found["items"]
+        return items
+
+
+def test_service_without_dns_resolves_through_endpoint_slices(
+    kube_cluster: KubeCluster, namespace: str
+) -> None:
+    """Resolution from a real API server's Service and EndpointSlices.
+
+    The API refuses loopback addresses in EndpointSlices, so the slice names an address
+    from the documentation range (RFC 5737); nothing is ever sent to it.
+    """
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "iris", "namespace": namespace},
+        "spec": {
+            "ports": [
+                {"name": "metrics", "port": 9090, "targetPort": 8082},
+                {"name": "http", "port": 80, "targetPort": 8080},
+            ]
+        },
+    }
+
+    def endpoint_slice(ready: bool) -> dict[str, Any]:
+        return {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "iris-manual",
+                "namespace": namespace,
+                "labels": {
+                    "kubernetes.io/service-name": "iris",
+                    "endpointslice.kubernetes.io/managed-by": "e2e.modelmonitor.io",
+                },
+            },
+            "addressType": "IPv4",
+            "ports": [
+                {"name": "metrics", "port": 8082, "protocol": "TCP"},
+                {"name": "http", "port": 8080, "protocol": "TCP"},
+            ],
+            "endpoints": [
+                {"addresses": ["192.0.2.20"], "conditions": {"ready": False}},
+                {
+                    "addresses": ["192.0.2.30"],
+                    "conditions": {"ready": ready},
+                    "targetRef": {"kind": "Pod", "name": "iris-0", "namespace": namespace},
+                },
+            ],
+        }
+
+    kube_cluster.apply([service, endpoint_slice(ready=True)])
+    lookup = KubectlLookup(kube_cluster)
+    spec = EndpointSpec(protocol="v2", service_name="iris", service_port=80, model="iris")
+    resolved = resolve_endpoint(spec, namespace, resolution="endpointSlices", lookup=lookup)
+    assert resolved.url == "http://192.0.2.30:8080"
+    assert resolved.detail == "Pod/iris-0"
+    assert resolve_endpoint(spec, namespace).url == f"http://iris.{namespace}.svc:80"
+
+    kube_cluster.apply(endpoint_slice(ready=False))
+    with pytest.raises(EndpointResolutionError, match="no ready endpoint") as caught:
+        resolve_endpoint(spec, namespace, resolution="endpointSlices", lookup=lookup)
+    assert unreachable_result(str(caught.value)).failure == ENDPOINT_UNREACHABLE
+    missing = EndpointSpec(service_name="nope", service_port=80)
+    with pytest.raises(EndpointResolutionError, match="does not exist"):
+        resolve_endpoint(missing, namespace, resolution="endpointSlices", lookup=lookup)
