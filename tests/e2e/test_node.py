@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.cluster.node import LocalImage, NodeAgent
+from tests.cluster.node import (
+    Backoff,
+    ContainerContext,
+    LocalImage,
+    NodeAgent,
+    expand_vars,
+    rewrite_mount_paths,
+)
 
 PORT = 8080
 Doc = dict[str, Any]
@@ -442,3 +449,86 @@ def test_unknown_image_waits_then_runs_with_the_pod_environment_and_volumes(
     kubeconfig = Path(seen["KUBECONFIG"])
     assert kubeconfig != kube_cluster.kubeconfig
     assert "client-key" not in kubeconfig.read_text()
+
+
+def test_job_runs_the_modelmonitor_cli_on_files_from_a_configmap_volume(
+    kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
+) -> None:
+    image = f"node-test/modelmonitor-{namespace}:dev"
+    node_agent.register_image(
+        image, LocalImage(entrypoint=[str(Path(sys.executable).with_name("modelmonitor"))])
+    )
+    rows = "\n".join(f"{i % 7},{'ab'[i % 2]}" for i in range(60))
+    kube_cluster.kubectl(
+        "create",
+        "configmap",
+        "data",
+        f"--from-literal=reference.csv=x,c\n{rows}\n",
+        f"--from-literal=current.csv=x,c\n{rows}\n",
+        "-n",
+        namespace,
+    )
+    check = ["check", "--reference", "/data/reference.csv", "--current", "/data/current.csv"]
+    manifest = job("check", image, namespace)
+    pod_spec = manifest["spec"]["template"]["spec"]
+    pod_spec.pop("serviceAccountName")
+    pod_spec["volumes"] = [{"name": "data", "configMap": {"name": "data"}}]
+    pod_spec["containers"][0].update(
+        args=[*check, "--format", "json"],
+        volumeMounts=[{"name": "data", "mountPath": "/data", "readOnly": True}],
+    )
+    kube_cluster.apply(manifest, "-n", namespace)
+    outcome = wait_for(
+        lambda: job_condition(kube_cluster, namespace, "check"), timeout=60, what="Job done"
+    )
+    assert outcome == "Complete", node_agent.describe(namespace)
+    (pod,) = kube_cluster.get("pods", "-n", namespace, "-l", "job-name=check")["items"]
+    report = json.loads(
+        kube_cluster.kubectl("logs", pod["metadata"]["name"], "-n", namespace).stdout
+    )
+    assert report["dataset"]["total_features"] == 2
+    assert report["dataset"]["drifted"] is False
+
+
+# -- the pure parts, no cluster needed ---------------------------------------------------------
+
+
+def test_expand_vars_follows_kubernetes_rules() -> None:
+    env = {"A": "1", "B": "two"}
+    assert expand_vars("$(A)-$(B)", env) == "1-two"
+    assert expand_vars("$(MISSING) $$(A) $A", env) == "$(MISSING) $(A) $A"
+
+
+def test_mount_paths_are_rewritten_only_as_whole_path_prefixes() -> None:
+    mounts = {"/data": Path("/tmp/p/volumes/data"), "/data/deep": Path("/tmp/q")}
+    assert rewrite_mount_paths("--ref=/data/x.csv", mounts) == "--ref=/tmp/p/volumes/data/x.csv"
+    assert rewrite_mount_paths("/data/deep/y", mounts) == "/tmp/q/y"
+    assert rewrite_mount_paths("/database /x/data /data", mounts) == (
+        "/database /x/data /tmp/p/volumes/data"
+    )
+
+
+def test_local_image_follows_docker_entrypoint_and_cmd_rules(tmp_path: Path) -> None:
+    image = LocalImage(entrypoint=["serve", "--bind", "$(POD_IP)"], cmd=["8080"])
+
+    def argv(command: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> list[str]:
+        ctx = ContainerContext(
+            pod={},
+            container={"name": "c"},
+            pod_ip="10.244.1.2",
+            env={"POD_IP": "10.244.1.2"},
+            pod_dir=tmp_path,
+            command=command,
+            args=args,
+        )
+        return list(image(ctx).argv)
+
+    assert argv() == ["serve", "--bind", "10.244.1.2", "8080"]
+    assert argv(args=("9090",)) == ["serve", "--bind", "10.244.1.2", "9090"]
+    assert argv(command=("other",)) == ["other"]
+    assert argv(command=("other",), args=("x",)) == ["other", "x"]
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    backoff = Backoff(base=0.5, cap=3.0)
+    assert [backoff.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
