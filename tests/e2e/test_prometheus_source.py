@@ -1,21 +1,28 @@
 """The Prometheus client against a real Prometheus (Debian's package; no cluster needed).
 
 Prometheus scrapes itself every second, so its own metrics (``up``,
-``prometheus_build_info``, ``prometheus_http_requests_total`` ...) are the data.
+``prometheus_build_info``, ``prometheus_http_requests_total`` ...) are the data; the
+template test also has it scrape the real MLServer of the ``model_server`` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from modelmonitor.slo import (
     EventCounts,
+    EventHistory,
+    SLOResult,
     counts_from_values,
     evaluate_error_ratio,
     required_windows,
@@ -26,6 +33,7 @@ from modelmonitor.sources.prometheus import (
     PrometheusClient,
     PrometheusQueryError,
     PrometheusUnavailable,
+    evaluate_prometheus_slo,
 )
 from modelmonitor.sources.sli_templates import (
     TEMPLATES,
@@ -34,9 +42,12 @@ from modelmonitor.sources.sli_templates import (
     render_latency,
     render_window,
 )
-from tests.prometheus import PrometheusServer, running_prometheus
+from modelmonitor.spec import SLOSpec, parse_spec
+from tests.modelserver import ModelServer
+from tests.prometheus import PrometheusServer, ScrapeTarget, running_prometheus
 
 T = TypeVar("T")
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -195,3 +206,177 @@ def test_burn_rates_from_prometheus_counters(scraped: PrometheusServer) -> None:
     assert result.met is True, result.message
     assert result.budget_remaining == pytest.approx(1.0)
     assert result.to_dict()["burnRates"]["5s"] == 0.0
+
+
+def _spec_slos(url: str, *slos: dict[str, Any]) -> tuple[SLOSpec, ...]:
+    spec = parse_spec(
+        {
+            "target": {"name": "m"},
+            "reference": {"configMapRef": {"name": "r", "key": "k"}},
+            "prometheus": {"url": url},
+            "slos": list(slos),
+        }
+    )
+    return spec.slos
+
+
+def test_evaluate_slo_with_own_queries(scraped: PrometheusServer) -> None:
+    """Per-window PromQL ($window) and once-per-run PromQL (kept in the history)."""
+    (windowed, fixed) = _spec_slos(
+        scraped.url,
+        {
+            "name": "api",
+            "source": "prometheus",
+            "objective": 99,
+            "window": "1m",
+            "burnRate": {"windowScale": 1 / 720},
+            "errorRatio": {
+                "errors": 'sum(increase(prometheus_http_requests_total{code=~"5.."}[$window]))',
+                "total": "sum(increase(prometheus_http_requests_total[$window]))",
+            },
+        },
+        {
+            "name": "api-fixed",
+            "source": "prometheus",
+            "objective": 99,
+            "window": "1m",
+            "errorRatio": {
+                "errors": 'sum(rate(prometheus_http_requests_total{code=~"5.."}[30s]))',
+                "total": "sum(rate(prometheus_http_requests_total[30s]))",
+            },
+        },
+    )
+    scraped.wait_for("sum(rate(prometheus_http_requests_total[30s])) > 0")
+
+    async def main() -> tuple[SLOResult, SLOResult, EventHistory | None]:
+        async with PrometheusClient(scraped.url) as prom:
+            a, none = await evaluate_prometheus_slo(
+                prom, windowed, now=time.time(), min_window_seconds=3
+            )
+            assert none is None  # per-window queries keep no history
+            b, history = await evaluate_prometheus_slo(prom, fixed, now=time.time())
+            return a, b, history
+
+    a, b, history = run(main())
+    # No 5xx from Prometheus' own API: met, nothing burning (a missing 5xx series is 0).
+    assert a.met is True, a.message
+    assert a.to_dict()["burnRates"]["5s"] == 0.0
+    assert b.met is True, b.message
+    assert history is not None
+    assert len(history) == 1  # this run's answer, for the next run to build on
+
+
+def test_unreachable_prometheus_raises_from_slo_evaluation() -> None:
+    with running_prometheus("slo-stopped") as prom:
+        (slo,) = _spec_slos(
+            prom.url,
+            {
+                "name": "x",
+                "source": "prometheus",
+                "template": {"name": "mlserver"},
+                "errorRatio": {},
+            },
+        )
+        prom.stop()
+
+        async def main() -> None:
+            async with PrometheusClient(prom.url, timeout_seconds=2) as client:
+                await evaluate_prometheus_slo(client, slo, now=time.time())
+
+        with pytest.raises(PrometheusUnavailable):
+            run(main())
+
+
+def _infer(url: str, model: str) -> int:
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+            ]
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}/v2/models/{model}/infer", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_mlserver_template_on_real_mlserver(
+    prometheus: PrometheusServer, model_server: ModelServer
+) -> None:
+    """The mlserver template against MLServer's own metrics, scraped by Prometheus.
+
+    ``iris`` answers every request; ``iris-flaky`` fails every second one (50 % errors:
+    burn rate 50 against a 1 % budget, so the page alert fires). Windows are scaled by
+    1/720 and asked over at least 5 s (two scrapes and more), while traffic flows.
+    """
+    address = model_server.metrics_url.split("//", 1)[1].split("/", 1)[0]
+    prometheus.add_target(ScrapeTarget("mlserver", address))
+    prometheus.wait_for('up{job="mlserver"} == 1')
+    iris, flaky, latency = _spec_slos(
+        prometheus.url,
+        *(
+            {
+                "name": name,
+                "source": "prometheus",
+                "objective": 99,
+                "window": "1m",
+                "burnRate": {"windowScale": 1 / 720},
+                "template": {"name": "mlserver", **({"model": model} if model else {})},
+                **({"errorRatio": {}} if model else {"latency": {"thresholdMs": 250}}),
+            }
+            for name, model in (("iris", "iris"), ("flaky", "iris-flaky"), ("p95", None))
+        ),
+    )
+    stop = threading.Event()
+    codes: dict[str, list[int]] = {"iris": [], "iris-flaky": []}
+
+    def traffic() -> None:
+        while not stop.is_set():
+            for model, seen in codes.items():
+                seen.append(_infer(model_server.url, model))
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sender.start()
+    try:
+        prometheus.wait_for(
+            'sum(increase(model_infer_request_failure_total{model="iris-flaky"}[5s])) > 0'
+        )
+        time.sleep(3)
+
+        async def main() -> list[SLOResult]:
+            results = []
+            async with PrometheusClient(prometheus.url) as prom:
+                for slo in (iris, flaky, latency):
+                    result, _ = await evaluate_prometheus_slo(
+                        prom, slo, now=time.time(), min_window_seconds=5
+                    )
+                    results.append(result)
+            return results
+
+        ok, bad, lat = run(main())
+    finally:
+        stop.set()
+        sender.join(timeout=10)
+    assert set(codes["iris"]) == {200}
+    assert set(codes["iris-flaky"]) == {200, 503}
+
+    assert ok.burn_rate(5.0) == 0.0, ok.message
+    assert not [a for a in ok.firing if a.alert.severity == "page"]
+
+    assert bad.met is False
+    assert bad.reason == "BurnRateTooHigh"
+    assert bad.burn_rate(5.0) == pytest.approx(50.0, rel=0.25)  # 50 % errors / 1 % budget
+    assert "page" in {a.alert.severity for a in bad.firing}
+
+    # Server-wide REST latency of fast requests: well under 250 ms (a bucket boundary).
+    assert lat.met is True, lat.message
+    assert lat.value is not None
+    assert 0 < lat.value < 250
+    assert lat.message.startswith("p95 latency ")
+    assert lat.burn_rate(5.0) == 0.0

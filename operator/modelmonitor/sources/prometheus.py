@@ -11,10 +11,15 @@ Outcomes are explicit, so that a caller can never mistake one for another:
 - :class:`PrometheusUnavailable` when the server cannot be reached, times out, or
   answers 5xx;
 - :class:`PrometheusResponseError` for anything that is not a Prometheus API answer.
+
+:func:`evaluate_prometheus_slo` turns one ``source: prometheus`` SLO of the spec into an
+:class:`~modelmonitor.slo.SLOResult`: it asks every burn-rate window (templates or
+``$window`` queries) concurrently and applies the no-data policy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping
@@ -23,6 +28,19 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+
+from modelmonitor.slo import (
+    EventCounts,
+    EventHistory,
+    SLOResult,
+    counts_from_values,
+    evaluate_error_ratio,
+    evaluate_latency,
+    required_windows,
+    scale_alerts,
+)
+from modelmonitor.sources.sli_templates import slo_window_queries
+from modelmonitor.spec import SLOSpec
 
 API_QUERY = "/api/v1/query"
 API_QUERY_RANGE = "/api/v1/query_range"
@@ -375,3 +393,114 @@ def _short(query: str) -> str:
 def _snippet(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- SLOs from Prometheus ---------------------------------------------------------------------
+
+
+async def evaluate_prometheus_slo(
+    client: PrometheusClient,
+    slo: SLOSpec,
+    *,
+    now: float,
+    history: EventHistory | None = None,
+    min_window_seconds: float = 0.0,
+) -> tuple[SLOResult, EventHistory | None]:
+    """Evaluate one ``source: prometheus`` SLO, every query evaluated at ``now``.
+
+    When the queries take ``$window`` (templates always do), each burn-rate window
+    (scaled by ``burnRate.windowScale``) and the SLO window are asked separately; a
+    window shorter than ``min_window_seconds`` is asked over that instead (a range under
+    two scrape intervals has no rate). Queries without ``$window`` answer once per run:
+    that answer goes into ``history`` (returned updated, for status) and the windows are
+    read from it, as for probe SLOs.
+
+    Raises :class:`PrometheusUnavailable` or :class:`PrometheusQueryError`; an empty
+    answer is never an error, it is InsufficientData in the result.
+    """
+    alerts = scale_alerts(slo.window_scale)
+    windows = required_windows(slo.window_seconds, alerts)
+    retention = max(windows)
+
+    def asked(window: float) -> float:
+        return max(window, min_window_seconds)
+
+    plans = {w: slo_window_queries(slo, asked(w)) for w in windows}
+    per_window = all(p.per_window for p in plans.values())
+    wanted: dict[str, str] = {}
+    for w, plan in plans.items():
+        for kind in ("errors", "total", "fast"):
+            query = getattr(plan, kind)
+            if query is not None and (per_window or w == windows[0]):
+                wanted[f"{kind}@{w!r}"] = query
+    value_window = asked(min(a.short_seconds for a in alerts))
+    percentile_plan = slo_window_queries(slo, value_window)
+    if percentile_plan.percentile is not None:
+        wanted["percentile"] = percentile_plan.percentile
+    answers = await _ask_all(client, wanted, at=now)
+
+    def counts_at(w: float) -> EventCounts | None:
+        key = w if per_window else windows[0]
+        total = answers.get(f"total@{key!r}")
+        if slo.latency is not None:
+            fast = answers.get(f"fast@{key!r}")
+            if fast is None or total is None:
+                return None
+            return counts_from_values(total - fast, total)
+        return counts_from_values(answers.get(f"errors@{key!r}"), total)
+
+    window_counts: dict[float, EventCounts | None]
+    if per_window:
+        window_counts = {w: counts_at(w) for w in windows}
+    else:
+        current = counts_at(windows[0])
+        history = history if history is not None else EventHistory()
+        if current is not None and current.total > 0:
+            history = history.add(now, current, retention_seconds=retention)
+        window_counts = dict(history.window_counts(now, windows))
+
+    if slo.latency is None:
+        result = evaluate_error_ratio(
+            slo.name,
+            objective=slo.objective,
+            slo_window_seconds=slo.window_seconds,
+            windows=window_counts,
+            alerts=alerts,
+        )
+        return result, history if not per_window else None
+    seconds = answers.get("percentile")
+    has_budget = any(c is not None for c in window_counts.values())
+    result = evaluate_latency(
+        slo.name,
+        percentile=slo.latency.percentile,
+        threshold_ms=slo.latency.threshold_ms,
+        value_ms=None if seconds is None else seconds * 1000.0,
+        objective=slo.objective,
+        slo_window_seconds=slo.window_seconds,
+        windows=window_counts if has_budget else None,
+        value_window_seconds=value_window if percentile_plan.per_window else None,
+        alerts=alerts,
+    )
+    return result, history if not per_window else None
+
+
+async def _ask_all(
+    client: PrometheusClient, queries: Mapping[str, str], *, at: float
+) -> dict[str, float]:
+    """Ask every query concurrently; the values that are not NoData, by key.
+
+    If any query fails, the first PrometheusUnavailable (else the first error) is raised.
+    """
+    keys = list(queries)
+    outcomes = await asyncio.gather(
+        *(client.query_value(queries[k], at=at) for k in keys), return_exceptions=True
+    )
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        unavailable = [e for e in errors if isinstance(e, PrometheusUnavailable)]
+        raise (unavailable or errors)[0]
+    return {
+        k: float(o)
+        for k, o in zip(keys, outcomes, strict=True)
+        if isinstance(o, float | int) and not isinstance(o, bool)
+    }

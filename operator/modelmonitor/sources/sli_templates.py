@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelmonitor.slo import format_duration
+from modelmonitor.spec import SLOSpec
 
 WINDOW_PLACEHOLDER = re.compile(r"\$\{window\}|\$window\b")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -239,4 +240,64 @@ def render_latency(
         ),
         fast=f"sum(increase({h}_bucket{{{with_le}}}[{window}]))",
         total=f"sum(increase({h}_count{{{base}}}[{window}]))",
+    )
+
+
+@dataclass(frozen=True)
+class WindowQueries:
+    """What to ask Prometheus about one SLO over one window.
+
+    Error ratio: ``errors`` and ``total``. Latency: ``percentile`` (seconds), and
+    ``fast``/``total`` when the budget can be computed (templates only).
+    ``per_window`` is False when the user's own queries have no ``$window``: they then
+    give one answer, whatever the window.
+    """
+
+    window_seconds: float
+    errors: str | None = None
+    total: str | None = None
+    fast: str | None = None
+    percentile: str | None = None
+    per_window: bool = True
+
+
+def slo_window_queries(slo: SLOSpec, window_seconds: float) -> WindowQueries:
+    """The queries of a ``source: prometheus`` SLO for one window (template or own PromQL)."""
+    tpl = slo.template
+    if slo.latency is not None:
+        lat = slo.latency
+        if tpl is not None:
+            q = render_latency(
+                tpl.name,
+                percentile=lat.percentile,
+                threshold_ms=lat.threshold_ms,
+                window_seconds=window_seconds,
+                model=tpl.model,
+                labels=tpl.labels,
+            )
+            return WindowQueries(
+                window_seconds, total=q.total, fast=q.fast, percentile=q.percentile
+            )
+        if not lat.query:
+            raise TemplateError(f"SLO {slo.name!r}: latency.query or a template is required")
+        return WindowQueries(
+            window_seconds,
+            percentile=render_window(lat.query, window_seconds),
+            per_window=has_window(lat.query),
+        )
+    if tpl is not None:
+        er = render_error_ratio(
+            tpl.name, window_seconds=window_seconds, model=tpl.model, labels=tpl.labels
+        )
+        return WindowQueries(window_seconds, errors=er.errors, total=er.total)
+    ratio = slo.error_ratio
+    if ratio is None or not ratio.errors or not ratio.total:
+        raise TemplateError(
+            f"SLO {slo.name!r}: errorRatio.errors and .total, or a template, are required"
+        )
+    return WindowQueries(
+        window_seconds,
+        errors=render_window(ratio.errors, window_seconds),
+        total=render_window(ratio.total, window_seconds),
+        per_window=has_window(ratio.errors) and has_window(ratio.total),
     )
