@@ -68,6 +68,7 @@ LOOPBACK_POD_CIDR = "127.1.0.0/16"
 # tokens of exactly this lifetime to a year, so the per-pod kubeconfig never expires.
 TOKEN_SECONDS = 3607
 TICK_SECONDS = 0.2
+EVENT_REPEAT_SECONDS = 30.0
 
 Obj = dict[str, Any]
 
@@ -1503,6 +1504,7 @@ class NodeAgent:
         self._since = _now()
         self._cluster = _cluster_entry(self.kubeconfig)
         self._log_server: _LogServer | None = None
+        self._warned_at: dict[tuple[str, str, str], float] = {}
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -1677,8 +1679,19 @@ class NodeAgent:
         message: str,
         container: _Container | None = None,
     ) -> None:
-        """Record an Event about a pod, as a kubelet would (best effort)."""
+        """Record an Event about a pod, as a kubelet would (best effort).
+
+        Warnings repeat at most every EVENT_REPEAT_SECONDS per pod, container and reason,
+        so a probe failing every second does not flood the API server.
+        """
         meta = pod["metadata"]
+        if kind == "Warning":
+            key = (meta["uid"], container.name if container else "", reason)
+            now = time.monotonic()
+            with self._lock:
+                if now - self._warned_at.get(key, -EVENT_REPEAT_SECONDS) < EVENT_REPEAT_SECONDS:
+                    return
+                self._warned_at[key] = now
         involved: Obj = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -1689,7 +1702,7 @@ class NodeAgent:
         if container is not None:
             group = "initContainers" if container.init else "containers"
             involved["fieldPath"] = f"spec.{group}{{{container.name}}}"
-        now = _now()
+        stamp = _now()
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}"},
             "involvedObject": involved,
@@ -1697,8 +1710,8 @@ class NodeAgent:
             "message": message[:1024],
             "type": kind,
             "source": {"component": "kubelet", "host": self.node_name},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
             "count": 1,
         }
         with contextlib.suppress(ApiError, OSError):
