@@ -34,7 +34,9 @@ from modelmonitor.sources.sli_templates import (
     render_error_ratio,
     render_latency,
     render_window,
+    slo_window_queries,
 )
+from modelmonitor.spec import parse_spec
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -226,3 +228,40 @@ def test_unknown_template_and_missing_sli() -> None:
         get_template("triton")
     with pytest.raises(TemplateError, match="no error-ratio SLI"):
         render_error_ratio("kserve", window_seconds=60)
+
+
+def test_slo_window_queries_template_and_own_promql() -> None:
+    spec = parse_spec(
+        {
+            "target": {"name": "m"},
+            "reference": {"configMapRef": {"name": "r", "key": "k"}},
+            "prometheus": {"url": "http://p:9090"},
+            "slos": [
+                {
+                    "name": "a",
+                    "source": "prometheus",
+                    "template": {"name": "mlserver", "model": "iris"},
+                    "errorRatio": {},
+                },
+                {
+                    "name": "b",
+                    "source": "prometheus",
+                    "errorRatio": {"errors": "sum(rate(e[5m]))", "total": "sum(rate(t[5m]))"},
+                },
+                {
+                    "name": "c",
+                    "source": "prometheus",
+                    "latency": {"thresholdMs": 300, "query": "q(x[$window])"},
+                },
+            ],
+        }
+    )
+    a, b, c = (slo_window_queries(s, 3600) for s in spec.slos)
+    assert a.per_window
+    assert a.errors is not None
+    assert "[1h]" in a.errors
+    assert not b.per_window  # no $window: one answer per run, kept in the history
+    assert b.errors == "sum(rate(e[5m]))"
+    assert c.per_window
+    assert c.percentile == "q(x[1h])"
+    assert c.fast is None  # own latency PromQL: the percentile only
