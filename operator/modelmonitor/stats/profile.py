@@ -238,13 +238,22 @@ class NumericalProfile:
     def bin_edges(self, n_bins: int) -> FloatArray:
         """Interior edges of ``n_bins`` reference-quantile bins (ties merged).
 
+        Edge i is the smallest reference value with CDF >= i / n_bins (``inverted_cdf``
+        quantiles; for a sketch, its quantile at that rank).
+
         Bins are ``(-inf, e0], (e0, e1], ..., (e_last, inf)``, so every current value,
         however far out, falls in a bin.
         """
         key = ("edges", n_bins)
         edges = self._cache.get(key)
         if edges is None:
-            inner = self.quantiles(np.arange(1, n_bins) / n_bins)
+            ranks = np.arange(1, n_bins) / n_bins
+            if self.values is not None and self.n:
+                # edges are reference values (no interpolation), like the sketch's
+                # quantiles: bin membership then survives shifting/scaling exactly
+                inner = np.quantile(self.values, ranks, method="inverted_cdf")
+            else:
+                inner = self.quantiles(ranks)
             edges = self._cache[key] = np.unique(inner[np.isfinite(inner)])
         return np.asarray(edges)
 

@@ -123,7 +123,8 @@ def test_constant_reference_is_normed_by_its_magnitude() -> None:
 
 
 # --- binned distances: hand-computed on reference 1..10 (median 5.5, two bins) -----------
-# Reference 1..10 with n_bins=2 -> one edge at the median 5.5 -> proportions (0.5, 0.5).
+# Reference 1..10 with n_bins=2 -> one edge at the reference median 5 (smallest value with
+# CDF >= 0.5), bins (-inf, 5] and (5, inf) -> proportions (0.5, 0.5).
 # Current (1, 2, 3, 7) -> proportions (0.75, 0.25). No proportion is 0, so smoothing is
 # a no-op.
 REF_1_10 = np.arange(1.0, 11.0)
@@ -182,8 +183,8 @@ def test_psi_smooths_empty_bins_instead_of_inf() -> None:
 
 
 def test_values_on_a_bin_edge_fall_in_the_lower_bin() -> None:
-    # edge 5.5; a current value of exactly 5.5 belongs to (-inf, 5.5] like the CDF says
-    got = num.psi(REF_1_10, [5.5, 5.5, 6.0, 6.0], n_bins=2).statistic
+    # edge 5; a current value of exactly 5 belongs to (-inf, 5] like the CDF says
+    got = num.psi(REF_1_10, [5.0, 5.0, 6.0, 6.0], n_bins=2).statistic
     assert got == pytest.approx(0.0, abs=1e-15)
 
 

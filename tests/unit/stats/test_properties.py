@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,8 @@ from modelmonitor.stats import numerical as num
 from modelmonitor.stats.errors import DegenerateInputWarning
 from modelmonitor.stats.methods import CATEGORICAL, NUMERICAL
 
-SETTINGS = settings(max_examples=40, deadline=None)
+# more examples for a deeper run: MM_HYPOTHESIS_EXAMPLES=300
+SETTINGS = settings(max_examples=int(os.environ.get("MM_HYPOTHESIS_EXAMPLES", "40")), deadline=None)
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 samples = hnp.arrays(np.float64, st.integers(2, 60), elements=finite)
