@@ -28,16 +28,29 @@ def current_rss_mib() -> float:
 
 
 class Phases:
-    """Wall-clock time per named phase, in order."""
+    """Wall-clock and CPU time per named phase, in order.
+
+    CPU time is the process's (all threads): on a machine shared with other jobs it is
+    the steadier measure of the work a tool does, as it leaves out time spent waiting
+    for a core.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], T]) -> T:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
+        self.cpu_seconds[name] = time.process_time() - c0
         self.seconds[name] = time.perf_counter() - t0
         return out
+
+    def total(self, *, exclude: tuple[str, ...] = ("import",)) -> dict[str, float]:
+        return {
+            "total_seconds": sum(v for k, v in self.seconds.items() if k not in exclude),
+            "total_cpu_seconds": sum(v for k, v in self.cpu_seconds.items() if k not in exclude),
+        }
 
 
 def emit(record: dict[str, Any]) -> None:

@@ -59,7 +59,6 @@ def _drifted(out: dict[str, Any]) -> list[str]:
 def e2e(args: argparse.Namespace) -> None:
     phases = Phases()
     rss0 = current_rss_mib()
-    t0 = time.perf_counter()
     ref = phases.run("load_reference", lambda: read_dataset(args.reference))
     cur = phases.run("load_current", lambda: read_dataset(args.current))
     feats = ref.inferred_features()
@@ -80,7 +79,8 @@ def e2e(args: argparse.Namespace) -> None:
             "mode": f"e2e-{args.setup}",
             "setup": setup,
             "seconds": {"import": IMPORT_SECONDS, **phases.seconds},
-            "total_seconds": time.perf_counter() - t0,
+            "cpu_seconds": phases.cpu_seconds,
+            **phases.total(),
             "peak_rss_mib": peak_rss_mib(),
             "rss_after_import_mib": rss0,
             "drifted": _drifted(out),
