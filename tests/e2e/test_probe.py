@@ -25,11 +25,12 @@ from modelmonitor.sources.probe import (
     ProbeConfig,
     ProbeResult,
     V2Options,
+    config_from_spec,
     probe,
     sample_rows,
     unreachable_result,
 )
-from modelmonitor.spec import EndpointSpec
+from modelmonitor.spec import EndpointSpec, ProbeSpec
 from modelmonitor.stats.model_quality import classification_quality
 from tests.cluster.kube import KubeCluster
 from tests.modelserver import ModelServer, ModelSpec, free_port
@@ -214,9 +215,9 @@ class KubectlLookup:
     def list(
         self, kind: str, namespace: str, labels: Mapping[str, str]
     ) -> Sequence[dict[str, Any]]:
-        assert kind == "EndpointSlice"
+        resource = {"EndpointSlice": "endpointslices.discovery.k8s.io", "Pod": "pods"}[kind]
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        found = self.cluster.get("endpointslices.discovery.k8s.io", "-n", namespace, "-l", selector)
+        found = self.cluster.get(resource, "-n", namespace, "-l", selector)
         items: list[dict[str, Any]] = found["items"]
         return items
 
@@ -283,3 +284,63 @@ def test_service_without_dns_resolves_through_endpoint_slices(
     missing = EndpointSpec(service_name="nope", service_port=80)
     with pytest.raises(EndpointResolutionError, match="does not exist"):
         resolve_endpoint(missing, namespace, resolution="endpointSlices", lookup=lookup)
+
+
+def test_service_resolves_to_a_ready_pod_on_loopback(
+    kube_cluster: KubeCluster, namespace: str, model_server: ModelServer
+) -> None:
+    """Service -> selector -> a Ready Pod whose IP is loopback -> the real model server.
+
+    No kubelet runs here, so the test plays the node: it reports the Pod Running and
+    Ready at 127.0.0.1, where the model server listens.
+    """
+    port = int(model_server.url.rsplit(":", 1)[1])
+    labels = {"app": "iris-model"}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "iris", "namespace": namespace},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http"}]},
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "iris-0", "namespace": namespace, "labels": labels},
+        "spec": {
+            "containers": [
+                {
+                    "name": "mlserver",
+                    "image": "mlserver:1.7.1",
+                    "ports": [{"name": "http", "containerPort": port}],
+                }
+            ]
+        },
+    }
+    kube_cluster.apply([service, pod])
+    lookup = KubectlLookup(kube_cluster)
+    spec = EndpointSpec(protocol="v2", service_name="iris", service_port=80, model="iris")
+    with pytest.raises(EndpointResolutionError, match="no ready Pod"):
+        resolve_endpoint(spec, namespace, resolution="pods", lookup=lookup)
+
+    status = {
+        "status": {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+    }
+    kube_cluster.kubectl(
+        "patch", "pod", "iris-0", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(status),
+    )  # fmt: skip
+    resolved = resolve_endpoint(spec, namespace, resolution="pods", lookup=lookup)
+    assert resolved.url == model_server.url
+    assert resolved.detail == "Pod/iris-0"
+
+    config = config_from_spec(
+        spec, ProbeSpec(batch_size=10), base_url=resolved.url, default_model="unused"
+    )
+    result = run(config, sample_rows(iris(), 20, seed=14), label_column="species")
+    assert result.errors.total == 0
+    assert result.n_answered == 20

@@ -11,8 +11,10 @@ from modelmonitor.sources.endpoint import (
     SERVICE_NAME_LABEL,
     EndpointResolutionError,
     ready_addresses,
+    ready_pod_addresses,
     resolve_endpoint,
     resolve_from_endpoint_slices,
+    resolve_from_pods,
     service_dns_url,
 )
 from modelmonitor.spec import EndpointSpec
@@ -192,7 +194,81 @@ def test_slice_resolution_needs_a_lookup_and_a_known_mode() -> None:
     spec = EndpointSpec(service_name="iris", service_port=80)
     with pytest.raises(ValueError, match="needs a lookup"):
         resolve_endpoint(spec, NS, resolution="endpointSlices")
+    with pytest.raises(ValueError, match="needs a lookup"):
+        resolve_endpoint(spec, NS, resolution="pods")
     with pytest.raises(ValueError, match="unknown resolution"):
         resolve_endpoint(spec, NS, resolution="mdns")  # type: ignore[arg-type]
     with pytest.raises(EndpointResolutionError, match="neither a url nor a service"):
         resolve_endpoint(EndpointSpec(), NS)
+
+
+# --- pods -------------------------------------------------------------------------------
+
+
+def pod(
+    name: str,
+    ip: str | None,
+    *,
+    ready: bool = True,
+    phase: str = "Running",
+    labels: dict[str, str] | None = None,
+    ports: list[dict[str, Any]] | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": NS, "labels": labels or {"app": "iris"}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    if ip:
+        status["podIP"] = ip
+    return {
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"containers": [{"name": "server", "ports": ports or []}]},
+        "status": status,
+    }
+
+
+SELECTOR = {"app": "iris"}
+
+
+def test_pods_resolution_picks_a_ready_pod_and_the_target_port() -> None:
+    lookup = DictLookup(
+        [
+            svc_object(HTTP_PORT, selector=SELECTOR),
+            pod("iris-a", "127.0.10.9", ready=False),
+            pod("iris-b", "127.0.10.5"),
+            pod("iris-c", "127.0.10.4", deleting=True),
+            pod("iris-d", None, phase="Pending", ready=False),
+            pod("other", "127.0.11.1", labels={"app": "other"}),
+        ]
+    )
+    spec = EndpointSpec(service_name="iris", service_port=80)
+    resolved = resolve_endpoint(spec, NS, resolution="pods", lookup=lookup)
+    assert resolved.url == "http://127.0.10.5:8080"
+    assert resolved.source == "pods"
+    assert resolved.detail == "Pod/iris-b"
+    assert lookup.listed == [("Pod", NS, SELECTOR)]
+
+
+def test_pods_named_target_port_and_default_target() -> None:
+    svc = service([{"name": "http", "port": 80, "targetPort": "web"}, {"port": 9000}])
+    pods = [pod("a", "10.0.0.7", ports=[{"name": "web", "containerPort": 8081}])]
+    assert ready_pod_addresses(svc, pods, 80) == [("10.0.0.7", 8081, "Pod/a")]
+    assert ready_pod_addresses(svc, pods, 9000) == [("10.0.0.7", 9000, "Pod/a")]
+    assert ready_pod_addresses(svc, [pod("b", "10.0.0.8")], 80) == []  # no port named web
+
+
+def test_pods_resolution_failures_say_why() -> None:
+    with pytest.raises(EndpointResolutionError, match="has no selector"):
+        resolve_from_pods("iris", NS, 80, DictLookup([svc_object(HTTP_PORT)]))
+    lookup = DictLookup(
+        [svc_object(HTTP_PORT, selector=SELECTOR), pod("a", "10.0.0.1", ready=False)]
+    )
+    with pytest.raises(EndpointResolutionError, match=r"no ready Pod \(1 Pod\(s\) match"):
+        resolve_from_pods("iris", NS, 80, lookup)
+    with pytest.raises(EndpointResolutionError, match="does not exist"):
+        resolve_from_pods("nope", NS, 80, lookup)

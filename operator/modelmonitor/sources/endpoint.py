@@ -1,14 +1,19 @@
 """Where to send probe requests: the base URL of a monitor's inference endpoint.
 
 ``spec.target.endpoint`` names either a URL (used as given) or a Service and port. A
-Service resolves in one of two ways:
+Service resolves in one of three ways:
 
-* :func:`service_dns_url`: ``http://{name}.{namespace}.svc:{port}``, the cluster DNS name
-  (the default inside a cluster);
-* :func:`resolve_from_endpoint_slices`: asks the API for the Service and its
-  EndpointSlices (``discovery.k8s.io/v1``) and picks a ready endpoint's address and
-  target port - for clusters without DNS (a control plane on loopback, an operator
-  running outside the cluster).
+* ``dns`` (:func:`service_dns_url`): ``http://{name}.{namespace}.svc:{port}``, the
+  cluster DNS name (the default inside a cluster);
+* ``endpointSlices`` (:func:`resolve_from_endpoint_slices`): asks the API for the
+  Service and its EndpointSlices (``discovery.k8s.io/v1``) and picks a ready endpoint's
+  address and target port - for clusters without DNS (an operator running outside the
+  cluster);
+* ``pods`` (:func:`resolve_from_pods`): the ready Pods that the Service's selector
+  matches, their ``status.podIP`` and the target port - what the endpoints controller
+  itself does, for clusters whose pod addresses EndpointSlices cannot hold (the API
+  refuses loopback addresses there, and a test harness acting as a node runs pods on
+  127.x addresses).
 
 Pure: the API is reached through :class:`EndpointLookup`, which the caller passes (the
 Kubernetes adapter in production, dictionaries in unit tests).
@@ -25,7 +30,7 @@ from modelmonitor.spec import EndpointSpec
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
-Resolution = Literal["dns", "endpointSlices"]
+Resolution = Literal["dns", "endpointSlices", "pods"]
 
 
 class EndpointResolutionError(Exception):
@@ -45,7 +50,7 @@ class EndpointLookup(Protocol):
 @dataclass(frozen=True)
 class ResolvedEndpoint:
     url: str  # base URL, without a trailing slash
-    source: Literal["url", "dns", "endpointSlices"]
+    source: Literal["url", "dns", "endpointSlices", "pods"]
     detail: str = ""  # e.g. which endpoint (pod) was picked
 
 
@@ -141,6 +146,69 @@ def resolve_from_endpoint_slices(
     )
 
 
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") != "Running" or not status.get("podIP"):
+        return False
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def _target_port(pod: Mapping[str, Any], service_port: Mapping[str, Any]) -> int | None:
+    """The Service port's targetPort in ``pod``: a number, or a container port's name."""
+    target = service_port.get("targetPort", service_port.get("port"))
+    if isinstance(target, int):
+        return target
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target and isinstance(port.get("containerPort"), int):
+                return int(port["containerPort"])
+    return None
+
+
+def ready_pod_addresses(
+    service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], port: int
+) -> list[tuple[str, int, str]]:
+    """The ready ``(pod IP, target port, Pod/name)`` triples behind ``port``, sorted."""
+    meta = service.get("metadata") or {}
+    where = f"Service {meta.get('namespace', '?')}/{meta.get('name', '?')}"
+    service_port = _service_port(service, port, where)
+    found = []
+    for pod in pods:
+        if not _pod_ready(pod):
+            continue
+        target = _target_port(pod, service_port)
+        if target is not None:
+            name = (pod.get("metadata") or {}).get("name", "?")
+            found.append((str(pod["status"]["podIP"]), target, f"Pod/{name}"))
+    return sorted(found)
+
+
+def resolve_from_pods(
+    name: str, namespace: str, port: int, lookup: EndpointLookup, *, scheme: str = "http"
+) -> ResolvedEndpoint:
+    """A ready Pod behind Service ``namespace/name`` port ``port``: its IP and target port."""
+    where = f"Service {namespace}/{name}"
+    service = lookup.get("Service", namespace, name)
+    if service is None:
+        raise EndpointResolutionError(f"{where} does not exist")
+    selector = (service.get("spec") or {}).get("selector") or {}
+    if not selector:
+        raise EndpointResolutionError(f"{where} has no selector: no Pods to resolve")
+    pods = lookup.list("Pod", namespace, selector)
+    ready = ready_pod_addresses(service, pods, port)
+    if not ready:
+        raise EndpointResolutionError(
+            f"{where} port {port} has no ready Pod ({len(pods)} Pod(s) match its selector)"
+        )
+    address, target_port, who = ready[0]
+    return ResolvedEndpoint(f"{scheme}://{_host(address)}:{target_port}", "pods", who)
+
+
 def resolve_endpoint(
     endpoint: EndpointSpec,
     namespace: str,
@@ -151,9 +219,9 @@ def resolve_endpoint(
 ) -> ResolvedEndpoint:
     """The base URL for ``spec.target.endpoint`` in ``namespace``.
 
-    ``resolution``: ``dns`` (the Service's cluster DNS name) or ``endpointSlices``
-    (through ``lookup``). Raise :class:`EndpointResolutionError` when there is nothing to
-    send to; a probe reports that as ``EndpointUnreachable``.
+    ``resolution``: ``dns`` (the Service's cluster DNS name), ``endpointSlices`` or
+    ``pods`` (both through ``lookup``). Raise :class:`EndpointResolutionError` when
+    there is nothing to send to; a probe reports that as ``EndpointUnreachable``.
     """
     if endpoint.url is not None:
         return ResolvedEndpoint(endpoint.url.rstrip("/"), "url")
@@ -164,10 +232,14 @@ def resolve_endpoint(
             endpoint.service_name, namespace, endpoint.service_port, domain=domain
         )
         return ResolvedEndpoint(url, "dns")
-    if resolution == "endpointSlices":
-        if lookup is None:
-            raise ValueError("resolution 'endpointSlices' needs a lookup")
-        return resolve_from_endpoint_slices(
-            endpoint.service_name, namespace, endpoint.service_port, lookup
+    resolver = _RESOLVERS.get(resolution)
+    if resolver is None:
+        raise ValueError(
+            f"unknown resolution {resolution!r}; expected dns, {', '.join(_RESOLVERS)}"
         )
-    raise ValueError(f"unknown resolution {resolution!r}; expected dns or endpointSlices")
+    if lookup is None:
+        raise ValueError(f"resolution {resolution!r} needs a lookup")
+    return resolver(endpoint.service_name, namespace, endpoint.service_port, lookup)
+
+
+_RESOLVERS = {"endpointSlices": resolve_from_endpoint_slices, "pods": resolve_from_pods}
