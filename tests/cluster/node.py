@@ -1002,14 +1002,18 @@ class _PodWorker:
         try:
             if (self.pod.get("status") or {}).get("phase") not in TERMINAL_PHASES:
                 self._live()
+                self._release_ip()
             self._idle_until_deleted()
         except Exception:
             log.exception("pod %s/%s: worker failed", self.namespace, self.name)
         finally:
             self._stop_containers(0)
-            if self.ip:
-                self.agent.network.release(self.ip)
-                self.ip = ""
+            self._release_ip()
+
+    def _release_ip(self) -> None:
+        if self.ip:
+            self.agent.network.release(self.ip)
+            self.ip = ""
 
     def _live(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -1026,7 +1030,8 @@ class _PodWorker:
                 self._write_status(final=True)
                 return
             self._step(time.monotonic())
-            if self._write_status() in TERMINAL_PHASES:
+            phase, written = self._write_status()
+            if phase in TERMINAL_PHASES and written:
                 self._stop_containers(0)
                 return
             self._wake.wait(TICK_SECONDS)
@@ -1281,7 +1286,9 @@ class _PodWorker:
         self._conditions[kind] = condition
         return condition
 
-    def _write_status(self, *, final: bool = False) -> str:
+    def _write_status(self, *, final: bool = False) -> tuple[str, bool]:
+        """Report the pod's status if it changed; return the phase and whether the API
+        has it."""
         phase = pod_phase(self.restart_policy, self.init, self.main)
         if final and phase not in TERMINAL_PHASES:
             for container in (*self.init, *self.main):
@@ -1292,11 +1299,11 @@ class _PodWorker:
         initialized = all(c.done for c in self.init)
         containers_ready = not terminal and all(c.ready for c in self.main)
         gates = [g["conditionType"] for g in self.pod["spec"].get("readinessGates") or []]
-        gates_ok = all(
-            c.get("status") == "True"
+        current = {
+            c["type"]: c.get("status")
             for c in (self.pod.get("status") or {}).get("conditions") or []
-            if c["type"] in gates
-        )
+        }
+        gates_ok = all(current.get(gate) == "True" for gate in gates)
         not_ready = "PodCompleted" if terminal else "ContainersNotReady"
         ours = [
             self._condition("PodReadyToStartContainers", not terminal),
@@ -1337,7 +1344,7 @@ class _PodWorker:
                     log.warning(
                         "pod %s/%s: status update failed: %s", self.namespace, self.name, exc
                     )
-        return phase
+        return phase, status == self._written
 
 
 # -- the kubelet API: container logs ---------------------------------------------------------
