@@ -11,9 +11,11 @@ defaults (``method="auto"``, Bonferroni, alpha 0.05, per-method thresholds).
   the Bonferroni correction bounds by alpha;
 * dataset: share of repetitions in which the data set is declared drifted.
 
-Two regimes: ``small`` (reference 500 rows, current 500: ``auto`` picks tests) and
+Regimes: ``small`` (raw reference 500 rows, current 500: ``auto`` picks tests),
 ``large`` (reference 20,000 rows summarised in a saved profile, current 5,000: ``auto``
-picks distances on the sketch).
+picks distances on the sketch) and ``small_window`` (the same saved profile, current
+500: distances with their noise-floor thresholds for numerical features, tests for
+categorical ones).
 
 Run: ``.venv/bin/python bench/quality.py [--reps 200]``; prints a Markdown table.
 """
@@ -33,7 +35,12 @@ from modelmonitor.stats import ReferenceProfile, analyze
 
 CAT_P = np.array([0.4, 0.3, 0.2, 0.1])
 CAT_LABELS = ("a", "b", "c", "d", "new")
-REGIMES: dict[str, tuple[int, int]] = {"small": (500, 500), "large": (20_000, 5_000)}
+#: name -> (reference rows, current rows, reference given as a saved profile)
+REGIMES: dict[str, tuple[int, int, bool]] = {
+    "small": (500, 500, False),
+    "large": (20_000, 5_000, True),
+    "small_window": (20_000, 500, True),
+}
 
 
 def _draw(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -141,7 +148,7 @@ def study(
     ``numerical_method`` overrides the method of the numerical features only.
     """
     shift = CASES[case]
-    n_ref, n_cur = REGIMES[regime]
+    n_ref, n_cur, as_profile = REGIMES[regime]
     rng = np.random.default_rng([seed, list(CASES).index(case), list(REGIMES).index(regime)])
     hits = false_pos = any_false = ds_drift = unshifted_total = 0
     methods: set[str] = set()
@@ -150,7 +157,7 @@ def study(
         cur_cols = _draw(rng, n_cur)
         target = shift(rng, cur_cols)
         reference: Dataset | ReferenceProfile = ref
-        if regime == "large":  # a saved profile, as the operator uses it
+        if as_profile:  # a saved profile, as the operator uses it
             reference = ReferenceProfile.from_json(ReferenceProfile.from_dataset(ref).to_json())
         overrides = (
             {name: numerical_method for name in cur_cols if name.startswith("x_")}
@@ -216,7 +223,7 @@ def compare_numerical(*, reps: int, seed: int, regimes: list[str]) -> str:
     ]
     for regime in regimes:
         for name, spec in NUMERICAL.items():
-            if regime == "large" and spec.needs_exact:
+            if REGIMES[regime][2] and spec.needs_exact:
                 continue  # tests need the exact sample; the large regime is sketched
             cells = []
             for case in NUMERICAL_CASES:

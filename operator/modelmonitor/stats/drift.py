@@ -5,28 +5,33 @@ so a run costs O(current window)) or a raw :class:`~modelmonitor.dataset.Dataset
 which is profiled first. Prediction drift uses the same call: model outputs are just
 columns (class probabilities and regression values numerical, labels categorical).
 
-The ``auto`` rule (per feature; n_ref = valid reference values)
-----------------------------------------------------------------
-* numerical: ``ks`` (alpha 0.05) when the profile holds the exact reference sample and
-  n_ref <= 1,000; otherwise ``wasserstein`` normed by the reference std (threshold 0.1).
-* categorical: when n_ref <= 1,000 a test - with at most two categories in the union of
-  both samples, ``fisher`` if the smallest expected cell count of the 2 x 2 table is
-  below 5 (the z approximation is poor there), else ``ztest``; with more categories
-  ``chi2``. When n_ref > 1,000, ``jensenshannon`` (threshold 0.1).
+The ``auto`` rule (per feature)
+-------------------------------
+With n_ref, n_cur the valid values and ``n_eff = n_ref n_cur / (n_ref + n_cur)``:
 
-Why: a test's p-value measures evidence, not size. With n_ref, n_cur in the hundreds
-it is the right tool (a distance's sampling noise is then as large as the effects we
-look for), but at 10^5 rows a KS test flags a shift of 0.01 standard deviations that
+* numerical: ``ks`` (alpha 0.05) when the reference is an exact sample and
+  n_eff <= 1,000; otherwise ``wasserstein`` normed by the reference std.
+* categorical (counts are always exact): when n_eff <= 1,000 a test - with at most two
+  categories in the union of both samples, ``fisher`` if the smallest expected cell
+  count of the 2 x 2 table is below 5 (the z approximation is poor there), else
+  ``ztest``; with more categories ``chi2``. Otherwise ``jensenshannon``.
+* a distance picked by ``auto`` (and no explicit ``threshold``) uses
+  ``max(default threshold, noise floor at n_eff)``: the value the distance exceeds in
+  about 1% of windows of that size without any shift (:func:`noise_floor`). With
+  n_eff >= ~1,250 the floor is below the default and changes nothing.
+
+Why: a test's p-value measures evidence, not size. At moderate sizes it is the right
+tool (a distance's own sampling noise is then as large as the shifts we look for: the
+normed Wasserstein distance of 500 rows without any shift exceeds 0.1 in about 5% of
+windows), but at n_eff = 10^5 a KS test flags a shift of 0.01 standard deviations that
 no one would act on, so large samples are judged by a unit-free distance with a
 threshold that means something ("the mass moved by a tenth of a standard deviation").
-The cut at 1,000 reference values is the one Evidently uses, and equals the profile's
-default ``exact_limit``: p-values are only computed on exact samples, because a
-sketch's rank error (~0.013) alone exceeds a KS critical value at large n. So on a
-summarised (sketched) reference ``auto`` always picks a distance. Category counts are
-exact at any size, but the same size rule applies for the same reason. The current
-window's size enters through the choice between Fisher and z (expected cell counts);
-a distance on a small current window is noisy - keep windows >= 500 rows (the
-Wasserstein noise floor is then ~0.03 against the 0.1 threshold).
+n_eff is what sets a two-sample test's power, so it is the size that decides; with
+n_ref <= 1,000 (Evidently's cut, and the profile's default ``exact_limit``) it is always
+<= 1,000. P-values are only computed on exact samples, because a sketch's rank error
+alone exceeds a KS critical value at large n: on a summarised (sketched) reference
+``auto`` always picks a distance, and the noise floor keeps small current windows from
+raising false alarms there.
 
 Missing values and infinities
 -----------------------------
@@ -55,6 +60,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
+from scipy.stats import chi2 as chi2_dist
 
 from modelmonitor.dataset import CategoricalColumn, Dataset, Feature, FeatureType
 from modelmonitor.stats.categorical import align
@@ -68,7 +74,7 @@ from modelmonitor.stats.methods import (
     get_method,
     validate_method_name,
 )
-from modelmonitor.stats.numerical import require_exact
+from modelmonitor.stats.numerical import HIST_BINS, require_exact
 from modelmonitor.stats.profile import (
     ColumnProfile,
     NumericalProfile,
@@ -83,6 +89,10 @@ from modelmonitor.stats.results import TestResult
 AUTO_TEST_MAX_N = 1000
 #: Smallest expected 2 x 2 cell count for which ``auto`` trusts the z-test over Fisher.
 AUTO_FISHER_MIN_EXPECTED = 5.0
+#: ``auto`` raises a distance's threshold to the level its no-shift noise reaches in
+#: 1% of windows of the current size (see :func:`noise_floor`).
+AUTO_NOISE_QUANTILE = 0.99
+AUTO_WASSERSTEIN_NOISE = 3.5
 
 FeatureStatus: TypeAlias = Literal["ok", "insufficient_data", "missing_column", "type_mismatch"]
 
@@ -205,15 +215,31 @@ class DriftReport:
 
 
 # --- method choice ------------------------------------------------------------------------
+def effective_n(n_reference: int, n_current: int) -> float:
+    """n_ref n_cur / (n_ref + n_cur): the sample size that sets a two-sample test's power."""
+    total = n_reference + n_current
+    return n_reference * n_current / total if n_reference > 0 and n_current > 0 else 0.0
+
+
+def _n_valid(current: Any) -> int | None:
+    if current is None:
+        return None
+    if isinstance(current, CategoricalColumn):
+        return int(np.count_nonzero(current.codes >= 0))
+    return int(np.count_nonzero(np.isfinite(np.asarray(current, dtype=np.float64))))
+
+
 def choose_method(profile: ColumnProfile, current: Any = None) -> str:
     """The ``auto`` method for one feature (rule in the module docstring).
 
-    ``current`` (the current column) is only needed for binary categorical features,
-    where the expected cell counts pick Fisher or z.
+    ``current`` is the current column (valid values suffice); without it the
+    reference's size alone decides (n_eff = n_ref).
     """
+    n_cur = _n_valid(current)
+    n_eff = profile.n if n_cur is None else effective_n(profile.n, n_cur)
     if isinstance(profile, NumericalProfile):
-        return "ks" if profile.exact and profile.n <= AUTO_TEST_MAX_N else "wasserstein"
-    if profile.n > AUTO_TEST_MAX_N:
+        return "ks" if profile.exact and n_eff <= AUTO_TEST_MAX_N else "wasserstein"
+    if n_eff > AUTO_TEST_MAX_N:
         return "jensenshannon"
     if current is None:
         return "chi2"
@@ -228,6 +254,36 @@ def choose_method(profile: ColumnProfile, current: Any = None) -> str:
         return "ztest"
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / total
     return "fisher" if float(expected.min()) < AUTO_FISHER_MIN_EXPECTED else "ztest"
+
+
+def noise_floor(method: str, n_eff: float, n_bins: int) -> float:
+    """The value a distance exceeds in ~1% of windows without any shift (see docstring).
+
+    * ``jensenshannon`` over B bins: JS distance (base 2) is about
+      ``sqrt(chi2_{B-1} / (8 ln 2 n_eff))`` under no shift; its 99th percentile.
+    * ``wasserstein`` (normed): ``3.5 / sqrt(n_eff)``, the largest 99th percentile of
+      ``W sqrt(n_eff)`` measured on normal, lognormal, exponential and t(3) data
+      (docs/statistics.md).
+    * other methods: 0 (no floor).
+    """
+    if n_eff <= 0:
+        return 0.0  # nothing to compare: the feature is reported as insufficient data
+    if method == "wasserstein":
+        return AUTO_WASSERSTEIN_NOISE / math.sqrt(n_eff)
+    if method == "jensenshannon":
+        q = float(chi2_dist.ppf(AUTO_NOISE_QUANTILE, max(n_bins - 1, 1)))
+        return math.sqrt(q / (8.0 * math.log(2.0) * n_eff))
+    return 0.0
+
+
+def _auto_threshold(spec: MethodSpec, ref: ColumnProfile, cur: Any, default: float) -> float:
+    n_cur = _n_valid(cur) or 0
+    n_eff = effective_n(ref.n, n_cur)
+    if isinstance(ref, NumericalProfile):
+        n_bins = ref.bin_edges(HIST_BINS).shape[0] + 1
+    else:
+        n_bins = len(align(ref, cur)[0])
+    return max(default, noise_floor(spec.name, n_eff, n_bins))
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -342,6 +398,8 @@ def _feature_drift(
     name = requested if requested != AUTO else choose_method(ref, cur.values)
     spec = get_method(name, feature.type, feature=feature.name)
     threshold = _threshold(spec, opts)
+    if requested == AUTO and spec.kind == "distance" and opts.threshold is None:
+        threshold = _auto_threshold(spec, ref, cur.values, threshold)
 
     def make(
         statistic: float | None,

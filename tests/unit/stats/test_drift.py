@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
 from modelmonitor.stats import METHOD_NAMES, ReferenceProfile, analyze, choose_method
-from modelmonitor.stats.drift import AUTO_TEST_MAX_N
+from modelmonitor.stats.drift import AUTO_TEST_MAX_N, noise_floor
 from modelmonitor.stats.profile import CategoricalProfile, NumericalProfile
 
 
@@ -62,8 +64,8 @@ def test_auto_small_reference_uses_tests() -> None:
     assert all(f.p_value is not None for f in report.features)
 
 
-def test_auto_large_reference_uses_distances() -> None:
-    report = analyze(data(AUTO_TEST_MAX_N + 1), data(300, seed=1))
+def test_auto_large_samples_use_distances() -> None:
+    report = analyze(data(5000), data(5000, seed=1))  # n_eff = 2,500
     methods = {f.name: f.method for f in report.features}
     assert methods == {
         "amount": "wasserstein",
@@ -72,6 +74,41 @@ def test_auto_large_reference_uses_distances() -> None:
         "fraud": "jensenshannon",
     }
     assert all(f.p_value is None and f.kind == "distance" for f in report.features)
+    assert all(f.threshold == 0.1 for f in report.features)  # noise floor below default
+
+
+def test_auto_small_window_against_large_raw_reference_uses_tests() -> None:
+    # the raw reference is exact; n_eff = 20000 * 300 / 20300 < 1,000
+    report = analyze(data(20_000), data(300, seed=1))
+    methods = {f.name: f.method for f in report.features}
+    assert methods == {"amount": "ks", "age": "ks", "country": "chi2", "fraud": "ztest"}
+
+
+def test_auto_raises_distance_threshold_to_the_noise_floor_of_small_windows() -> None:
+    prof = ReferenceProfile.from_dataset(data(20_000))  # sketched: auto must use distances
+    report = analyze(prof, data(200, seed=1))
+    n_eff = 20_000 * 200 / 20_200
+    age = report.feature("age")
+    assert age.method == "wasserstein"
+    assert age.threshold == pytest.approx(3.5 / math.sqrt(n_eff))
+    country = report.feature("country")  # 4 categories: chi-squared with 3 dof
+    assert country.method == "chi2"  # counts are exact, n_eff < 1,000
+    # an explicit threshold is the user's: no floor
+    assert analyze(prof, data(200, seed=1), threshold=0.1).feature("age").threshold == 0.1
+    # same distribution, 200 rows: the floor keeps the noise from flagging
+    assert not age.drifted
+
+
+def test_noise_floor_matches_the_chi_squared_approximation() -> None:
+    # JS distance over 20 bins, n_eff = 500: sqrt(chi2_19(0.99) / (8 ln 2 * 500)) = 0.114,
+    # the 99th percentile measured on 300 no-shift windows (docs/statistics.md: 0.113-0.115)
+    q = sps.chi2.ppf(0.99, 19)
+    assert noise_floor("jensenshannon", 500, 20) == pytest.approx(
+        math.sqrt(q / (8 * math.log(2) * 500)), rel=1e-12
+    )
+    assert noise_floor("jensenshannon", 500, 20) == pytest.approx(0.114, abs=0.001)
+    assert noise_floor("wasserstein", 10_000, 0) == pytest.approx(0.035)
+    assert noise_floor("psi", 10, 10) == 0.0
 
 
 def test_auto_on_a_sketched_profile_picks_distances() -> None:
@@ -213,7 +250,7 @@ def test_correction_applies_to_tests_only() -> None:
 
 
 def test_threshold_overrides() -> None:
-    ref, cur = data(2000), data(2000, shift=0.15, seed=3)
+    ref, cur = data(5000), data(5000, shift=0.15, seed=3)
     assert analyze(ref, cur, threshold=0.01).feature("amount").threshold == 0.01
     assert analyze(ref, cur, method="psi").feature("amount").threshold == 0.2
     num = [Feature("amount", "numerical")]
@@ -229,7 +266,7 @@ def test_exact_profile_and_raw_reference_agree() -> None:
 
 
 def test_sketched_profile_agrees_with_raw_reference_within_sketch_error() -> None:
-    ref, cur = data(20_000), data(700, shift=0.3, seed=4)
+    ref, cur = data(20_000), data(5000, shift=0.3, seed=4)
     prof = ReferenceProfile.from_json(ReferenceProfile.from_dataset(ref).to_json())
     a, b = analyze(prof, cur), analyze(ref, cur)
     for fa, fb in zip(a.features, b.features, strict=True):
