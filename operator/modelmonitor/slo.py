@@ -191,6 +191,13 @@ def required_windows(
     return tuple(sorted({*alert_windows(alerts), slo_window_seconds}))
 
 
+def history_retention(
+    slo_window_seconds: float, alerts: Sequence[BurnRateAlert] = SRE_WORKBOOK_ALERTS
+) -> float:
+    """How long an :class:`EventHistory` must keep events: the longest window asked."""
+    return max(required_windows(slo_window_seconds, alerts))
+
+
 # -- latency --------------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from modelmonitor.slo import (
     evaluate_error_ratio,
     evaluate_latency,
     format_duration,
+    history_retention,
     required_windows,
     scale_alerts,
     summarize_latency,
@@ -113,6 +114,12 @@ def test_required_windows() -> None:
         3 * DAY,
         28 * DAY,
     )
+
+
+def test_history_retention_covers_the_longest_window() -> None:
+    assert history_retention(28 * DAY) == 28 * DAY
+    assert history_retention(HOUR) == 3 * DAY  # the 3d/6h ticket alert looks further back
+    assert history_retention(HOUR, scale_alerts(1 / 720)) == HOUR
 
 
 def test_counts_from_values_no_data_policy() -> None:
