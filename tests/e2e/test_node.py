@@ -128,20 +128,18 @@ def running_pods(cluster: KubeCluster, namespace: str, selector: str) -> list[Do
 
 def rollout(cluster: KubeCluster, namespace: str, name: str, node_agent: NodeAgent) -> Doc:
     """Wait for the rollout to finish; return the one pod left serving."""
+
+    def single_running_pod() -> Doc | None:
+        pods: list[Doc] = cluster.get("pods", "-n", namespace, "-l", f"app={name}")["items"]
+        if len(pods) == 1 and pods[0]["status"].get("phase") == "Running":
+            return pods[0]
+        return None
+
     try:
         cluster.kubectl(
             "rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=40s", timeout=50
         )
-        return wait_for(
-            lambda: (
-                (pods := cluster.get("pods", "-n", namespace, "-l", f"app={name}")["items"])
-                and len(pods) == 1
-                and pods[0]["status"].get("phase") == "Running"
-                and pods[0]
-            ),
-            timeout=20,
-            what=f"a single pod of {name}",
-        )
+        return wait_for(single_running_pod, timeout=20, what=f"a single pod of {name}")
     except (AssertionError, TimeoutError) as exc:
         raise AssertionError(f"{exc}\n{node_agent.describe(namespace)}") from exc
 
@@ -355,11 +353,12 @@ def test_deleting_a_pod_stops_its_process(
             "-n",
             namespace,
         )
-    pods = wait_for(
-        lambda: (p := running_pods(kube_cluster, namespace, "!job-name")) and len(p) == 2 and p,
-        timeout=20,
-        what="two running pods",
-    )
+
+    def both_running() -> list[Doc] | None:
+        pods = running_pods(kube_cluster, namespace, "!job-name")
+        return pods if len(pods) == 2 else None
+
+    pods = wait_for(both_running, timeout=20, what="two running pods")
     pids = {p["metadata"]["name"]: pid_of(p) for p in pods}
     assert all(process_alive(pid) for pid in pids.values())
 
@@ -426,7 +425,8 @@ def test_unknown_image_waits_then_runs_with_the_pod_environment_and_volumes(
         statuses = kube_cluster.get("pod", "env", "-n", namespace)["status"].get(
             "containerStatuses"
         )
-        return (statuses or [{}])[0].get("state", {}).get("waiting", {}).get("reason")
+        reason = (statuses or [{}])[0].get("state", {}).get("waiting", {}).get("reason")
+        return str(reason) if reason else None
 
     assert wait_for(waiting_reason, timeout=20, what="a waiting reason") == "ImageNotKnown"
     node_agent.register_image(image, LocalImage(entrypoint=[sys.executable]))
