@@ -363,6 +363,7 @@ class ControlPlane:
             self._state_file.write_text(state.to_json())
             return state
 
+        record()  # from here on, `down` and reap_orphans know this directory
         try:
             pids["etcd"] = self._spawn(bin_dir, "etcd", self._etcd_args(ports))
             record()
