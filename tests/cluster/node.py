@@ -299,7 +299,7 @@ class PodNetwork:
             network = ipaddress.IPv4Network(wanted)
             problem = ensure_local_route(network)
             if problem is None:
-                return cls._claim_block(network, routable=True)
+                return cls._claim_block(network, routable=not network.is_loopback)
             log.warning(
                 "pod network %s unavailable (%s); pods get loopback addresses, which "
                 "EndpointSlices cannot hold",
@@ -368,12 +368,18 @@ def ensure_local_route(network: ipaddress.IPv4Network) -> str | None:
         )
         return out.stdout.splitlines()
 
+    route_types = {"local", "broadcast", "unicast", "anycast", "multicast", "blackhole"}
+    route_types |= {"unreachable", "prohibit", "throw", "nat"}
     for line in routes():
         words = line.split()
         if len(words) >= 4 and words[:2] == ["local", str(network)] and "lo" in words:
             return None
-        destination = words[1] if words and words[0] in ("local", "broadcast") else words[0]
-        with contextlib.suppress(ValueError, IndexError):
+        if words and words[0] in route_types:
+            words = words[1:]
+        if not words:
+            continue
+        destination = words[0]
+        with contextlib.suppress(ValueError):
             if destination != "default" and ipaddress.IPv4Network(
                 destination, strict=False
             ).overlaps(network):
