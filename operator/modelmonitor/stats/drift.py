@@ -229,13 +229,15 @@ def _n_valid(current: Any) -> int | None:
     return int(np.count_nonzero(np.isfinite(np.asarray(current, dtype=np.float64))))
 
 
-def choose_method(profile: ColumnProfile, current: Any = None) -> str:
+def choose_method(
+    profile: ColumnProfile, current: Any = None, *, n_current: int | None = None
+) -> str:
     """The ``auto`` method for one feature (rule in the module docstring).
 
-    ``current`` is the current column (valid values suffice); without it the
-    reference's size alone decides (n_eff = n_ref).
+    ``current`` is the current column (valid values suffice; ``n_current`` saves
+    counting them); without it the reference's size alone decides (n_eff = n_ref).
     """
-    n_cur = _n_valid(current)
+    n_cur = n_current if n_current is not None else _n_valid(current)
     n_eff = profile.n if n_cur is None else effective_n(profile.n, n_cur)
     if isinstance(profile, NumericalProfile):
         return "ks" if profile.exact and n_eff <= AUTO_TEST_MAX_N else "wasserstein"
@@ -276,13 +278,13 @@ def noise_floor(method: str, n_eff: float, n_bins: int) -> float:
     return 0.0
 
 
-def _auto_threshold(spec: MethodSpec, ref: ColumnProfile, cur: Any, default: float) -> float:
-    n_cur = _n_valid(cur) or 0
-    n_eff = effective_n(ref.n, n_cur)
+def _auto_threshold(spec: MethodSpec, ref: ColumnProfile, cur: _Prepared, default: float) -> float:
+    n_eff = effective_n(ref.n, cur.n_valid)
     if isinstance(ref, NumericalProfile):
         n_bins = ref.bin_edges(HIST_BINS).shape[0] + 1
-    else:
-        n_bins = len(align(ref, cur)[0])
+    else:  # categories of either sample (labels only: no pass over the rows)
+        seen = {k for k, v in ref.counts.items() if v > 0}
+        n_bins = len(seen.union(cur.values.categories))
     return max(default, noise_floor(spec.name, n_eff, n_bins))
 
 
@@ -395,11 +397,11 @@ def _feature_drift(
             ref_inf, 0,
         ), None  # fmt: skip
     cur = _prepare_current(feature, column)
-    name = requested if requested != AUTO else choose_method(ref, cur.values)
+    name = requested if requested != AUTO else choose_method(ref, cur.values, n_current=cur.n_valid)
     spec = get_method(name, feature.type, feature=feature.name)
     threshold = _threshold(spec, opts)
     if requested == AUTO and spec.kind == "distance" and opts.threshold is None:
-        threshold = _auto_threshold(spec, ref, cur.values, threshold)
+        threshold = _auto_threshold(spec, ref, cur, threshold)
 
     def make(
         statistic: float | None,
