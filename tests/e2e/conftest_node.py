@@ -1,22 +1,30 @@
 """The ``node_agent`` fixture: the test session acts as a node, so pods really run.
 
 Imported by tests/e2e/conftest.py. The agent starts with no images; a test registers
-the ones its pods use (``node_agent.register_image("web:v1", LocalImage([...]))``).
+the ones its pods use (``node_agent.register_image("web:v1", LocalImage([...]))``;
+``node_agent.register_image("modelmonitor:dev", modelmonitor_image())`` for ours).
 Container logs live under the cluster's state directory (``<state>/node/pods/``) when
 the cluster is a local control plane, else under pytest's temporary directory.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.kube import KubeCluster
-from tests.cluster.node import NODE_LABEL, Backoff, NodeAgent
+from tests.cluster.node import NODE_LABEL, Backoff, LocalImage, NodeAgent
 
 NODE_NAME = "local-node"
+
+
+def modelmonitor_image() -> LocalImage:
+    """The operator's image as a local command: the ``modelmonitor`` entry point of the
+    test's virtualenv (``args: [job, ...]`` or ``[run, ...]`` as in the real image)."""
+    return LocalImage(entrypoint=[str(Path(sys.executable).with_name("modelmonitor"))])
 
 
 def _work_dir(cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -24,6 +24,7 @@ from tests.cluster.node import (
     expand_vars,
     rewrite_mount_paths,
 )
+from tests.e2e.conftest_node import modelmonitor_image
 
 PORT = 8080
 Doc = dict[str, Any]
@@ -455,9 +456,7 @@ def test_job_runs_the_modelmonitor_cli_on_files_from_a_configmap_volume(
     kube_cluster: KubeCluster, node_agent: NodeAgent, namespace: str
 ) -> None:
     image = f"node-test/modelmonitor-{namespace}:dev"
-    node_agent.register_image(
-        image, LocalImage(entrypoint=[str(Path(sys.executable).with_name("modelmonitor"))])
-    )
+    node_agent.register_image(image, modelmonitor_image())
     rows = "\n".join(f"{i % 7},{'ab'[i % 2]}" for i in range(60))
     kube_cluster.kubectl(
         "create",
