@@ -80,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
     p.add_argument("--format", default="table", choices=["table", "json"], help="output format")
+    p.add_argument("--target", help="model quality: column with the true labels or values")
+    p.add_argument("--prediction", help="model quality: column with the predicted labels/values")
+    p.add_argument(
+        "--proba",
+        help="model quality: probability column(s), comma-separated: the positive class's "
+        "(binary) or one per class in sorted class order",
+    )
+    p.add_argument(
+        "--task",
+        default="auto",
+        choices=["auto", "classification", "regression"],
+        help="model quality task (auto: classification for text labels or with --proba)",
+    )
     p.add_argument(
         "--fail-on-drift",
         action="store_true",

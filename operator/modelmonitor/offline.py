@@ -37,7 +37,16 @@ from modelmonitor.data import (
 from modelmonitor.dataset import CategoricalColumn, Column, Dataset, Feature
 from modelmonitor.stats.drift import DriftReport, analyze
 from modelmonitor.stats.methods import AUTO, REGISTRY, validate_method_name
-from modelmonitor.stats.profile import DEFAULT_EXACT_LIMIT, ReferenceProfile
+from modelmonitor.stats.model_quality import (
+    ModelQuality,
+    classification_quality,
+    regression_quality,
+)
+from modelmonitor.stats.profile import (
+    DEFAULT_EXACT_LIMIT,
+    ReferenceProfile,
+    as_categorical,
+)
 from modelmonitor.stats.quality import DataQualityReport, data_quality
 
 EXIT_OK = 0
@@ -66,6 +75,24 @@ class Reference:
         return self.data.n_rows
 
 
+@dataclass(frozen=True)
+class LabelSpec:
+    """Which columns hold the true labels, the predictions and class probabilities."""
+
+    target: str
+    prediction: str | None = None
+    proba: tuple[str, ...] = ()
+    task: str = "auto"  # auto | classification | regression
+
+    @property
+    def columns(self) -> list[str]:
+        return [
+            self.target,
+            *([self.prediction] if self.prediction else []),
+            *self.proba,
+        ]
+
+
 # --- check -------------------------------------------------------------------------------
 
 
@@ -79,8 +106,11 @@ def _check(args: argparse.Namespace) -> int:
     method = str(args.method)
     _validate_method(method)
     features = load_features_file(args.features_file) if args.features_file else None
+    labels = _label_spec(args)
     reference = load_reference(Path(args.reference), features, method=method)
-    current, extra = read_current(Path(args.current), reference.features)
+    current, extra = read_current(
+        Path(args.current), reference.features, also=labels.columns if labels else ()
+    )
     drift_input, mismatched = _drift_view(current, reference.features)
     try:
         report = analyze(
@@ -97,8 +127,15 @@ def _check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     quality = data_quality(current, reference.data, features=reference.features)
-    quality = replace(quality, extra_columns=quality.extra_columns + tuple(extra))
+    known = set(quality.extra_columns)
+    quality = replace(
+        quality,
+        extra_columns=quality.extra_columns + tuple(n for n in extra if n not in known),
+    )
     result = build_result(report, quality, mismatched, reference, Path(args.current), current)
+    if labels is not None:
+        ref_quality = reference_model_quality(reference, labels)
+        result["model_quality"] = model_quality(current, labels, reference=ref_quality).to_dict()
     result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
     out: TextIO = sys.stdout
     if args.format == "json":
@@ -192,21 +229,106 @@ def load_profile(path: Path) -> ReferenceProfile:
         ) from None
 
 
-def read_current(path: Path, features: Sequence[Feature]) -> tuple[Dataset, list[str]]:
+def read_current(
+    path: Path, features: Sequence[Feature], *, also: Sequence[str] = ()
+) -> tuple[Dataset, list[str]]:
     """Read the reference's features from the current file, leniently typed.
 
     Returns the data (only columns the file has; missing ones are reported by drift
-    and data quality) and the names of the file's extra columns.
+    and data quality) and the names of the file's extra columns. ``also`` names
+    columns to read as well (labels, predictions), with inferred types; each must exist.
     """
-    available = [f.name for f in read_columns(path)]
+    columns = read_columns(path)
+    available = [f.name for f in columns]
     have = set(available)
     present = [f for f in features if f.name in have]
     if not present:
         shown = ", ".join(f.name for f in features[:8]) + (" ..." if len(features) > 8 else "")
         raise DataError(path, f"has none of the reference's features ({shown})")
+    absent = [n for n in also if n not in have]
+    if absent:
+        raise DataError(path, f"has no column(s) {', '.join(map(repr, absent))} (labels)")
     wanted = {f.name for f in features}
+    inferred = {f.name: f for f in columns}
+    present += [inferred[n] for n in dict.fromkeys(also) if n not in wanted]
     extra = [n for n in available if n not in wanted]
     return read_dataset(path, features=present, lenient=True), extra
+
+
+def _label_spec(args: argparse.Namespace) -> LabelSpec | None:
+    target = getattr(args, "target", None)
+    prediction = getattr(args, "prediction", None)
+    proba = tuple(p for p in (getattr(args, "proba", None) or "").split(",") if p)
+    task = getattr(args, "task", "auto") or "auto"
+    if target is None:
+        if prediction or proba:
+            raise UsageError("--prediction and --proba need --target (the true labels)")
+        return None
+    if prediction is None and not proba:
+        raise UsageError("--target needs --prediction or --proba")
+    if task == "regression" and (proba or prediction is None):
+        raise UsageError("regression needs --prediction (and no --proba)")
+    return LabelSpec(target, prediction, proba, task)
+
+
+def model_quality(
+    data: Dataset, labels: LabelSpec, *, reference: ModelQuality | None = None
+) -> ModelQuality:
+    """Classification or regression metrics of ``data``'s label columns."""
+    y = data[labels.target]
+    pred = data[labels.prediction] if labels.prediction else None
+    task = labels.task
+    if task == "auto":
+        task = _infer_task(y, pred, labels)
+    try:
+        if task == "regression":
+            assert pred is not None
+            if isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
+                raise ValueError("regression needs numerical target and prediction columns")
+            return regression_quality(y, pred, reference=reference)
+        if isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
+            y = as_categorical(y)
+            pred = None if pred is None else as_categorical(pred)
+        proba: np.ndarray | None = None
+        if labels.proba:
+            cols: list[np.ndarray] = []
+            for name in labels.proba:
+                col = data[name]
+                if isinstance(col, CategoricalColumn):
+                    raise ValueError(f"--proba column {name!r} must be numerical")
+                cols.append(col)
+            proba = cols[0] if len(cols) == 1 else np.column_stack(cols)
+        return classification_quality(y, pred, proba=proba, reference=reference)
+    except ValueError as exc:
+        raise UsageError(f"model quality: {exc}") from None
+
+
+#: ``--task auto`` reads integer labels with at most this many distinct values as classes.
+MAX_AUTO_CLASSES = 20
+
+
+def _infer_task(y: Column, pred: Column | None, labels: LabelSpec) -> str:
+    """classification for text labels, with --proba, or for few integer labels."""
+    if labels.proba or isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
+        return "classification"
+    values = [np.asarray(y)] + ([] if pred is None else [np.asarray(pred)])
+    finite = [v[np.isfinite(v)] for v in values]
+    if all(np.array_equal(v, np.round(v)) for v in finite):
+        distinct = np.unique(np.concatenate(finite))
+        if distinct.size <= MAX_AUTO_CLASSES:
+            return "classification"
+    return "regression"
+
+
+def reference_model_quality(reference: Reference, labels: LabelSpec) -> ModelQuality | None:
+    """The reference's own metrics when it is a data file with the label columns."""
+    if reference.kind != "data":
+        return None
+    have = {f.name: f for f in read_columns(reference.path)}
+    if any(n not in have for n in labels.columns):
+        return None
+    ds = read_dataset(reference.path, features=[have[n] for n in dict.fromkeys(labels.columns)])
+    return model_quality(ds, labels)
 
 
 def _drift_view(current: Dataset, features: Sequence[Feature]) -> tuple[Dataset, set[str]]:
@@ -301,7 +423,15 @@ def format_table(result: dict[str, Any]) -> str:
         f"Correction: {result['correction']}, alpha {result['alpha']}",
         "",
     ]
-    header = ["feature", "type", "method", "statistic", "p-value", "threshold", "drifted"]
+    header = [
+        "feature",
+        "type",
+        "method",
+        "statistic",
+        "p-value",
+        "threshold",
+        "drifted",
+    ]
     rows = []
     for f in result["features"]:
         drifted = "YES" if f["drifted"] else "no"
@@ -339,6 +469,27 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append("Data quality: no issues")
     if dq["extra_columns"]:
         lines.append(f"  extra columns (not in the reference): {', '.join(dq['extra_columns'])}")
+    mq = result.get("model_quality")
+    if mq:
+        lines.append("")
+        lines.append(f"Model quality ({mq['task']}, {mq['rows']:,} rows):")
+        mq_rows = [["metric", "value", "reference", "change"]]
+        for m in mq["metrics"]:
+            mq_rows.append(
+                [
+                    m["name"],
+                    _fmt_num(m["value"]),
+                    _fmt_num(m["reference"]),
+                    _fmt_num(m["change"]),
+                ]
+            )
+        mq_widths = [max(len(r[i]) for r in mq_rows) for i in range(4)]
+        for r in mq_rows:
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(r, mq_widths, strict=True)).rstrip()
+            )
+        for note in mq["notes"]:
+            lines.append(f"  note: {note}")
     return "\n".join(lines) + "\n"
 
 
@@ -359,7 +510,10 @@ def _baseline(args: argparse.Namespace) -> int:
     if exact_limit is not None and exact_limit < 0:
         raise UsageError("--exact-limit must be >= 0")
     profile = build_profile(
-        data, features, exact_limit=exact_limit, chunk_rows=getattr(args, "chunk_rows", None)
+        data,
+        features,
+        exact_limit=exact_limit,
+        chunk_rows=getattr(args, "chunk_rows", None),
     )
     if output.exists() and output.is_dir():
         raise DataError(output, "is a directory, not a file")
@@ -401,5 +555,8 @@ def _run(action: Any) -> int:
         print(f"modelmonitor: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except MemoryError:
-        print("modelmonitor: error: out of memory (try a smaller current window)", file=sys.stderr)
+        print(
+            "modelmonitor: error: out of memory (try a smaller current window)",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT

@@ -281,3 +281,76 @@ def test_importtime_of_check_lists_no_kopf(files: dict[str, Path], tmp_path: Pat
     }
     assert "modelmonitor" in imported
     assert not imported & {"kopf", "kubernetes", "aiohttp", "prometheus_client"}
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(5)
+
+    def table(n: int, shift: float) -> pa.Table:
+        x = rng.normal(shift, 1.0, n)
+        y = (x + rng.normal(0, 1, n) > 0).astype(np.int64)
+        p = 1.0 / (1.0 + np.exp(-1.5 * x))
+        value = 2.0 * x + rng.normal(0, 1, n) + 10.0
+        return pa.table(
+            {
+                "x": x,
+                "label": y,
+                "pred": (p > 0.5).astype(np.int64),
+                "p1": p,
+                "value": value,
+                "value_hat": 2.0 * x + 10.0,
+                "animal": np.where(y == 1, "cat", "dog"),
+                "animal_hat": np.where(p > 0.5, "cat", "dog"),
+            }
+        )
+
+    pq.write_table(table(2000, 0.0), d / "ref.parquet")
+    pq.write_table(table(600, 0.4), d / "cur.parquet")
+    return {"ref": d / "ref.parquet", "cur": d / "cur.parquet"}
+
+
+def test_check_model_quality_binary_with_reference_change(labelled: dict[str, Path]) -> None:
+    base = ["--reference", str(labelled["ref"]), "--current", str(labelled["cur"])]
+    report = _check_json(*base, "--target", "label", "--prediction", "pred", "--proba", "p1")
+    mq = report["model_quality"]
+    assert mq["task"] == "binary"
+    metrics = {m["name"]: m for m in mq["metrics"]}
+    assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+    for m in metrics.values():
+        assert m["reference"] is not None
+        assert m["change"] == pytest.approx(m["value"] - m["reference"])
+    text = _check_json(*base, "--target", "animal", "--prediction", "animal_hat")["model_quality"]
+    assert text["task"] == "binary"
+    assert text["labels"] == ["cat", "dog"]
+
+
+def test_check_model_quality_regression_and_table(labelled: dict[str, Path]) -> None:
+    base = ["--reference", str(labelled["ref"]), "--current", str(labelled["cur"])]
+    report = _check_json(*base, "--target", "value", "--prediction", "value_hat")
+    mq = report["model_quality"]
+    assert mq["task"] == "regression"
+    assert [m["name"] for m in mq["metrics"]] == ["mae", "rmse", "mape", "r2"]
+    proc = _run("check", *base, "--target", "value", "--prediction", "value_hat")
+    assert proc.returncode == 0
+    assert "Model quality (regression" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "nope", "--prediction", "pred"], "'nope'"),
+        (["--prediction", "pred"], "need --target"),
+        (["--target", "label"], "needs --prediction or --proba"),
+    ],
+)
+def test_check_model_quality_bad_arguments(
+    labelled: dict[str, Path], extra: list[str], message: str
+) -> None:
+    proc = _run(
+        "check", "--reference", str(labelled["ref"]), "--current", str(labelled["cur"]), *extra
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
