@@ -20,13 +20,14 @@ class OperatorConfig:
     priority: int = 0
     recheck_seconds: float = 5.0
     max_concurrent_runs: int = 16
-    endpoint_resolution: str = "auto"  # auto | dns | endpointSlices
+    endpoint_resolution: str = "auto"  # auto | dns | endpointSlices | pods
+    prometheus_min_window_seconds: float = 60.0
 
     def resolution(self, in_cluster: bool) -> str:
-        """DNS inside a cluster; outside it (development, tests) the Service's endpoints."""
+        """DNS inside a cluster; outside it (development, tests) the ready pods' addresses."""
         if self.endpoint_resolution != "auto":
             return self.endpoint_resolution
-        return "dns" if in_cluster else "endpointSlices"
+        return "dns" if in_cluster else "pods"
 
     @property
     def clusterwide(self) -> bool:
@@ -55,7 +56,7 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    ENDPOINT_RESOLUTION) into one config.
+    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS) into one config.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster.
@@ -95,10 +96,13 @@ def load_config(
         recheck_seconds=float(env.get("RECHECK_SECONDS", "5")),
         max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", "16")),
         endpoint_resolution=_resolution(env.get("ENDPOINT_RESOLUTION", "auto")),
+        prometheus_min_window_seconds=float(env.get("PROMETHEUS_MIN_WINDOW_SECONDS", "60")),
     )
 
 
 def _resolution(value: str) -> str:
-    if value not in ("auto", "dns", "endpointSlices"):
-        raise ValueError(f"ENDPOINT_RESOLUTION must be auto, dns or endpointSlices, got {value!r}")
+    if value not in ("auto", "dns", "endpointSlices", "pods"):
+        raise ValueError(
+            f"ENDPOINT_RESOLUTION must be auto, dns, endpointSlices or pods, got {value!r}"
+        )
     return value

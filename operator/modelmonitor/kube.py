@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 PEERING_GROUP = "kopf.dev"
 PEERING_VERSION = "v1"
 
+_LIST_PATHS = {
+    "EndpointSlice": "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+    "Pod": "/api/v1/namespaces/{namespace}/pods",
+}
 _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
     "Service": "/api/v1/namespaces/{namespace}/services/{name}",
@@ -93,11 +97,12 @@ class KubeClient:
         return result
 
     def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice only)."""
-        if kind != "EndpointSlice":
+        """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice, Pod)."""
+        template = _LIST_PATHS.get(kind)
+        if template is None:
             raise ValueError(f"listing {kind} is not supported")
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+        path = template.format(namespace=namespace)
         query = f"?labelSelector={urllib.parse.quote(selector)}" if selector else ""
         try:
             items = self._request("GET", path + query).get("items") or []

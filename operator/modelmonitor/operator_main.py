@@ -55,6 +55,7 @@ def run_operator(cfg: OperatorConfig) -> int:
         references=ReferenceCache(kube),
         lookup=kube,
         resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+        prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
     )
     context = handlers.OperatorContext(
         cfg, kube, metrics, runner, asyncio.Semaphore(cfg.max_concurrent_runs)

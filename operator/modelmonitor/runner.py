@@ -28,14 +28,22 @@ from typing import Any
 import numpy as np
 
 from modelmonitor.dataset import CategoricalColumn, Column, Dataset, Feature
-from modelmonitor.report import DriftSummary, FeatureSummary, Problem, Report, SLOOutcome
+from modelmonitor.report import (
+    DriftSummary,
+    FeatureSummary,
+    Problem,
+    Report,
+    SLOOutcome,
+    StoredSLO,
+)
 from modelmonitor.slo import (
-    SRE_WORKBOOK_ALERTS,
     EventCounts,
     EventHistory,
     evaluate_error_ratio,
     evaluate_latency,
+    history_retention,
     required_windows,
+    scale_alerts,
     summarize_latency,
 )
 from modelmonitor.sources.endpoint import (
@@ -51,6 +59,12 @@ from modelmonitor.sources.probe import (
     probe,
     sample_rows,
     unreachable_result,
+)
+from modelmonitor.sources.prometheus import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusUnavailable,
+    evaluate_prometheus_slo,
 )
 from modelmonitor.sources.reference import (
     ColumnPlan,
@@ -78,6 +92,7 @@ class InlineRunner:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     transport: Transport | None = None  # tests only; production opens an HTTP session
     mode: str = "inline"
+    prometheus_min_window_seconds: float = 60.0
 
     async def run(
         self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
@@ -98,6 +113,9 @@ class InlineRunner:
         quality = await self._data_quality(spec, reference, current)
         model_quality = self._model_quality(spec, result)
         slos, histories = self._slos(spec, status, result, started)
+        prom_slos, prom_histories = await self._prometheus_slos(spec, status, started, problems)
+        slos = _in_spec_order(spec, [*slos, *prom_slos])
+        histories.update(prom_histories)
         if histories:
             details[HISTORY_FIELD] = histories
 
@@ -299,6 +317,41 @@ class InlineRunner:
         return quality.to_dict()
 
     # -- SLOs -----------------------------------------------------------------------------
+    async def _prometheus_slos(
+        self,
+        spec: MonitorSpec,
+        status: Mapping[str, Any],
+        started: dt.datetime,
+        problems: list[Problem],
+    ) -> tuple[list[SLOOutcome], dict[str, Any]]:
+        slos = [s for s in spec.slos if s.source == "prometheus"]
+        if not slos or spec.prometheus is None:
+            return [], {}
+        stored = status.get(HISTORY_FIELD) or {}
+        now = started.timestamp()
+        async with PrometheusClient(
+            spec.prometheus.url, timeout_seconds=spec.prometheus.timeout_seconds
+        ) as client:
+            results = await asyncio.gather(
+                *(
+                    _prometheus_slo(
+                        client, slo, stored.get(slo.name), now, self.prometheus_min_window_seconds
+                    )
+                    for slo in slos
+                )
+            )
+        outcomes: list[SLOOutcome] = []
+        histories: dict[str, Any] = {}
+        seen: set[str] = set()
+        for slo, (outcome, history, problem) in zip(slos, results, strict=True):
+            outcomes.append(outcome)
+            if history is not None:
+                histories[slo.name] = history
+            if problem is not None and problem.reason not in seen:
+                seen.add(problem.reason)
+                problems.append(problem)
+        return outcomes, histories
+
     def _slos(
         self,
         spec: MonitorSpec,
@@ -320,11 +373,41 @@ class InlineRunner:
         return outcomes, histories
 
 
+async def _prometheus_slo(
+    client: PrometheusClient,
+    slo: SLOSpec,
+    stored: Any,
+    now: float,
+    min_window: float,
+) -> tuple[SLOOutcome, Any, Problem | None]:
+    history = EventHistory.from_dict(stored) if stored else None
+    try:
+        result, updated = await evaluate_prometheus_slo(
+            client, slo, now=now, history=history, min_window_seconds=min_window
+        )
+    except PrometheusUnavailable as exc:
+        message = f"no data: Prometheus unavailable ({exc})"
+        return (
+            StoredSLO(slo.name, None, message),
+            stored,
+            Problem("PrometheusUnavailable", str(exc)),
+        )
+    except PrometheusError as exc:
+        message = f"no data: query failed ({exc})"
+        return (
+            StoredSLO(slo.name, None, message),
+            stored,
+            Problem("PrometheusQueryFailed", str(exc)),
+        )
+    return result, (updated.to_dict() if updated is not None else None), None
+
+
 def _probe_slo(
     slo: SLOSpec, result: ProbeResult | None, history: EventHistory, now: float
 ) -> tuple[SLOOutcome, EventHistory]:
-    alerts = SRE_WORKBOOK_ALERTS
+    alerts = scale_alerts(slo.window_scale)
     windows = required_windows(slo.window_seconds, alerts)
+    retention = history_retention(slo.window_seconds, alerts)
     failed = 0 if result is None else int(np.count_nonzero(~result.request_ok))
     if slo.latency is not None:
         lat = slo.latency
@@ -335,7 +418,7 @@ def _probe_slo(
             failed=failed,
         )
         if summary.counts.total > 0:
-            history = history.add(now, summary.counts, retention_seconds=slo.window_seconds)
+            history = history.add(now, summary.counts, retention_seconds=retention)
         value = summary.value_ms
         outcome = evaluate_latency(
             slo.name,
@@ -353,7 +436,7 @@ def _probe_slo(
     total = 0 if result is None else result.n_requests
     if total > 0:
         counts = EventCounts(good=float(total - failed), total=float(total))
-        history = history.add(now, counts, retention_seconds=slo.window_seconds)
+        history = history.add(now, counts, retention_seconds=retention)
     outcome = evaluate_error_ratio(
         slo.name,
         objective=slo.objective,
@@ -362,6 +445,11 @@ def _probe_slo(
         alerts=alerts,
     )
     return outcome, history
+
+
+def _in_spec_order(spec: MonitorSpec, outcomes: Sequence[SLOOutcome]) -> list[SLOOutcome]:
+    order = {slo.name: i for i, slo in enumerate(spec.slos)}
+    return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
 
 
 def _extras(spec: MonitorSpec) -> list[Feature]:

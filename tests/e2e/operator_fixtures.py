@@ -47,7 +47,9 @@ class OperatorProcess:
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")
-        env = self.cluster.env({"RECHECK_SECONDS": "2", "PYTHONUNBUFFERED": "1"})
+        env = self.cluster.env(
+            {"RECHECK_SECONDS": "2", "PYTHONUNBUFFERED": "1", "PROMETHEUS_MIN_WINDOW_SECONDS": "2"}
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modelmonitor", "run", *self.args],
             stdout=self._log,
