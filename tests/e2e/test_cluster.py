@@ -98,16 +98,20 @@ def test_deployment_revisions_and_rollback(kube_cluster: KubeCluster, namespace:
 
 
 def test_scheduler_sees_pods(kube_cluster: KubeCluster, namespace: str) -> None:
-    if kube_cluster.managed:
-        reason = "Unschedulable"  # the local control plane has no node yet
-    else:
+    if not kube_cluster.managed:
         pytest.skip("an external cluster may well schedule the pod")
+    # No node carries this label (the harness's node included): the scheduler must
+    # look at the pod and say why it cannot place it.
+    reason = "Unschedulable"
     kube_cluster.apply(
         {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "probe"},
-            "spec": {"containers": [{"name": "c", "image": "modelmonitor.test/none:v0"}]},
+            "spec": {
+                "nodeSelector": {"modelmonitor.io/no-such-node": "true"},
+                "containers": [{"name": "c", "image": "modelmonitor.test/none:v0"}],
+            },
         },
         "-n",
         namespace,
