@@ -41,3 +41,13 @@ def test_no_shift_false_positive_rate_within_nominal_level(regime: str) -> None:
     assert result.fwer <= 0.05
     assert result.fpr <= 0.05 / 9
     assert result.dataset_drift == 0.0
+
+
+@pytest.mark.slow
+def test_small_windows_against_a_sketched_profile_stay_quiet() -> None:
+    # 500-row windows against a saved 20,000-row profile: auto picks Wasserstein with its
+    # noise-floor threshold (~1% exceedance each); a fixed 0.1 would flag ~5% per feature.
+    quality = load_quality()
+    result = quality.study("no_shift", regime="small_window", reps=200)
+    assert result.fpr <= 0.02
+    assert result.dataset_drift == 0.0
