@@ -118,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_lazy("modelmonitor.offline:baseline_command"))
 
+    p = sub.add_parser(
+        "job", help="one monitoring run of a ModelMonitor (what a job-mode Job executes)"
+    )
+    p.add_argument("--namespace", required=True, help="the ModelMonitor's namespace")
+    p.add_argument("--name", required=True, help="the ModelMonitor's name")
+    p.add_argument("--run-id", default="", help="the run's id (for logs)")
+    p.add_argument("--job-name", default="", help="owning Job (default: $JOB_NAME)")
+    p.add_argument("--job-uid", default="", help="owning Job's UID (default: $JOB_UID)")
+    p.add_argument(
+        "--print-only", action="store_true", help="print the report, store nothing (debugging)"
+    )
+    p.set_defaults(handler=_lazy("modelmonitor.job_command:job_command"))
+
     return parser
 
 

@@ -22,6 +22,8 @@ class OperatorConfig:
     max_concurrent_runs: int = 16
     endpoint_resolution: str = "auto"  # auto | dns | endpointSlices | pods
     prometheus_min_window_seconds: float = 60.0
+    job_image: str = "ghcr.io/modelmonitor/modelmonitor:0.1.0"
+    job_service_account: str = "modelmonitor-job"
 
     def resolution(self, in_cluster: bool) -> str:
         """DNS inside a cluster; outside it (development, tests) the ready pods' addresses."""
@@ -56,7 +58,8 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS) into one config.
+    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT) into
+    one config.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster.
@@ -97,6 +100,8 @@ def load_config(
         max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", "16")),
         endpoint_resolution=_resolution(env.get("ENDPOINT_RESOLUTION", "auto")),
         prometheus_min_window_seconds=float(env.get("PROMETHEUS_MIN_WINDOW_SECONDS", "60")),
+        job_image=env.get("JOB_IMAGE", "ghcr.io/modelmonitor/modelmonitor:0.1.0"),
+        job_service_account=env.get("JOB_SERVICE_ACCOUNT", "modelmonitor-job"),
     )
 
 

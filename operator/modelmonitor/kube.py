@@ -134,6 +134,45 @@ class KubeClient:
         result: dict[str, Any] = json.loads(resp.data)
         return result
 
+    # -- generic object access (paths built by the callers below) --------------------------
+    def get_monitor(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._request(
+                "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
+        selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in labels.items()))
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector={selector}"
+        return [dict(item) for item in self._request("GET", path).get("items") or []]
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=body)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and, in the background, its pods and report ConfigMap."""
+        body = {"propagationPolicy": "Background"}
+        try:
+            self._request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", body=body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
+
     def update_monitor_status(
         self,
         namespace: str,

@@ -36,8 +36,11 @@ def run_operator(cfg: OperatorConfig) -> int:
     configure_logging(cfg.log_format, cfg.log_level)
     # Imported here so that the offline commands never load kopf's handlers.
     from modelmonitor import handlers
+    from modelmonitor.job_runner import JobRunner
+    from modelmonitor.jobs import JobSettings
     from modelmonitor.kube import KubeClient, load_api_client, running_in_cluster
     from modelmonitor.metrics import MetricsRecorder
+    from modelmonitor.runloop import ModeRunner
     from modelmonitor.runner import InlineRunner
     from modelmonitor.sources.reference import ReferenceCache
 
@@ -51,12 +54,19 @@ def run_operator(cfg: OperatorConfig) -> int:
         return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
-    runner = InlineRunner(
+    inline = InlineRunner(
         references=ReferenceCache(kube),
         lookup=kube,
         resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
         prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
     )
+    job_env = {
+        "ENDPOINT_RESOLUTION": cfg.endpoint_resolution,
+        "PROMETHEUS_MIN_WINDOW_SECONDS": f"{cfg.prometheus_min_window_seconds:g}",
+        "LOG_FORMAT": cfg.log_format,
+    }
+    jobs = JobRunner(kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env))
+    runner = ModeRunner(inline, jobs)
     context = handlers.OperatorContext(
         cfg, kube, metrics, runner, asyncio.Semaphore(cfg.max_concurrent_runs)
     )

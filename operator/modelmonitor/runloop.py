@@ -33,6 +33,20 @@ class Runner(Protocol):
     ) -> Report: ...
 
 
+@dataclass
+class ModeRunner:
+    """Sends each run where its spec says: ``inline`` here, ``job`` to a Kubernetes Job."""
+
+    inline: Runner
+    job: Runner
+
+    async def run(
+        self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> Report:
+        runner = self.job if spec.schedule.mode == "job" else self.inline
+        return await runner.run(namespace, name, spec, status)
+
+
 class StatusWriter(Protocol):
     def update_monitor_status(
         self,

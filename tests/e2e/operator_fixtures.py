@@ -38,17 +38,29 @@ def crds(kube_cluster: KubeCluster) -> KubeCluster:
 class OperatorProcess:
     """``modelmonitor run`` as a real child process, logs captured to a file."""
 
-    def __init__(self, cluster: KubeCluster, log_path: Path, *args: str) -> None:
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        log_path: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.log_path = log_path
         self.args = args
+        self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")
         env = self.cluster.env(
-            {"RECHECK_SECONDS": "2", "PYTHONUNBUFFERED": "1", "PROMETHEUS_MIN_WINDOW_SECONDS": "2"}
+            {
+                "RECHECK_SECONDS": "2",
+                "PYTHONUNBUFFERED": "1",
+                "PROMETHEUS_MIN_WINDOW_SECONDS": "2",
+                **self.extra_env,
+            }
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modelmonitor", "run", *self.args],
@@ -90,6 +102,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+JOB_IMAGE = "modelmonitor:dev"  # the harness-as-node runs it as the local CLI
+JOB_SERVICE_ACCOUNT = "modelmonitor-job"
+
+
 @pytest.fixture
 def operator_process(
     crds: KubeCluster, tmp_path: Path, namespace: str
@@ -106,6 +122,7 @@ def operator_process(
         str(free_port()),
         "--log-format",
         "json",
+        env={"JOB_IMAGE": JOB_IMAGE, "JOB_SERVICE_ACCOUNT": JOB_SERVICE_ACCOUNT},
     )
     op.start()
     try:

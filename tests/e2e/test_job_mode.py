@@ -1,0 +1,143 @@
+"""Job mode: each run is a Kubernetes Job whose pod really runs (the harness acts as a
+node) and reports back through a ConfigMap; the verdict equals inline mode's on the
+same data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.cluster.kube import KubeCluster, wait_for
+from tests.cluster.node import NodeAgent
+from tests.e2e.conftest_node import modelmonitor_image
+from tests.e2e.operator_fixtures import JOB_IMAGE, JOB_SERVICE_ACCOUNT, OperatorProcess
+from tests.e2e.test_runs import condition, drifted_rows, monitor, setup, wait_status
+from tests.modelserver import ModelServer
+
+
+def job_rbac(namespace: str) -> list[dict[str, Any]]:
+    """What a run's pod needs, and nothing more (the chart grants the same)."""
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": JOB_SERVICE_ACCOUNT}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "modelmonitor-job"},
+            "rules": [
+                {
+                    "apiGroups": ["modelmonitor.io"],
+                    "resources": ["modelmonitors"],
+                    "verbs": ["get"],
+                },
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create"]},
+                {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list"]},
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "modelmonitor-job"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "modelmonitor-job",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": JOB_SERVICE_ACCOUNT, "namespace": namespace}
+            ],
+        },
+    ]
+
+
+def drift_of(status: dict[str, Any]) -> list[tuple[str, bool, float]]:
+    return sorted(
+        (f["name"], f["drifted"], round(f["statistic"], 9)) for f in status["drift"]["features"]
+    )
+
+
+def test_job_mode_gives_the_inline_verdict(
+    operator_process: OperatorProcess,
+    namespace: str,
+    model_server: ModelServer,
+    node_agent: NodeAgent,
+) -> None:
+    cluster: KubeCluster = operator_process.cluster
+    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
+    setup(cluster, namespace)
+    cluster.apply(job_rbac(namespace), "-n", namespace)
+    rows = drifted_rows()
+    docs = []
+    for name, mode in (("inline", "inline"), ("jobmode", "job")):
+        doc = monitor(name, model_server.url, "iris", drift={"driftShare": 0.2})
+        doc["spec"]["schedule"] = {
+            "interval": "60s",
+            "mode": mode,
+            "job": {"activeDeadlineSeconds": 120},
+        }
+        # Every row of the probe set, so both modes see exactly the same data.
+        doc["spec"]["data"]["probe"].update({"samples": len(rows), "dataset": {"inline": rows}})
+        docs.append(doc)
+    cluster.apply(docs, "-n", namespace)
+
+    inline = wait_status(
+        cluster, namespace, "inline", lambda s: s.get("phase") == "Drifted", "inline Drifted"
+    )
+    job = wait_for(
+        lambda: (lambda s: s if s.get("lastRun", {}).get("mode") == "job" else None)(
+            cluster.get("mm", "jobmode", "-n", namespace).get("status") or {}
+        ),
+        timeout=120,
+        interval=1,
+        what="a job-mode run reported back",
+    )
+    assert job["phase"] == "Drifted", job
+    assert condition(job, "DriftDetected")["status"] == "True"
+    assert drift_of(job) == drift_of(inline)
+    assert job["lastRun"]["samples"] == inline["lastRun"]["samples"] == len(rows)
+
+    # The Job (and with it its pod and report ConfigMap) is cleaned up after reading.
+    def jobs_gone() -> bool:
+        jobs = cluster.get("jobs", "-n", namespace, "-l", "modelmonitor.io/monitor=jobmode")
+        return not jobs["items"]
+
+    wait_for(jobs_gone, timeout=30, what="the run's Job deleted")
+    # The pod ran on the harness's node, as the operator's image.
+    log = operator_process.logs()
+    assert "jobmode" in log
+
+
+def test_failed_job_is_reported_not_retried(
+    operator_process: OperatorProcess,
+    namespace: str,
+    node_agent: NodeAgent,
+) -> None:
+    """Without its RBAC the run's pod cannot read the monitor: the Job fails, the monitor
+    reports Degraded (JobFailed), and no second Job is started for that run."""
+    cluster: KubeCluster = operator_process.cluster
+    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
+    setup(cluster, namespace)
+    cluster.apply(job_rbac(namespace)[:1], "-n", namespace)  # the ServiceAccount only
+    doc = monitor("norbac", "http://127.0.0.1:9", "iris")
+    doc["spec"]["schedule"] = {
+        "interval": "5m",
+        "mode": "job",
+        "job": {"activeDeadlineSeconds": 60},
+    }
+    cluster.apply(doc, "-n", namespace)
+    st = wait_for(
+        lambda: (lambda s: s if condition(s, "Degraded").get("reason") == "JobFailed" else None)(
+            cluster.get("mm", "norbac", "-n", namespace).get("status") or {}
+        ),
+        timeout=120,
+        interval=1,
+        what="Degraded JobFailed",
+    )
+    assert "failed" in condition(st, "Degraded")["message"]
+    assert st["phase"] == "Degraded"
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.kind=Job")
+    created = {e["involvedObject"]["name"] for e in events["items"]}
+    assert len(created) <= 1, created
