@@ -36,6 +36,7 @@ sketch's rank error, ~0.013) and the reference's quantile function from a grid o
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -218,11 +219,20 @@ def _cdf_gaps(ref: NumericalProfile, cur_sorted: FloatArray) -> tuple[FloatArray
     # r(p) = number of reference positions <= p: constant between reference positions
     seg = np.diff(ref_pos, prepend=0, append=total - 1)
     seg[-1] += 1  # the last segment runs to the end of the pooled array
-    ranks = np.repeat(np.arange(n + 1, dtype=np.int64), seg)[:-1]
-    ranks *= total
-    ranks -= np.arange(n, n * total, n, dtype=np.int64)  # n (p + 1) for p < total - 1
-    np.abs(ranks, out=ranks)
-    return ranks * (1.0 / (n * m)), np.diff(pooled)
+    # F_ref - F_cur at p = r / n - (p + 1 - r) / m = r (1/n + 1/m) - (p + 1) / m
+    gap = np.repeat(np.arange(n + 1) * (1.0 / n + 1.0 / m), seg)[:-1]
+    gap -= _ramp(total, m)
+    np.abs(gap, out=gap)
+    return gap, np.diff(pooled)
+
+
+@functools.lru_cache(maxsize=2)
+def _ramp(total: int, m: int) -> FloatArray:
+    """(p + 1) / m for p = 0 .. total - 2; shared by the columns of one window."""
+    ramp = np.arange(1, total, dtype=np.float64)
+    ramp *= 1.0 / m
+    ramp.flags.writeable = False
+    return ramp
 
 
 def wasserstein(
@@ -231,14 +241,14 @@ def wasserstein(
     """Wasserstein-1 distance divided by the reference's standard deviation."""
     ref, cur = _validate(reference, current, method="wasserstein")
     gap, width = _cdf_gaps(ref, np.sort(cur))
-    return DistanceResult(float((gap * width).sum()) / _scale(ref, "wasserstein"))
+    return DistanceResult(float(np.einsum("i,i->", gap, width)) / _scale(ref, "wasserstein"))
 
 
 def energy(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> DistanceResult:
     """Energy distance (scipy's definition) of the samples standardised by the reference std."""
     ref, cur = _validate(reference, current, method="energy")
     gap, width = _cdf_gaps(ref, np.sort(cur))
-    energy2 = 2.0 * float((gap * gap * width).sum()) / _scale(ref, "energy")
+    energy2 = 2.0 * float(np.einsum("i,i,i->", gap, gap, width)) / _scale(ref, "energy")
     return DistanceResult(math.sqrt(energy2))
 
 
