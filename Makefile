@@ -23,6 +23,7 @@ testbin: ## build (once, cached) the local control plane binaries and helm
 
 deps: venv testbin ## everything the tests need
 	bash tests/cluster/system-deps.sh
+	$(PY) -m tests.modelserver venv
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tests bench

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the e2e tests need. Idempotent: installs only what is missing.
 set -euo pipefail
-pkgs=(openssl curl prometheus)
+pkgs=(openssl curl iproute2 prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
