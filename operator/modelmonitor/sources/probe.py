@@ -355,13 +355,28 @@ def decode_json(body: bytes) -> Any:
 
 def parse_response(config: ProbeConfig, payload: Any, n_rows: int) -> BatchOutput:
     """One prediction per row from a decoded response body; BadResponseError otherwise."""
-    if config.protocol == "v1":
+    return parse_predictions(
+        config.protocol, payload, n_rows, v2=config.v2, output_field=config.output_field
+    )
+
+
+def parse_predictions(
+    protocol: str,
+    payload: Any,
+    n_rows: int,
+    *,
+    v2: V2Options | None = None,
+    output_field: str = "predictions",
+) -> BatchOutput:
+    """The codec behind :func:`parse_response`, without an endpoint's configuration
+    (the payload-log collector reads logged responses with it)."""
+    if protocol == "v1":
         return _parse_items(_field(payload, "predictions"), n_rows, "predictions")
-    if config.protocol == "v2":
-        return _parse_v2(config.v2, payload, n_rows)
-    if config.protocol == "json":
-        return _parse_items(_field(payload, config.output_field), n_rows, config.output_field)
-    raise ValueError(f"unknown protocol {config.protocol!r}; expected one of {PROTOCOLS}")
+    if protocol == "v2":
+        return _parse_v2(v2 or V2Options(), payload, n_rows)
+    if protocol == "json":
+        return _parse_items(_field(payload, output_field), n_rows, output_field)
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
 
 
 def _field(payload: Any, dotted: str) -> Any:
@@ -415,27 +430,32 @@ def _flatten(data: Any) -> list[Any]:
     return data
 
 
-def _v2_tensor(output: Any, n_rows: int) -> tuple[str, list[int], str, list[Any]]:
-    if not isinstance(output, Mapping):
-        raise BadResponseError("an output is not an object")
-    name = str(output.get("name", "?"))
-    shape = output.get("shape")
+def v2_tensor(
+    tensor: Any, n_rows: int, what: str = "output"
+) -> tuple[str, list[int], str, list[Any]]:
+    """Check one Open Inference Protocol tensor (an output, or a logged request's input)
+    of ``n_rows`` rows and shape ``[rows]`` or ``[rows, k]``: (name, shape, datatype,
+    flat data), or BadResponseError naming what is wrong."""
+    if not isinstance(tensor, Mapping):
+        raise BadResponseError(f"an {what} is not an object")
+    name = str(tensor.get("name", "?"))
+    shape = tensor.get("shape")
     if (
         not isinstance(shape, list)
         or not shape
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
-        raise BadResponseError(f"output {name!r} has no valid shape: {shape!r}")
-    datatype = output.get("datatype")
+        raise BadResponseError(f"{what} {name!r} has no valid shape: {shape!r}")
+    datatype = tensor.get("datatype")
     if not isinstance(datatype, str):
-        raise BadResponseError(f"output {name!r} has no datatype")
-    data = _flatten(output.get("data"))
+        raise BadResponseError(f"{what} {name!r} has no datatype")
+    data = _flatten(tensor.get("data"))
     if math.prod(shape) != len(data):
-        raise BadResponseError(f"output {name!r}: shape {shape} does not fit {len(data)} value(s)")
+        raise BadResponseError(f"{what} {name!r}: shape {shape} does not fit {len(data)} value(s)")
     if shape[0] != n_rows:
-        raise BadResponseError(f"output {name!r} has {shape[0]} row(s) for {n_rows} row(s) sent")
+        raise BadResponseError(f"{what} {name!r} has {shape[0]} row(s) for {n_rows} row(s) sent")
     if len(shape) > 2:
-        raise BadResponseError(f"output {name!r} has shape {shape}; expected [rows] or [rows, k]")
+        raise BadResponseError(f"{what} {name!r} has shape {shape}; expected [rows] or [rows, k]")
     return name, shape, datatype, data
 
 
@@ -451,7 +471,7 @@ def _parse_v2(options: V2Options, payload: Any, n_rows: int) -> BatchOutput:
         raise BadResponseError("'outputs' is empty or not a list")
     tensors: dict[str, tuple[str, list[int], str, list[Any]]] = {}
     for raw in outputs:
-        tensor = _v2_tensor(raw, n_rows)
+        tensor = v2_tensor(raw, n_rows)
         tensors.setdefault(tensor[0], tensor)
     pred_name = options.output_name or next(iter(tensors))
     if pred_name not in tensors:
