@@ -2,8 +2,9 @@
 # Drift benchmarks: modelmonitor vs Evidently vs Alibi Detect on identical data.
 # `make bench` runs this. Results: bench/results/run-<time>.jsonl and .md (see README.md).
 #
-# Environment knobs: REF_ROWS (1000000), CUR_ROWS (100000), REPEAT (3, our runs),
-# RIVAL_REPEAT (1), SCALING_ROWS (1000,...,10000000), SKIP_RIVALS=1, SKIP_SCALING=1.
+# Environment knobs: REF_ROWS (1000000), CUR_ROWS (100000), REPEAT (3 rounds of ours and
+# Alibi Detect), EVIDENTLY_REPEAT (1), SCALING_ROWS (1000,...,10000000), SKIP_RIVALS=1,
+# SKIP_EVIDENTLY=1, SKIP_SCALING=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ RESULTS=bench/results
 REF_ROWS=${REF_ROWS:-1000000}
 CUR_ROWS=${CUR_ROWS:-100000}
 REPEAT=${REPEAT:-3}
-RIVAL_REPEAT=${RIVAL_REPEAT:-1}
+EVIDENTLY_REPEAT=${EVIDENTLY_REPEAT:-1}  # Evidently takes minutes per run at 1M rows
 SCALING_ROWS=${SCALING_ROWS:-1000,10000,100000,1000000,10000000}
 EVIDENTLY=bench/.venvs/evidently/bin/python
 ALIBI=bench/.venvs/alibi/bin/python
@@ -62,16 +63,17 @@ echo "results: $out" >&2
 
 run() { echo "+ $*" >&2; "$@" | tee -a "$out" >&2; }
 
-for _ in $(seq "$REPEAT"); do
+# Rounds interleave the tools, so that each round's tools see about the same machine load.
+for i in $(seq "$REPEAT"); do
   run $PY bench/ours.py e2e --setup auto --reference "$REF" --current "$CUR"
   run $PY bench/ours.py e2e --setup tests --reference "$REF" --current "$CUR"
-done
-if [[ -z "${SKIP_RIVALS:-}" ]]; then
-  for _ in $(seq "$RIVAL_REPEAT"); do
-    run $EVIDENTLY bench/rival_evidently.py --reference "$REF" --current "$CUR"
+  if [[ -z "${SKIP_RIVALS:-}" ]]; then
     run $ALIBI bench/rival_alibi.py --reference "$REF" --current "$CUR" 2> >(grep -v PyTorch >&2)
-  done
-fi
+    if [[ -z "${SKIP_EVIDENTLY:-}" && $i -le $EVIDENTLY_REPEAT ]]; then
+      run $EVIDENTLY bench/rival_evidently.py --reference "$REF" --current "$CUR"
+    fi
+  fi
+done
 run $PY bench/ours.py baseline --reference "$REF" --profile "$PROFILE"
 run $PY bench/ours.py profile-run --profile "$PROFILE" --current "$CUR"
 run $PY bench/ours.py cli --profile "$PROFILE" --current "$CUR"
