@@ -6,6 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
 from modelmonitor.stats.profile import ReferenceProfile
@@ -140,3 +143,39 @@ def test_report_is_json_serialisable_without_nan() -> None:
     back = json.loads(text)
     assert back["issue_count"] == len(back["issues"]) > 0
     assert {f["name"] for f in back["features"]} == {"x", "c"}
+
+
+# --- property: the fast paths agree with a plain computation ------------------------------
+
+_values = st.one_of(
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ref=arrays(np.float64, st.integers(1, 40), elements=_values),
+    cur=arrays(np.float64, st.integers(1, 40), elements=_values),
+)
+def test_numerical_counts_match_a_plain_computation(ref: np.ndarray, cur: np.ndarray) -> None:
+    for reference in (Dataset({"x": ref}), ReferenceProfile.from_dataset(Dataset({"x": ref}))):
+        f = data_quality(Dataset({"x": cur}), reference).feature("x")
+        finite_ref = ref[np.isfinite(ref)]
+        finite_cur = cur[np.isfinite(cur)]
+        assert f.missing == int(np.isnan(cur).sum())
+        assert f.pos_inf == int((cur == np.inf).sum())
+        assert f.neg_inf == int((cur == -np.inf).sum())
+        if finite_ref.size:
+            lo, hi = finite_ref.min(), finite_ref.max()
+            expected = int(((finite_cur < lo) | (finite_cur > hi)).sum())
+            assert f.out_of_range == expected
+        else:
+            assert f.out_of_range == 0
+        if finite_cur.size:
+            assert f.min == finite_cur.min()
+            assert f.max == finite_cur.max()
+            assert f.constant == (finite_cur.min() == finite_cur.max())
+        else:
+            assert f.min is None
+            assert not f.constant
