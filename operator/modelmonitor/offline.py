@@ -55,6 +55,11 @@ EXIT_BAD_INPUT = 2
 
 #: Methods that need the reference's exact sample: a raw reference keeps it for them.
 _EXACT_METHODS = frozenset({"ks", "anderson", "cramervonmises"})
+#: A reference data file with at most this many rows keeps its exact sorted sample in the
+#: profile built for ``check``: exact and reproducible results (a quantile sketch is
+#: randomised), at a cost linear in the rows. Larger ones are sketched as ``baseline``
+#: would, so a run stays O(current window).
+EXACT_REFERENCE_MAX_ROWS = 200_000
 
 
 class UsageError(Exception):
@@ -182,7 +187,8 @@ def load_reference(
         if method in _EXACT_METHODS:
             # p-value methods need the exact sample: let the engine keep all of it
             return Reference(path, "data", ds, feats)
-        profile = ReferenceProfile.from_dataset(ds, feats, exact_limit=DEFAULT_EXACT_LIMIT)
+        limit = None if ds.n_rows <= EXACT_REFERENCE_MAX_ROWS else DEFAULT_EXACT_LIMIT
+        profile = ReferenceProfile.from_dataset(ds, feats, exact_limit=limit)
         return Reference(path, "data", profile, feats)
     profile = load_profile(path)
     if features is None:

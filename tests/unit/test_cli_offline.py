@@ -354,3 +354,11 @@ def test_check_model_quality_bad_arguments(
     assert proc.returncode == 2
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_check_on_a_data_reference_is_reproducible(files: dict[str, Path]) -> None:
+    args = ["--reference", str(files["ref.parquet"]), "--current", str(files["cur.parquet"])]
+    first, second = _check_json(*args), _check_json(*args)
+    assert [f["statistic"] for f in first["features"]] == [
+        f["statistic"] for f in second["features"]
+    ]
