@@ -284,3 +284,14 @@ def test_parquet_dictionary_columns_keep_their_encoding(tmp_path: Path) -> None:
     assert streamed == ["de", "fr", None, "it", "de"]
     numbers = read_dataset(path, features=[Feature("country", "numerical")], lenient=True)
     assert numbers.inferred_features() == [Feature("country", "categorical")]
+
+
+def test_text_after_the_first_block_is_a_one_line_error(tmp_path: Path) -> None:
+    # Types are fixed from the first block; a later non-number is a clear parse error.
+    path = tmp_path / "late.csv"
+    path.write_text("v\n" + "1.5\n" * 400_000 + "oops\n")
+    with pytest.raises(DataError, match="cannot parse as CSV") as info:
+        list(iter_datasets(path, chunk_rows=100_000))
+    assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match="cannot parse as CSV"):
+        read_dataset(path)
