@@ -367,11 +367,12 @@ def _to_array(values: list[Any]) -> Values:
     Text stays text (a zip code "01234" is not the number 1234), booleans become the
     labels "true"/"false" (as the probe spells them), nested values become missing.
     """
-    if not any(isinstance(v, str | bool | list | Mapping) for v in values):
-        try:
-            return np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            pass
+    try:
+        guess = np.asarray(values)  # numpy's C loop decides: numbers only -> int or float
+    except (TypeError, ValueError):  # ragged nesting
+        guess = None
+    if guess is not None and guess.ndim == 1 and guess.dtype.kind in "iuf":
+        return guess.astype(np.float64, copy=False)
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         if isinstance(v, str):
@@ -1008,6 +1009,22 @@ class PayloadStore:
                 for (ns, mon), e in self._entries.items()
                 if ns == namespace and e.target == _Target("InferenceService", service)
             )
+
+    def mismatch(self, namespace: str, monitor: str, event: PayloadEvent) -> str | None:
+        """Why ``event``, sent to this monitor, cannot be its data (None when it can):
+        it names another namespace or InferenceService than the monitor's target."""
+        with self._lock:
+            entry = self._entries.get((namespace, monitor))
+        if entry is None or entry.target.kind != "InferenceService":
+            return None
+        theirs = f"{event.namespace or namespace}/{event.service or entry.target.name}"
+        ours = f"{namespace}/{entry.target.name}"
+        if theirs != ours:
+            return (
+                f"{event.kind} {event.id} comes from InferenceService {theirs}; monitor "
+                f"{namespace}/{monitor} watches {ours}"
+            )
+        return None
 
     def reject(self, reason: str) -> None:
         """Count a request turned away before it reached a window."""
