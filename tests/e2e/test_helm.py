@@ -7,8 +7,9 @@ really creates the objects: the ReplicaSet controller turns the Deployment into 
 (which stays Pending without a node), and ``kubectl auth can-i`` asks the API server's
 RBAC what the operator's ServiceAccount may do. ``helm uninstall`` removes it all again.
 
-Without a node the operator pod cannot run, so the last tests run ``modelmonitor run``
-as a local process in its place: with the Deployment's environment and a token of the
+Where the harness acts as a node (``node_agent``), the installed chart's pod really runs:
+its probes pass and it reconciles a monitor. The other tests run ``modelmonitor run``
+as a local process in the pod's place: with the Deployment's environment and a token of the
 installed ServiceAccount, i.e. with exactly the permissions the install grants, and
 (where unshare(1) allows) with a read-only root filesystem and a fresh /tmp, like the pod.
 """
@@ -24,6 +25,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ import pytest
 import yaml
 
 from tests.cluster.kube import CommandError, KubeCluster, wait_for
+from tests.cluster.node import NodeAgent
+from tests.e2e.conftest_node import modelmonitor_image
 from tests.e2e.operator_fixtures import free_port
 from tests.e2e.test_operator import model_objects, monitor, wait_ready
 from tests.unit.test_packaging import (
@@ -636,3 +640,70 @@ def test_operator_runs_with_the_namespaced_manifest_permissions(
         cluster.kubectl("delete", "-n", namespace, "-f", "-", "--wait=true", input=text)
     complaints = _permission_complaints(log.read_text(), EXPECTED_WITHOUT_CLUSTER_RIGHTS)
     assert not complaints, log.read_text()
+
+
+# -- the chart's pod on the harness's node -----------------------------------------------------
+def _pod_ready(cluster: KubeCluster, namespace: str, selector: str) -> Doc | None:
+    for pod in cluster.get("pods", "-n", namespace, "-l", selector)["items"]:
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+            return dict(pod)
+    return None
+
+
+def test_helm_installed_operator_pod_runs_and_reconciles(
+    cluster: KubeCluster, node_agent: NodeAgent, namespace: str
+) -> None:
+    release = _release("pod")
+    repository = f"chart-e2e/modelmonitor-{release}"  # registered for this test only
+    # The operator's image as the Dockerfile builds it: entry point, CMD and environment.
+    image = replace(
+        modelmonitor_image(),
+        cmd=["run"],
+        env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+    )
+    node_agent.register_image(f"{repository}:dev", image)
+    cluster.helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        f"--set=image.repository={repository}",
+        "--set=image.tag=dev",
+        f"--set=peering.name={release}-peering",
+        # The pod's ports are the machine's: keep clear of anything else listening.
+        f"--set=metrics.port={free_port()}",
+        f"--set=health.port={free_port()}",
+        "--set=probes.startup.periodSeconds=1",
+        # The node agent kills a container at its first failed startup probe (it does not
+        # wait for failureThreshold yet); give the operator time to listen first.
+        "--set=probes.startup.initialDelaySeconds=25",
+        "--set=probes.readiness.periodSeconds=1",
+    )
+    selector = f"app.kubernetes.io/instance={release}"
+    try:
+        try:
+            # Startup and readiness probes: GET /healthz on the health port.
+            pod = wait_for(
+                lambda: _pod_ready(cluster, namespace, selector),
+                timeout=90,
+                what="operator pod Ready",
+            )
+            cluster.apply(model_objects(), "-n", namespace)
+            cluster.kubectl("apply", "-n", namespace, "-f", "-", input=monitor("iris"))
+            wait_ready(cluster, namespace, "iris", status="True", reason="Configured", timeout=30)
+        except (AssertionError, TimeoutError) as exc:
+            raise AssertionError(f"{exc}\n{node_agent.describe(namespace, selector)}") from exc
+        deployment = cluster.get("deployment", f"{release}-modelmonitor", "-n", namespace)
+        assert deployment["status"].get("availableReplicas") == 1
+        log = node_agent.pod_log(namespace, pod["metadata"]["name"], "operator")
+        assert "modelmonitor operator starting" in log
+        assert not _permission_complaints(log, ("not allowed to create the peering object",))
+    finally:
+        cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
+    wait_for(
+        lambda: not cluster.get("pods", "-n", namespace, "-l", selector)["items"],
+        timeout=60,
+        what="operator pod gone after uninstall",
+    )
