@@ -43,6 +43,9 @@ PORT_ENV = "PAYLOAD_PORT"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed in a worker thread
 LOGS_ROUTE = "/v1/logs/{namespace}/{monitor}"
+# CloudEvents' HTTP binding takes any 2xx as delivered; KServe's logger logs the status
+# of every answer other than 200 (at info level) and never retries.
+ACCEPTED = 202
 
 Resolver = Callable[[str, str], Iterable[str]]  # (namespace, InferenceService) -> monitors
 Clock = Callable[[], float]
@@ -197,8 +200,8 @@ async def _routed_logs(request: web.Request) -> web.Response:
             404, f"no monitor collects payload logs of InferenceService {', '.join(unknown)}"
         )
     now = settings.clock()
-    failures = [r for w, e in routed if (r := _add(w, [e], now)).status != 202]
-    return failures[0] if failures else _reply(202, "accepted")
+    failures = [r for w, e in routed if (r := _add(w, [e], now)).status != ACCEPTED]
+    return failures[0] if failures else _reply(ACCEPTED, "accepted")
 
 
 def _add(window: PayloadWindow, events: list[PayloadEvent], now: float) -> web.Response:
@@ -207,7 +210,7 @@ def _add(window: PayloadWindow, events: list[PayloadEvent], now: float) -> web.R
             window.add(event, now)
         except MalformedEventError as exc:
             return _reply(400, str(exc))
-    return _reply(202, "accepted")
+    return _reply(ACCEPTED, "accepted")
 
 
 def _too_large(limit: int) -> web.Response:
