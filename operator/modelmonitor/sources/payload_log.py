@@ -297,13 +297,14 @@ def decode_response(
 
 def _v2_rows_declared(outputs: Any, v2: V2Options) -> int:
     """The row count that the predictions' output declares (checked by the codec)."""
-    if isinstance(outputs, list):
-        for out in outputs:
-            if isinstance(out, Mapping) and (v2.output_name in (None, out.get("name"))):
-                shape = out.get("shape")
-                if isinstance(shape, list) and shape and isinstance(shape[0], int):
-                    return shape[0]
-                break
+    if not isinstance(outputs, list):
+        return 0
+    tensors = [out for out in outputs if isinstance(out, Mapping)]
+    named = [out for out in tensors if out.get("name") == v2.output_name]
+    for out in named or tensors[:1]:
+        shape = out.get("shape")
+        if isinstance(shape, list) and shape and isinstance(shape[0], int):
+            return shape[0]
     return 0
 
 
@@ -733,6 +734,9 @@ class PayloadWindow:
         with self._lock:
             self.limits = limits
             self.allowed_names = frozenset(allowed_names) if allowed_names else None
+            for key in [k for k in self._columns if isinstance(k, str)]:
+                if not self._monitored(key):
+                    del self._columns[key]
             if self._size > limits.max_samples:
                 self._evict(self._size - limits.max_samples)
             if self._capacity > limits.max_samples:

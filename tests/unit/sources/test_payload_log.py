@@ -31,6 +31,7 @@ from modelmonitor.sources.payload_log import (
     parse_event,
     parse_events,
 )
+from modelmonitor.sources.probe import V2Options
 from modelmonitor.spec import (
     FeatureSpec,
     MonitorSpec,
@@ -319,6 +320,27 @@ def test_v2_one_input_per_feature_with_categories() -> None:
     np.testing.assert_array_equal(numeric["fraud"], [1.0, 0.0, 1.0])
 
 
+def test_v2_output_holding_predictions_can_be_named() -> None:
+    body = {
+        "outputs": [
+            {
+                "name": "predict_proba",
+                "shape": [2, 2],
+                "datatype": "FP64",
+                "data": [0.9, 0.1, 0, 1],
+            },
+            {"name": "predict", "shape": [2], "datatype": "INT64", "data": [7, 8]},
+        ]
+    }
+    headers = ce_headers("x", "response")
+    first = parse_event(headers, json.dumps(body).encode())
+    assert first.predictions is not None
+    assert first.predictions.tolist() == ["0", "1"]  # probabilities: the most probable class
+    named = parse_event(headers, json.dumps(body).encode(), v2=V2Options(output_name="predict"))
+    assert named.predictions is not None
+    assert named.predictions.tolist() == [7.0, 8.0]
+
+
 def test_probabilities_become_the_most_probable_class() -> None:
     w = window()
     feed(w, v1_pair("1", [[1], [2]], [[0.1, 0.9], [0.8, 0.2]]))
@@ -580,6 +602,19 @@ def test_store_update_keeps_rows_and_applies_new_bounds() -> None:
     data = w.snapshot(T0, NUM)
     assert data is not None
     np.testing.assert_array_equal(data["a"], [6.0, 7.0, 8.0, 9.0])
+
+
+def test_store_update_stops_storing_columns_no_longer_monitored() -> None:
+    store = PayloadStore()
+    w = store.register("ml", "m", monitor_spec())
+    assert w is not None
+    feed(w, v1_pair("1", [{"a": 1.0, "b": 2.0}], [0]))
+    store.register("ml", "m", monitor_spec(features=("a",)))
+    feed(w, v1_pair("2", [{"a": 3.0, "b": 4.0}], [0]))
+    data = w.snapshot(T0, NUM)
+    assert data is not None
+    np.testing.assert_array_equal(data["a"], [1.0, 3.0])
+    np.testing.assert_array_equal(data["b"], [np.nan, np.nan])
 
 
 def test_store_caps() -> None:
