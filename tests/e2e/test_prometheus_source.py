@@ -151,7 +151,8 @@ def test_stopped_server_is_unavailable() -> None:
 
 
 def test_every_template_query_is_valid_promql(scraped: PrometheusServer) -> None:
-    """No model server is scraped here: every query must parse and come back empty or 0."""
+    """Every query parses and evaluates: no data, or a finite number (the session's
+    Prometheus may be scraping a model server for another test)."""
 
     async def main() -> None:
         async with PrometheusClient(scraped.url) as prom:
@@ -170,7 +171,7 @@ def test_every_template_query_is_valid_promql(scraped: PrometheusServer) -> None
                 queries += [lat.percentile, lat.fast, lat.total]
                 for q in queries:
                     value = await prom.query_value(q)
-                    assert isinstance(value, NoData) or value == 0.0, (name, q, value)
+                    assert isinstance(value, NoData) or math.isfinite(value), (name, q, value)
 
     run(main())
 
