@@ -45,8 +45,9 @@ k -n "$NS" create service clusterip iris-model --tcp=8080:8080 --dry-run=client 
 step "Starting the operator: modelmonitor run --namespace $NS"
 METRICS_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 HEALTH_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PAYLOAD_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/bin/modelmonitor run --namespace "$NS" --metrics-port "$METRICS_PORT" \
-  --health-port "$HEALTH_PORT" >"$STATE/operator.log" 2>&1 &
+  --health-port "$HEALTH_PORT" --payload-port "$PAYLOAD_PORT" >"$STATE/operator.log" 2>&1 &
 OP_PID=$!
 for _ in $(seq 1 60); do
   curl -fsS "http://127.0.0.1:$HEALTH_PORT/healthz" >/dev/null 2>&1 && break

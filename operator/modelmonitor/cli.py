@@ -151,6 +151,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default=None, help="log level (DEBUG, INFO, WARNING, ...)")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port")
     p.add_argument("--health-port", type=int, default=None, help="liveness/readiness port")
+    p.add_argument(
+        "--payload-port", type=int, default=None, help="payload-log (CloudEvents) collector port"
+    )
     p.add_argument("--peering", default=None, help="kopf peering name ('' disables peering)")
     p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
 

@@ -15,6 +15,7 @@ class OperatorConfig:
     log_level: str = "INFO"
     metrics_port: int = 8080
     health_port: int = 8081
+    payload_port: int = 8082
     peering_name: str = "modelmonitor"
     standalone: bool = False
     priority: int = 0
@@ -52,12 +53,13 @@ def load_config(
     log_level: str | None = None,
     metrics_port: int | None = None,
     health_port: int | None = None,
+    payload_port: int | None = None,
     peering: str | None = None,
     standalone: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
-    HEALTH_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
+    HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
     ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT) into
     one config.
 
@@ -93,6 +95,7 @@ def load_config(
         log_level=(log_level or env.get("LOG_LEVEL") or "INFO").upper(),
         metrics_port=metrics_port or int(env.get("METRICS_PORT", "8080")),
         health_port=health_port or int(env.get("HEALTH_PORT", "8081")),
+        payload_port=payload_port or int(env.get("PAYLOAD_PORT", "8082")),
         peering_name=peering_name or "modelmonitor",
         standalone=is_standalone,
         priority=priority,

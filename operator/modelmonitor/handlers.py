@@ -24,6 +24,8 @@ from modelmonitor.metrics import MetricsRecorder
 from modelmonitor.reconcile import evaluate, needs_recheck
 from modelmonitor.report import Report
 from modelmonitor.runloop import LoopDeps, Runner, run_loop
+from modelmonitor.sources.payload_log import PayloadStore, PayloadStoreFullError
+from modelmonitor.sources.payload_server import start_payload_server, stop_payload_server
 from modelmonitor.status import find_condition
 from modelmonitor.verdict import Event, Verdict
 
@@ -43,6 +45,9 @@ class OperatorContext:
     metrics: MetricsRecorder
     runner: Runner
     run_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    payloads: PayloadStore = field(default_factory=PayloadStore)
+    payload_port: int = 8082
+    payload_server: Any = None
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -73,12 +78,34 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.peering.mandatory = not ctx.config.standalone
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    ctx.payload_server = await start_payload_server(ctx.payloads, ctx.payload_port)
     log.info(
         "modelmonitor operator starting: %s, peering %s (priority %d)",
         "all namespaces" if ctx.config.clusterwide else ", ".join(ctx.config.namespaces),
         "off" if ctx.config.standalone else ctx.config.peering_name,
         ctx.config.priority,
     )
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    if ctx.payload_server is not None:
+        await stop_payload_server(ctx.payload_server)
+        ctx.payload_server = None
+
+
+def _register_payloads(
+    ctx: OperatorContext, namespace: str, name: str, spec: Any, logger: Any
+) -> None:
+    """Give a monitor with spec.data.payloadLog its window in the collector (or drop it)."""
+    if spec is None:
+        ctx.payloads.forget(namespace, name)
+        return
+    try:
+        ctx.payloads.register(namespace, name, spec)
+    except PayloadStoreFullError as exc:
+        logger.warning("payload log not collected: %s", exc)
 
 
 async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
@@ -103,6 +130,7 @@ async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
     if written is None:
         return  # deleted meanwhile
     result = seen["result"]
+    _register_payloads(ctx, namespace, name, result.spec if result.valid else None, logger)
     ctx.metrics.set_phase(namespace, name, result.phase)
     ctx.metrics.reconciles.labels(result="ok" if result.valid else "invalid").inc()
     ctx.metrics.reconcile_duration.observe(time.perf_counter() - started)
@@ -177,4 +205,5 @@ async def on_delete(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     """
     ctx = _context(memo)
     ctx.metrics.forget(body.metadata.namespace or "default", body.metadata.name or "")
+    ctx.payloads.forget(body.metadata.namespace or "default", body.metadata.name or "")
     logger.info("monitor deleted")

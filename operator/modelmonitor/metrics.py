@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from modelmonitor import __version__
 from modelmonitor.report import Report
+from modelmonitor.sources.payload_log import PayloadStore
 from modelmonitor.status import Phase
 from modelmonitor.verdict import Verdict
 
@@ -116,6 +120,10 @@ class MetricsRecorder:
         )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
+    def watch_payloads(self, store: PayloadStore) -> None:
+        """Export the payload-log collector's counters at scrape time."""
+        self.registry.register(_PayloadCollector(store))
+
     def record_run(
         self, namespace: str, monitor: str, report: Report, verdict: Verdict, lag: float
     ) -> None:
@@ -180,3 +188,29 @@ class MetricsRecorder:
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+class _PayloadCollector(Collector):
+    """Reads the collector's counters when Prometheus scrapes (no bookkeeping twice)."""
+
+    def __init__(self, store: PayloadStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterable[Metric]:
+        events = CounterMetricFamily(
+            "modelmonitor_payload_events",
+            "Payload-log CloudEvents and rows by outcome, per monitor.",
+            labels=["namespace", "monitor", "result"],
+        )
+        for (namespace, monitor), counters in self._store.counters().items():
+            for result, value in counters.as_dict().items():
+                events.add_metric([namespace, monitor, result], float(value))
+        yield events
+        rejected = CounterMetricFamily(
+            "modelmonitor_payload_rejected",
+            "Payload-log requests turned away before reaching a window, by reason.",
+            labels=["reason"],
+        )
+        for reason, value in self._store.rejected.items():
+            rejected.add_metric([reason], float(value))
+        yield rejected

@@ -23,6 +23,7 @@ def run_command(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             metrics_port=args.metrics_port,
             health_port=args.health_port,
+            payload_port=args.payload_port,
             peering=args.peering,
             standalone=args.standalone,
         )
@@ -42,6 +43,7 @@ def run_operator(cfg: OperatorConfig) -> int:
     from modelmonitor.metrics import MetricsRecorder
     from modelmonitor.runloop import ModeRunner
     from modelmonitor.runner import InlineRunner
+    from modelmonitor.sources.payload_log import PayloadStore
     from modelmonitor.sources.reference import ReferenceCache
 
     try:
@@ -54,11 +56,14 @@ def run_operator(cfg: OperatorConfig) -> int:
         return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
+    payloads = PayloadStore()
+    metrics.watch_payloads(payloads)
     inline = InlineRunner(
         references=ReferenceCache(kube),
         lookup=kube,
         resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
         prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+        payloads=payloads,
     )
     job_env = {
         "ENDPOINT_RESOLUTION": cfg.endpoint_resolution,
@@ -68,7 +73,13 @@ def run_operator(cfg: OperatorConfig) -> int:
     jobs = JobRunner(kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env))
     runner = ModeRunner(inline, jobs)
     context = handlers.OperatorContext(
-        cfg, kube, metrics, runner, asyncio.Semaphore(cfg.max_concurrent_runs)
+        cfg,
+        kube,
+        metrics,
+        runner,
+        asyncio.Semaphore(cfg.max_concurrent_runs),
+        payloads=payloads,
+        payload_port=cfg.payload_port,
     )
     memo = kopf.Memo(context=context)
     kopf.run(

@@ -52,6 +52,7 @@ from modelmonitor.sources.endpoint import (
     Resolution,
     resolve_endpoint,
 )
+from modelmonitor.sources.payload_log import PayloadStore
 from modelmonitor.sources.probe import (
     ProbeResult,
     Transport,
@@ -72,7 +73,7 @@ from modelmonitor.sources.reference import (
     ReferenceCache,
     ReferenceLoadError,
 )
-from modelmonitor.spec import MonitorSpec, SLOSpec
+from modelmonitor.spec import MonitorSpec, PredictionSpec, SLOSpec
 from modelmonitor.stats import analyze
 from modelmonitor.stats.model_quality import classification_quality, regression_quality
 from modelmonitor.stats.quality import data_quality
@@ -93,6 +94,7 @@ class InlineRunner:
     transport: Transport | None = None  # tests only; production opens an HTTP session
     mode: str = "inline"
     prometheus_min_window_seconds: float = 60.0
+    payloads: PayloadStore | None = None  # the collector's windows (inline mode only)
 
     async def run(
         self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
@@ -109,7 +111,13 @@ class InlineRunner:
             result, current = await self._probe(namespace, name, spec, reference, problems)
             details["probe"] = result.summary()
 
-        drift = await self._drift(spec, reference, current, problems)
+        insufficient: str | None = None
+        if spec.payload_log is not None and reference is not None:
+            current, insufficient = self._payload_window(namespace, name, spec, reference)
+            if current is not None:
+                details["payloadLog"] = {"rows": current.n_rows}
+
+        drift = await self._drift(spec, reference, current, problems, insufficient)
         quality = await self._data_quality(spec, reference, current)
         model_quality = self._model_quality(spec, result)
         slos, histories = self._slos(spec, status, result, started)
@@ -220,15 +228,36 @@ class InlineRunner:
         return result, Dataset(columns)
 
     # -- statistics -------------------------------------------------------------------------
+    def _payload_window(
+        self, namespace: str, name: str, spec: MonitorSpec, reference: LoadedReference
+    ) -> tuple[Dataset | None, str | None]:
+        """Production inputs and outputs from the payload log: the drift window."""
+        window = self.payloads.window(namespace, name) if self.payloads is not None else None
+        if window is None:
+            return (
+                None,
+                "no payload-log window for this monitor (the collector runs in the operator)",
+            )
+        now = self.clock().timestamp()
+        inputs = [f for f in reference.features if f.name in set(_input_names(spec, reference))]
+        prediction = spec.prediction or PredictionSpec()
+        snapshot = window.snapshot(now, inputs, prediction.name, prediction.type)
+        if snapshot is None:
+            return None, window.status(now).message
+        return snapshot, None
+
     async def _drift(
         self,
         spec: MonitorSpec,
         reference: LoadedReference | None,
         current: Dataset | None,
         problems: list[Problem],
+        insufficient: str | None = None,
     ) -> DriftSummary:
         if not spec.drift.enabled:
             return DriftSummary("disabled")
+        if insufficient is not None:
+            return DriftSummary("insufficient_data", message=insufficient)
         if reference is None or current is None:
             if spec.probe is None and spec.payload_log is None:
                 return DriftSummary("disabled", message="no current data source configured")

@@ -833,6 +833,8 @@ def _cross_checks(r: _Reader, spec: MonitorSpec) -> None:
         r.problem("spec.data.probe", "is required when an SLO has source 'probe'")
     if spec.probe is not None and spec.target.endpoint is None:
         r.problem("spec.target.endpoint", "is required when spec.data.probe is set")
+    if spec.payload_log is not None and spec.schedule.mode != "inline":
+        r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
     if spec.reference.source == "pvc" and spec.schedule.mode != "job":
         r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
     actions = spec.actions

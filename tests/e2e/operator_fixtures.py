@@ -120,6 +120,8 @@ def operator_process(
         str(free_port()),
         "--health-port",
         str(free_port()),
+        "--payload-port",
+        str(free_port()),
         "--log-format",
         "json",
         env={"JOB_IMAGE": JOB_IMAGE, "JOB_SERVICE_ACCOUNT": JOB_SERVICE_ACCOUNT},

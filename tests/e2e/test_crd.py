@@ -173,6 +173,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.target.endpoint",
     ),
     (
+        "payload log in job mode",
+        spec_with("schedule", {"interval": "60s", "mode": "job"}, spec_with("data.payloadLog", {})),
+        "spec.data.payloadLog",
+    ),
+    (
         "probe set with two sources",
         spec_with("data.probe.dataset", {"url": "http://data/golden.csv", "inline": [{"a": 1}]}),
         "spec.data.probe.dataset",
