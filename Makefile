@@ -26,8 +26,8 @@ deps: venv testbin ## everything the tests need
 	$(PY) -m tests.modelserver venv
 
 lint: venv ## ruff
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator tests bench hack
+	$(VENV)/bin/ruff format --check operator tests bench hack
 
 typecheck: venv ## mypy (strict) on the package
 	$(VENV)/bin/mypy
@@ -56,7 +56,7 @@ cluster-down: venv ## stop the local control plane
 cluster-status: venv
 	$(PY) -m tests.cluster status
 
-demo: deps ## local control plane + operator + example ModelMonitor, status shown
+demo: deps ## local control plane, model server, operator, three monitors, then shut down
 	bash hack/demo.sh
 
 bench: venv ## drift benchmarks against Evidently and Alibi Detect (see bench/README.md)
