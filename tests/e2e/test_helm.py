@@ -140,11 +140,13 @@ def test_chart_renders_a_restricted_pod_wired_to_the_settings(cluster: KubeClust
     assert env["LOG_LEVEL"] == "DEBUG"
     assert env["METRICS_PORT"] == "9100"
     assert env["PEERING_NAME"] == "modelmonitor"
-    (service,) = by_kind(docs, "Service")
-    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
-    assert (
-        service["spec"]["selector"].items() <= deployment["spec"]["selector"]["matchLabels"].items()
-    )
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    assert set(services) == {"mm-modelmonitor-metrics", "mm-modelmonitor-payload"}
+    for name, service in services.items():
+        assert service["spec"]["ports"][0]["targetPort"] == name.rsplit("-", 1)[1]
+        selector = service["spec"]["selector"]
+        assert selector.items() <= deployment["spec"]["selector"]["matchLabels"].items()
+    assert env["PAYLOAD_PORT"] == "8082"
     assert not by_kind(docs, "ServiceMonitor")
     assert not by_kind(docs, "PodDisruptionBudget")
     assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterKopfPeering")] == ["modelmonitor"]
@@ -254,6 +256,7 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert env_of(container)["PEERING_NAME"] == ""
     assert container["image"].endswith("@sha256:" + "0" * 64)
+    assert env_of(container)["JOB_IMAGE"] == container["image"]
     assert deployment["spec"]["replicas"] == 2
 
 
@@ -494,6 +497,7 @@ def _run_operator_as_installed(
     env = _pod_env(deployment, namespace, pod="operator-under-test")
     env["METRICS_PORT"] = str(free_port())
     env["HEALTH_PORT"] = str(free_port())
+    env["PAYLOAD_PORT"] = str(free_port())
     argv = [sys.executable, "-m", "modelmonitor", *pod_spec["containers"][0]["args"]]
     if read_only_root:
         argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh"]
@@ -675,6 +679,7 @@ def test_helm_installed_operator_pod_runs_and_reconciles(
         # The pod's ports are the machine's: keep clear of anything else listening.
         f"--set=metrics.port={free_port()}",
         f"--set=health.port={free_port()}",
+        f"--set=payloadLog.port={free_port()}",
         "--set=probes.startup.periodSeconds=1",
         # The node agent kills a container at its first failed startup probe (it does not
         # wait for failureThreshold yet); give the operator time to listen first.

@@ -198,6 +198,7 @@ def assert_restricted_pod(pod: Doc) -> None:
         assert ports == {
             "metrics": int(env["METRICS_PORT"]),
             "health": int(env["HEALTH_PORT"]),
+            "payload": int(env["PAYLOAD_PORT"]),
         }
 
 
@@ -213,18 +214,21 @@ def test_manifests_deployment_is_locked_down(install: list[Doc]) -> None:
     assert env["LOG_FORMAT"] == "json"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["PEERING_NAME"] == "modelmonitor"
+    assert env["JOB_IMAGE"] == container["image"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-def test_manifests_metrics_service_selects_the_operator(install: list[Doc]) -> None:
+def test_manifests_services_select_the_operator(install: list[Doc]) -> None:
+    """One Service for the metrics, one for the payload-log collector."""
     (deployment,) = by_kind(install, "Deployment")
-    (service,) = by_kind(install, "Service")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= labels.items()
-    (port,) = service["spec"]["ports"]
-    assert port["name"] == "metrics"
-    assert port["targetPort"] == "metrics"
+    services = {s["metadata"]["name"]: s for s in by_kind(install, "Service")}
+    assert set(services) == {"modelmonitor-metrics", "modelmonitor-payload"}
+    for name, service in services.items():
+        assert service["spec"]["selector"].items() <= labels.items()
+        (port,) = service["spec"]["ports"]
+        assert port["name"] == port["targetPort"] == name.removeprefix("modelmonitor-")
 
 
 def test_manifests_peering_object_matches_the_peering_name(install: list[Doc]) -> None:
@@ -294,6 +298,8 @@ MONITORING_GRANTS: set[Grant] = {
     *(("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")),
     *(("apps", "deployments", v) for v in ("get", "list", "watch")),
     *(("", r, v) for r in ("services", "configmaps") for v in ("get", "list", "watch")),
+    ("discovery.k8s.io", "endpointslices", "list"),
+    ("", "pods", "list"),
 }
 CLUSTER_ONLY_GRANTS: set[Grant] = {
     *(("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")),

@@ -128,6 +128,13 @@ scope=namespace: exact names only, [] = the release namespace.
 - apiGroups: [""]
   resources: [services, configmaps]
   verbs: [get, list, watch]
+# Endpoint resolution without cluster DNS (ENDPOINT_RESOLUTION=endpointSlices or pods).
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 {{- end }}
 
 {{/* Rules only a cluster-wide operator needs. */}}
