@@ -26,13 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.cluster.controlplane import ControlPlane  # noqa: E402
+from tests.iris import FEATURES, drifted_rows, reference_csv  # noqa: E402
 from tests.modelserver import ModelServer, ModelSpec  # noqa: E402
 
 NAMESPACE = "demo"
 STATE = ROOT / ".state" / "demo"
-IRIS = ROOT / "docs" / "examples" / "data" / "iris-reference.csv"
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-SPECIES = {"setosa": 0, "versicolor": 1, "virginica": 2}
 
 
 def step(text: str) -> None:
@@ -67,24 +65,6 @@ class Kubectl:
     def status(self, name: str) -> dict[str, Any]:
         obj = json.loads(self("get", "mm", name, "-n", NAMESPACE, "-o", "json"))
         return dict(obj.get("status") or {})
-
-
-def reference_csv() -> str:
-    lines = IRIS.read_text().splitlines()
-    out = [",".join([*FEATURES, "prediction"])]
-    for line in lines[1:]:
-        *values, species = line.split(",")
-        out.append(",".join([*values, str(SPECIES[species])]))
-    return "\n".join(out) + "\n"
-
-
-def drifted_rows() -> list[dict[str, float]]:
-    rows = []
-    for i, line in enumerate(IRIS.read_text().splitlines()[1:]):
-        values = [float(v) for v in line.split(",")[:4]]
-        values[2] += 2.5 + 0.1 * ((i * 37) % 7 - 3) / 3
-        rows.append(dict(zip(FEATURES, values, strict=True)))
-    return rows[::2]
 
 
 def monitor(name: str, target: str, url: str, **spec: Any) -> dict[str, Any]:

@@ -10,41 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.operator_fixtures import OperatorProcess
+from tests.iris import FEATURES, IRIS, drifted_rows, reference_csv
 from tests.modelserver import ModelServer
 
-ROOT = Path(__file__).resolve().parents[2]
-IRIS = ROOT / "docs" / "examples" / "data" / "iris-reference.csv"
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-SPECIES = {"setosa": 0, "versicolor": 1, "virginica": 2}
+__all__ = ["FEATURES", "IRIS", "condition", "drifted_rows", "monitor", "setup", "wait_status"]
+
 RUN_WITHIN = 40.0
-
-
-def reference_csv() -> str:
-    """The iris features with the model's expected answer (the class index) as prediction."""
-    lines = IRIS.read_text().splitlines()
-    out = [",".join([*FEATURES, "prediction"])]
-    for line in lines[1:]:
-        *values, species = line.split(",")
-        out.append(",".join([*values, str(SPECIES[species])]))
-    return "\n".join(out) + "\n"
-
-
-def drifted_rows() -> list[dict[str, float]]:
-    """Iris rows with petal_length moved up by 2.5 cm: a shift the KS test cannot miss."""
-    rng = np.random.default_rng(3)
-    rows = []
-    for line in IRIS.read_text().splitlines()[1:]:
-        values = [float(v) for v in line.split(",")[:4]]
-        values[2] += 2.5 + rng.normal(0, 0.1)
-        rows.append(dict(zip(FEATURES, values, strict=True)))
-    return rows[::2]
 
 
 def setup(cluster: KubeCluster, namespace: str) -> None:
