@@ -370,6 +370,31 @@ def test_monitoring_role_never_reads_secrets_or_writes_workloads() -> None:
 
 
 # -- chart (static parts; rendering is tested with helm in tests/e2e/test_helm.py) ----------
+JOB_RUN_GRANTS: set[Grant] = {
+    ("modelmonitor.io", "modelmonitors", "get"),
+    ("", "configmaps", "get"),
+    ("", "configmaps", "create"),
+    *(("", r, v) for r in ("services", "pods") for v in ("get", "list")),
+    ("discovery.k8s.io", "endpointslices", "list"),
+}
+
+
+def test_job_mode_manifest_grants_a_run_only_what_it_needs() -> None:
+    docs = load_docs(MANIFESTS / "job-mode.yaml")
+    (sa,) = by_kind(docs, "ServiceAccount")
+    (role,) = by_kind(docs, "Role")
+    (binding,) = by_kind(docs, "RoleBinding")
+    assert grants(role) == JOB_RUN_GRANTS
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"]}]
+    for doc in docs:
+        assert "namespace" not in doc["metadata"], "placed by `kubectl apply -n`"
+    for name in INSTALL_FILES:
+        (deployment,) = by_kind(load_docs(MANIFESTS / name), "Deployment")
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        assert env["JOB_SERVICE_ACCOUNT"] == sa["metadata"]["name"]
+
+
 def test_chart_metadata_and_values() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"

@@ -135,6 +135,12 @@ scope=namespace: exact names only, [] = the release namespace.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+{{- if .Values.jobMode.enabled }}
+# Job-mode runs (jobMode.enabled): a Job per run, read back, then deleted.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, list, watch, delete]
+{{- end }}
 {{- end }}
 
 {{/* Rules only a cluster-wide operator needs. */}}
@@ -194,4 +200,21 @@ scope=namespace: exact names only, [] = the release namespace.
   resources: [jobs]
   verbs: [create, get, list, watch, delete]
 {{- end }}
+{{- end }}
+
+{{/* Rules of a job-mode run's own ServiceAccount (jobMode.*). */}}
+{{- define "modelmonitor.jobRunRules" -}}
+# Read its monitor and what the monitor refers to, store the report in a ConfigMap.
+- apiGroups: [modelmonitor.io]
+  resources: [modelmonitors]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create]
+- apiGroups: [""]
+  resources: [services, pods]
+  verbs: [get, list]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
 {{- end }}
