@@ -32,9 +32,19 @@ class OperatorConfig:
             return self.endpoint_resolution
         return "dns" if in_cluster else "pods"
 
+    scope: str = "cluster"  # cluster | namespace (RBAC limited to the watched namespaces)
+
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def scanning_disabled(self) -> bool:
+        """Namespace/CRD scanning needs cluster-wide list rights: off when scoped to fixed
+        namespaces (globs still need it)."""
+        return self.scope == "namespace" or (
+            not self.clusterwide and not any(ch in n for n in self.namespaces for ch in "*?[")
+        )
 
     @property
     def liveness_endpoint(self) -> str:
@@ -60,8 +70,9 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT) into
-    one config.
+    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, SCOPE,
+    POD_NAMESPACE) into one config. SCOPE=namespace with no WATCH_NAMESPACES watches the
+    operator's own namespace.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster.
@@ -75,6 +86,14 @@ def load_config(
         watched = _split(env.get("WATCH_NAMESPACES", ""))
     if "*" in watched:
         watched = ()
+    scope = env.get("SCOPE", "cluster").lower()
+    if scope not in ("cluster", "namespace"):
+        raise ValueError(f"SCOPE must be cluster or namespace, got {scope!r}")
+    if scope == "namespace" and not watched:
+        own = env.get("POD_NAMESPACE", "")
+        if not own:
+            raise ValueError("SCOPE=namespace needs WATCH_NAMESPACES or POD_NAMESPACE")
+        watched = (own,)
     fmt = (log_format or env.get("LOG_FORMAT") or "text").lower()
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be text or json, got {fmt!r}")
@@ -91,6 +110,7 @@ def load_config(
     priority = int(priority_env) if priority_env else time.time_ns() // 1_000_000
     return OperatorConfig(
         namespaces=watched,
+        scope=scope,
         log_format=fmt,
         log_level=(log_level or env.get("LOG_LEVEL") or "INFO").upper(),
         metrics_port=metrics_port or int(env.get("METRICS_PORT", "8080")),

@@ -76,6 +76,8 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.peering.name = ctx.config.peering_name
     settings.peering.standalone = ctx.config.standalone
     settings.peering.mandatory = not ctx.config.standalone
+    # With rights in fixed namespaces only, kopf must not try cluster-wide lists.
+    settings.scanning.disabled = ctx.config.scanning_disabled
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     ctx.payload_server = await start_payload_server(ctx.payloads, ctx.payload_port)

@@ -255,7 +255,7 @@ class KubeClient:
                     "(or the Helm chart), or run with --standalone for a single replica"
                 ) from exc
             if exc.status == 403:
-                log.warning("not allowed to create the peering object %s; assuming it exists", name)
+                log.info("not allowed to create the peering object %s; assuming it exists", name)
                 return
             raise RuntimeError(
                 f"creating the peering object {name}: {exc.status} {exc.reason}"

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from tests.cluster.kube import KubeCluster
 from tests.e2e.operator_fixtures import OperatorProcess
 from tests.e2e.test_runs import monitor, setup, wait_status
 from tests.modelserver import ModelServer
@@ -73,3 +75,19 @@ def test_panels_show_a_real_operator(
     for title in ("Dataset drift share", "Feature drift scores", "SLO burn rates"):
         expr = substitute(by_title[title]).replace('=~".*"', f'=~"{namespace}"', 1)
         assert prometheus.wait_for(expr, timeout=30), title
+
+
+def test_chart_ships_the_dashboard(kube_cluster: KubeCluster) -> None:
+    chart = DASHBOARD.parents[1]
+    rendered = kube_cluster.helm(
+        "template",
+        "t",
+        str(chart),
+        "--kube-version",
+        "1.37.2",
+        "--show-only",
+        "templates/grafana-dashboard.yaml",
+    ).stdout
+    cm = yaml.safe_load(rendered)
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["modelmonitor.json"]) == json.loads(DASHBOARD.read_text())

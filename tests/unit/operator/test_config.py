@@ -38,3 +38,14 @@ def test_priority_newest_wins_unless_set() -> None:
 def test_bad_log_format() -> None:
     with pytest.raises(ValueError, match="log format"):
         load_config(log_format="xml", env={})
+
+
+def test_namespace_scope_defaults_to_own_namespace_and_disables_scanning() -> None:
+    cfg = load_config(env={"SCOPE": "namespace", "POD_NAMESPACE": "ops"})
+    assert cfg.namespaces == ("ops",)
+    assert cfg.scanning_disabled
+    assert not load_config(env={}).scanning_disabled
+    assert load_config(env={"WATCH_NAMESPACES": "a,b"}).scanning_disabled
+    assert not load_config(env={"WATCH_NAMESPACES": "team-*"}).scanning_disabled
+    with pytest.raises(ValueError, match="POD_NAMESPACE"):
+        load_config(env={"SCOPE": "namespace"})
