@@ -642,6 +642,11 @@ class _Prober:
     def due(self, now: float) -> bool:
         return now >= self._next
 
+    @property
+    def failed(self) -> bool:
+        """failureThreshold failures in a row (a startup probe starts not ok, not failed)."""
+        return self._failures >= self.failure_threshold
+
     def record(self, now: float, error: str | None) -> bool:
         """Record a result; True when the verdict changed."""
         self._next = now + self.period
@@ -1184,7 +1189,7 @@ class _PodWorker:
                 self.agent.event(
                     self.pod, "Warning", "Unhealthy", f"{prober.kind} failed: {error}", container
                 )
-            if not prober.ok and prober is not container.readiness:
+            if prober.failed and prober is not container.readiness:
                 message = f"Container {container.name} failed {prober.kind}, will be restarted"
                 self.agent.event(self.pod, "Normal", "Killing", message, container)
                 container.stop(float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)))
