@@ -501,10 +501,10 @@ def _pod_env(deployment: Doc, namespace: str, pod: str) -> dict[str, str]:
 # A checkout that itself lives under /tmp (as CI's clone may) is carried over into the
 # fresh /tmp by a bind mount, so the interpreter and the package stay where they were.
 READ_ONLY_ROOT = (
-    "mount --bind / / && mount -o remount,bind,ro / && "
-    '{ [ -z "$KEEP" ] || mount --bind "$KEEP" /mnt; } && '
-    "mount -t tmpfs -o size=64m tmpfs /tmp && "
-    '{ [ -z "$KEEP" ] || { mkdir -p "$KEEP" && mount --move /mnt "$KEEP"; }; } && '
+    "mount -n --bind / / && mount -n -o remount,bind,ro / && "
+    '{ [ -z "$KEEP" ] || mount -n --bind "$KEEP" /mnt; } && '
+    "mount -n -t tmpfs -o size=64m tmpfs /tmp && "
+    '{ [ -z "$KEEP" ] || { mkdir -p "$KEEP" && mount -n --move /mnt "$KEEP"; }; } && '
     'cd / && exec "$@"'
 )
 
