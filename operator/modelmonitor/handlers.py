@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,14 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.scanning.disabled = ctx.config.scanning_disabled
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    # Blocking work (API calls, statistics) runs in threads; asyncio's default of
+    # cpu + 4 threads queues status writes behind each other with many monitors.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(
+            max_workers=max(16, 2 * ctx.config.max_concurrent_runs),
+            thread_name_prefix="modelmonitor",
+        )
+    )
     ctx.payload_server = await start_payload_server(ctx.payloads, ctx.payload_port)
     log.info(
         "modelmonitor operator starting: %s, peering %s (priority %d)",

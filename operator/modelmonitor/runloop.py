@@ -94,11 +94,17 @@ async def run_loop(
     # The due time is planned once per (last run, interval): re-planning on every wake-up
     # would push a "run soon" plan forward forever.
     plan: tuple[dt.datetime | None, float, dt.datetime] | None = None
+    parsed: tuple[Any, MonitorSpec | None] = (None, None)  # (generation, spec) parsed once
     while not stopped:
         status: Mapping[str, Any] = body.get("status") or {}
-        try:
-            spec = parse_spec(body.get("spec") or {})
-        except SpecError:
+        generation = (body.get("metadata") or {}).get("generation")
+        if parsed[0] != generation or parsed[1] is None:
+            try:
+                parsed = (generation, parse_spec(body.get("spec") or {}))
+            except SpecError:
+                parsed = (generation, None)
+        spec = parsed[1]
+        if spec is None:
             await stopped.wait(idle_seconds)  # the spec handler reports it
             continue
         if not _ready(status):
