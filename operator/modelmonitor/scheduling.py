@@ -12,7 +12,10 @@ import hashlib
 
 JITTER_FRACTION = 0.1  # of the interval
 MAX_JITTER_SECONDS = 30.0
-OVERDUE_SPREAD_SECONDS = 5.0  # overdue monitors start within this after a restart
+# New and overdue monitors start within this (or the interval, if shorter), each at its
+# own stable point: 1,000 monitors applied at once, or found overdue after a restart,
+# then run at an even rate instead of in one burst.
+START_SPREAD_SECONDS = 30.0
 
 
 def jitter_seconds(key: str, interval: float) -> float:
@@ -22,22 +25,29 @@ def jitter_seconds(key: str, interval: float) -> float:
     return unit * min(interval * JITTER_FRACTION, MAX_JITTER_SECONDS)
 
 
+def start_offset(key: str, interval: float) -> float:
+    """A stable offset in [0, min(interval, 30 s)) for a first or overdue run of ``key``."""
+    digest = hashlib.sha256(f"start:{key}".encode()).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2**64
+    return unit * min(interval, START_SPREAD_SECONDS)
+
+
 def next_due(
     last_run: dt.datetime | None, interval: float, now: dt.datetime, key: str
 ) -> dt.datetime:
     """When the next run should start.
 
-    * never ran: soon, spread by the jitter (so 1,000 new monitors don't start at once);
+    * never ran: within ``min(interval, 30 s)``, at the monitor's own stable point (so
+      1,000 new monitors run at an even rate, not in one burst);
     * ran before: ``last_run + interval + jitter``;
-    * overdue (the operator was down, or a run overran): now, spread over a few seconds,
-      and only once: the schedule continues from that run.
+    * overdue (the operator was down, or a run overran): likewise spread, and only once:
+      the schedule continues from that run, missed runs are not caught up.
     """
-    spread = jitter_seconds(key, interval)
     if last_run is None:
-        return now + dt.timedelta(seconds=min(spread, OVERDUE_SPREAD_SECONDS))
-    due = last_run + dt.timedelta(seconds=interval + spread)
+        return now + dt.timedelta(seconds=start_offset(key, interval))
+    due = last_run + dt.timedelta(seconds=interval + jitter_seconds(key, interval))
     if due < now:
-        return now + dt.timedelta(seconds=min(spread, OVERDUE_SPREAD_SECONDS))
+        return now + dt.timedelta(seconds=start_offset(key, interval))
     return due
 
 

@@ -19,7 +19,7 @@ from tests.modelserver import ModelServer
 
 __all__ = ["FEATURES", "IRIS", "condition", "drifted_rows", "monitor", "setup", "wait_status"]
 
-RUN_WITHIN = 40.0
+RUN_WITHIN = 60.0
 
 
 def setup(cluster: KubeCluster, namespace: str) -> None:

@@ -206,8 +206,7 @@ class ReferenceCache:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def forget(self, namespace: str, monitor: str) -> None:
-        self._entries.pop((namespace, monitor), None)
-        self._locks.pop((namespace, monitor), None)
+        """Entries are shared by every monitor with the same reference; they age out (LRU)."""
 
     async def load(
         self,
@@ -216,15 +215,19 @@ class ReferenceCache:
         reference: ReferenceSpec,
         plan: ColumnPlan | None = None,
     ) -> LoadedReference:
-        key = (namespace, monitor)
+        plan = plan or ColumnPlan()
+        # Keyed by what is loaded, not by who asks: monitors that share a reference share
+        # one profile, and the cache never thrashes when monitors outnumber its entries.
+        key = (namespace, _digest([reference.__dict__, plan.key()]))
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._entries.get(key)
-            loaded = await self._load(namespace, reference, plan or ColumnPlan(), cached)
+            loaded = await self._load(namespace, reference, plan, cached)
             self._entries[key] = loaded
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+                old, _ = self._entries.popitem(last=False)
+                self._locks.pop(old, None)
             return loaded
 
     async def _load(

@@ -226,3 +226,16 @@ def test_unreachable_url() -> None:
     with pytest.raises(ReferenceLoadError) as info:
         run(ReferenceCache(Objects(), http_timeout=2).load("ml", "m", ref))
     assert info.value.reason == "ReferenceUnavailable"
+
+
+def test_monitors_sharing_a_reference_share_one_entry() -> None:
+    objects = Objects()
+    objects.items[("ConfigMap", "ref")] = cm({"reference.csv": CSV})
+    cache = ReferenceCache(objects, max_entries=2)
+    ref = ReferenceSpec(source="configMap", config_map_name="ref", config_map_key="reference.csv")
+
+    async def scenario() -> None:
+        loaded = [await cache.load("ml", f"m{i}", ref) for i in range(10)]
+        assert all(x is loaded[0] for x in loaded)  # profiled once for ten monitors
+
+    run(scenario())
