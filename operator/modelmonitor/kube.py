@@ -52,7 +52,10 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
             raise RuntimeError(
                 f"no Kubernetes configuration: not in a pod, and no usable kubeconfig ({exc})"
             ) from exc
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # As many pooled connections as threads may call the API at once (default: 5 per CPU).
+    configuration.connection_pool_maxsize = 64
+    return client.ApiClient(configuration)
 
 
 def running_in_cluster() -> bool:
