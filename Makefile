@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv testbin deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench clean
+.PHONY: help venv testbin deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +61,10 @@ demo: deps ## local control plane, model server, operator, three monitors, then 
 
 bench: venv ## drift benchmarks against Evidently and Alibi Detect (see bench/README.md)
 	bash bench/run.sh
+
+bench-scale: deps ## operator scale benchmark: 200 and 1,000 monitors (bench/README.md)
+	$(PY) bench/scale.py --monitors 200
+	$(PY) bench/scale.py --monitors 1000
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
