@@ -247,7 +247,14 @@ def test_evaluate_slo_with_own_queries(scraped: PrometheusServer) -> None:
             },
         },
     )
-    scraped.wait_for("sum(rate(prometheus_http_requests_total[30s])) > 0")
+    # The fixed query is a rate (events per second) and a verdict needs at least one
+    # event in the window: give Prometheus' API more than a trickle of requests first.
+    deadline = time.monotonic() + 60
+    while not scraped.query("sum(rate(prometheus_http_requests_total[30s])) > 2"):
+        for _ in range(20):
+            scraped.query("vector(1)")
+        assert time.monotonic() < deadline, "Prometheus' own request rate stays below 2/s"
+        time.sleep(0.5)
 
     async def main() -> tuple[SLOResult, SLOResult, EventHistory | None]:
         async with PrometheusClient(scraped.url) as prom:
