@@ -138,15 +138,16 @@ class KubeClient:
         return result
 
     # -- generic object access (paths built by the callers below) --------------------------
-    def get_monitor(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
         try:
-            return self._request(
-                "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-            )
+            return self._request("GET", path)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def get_monitor(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}")
 
     def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in labels.items()))
@@ -154,12 +155,7 @@ class KubeClient:
         return [dict(item) for item in self._request("GET", path).get("items") or []]
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._get_or_none(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
 
     def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=body)

@@ -76,6 +76,7 @@ from modelmonitor.sources.reference import (
 from modelmonitor.spec import MonitorSpec, PredictionSpec, SLOSpec
 from modelmonitor.stats import analyze
 from modelmonitor.stats.model_quality import classification_quality, regression_quality
+from modelmonitor.stats.profile import as_categorical
 from modelmonitor.stats.quality import data_quality
 
 log = logging.getLogger(__name__)
@@ -509,10 +510,8 @@ def _align(current: Dataset, features: Sequence[Feature]) -> Dataset:
     columns: dict[str, Column] = {}
     for f in features:
         col = current[f.name]
-        if f.type == "categorical" and not isinstance(col, CategoricalColumn):
-            columns[f.name] = CategoricalColumn.from_values(
-                None if math.isnan(v) else (int(v) if float(v).is_integer() else v) for v in col
-            )
+        if f.type == "categorical":
+            columns[f.name] = as_categorical(col)
         elif f.type == "numerical" and isinstance(col, CategoricalColumn):
             values = [_to_float(x) for x in col.labels()]
             columns[f.name] = np.asarray(values, dtype=np.float64)

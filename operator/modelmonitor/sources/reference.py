@@ -27,10 +27,10 @@ import aiohttp
 import numpy as np
 
 from modelmonitor.data import DataError, detect_format, read_dataset
-from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.dataset import Dataset, Feature
 from modelmonitor.references import ObjectLookup, ReferenceLookupError
 from modelmonitor.spec import FeatureSpec, ReferenceSpec
-from modelmonitor.stats.profile import ReferenceProfile
+from modelmonitor.stats.profile import ReferenceProfile, as_categorical
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_HTTP_TIMEOUT = 30.0
@@ -180,10 +180,8 @@ def _typed(dataset: Dataset, features: Sequence[Feature] | None) -> Dataset:
         col = columns.get(f.name)
         if col is None:
             continue
-        if f.type == "categorical" and not isinstance(col, CategoricalColumn):
-            columns[f.name] = CategoricalColumn.from_values(
-                None if np.isnan(v) else (int(v) if float(v).is_integer() else v) for v in col
-            )
+        if f.type == "categorical":
+            columns[f.name] = as_categorical(col)
     return Dataset(columns)
 
 
