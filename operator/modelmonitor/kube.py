@@ -6,6 +6,7 @@ on plain dicts, so unit tests replace this object instead of the HTTP layer.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import json
 import logging
@@ -19,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelmonitor import GROUP, PLURAL, VERSION
+from modelmonitor.actions.base import ApiError, PatchType
 from modelmonitor.references import ReferenceLookupError
 
 log = logging.getLogger(__name__)
@@ -262,3 +264,65 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             host = self._api.configuration.host
             raise RuntimeError(f"cannot reach the Kubernetes API at {host}: {exc}") from exc
+
+
+class KubePaths:
+    """:class:`~modelmonitor.actions.base.ClusterApi` over the API server, for the actions."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._kube = KubeClient(api_client)
+
+    def _call(
+        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
+        try:
+            return self._kube._request(method, path, body=body, content_type=content_type)
+        except ApiException as exc:
+            raise ApiError(int(exc.status or 0), _api_message(exc)) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiError(0, f"no answer from the API server: {exc.__class__.__name__}") from exc
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, path: str, label_selector: str = "") -> builtins.list[dict[str, Any]]:
+        query = f"?labelSelector={urllib.parse.quote(label_selector)}" if label_selector else ""
+        return [dict(item) for item in self._call("GET", path + query).get("items") or []]
+
+    def patch(self, path: str, body: Any, *, patch_type: PatchType = "merge") -> dict[str, Any]:
+        return self._call("PATCH", path, body=body, content_type=_PATCH_TYPES[patch_type])
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, body=body)
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        secret = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if secret is None:
+            return None
+        raw = (secret.get("data") or {}).get(key)
+        if raw is None:
+            text = (secret.get("stringData") or {}).get(key)
+            return str(text) if text is not None else None
+        return base64.b64decode(raw).decode("utf-8").strip()
+
+
+_PATCH_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+def _api_message(exc: ApiException) -> str:
+    """The Status message of an API error, else its reason phrase."""
+    try:
+        data = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        data = {}
+    message = data.get("message") if isinstance(data, dict) else None
+    return str(message or exc.reason or "error")
