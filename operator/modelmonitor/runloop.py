@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from modelmonitor.actions.base import ActionRequest, ActionResult
+from modelmonitor.remediation import Remediator, pending_requests, result_event
 from modelmonitor.report import Report
 from modelmonitor.scheduling import next_due, parse_time
 from modelmonitor.spec import MonitorSpec, SpecError, parse_spec
@@ -72,6 +75,8 @@ class LoopDeps:
     post_event: Callable[[Event], None]
     on_verdict: Callable[[Report, Verdict, float], None]
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    remediator: Remediator | None = None
+    on_action: Callable[[str, str], None] = field(default=lambda action, result: None)
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
@@ -95,6 +100,7 @@ async def run_loop(
     # would push a "run soon" plan forward forever.
     plan: tuple[dt.datetime | None, float, dt.datetime] | None = None
     parsed: tuple[Any, MonitorSpec | None] = (None, None)  # (generation, spec) parsed once
+    done: set[str] = set()  # action requests carried out by this loop (body may lag behind)
     while not stopped:
         status: Mapping[str, Any] = body.get("status") or {}
         generation = (body.get("metadata") or {}).get("generation")
@@ -107,6 +113,11 @@ async def run_loop(
         if spec is None:
             await stopped.wait(idle_seconds)  # the spec handler reports it
             continue
+        if deps.remediator is not None:
+            # left pending by a decision whose operator stopped before acting on it
+            leftover = [r for r in pending_requests(body) if r.id not in done]
+            if leftover:
+                await _act(namespace, name, spec, leftover, body, done, deps)
         if not _ready(status):
             await stopped.wait(idle_seconds)  # invalid or not yet validated
             continue
@@ -127,7 +138,9 @@ async def run_loop(
                 break
             lag = max(0.0, (deps.clock() - due).total_seconds())
             try:
+                before = await _observe(namespace, spec, deps)
                 report = await deps.runner.run(namespace, name, spec, status)
+                after = await _observe(namespace, spec, deps)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -136,34 +149,93 @@ async def run_loop(
                 continue
         last_local = report.finished
         generation = (body.get("metadata") or {}).get("generation")
-        await _write(namespace, name, report, generation, lag, deps)
+        requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
+        if requests:
+            await _act(namespace, name, spec, requests, body, done, deps)
+
+
+async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:
+    if deps.remediator is None:
+        return None
+    return await asyncio.to_thread(deps.remediator.observe_revision, namespace, spec)
 
 
 async def _write(
     namespace: str,
     name: str,
+    spec: MonitorSpec,
     report: Report,
-    generation: Any,
+    revisions: tuple[dict[str, Any] | None, dict[str, Any] | None],
     lag: float,
     deps: LoopDeps,
-) -> None:
-    holder: dict[str, Verdict] = {}
+) -> tuple[ActionRequest, ...]:
+    """Write the verdict and, in the same write, the policy's decision; return what to do."""
+    holder: dict[str, Any] = {}
 
     def compute(obj: dict[str, Any]) -> dict[str, Any] | None:
         status = obj.get("status") or {}
         if not _ready(status):
             return None  # became invalid meanwhile: the spec handler owns status now
         gen = obj.get("metadata", {}).get("generation")
-        verdict = decide(
-            report, status, generation=gen if isinstance(gen, int) else None, now=deps.clock()
-        )
+        now = deps.clock()
+        verdict = decide(report, status, generation=gen if isinstance(gen, int) else None, now=now)
         holder["verdict"] = verdict
-        return verdict.status_patch
+        if deps.remediator is None:
+            return verdict.status_patch
+        plan = deps.remediator.plan(obj, spec, verdict, revisions, now)
+        holder["plan"] = plan
+        return {**verdict.status_patch, **plan.status_patch}
 
     written = await asyncio.to_thread(deps.writer.update_monitor_status, namespace, name, compute)
-    verdict = holder.get("verdict")
+    verdict: Verdict | None = holder.get("verdict")
     if written is None or verdict is None:
-        return
+        return ()
     for event in verdict.events:
         deps.post_event(event)
     deps.on_verdict(report, verdict, lag)
+    plan = holder.get("plan")
+    if plan is None:
+        return ()
+    for event in plan.events:
+        deps.post_event(event)
+    for action, result in plan.results:
+        deps.on_action(action, result)
+    return tuple(plan.requests)
+
+
+async def _act(
+    namespace: str,
+    name: str,
+    spec: MonitorSpec,
+    requests: tuple[ActionRequest, ...] | list[ActionRequest],
+    body: Mapping[str, Any],
+    done: set[str],
+    deps: LoopDeps,
+) -> None:
+    """Carry out recorded requests one by one, each result written as it comes."""
+    remediator = deps.remediator
+    assert remediator is not None
+    for request in requests:
+        metadata = dict(body.get("metadata") or {})
+        result = await asyncio.to_thread(remediator.execute, spec, request, metadata)
+        done.add(request.id)
+
+        compute = functools.partial(_record, remediator, request, result, deps.clock)
+        written = await asyncio.to_thread(
+            deps.writer.update_monitor_status, namespace, name, compute
+        )
+        if written is None:
+            log.info("%s/%s: %s was recorded already", namespace, name, request.id)
+            continue
+        deps.post_event(result_event(request, result))
+        deps.on_action(request.action, result.outcome.value)
+
+
+def _record(
+    remediator: Remediator,
+    request: ActionRequest,
+    result: ActionResult,
+    clock: Callable[[], dt.datetime],
+    obj: dict[str, Any],
+) -> dict[str, Any] | None:
+    return remediator.record(obj, request, result, clock())
