@@ -413,7 +413,7 @@ def history_entry(
         "message": message[:1024],
         "time": format_time(now),
         "incident": request.incident if request else incident,
-        "summary": f"{action}:{outcome.value}",
+        "summary": _summary(action, outcome, details or {}),
     }
     if request is not None:
         entry["trigger"] = request.trigger
@@ -422,6 +422,21 @@ def history_entry(
         if key != "restore":
             entry[key] = value
     return entry
+
+
+def _summary(action: str, outcome: Outcome, details: Mapping[str, Any]) -> str:
+    """A few words for the LAST ACTION column: ``rollback rev 3->1``, ``scale 2->3``."""
+    text = f"{action} {outcome.value}"
+    if outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
+        if "fromRevision" in details and "toRevision" in details:
+            text = f"{action} rev {details['fromRevision']}->{details['toRevision']}"
+        elif "from" in details and "to" in details:
+            text = f"{action} {details['from']}->{details['to']}"
+        elif "fromPercent" in details:
+            text = f"{action} canary {details['fromPercent']}%->0%"
+        if outcome == Outcome.DRY_RUN:
+            text += " (dry run)"
+    return text
 
 
 def remediated_condition(outcome: Outcome, reason: str, message: str) -> Condition:
