@@ -28,6 +28,7 @@ from tests.cluster.controlplane import (
     reap_orphans,
 )
 from tests.cluster.kube import KubeCluster, wait_for
+from tests.e2e.conftest_kserve import inferenceservice_crd  # noqa: F401
 from tests.e2e.conftest_models import iris_images  # noqa: F401
 from tests.e2e.conftest_modelserver import model_server  # noqa: F401
 from tests.e2e.conftest_node import node_agent  # noqa: F401

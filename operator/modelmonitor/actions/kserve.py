@@ -38,6 +38,8 @@ DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Modes without Knative revisions, where canaryTrafficPercent has no effect
 # (RawDeployment is Standard's name before KServe 0.16).
 NO_CANARY_MODES = frozenset({"RawDeployment", "Standard", "ModelMesh"})
+# Read-plan-patch rounds before a 409 (the object changed under us) counts as a failure.
+CONFLICT_ATTEMPTS = 4
 
 
 def isvc_path(namespace: str, name: str) -> str:
@@ -184,12 +186,15 @@ def _rollback_once(api: ClusterApi, name: str, request: ActionRequest) -> Action
 
 
 def _with_retry(attempt: Callable[[], ActionResult]) -> ActionResult:
-    """``attempt`` once more after a 409 (plan again on what the other writer wrote)."""
-    for tries in (1, 2):
+    """Run ``attempt`` (read, plan, patch); again after a 409, planning on what the other
+    writer wrote. Several tries, not one: every status write of the controller (pods
+    starting, as they do right after a scale step) bumps the resourceVersion too.
+    Other API errors fail."""
+    for tries in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             return attempt()
         except ApiError as exc:
-            if exc.status == 409 and tries == 1:
+            if exc.status == 409 and tries < CONFLICT_ATTEMPTS:
                 continue
             if exc.status == 404:
                 return ActionResult(Outcome.SKIPPED, "TargetNotFound", f"gone while acting: {exc}")

@@ -37,6 +37,8 @@ from modelmonitor.actions.base import (
 from modelmonitor.spec import MonitorSpec, ScaleSpec
 
 RESTORE_ANNOTATION = "modelmonitor.io/scale-restore"
+# Read-plan-patch rounds before a 409 (the object changed under us) counts as a failure.
+CONFLICT_ATTEMPTS = 4
 
 Kind = Literal["Deployment", "HorizontalPodAutoscaler"]
 _FIELDS: dict[str, str] = {"Deployment": "replicas", "HorizontalPodAutoscaler": "minReplicas"}
@@ -282,13 +284,15 @@ def _scale_once(
 
 
 def _with_retry(attempt: Callable[[], ActionResult], failure_reason: str) -> ActionResult:
-    """Run ``attempt`` (read, plan, patch); once more after a 409 (someone wrote between
-    our read and our patch: plan again on what they wrote). Other API errors fail."""
-    for tries in (1, 2):
+    """Run ``attempt`` (read, plan, patch); again after a 409, planning on what the other
+    writer wrote. Several tries, not one: every status write of the controller (pods
+    starting, as they do right after a scale step) bumps the resourceVersion too.
+    Other API errors fail."""
+    for tries in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             return attempt()
         except ApiError as exc:
-            if exc.status == 409 and tries == 1:
+            if exc.status == 409 and tries < CONFLICT_ATTEMPTS:
                 continue
             if exc.status == 404:
                 return ActionResult(Outcome.SKIPPED, "TargetNotFound", f"gone while acting: {exc}")

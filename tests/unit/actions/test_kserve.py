@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
-from modelmonitor.actions.kserve import canary_state, execute_canary_rollback, isvc_path
+from modelmonitor.actions.kserve import (
+    CONFLICT_ATTEMPTS,
+    canary_state,
+    execute_canary_rollback,
+    isvc_path,
+)
 from modelmonitor.spec import MonitorSpec, ReferenceSpec, TargetSpec
 from tests.unit.actions.fake_api import FakeApi
 
@@ -269,7 +274,7 @@ def test_api_errors_fail(api: FakeApi) -> None:
     api.fail[("PATCH", PATH)] = ApiError(409, "the object has been modified")
     conflict = execute_canary_rollback(api, SPEC, request())
     assert (conflict.outcome, conflict.reason) == (Outcome.FAILED, "CanaryRollbackFailed")
-    assert patches(api) == [PATH, PATH]
+    assert patches(api) == [PATH] * CONFLICT_ATTEMPTS
     api.fail = {("PATCH", PATH): ApiError(403, "forbidden")}
     denied = execute_canary_rollback(api, SPEC, request())
     assert (denied.outcome, denied.reason) == (Outcome.FAILED, "CanaryRollbackFailed")

@@ -9,6 +9,7 @@ import pytest
 
 from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
 from modelmonitor.actions.scale import (
+    CONFLICT_ATTEMPTS,
     RESTORE_ANNOTATION,
     execute_scale,
     execute_scale_back,
@@ -257,11 +258,11 @@ def test_conflict_rereads_and_retries_once(api: FakeApi) -> None:
     assert calls == 2
 
 
-def test_second_conflict_and_other_errors_fail(api: FakeApi) -> None:
+def test_persistent_conflict_and_other_errors_fail(api: FakeApi) -> None:
     api.fail[("PATCH", DEPLOY)] = ApiError(409, "the object has been modified")
     result = execute_scale(api, monitor_spec(), request())
     assert (result.outcome, result.reason) == (Outcome.FAILED, "ScaleFailed")
-    assert patches(api) == [DEPLOY, DEPLOY]
+    assert patches(api) == [DEPLOY] * CONFLICT_ATTEMPTS
     api.fail = {("LIST", HPAS): ApiError(403, "forbidden")}
     denied = execute_scale(api, monitor_spec(), request())
     assert (denied.outcome, denied.reason) == (Outcome.FAILED, "ScaleFailed")
