@@ -125,6 +125,9 @@ scope=namespace: exact names only, [] = the release namespace.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch]
+- apiGroups: [serving.kserve.io]
+  resources: [inferenceservices]
+  verbs: [get]
 - apiGroups: [""]
   resources: [services, configmaps]
   verbs: [get, list, watch]
@@ -158,47 +161,52 @@ scope=namespace: exact names only, [] = the release namespace.
   verbs: [list, watch]
 {{- end }}
 
-{{/* Remediation rules, one block per enabled action (rbac.actions.*). */}}
+{{/*
+Remediation rules, one block per enabled action (rbac.actions.*): exactly the calls its
+executor makes (operator/modelmonitor/actions/*.py, through modelmonitor.kube.KubePaths),
+each block complete on its own even where the monitoring rules overlap it.
+tests/e2e/test_action_rbac.py holds the table these blocks must match.
+*/}}
 {{- define "modelmonitor.actionRules" -}}
 {{- $a := .Values.rbac.actions }}
 {{- if $a.rollback }}
-# rollback: restore the pod template of an earlier ReplicaSet revision.
+# rollback (actions/rollback.py, remediation.observe_revision): read the target Deployment
+# and list its ReplicaSets (the revisions), then one JSON patch back to a healthy template.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [patch]
+  verbs: [get, patch]
 - apiGroups: [apps]
   resources: [replicasets]
-  verbs: [get, list]
+  verbs: [list]
 {{- end }}
 {{- if $a.scale }}
-# scale: change replicas of a Deployment or the bounds of its HorizontalPodAutoscaler.
+# scale (actions/scale.py): spec.replicas of the Deployment, or the minReplicas of the
+# HorizontalPodAutoscaler (autoscaling/v2) that targets it; found by listing them.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [patch]
-- apiGroups: [apps]
-  resources: [deployments/scale]
   verbs: [get, patch]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, patch]
+  verbs: [get, list, patch]
 {{- end }}
 {{- if $a.notify }}
-# notify: read the webhook URL from the Secret named in spec.actions.notify.
+# notify (actions/notify.py): read the webhook URL from the Secret named in
+# spec.actions.notify (get only: it cannot list, so it cannot enumerate Secrets).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
 {{- end }}
 {{- if $a.kserve }}
-# kserve: read InferenceService targets and shift canary traffic back to 0.
+# kserve (actions/kserve.py): read an InferenceService, set its canary traffic back to 0.
 - apiGroups: [serving.kserve.io]
   resources: [inferenceservices]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch]
 {{- end }}
 {{- if $a.retrain }}
-# retrain (and schedule.mode: job): run Jobs.
+# retrain (actions/retrain.py): list the monitor's retraining Jobs, create one.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, get, list, watch, delete]
+  verbs: [list, create]
 {{- end }}
 {{- end }}
 
