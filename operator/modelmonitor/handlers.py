@@ -23,6 +23,7 @@ from modelmonitor.config import OperatorConfig
 from modelmonitor.kube import KubeClient
 from modelmonitor.metrics import MetricsRecorder
 from modelmonitor.reconcile import evaluate, needs_recheck
+from modelmonitor.remediation import Remediator
 from modelmonitor.report import Report
 from modelmonitor.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.sources.payload_log import PayloadStore, PayloadStoreFullError
@@ -49,6 +50,7 @@ class OperatorContext:
     payloads: PayloadStore = field(default_factory=PayloadStore)
     payload_port: int = 8082
     payload_server: Any = None
+    remediator: Remediator | None = None
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -203,7 +205,18 @@ async def monitoring_runs(
     def on_verdict(report: Report, verdict: Verdict, lag: float) -> None:
         ctx.metrics.record_run(namespace, name, report, verdict, lag)
 
-    deps = LoopDeps(ctx.runner, ctx.kube, ctx.run_slots, post_event, on_verdict)
+    def on_action(action: str, result: str) -> None:
+        ctx.metrics.record_action(namespace, name, action, result)
+
+    deps = LoopDeps(
+        ctx.runner,
+        ctx.kube,
+        ctx.run_slots,
+        post_event,
+        on_verdict,
+        remediator=ctx.remediator,
+        on_action=on_action,
+    )
     await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
 
 

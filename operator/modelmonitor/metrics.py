@@ -179,6 +179,10 @@ class MetricsRecorder:
                 1 if candidate == phase else 0
             )
 
+    def record_action(self, namespace: str, monitor: str, action: str, result: str) -> None:
+        """One remediation decision or action and how it ended (succeeded, dryrun, ...)."""
+        self.actions.labels(namespace, monitor, action, result).inc()
+
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor, so no stale gauges linger."""
         self._clear_series(namespace, monitor)

@@ -39,15 +39,17 @@ def run_operator(cfg: OperatorConfig) -> int:
     from modelmonitor import handlers
     from modelmonitor.job_runner import JobRunner
     from modelmonitor.jobs import JobSettings
-    from modelmonitor.kube import KubeClient, load_api_client, running_in_cluster
+    from modelmonitor.kube import KubeClient, KubePaths, load_api_client, running_in_cluster
     from modelmonitor.metrics import MetricsRecorder
+    from modelmonitor.remediation import Remediator
     from modelmonitor.runloop import ModeRunner
     from modelmonitor.runner import InlineRunner
     from modelmonitor.sources.payload_log import PayloadStore
     from modelmonitor.sources.reference import ReferenceCache
 
     try:
-        kube = KubeClient(load_api_client())
+        api_client = load_api_client()
+        kube = KubeClient(api_client)
         if not cfg.standalone:
             namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
             kube.ensure_peering(cfg.peering_name, namespaces)
@@ -80,6 +82,7 @@ def run_operator(cfg: OperatorConfig) -> int:
         asyncio.Semaphore(cfg.max_concurrent_runs),
         payloads=payloads,
         payload_port=cfg.payload_port,
+        remediator=Remediator(KubePaths(api_client), fault=cfg.fault_injection),
     )
     memo = kopf.Memo(context=context)
     kopf.run(

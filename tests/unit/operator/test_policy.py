@@ -111,7 +111,8 @@ def test_unknown_runs_never_act_however_many() -> None:
     mon = Monitor(rollback_actions(consecutive_breaches=1))
     for _ in range(10):
         assert mon.run(UNKNOWN).requests == ()
-    assert mon.executed == [] and mon.incident == {}
+    assert mon.executed == []
+    assert mon.incident == {}
 
 
 def test_each_action_runs_once_per_incident_and_recovery_needs_hysteresis() -> None:
@@ -137,7 +138,8 @@ def test_a_second_incident_inside_the_cooldown_does_not_act_and_says_so_once() -
     first = mon.incident["lastActionAt"]
     notes = [mon.run(BREACH).notes, mon.run(BREACH).notes]
     assert mon.executed == ["rollback"]
-    assert [n.reason for n in notes[0]] == ["Cooldown"] and notes[1] == ()
+    assert [n.reason for n in notes[0]] == ["Cooldown"]
+    assert notes[1] == ()
     assert "cooldownSeconds is 600" in notes[0][0].message
     mon.now = dt.datetime.fromisoformat(first.replace("Z", "+00:00")) + dt.timedelta(seconds=601)
     decision = mon.run(BREACH)  # still the same incident, cooldown over: acts now
@@ -194,7 +196,8 @@ def test_the_pause_annotation_suspends_acting_until_removed() -> None:
     mon = Monitor(rollback_actions(consecutive_breaches=1))
     mon.paused = True
     notes = [mon.run(BREACH).notes for _ in range(3)]
-    assert [n.reason for n in notes[0]] == ["Paused"] and notes[1] == notes[2] == ()
+    assert [n.reason for n in notes[0]] == ["Paused"]
+    assert notes[1] == notes[2] == ()
     assert mon.executed == []
     mon.paused = False
     assert [r.action for r in mon.run(BREACH).requests] == ["rollback"]
@@ -208,7 +211,8 @@ def test_pending_requests_block_new_decisions() -> None:
     assert len(mon.incident["pending"]) == 1
     result = ActionResult(Outcome.SUCCEEDED, "RolledBack", "ok")
     recorded = record_result(mon.incident, first.requests[0], result, mon.now)
-    assert recorded is not None and recorded["pending"] == []
+    assert recorded is not None
+    assert recorded["pending"] == []
     assert record_result(recorded, first.requests[0], result, mon.now) is None  # only once
 
 
@@ -285,4 +289,5 @@ def test_observe(conditions: list[tuple[str, str]], phase: str, signal: Signal) 
     obs = observe(conds, phase, slos, frozenset({"p95"}))
     assert obs.signal == signal
     if signal == Signal.BREACH and "SLOBreached" in dict(conditions):
-        assert obs.latency_breach and "SLOBreached says True" in obs.reason
+        assert obs.latency_breach
+        assert "SLOBreached says True" in obs.reason
