@@ -52,6 +52,9 @@ ANNOTATIONS_TO_SKIP = frozenset(
 
 # A failed resourceVersion ``test`` (or a conflicting write) answers one of these.
 _CONFLICT_STATUSES = frozenset({409, 422})
+# The deployment controller writes status often during an incident (pods starting), and
+# each write changes the resourceVersion the patch tests: re-read and re-plan a few times.
+CONFLICT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -347,7 +350,7 @@ def execute_rollback(api: ClusterApi, spec: MonitorSpec, request: ActionRequest)
         )
     path = f"/apis/apps/v1/namespaces/{request.namespace}/deployments/{name}"
     try:
-        for attempt in range(2):
+        for attempt in range(CONFLICT_ATTEMPTS):
             deployment = api.get(path)
             if deployment is None:
                 return ActionResult(
@@ -371,7 +374,7 @@ def execute_rollback(api: ClusterApi, spec: MonitorSpec, request: ActionRequest)
             try:
                 api.patch(path, [dict(op) for op in plan.patch], patch_type="json")
             except ApiError as exc:
-                if exc.status in _CONFLICT_STATUSES and attempt == 0:
+                if exc.status in _CONFLICT_STATUSES and attempt < CONFLICT_ATTEMPTS - 1:
                     continue  # changed since we read it: look again
                 raise
             return ActionResult(
@@ -381,7 +384,7 @@ def execute_rollback(api: ClusterApi, spec: MonitorSpec, request: ActionRequest)
         return ActionResult(
             Outcome.FAILED, "RollbackFailed", f"rollback of deployment/{name} failed: {exc}"
         )
-    raise AssertionError("unreachable: the second attempt returns or raises")
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _details(plan: RollbackPlan) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 
 from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
 from modelmonitor.actions.rollback import (
+    CONFLICT_ATTEMPTS,
     Refusal,
     RollbackPlan,
     execute_rollback,
@@ -462,12 +463,12 @@ def test_conflict_is_re_read_and_retried_once() -> None:
     assert stored["spec"]["template"] == template("iris:v1")
 
 
-def test_conflict_twice_fails() -> None:
+def test_persistent_conflicts_fail_after_a_few_attempts() -> None:
     api = cluster()
     api.fail[("PATCH", DEPLOY_PATH)] = ApiError(409, "the object has been modified")
     result = execute_rollback(api, SPEC, request())
     assert (result.outcome, result.reason) == (Outcome.FAILED, "RollbackFailed")
-    assert [c[0] for c in api.calls].count("PATCH") == 2
+    assert [c[0] for c in api.calls].count("PATCH") == CONFLICT_ATTEMPTS
 
 
 def test_other_api_errors_fail_at_once() -> None:
