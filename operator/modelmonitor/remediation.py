@@ -46,7 +46,7 @@ from modelmonitor.policy import (
     with_history,
 )
 from modelmonitor.spec import MonitorSpec
-from modelmonitor.status import merge_conditions
+from modelmonitor.status import Condition, merge_conditions
 from modelmonitor.verdict import Event, Verdict
 
 log = logging.getLogger(__name__)
@@ -256,8 +256,9 @@ class Remediator:
             now,
             details=result.details,
         )
-        condition = remediated_condition(result.outcome, result.reason, result.message)
-        patch: dict[str, Any] = {"incident": incident, **with_history(status, [entry])}
+        history = with_history(status, [entry])
+        condition = incident_condition(history["actionHistory"], request.incident)
+        patch: dict[str, Any] = {"incident": incident, **history}
         patch["conditions"] = merge_conditions(
             status.get("conditions"),
             [condition],
@@ -265,6 +266,23 @@ class Remediator:
             now=now,
         )
         return patch
+
+
+def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> Condition:
+    """``Remediated`` for the whole incident: True once any action changed the cluster.
+
+    The message lists each action's latest result, so a refused rollback ("no healthy
+    revision known") stays visible next to the webhook that did go out.
+    """
+    latest: dict[str, Mapping[str, Any]] = {}
+    for entry in history:
+        if entry.get("incident") == incident and entry.get("result") != Outcome.SUPPRESSED:
+            latest[str(entry.get("type"))] = entry
+    succeeded = [e for e in latest.values() if e.get("result") == Outcome.SUCCEEDED]
+    lead = succeeded[0] if succeeded else list(latest.values())[-1]
+    message = "; ".join(f"{a}: {e.get('message')}" for a, e in latest.items())
+    outcome = Outcome.SUCCEEDED if succeeded else Outcome(str(lead.get("result")))
+    return remediated_condition(outcome, str(lead.get("reason")), message)
 
 
 def is_paused(metadata: Mapping[str, Any]) -> bool:
