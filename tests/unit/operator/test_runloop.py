@@ -141,3 +141,102 @@ def test_restart_continues_schedule_from_status() -> None:
     # The first run waits for the rest of the interval instead of running at once.
     assert runner.starts
     assert (runner.starts[0] - T0).total_seconds() >= 29
+
+
+# --- remediation through the loop -------------------------------------------------------
+
+
+class CountingExecutor:
+    """Stands in for an action's API calls; the e2e tests run the real executors."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def __call__(self, api: Any, spec: MonitorSpec, request: Any) -> Any:
+        from modelmonitor.actions.base import ActionResult, Outcome
+
+        self.requests.append(request)
+        return ActionResult(Outcome.SUCCEEDED, "Notified", f"sent {request.id}", {"status": 200})
+
+
+def remediating_body(annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    obj = body("60s")
+    obj["metadata"]["uid"] = "uid-1"
+    obj["metadata"]["annotations"] = dict(annotations or {})
+    obj["spec"]["actions"] = {
+        "consecutiveBreaches": 2,
+        "onDrift": ["notify"],
+        "notify": {"webhookSecretRef": {"name": "s", "key": "url"}},
+    }
+    return obj
+
+
+def run_remediating(
+    obj: dict[str, Any], executor: CountingExecutor, limit: float
+) -> tuple[Writer, list[Event], list[tuple[str, str]]]:
+    from modelmonitor.remediation import Remediator
+
+    clock = Clock()
+    writer = Writer(obj)
+    events: list[Event] = []
+    counted: list[tuple[str, str]] = []
+    remediator = Remediator(api=None, executors={"notify": executor}, clock=clock)  # type: ignore[arg-type]
+    deps = LoopDeps(
+        Runner(clock),
+        writer,
+        asyncio.Semaphore(1),
+        events.append,
+        lambda *_: None,
+        clock,
+        remediator=remediator,
+        on_action=lambda action, result: counted.append((action, result)),
+    )
+    asyncio.run(run_loop("ml", "m", obj, Stopped(clock, limit), deps))
+    return writer, events, counted
+
+
+def test_the_decision_is_written_before_acting_and_acted_on_once() -> None:
+    executor = CountingExecutor()
+    obj = remediating_body()
+    writer, events, counted = run_remediating(obj, executor, limit=400)
+    assert [r.action for r in executor.requests] == ["notify"]  # once per incident
+    planned = [p for p in writer.patches if (p.get("incident") or {}).get("pending")]
+    assert planned, "the intent must be written before the executor runs"
+    assert planned[0]["incident"]["pending"][0]["id"] == executor.requests[0].id
+    status = obj["status"]
+    assert status["incident"]["pending"] == []
+    assert status["lastAction"]["result"] == "succeeded"
+    assert [e.reason for e in events].count("Notified") == 1
+    assert "IncidentConfirmed" in [e.reason for e in events]
+    assert counted == [("notify", "succeeded")]
+
+
+def test_a_request_left_pending_by_a_stopped_operator_is_carried_out_once() -> None:
+    executor = CountingExecutor()
+    obj = remediating_body()
+    pending = {
+        "id": "m-20260601-085900-notify-1",
+        "action": "notify",
+        "incident": "m-20260601-085900",
+        "trigger": "drift",
+        "dryRun": False,
+    }
+    obj["status"]["incident"] = {
+        "id": "m-20260601-085900",
+        "state": "Remediating",
+        "acted": {"notify": "pending"},
+        "pending": [pending],
+    }
+    run_remediating(obj, executor, limit=30)
+    assert [r.id for r in executor.requests] == [pending["id"]]
+    assert obj["status"]["incident"]["pending"] == []
+    assert obj["status"]["lastAction"]["id"] == pending["id"]
+
+
+def test_the_pause_annotation_stops_a_pending_request() -> None:
+    executor = CountingExecutor()
+    obj = remediating_body({"modelmonitor.io/paused": "true"})
+    _, _, counted = run_remediating(obj, executor, limit=400)
+    assert executor.requests == []
+    assert ("notify", "suppressed") in counted
+    assert obj["status"]["lastAction"]["reason"] == "Paused"
