@@ -99,6 +99,8 @@ def observe(
         )
     slo, slo_message = status_of(ConditionType.SLO_BREACHED)
     drift, drift_message = status_of(ConditionType.DRIFT_DETECTED)
+    drift_cond = find_condition(conditions, ConditionType.DRIFT_DETECTED)
+    drift_reason = str((drift_cond or {}).get("reason") or "")
     triggers = set()
     reasons = []
     if slo == "True":
@@ -116,7 +118,12 @@ def observe(
             reason="; ".join(r for r in reasons if r),
             phase=phase,
         )
-    if phase == Phase.HEALTHY:
+    # Healthy needs evidence too: every SLO met and the drift verdict known (or off), and
+    # at least one of them measured; a run of InsufficientData is no recovery.
+    slo_known = slo in ("False", "")
+    drift_known = drift in ("False", "")
+    evidence = slo == "False" or (drift == "False" and drift_reason != "Disabled")
+    if phase == Phase.HEALTHY and slo_known and drift_known and evidence:
         return Observation(Signal.HEALTHY, phase=phase)
     return Observation(Signal.UNKNOWN, reason="no verdict (insufficient data)", phase=phase)
 
@@ -375,6 +382,7 @@ def _plan_restore(incident: dict[str, Any], ctx: PolicyContext) -> tuple[ActionR
         incident=str(incident.get("id")),
         trigger=",".join(incident.get("triggers") or []),
         reason=f"healthy for {stabilization}s (stabilizationSeconds)",
+        dry_run=ctx.actions.dry_run,
         restore=dict(restore),
         created=format_time(ctx.now),
     )
@@ -469,6 +477,8 @@ def record_result(
     updated = dict(incident)
     updated["pending"] = [p for p in pending if p.get("id") != request.id]
     if request.action == "scale-back":
+        if result.outcome == Outcome.SUPPRESSED:
+            return updated  # paused at the last moment: planned again once resumed
         if result.outcome != Outcome.FAILED or request.dry_run:
             updated.pop("restore", None)
         else:
@@ -495,9 +505,11 @@ def record_result(
             else:
                 updated["restore"] = dict(new)
     if result.outcome == Outcome.SUCCEEDED and not request.dry_run:
-        # only a change to the cluster starts a cooldown and counts towards the cap
+        # Only what was done counts towards the cap; only a change to the cluster starts
+        # a cooldown (a delivered webhook changes nothing to wait for).
         when = _parse(request.created) or now
-        updated["lastActionAt"] = format_time(when)
-        updated["lastActionIncident"] = request.incident
+        if request.action != "notify":
+            updated["lastActionAt"] = format_time(when)
+            updated["lastActionIncident"] = request.incident
         updated["recentActions"] = [*_recent(updated, now), format_time(when)]
     return updated

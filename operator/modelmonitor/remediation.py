@@ -159,7 +159,6 @@ class Remediator:
             result["incident"] = decision.incident
         events = list(_transition_events(decision, obs, spec))
         entries = []
-        condition = None
         for note in decision.notes:
             entries.append(
                 history_entry(
@@ -173,8 +172,6 @@ class Remediator:
                 )
             )
             events.append(Event("Warning", note.reason, f"{note.action}: {note.message}"))
-            if not _has_success(decision.incident):
-                condition = remediated_condition(Outcome.SUPPRESSED, note.reason, note.message)
         for request in decision.requests:
             what = "dry run of" if request.dry_run else "carrying out"
             events.append(
@@ -185,8 +182,9 @@ class Remediator:
                 )
             )
         if entries:
-            result.update(with_history(status, entries))
-        if condition is not None:
+            history = with_history(status, entries)
+            result.update(history)
+            condition = incident_condition(history["actionHistory"], str(decision.incident["id"]))
             result["conditions"] = merge_conditions(
                 patch["conditions"], [condition], generation=generation, now=now
             )
@@ -274,10 +272,11 @@ def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> C
     The message lists each action's latest result, so a refused rollback ("no healthy
     revision known") stays visible next to the webhook that did go out.
     """
+    mine = [e for e in history if e.get("incident") == incident]
+    acted = [e for e in mine if e.get("result") != Outcome.SUPPRESSED]
     latest: dict[str, Mapping[str, Any]] = {}
-    for entry in history:
-        if entry.get("incident") == incident and entry.get("result") != Outcome.SUPPRESSED:
-            latest[str(entry.get("type"))] = entry
+    for entry in acted or mine[-1:]:  # notes (cooldown, pause) only while nothing ran
+        latest[str(entry.get("type"))] = entry
     succeeded = [e for e in latest.values() if e.get("result") == Outcome.SUCCEEDED]
     lead = succeeded[0] if succeeded else list(latest.values())[-1]
     message = "; ".join(f"{a}: {e.get('message')}" for a, e in latest.items())
@@ -311,18 +310,13 @@ def result_event(request: ActionRequest, result: ActionResult) -> Event:
     return Event("Normal" if good else "Warning", result.reason, result.message)
 
 
-def _has_success(incident: Mapping[str, Any]) -> bool:
-    return any(v == Outcome.SUCCEEDED for v in (incident.get("acted") or {}).values())
-
-
 def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) -> Sequence[Event]:
     if decision.transition is None:
         return ()
     old, new = decision.transition
     incident = decision.incident
-    if new == IncidentState.BREACHED or (
-        new == IncidentState.REMEDIATING and old == IncidentState.SUSPECT
-    ):
+    confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
+    if new in confirmed and old not in confirmed:
         runs = incident.get("breaches")
         return (
             Event(

@@ -67,7 +67,7 @@ class ClusterApi(Protocol):
 class ActionRequest:
     """One planned action; everything an executor needs besides the spec and the API."""
 
-    id: str  # deterministic, e.g. "inc-20261126t154501-rollback-1"
+    id: str  # deterministic, e.g. "fraud-20261126-154501-rollback-1"
     action: str  # rollback | scale | scale-back | notify | retrain
     namespace: str
     monitor: str

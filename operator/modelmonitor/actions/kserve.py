@@ -15,7 +15,7 @@ finished, and rolling it back would override a person. In Standard (raw Deployme
 and ModelMesh modes KServe ignores the field, so there is no canary to roll back.
 
 The patch is a merge patch carrying ``metadata.resourceVersion`` (409 when the object
-changed since our read: read again and retry once) and the
+changed since our read: read again and retry, up to 4 attempts) and the
 :data:`~modelmonitor.actions.base.ACTION_ANNOTATION` mark in the same write.
 """
 

@@ -18,12 +18,12 @@ Generic JSON body (``format: json``), version ``v1``::
     {
       "kind": "ModelMonitorNotification",
       "version": "v1",
-      "id": "inc-20261126t154501-notify-1",      # the action id; the de-duplication key
+      "id": "fraud-20261126-154501-notify-1",      # the action id; the de-duplication key
       "monitor": {"namespace": "ml", "name": "fraud", "uid": "..."},
       "target": {"kind": "Deployment", "name": "fraud-model"},
-      "incident": "inc-20261126t154501",
+      "incident": "fraud-20261126-154501",
       "trigger": ["slo", "drift"],               # what breached
-      "phase": "Degraded",                       # the monitor's phase when planned
+      "phase": "Breached",                       # the monitor's phase when planned
       "reason": "SLO availability burning 14.4x", # for people
       "dryRun": false,
       "time": "2026-11-26T15:45:03Z"             # when this body was built (UTC)

@@ -337,9 +337,10 @@ def execute_rollback(api: ClusterApi, spec: MonitorSpec, request: ActionRequest)
 
     Idempotent through :data:`ACTION_ANNOTATION`. The patch tests the resourceVersion it
     was planned against; when someone wrote the Deployment in between, it is re-read
-    and re-planned once. ``toRevision`` is the number the target ReplicaSet had when
-    planned (as kubectl reports it): the Deployment controller then renumbers that
-    ReplicaSet to the highest revision + 1, which is what ``rollout history`` shows after.
+    and re-planned (up to CONFLICT_ATTEMPTS times). ``toRevision`` is the number the
+    target ReplicaSet had when planned (as kubectl reports it): the Deployment controller
+    then renumbers that ReplicaSet to the highest revision + 1 (what ``rollout history``
+    shows after).
     """
     name = spec.target.name
     if spec.target.kind != "Deployment":

@@ -281,13 +281,60 @@ def test_drift_uses_on_drift_and_slo_uses_on_slo_breach() -> None:
         ([("DriftDetected", "True")], "Drifted", Signal.BREACH),
         ([("DriftDetected", "Unknown"), ("SLOBreached", "Unknown")], "Pending", Signal.UNKNOWN),
         ([("DriftDetected", "False"), ("SLOBreached", "False")], "Healthy", Signal.HEALTHY),
+        # drift off and no SLO data: the phase says Healthy, but nothing was measured
+        (
+            [("DriftDetected", "False:Disabled"), ("SLOBreached", "Unknown")],
+            "Healthy",
+            Signal.UNKNOWN,
+        ),
+        (
+            [("DriftDetected", "False:Disabled"), ("SLOBreached", "False")],
+            "Healthy",
+            Signal.HEALTHY,
+        ),
+        ([("DriftDetected", "False:NoDrift")], "Healthy", Signal.HEALTHY),
     ],
 )
 def test_observe(conditions: list[tuple[str, str]], phase: str, signal: Signal) -> None:
-    conds = [{"type": t, "status": s, "message": f"{t} says {s}"} for t, s in conditions]
+    conds = [
+        {
+            "type": t,
+            "status": s.split(":")[0],
+            "reason": s.partition(":")[2],
+            "message": f"{t} says {s}",
+        }
+        for t, s in conditions
+    ]
     slos = [{"name": "p95", "met": False}, {"name": "errors", "met": True}]
     obs = observe(conds, phase, slos, frozenset({"p95"}))
     assert obs.signal == signal
     if signal == Signal.BREACH and "SLOBreached" in dict(conditions):
         assert obs.latency_breach
         assert "SLOBreached says True" in obs.reason
+
+
+def test_a_delivered_webhook_counts_towards_the_cap_but_starts_no_cooldown() -> None:
+    mon = Monitor(rollback_actions(consecutive_breaches=1, on_slo_breach=("notify",)))
+    mon.run(BREACH)
+    assert "lastActionAt" not in mon.incident
+    assert len(mon.incident["recentActions"]) == 1
+    mon.run(HEALTHY)
+    assert [r.action for r in mon.run(BREACH).requests] == ["notify"]
+
+
+def test_a_scale_back_paused_at_the_last_moment_is_kept_for_later() -> None:
+    restore = {"kind": "Deployment", "name": "iris", "original": 1, "applied": 2}
+    incident = {"id": "i", "state": "Recovered", "restore": restore, "pending": []}
+    mon = Monitor(
+        rollback_actions(
+            on_slo_breach=("scale",), scale=ScaleSpec(max_replicas=3, stabilization_seconds=0)
+        )
+    )
+    incident["closedAt"] = "2026-11-26T11:00:00Z"
+    decision = step(HEALTHY, incident, mon.ctx())
+    (request,) = decision.requests
+    paused = ActionResult(Outcome.SUPPRESSED, "Paused", "paused")
+    kept = record_result(decision.incident, request, paused, mon.now)
+    assert kept is not None
+    assert kept["restore"] == restore
+    assert kept["pending"] == []
