@@ -46,7 +46,7 @@ from modelmonitor.policy import (
     with_history,
 )
 from modelmonitor.spec import MonitorSpec
-from modelmonitor.status import Condition, merge_conditions
+from modelmonitor.status import Condition, merge_conditions, replacing
 from modelmonitor.verdict import Event, Verdict
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Remediator:
         )
         decision = step(obs, status.get("incident"), ctx)
         if decision.incident != (status.get("incident") or {}):
-            result["incident"] = decision.incident
+            result["incident"] = replacing(status.get("incident"), decision.incident)
         events = list(_transition_events(decision, obs, spec))
         entries = []
         for note in decision.notes:
@@ -184,6 +184,7 @@ class Remediator:
         if entries:
             history = with_history(status, entries)
             result.update(history)
+            result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
             condition = incident_condition(history["actionHistory"], str(decision.incident["id"]))
             result["conditions"] = merge_conditions(
                 patch["conditions"], [condition], generation=generation, now=now
@@ -256,7 +257,11 @@ class Remediator:
         )
         history = with_history(status, [entry])
         condition = incident_condition(history["actionHistory"], request.incident)
-        patch: dict[str, Any] = {"incident": incident, **history}
+        patch: dict[str, Any] = {
+            **history,
+            "incident": replacing(status.get("incident"), incident),
+            "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
+        }
         patch["conditions"] = merge_conditions(
             status.get("conditions"),
             [condition],

@@ -106,3 +106,17 @@ def find_condition(
         if cond.get("type") == type_:
             return cond
     return None
+
+
+def replacing(old: Any, new: Any) -> Any:
+    """``new`` as a JSON merge patch that *replaces* ``old`` (RFC 7386 merges objects).
+
+    A merge patch keeps every key it does not mention, so a key dropped from a nested
+    object must be sent as ``null`` to go away.
+    """
+    if not isinstance(new, Mapping) or not isinstance(old, Mapping):
+        return new
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        patch[key] = replacing(old.get(key), value)
+    return patch

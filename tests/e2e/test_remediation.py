@@ -21,7 +21,7 @@ import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.model_images import iris_deployment
-from tests.e2e.operator_fixtures import OperatorProcess
+from tests.e2e.operator_fixtures import OperatorProcess, free_port
 from tests.iris import FEATURES, reference_csv
 
 INTERVAL_SECONDS = 10
@@ -387,3 +387,38 @@ def test_operator_killed_between_decision_and_action_acts_once_after_restart(
     assert image_of(cluster, namespace) == iris_images["v1"]
     revision = deployment(cluster, namespace)["metadata"]["annotations"]
     assert revision["deployment.kubernetes.io/revision"] == "3"
+
+
+def test_two_operator_replicas_never_both_act(
+    good_model: OperatorProcess, namespace: str, iris_images: dict[str, str], tmp_path: Path
+) -> None:
+    """kopf peering lets one replica act; the status-guarded intent stops a second one."""
+    cluster = good_model.cluster
+    args = list(good_model.args)
+    for flag in ("--metrics-port", "--health-port", "--payload-port"):
+        args[args.index(flag) + 1] = str(free_port())
+    second = OperatorProcess(cluster, tmp_path / "second.log", *args, env=good_model.extra_env)
+    second.start()
+    try:
+        wait_for(lambda: "modelmonitor operator starting" in second.logs(), timeout=60)
+        actions = {"consecutiveBreaches": 1, "onSLOBreach": ["rollback"]}
+        cluster.apply(monitor("twice", actions), "-n", namespace)
+        healthy_with_revision(cluster, namespace, "twice", "1")
+        roll_out(cluster, namespace, iris_images["v2-slow"], "v2")
+        wait_status(
+            cluster,
+            namespace,
+            "twice",
+            lambda s: (s.get("incident") or {}).get("state") == "Recovered",
+            "rolled back and recovered",
+        )
+        after = wait_runs(cluster, namespace, "twice", 2)
+        assert second.alive()
+        assert good_model.alive()
+    finally:
+        second.stop()
+    assert len(actions_of(after, "rollback")) == 1, after["actionHistory"]
+    annotations = deployment(cluster, namespace)["metadata"]["annotations"]
+    assert annotations["deployment.kubernetes.io/revision"] == "3"
+    reasons = [e["reason"] for e in events(cluster, namespace, "twice")]
+    assert reasons.count("RolledBack") == 1, reasons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from typing import Any
 
@@ -10,6 +11,7 @@ from modelmonitor.report import DriftSummary, FeatureSummary, Report
 from modelmonitor.runloop import LoopDeps, run_loop
 from modelmonitor.spec import MonitorSpec
 from modelmonitor.verdict import Event, Verdict
+from tests.unit.actions.fake_api import merge_patch
 
 T0 = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -67,13 +69,16 @@ class Writer:
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
         self.patches: list[dict[str, Any]] = []
+        self.states: list[dict[str, Any]] = []  # status after each write
 
     def update_monitor_status(self, namespace: str, name: str, compute: Any) -> Any:
         patch = compute(self.body)
         if patch is None:
             return None
         self.patches.append(patch)
-        self.body["status"] = {**self.body.get("status", {}), **patch}
+        # what the API server does with the operator's merge patch (RFC 7386)
+        self.body["status"] = merge_patch(self.body.get("status", {}), patch)
+        self.states.append(copy.deepcopy(self.body["status"]))
         return self.body, patch
 
 
@@ -240,3 +245,45 @@ def test_the_pause_annotation_stops_a_pending_request() -> None:
     assert executor.requests == []
     assert ("notify", "suppressed") in counted
     assert obj["status"]["lastAction"]["reason"] == "Paused"
+
+
+class FlippingRunner(Runner):
+    """Drifted for ``bad`` runs, then healthy for ``good``, over and over."""
+
+    def __init__(self, clock: Clock, bad: int, good: int) -> None:
+        super().__init__(clock)
+        self.pattern = [True] * bad + [False] * good
+
+    async def run(self, namespace: str, name: str, spec: MonitorSpec, status: Any) -> Report:
+        self.drifted = self.pattern[len(self.starts) % len(self.pattern)]
+        return await super().run(namespace, name, spec, status)
+
+
+def test_every_incident_acts_afresh_nothing_lingers_from_the_last_one() -> None:
+    from modelmonitor.remediation import Remediator
+
+    executor = CountingExecutor()
+    obj = remediating_body()
+    obj["spec"]["actions"].update(consecutiveBreaches=1, cooldownSeconds=0)
+    clock = Clock()
+    writer = Writer(obj)
+    remediator = Remediator(api=None, executors={"notify": executor}, clock=clock)  # type: ignore[arg-type]
+    deps = LoopDeps(
+        FlippingRunner(clock, bad=2, good=2),
+        writer,
+        asyncio.Semaphore(1),
+        lambda event: None,
+        lambda *_: None,
+        clock,
+        remediator=remediator,
+    )
+    asyncio.run(run_loop("ml", "m", obj, Stopped(clock, 8 * 61), deps))
+    incidents = [r.incident for r in executor.requests]
+    assert len(incidents) >= 2, incidents
+    assert len(set(incidents)) == len(incidents)  # one notify per incident, each incident
+    for state in writer.states:
+        incident = state.get("incident") or {}
+        if incident.get("state") in ("Suspect", "Breached", "Remediating"):
+            # an open incident carries nothing of the closed one before it
+            assert "closedAt" not in incident, incident
+            assert set(incident.get("acted") or {}) <= {"notify"}

@@ -55,3 +55,12 @@ def test_flip_moves_transition_time_and_keeps_others() -> None:
     assert by_type["Ready"]["lastTransitionTime"] == "2026-01-01T12:05:00Z"
     assert by_type["Degraded"]["lastTransitionTime"] == "2026-01-01T12:00:00Z"
     assert [c["type"] for c in second] == ["Ready", "Degraded"]
+
+
+def test_replacing_turns_dropped_keys_into_nulls_at_every_depth() -> None:
+    from modelmonitor.status import replacing
+
+    old = {"id": "a", "acted": {"rollback": "succeeded"}, "restore": {"x": 1}, "n": 1}
+    new = {"id": "b", "acted": {}, "n": 2}
+    assert replacing(old, new) == {"id": "b", "acted": {"rollback": None}, "restore": None, "n": 2}
+    assert replacing(None, new) == new
