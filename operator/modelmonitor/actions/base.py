@@ -11,7 +11,7 @@ or derives an object name from it, and checks that mark first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -134,3 +134,24 @@ class Executor(Protocol):
     def __call__(
         self, api: ClusterApi, spec: MonitorSpec, request: ActionRequest
     ) -> ActionResult: ...
+
+
+# Every status write of a controller (pods starting, as they do right after a rollback
+# or a scale step) bumps the resourceVersion a guarded patch was planned against.
+CONFLICT_ATTEMPTS = 4
+
+
+def retry_on_conflict(attempt: Callable[[], ActionResult], failure_reason: str) -> ActionResult:
+    """Run ``attempt`` (read, plan, patch) again after a 409, planning on what the other
+    writer wrote, up to :data:`CONFLICT_ATTEMPTS` times. A 404 means the target went away
+    while acting (SKIPPED); other API errors fail with ``failure_reason``."""
+    for tries in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except ApiError as exc:
+            if exc.status == 409 and tries < CONFLICT_ATTEMPTS:
+                continue
+            if exc.status == 404:
+                return ActionResult(Outcome.SKIPPED, "TargetNotFound", f"gone while acting: {exc}")
+            return ActionResult(Outcome.FAILED, failure_reason, str(exc))
+    raise AssertionError("unreachable")  # pragma: no cover

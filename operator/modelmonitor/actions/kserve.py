@@ -21,16 +21,16 @@ changed since our read: read again and retry, up to 4 attempts) and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from modelmonitor.actions.base import (
     ACTION_ANNOTATION,
     ActionRequest,
     ActionResult,
-    ApiError,
     ClusterApi,
     Outcome,
+    retry_on_conflict,
 )
 from modelmonitor.spec import MonitorSpec
 
@@ -38,8 +38,6 @@ DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Modes without Knative revisions, where canaryTrafficPercent has no effect
 # (RawDeployment is Standard's name before KServe 0.16).
 NO_CANARY_MODES = frozenset({"RawDeployment", "Standard", "ModelMesh"})
-# Read-plan-patch rounds before a 409 (the object changed under us) counts as a failure.
-CONFLICT_ATTEMPTS = 4
 
 
 def isvc_path(namespace: str, name: str) -> str:
@@ -185,23 +183,6 @@ def _rollback_once(api: ClusterApi, name: str, request: ActionRequest) -> Action
     )
 
 
-def _with_retry(attempt: Callable[[], ActionResult]) -> ActionResult:
-    """Run ``attempt`` (read, plan, patch); again after a 409, planning on what the other
-    writer wrote. Several tries, not one: every status write of the controller (pods
-    starting, as they do right after a scale step) bumps the resourceVersion too.
-    Other API errors fail."""
-    for tries in range(1, CONFLICT_ATTEMPTS + 1):
-        try:
-            return attempt()
-        except ApiError as exc:
-            if exc.status == 409 and tries < CONFLICT_ATTEMPTS:
-                continue
-            if exc.status == 404:
-                return ActionResult(Outcome.SKIPPED, "TargetNotFound", f"gone while acting: {exc}")
-            return ActionResult(Outcome.FAILED, "CanaryRollbackFailed", str(exc))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def execute_canary_rollback(
     api: ClusterApi, spec: MonitorSpec, request: ActionRequest
 ) -> ActionResult:
@@ -212,4 +193,6 @@ def execute_canary_rollback(
             "UnsupportedTarget",
             f"a canary rollback needs an InferenceService, not a {spec.target.kind}",
         )
-    return _with_retry(lambda: _rollback_once(api, spec.target.name, request))
+    return retry_on_conflict(
+        lambda: _rollback_once(api, spec.target.name, request), "CanaryRollbackFailed"
+    )

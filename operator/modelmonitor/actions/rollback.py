@@ -24,6 +24,7 @@ from typing import Any
 
 from modelmonitor.actions.base import (
     ACTION_ANNOTATION,
+    CONFLICT_ATTEMPTS,
     ActionRequest,
     ActionResult,
     ApiError,
@@ -52,9 +53,6 @@ ANNOTATIONS_TO_SKIP = frozenset(
 
 # A failed resourceVersion ``test`` (or a conflicting write) answers one of these.
 _CONFLICT_STATUSES = frozenset({409, 422})
-# The deployment controller writes status often during an incident (pods starting), and
-# each write changes the resourceVersion the patch tests: re-read and re-plan a few times.
-CONFLICT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)

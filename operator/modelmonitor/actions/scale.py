@@ -22,7 +22,7 @@ The planning functions are pure (dicts in, dicts out); ``execute_*`` do the I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,16 +30,13 @@ from modelmonitor.actions.base import (
     ACTION_ANNOTATION,
     ActionRequest,
     ActionResult,
-    ApiError,
     ClusterApi,
     Outcome,
+    retry_on_conflict,
 )
 from modelmonitor.spec import MonitorSpec, ScaleSpec
 
 RESTORE_ANNOTATION = "modelmonitor.io/scale-restore"
-# Read-plan-patch rounds before a 409 (the object changed under us) counts as a failure.
-CONFLICT_ATTEMPTS = 4
-
 Kind = Literal["Deployment", "HorizontalPodAutoscaler"]
 _FIELDS: dict[str, str] = {"Deployment": "replicas", "HorizontalPodAutoscaler": "minReplicas"}
 _RESOURCES: dict[str, str] = {
@@ -283,23 +280,6 @@ def _scale_once(
     )
 
 
-def _with_retry(attempt: Callable[[], ActionResult], failure_reason: str) -> ActionResult:
-    """Run ``attempt`` (read, plan, patch); again after a 409, planning on what the other
-    writer wrote. Several tries, not one: every status write of the controller (pods
-    starting, as they do right after a scale step) bumps the resourceVersion too.
-    Other API errors fail."""
-    for tries in range(1, CONFLICT_ATTEMPTS + 1):
-        try:
-            return attempt()
-        except ApiError as exc:
-            if exc.status == 409 and tries < CONFLICT_ATTEMPTS:
-                continue
-            if exc.status == 404:
-                return ActionResult(Outcome.SKIPPED, "TargetNotFound", f"gone while acting: {exc}")
-            return ActionResult(Outcome.FAILED, failure_reason, str(exc))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def execute_scale(api: ClusterApi, spec: MonitorSpec, request: ActionRequest) -> ActionResult:
     """One step up for ``spec.target`` (see the module doc for the HPA policy)."""
     scale = spec.actions.scale
@@ -309,7 +289,7 @@ def execute_scale(api: ClusterApi, spec: MonitorSpec, request: ActionRequest) ->
         return ActionResult(
             Outcome.SKIPPED, "UnsupportedTarget", f"cannot scale a {spec.target.kind}"
         )
-    return _with_retry(
+    return retry_on_conflict(
         lambda: _scale_once(api, request.namespace, spec.target.name, scale, request),
         "ScaleFailed",
     )
@@ -378,4 +358,4 @@ def execute_scale_back(api: ClusterApi, spec: MonitorSpec, request: ActionReques
         return ActionResult(
             Outcome.SKIPPED, "NothingToRestore", "no usable restore record on the request"
         )
-    return _with_retry(lambda: _scale_back_once(api, restore, request), "ScaleFailed")
+    return retry_on_conflict(lambda: _scale_back_once(api, restore, request), "ScaleFailed")

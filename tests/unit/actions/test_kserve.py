@@ -12,9 +12,14 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
-from modelmonitor.actions.kserve import (
+from modelmonitor.actions.base import (
+    ACTION_ANNOTATION,
     CONFLICT_ATTEMPTS,
+    ActionRequest,
+    ApiError,
+    Outcome,
+)
+from modelmonitor.actions.kserve import (
     canary_state,
     execute_canary_rollback,
     isvc_path,

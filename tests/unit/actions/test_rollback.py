@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
-from modelmonitor.actions.rollback import (
+from modelmonitor.actions.base import (
+    ACTION_ANNOTATION,
     CONFLICT_ATTEMPTS,
+    ActionRequest,
+    ApiError,
+    Outcome,
+)
+from modelmonitor.actions.rollback import (
     Refusal,
     RollbackPlan,
     execute_rollback,

@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
-from modelmonitor.actions.scale import (
+from modelmonitor.actions.base import (
+    ACTION_ANNOTATION,
     CONFLICT_ATTEMPTS,
+    ActionRequest,
+    ApiError,
+    Outcome,
+)
+from modelmonitor.actions.scale import (
     RESTORE_ANNOTATION,
     execute_scale,
     execute_scale_back,
