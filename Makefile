@@ -56,7 +56,7 @@ cluster-down: venv ## stop the local control plane
 cluster-status: venv
 	$(PY) -m tests.cluster status
 
-demo: deps ## local control plane, model server, operator, three monitors, then shut down
+demo: deps ## local control plane, model pods, Prometheus, operator: a bad rollout detected and rolled back, then shut down
 	bash hack/demo.sh
 
 bench: venv ## drift benchmarks against Evidently and Alibi Detect (see bench/README.md)
