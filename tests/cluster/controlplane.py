@@ -540,6 +540,19 @@ class ControlPlane:
         self._children[proc.pid] = proc
         return proc.pid
 
+    def _child_alive(self, pid: int) -> bool:
+        """Whether a component this process started still runs.
+
+        Our own children are asked directly (``poll``): right after ``Popen`` returns,
+        the kernel may not yet have set the new program's command line (vfork resumes
+        the parent before exec installs it), so the /proc marker check would take a
+        starting process for a dead one.
+        """
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        return _pid_alive(pid, str(self.state_dir))
+
     def _wait(
         self,
         component: str,
@@ -550,7 +563,7 @@ class ControlPlane:
         delay = 0.05
         while True:
             for name, pid in pids.items():
-                if not _pid_alive(pid, str(self.state_dir)):
+                if not self._child_alive(pid):
                     log = self.log_file(name)
                     tail = _log_tail(log)
                     error = PortTakenError if "address already in use" in tail else ClusterError
