@@ -247,5 +247,7 @@ def test_base_spec_is_valid(crds: KubeCluster, namespace: str) -> None:
 def test_printer_columns_and_short_name(crds: KubeCluster, namespace: str) -> None:
     crds.kubectl("apply", "-n", namespace, "-f", "-", input=_monitor("cols", BASE))
     header = crds.kubectl("get", "mm", "-n", namespace).stdout.splitlines()[0].split()
-    assert header[:7] == ["NAME", "TARGET", "PHASE", "DRIFT", "SLO", "LAST", "RUN"]
-    assert header[-1] == "AGE"
+    assert header == [
+        *["NAME", "TARGET", "PHASE", "DRIFT", "SLO", "INCIDENT"],
+        *["LAST", "ACTION", "LAST", "RUN", "AGE"],
+    ]
