@@ -38,6 +38,7 @@ from modelmonitor.policy import (
     Note,
     Observation,
     PolicyContext,
+    Signal,
     history_entry,
     observe,
     record_result,
@@ -124,9 +125,11 @@ class Remediator:
         generation = gen if isinstance(gen, int) else None
         healthy = [dict(r) for r in status.get("healthyRevisions") or [] if isinstance(r, Mapping)]
         result: dict[str, Any] = {}
+        latency = frozenset(s.name for s in spec.slos if s.latency is not None)
+        obs = observe(patch["conditions"], verdict.phase.value, patch.get("slos") or [], latency)
         before, after = revisions
         if (
-            verdict.phase.value == "Healthy"
+            obs.signal == Signal.HEALTHY  # measured healthy, not just "no complaints"
             and before is not None
             and after is not None
             and before.get("podTemplateHash") == after.get("podTemplateHash")
@@ -141,8 +144,6 @@ class Remediator:
                 result["healthyRevisions"] = healthy
         if not spec.actions.on_slo_breach and not spec.actions.on_drift:
             return Plan(result)
-        latency = frozenset(s.name for s in spec.slos if s.latency is not None)
-        obs = observe(patch["conditions"], verdict.phase.value, patch.get("slos") or [], latency)
         ctx = PolicyContext(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from modelmonitor.remediation import incident_condition
 
 
@@ -43,3 +45,48 @@ def test_notes_do_not_hide_results() -> None:
     cond = incident_condition(history, "i-1")
     assert (cond.status, cond.reason) == ("False", "RollbackFailed")
     assert "Paused" not in cond.message
+
+
+def _verdict(slo_status: str) -> Any:
+    from modelmonitor.status import Phase
+    from modelmonitor.verdict import Verdict
+
+    conditions = [
+        {"type": "DriftDetected", "status": "False", "reason": "Disabled"},
+        {"type": "SLOBreached", "status": slo_status, "reason": "x"},
+        {"type": "Degraded", "status": "False", "reason": "SourcesAvailable"},
+    ]
+    patch = {
+        "phase": "Healthy",
+        "conditions": conditions,
+        "lastRun": {"time": "2026-11-26T12:00:00Z"},
+        "slos": [],
+    }
+    return Verdict(Phase.HEALTHY, patch, (), ())
+
+
+def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
+    import datetime as dt
+
+    from modelmonitor.remediation import Remediator
+    from modelmonitor.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "target": {"name": "iris"},
+            "reference": {"configMapRef": {"name": "r", "key": "k"}},
+            "actions": {"onSLOBreach": ["rollback"]},
+        }
+    )
+    obj = {"metadata": {"name": "m", "namespace": "ml"}, "status": {}}
+    seen = {"revision": "3", "podTemplateHash": "abc", "images": ["iris:v1"]}
+    remediator = Remediator(api=None, executors={})  # type: ignore[arg-type]
+    now = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+    unknown = remediator.plan(obj, spec, _verdict("Unknown"), (seen, seen), now)
+    assert "healthyRevisions" not in unknown.status_patch  # no SLO data: not evidence
+    met = remediator.plan(obj, spec, _verdict("False"), (seen, seen), now)
+    assert met.status_patch["healthyRevisions"][0]["podTemplateHash"] == "abc"
+    moved = remediator.plan(
+        obj, spec, _verdict("False"), (seen, {**seen, "podTemplateHash": "d"}), now
+    )
+    assert "healthyRevisions" not in moved.status_patch  # a rollout during the run
