@@ -228,13 +228,13 @@ def test_sketch_cdf_and_bins_within_rank_error(dist: str) -> None:
     assert np.max(np.abs(props - 0.1)) <= 2 * 1.5 * KLL_ALL_RANKS_ERROR
 
 
-# Measured worst case over 60 runs (normal, lognormal, exponential; 200,000 reference
-# values; docs/statistics.md): one sketch / merge of 8 shard sketches.
+# Measured worst case over 60 runs (wasserstein with 8 shards: 200 runs; normal, lognormal,
+# exponential; 200,000 reference values; docs/statistics.md): one sketch / 8 merged.
 @pytest.mark.parametrize("shards", [1, 8])
 @pytest.mark.parametrize(
     ("method", "bound"),
     [
-        ("wasserstein", 0.05),  # measured 0.0040 / 0.0178
+        ("wasserstein", 0.05),  # measured 0.0040 / 0.0454
         ("energy", 0.015),  # 0.0019 / 0.0056
         ("psi", 0.012),  # 0.0019 / 0.0055
         ("jensenshannon", 0.025),  # 0.0069 / 0.0102
@@ -243,20 +243,28 @@ def test_sketch_cdf_and_bins_within_rank_error(dist: str) -> None:
     ],
 )
 def test_distances_on_a_sketch_agree_with_exact(method: str, bound: float, shards: int) -> None:
+    # The KLL sketch compacts at random (DataSketches takes no seed), so one draw's error
+    # has a tail: the bound holds for the median of three independent sketches.
     rng = np.random.default_rng(5)
     func = getattr(num, method)
-    worst = 0.0
+    data = []
     for dist in ("normal", "lognormal", "exponential"):
-        x = getattr(rng, dist)(size=100_000)
+        # 200,000 values, as measured in docs/statistics.md
+        x = getattr(rng, dist)(size=200_000)
         cur = getattr(rng, dist)(size=2000) * 1.05
-        exact = NumericalProfile.from_values("x", x, exact_limit=None)
-        parts = [NumericalProfile.from_values("x", p) for p in np.array_split(x, shards)]
-        sketch = parts[0]
-        for part in parts[1:]:
-            sketch = sketch.merge(part, exact_limit=1000, sketch_k=200)
-        assert not sketch.exact
-        worst = max(worst, abs(func(exact, cur).statistic - func(sketch, cur).statistic))
-    assert worst <= bound
+        data.append((x, cur, NumericalProfile.from_values("x", x, exact_limit=None)))
+    worsts = []
+    for _ in range(3):
+        worst = 0.0
+        for x, cur, exact in data:
+            parts = [NumericalProfile.from_values("x", p) for p in np.array_split(x, shards)]
+            sketch = parts[0]
+            for part in parts[1:]:
+                sketch = sketch.merge(part, exact_limit=1000, sketch_k=200)
+            assert not sketch.exact
+            worst = max(worst, abs(func(exact, cur).statistic - func(sketch, cur).statistic))
+        worsts.append(worst)
+    assert float(np.median(worsts)) <= bound, worsts
 
 
 def test_empty_column_profile() -> None:
