@@ -93,20 +93,13 @@ class Remediator:
         """The Deployment revision being served, when rollback needs to know it."""
         if spec.target.kind != "Deployment" or not spec.actions.uses("rollback"):
             return None
-        from modelmonitor.actions.rollback import observe_revision
+        from modelmonitor.actions.rollback import read_revision
 
-        base = f"/apis/apps/v1/namespaces/{namespace}"
         try:
-            deployment = self.api.get(f"{base}/deployments/{spec.target.name}")
-            if deployment is None:
-                return None
-            labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels")
-            selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
-            replicasets = self.api.list(f"{base}/replicasets", selector)
+            return read_revision(self.api, namespace, spec.target.name)
         except ApiError as exc:
             log.warning("cannot read deployment %s/%s: %s", namespace, spec.target.name, exc)
             return None
-        return observe_revision(deployment, replicasets)
 
     # -- deciding --------------------------------------------------------------------
     def plan(

@@ -311,6 +311,27 @@ def _selector(deployment: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+def deployment_path(namespace: str, name: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+
+
+def list_replicasets(
+    api: ClusterApi, namespace: str, deployment: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The ReplicaSets the Deployment's selector matches (the planners keep its own)."""
+    return api.list(
+        f"/apis/apps/v1/namespaces/{namespace}/replicasets", label_selector=_selector(deployment)
+    )
+
+
+def read_revision(api: ClusterApi, namespace: str, name: str) -> dict[str, Any] | None:
+    """:func:`observe_revision` of the Deployment as it is now (None when it is absent)."""
+    deployment = api.get(deployment_path(namespace, name))
+    if deployment is None:
+        return None
+    return observe_revision(deployment, list_replicasets(api, namespace, deployment))
+
+
 def _already_applied(deployment: Mapping[str, Any]) -> ActionResult:
     annotations = _annotations(deployment)
     name = str(_meta(deployment).get("name") or "")
@@ -347,7 +368,7 @@ def execute_rollback(api: ClusterApi, spec: MonitorSpec, request: ActionRequest)
             "NotADeployment",
             f"rollback needs a Deployment target; {spec.target.kind}/{name} has no revisions",
         )
-    path = f"/apis/apps/v1/namespaces/{request.namespace}/deployments/{name}"
+    path = deployment_path(request.namespace, name)
     try:
         for attempt in range(CONFLICT_ATTEMPTS):
             deployment = api.get(path)
@@ -359,10 +380,7 @@ def execute_rollback(api: ClusterApi, spec: MonitorSpec, request: ActionRequest)
                 )
             if _annotations(deployment).get(ACTION_ANNOTATION) == request.id:
                 return _already_applied(deployment)
-            replicasets = api.list(
-                f"/apis/apps/v1/namespaces/{request.namespace}/replicasets",
-                label_selector=_selector(deployment),
-            )
+            replicasets = list_replicasets(api, request.namespace, deployment)
             plan = plan_rollback(deployment, replicasets, request.healthy_revisions, request.id)
             if isinstance(plan, Refusal):
                 return ActionResult(Outcome.SKIPPED, plan.reason, plan.message)

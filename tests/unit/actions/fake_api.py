@@ -138,6 +138,10 @@ class FakeApi:
             raise ApiError(409, f"{name} already exists")
         return copy.deepcopy(self.put(key, body))
 
+    def patched(self) -> list[str]:
+        """The paths patched so far, in order."""
+        return [path for method, path in self.calls if method == "PATCH"]
+
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         self._check("SECRET", f"{namespace}/{name}/{key}")
         return self.secrets.get((namespace, name, key))

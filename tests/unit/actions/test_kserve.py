@@ -93,10 +93,6 @@ def isvc(
     return obj
 
 
-def patches(api: FakeApi) -> list[str]:
-    return [path for method, path in api.calls if method == "PATCH"]
-
-
 @pytest.fixture
 def api() -> FakeApi:
     fake = FakeApi()
@@ -212,7 +208,7 @@ def test_rolls_back_once(api: FakeApi) -> None:
     again = execute_canary_rollback(api, SPEC, request())
     assert again.outcome is Outcome.SUCCEEDED
     assert again.message.startswith("already applied by inc-1-rollback-1")
-    assert patches(api) == [PATH]
+    assert api.patched() == [PATH]
 
 
 def test_already_at_zero_is_success_without_a_patch() -> None:
@@ -221,7 +217,7 @@ def test_already_at_zero_is_success_without_a_patch() -> None:
     result = execute_canary_rollback(api, SPEC, request())
     assert (result.outcome, result.reason) == (Outcome.SUCCEEDED, "CanaryRolledBack")
     assert result.message == "already rolled back: inferenceservice/iris canary traffic is 0%"
-    assert patches(api) == []
+    assert api.patched() == []
 
 
 def test_no_canary_is_skipped() -> None:
@@ -234,7 +230,7 @@ def test_no_canary_is_skipped() -> None:
     raw = execute_canary_rollback(api, SPEC, request())
     assert raw.reason == "NoCanary"
     assert "Standard mode" in raw.message
-    assert patches(api) == []
+    assert api.patched() == []
 
 
 def test_dry_run_changes_nothing(api: FakeApi) -> None:
@@ -244,7 +240,7 @@ def test_dry_run_changes_nothing(api: FakeApi) -> None:
         "would send inferenceservice/iris canary traffic from 20% back to 0% "
         "(revision iris-predictor-00002; all traffic to iris-predictor-00001)"
     )
-    assert patches(api) == []
+    assert api.patched() == []
 
 
 def test_missing_and_wrong_kind_are_skipped() -> None:
@@ -279,7 +275,7 @@ def test_api_errors_fail(api: FakeApi) -> None:
     api.fail[("PATCH", PATH)] = ApiError(409, "the object has been modified")
     conflict = execute_canary_rollback(api, SPEC, request())
     assert (conflict.outcome, conflict.reason) == (Outcome.FAILED, "CanaryRollbackFailed")
-    assert patches(api) == [PATH] * CONFLICT_ATTEMPTS
+    assert api.patched() == [PATH] * CONFLICT_ATTEMPTS
     api.fail = {("PATCH", PATH): ApiError(403, "forbidden")}
     denied = execute_canary_rollback(api, SPEC, request())
     assert (denied.outcome, denied.reason) == (Outcome.FAILED, "CanaryRollbackFailed")

@@ -80,10 +80,6 @@ def hpa(
     return {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "model-hpa"}, "spec": spec}
 
 
-def patches(api: FakeApi) -> list[str]:
-    return [path for method, path in api.calls if method == "PATCH"]
-
-
 @pytest.fixture
 def api() -> FakeApi:
     fake = FakeApi()
@@ -168,14 +164,14 @@ def test_steps_up_to_the_cap_then_skips(api: FakeApi) -> None:
     assert stored["spec"]["replicas"] == 4
     assert stored["metadata"]["annotations"][ACTION_ANNOTATION] == "r2"
     assert json.loads(stored["metadata"]["annotations"][RESTORE_ANNOTATION])["applied"] == 4
-    assert len(patches(api)) == 2
+    assert len(api.patched()) == 2
 
 
 def test_same_request_twice_patches_once(api: FakeApi) -> None:
     spec = monitor_spec()
     first = execute_scale(api, spec, request())
     again = execute_scale(api, spec, request())
-    assert patches(api) == [DEPLOY]
+    assert api.patched() == [DEPLOY]
     assert again.outcome is Outcome.SUCCEEDED
     assert again.message.startswith("already applied by inc-1-scale-1")
     # The restore record survives a crash between acting and recording the result.
@@ -217,7 +213,7 @@ def test_hpa_path_raises_min_replicas_and_leaves_the_deployment(api: FakeApi) ->
     }
     assert api.objects[HPA]["spec"]["minReplicas"] == 3
     assert api.objects[DEPLOY]["spec"]["replicas"] == 1
-    assert patches(api) == [HPA]
+    assert api.patched() == [HPA]
     # Capped by the HPA's maxReplicas (3), below spec.actions.scale.maxReplicas (10).
     capped = execute_scale(api, spec, request("r2"))
     assert (capped.outcome, capped.reason) == (Outcome.SKIPPED, "AtMaxReplicas")
@@ -228,13 +224,13 @@ def test_dry_run_changes_nothing(api: FakeApi) -> None:
     result = execute_scale(api, monitor_spec(step=2), request(dry_run=True))
     assert result.outcome is Outcome.DRY_RUN
     assert result.message == "would scale deployment/model from 1 to 3 replicas"
-    assert patches(api) == []
+    assert api.patched() == []
     api.put(HPA, hpa(min_replicas=2, max_replicas=5))
     on_hpa = execute_scale(api, monitor_spec(step=1), request(dry_run=True))
     assert on_hpa.message.startswith(
         "would raise the minReplicas of horizontalpodautoscaler/model-hpa from 2 to 3"
     )
-    assert patches(api) == []
+    assert api.patched() == []
 
 
 def test_missing_target_is_skipped() -> None:
@@ -267,7 +263,7 @@ def test_persistent_conflict_and_other_errors_fail(api: FakeApi) -> None:
     api.fail[("PATCH", DEPLOY)] = ApiError(409, "the object has been modified")
     result = execute_scale(api, monitor_spec(), request())
     assert (result.outcome, result.reason) == (Outcome.FAILED, "ScaleFailed")
-    assert patches(api) == [DEPLOY] * CONFLICT_ATTEMPTS
+    assert api.patched() == [DEPLOY] * CONFLICT_ATTEMPTS
     api.fail = {("LIST", HPAS): ApiError(403, "forbidden")}
     denied = execute_scale(api, monitor_spec(), request())
     assert (denied.outcome, denied.reason) == (Outcome.FAILED, "ScaleFailed")
@@ -297,7 +293,7 @@ def test_scale_back_restores_the_first_original(api: FakeApi) -> None:
     again = execute_scale_back(api, monitor_spec(), request("b1", restore=restore))
     assert again.outcome is Outcome.SUCCEEDED
     assert "already" in again.message
-    assert len(patches(api)) == 3
+    assert len(api.patched()) == 3
 
 
 def test_scale_back_leaves_a_changed_value_alone(api: FakeApi) -> None:
@@ -314,7 +310,7 @@ def test_scale_back_when_already_at_the_original(api: FakeApi) -> None:
     result = execute_scale_back(api, monitor_spec(), request("b1", restore=restore))
     assert result.outcome is Outcome.SUCCEEDED
     assert result.message == "already restored: deployment/model replicas is 1"
-    assert len(patches(api)) == 2
+    assert len(api.patched()) == 2
 
 
 def test_scale_back_on_hpa(api: FakeApi) -> None:
