@@ -89,9 +89,14 @@ class Remediator:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     # -- observing the target --------------------------------------------------------
+    @staticmethod
+    def tracks_revisions(spec: MonitorSpec) -> bool:
+        """Only a Deployment that may be rolled back needs its healthy revisions known."""
+        return spec.target.kind == "Deployment" and spec.actions.uses("rollback")
+
     def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None:
         """The Deployment revision being served, when rollback needs to know it."""
-        if spec.target.kind != "Deployment" or not spec.actions.uses("rollback"):
+        if not self.tracks_revisions(spec):
             return None
         from modelmonitor.actions.rollback import read_revision
 

@@ -148,15 +148,14 @@ async def run_loop(
                 last_local = deps.clock()
                 continue
         last_local = report.finished
-        generation = (body.get("metadata") or {}).get("generation")
         requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
         if requests:
             await _act(namespace, name, spec, requests, body, done, deps)
 
 
 async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:
-    if deps.remediator is None:
-        return None
+    if deps.remediator is None or not deps.remediator.tracks_revisions(spec):
+        return None  # no thread hop for the monitors that never roll back
     return await asyncio.to_thread(deps.remediator.observe_revision, namespace, spec)
 
 
