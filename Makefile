@@ -25,9 +25,10 @@ deps: venv testbin ## everything the tests need
 	bash tests/cluster/system-deps.sh
 	$(PY) -m tests.modelserver venv
 
-lint: venv ## ruff
+lint: venv ## ruff, and the layers contract (.importlinter, docs/architecture.md)
 	$(VENV)/bin/ruff check operator tests bench hack
 	$(VENV)/bin/ruff format --check operator tests bench hack
+	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy (strict) on the package
 	$(VENV)/bin/mypy

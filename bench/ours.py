@@ -34,11 +34,11 @@ from _measure import Phases, current_rss_mib, emit, peak_rss_mib
 T_IMPORT = time.perf_counter()
 import numpy as np  # noqa: E402
 
-from modelmonitor.data import iter_datasets, read_dataset  # noqa: E402
-from modelmonitor.dataset import CategoricalColumn, Dataset  # noqa: E402
-from modelmonitor.stats.drift import analyze  # noqa: E402
-from modelmonitor.stats.profile import ReferenceProfile  # noqa: E402
-from modelmonitor.stats.quality import data_quality  # noqa: E402
+from modelmonitor.adapters.files import iter_datasets, read_dataset  # noqa: E402
+from modelmonitor.core.dataset import CategoricalColumn, Dataset  # noqa: E402
+from modelmonitor.core.stats.drift import analyze  # noqa: E402
+from modelmonitor.core.stats.profile import ReferenceProfile  # noqa: E402
+from modelmonitor.core.stats.quality import data_quality  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - T_IMPORT
 
@@ -167,7 +167,7 @@ def profile_run(args: argparse.Namespace) -> None:
 def scaling(args: argparse.Namespace) -> None:
     from generate import make_table  # bench/ is on sys.path when run as a script
 
-    from modelmonitor.data.convert import table_to_dataset
+    from modelmonitor.adapters.files.convert import table_to_dataset
 
     profile = ReferenceProfile.load(args.profile)
     rows_list = [int(r) for r in args.rows.split(",")]

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelmonitor.dataset import CategoricalColumn, Dataset
-from modelmonitor.stats import ReferenceProfile, analyze
+from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.stats import ReferenceProfile, analyze
 
 CAT_P = np.array([0.4, 0.3, 0.2, 0.1])
 CAT_LABELS = ("a", "b", "c", "d", "new")
@@ -215,7 +215,7 @@ NUMERICAL_CASES = ("no_shift", "mean_shift", "variance_shift", "tail_shift")
 
 def compare_numerical(*, reps: int, seed: int, regimes: list[str]) -> str:
     """Power (FPR for no_shift) of each numerical method, as a Markdown table."""
-    from modelmonitor.stats.methods import NUMERICAL
+    from modelmonitor.core.stats.methods import NUMERICAL
 
     lines = [
         "| regime | method | " + " | ".join(NUMERICAL_CASES) + " |",

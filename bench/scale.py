@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from modelmonitor.scheduling import jitter_seconds  # noqa: E402
+from modelmonitor.core.scheduling import jitter_seconds  # noqa: E402
 from tests.cluster.controlplane import ControlPlane, reap_orphans  # noqa: E402
 from tests.cluster.kube import KubeCluster, wait_for  # noqa: E402
 
@@ -463,9 +463,9 @@ def log_problems(path: Path) -> dict[str, Any]:
 
 # -- profiling ----------------------------------------------------------------------------------
 PROFILE_GROUPS = {
-    "monitoring runs (modelmonitor.runner)": "(modelmonitor/runner.py",
-    "status writes (modelmonitor.kube)": "(modelmonitor/kube.py",
-    "run loops (modelmonitor.runloop)": "(modelmonitor/runloop.py",
+    "monitoring runs (modelmonitor.engine.runner)": "(modelmonitor/engine/runner.py",
+    "status writes (modelmonitor.adapters.kube)": "(modelmonitor/adapters/kube.py",
+    "run loops (modelmonitor.engine.runloop)": "(modelmonitor/engine/runloop.py",
     "kopf: per-event processing": "(kopf/_core/reactor/processing.py",
     "kopf: watch streams": "(kopf/_cogs/clients/watching.py",
     "kopf: daemons and timers": "(kopf/_core/engines/daemons.py",

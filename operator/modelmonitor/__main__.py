@@ -1,5 +1,5 @@
 """Allow ``python -m modelmonitor``."""
 
-from modelmonitor.cli import main
+from modelmonitor.edge.cli import main
 
 raise SystemExit(main())

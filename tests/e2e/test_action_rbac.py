@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 from kubernetes import config as kube_config
 
-from modelmonitor.actions.base import ActionRequest, Outcome, PatchType
 from modelmonitor.actions.rollback import execute_rollback, observe_revision, record_healthy
 from modelmonitor.actions.scale import execute_scale
-from modelmonitor.kube import KubePaths
-from modelmonitor.spec import parse_spec
+from modelmonitor.adapters.kube import KubePaths
+from modelmonitor.core.cluster import PatchType
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import parse_spec
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.test_helm import (  # noqa: F401  (cluster: the fixture, CRDs applied)
     CHART,
@@ -39,11 +40,11 @@ from tests.unit.test_packaging import ACTION_GRANTS, MONITORING_GRANTS, Grant, b
 
 Doc = dict[str, Any]
 
-# What each executor calls through modelmonitor.kube.KubePaths, as (verb, apiGroup,
+# What each executor calls through modelmonitor.adapters.kube.KubePaths, as (verb, apiGroup,
 # resource). Read off the modules; keep in step with them:
 #   rollback  operator/modelmonitor/actions/rollback.py execute_rollback: GET the Deployment,
 #             LIST ReplicaSets, PATCH (JSON patch) the Deployment; and
-#             operator/modelmonitor/remediation.py Remediator.observe_revision (runs when
+#             operator/modelmonitor/engine/remediation.py Remediator.observe_revision (runs when
 #             rollback is configured): GET the Deployment, LIST ReplicaSets.
 #   scale     operator/modelmonitor/actions/scale.py execute_scale / execute_scale_back:
 #             GET the Deployment, LIST autoscaling/v2 HPAs, PATCH the Deployment or the

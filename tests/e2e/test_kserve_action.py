@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from kubernetes import config as kube_config
 
-from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, Outcome
 from modelmonitor.actions.kserve import execute_canary_rollback, isvc_path
-from modelmonitor.kube import KubePaths
-from modelmonitor.spec import MonitorSpec, ReferenceSpec, TargetSpec
+from modelmonitor.adapters.kube import KubePaths
+from modelmonitor.core.cluster import ACTION_ANNOTATION
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import MonitorSpec, ReferenceSpec, TargetSpec
 from tests.cluster.kube import KubeCluster
 
 

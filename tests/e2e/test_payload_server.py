@@ -26,15 +26,15 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from modelmonitor.dataset import CategoricalColumn, Feature
-from modelmonitor.sources.payload_log import PayloadStore
-from modelmonitor.sources.payload_server import (
+from modelmonitor.core.dataset import CategoricalColumn, Feature
+from modelmonitor.core.spec import MonitorSpec, PayloadLogSpec, ReferenceSpec, TargetSpec
+from modelmonitor.sources.payload.server import (
     bound_port,
     payload_port,
     start_payload_server,
     stop_payload_server,
 )
-from modelmonitor.spec import MonitorSpec, PayloadLogSpec, ReferenceSpec, TargetSpec
+from modelmonitor.sources.payload.store import PayloadStore
 from tests.modelserver import ModelServer
 
 pytestmark = pytest.mark.timeout(300)

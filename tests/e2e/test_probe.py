@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from modelmonitor.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.spec import EndpointSpec, ProbeSpec
+from modelmonitor.core.stats.model_quality import classification_quality
 from modelmonitor.sources.endpoint import EndpointResolutionError, resolve_endpoint
 from modelmonitor.sources.probe import (
     ENDPOINT_UNREACHABLE,
@@ -30,8 +32,6 @@ from modelmonitor.sources.probe import (
     sample_rows,
     unreachable_result,
 )
-from modelmonitor.spec import EndpointSpec, ProbeSpec
-from modelmonitor.stats.model_quality import classification_quality
 from tests.cluster.kube import KubeCluster
 from tests.modelserver import ModelServer, ModelSpec, free_port
 

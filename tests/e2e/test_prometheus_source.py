@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from modelmonitor.slo import (
+from modelmonitor.core.slo import (
     EventCounts,
     EventHistory,
     SLOResult,
@@ -28,6 +28,7 @@ from modelmonitor.slo import (
     required_windows,
     scale_alerts,
 )
+from modelmonitor.core.spec import SLOSpec, parse_spec
 from modelmonitor.sources.prometheus import (
     NoData,
     PrometheusClient,
@@ -42,7 +43,6 @@ from modelmonitor.sources.sli_templates import (
     render_latency,
     render_window,
 )
-from modelmonitor.spec import SLOSpec, parse_spec
 from tests.modelserver import ModelServer
 from tests.prometheus import PrometheusServer, ScrapeTarget, running_prometheus
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from kubernetes import config as kube_config
 
-from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, ApiError, Outcome
 from modelmonitor.actions.rollback import execute_rollback, observe_revision, record_healthy
-from modelmonitor.kube import KubePaths
-from modelmonitor.spec import parse_spec
+from modelmonitor.adapters.kube import KubePaths
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import parse_spec
 from tests.cluster.kube import KubeCluster, wait_for
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from kubernetes import config as kube_config
 
-from modelmonitor.actions.base import ACTION_ANNOTATION, ActionRequest, Outcome
 from modelmonitor.actions.scale import execute_scale, execute_scale_back, object_path
-from modelmonitor.kube import KubePaths
-from modelmonitor.spec import ActionsSpec, MonitorSpec, ReferenceSpec, ScaleSpec, TargetSpec
+from modelmonitor.adapters.kube import KubePaths
+from modelmonitor.core.cluster import ACTION_ANNOTATION
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import ActionsSpec, MonitorSpec, ReferenceSpec, ScaleSpec, TargetSpec
 from tests.cluster.kube import KubeCluster
 
 

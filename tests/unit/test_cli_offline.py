@@ -247,7 +247,7 @@ def test_baseline_bad_input(tmp_path: Path) -> None:
 def test_offline_commands_never_import_kopf_or_kubernetes(files: dict[str, Path]) -> None:
     code = (
         "import sys\n"
-        "from modelmonitor.cli import main\n"
+        "from modelmonitor.edge.cli import main\n"
         f"rc = main(['check', '--reference', {str(files['ref.parquet'])!r}, "
         f"'--current', {str(files['cur.parquet'])!r}, '--format', 'json'])\n"
         "assert rc == 0, rc\n"

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelmonitor.data import (
+from modelmonitor.adapters.files import (
     DataError,
     detect_format,
     iter_datasets,
@@ -18,7 +18,7 @@ from modelmonitor.data import (
     read_columns,
     read_dataset,
 )
-from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
 
 ROWS = [
     {"x": 1.0, "n": 3, "c": "a", "b": True},

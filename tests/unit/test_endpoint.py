@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from modelmonitor.core.spec import EndpointSpec
 from modelmonitor.sources.endpoint import (
     SERVICE_NAME_LABEL,
     EndpointResolutionError,
@@ -17,7 +18,6 @@ from modelmonitor.sources.endpoint import (
     resolve_from_pods,
     service_dns_url,
 )
-from modelmonitor.spec import EndpointSpec
 
 NS = "ml"
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from modelmonitor.dataset import CategoricalColumn
-from modelmonitor.stats.model_quality import (
+from modelmonitor.core.dataset import CategoricalColumn
+from modelmonitor.core.stats.model_quality import (
     average_ranks,
     classification_quality,
     regression_quality,

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelmonitor.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
 from modelmonitor.sources.probe import (
     ENDPOINT_UNREACHABLE,
     BadResponseError,
@@ -40,7 +41,6 @@ from modelmonitor.sources.probe import (
     sample_rows,
     unreachable_result,
 )
-from modelmonitor.spec import EndpointSpec, PredictionSpec, ProbeSpec
 
 URL = "http://model.test:8080"
 

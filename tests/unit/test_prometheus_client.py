@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
+from modelmonitor.core.spec import parse_spec
 from modelmonitor.sources.prometheus import (
     NoData,
     PrometheusClient,
@@ -36,7 +37,6 @@ from modelmonitor.sources.sli_templates import (
     render_window,
     slo_window_queries,
 )
-from modelmonitor.spec import parse_spec
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
-from modelmonitor.stats.profile import ReferenceProfile
-from modelmonitor.stats.quality import QualityThresholds, data_quality
+from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.core.stats.profile import ReferenceProfile
+from modelmonitor.core.stats.quality import QualityThresholds, data_quality
 
 
 def _reference() -> Dataset:

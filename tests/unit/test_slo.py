@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from modelmonitor.slo import (
+from modelmonitor.core.slo import (
     DAY,
     HOUR,
     MINUTE,
@@ -36,7 +36,7 @@ from modelmonitor.slo import (
     summarize_latency,
     summary_line,
 )
-from modelmonitor.spec import SpecError, parse_spec
+from modelmonitor.core.spec import SpecError, parse_spec
 
 T0 = 1_750_000_000.0  # an arbitrary "now", seconds since the epoch
 SLO_WINDOW = 30 * DAY

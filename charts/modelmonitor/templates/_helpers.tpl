@@ -163,7 +163,7 @@ scope=namespace: exact names only, [] = the release namespace.
 
 {{/*
 Remediation rules, one block per enabled action (rbac.actions.*): exactly the calls its
-executor makes (operator/modelmonitor/actions/*.py, through modelmonitor.kube.KubePaths),
+executor makes (operator/modelmonitor/actions/*.py, through modelmonitor.adapters.kube.KubePaths),
 each block complete on its own even where the monitoring rules overlap it.
 tests/e2e/test_action_rbac.py holds the table these blocks must match.
 */}}

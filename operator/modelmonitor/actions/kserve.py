@@ -16,7 +16,7 @@ and ModelMesh modes KServe ignores the field, so there is no canary to roll back
 
 The patch is a merge patch carrying ``metadata.resourceVersion`` (409 when the object
 changed since our read: read again and retry, up to 4 attempts) and the
-:data:`~modelmonitor.actions.base.ACTION_ANNOTATION` mark in the same write.
+:data:`~modelmonitor.core.cluster.ACTION_ANNOTATION` mark in the same write.
 """
 
 from __future__ import annotations
@@ -24,15 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    ActionRequest,
-    ActionResult,
-    ClusterApi,
-    Outcome,
-    retry_on_conflict,
-)
-from modelmonitor.spec import MonitorSpec
+from modelmonitor.actions.base import retry_on_conflict
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ClusterApi
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.spec import MonitorSpec
 
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Modes without Knative revisions, where canaryTrafficPercent has no effect

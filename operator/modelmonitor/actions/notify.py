@@ -50,8 +50,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import modelmonitor
-from modelmonitor.actions.base import ActionRequest, ActionResult, ClusterApi, Outcome
-from modelmonitor.spec import MonitorSpec, NotifySpec
+from modelmonitor.core.cluster import ClusterApi
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.spec import MonitorSpec, NotifySpec
 
 log = logging.getLogger(__name__)
 

@@ -24,18 +24,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelmonitor import GROUP, KIND, VERSION
-from modelmonitor.actions.base import (
+from modelmonitor.core.cluster import (
     ACTION_ANNOTATION,
     INCIDENT_LABEL,
     MONITOR_LABEL,
-    ActionRequest,
-    ActionResult,
     ApiError,
     ClusterApi,
-    Outcome,
 )
-from modelmonitor.jobs import COMPONENT_LABEL, job_outcome
-from modelmonitor.spec import MonitorSpec
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.jobs import COMPONENT_LABEL, job_outcome
+from modelmonitor.core.spec import MonitorSpec
 
 COMPONENT = "retrain"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -22,16 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    CONFLICT_ATTEMPTS,
-    ActionRequest,
-    ActionResult,
-    ApiError,
-    ClusterApi,
-    Outcome,
-)
-from modelmonitor.spec import MonitorSpec
+from modelmonitor.actions.base import CONFLICT_ATTEMPTS
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError, ClusterApi
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.spec import MonitorSpec
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"

@@ -9,7 +9,7 @@ and the HPA's own ``maxReplicas``. Without an HPA the step raises the Deployment
 
 Every write is a merge patch that carries the object's ``metadata.resourceVersion``
 (the API server refuses it with 409 when someone changed the object since we read it)
-and sets :data:`~modelmonitor.actions.base.ACTION_ANNOTATION` to the request id in the
+and sets :data:`~modelmonitor.core.cluster.ACTION_ANNOTATION` to the request id in the
 same write, so the change and its idempotency mark land together or not at all. The
 patch also records what this step changed in :data:`RESTORE_ANNOTATION`, so a request
 re-run after a crash (acted, but the result was never recorded) still returns the
@@ -26,15 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    ActionRequest,
-    ActionResult,
-    ClusterApi,
-    Outcome,
-    retry_on_conflict,
-)
-from modelmonitor.spec import MonitorSpec, ScaleSpec
+from modelmonitor.actions.base import retry_on_conflict
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ClusterApi
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.spec import MonitorSpec, ScaleSpec
 
 RESTORE_ANNOTATION = "modelmonitor.io/scale-restore"
 Kind = Literal["Deployment", "HorizontalPodAutoscaler"]

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from modelmonitor.spec import EndpointSpec
+from modelmonitor.core.spec import EndpointSpec
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

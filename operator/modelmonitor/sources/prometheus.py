@@ -13,7 +13,7 @@ Outcomes are explicit, so that a caller can never mistake one for another:
 - :class:`PrometheusResponseError` for anything that is not a Prometheus API answer.
 
 :func:`evaluate_prometheus_slo` turns one ``source: prometheus`` SLO of the spec into an
-:class:`~modelmonitor.slo.SLOResult`: it asks every burn-rate window (templates or
+:class:`~modelmonitor.core.slo.SLOResult`: it asks every burn-rate window (templates or
 ``$window`` queries) concurrently and applies the no-data policy.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from modelmonitor.slo import (
+from modelmonitor.core.slo import (
     EventCounts,
     EventHistory,
     SLOResult,
@@ -39,8 +39,8 @@ from modelmonitor.slo import (
     required_windows,
     scale_alerts,
 )
+from modelmonitor.core.spec import SLOSpec
 from modelmonitor.sources.sli_templates import slo_window_queries
-from modelmonitor.spec import SLOSpec
 
 API_QUERY = "/api/v1/query"
 API_QUERY_RANGE = "/api/v1/query_range"

@@ -26,11 +26,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from modelmonitor.data import DataError, detect_format, read_dataset
-from modelmonitor.dataset import Dataset, Feature
-from modelmonitor.references import ObjectLookup, ReferenceLookupError
-from modelmonitor.spec import FeatureSpec, ReferenceSpec
-from modelmonitor.stats.profile import ReferenceProfile, as_categorical
+from modelmonitor.adapters.files import DataError, detect_format, read_dataset
+from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
+from modelmonitor.core.dataset import Dataset, Feature
+from modelmonitor.core.spec import FeatureSpec, ReferenceSpec
+from modelmonitor.core.stats.profile import ReferenceProfile, as_categorical
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_HTTP_TIMEOUT = 30.0

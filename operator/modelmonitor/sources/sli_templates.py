@@ -40,8 +40,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from modelmonitor.slo import format_duration
-from modelmonitor.spec import SLOSpec
+from modelmonitor.core.slo import format_duration
+from modelmonitor.core.spec import SLOSpec
 
 WINDOW_PLACEHOLDER = re.compile(r"\$\{window\}|\$window\b")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from modelmonitor.actions.base import ApiError, PatchType
+from modelmonitor.core.cluster import ApiError, PatchType
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -12,19 +12,15 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    CONFLICT_ATTEMPTS,
-    ActionRequest,
-    ApiError,
-    Outcome,
-)
+from modelmonitor.actions.base import CONFLICT_ATTEMPTS
 from modelmonitor.actions.kserve import (
     canary_state,
     execute_canary_rollback,
     isvc_path,
 )
-from modelmonitor.spec import MonitorSpec, ReferenceSpec, TargetSpec
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import MonitorSpec, ReferenceSpec, TargetSpec
 from tests.unit.actions.fake_api import FakeApi
 
 NS = "ml"

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 import modelmonitor
-from modelmonitor.actions.base import ActionRequest, ActionResult, Outcome
 from modelmonitor.actions.notify import (
     ACTION_ID_HEADER,
     HttpResponse,
     build_payload,
     execute_notify,
 )
-from modelmonitor.spec import ActionsSpec, MonitorSpec, NotifySpec, ReferenceSpec, TargetSpec
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.spec import ActionsSpec, MonitorSpec, NotifySpec, ReferenceSpec, TargetSpec
 from tests.unit.actions.fake_api import FakeApi
 from tests.webhook import WebhookRecorder
 
@@ -260,7 +260,7 @@ def test_missing_secret_is_skipped_and_named() -> None:
 
 
 def test_unreadable_secret_fails_without_raising() -> None:
-    from modelmonitor.actions.base import ApiError
+    from modelmonitor.core.cluster import ApiError
 
     api = FakeApi()
     api.fail[("SECRET", f"{NS}/hooks/url")] = ApiError(403, "forbidden")

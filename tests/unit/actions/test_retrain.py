@@ -8,14 +8,6 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    INCIDENT_LABEL,
-    MONITOR_LABEL,
-    ActionRequest,
-    ApiError,
-    Outcome,
-)
 from modelmonitor.actions.retrain import (
     build_job,
     execute_retrain,
@@ -23,7 +15,9 @@ from modelmonitor.actions.retrain import (
     label_value,
     owner_reference,
 )
-from modelmonitor.spec import ActionsSpec, MonitorSpec, ReferenceSpec, TargetSpec
+from modelmonitor.core.cluster import ACTION_ANNOTATION, INCIDENT_LABEL, MONITOR_LABEL, ApiError
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import ActionsSpec, MonitorSpec, ReferenceSpec, TargetSpec
 from tests.unit.actions.fake_api import FakeApi
 
 NS = "ml"

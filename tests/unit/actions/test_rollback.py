@@ -7,13 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    CONFLICT_ATTEMPTS,
-    ActionRequest,
-    ApiError,
-    Outcome,
-)
+from modelmonitor.actions.base import CONFLICT_ATTEMPTS
 from modelmonitor.actions.rollback import (
     Refusal,
     RollbackPlan,
@@ -22,7 +16,9 @@ from modelmonitor.actions.rollback import (
     plan_rollback,
     record_healthy,
 )
-from modelmonitor.spec import parse_spec
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import parse_spec
 from tests.unit.actions.fake_api import FakeApi
 
 NS = "models"

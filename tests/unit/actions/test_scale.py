@@ -7,13 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import (
-    ACTION_ANNOTATION,
-    CONFLICT_ATTEMPTS,
-    ActionRequest,
-    ApiError,
-    Outcome,
-)
+from modelmonitor.actions.base import CONFLICT_ATTEMPTS
 from modelmonitor.actions.scale import (
     RESTORE_ANNOTATION,
     execute_scale,
@@ -22,7 +16,9 @@ from modelmonitor.actions.scale import (
     parse_restore,
     plan_scale_up,
 )
-from modelmonitor.spec import ActionsSpec, MonitorSpec, ReferenceSpec, ScaleSpec, TargetSpec
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError
+from modelmonitor.core.incident import ActionRequest, Outcome
+from modelmonitor.core.spec import ActionsSpec, MonitorSpec, ReferenceSpec, ScaleSpec, TargetSpec
 from tests.unit.actions.fake_api import FakeApi
 
 NS = "ml"

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from modelmonitor.config import load_config
+from modelmonitor.edge.config import load_config
 
 
 def test_defaults_watch_cluster() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmonitor.spec import parse_spec
+from modelmonitor.core.spec import parse_spec
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "docs" / "examples").glob("*.yaml"))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelmonitor.jobs import (
+from modelmonitor.core.jobs import (
     JobSettings,
     build_job,
     build_report_configmap,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.actions.base import ActionResult, Outcome
-from modelmonitor.policy import (
+from modelmonitor.core.incident import ActionResult, Outcome
+from modelmonitor.core.policy import (
     Decision,
     IncidentState,
     Observation,
@@ -19,7 +19,7 @@ from modelmonitor.policy import (
     record_result,
     step,
 )
-from modelmonitor.spec import ActionsSpec, ScaleSpec
+from modelmonitor.core.spec import ActionsSpec, ScaleSpec
 
 T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 BREACH = Observation(Signal.BREACH, frozenset({"slo"}), latency_breach=True, reason="p95 slow")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from modelmonitor.reconcile import evaluate, needs_recheck
-from modelmonitor.references import ReferenceLookupError
+from modelmonitor.core.cluster import ReferenceLookupError
+from modelmonitor.engine.validation import evaluate, needs_recheck
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

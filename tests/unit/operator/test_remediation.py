@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmonitor.remediation import incident_condition
+from modelmonitor.engine.remediation import incident_condition
 
 
 def entry(kind: str, result: str, reason: str, incident: str = "i-1") -> dict[str, str]:
@@ -48,8 +48,8 @@ def test_notes_do_not_hide_results() -> None:
 
 
 def _verdict(slo_status: str) -> Any:
-    from modelmonitor.status import Phase
-    from modelmonitor.verdict import Verdict
+    from modelmonitor.core.status import Phase
+    from modelmonitor.core.verdict import Verdict
 
     conditions = [
         {"type": "DriftDetected", "status": "False", "reason": "Disabled"},
@@ -68,8 +68,8 @@ def _verdict(slo_status: str) -> Any:
 def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
     import datetime as dt
 
-    from modelmonitor.remediation import Remediator
-    from modelmonitor.spec import parse_spec
+    from modelmonitor.core.spec import parse_spec
+    from modelmonitor.engine.remediation import Remediator
 
     spec = parse_spec(
         {

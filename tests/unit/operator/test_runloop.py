@@ -7,10 +7,10 @@ import copy
 import datetime as dt
 from typing import Any
 
-from modelmonitor.report import DriftSummary, FeatureSummary, Report
-from modelmonitor.runloop import LoopDeps, run_loop
-from modelmonitor.spec import MonitorSpec
-from modelmonitor.verdict import Event, Verdict
+from modelmonitor.core.report import DriftSummary, FeatureSummary, Report
+from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.engine.runloop import LoopDeps, run_loop
 from tests.unit.actions.fake_api import merge_patch
 
 T0 = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
@@ -158,7 +158,7 @@ class CountingExecutor:
         self.requests: list[Any] = []
 
     def __call__(self, api: Any, spec: MonitorSpec, request: Any) -> Any:
-        from modelmonitor.actions.base import ActionResult, Outcome
+        from modelmonitor.core.incident import ActionResult, Outcome
 
         self.requests.append(request)
         return ActionResult(Outcome.SUCCEEDED, "Notified", f"sent {request.id}", {"status": 200})
@@ -179,7 +179,7 @@ def remediating_body(annotations: dict[str, str] | None = None) -> dict[str, Any
 def run_remediating(
     obj: dict[str, Any], executor: CountingExecutor, limit: float
 ) -> tuple[Writer, list[Event], list[tuple[str, str]]]:
-    from modelmonitor.remediation import Remediator
+    from modelmonitor.engine.remediation import Remediator
 
     clock = Clock()
     writer = Writer(obj)
@@ -260,7 +260,7 @@ class FlippingRunner(Runner):
 
 
 def test_every_incident_acts_afresh_nothing_lingers_from_the_last_one() -> None:
-    from modelmonitor.remediation import Remediator
+    from modelmonitor.engine.remediation import Remediator
 
     executor = CountingExecutor()
     obj = remediating_body()

@@ -4,7 +4,7 @@ import datetime as dt
 
 import numpy as np
 
-from modelmonitor.scheduling import jitter_seconds, next_due, parse_time
+from modelmonitor.core.scheduling import jitter_seconds, next_due, parse_time
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 

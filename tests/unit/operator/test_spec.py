@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmonitor.spec import (
+from modelmonitor.core.spec import (
     CATEGORICAL_METHODS,
     DRIFT_METHODS,
     NUMERICAL_METHODS,

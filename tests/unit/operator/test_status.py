@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from modelmonitor.status import Condition, merge_conditions
+from modelmonitor.core.status import Condition, merge_conditions
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -58,7 +58,7 @@ def test_flip_moves_transition_time_and_keeps_others() -> None:
 
 
 def test_replacing_turns_dropped_keys_into_nulls_at_every_depth() -> None:
-    from modelmonitor.status import replacing
+    from modelmonitor.core.status import replacing
 
     old = {"id": "a", "acted": {"rollback": "succeeded"}, "restore": {"x": 1}, "n": 1}
     new = {"id": "b", "acted": {}, "n": 2}

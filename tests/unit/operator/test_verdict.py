@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmonitor.report import DriftSummary, FeatureSummary, Problem, Report
-from modelmonitor.verdict import decide
+from modelmonitor.core.report import DriftSummary, FeatureSummary, Problem, Report
+from modelmonitor.core.verdict import decide
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

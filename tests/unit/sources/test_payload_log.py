@@ -15,30 +15,28 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelmonitor.dataset import CategoricalColumn, Feature
-from modelmonitor.sources.payload_log import (
+from modelmonitor.core.codecs.cloudevents import (
     BATCH_CONTENT_TYPE,
     REQUEST_TYPE,
     RESPONSE_TYPE,
     STRUCTURED_CONTENT_TYPE,
     MalformedEventError,
     PayloadEvent,
-    PayloadStore,
-    PayloadStoreFullError,
-    PayloadWindow,
-    WindowLimits,
     decode_request,
     parse_event,
     parse_events,
 )
-from modelmonitor.sources.probe import V2Options
-from modelmonitor.spec import (
+from modelmonitor.core.dataset import CategoricalColumn, Feature
+from modelmonitor.core.spec import (
     FeatureSpec,
     MonitorSpec,
     PayloadLogSpec,
     ReferenceSpec,
     TargetSpec,
 )
+from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
+from modelmonitor.sources.payload.window import PayloadWindow, WindowLimits
+from modelmonitor.sources.probe import V2Options
 
 T0 = 1_700_000_000.0
 NUM = [Feature("a", "numerical"), Feature("b", "numerical")]

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
-from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.core.spec import FeatureSpec, ReferenceSpec
 from modelmonitor.sources.reference import (
     PROBE_POOL_ROWS,
     ColumnPlan,
@@ -25,7 +26,6 @@ from modelmonitor.sources.reference import (
     ReferenceLoadError,
     build_reference,
 )
-from modelmonitor.spec import FeatureSpec, ReferenceSpec
 
 CSV = "amount,country\n1.5,de\n2.5,fr\n3.5,de\n"
 

@@ -9,10 +9,10 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from modelmonitor.dataset import CategoricalColumn
-from modelmonitor.stats import categorical as cat
-from modelmonitor.stats.errors import DegenerateInputWarning
-from modelmonitor.stats.profile import CategoricalProfile
+from modelmonitor.core.dataset import CategoricalColumn
+from modelmonitor.core.stats import categorical as cat
+from modelmonitor.core.stats.errors import DegenerateInputWarning
+from modelmonitor.core.stats.profile import CategoricalProfile
 
 
 def col(counts: dict[str, int]) -> CategoricalColumn:

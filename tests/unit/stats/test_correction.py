@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from modelmonitor.stats.correction import adjust_pvalues
+from modelmonitor.core.stats.correction import adjust_pvalues
 
 P = np.array([0.01, 0.04, 0.03, 0.005, 0.2])
 

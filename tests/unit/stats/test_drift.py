@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
-from modelmonitor.stats import METHOD_NAMES, ReferenceProfile, analyze, choose_method
-from modelmonitor.stats.drift import AUTO_TEST_MAX_N, noise_floor
-from modelmonitor.stats.profile import CategoricalProfile, NumericalProfile
+from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.core.stats import METHOD_NAMES, ReferenceProfile, analyze, choose_method
+from modelmonitor.core.stats.drift import AUTO_TEST_MAX_N, noise_floor
+from modelmonitor.core.stats.profile import CategoricalProfile, NumericalProfile
 
 
 def data(n: int, *, shift: float = 0.0, seed: int = 0, p_yes: float = 0.3) -> Dataset:
@@ -309,8 +309,8 @@ def test_numerical_profile_type_is_reported() -> None:
 def test_nan_result_never_votes(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from modelmonitor.stats.methods import NUMERICAL
-    from modelmonitor.stats.results import TestResult
+    from modelmonitor.core.stats.methods import NUMERICAL
+    from modelmonitor.core.stats.results import TestResult
 
     nan_ks = replace(NUMERICAL["ks"], func=lambda r, c: TestResult(float("nan"), float("nan")))
     monkeypatch.setitem(NUMERICAL, "ks", nan_ks)

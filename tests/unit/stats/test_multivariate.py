@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelmonitor.dataset import CategoricalColumn, Dataset
-from modelmonitor.stats import analyze
-from modelmonitor.stats.multivariate import mmd, multivariate_drift
+from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.stats import analyze
+from modelmonitor.core.stats.multivariate import mmd, multivariate_drift
 
 RNG = np.random.default_rng(12)
 

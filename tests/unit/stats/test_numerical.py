@@ -11,9 +11,9 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from modelmonitor.stats import numerical as num
-from modelmonitor.stats.errors import DegenerateInputWarning
-from modelmonitor.stats.profile import NumericalProfile
+from modelmonitor.core.stats import numerical as num
+from modelmonitor.core.stats.errors import DegenerateInputWarning
+from modelmonitor.core.stats.profile import NumericalProfile
 
 RNG = np.random.default_rng(20261126)
 SMALL_A = RNG.normal(0.0, 1.0, 40)

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from modelmonitor.dataset import CategoricalColumn, Dataset, Feature
-from modelmonitor.stats import numerical as num
-from modelmonitor.stats.profile import (
+from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
+from modelmonitor.core.stats import numerical as num
+from modelmonitor.core.stats.profile import (
     PROFILE_VERSION,
     CategoricalProfile,
     NumericalProfile,

@@ -13,12 +13,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from modelmonitor.dataset import CategoricalColumn, Dataset
-from modelmonitor.stats import analyze
-from modelmonitor.stats import categorical as cat
-from modelmonitor.stats import numerical as num
-from modelmonitor.stats.errors import DegenerateInputWarning
-from modelmonitor.stats.methods import CATEGORICAL, NUMERICAL
+from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.stats import analyze
+from modelmonitor.core.stats import categorical as cat
+from modelmonitor.core.stats import numerical as num
+from modelmonitor.core.stats.errors import DegenerateInputWarning
+from modelmonitor.core.stats.methods import CATEGORICAL, NUMERICAL
 
 # more examples for a deeper run: MM_HYPOTHESIS_EXAMPLES=300
 SETTINGS = settings(max_examples=int(os.environ.get("MM_HYPOTHESIS_EXAMPLES", "40")), deadline=None)

@@ -1,0 +1,315 @@
+"""File formats: one small reader per format behind a registry keyed by the format's name.
+
+Every reader answers three questions with Arrow objects, so type conversion happens in one
+place (:mod:`modelmonitor.adapters.files.convert`):
+
+* ``schema(path)``: the column names and Arrow types, from metadata or the first block;
+* ``read(path, plan)``: the whole file as one table;
+* ``batches(path, plan, chunk_rows)``: the file as a stream of tables, for inputs that
+  must not be held in memory at once.
+
+``plan`` fixes the columns to read and their Arrow types up front, so every chunk of a
+stream has the same types as the first (a column whose first block holds only integers
+still reads later decimals: numbers are always read as float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from modelmonitor.adapters.files.convert import is_numeric_type
+from modelmonitor.adapters.files.errors import DataError
+from modelmonitor.core.dataset import FeatureType
+
+CSV_BLOCK_BYTES = 16 << 20
+PEEK_BLOCK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """Which columns to read, in order, and the Arrow type each is read as (None: infer)."""
+
+    columns: tuple[str, ...]
+    arrow_types: Mapping[str, pa.DataType] = field(default_factory=dict)
+
+
+class FormatReader(Protocol):
+    name: str
+    numbers_as_text: bool
+
+    def schema(self, path: Path) -> pa.Schema: ...
+
+    def read(self, path: Path, plan: ReadPlan) -> pa.Table: ...
+
+    def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]: ...
+
+
+def read_types(
+    schema: pa.Schema,
+    columns: tuple[str, ...],
+    declared: Mapping[str, FeatureType],
+    *,
+    numbers_as_text: bool,
+) -> dict[str, pa.DataType]:
+    """Arrow types that keep chunks consistent: every column's type is fixed up front.
+
+    Numbers (and all-null columns) read as float64. A numeric column declared categorical
+    reads as text where the format can (``numbers_as_text``: CSV keeps ``"007"``), else
+    as float64 and is turned into labels afterwards.
+    """
+    types: dict[str, pa.DataType] = {}
+    for name in columns:
+        t = schema.field(name).type
+        if declared.get(name) == "categorical" and numbers_as_text:
+            types[name] = t if pa.types.is_boolean(t) else pa.string()
+        elif is_numeric_type(t):
+            types[name] = pa.float64()
+        else:
+            types[name] = t
+    return types
+
+
+class CsvReader:
+    name = "csv"
+    numbers_as_text = True
+
+    def __init__(self, delimiter: str = ",") -> None:
+        self.delimiter = delimiter
+
+    def _parse(self) -> object:
+        import pyarrow.csv as pcsv
+
+        return pcsv.ParseOptions(delimiter=self.delimiter)
+
+    def _convert(self, plan: ReadPlan) -> object:
+        import pyarrow.csv as pcsv
+
+        return pcsv.ConvertOptions(
+            strings_can_be_null=True,
+            include_columns=list(plan.columns),
+            column_types=dict(plan.arrow_types),
+        )
+
+    def schema(self, path: Path) -> pa.Schema:
+        import pyarrow.csv as pcsv
+
+        opts = pcsv.ReadOptions(block_size=PEEK_BLOCK_BYTES)
+        with pcsv.open_csv(
+            path,
+            read_options=opts,
+            parse_options=self._parse(),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+        ) as reader:
+            return reader.schema
+
+    def read(self, path: Path, plan: ReadPlan) -> pa.Table:
+        import pyarrow.csv as pcsv
+
+        return pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=self._parse(),
+            convert_options=self._convert(plan),
+        )
+
+    def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
+        import pyarrow.csv as pcsv
+
+        with pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=self._parse(),
+            convert_options=self._convert(plan),
+        ) as reader:
+            yield from _rebatch((pa.Table.from_batches([b]) for b in reader), chunk_rows)
+
+
+class JsonLinesReader:
+    name = "jsonl"
+    numbers_as_text = False
+
+    def _parse(self, plan: ReadPlan | None, unexpected: str) -> object:
+        import pyarrow.json as pj
+
+        schema = None
+        if plan is not None and plan.arrow_types:
+            schema = pa.schema(list(plan.arrow_types.items()))
+        return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected)
+
+    def schema(self, path: Path) -> pa.Schema:
+        import pyarrow.json as pj
+
+        opts = pj.ReadOptions(block_size=PEEK_BLOCK_BYTES)
+        with pj.open_json(path, read_options=opts) as reader:
+            return reader.schema
+
+    def read(self, path: Path, plan: ReadPlan) -> pa.Table:
+        import pyarrow.json as pj
+
+        table = pj.read_json(
+            path,
+            read_options=pj.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=self._parse(plan, "infer"),
+        )
+        return table.select(list(plan.columns))
+
+    def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
+        import pyarrow.json as pj
+
+        with pj.open_json(
+            path,
+            read_options=pj.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=self._parse(plan, "ignore"),
+        ) as reader:
+            tables = (pa.Table.from_batches([b]).select(list(plan.columns)) for b in reader)
+            yield from _rebatch(tables, chunk_rows)
+
+
+class ParquetReader:
+    name = "parquet"
+    numbers_as_text = False
+
+    def schema(self, path: Path) -> pa.Schema:
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path)
+
+    def read(self, path: Path, plan: ReadPlan) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        # without pre-buffering the raw column chunks the peak is ~40% lower, as fast
+        return pq.read_table(path, columns=list(plan.columns), pre_buffer=False)
+
+    def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
+        import pyarrow.parquet as pq
+
+        # pre_buffer=False: otherwise the reader keeps every row group's raw bytes,
+        # and memory grows with the file instead of staying at about one chunk
+        with pq.ParquetFile(path, pre_buffer=False) as pf:
+            for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(plan.columns)):
+                yield pa.Table.from_batches([batch])
+
+
+class NpyReader:
+    """A 2-D numeric array (columns ``f0``..``fN``), a 1-D array (``f0``) or a structured
+    array (its field names). Memory-mapped, so streaming reads one slice at a time."""
+
+    name = "npy"
+    numbers_as_text = False
+
+    def _load(self, path: Path) -> np.ndarray:
+        with path.open("rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise DataError(path, "cannot parse as npy: not an npy file")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            text = str(exc)
+            if "allow_pickle" in text or "Python objects" in text:
+                raise DataError(path, "object arrays are not supported in npy files") from None
+            raise DataError(path, f"cannot parse as npy: {text.splitlines()[0]}") from None
+        if not isinstance(arr, np.ndarray):
+            raise DataError(path, "cannot parse as npy: not a single array (npz?)")
+        if arr.dtype.names is None and arr.ndim not in (1, 2):
+            raise DataError(path, f"npy array must be 1-D or 2-D, got {arr.ndim}-D")
+        if arr.dtype.names is not None and arr.ndim != 1:
+            raise DataError(path, f"structured npy array must be 1-D, got {arr.ndim}-D")
+        return arr
+
+    @staticmethod
+    def _names(arr: np.ndarray) -> list[str]:
+        if arr.dtype.names is not None:
+            return list(arr.dtype.names)
+        width = 1 if arr.ndim == 1 else arr.shape[1]
+        return [f"f{i}" for i in range(width)]
+
+    def _table(self, path: Path, arr: np.ndarray, columns: tuple[str, ...]) -> pa.Table:
+        names = self._names(arr)
+        index = {n: i for i, n in enumerate(names)}
+        out: dict[str, pa.Array] = {}
+        for name in columns:
+            if arr.dtype.names is not None:
+                col = arr[name]
+            elif arr.ndim == 1:
+                col = arr
+            else:
+                col = arr[:, index[name]]
+            out[name] = _numpy_to_arrow(path, name, np.ascontiguousarray(col))
+        return pa.table(out)
+
+    def schema(self, path: Path) -> pa.Schema:
+        arr = self._load(path)
+        head = self._table(path, arr[:1], tuple(self._names(arr)))
+        return head.schema
+
+    def read(self, path: Path, plan: ReadPlan) -> pa.Table:
+        return self._table(path, self._load(path), plan.columns)
+
+    def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
+        arr = self._load(path)
+        for start in range(0, arr.shape[0], chunk_rows):
+            yield self._table(path, arr[start : start + chunk_rows], plan.columns)
+
+
+def _numpy_to_arrow(path: Path, name: str, col: np.ndarray) -> pa.Array:
+    kind = col.dtype.kind
+    if kind in "iuf":
+        return pa.array(col, from_pandas=True)  # NaN -> null
+    if kind == "b":
+        return pa.array(col)
+    if kind == "U":
+        return pa.array(col, type=pa.string())
+    if kind == "S":
+        return pa.array([v.decode("utf-8", "replace") for v in col.tolist()], type=pa.string())
+    raise DataError(path, f"column {name!r} has unsupported npy dtype {col.dtype}")
+
+
+def _rebatch(tables: Iterator[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
+    """Regroup a stream of tables into tables of ``chunk_rows`` rows (the last may be short)."""
+    pending: list[pa.Table] = []
+    rows = 0
+    for table in tables:
+        if table.num_rows == 0:
+            continue
+        pending.append(table)
+        rows += table.num_rows
+        if rows < chunk_rows:
+            continue
+        merged = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+        start = 0
+        while rows - start >= chunk_rows:
+            yield merged.slice(start, chunk_rows)
+            start += chunk_rows
+        pending = [merged.slice(start)] if start < rows else []
+        rows -= start
+    if pending:
+        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+
+
+READERS: dict[str, FormatReader] = {
+    "csv": CsvReader(","),
+    "tsv": CsvReader("\t"),
+    "jsonl": JsonLinesReader(),
+    "parquet": ParquetReader(),
+    "npy": NpyReader(),
+}
+
+EXTENSIONS: dict[str, str] = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".csv.bz2": "csv",
+    ".tsv": "tsv",
+    ".tsv.gz": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".npy": "npy",
+}

@@ -1,0 +1,327 @@
+"""The thin adapter between the operator and the Kubernetes API.
+
+Only this module (and kopf itself) talks to the API server; everything above it works
+on plain dicts, so unit tests replace this object instead of the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import json
+import logging
+import os
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelmonitor import GROUP, PLURAL, VERSION
+from modelmonitor.core.cluster import ApiError, PatchType, ReferenceLookupError
+
+log = logging.getLogger(__name__)
+
+PEERING_GROUP = "kopf.dev"
+PEERING_VERSION = "v1"
+
+_LIST_PATHS = {
+    "EndpointSlice": "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+    "Pod": "/api/v1/namespaces/{namespace}/pods",
+}
+_PATHS = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps/{name}",
+    "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
+    "InferenceService": (
+        "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
+    ),
+}
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config(config_file=kubeconfig)
+        except (config.ConfigException, OSError) as exc:
+            raise RuntimeError(
+                f"no Kubernetes configuration: not in a pod, and no usable kubeconfig ({exc})"
+            ) from exc
+    configuration = client.Configuration.get_default_copy()
+    # As many pooled connections as threads may call the API at once (default: 5 per CPU).
+    configuration.connection_pool_maxsize = 64
+    return client.ApiClient(configuration)
+
+
+def running_in_cluster() -> bool:
+    """True inside a pod with a ServiceAccount token (the in-cluster config applies)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
+
+
+class KubeClient:
+    """Read and write the few object kinds the operator needs, as plain dicts."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = api_client
+        self._custom = client.CustomObjectsApi(api_client)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return the object as a dict, ``None`` if absent; raise ReferenceLookupError else."""
+        template = _PATHS.get(kind)
+        if template is None:
+            raise ValueError(f"unsupported kind {kind!r}; expected one of {', '.join(_PATHS)}")
+        path = template.format(namespace=namespace, name=name)
+        try:
+            resp = self._api.call_api(
+                path,
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=30,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ReferenceLookupError(
+                f"reading {kind} {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+            ) from exc
+        except OSError as exc:
+            raise ReferenceLookupError(f"reading {kind} {namespace}/{name}: {exc}") from exc
+        result: dict[str, Any] = json.loads(resp.data)
+        return result
+
+    def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice, Pod)."""
+        template = _LIST_PATHS.get(kind)
+        if template is None:
+            raise ValueError(f"listing {kind} is not supported")
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        path = template.format(namespace=namespace)
+        query = f"?labelSelector={urllib.parse.quote(selector)}" if selector else ""
+        try:
+            items = self._request("GET", path + query).get("items") or []
+        except ApiException as exc:
+            raise ReferenceLookupError(
+                f"listing {kind} in {namespace}: HTTP {exc.status} {exc.reason}"
+            ) from exc
+        return [dict(item) for item in items]
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        resp = self._api.call_api(
+            path,
+            method,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+        result: dict[str, Any] = json.loads(resp.data)
+        return result
+
+    # -- generic object access (paths built by the callers below) --------------------------
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._request("GET", path)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get_monitor(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}")
+
+    def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
+        selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in labels.items()))
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector={selector}"
+        return [dict(item) for item in self._request("GET", path).get("items") or []]
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
+
+    def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=body)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and, in the background, its pods and report ConfigMap."""
+        body = {"propagationPolicy": "Background"}
+        try:
+            self._request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", body=body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
+
+    def update_monitor_status(
+        self,
+        namespace: str,
+        name: str,
+        compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        attempts: int = 5,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Read the monitor, ``compute`` a status patch from it, write it if unchanged since.
+
+        The patch carries the object's resourceVersion, so two writers (the spec handler
+        and a run) never overwrite each other's conditions with a stale view: on a
+        conflict the object is read again and the patch recomputed. Returns the object
+        read and the patch written, or None when the monitor is gone or ``compute``
+        declined.
+        """
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        for attempt in range(attempts):
+            try:
+                obj = self._request("GET", path)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            patch = compute(obj)
+            if patch is None:
+                return None
+            body = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "status": patch,
+            }
+            try:
+                self._request(
+                    "PATCH",
+                    f"{path}/status",
+                    body=body,
+                    content_type="application/merge-patch+json",
+                )
+                return obj, patch
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status != 409 or attempt == attempts - 1:
+                    raise
+        return None
+
+    def ensure_peering(self, name: str, namespaces: builtins.list[str] | None) -> None:
+        """Create the kopf peering object(s) if missing (cluster-wide when ``namespaces`` is None).
+
+        Raises RuntimeError with a clear message when the peering CRDs are not installed.
+        """
+        body: dict[str, Any] = {
+            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+            "metadata": {"name": name},
+        }
+        try:
+            if namespaces is None:
+                body["kind"] = "ClusterKopfPeering"
+                self._custom.create_cluster_custom_object(
+                    PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", body
+                )
+                log.info("created ClusterKopfPeering %s", name)
+            else:
+                body["kind"] = "KopfPeering"
+                for ns in namespaces:
+                    try:
+                        self._custom.create_namespaced_custom_object(
+                            PEERING_GROUP, PEERING_VERSION, ns, "kopfpeerings", body
+                        )
+                        log.info("created KopfPeering %s/%s", ns, name)
+                    except ApiException as exc:
+                        if exc.status != 409:
+                            raise
+        except ApiException as exc:
+            if exc.status == 409:
+                return
+            if exc.status == 404:
+                raise RuntimeError(
+                    "the kopf peering CRDs (kopf.dev) are not installed: apply crds/ "
+                    "(or the Helm chart), or run with --standalone for a single replica"
+                ) from exc
+            if exc.status == 403:
+                log.info("not allowed to create the peering object %s; assuming it exists", name)
+                return
+            raise RuntimeError(
+                f"creating the peering object {name}: {exc.status} {exc.reason}"
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            host = self._api.configuration.host
+            raise RuntimeError(f"cannot reach the Kubernetes API at {host}: {exc}") from exc
+
+
+class KubePaths:
+    """:class:`~modelmonitor.core.cluster.ClusterApi` over the API server, for the actions."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._kube = KubeClient(api_client)
+
+    def _call(
+        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
+        try:
+            return self._kube._request(method, path, body=body, content_type=content_type)
+        except ApiException as exc:
+            raise ApiError(int(exc.status or 0), _api_message(exc)) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiError(0, f"no answer from the API server: {exc.__class__.__name__}") from exc
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, path: str, label_selector: str = "") -> builtins.list[dict[str, Any]]:
+        query = f"?labelSelector={urllib.parse.quote(label_selector)}" if label_selector else ""
+        return [dict(item) for item in self._call("GET", path + query).get("items") or []]
+
+    def patch(self, path: str, body: Any, *, patch_type: PatchType = "merge") -> dict[str, Any]:
+        return self._call("PATCH", path, body=body, content_type=_PATCH_TYPES[patch_type])
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, body=body)
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        secret = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if secret is None:
+            return None
+        raw = (secret.get("data") or {}).get(key)
+        if raw is None:
+            text = (secret.get("stringData") or {}).get(key)
+            return str(text) if text is not None else None
+        return base64.b64decode(raw).decode("utf-8").strip()
+
+
+_PATCH_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+def _api_message(exc: ApiException) -> str:
+    """The Status message of an API error, else its reason phrase."""
+    try:
+        data = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        data = {}
+    message = data.get("message") if isinstance(data, dict) else None
+    return str(message or exc.reason or "error")

@@ -1,0 +1,233 @@
+"""The operator's Prometheus metrics, in one recorder with an injectable registry."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from modelmonitor import __version__
+from modelmonitor.core.report import Report
+from modelmonitor.core.status import Phase
+from modelmonitor.core.verdict import Verdict
+
+
+class CounterSet(Protocol):
+    def as_dict(self) -> Mapping[str, int]: ...
+
+
+class PayloadCounting(Protocol):
+    """What the payload-log store tells the metrics: counters per monitor, refusals by reason."""
+
+    @property
+    def rejected(self) -> Mapping[str, int]: ...
+
+    def counters(self) -> Mapping[tuple[str, str], CounterSet]: ...
+
+
+class MetricsRecorder:
+    """All ``modelmonitor_`` metrics; tests pass their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.build_info = Gauge(
+            "modelmonitor_build_info", "Operator version.", ["version"], registry=self.registry
+        )
+        self.build_info.labels(version=__version__).set(1)
+        self.monitor_phase = Gauge(
+            "modelmonitor_monitor_phase",
+            "1 for the monitor's current phase, 0 for the others.",
+            ["namespace", "monitor", "phase"],
+            registry=self.registry,
+        )
+        self.reconciles = Counter(
+            "modelmonitor_reconcile_total",
+            "Spec reconciliations by result (ok, invalid, error).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.reconcile_duration = Histogram(
+            "modelmonitor_reconcile_duration_seconds",
+            "Time to validate a monitor and write its status.",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+        self.run_duration = Histogram(
+            "modelmonitor_run_duration_seconds",
+            "Duration of monitoring runs.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.run_start_lag = Histogram(
+            "modelmonitor_run_start_lag_seconds",
+            "How late runs start against their schedule (all monitors).",
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        )
+        self.runs = Counter(
+            "modelmonitor_runs_total",
+            "Monitoring runs by the phase they concluded.",
+            ["namespace", "monitor", "phase"],
+            registry=self.registry,
+        )
+        self.feature_drift_score = Gauge(
+            "modelmonitor_feature_drift_score",
+            "Per-feature drift statistic of the last run (distance, or test statistic).",
+            ["namespace", "monitor", "feature", "method"],
+            registry=self.registry,
+        )
+        self.feature_drift_pvalue = Gauge(
+            "modelmonitor_feature_drift_p_value",
+            "Per-feature corrected p-value of the last run (test methods only).",
+            ["namespace", "monitor", "feature", "method"],
+            registry=self.registry,
+        )
+        self.feature_drifted = Gauge(
+            "modelmonitor_feature_drifted",
+            "1 when the feature drifted in the last run.",
+            ["namespace", "monitor", "feature"],
+            registry=self.registry,
+        )
+        self.dataset_drift_share = Gauge(
+            "modelmonitor_dataset_drift_share",
+            "Share of monitored features that drifted in the last run.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.drifted_features = Gauge(
+            "modelmonitor_drifted_features",
+            "Number of drifted features in the last run.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.slo_met = Gauge(
+            "modelmonitor_slo_met",
+            "1 when the SLO is met, 0 when breached; absent without data.",
+            ["namespace", "monitor", "slo"],
+            registry=self.registry,
+        )
+        self.slo_burn_rate = Gauge(
+            "modelmonitor_slo_burn_rate",
+            "Error-budget burn rate over a window (1 = spending exactly the budget).",
+            ["namespace", "monitor", "slo", "window"],
+            registry=self.registry,
+        )
+        self.slo_budget_remaining = Gauge(
+            "modelmonitor_slo_error_budget_remaining",
+            "Share of the error budget left over the SLO window (negative when overspent).",
+            ["namespace", "monitor", "slo"],
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "modelmonitor_actions_total",
+            "Remediation decisions and actions by type and result.",
+            ["namespace", "monitor", "action", "result"],
+            registry=self.registry,
+        )
+        self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+
+    def watch_payloads(self, store: PayloadCounting) -> None:
+        """Export the payload-log collector's counters at scrape time."""
+        self.registry.register(_PayloadCollector(store))
+
+    def record_run(
+        self, namespace: str, monitor: str, report: Report, verdict: Verdict, lag: float
+    ) -> None:
+        """Everything one run measured; series of features/SLOs gone since are removed."""
+        self._clear_series(namespace, monitor)
+        self.run_duration.labels(namespace, monitor).observe(report.duration_seconds)
+        self.run_start_lag.observe(lag)
+        self.runs.labels(namespace, monitor, verdict.phase.value).inc()
+        self.set_phase(namespace, monitor, verdict.phase)
+        drift = report.drift
+        if drift.status == "ok":
+            self._set(self.dataset_drift_share, (namespace, monitor), drift.share)
+            self._set(self.drifted_features, (namespace, monitor), drift.drifted_features)
+            for f in drift.features:
+                if f.statistic is not None and math.isfinite(f.statistic):
+                    self._set(
+                        self.feature_drift_score,
+                        (namespace, monitor, f.name, f.method),
+                        f.statistic,
+                    )
+                if f.p_value is not None:
+                    self._set(
+                        self.feature_drift_pvalue,
+                        (namespace, monitor, f.name, f.method),
+                        f.p_value,
+                    )
+                self._set(self.feature_drifted, (namespace, monitor, f.name), float(f.drifted))
+        effective = {s.get("name"): s for s in verdict.status_patch.get("slos", [])}
+        for slo in report.slos:
+            data = effective.get(slo.name) or slo.to_dict()
+            met = data.get("met")
+            if met is not None:
+                self._set(self.slo_met, (namespace, monitor, slo.name), float(bool(met)))
+            remaining = data.get("budgetRemaining")
+            if isinstance(remaining, int | float):
+                self._set(self.slo_budget_remaining, (namespace, monitor, slo.name), remaining)
+            for window, rate in (data.get("burnRates") or {}).items():
+                if isinstance(rate, int | float):
+                    self._set(self.slo_burn_rate, (namespace, monitor, slo.name, window), rate)
+
+    def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
+        gauge.labels(*labels).set(value)
+        self._series.setdefault((labels[0], labels[1]), []).append((gauge, labels))
+
+    def _clear_series(self, namespace: str, monitor: str) -> None:
+        for gauge, labels in self._series.pop((namespace, monitor), []):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+
+    def set_phase(self, namespace: str, monitor: str, phase: Phase) -> None:
+        for candidate in Phase:
+            self.monitor_phase.labels(namespace, monitor, candidate.value).set(
+                1 if candidate == phase else 0
+            )
+
+    def record_action(self, namespace: str, monitor: str, action: str, result: str) -> None:
+        """One remediation decision or action and how it ended (succeeded, dryrun, ...)."""
+        self.actions.labels(namespace, monitor, action, result).inc()
+
+    def forget(self, namespace: str, monitor: str) -> None:
+        """Drop every series of a deleted monitor, so no stale gauges linger."""
+        self._clear_series(namespace, monitor)
+        for candidate in Phase:
+            with contextlib.suppress(KeyError):
+                self.monitor_phase.remove(namespace, monitor, candidate.value)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)
+
+
+class _PayloadCollector(Collector):
+    """Reads the collector's counters when Prometheus scrapes (no bookkeeping twice)."""
+
+    def __init__(self, store: PayloadCounting) -> None:
+        self._store = store
+
+    def collect(self) -> Iterable[Metric]:
+        events = CounterMetricFamily(
+            "modelmonitor_payload_events",
+            "Payload-log CloudEvents and rows by outcome, per monitor.",
+            labels=["namespace", "monitor", "result"],
+        )
+        for (namespace, monitor), counters in self._store.counters().items():
+            for result, value in counters.as_dict().items():
+                events.add_metric([namespace, monitor, result], float(value))
+        yield events
+        rejected = CounterMetricFamily(
+            "modelmonitor_payload_rejected",
+            "Payload-log requests turned away before reaching a window, by reason.",
+            labels=["reason"],
+        )
+        for reason, value in self._store.rejected.items():
+            rejected.add_metric([reason], float(value))
+        yield rejected

@@ -1,0 +1,184 @@
+"""Job mode, the pure part: the Job that runs one monitoring run, and reading its outcome.
+
+A run in job mode is a ``batch/v1`` Job executing ``modelmonitor job`` in the operator's
+own image. The pod writes its :class:`~modelmonitor.core.report.Report` as JSON into a
+ConfigMap named after the Job and owned by it; the operator reads it, then deletes the
+Job, and Kubernetes' garbage collector removes the pod and the ConfigMap with it. The
+Job itself is owned by the ModelMonitor, so deleting the monitor removes any Job left.
+
+A Job never retries (``backoffLimit: 0``): a failed or stuck run is reported and the
+next scheduled run starts afresh. ``activeDeadlineSeconds`` bounds a stuck one,
+``ttlSecondsAfterFinished`` cleans up after an operator that could not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from modelmonitor import GROUP, KIND, VERSION
+
+RUN_LABEL = "modelmonitor.io/monitor"
+RUN_ID_LABEL = "modelmonitor.io/run-id"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+REPORT_KEY = "report.json"
+JOB_TTL_SECONDS = 600
+JOB_NAME_LABEL_PATH = "metadata.labels['batch.kubernetes.io/job-name']"
+JOB_UID_LABEL_PATH = "metadata.labels['batch.kubernetes.io/controller-uid']"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Operator-level settings of job-mode runs (from the chart's values)."""
+
+    image: str = "ghcr.io/modelmonitor/modelmonitor:latest"
+    service_account: str = "modelmonitor-job"
+    image_pull_policy: str = "IfNotPresent"
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def job_name(monitor: str, run_id: str) -> str:
+    """A valid, unique Job name: ``<monitor>-run-<id>`` shortened to 63 characters."""
+    suffix = f"-run-{run_id}"
+    base = monitor[: 63 - len(suffix)].rstrip("-.")
+    return f"{base}{suffix}"
+
+
+def report_configmap_name(job: str) -> str:
+    return f"{job}-report"[:253]
+
+
+def run_id_for(monitor_uid: str, started_epoch: float) -> str:
+    """A short deterministic id for a run (same monitor and second -> same id)."""
+    digest = hashlib.sha256(f"{monitor_uid}:{int(started_epoch)}".encode()).hexdigest()
+    return digest[:10]
+
+
+def build_job(
+    *,
+    monitor: Mapping[str, Any],
+    run_id: str,
+    settings: JobSettings,
+    resources: Mapping[str, Any] | None,
+    active_deadline_seconds: int,
+) -> dict[str, Any]:
+    """The Job manifest for one run of ``monitor`` (a ModelMonitor object)."""
+    meta = monitor["metadata"]
+    name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+    job = job_name(name, run_id)
+    labels = {
+        RUN_LABEL: name,
+        RUN_ID_LABEL: run_id,
+        COMPONENT_LABEL: "monitoring-run",
+        "app.kubernetes.io/name": "modelmonitor",
+        "app.kubernetes.io/managed-by": "modelmonitor",
+    }
+    env = [
+        {"name": "JOB_NAME", "valueFrom": {"fieldRef": {"fieldPath": JOB_NAME_LABEL_PATH}}},
+        {"name": "JOB_UID", "valueFrom": {"fieldRef": {"fieldPath": JOB_UID_LABEL_PATH}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        *({"name": k, "value": v} for k, v in sorted(settings.extra_env.items())),
+    ]
+    container: dict[str, Any] = {
+        "name": "run",
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": ["job", "--namespace", namespace, "--name", name, "--run-id", run_id],
+        "env": env,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if resources:
+        container["resources"] = dict(resources)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": active_deadline_seconds,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.service_account,
+                    "automountServiceAccountToken": True,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def build_report_configmap(
+    *, job: str, job_uid: str, namespace: str, monitor: str, report_json: str
+) -> dict[str, Any]:
+    """The ConfigMap a job pod writes its report into, owned by its Job."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": report_configmap_name(job),
+            "namespace": namespace,
+            "labels": {RUN_LABEL: monitor, COMPONENT_LABEL: "monitoring-run-report"},
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": job_uid}
+            ],
+        },
+        "data": {REPORT_KEY: report_json},
+    }
+
+
+JobState = Literal["running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: JobState
+    reason: str = ""
+    message: str = ""
+
+
+def job_outcome(job: Mapping[str, Any]) -> JobOutcome:
+    """Read a Job's status: running, succeeded, or failed with the controller's reason."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return JobOutcome("succeeded")
+        if cond.get("type") == "Failed":
+            return JobOutcome(
+                "failed", str(cond.get("reason") or "Failed"), str(cond.get("message") or "")
+            )
+    if status.get("succeeded"):
+        return JobOutcome("succeeded")
+    return JobOutcome("running")

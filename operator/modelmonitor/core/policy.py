@@ -1,0 +1,515 @@
+"""Whether to act on a verdict, and with what: the incident state machine.
+
+Pure: the caller passes the verdict's conditions, the monitor's remediation state (the
+``status.incident`` mapping), the spec and "now", and writes back what :func:`step`
+returns. One incident per monitor at a time::
+
+    Healthy --breach--> Suspect --(consecutiveBreaches runs)--> Breached --act--> Remediating
+       ^                   |                                        |                 |
+       +----healthy--------+        (consecutiveBreaches healthy runs: hysteresis)     |
+       +----------------------------------------------------- Recovered <-------------+
+
+Rules (see docs/actions.md):
+
+* only evidence acts: a run whose sources failed (Degraded) or that lacked data
+  (InsufficientData, Pending) neither counts towards a breach nor towards recovery;
+* each configured action runs at most once per incident (``scale`` may step again after
+  another ``consecutiveBreaches`` breaching runs, up to ``maxReplicas``);
+* ``cooldownSeconds`` separates the actions of different incidents, ``maxActionsPerHour``
+  caps actions in any rolling hour, the ``modelmonitor.io/paused`` annotation suspends
+  acting; each of these is reported once per incident and action, not once per run;
+* ``dryRun`` plans and reports ("would roll back deployment/x from revision 7 to 6")
+  and changes nothing; it does not start a cooldown;
+* a planned action is written to status (``pending``, with a deterministic id) before it
+  is carried out, so an operator killed in between finds it again and does not plan it
+  twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.spec import ActionsSpec
+from modelmonitor.core.status import (
+    Condition,
+    ConditionType,
+    Phase,
+    find_condition,
+    format_time,
+)
+
+PAUSE_ANNOTATION = "modelmonitor.io/paused"
+HISTORY_CAP = 20
+MAX_RESTORE_ATTEMPTS = 3
+RATE_WINDOW = dt.timedelta(hours=1)
+ACTION_ORDER = ("rollback", "scale", "retrain", "notify")  # most effective first
+
+
+class IncidentState(StrEnum):
+    HEALTHY = "Healthy"  # no incident open
+    SUSPECT = "Suspect"  # breaching, fewer than consecutiveBreaches runs in a row
+    BREACHED = "Breached"  # breach confirmed; nothing carried out (yet)
+    REMEDIATING = "Remediating"  # at least one action planned or carried out
+    RECOVERED = "Recovered"  # healthy again after acting (closed)
+
+
+OPEN_STATES = frozenset({IncidentState.SUSPECT, IncidentState.BREACHED, IncidentState.REMEDIATING})
+
+
+class Signal(StrEnum):
+    BREACH = "breach"
+    HEALTHY = "healthy"
+    UNKNOWN = "unknown"  # no evidence either way: hold
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One run's verdict, reduced to what the policy needs."""
+
+    signal: Signal
+    triggers: frozenset[str] = frozenset()  # "slo", "drift"
+    latency_breach: bool = False
+    reason: str = ""
+    phase: str = ""
+
+
+def observe(
+    conditions: Sequence[Mapping[str, Any]],
+    phase: str,
+    slos: Sequence[Mapping[str, Any]],
+    latency_slos: frozenset[str],
+) -> Observation:
+    """Classify a verdict: a breach with evidence, healthy, or unknown."""
+
+    def status_of(kind: str) -> tuple[str, str]:
+        cond = find_condition(conditions, kind)
+        if cond is None:
+            return "", ""
+        return str(cond.get("status")), str(cond.get("message") or "")
+
+    degraded, degraded_message = status_of(ConditionType.DEGRADED)
+    if degraded == "True":
+        return Observation(
+            Signal.UNKNOWN, reason=f"sources degraded: {degraded_message}", phase=phase
+        )
+    slo, slo_message = status_of(ConditionType.SLO_BREACHED)
+    drift, drift_message = status_of(ConditionType.DRIFT_DETECTED)
+    drift_cond = find_condition(conditions, ConditionType.DRIFT_DETECTED)
+    drift_reason = str((drift_cond or {}).get("reason") or "")
+    triggers = set()
+    reasons = []
+    if slo == "True":
+        triggers.add("slo")
+        reasons.append(slo_message)
+    if drift == "True":
+        triggers.add("drift")
+        reasons.append(drift_message)
+    if triggers:
+        breached = {str(s.get("name")) for s in slos if s.get("met") is False}
+        return Observation(
+            Signal.BREACH,
+            frozenset(triggers),
+            latency_breach=bool(breached & latency_slos),
+            reason="; ".join(r for r in reasons if r),
+            phase=phase,
+        )
+    # Healthy needs evidence too: every SLO met and the drift verdict known (or off), and
+    # at least one of them measured; a run of InsufficientData is no recovery.
+    slo_known = slo in ("False", "")
+    drift_known = drift in ("False", "")
+    evidence = slo == "False" or (drift == "False" and drift_reason != "Disabled")
+    if phase == Phase.HEALTHY and slo_known and drift_known and evidence:
+        return Observation(Signal.HEALTHY, phase=phase)
+    return Observation(Signal.UNKNOWN, reason="no verdict (insufficient data)", phase=phase)
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    namespace: str
+    monitor: str
+    monitor_uid: str
+    actions: ActionsSpec
+    target_kind: str
+    target_name: str
+    paused: bool
+    now: dt.datetime
+    healthy_revisions: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Note:
+    """A decision not to act (suppressed): reported once per incident and action."""
+
+    action: str
+    reason: str  # Cooldown | RateLimited | Paused | NotLatencyBreach
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    incident: dict[str, Any]
+    requests: tuple[ActionRequest, ...] = ()
+    notes: tuple[Note, ...] = ()
+    transition: tuple[str, str] | None = None  # (old state, new state) when it changed
+
+
+def _parse(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _incident_id(monitor: str, now: dt.datetime) -> str:
+    return f"{monitor[:40]}-{now.astimezone(dt.UTC).strftime('%Y%m%d-%H%M%S')}"
+
+
+def configured_actions(actions: ActionsSpec, triggers: frozenset[str]) -> list[str]:
+    wanted: set[str] = set()
+    if "slo" in triggers:
+        wanted.update(actions.on_slo_breach)
+    if "drift" in triggers:
+        wanted.update(actions.on_drift)
+    wanted.discard("none")
+    return [a for a in ACTION_ORDER if a in wanted]
+
+
+def _carry(old: Mapping[str, Any]) -> dict[str, Any]:
+    """What outlives an incident: cooldown/rate bookkeeping and a pending scale-back."""
+    return {
+        k: old[k]
+        for k in ("lastActionAt", "lastActionIncident", "recentActions", "restore")
+        if k in old
+    }
+
+
+def step(obs: Observation, old_incident: Mapping[str, Any] | None, ctx: PolicyContext) -> Decision:
+    """Advance the incident by one run's observation; plan the actions now due."""
+    old = dict(old_incident or {})
+    try:
+        state = IncidentState(old.get("state", IncidentState.HEALTHY))
+    except ValueError:
+        state = IncidentState.HEALTHY
+    incident = dict(old)
+    now = ctx.now
+    stamp = format_time(now)
+    n = ctx.actions.consecutive_breaches
+
+    if obs.signal == Signal.UNKNOWN:
+        return Decision(incident)  # hold: neither a breach nor a recovery
+
+    if obs.signal == Signal.BREACH:
+        if state not in OPEN_STATES:
+            incident = _carry(old)
+            incident.update(
+                id=_incident_id(ctx.monitor, now),
+                state=IncidentState.SUSPECT.value,
+                startedAt=stamp,
+                breaches=0,
+                healthyRuns=0,
+                triggers=[],
+                acted={},
+                suppressed={},
+                pending=list(old.get("pending") or []),
+            )
+        incident["breaches"] = int(incident.get("breaches") or 0) + 1
+        incident["stepBreaches"] = int(incident.get("stepBreaches") or 0) + 1
+        incident["healthyRuns"] = 0
+        incident["triggers"] = sorted(set(incident.get("triggers") or []) | obs.triggers)
+        incident["reason"] = obs.reason[:1024]
+        incident["updatedAt"] = stamp
+        current = IncidentState(incident["state"])
+        if current == IncidentState.SUSPECT and incident["breaches"] >= n:
+            incident["state"] = IncidentState.BREACHED.value
+            incident["breachedAt"] = stamp
+        requests: tuple[ActionRequest, ...] = ()
+        notes: tuple[Note, ...] = ()
+        if IncidentState(incident["state"]) in (IncidentState.BREACHED, IncidentState.REMEDIATING):
+            requests, notes = _plan(obs, incident, ctx)
+        if requests:
+            incident["state"] = IncidentState.REMEDIATING.value
+        return Decision(incident, requests, notes, _transition(state, incident))
+
+    # healthy run
+    if not incident.get("id"):
+        return Decision(incident)  # no incident ever: nothing to track
+    incident["updatedAt"] = stamp
+    if state == IncidentState.SUSPECT:
+        incident["state"] = IncidentState.HEALTHY.value  # a blip below consecutiveBreaches
+        incident["breaches"] = 0
+        incident["closedAt"] = stamp
+    elif state in (IncidentState.BREACHED, IncidentState.REMEDIATING):
+        incident["breaches"] = 0
+        incident["stepBreaches"] = 0
+        incident["healthyRuns"] = int(incident.get("healthyRuns") or 0) + 1
+        if incident["healthyRuns"] >= n and not incident.get("pending"):
+            acted = state == IncidentState.REMEDIATING
+            incident["state"] = (IncidentState.RECOVERED if acted else IncidentState.HEALTHY).value
+            incident["closedAt"] = stamp
+            if acted:
+                incident["recoveredAt"] = stamp
+    requests = _plan_restore(incident, ctx)
+    return Decision(incident, requests, (), _transition(state, incident))
+
+
+def _transition(old: IncidentState, incident: Mapping[str, Any]) -> tuple[str, str] | None:
+    new = str(incident.get("state"))
+    return (old.value, new) if new != old.value else None
+
+
+def _request(
+    action: str, number: int, incident: Mapping[str, Any], ctx: PolicyContext, obs: Observation
+) -> ActionRequest:
+    return ActionRequest(
+        id=f"{incident['id']}-{action}-{number}",
+        action=action,
+        namespace=ctx.namespace,
+        monitor=ctx.monitor,
+        monitor_uid=ctx.monitor_uid,
+        incident=str(incident["id"]),
+        trigger=",".join(incident.get("triggers") or sorted(obs.triggers)),
+        reason=obs.reason[:1024],
+        dry_run=ctx.actions.dry_run,
+        phase=obs.phase,
+        healthy_revisions=ctx.healthy_revisions if action == "rollback" else (),
+        created=format_time(ctx.now),
+    )
+
+
+def _recent(incident: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    times = []
+    for value in incident.get("recentActions") or []:
+        moment = _parse(value)
+        if moment is not None and now - moment < RATE_WINDOW:
+            times.append(str(value))
+    return times
+
+
+def _plan(
+    obs: Observation, incident: dict[str, Any], ctx: PolicyContext
+) -> tuple[tuple[ActionRequest, ...], tuple[Note, ...]]:
+    if incident.get("pending"):
+        return (), ()  # the executor has not finished the last decision yet
+    acted: dict[str, Any] = dict(incident.get("acted") or {})
+    suppressed: dict[str, str] = dict(incident.get("suppressed") or {})
+    recent = _recent(incident, ctx.now)
+    requests: list[ActionRequest] = []
+    notes: list[Note] = []
+    actions = ctx.actions
+
+    def suppress(action: str, reason: str, message: str) -> None:
+        if suppressed.get(action) != reason:
+            suppressed[action] = reason
+            notes.append(Note(action, reason, message))
+
+    for action in configured_actions(actions, frozenset(incident.get("triggers") or obs.triggers)):
+        steps = int(incident.get("scaleSteps") or 0)
+        if action == "scale":
+            if not obs.latency_breach:
+                suppress(action, "NotLatencyBreach", "scale acts on latency SLO breaches only")
+                continue
+            if action in acted and (
+                acted[action] != Outcome.SUCCEEDED
+                or int(incident.get("stepBreaches") or 0) < actions.consecutive_breaches
+            ):
+                continue  # the last step failed or was refused, or it has not had time to work
+        elif action in acted:
+            continue  # once per incident
+        if ctx.paused:
+            suppress(
+                action, "Paused", f"not acting: the monitor has the {PAUSE_ANNOTATION} annotation"
+            )
+            continue
+        if not actions.dry_run:
+            last = _parse(incident.get("lastActionAt"))
+            other_incident = incident.get("lastActionIncident") != incident.get("id")
+            if last is not None and other_incident:
+                elapsed = (ctx.now - last).total_seconds()
+                if elapsed < actions.cooldown_seconds:
+                    suppress(
+                        action,
+                        "Cooldown",
+                        f"not acting: last action {elapsed:.0f}s ago, "
+                        f"cooldownSeconds is {actions.cooldown_seconds}",
+                    )
+                    continue
+            if len(recent) >= actions.max_actions_per_hour:
+                suppress(
+                    action,
+                    "RateLimited",
+                    f"not acting: {len(recent)} actions in the last hour, "
+                    f"maxActionsPerHour is {actions.max_actions_per_hour}",
+                )
+                continue
+        number = steps + 1 if action == "scale" else 1
+        requests.append(_request(action, number, incident, ctx, obs))
+        acted[action] = "pending"
+        if action == "scale":
+            incident["scaleSteps"] = number
+            incident["stepBreaches"] = 0
+        if not actions.dry_run:
+            recent.append(format_time(ctx.now))  # for the cap within this decision
+    incident["acted"] = acted
+    incident["suppressed"] = suppressed
+    incident["pending"] = [r.to_dict() for r in requests]
+    return tuple(requests), tuple(notes)
+
+
+def _plan_restore(incident: dict[str, Any], ctx: PolicyContext) -> tuple[ActionRequest, ...]:
+    """Scale back to the original replicas once healthy for stabilizationSeconds."""
+    restore = incident.get("restore")
+    if not isinstance(restore, Mapping) or incident.get("pending") or ctx.paused:
+        return ()
+    if IncidentState(incident.get("state", "Healthy")) in OPEN_STATES:
+        return ()
+    since = _parse(incident.get("closedAt"))
+    stabilization = ctx.actions.scale.stabilization_seconds if ctx.actions.scale else 0
+    if since is None or (ctx.now - since).total_seconds() < stabilization:
+        return ()
+    request = ActionRequest(
+        id=f"{incident.get('id')}-scale-back-1",
+        action="scale-back",
+        namespace=ctx.namespace,
+        monitor=ctx.monitor,
+        monitor_uid=ctx.monitor_uid,
+        incident=str(incident.get("id")),
+        trigger=",".join(incident.get("triggers") or []),
+        reason=f"healthy for {stabilization}s (stabilizationSeconds)",
+        dry_run=ctx.actions.dry_run,
+        restore=dict(restore),
+        created=format_time(ctx.now),
+    )
+    incident["pending"] = [request.to_dict()]
+    return (request,)
+
+
+# --- results --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a result changes in status."""
+
+    status_patch: dict[str, Any]
+    condition: Condition | None = None
+    history_entry: dict[str, Any] = field(default_factory=dict)
+
+
+def history_entry(
+    request: ActionRequest | None,
+    action: str,
+    outcome: Outcome,
+    reason: str,
+    message: str,
+    now: dt.datetime,
+    *,
+    incident: str = "",
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": request.id if request else "",
+        "type": action,
+        "result": outcome.value,
+        "reason": reason,
+        "message": message[:1024],
+        "time": format_time(now),
+        "incident": request.incident if request else incident,
+        "summary": _summary(action, outcome, details or {}),
+    }
+    if request is not None:
+        entry["trigger"] = request.trigger
+        entry["dryRun"] = request.dry_run
+    for key, value in (details or {}).items():
+        if key != "restore":
+            entry[key] = value
+    return entry
+
+
+def _summary(action: str, outcome: Outcome, details: Mapping[str, Any]) -> str:
+    """A few words for the LAST ACTION column: ``rollback rev 3->1``, ``scale 2->3``."""
+    text = f"{action} {outcome.value}"
+    if outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
+        if "fromRevision" in details and "toRevision" in details:
+            text = f"{action} rev {details['fromRevision']}->{details['toRevision']}"
+        elif "from" in details and "to" in details:
+            text = f"{action} {details['from']}->{details['to']}"
+        elif "fromPercent" in details:
+            text = f"{action} canary {details['fromPercent']}%->0%"
+        if outcome == Outcome.DRY_RUN:
+            text += " (dry run)"
+    return text
+
+
+def remediated_condition(outcome: Outcome, reason: str, message: str) -> Condition:
+    return Condition(
+        ConditionType.REMEDIATED,
+        "True" if outcome == Outcome.SUCCEEDED else "False",
+        reason,
+        message[:1024],
+    )
+
+
+def with_history(status: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``lastAction`` and ``actionHistory`` (newest last, capped) after ``entries``."""
+    history = [dict(e) for e in status.get("actionHistory") or [] if isinstance(e, Mapping)]
+    history.extend(dict(e) for e in entries)
+    history = history[-HISTORY_CAP:]
+    return {"lastAction": dict(entries[-1]), "actionHistory": history} if entries else {}
+
+
+def record_result(
+    incident: Mapping[str, Any],
+    request: ActionRequest,
+    result: ActionResult,
+    now: dt.datetime,
+) -> dict[str, Any] | None:
+    """The incident after ``request`` finished; None when it was no longer pending."""
+    pending = [p for p in incident.get("pending") or [] if isinstance(p, Mapping)]
+    if not any(p.get("id") == request.id for p in pending):
+        return None  # recorded already (by another replica, or before a restart)
+    updated = dict(incident)
+    updated["pending"] = [p for p in pending if p.get("id") != request.id]
+    if request.action == "scale-back":
+        if result.outcome == Outcome.SUPPRESSED:
+            return updated  # paused at the last moment: planned again once resumed
+        if result.outcome != Outcome.FAILED or request.dry_run:
+            updated.pop("restore", None)
+        else:
+            updated["restoreFailures"] = int(updated.get("restoreFailures") or 0) + 1
+            if updated["restoreFailures"] >= MAX_RESTORE_ATTEMPTS:
+                updated.pop("restore", None)  # reported each time; stop trying
+        return updated
+    acted = dict(updated.get("acted") or {})
+    if result.outcome == Outcome.SUPPRESSED:
+        # stopped at the last moment (paused): planned again, if still due, once resumed
+        acted.pop(request.action, None)
+        suppressed = dict(updated.get("suppressed") or {})
+        suppressed[request.action] = result.reason
+        updated["suppressed"] = suppressed
+    else:
+        acted[request.action] = result.outcome.value
+    updated["acted"] = acted
+    if request.action == "scale" and result.outcome == Outcome.SUCCEEDED:
+        new = result.details.get("restore")
+        if isinstance(new, Mapping):
+            old = updated.get("restore")
+            if isinstance(old, Mapping) and old.get("name") == new.get("name"):
+                updated["restore"] = {**dict(old), "applied": new.get("applied")}
+            else:
+                updated["restore"] = dict(new)
+    if result.outcome == Outcome.SUCCEEDED and not request.dry_run:
+        # Only what was done counts towards the cap; only a change to the cluster starts
+        # a cooldown (a delivered webhook changes nothing to wait for).
+        when = _parse(request.created) or now
+        if request.action != "notify":
+            updated["lastActionAt"] = format_time(when)
+            updated["lastActionIncident"] = request.incident
+        updated["recentActions"] = [*_recent(updated, now), format_time(when)]
+    return updated

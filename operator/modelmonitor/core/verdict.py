@@ -1,0 +1,231 @@
+"""Turn a run's :class:`~modelmonitor.core.report.Report` into status, conditions and Events.
+
+Pure: the caller passes the old status and "now", and writes the returned patch. Rules:
+
+* a condition changes only on evidence: no data (``InsufficientData``) makes it
+  ``Unknown``; an unavailable source (Prometheus down, endpoint unreachable) leaves the
+  verdict it could not re-check as it was ("without flipping the verdict");
+* Events are returned only for conditions whose status or reason changed, never once per
+  run;
+* messages state the measured value against the threshold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelmonitor.core.report import Report
+from modelmonitor.core.status import (
+    Condition,
+    ConditionType,
+    Phase,
+    find_condition,
+    format_time,
+    merge_conditions,
+)
+
+TOP_FEATURES = 10
+MAX_MESSAGE = 1024
+MAX_SLO_ENTRIES = 20
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: Phase
+    status_patch: dict[str, Any]
+    events: tuple[Event, ...]
+    conditions: tuple[Condition, ...]
+
+
+def _cap(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def drift_condition(report: Report, previous: Mapping[str, Any] | None) -> Condition | None:
+    drift = report.drift
+    if drift.status == "unavailable":
+        return None  # keep what the last good run said
+    if drift.status == "disabled":
+        return Condition(ConditionType.DRIFT_DETECTED, "False", "Disabled", "drift is disabled")
+    if drift.status == "insufficient_data":
+        return Condition(
+            ConditionType.DRIFT_DETECTED,
+            "Unknown",
+            "InsufficientData",
+            _cap(drift.message or "too few samples for a drift verdict"),
+        )
+    head = f"{drift.drifted_features}/{drift.total_features} features drifted"
+    top = drift.top_drifted(TOP_FEATURES)
+    detail = ", ".join(f.describe() for f in top)
+    more = drift.drifted_features - len(top)
+    if more > 0:
+        detail += f", and {more} more"
+    share = f"share {drift.share:.2f} {'>=' if drift.drifted else '<'} {drift.drift_share:g}"
+    message = f"{head} ({share})" + (f": {detail}" if detail else "")
+    if drift.drifted:
+        return Condition(ConditionType.DRIFT_DETECTED, "True", "DriftDetected", _cap(message))
+    return Condition(ConditionType.DRIFT_DETECTED, "False", "NoDrift", _cap(message))
+
+
+def slo_condition(
+    report: Report, old_slos: Sequence[Mapping[str, Any]] | None
+) -> tuple[Condition | None, dict[str, bool | None]]:
+    """The SLOBreached condition, and each SLO's effective state (last known when no data)."""
+    if not report.slos:
+        return None, {}
+    previous = {str(s.get("name")): s.get("met") for s in old_slos or []}
+    unavailable = any(p.reason == "PrometheusUnavailable" for p in report.problems)
+    effective: dict[str, bool | None] = {}
+    for slo in report.slos:
+        met = slo.met
+        if met is None and unavailable and previous.get(slo.name) is not None:
+            met = previous[slo.name]  # the source is down: keep the last verdict
+        effective[slo.name] = met
+    breached = [s for s in report.slos if effective[s.name] is False]
+    if breached:
+        message = "; ".join(s.message for s in breached)
+        return (
+            Condition(ConditionType.SLO_BREACHED, "True", "SLOBreached", _cap(message)),
+            effective,
+        )
+    if all(v is True for v in effective.values()):
+        message = "; ".join(s.message for s in report.slos)
+        return Condition(ConditionType.SLO_BREACHED, "False", "SLOsMet", _cap(message)), effective
+    unknown = [s for s in report.slos if effective[s.name] is None]
+    message = "; ".join(s.message for s in unknown)
+    return (
+        Condition(ConditionType.SLO_BREACHED, "Unknown", "InsufficientData", _cap(message)),
+        effective,
+    )
+
+
+def degraded_condition(report: Report) -> Condition:
+    if not report.problems:
+        return Condition(
+            ConditionType.DEGRADED, "False", "SourcesAvailable", "all sources answered"
+        )
+    message = "; ".join(f"{p.reason}: {p.message}" for p in report.problems)
+    return Condition(ConditionType.DEGRADED, "True", report.problems[0].reason, _cap(message))
+
+
+def slo_summary(report: Report, effective: Mapping[str, bool | None]) -> str:
+    if not report.slos:
+        return "-"
+    breached = [s.name for s in report.slos if effective.get(s.name) is False]
+    if breached:
+        return _cap("breached: " + ",".join(breached), 63)
+    met = sum(1 for v in effective.values() if v is True)
+    return f"{met}/{len(report.slos)}"
+
+
+def decide(
+    report: Report,
+    old_status: Mapping[str, Any] | None,
+    *,
+    generation: int | None,
+    now: dt.datetime,
+) -> Verdict:
+    old = old_status or {}
+    old_conditions = old.get("conditions") or []
+    updates: list[Condition] = []
+    drift_cond = drift_condition(
+        report, find_condition(old_conditions, ConditionType.DRIFT_DETECTED)
+    )
+    if drift_cond is not None:
+        updates.append(drift_cond)
+    slo_cond, effective = slo_condition(report, old.get("slos"))
+    if slo_cond is not None:
+        updates.append(slo_cond)
+    updates.append(degraded_condition(report))
+
+    conditions = merge_conditions(old_conditions, updates, generation=generation, now=now)
+    phase = _phase(conditions, report)
+    events = tuple(_transitions(old_conditions, updates))
+
+    drift = report.drift
+    drift_status: dict[str, Any] = {
+        "summary": drift.summary,
+        "status": drift.status,
+        "drifted": drift.drifted_features,
+        "total": drift.total_features,
+        "share": round(drift.share, 4),
+        "features": [f.to_dict() for f in drift.top_drifted(TOP_FEATURES)],
+    }
+    if drift.status == "unavailable" and isinstance(old.get("drift"), Mapping):
+        drift_status = dict(old["drift"])  # keep the last good run's numbers
+    patch: dict[str, Any] = {
+        "phase": phase.value,
+        "conditions": conditions,
+        "lastRun": {
+            "time": format_time(report.finished),
+            "durationSeconds": round(report.duration_seconds, 3),
+            "samples": report.samples,
+            "mode": report.mode,
+        },
+        "drift": drift_status,
+        "sloSummary": slo_summary(report, effective),
+        "slos": [
+            {**s.to_dict(), "name": s.name, "met": effective.get(s.name), "message": s.message}
+            for s in report.slos[:MAX_SLO_ENTRIES]
+        ],
+    }
+    history = report.details.get("sloHistory")
+    if isinstance(history, Mapping):
+        patch["sloHistory"] = dict(history)
+    if generation is not None:
+        patch["observedGeneration"] = generation
+    return Verdict(phase, patch, events, tuple(updates))
+
+
+def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
+    def is_true(kind: str) -> bool:
+        cond = find_condition(conditions, kind)
+        return cond is not None and cond.get("status") == "True"
+
+    if is_true(ConditionType.SLO_BREACHED):
+        return Phase.BREACHED
+    if is_true(ConditionType.DRIFT_DETECTED):
+        return Phase.DRIFTED
+    if report.problems:
+        return Phase.DEGRADED
+    known_drift = report.drift.status in ("ok", "disabled")
+    known_slo = any(s.met is not None for s in report.slos)
+    if not known_drift and not known_slo:
+        return Phase.PENDING
+    return Phase.HEALTHY
+
+
+_WARNING_WHEN_TRUE = {
+    ConditionType.DRIFT_DETECTED,
+    ConditionType.SLO_BREACHED,
+    ConditionType.DEGRADED,
+}
+
+
+def _transitions(
+    old_conditions: Sequence[Mapping[str, Any]], updates: Sequence[Condition]
+) -> list[Event]:
+    events = []
+    for cond in updates:
+        old = find_condition(old_conditions, cond.type)
+        if (
+            old is not None
+            and old.get("status") == cond.status
+            and old.get("reason") == cond.reason
+        ):
+            continue
+        if old is None and cond.status != "True":
+            continue  # a first "all good" is not news
+        warning = cond.type in _WARNING_WHEN_TRUE and cond.status == "True"
+        events.append(Event("Warning" if warning else "Normal", cond.reason, cond.message))
+    return events

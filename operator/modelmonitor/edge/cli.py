@@ -1,0 +1,172 @@
+"""The ``modelmonitor`` command line.
+
+Subcommands import their implementation lazily, so the offline commands
+(``check``, ``baseline``) start fast and never pull in kopf or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from modelmonitor import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(target: str) -> Handler:
+    """Return a handler that imports ``module:function`` only when the command runs."""
+    module_name, func_name = target.split(":")
+
+    def call(args: argparse.Namespace) -> int:
+        module = importlib.import_module(module_name)
+        return cast(Handler, getattr(module, func_name))(args)
+
+    return call
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"modelmonitor {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelmonitor",
+        description="Monitor ML inference services for drift and SLO breaches.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelmonitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print the version and exit")
+    p.set_defaults(handler=_version)
+
+    p = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
+    _add_run_arguments(p)
+    p.set_defaults(handler=_lazy("modelmonitor.edge.operator_main:run_command"))
+
+    p = sub.add_parser(
+        "check",
+        help="offline drift + data quality analysis of two files (no cluster needed)",
+        description="Compare a current data file with a reference (data file or profile "
+        "saved by 'baseline'): per-feature drift and data quality. Exit 0 when the analysis "
+        "ran (drift or not), 2 on bad input.",
+    )
+    p.add_argument(
+        "--reference",
+        required=True,
+        help="reference data file (csv, tsv, jsonl, parquet, npy) or a saved profile",
+    )
+    p.add_argument("--current", required=True, help="current data file")
+    p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
+    p.add_argument(
+        "--method",
+        default="auto",
+        help="drift method for every feature it fits (others use auto), e.g. ks, wasserstein, "
+        "psi, jensenshannon, chi2 (default: auto)",
+    )
+    p.add_argument("--threshold", type=float, default=None, help="override the method's threshold")
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)"
+    )
+    p.add_argument(
+        "--correction",
+        default="bonferroni",
+        choices=["bonferroni", "fdr", "none"],
+        help="multiple-testing correction across features",
+    )
+    p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
+    p.add_argument("--format", default="table", choices=["table", "json"], help="output format")
+    p.add_argument("--target", help="model quality: column with the true labels or values")
+    p.add_argument("--prediction", help="model quality: column with the predicted labels/values")
+    p.add_argument(
+        "--proba",
+        help="model quality: probability column(s), comma-separated: the positive class's "
+        "(binary) or one per class in sorted class order",
+    )
+    p.add_argument(
+        "--task",
+        default="auto",
+        choices=["auto", "classification", "regression"],
+        help="model quality task (auto: classification for text labels or with --proba)",
+    )
+    p.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help="exit 1 (instead of 0) when the dataset drifted, for CI pipelines",
+    )
+    p.set_defaults(handler=_lazy("modelmonitor.edge.offline:check_command"))
+
+    p = sub.add_parser(
+        "baseline",
+        help="compute a reference profile from a data file",
+        description="Stream a data file in chunks into a reference profile (JSON) for "
+        "'check --reference PROFILE' and the operator's reference.",
+    )
+    p.add_argument("--data", required=True, help="reference data file (csv, jsonl, parquet, npy)")
+    p.add_argument("--output", required=True, help="where to write the profile (JSON)")
+    p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
+    p.add_argument(
+        "--exact-limit",
+        type=int,
+        default=1000,
+        help="keep the exact sample of numerical features with at most this many values "
+        "(p-value tests need it); larger ones are summarised by a quantile sketch (default 1000)",
+    )
+    p.set_defaults(handler=_lazy("modelmonitor.edge.offline:baseline_command"))
+
+    p = sub.add_parser(
+        "job", help="one monitoring run of a ModelMonitor (what a job-mode Job executes)"
+    )
+    p.add_argument("--namespace", required=True, help="the ModelMonitor's namespace")
+    p.add_argument("--name", required=True, help="the ModelMonitor's name")
+    p.add_argument("--run-id", default="", help="the run's id (for logs)")
+    p.add_argument("--job-name", default="", help="owning Job (default: $JOB_NAME)")
+    p.add_argument("--job-uid", default="", help="owning Job's UID (default: $JOB_UID)")
+    p.add_argument(
+        "--print-only", action="store_true", help="print the report, store nothing (debugging)"
+    )
+    p.set_defaults(handler=_lazy("modelmonitor.edge.job_command:job_command"))
+
+    return parser
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=None,
+        help="watch this namespace (repeatable; globs allowed); default from WATCH_NAMESPACES",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch the whole cluster"
+    )
+    p.add_argument("--log-format", choices=["text", "json"], default=None, help="log format")
+    p.add_argument("--log-level", default=None, help="log level (DEBUG, INFO, WARNING, ...)")
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port")
+    p.add_argument("--health-port", type=int, default=None, help="liveness/readiness port")
+    p.add_argument(
+        "--payload-port", type=int, default=None, help="payload-log (CloudEvents) collector port"
+    )
+    p.add_argument("--peering", default=None, help="kopf peering name ('' disables peering)")
+    p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = cast(Handler, args.handler)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""kopf handlers: the edge where Kubernetes events reach the pure core.
+
+Each handler validates the monitor (:mod:`reconcile`), writes status with one patch,
+posts an Event only when the Ready condition changes, and records metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from modelmonitor import GROUP, PLURAL, VERSION
+from modelmonitor.adapters.kube import KubeClient
+from modelmonitor.adapters.metrics import MetricsRecorder
+from modelmonitor.core.report import Report
+from modelmonitor.core.status import find_condition
+from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.edge.config import OperatorConfig
+from modelmonitor.engine.remediation import Remediator
+from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
+from modelmonitor.engine.validation import evaluate, needs_recheck
+from modelmonitor.sources.payload.server import start_payload_server, stop_payload_server
+from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = float(os.environ.get("RECHECK_SECONDS", "5"))
+ANNOTATION_PREFIX = "modelmonitor.io"
+FINALIZER = "modelmonitor.io/run-loop"
+
+
+@dataclass
+class OperatorContext:
+    """What the handlers share; passed to kopf as the root ``memo``."""
+
+    config: OperatorConfig
+    kube: KubeClient
+    metrics: MetricsRecorder
+    runner: Runner
+    run_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    payloads: PayloadStore = field(default_factory=PayloadStore)
+    payload_port: int = 8082
+    payload_server: Any = None
+    remediator: Remediator | None = None
+
+
+def _context(memo: Any) -> OperatorContext:
+    ctx = getattr(memo, "context", None)
+    if not isinstance(ctx, OperatorContext):
+        raise kopf.PermanentError("operator context missing: start with `modelmonitor run`")
+    return ctx
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    # kopf's own bookkeeping goes into annotations under our prefix, never into status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # The run loop (a kopf daemon) holds this finalizer so that it stops before the
+    # object goes; removed as soon as the loop has stopped.
+    settings.persistence.finalizer = FINALIZER
+    # Only our explicit Events reach the objects, not every handler log line.
+    settings.posting.level = logging.CRITICAL
+    settings.peering.priority = ctx.config.priority
+    settings.peering.name = ctx.config.peering_name
+    settings.peering.standalone = ctx.config.standalone
+    settings.peering.mandatory = not ctx.config.standalone
+    # With rights in fixed namespaces only, kopf must not try cluster-wide lists.
+    settings.scanning.disabled = ctx.config.scanning_disabled
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    # Blocking work (API calls, statistics) runs in threads; asyncio's default of
+    # cpu + 4 threads queues status writes behind each other with many monitors.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(
+            max_workers=max(16, 2 * ctx.config.max_concurrent_runs),
+            thread_name_prefix="modelmonitor",
+        )
+    )
+    ctx.payload_server = await start_payload_server(ctx.payloads, ctx.payload_port)
+    log.info(
+        "modelmonitor operator starting: %s, peering %s (priority %d)",
+        "all namespaces" if ctx.config.clusterwide else ", ".join(ctx.config.namespaces),
+        "off" if ctx.config.standalone else ctx.config.peering_name,
+        ctx.config.priority,
+    )
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    if ctx.payload_server is not None:
+        await stop_payload_server(ctx.payload_server)
+        ctx.payload_server = None
+
+
+def _register_payloads(
+    ctx: OperatorContext, namespace: str, name: str, spec: Any, logger: Any
+) -> None:
+    """Give a monitor with spec.data.payloadLog its window in the collector (or drop it)."""
+    if spec is None:
+        ctx.payloads.forget(namespace, name)
+        return
+    try:
+        ctx.payloads.register(namespace, name, spec)
+    except PayloadStoreFullError as exc:
+        logger.warning("payload log not collected: %s", exc)
+
+
+async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
+    """Validate the monitor and write the configuration part of its status."""
+    ctx = _context(memo)
+    started = time.perf_counter()
+    namespace = body.metadata.namespace or "default"
+    name = body.metadata.name or ""
+    seen: dict[str, Any] = {}
+
+    def compute(obj: dict[str, Any]) -> dict[str, Any]:
+        result = evaluate(obj, ctx.kube, now=dt.datetime.now(dt.UTC))
+        seen["old"] = find_condition((obj.get("status") or {}).get("conditions"), "Ready")
+        seen["result"] = result
+        return result.status_patch
+
+    try:
+        written = await asyncio.to_thread(ctx.kube.update_monitor_status, namespace, name, compute)
+    except Exception:
+        ctx.metrics.reconciles.labels(result="error").inc()
+        raise
+    if written is None:
+        return  # deleted meanwhile
+    result = seen["result"]
+    _register_payloads(ctx, namespace, name, result.spec if result.valid else None, logger)
+    ctx.metrics.set_phase(namespace, name, result.phase)
+    ctx.metrics.reconciles.labels(result="ok" if result.valid else "invalid").inc()
+    ctx.metrics.reconcile_duration.observe(time.perf_counter() - started)
+
+    old_ready = seen["old"]
+    new_ready = result.ready
+    if (
+        old_ready is None
+        or old_ready.get("status") != new_ready.status
+        or old_ready.get("reason") != new_ready.reason
+    ):
+        kopf.event(
+            body,
+            type="Normal" if new_ready.status == "True" else "Warning",
+            reason=new_ready.reason,
+            message=new_ready.message,
+        )
+        logger.info("Ready=%s (%s): %s", new_ready.status, new_ready.reason, new_ready.message)
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+async def on_create(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, memo, logger)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+async def on_resume(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, memo, logger)
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def on_update(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    await _reconcile(body, memo, logger)
+
+
+def _should_recheck(status: Mapping[str, Any], **_: Any) -> bool:
+    return needs_recheck(status)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RECHECK_SECONDS, when=_should_recheck)
+async def recheck_references(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    """An invalid monitor recovers by itself once its missing target or data appears."""
+    await _reconcile(body, memo, logger)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
+async def monitoring_runs(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: Any, logger: Any, **_: Any
+) -> None:
+    """One loop per monitor: runs on schedule, verdict to status, Events and metrics."""
+    ctx = _context(memo)
+    namespace = body.metadata.namespace or "default"
+    name = body.metadata.name or ""
+
+    def post_event(event: Event) -> None:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        logger.info("%s: %s", event.reason, event.message)
+
+    def on_verdict(report: Report, verdict: Verdict, lag: float) -> None:
+        ctx.metrics.record_run(namespace, name, report, verdict, lag)
+
+    def on_action(action: str, result: str) -> None:
+        ctx.metrics.record_action(namespace, name, action, result)
+
+    deps = LoopDeps(
+        ctx.runner,
+        ctx.kube,
+        ctx.run_slots,
+        post_event,
+        on_verdict,
+        remediator=ctx.remediator,
+        on_action=on_action,
+    )
+    await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def on_delete(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    """Drop the monitor's metric series; owned objects go with Kubernetes garbage collection.
+
+    ``optional=True``: this handler adds no finalizer of its own (the run loop's is the
+    only one, see docs/decisions.md).
+    """
+    ctx = _context(memo)
+    ctx.metrics.forget(body.metadata.namespace or "default", body.metadata.name or "")
+    ctx.payloads.forget(body.metadata.namespace or "default", body.metadata.name or "")
+    logger.info("monitor deleted")

@@ -1,0 +1,75 @@
+"""``modelmonitor job``: one monitoring run inside a Job's pod, report into a ConfigMap.
+
+The same runner as inline mode; the Job's name and UID come from the pod's labels
+(downward API), so the report ConfigMap is owned by the Job and goes with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+from modelmonitor.core.jobs import build_report_configmap
+
+
+def job_command(args: argparse.Namespace) -> int:
+    from modelmonitor.adapters.kube import KubeClient, load_api_client, running_in_cluster
+    from modelmonitor.core.spec import SpecError, parse_spec
+    from modelmonitor.edge.config import load_config
+    from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.sources.reference import ReferenceCache
+
+    job = args.job_name or os.environ.get("JOB_NAME", "")
+    job_uid = args.job_uid or os.environ.get("JOB_UID", "")
+    try:
+        kube = KubeClient(load_api_client())
+        monitor = kube.get_monitor(args.namespace, args.name)
+    except Exception as exc:
+        print(
+            f"modelmonitor job: cannot read ModelMonitor {args.namespace}/{args.name}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    if monitor is None:
+        print(
+            f"modelmonitor job: ModelMonitor {args.namespace}/{args.name} does not exist",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        spec = parse_spec(monitor.get("spec") or {})
+    except SpecError as exc:
+        print(f"modelmonitor job: invalid spec: {exc}", file=sys.stderr)
+        return 2
+    cfg = load_config(standalone=True)
+    runner = InlineRunner(
+        references=ReferenceCache(kube),
+        lookup=kube,
+        resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+        mode="job",
+        prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+    )
+    report = asyncio.run(runner.run(args.namespace, args.name, spec, monitor.get("status") or {}))
+    payload = json.dumps(report.to_dict(), allow_nan=False, default=str)
+    print(payload)
+    if not job or not job_uid:
+        print("modelmonitor job: no JOB_NAME/JOB_UID: report printed, not stored", file=sys.stderr)
+        return 0 if args.print_only else 2
+    try:
+        kube.create_configmap(
+            args.namespace,
+            build_report_configmap(
+                job=job,
+                job_uid=job_uid,
+                namespace=args.namespace,
+                monitor=args.name,
+                report_json=payload,
+            ),
+        )
+    except Exception as exc:
+        print(f"modelmonitor job: cannot store the report: {exc}", file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,568 @@
+"""The offline commands: ``modelmonitor check`` and ``modelmonitor baseline``.
+
+``check`` compares a current data file with a reference (a data file or a profile saved
+by ``baseline``): per-feature drift (:func:`modelmonitor.core.stats.drift.analyze`) and data
+quality (:func:`modelmonitor.core.stats.quality.data_quality`), printed as a table or as one
+JSON object (DESIGN.md section 4). ``baseline`` streams a data file in chunks into a
+mergeable reference profile and saves it, so later checks cost O(current window).
+
+Exit codes: 0 when the analysis ran (drift or not; 1 instead on drift with
+``--fail-on-drift``), 2 with a one-line reason on stderr for bad input. These commands
+import only the data readers and the statistics engine: never kopf or the Kubernetes
+client (a unit test holds this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from modelmonitor.adapters.files import (
+    DataError,
+    is_data_file,
+    iter_datasets,
+    load_features_file,
+    read_columns,
+    read_dataset,
+)
+from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature
+from modelmonitor.core.stats.drift import DriftReport, analyze
+from modelmonitor.core.stats.methods import AUTO, REGISTRY, validate_method_name
+from modelmonitor.core.stats.model_quality import (
+    ModelQuality,
+    classification_quality,
+    regression_quality,
+)
+from modelmonitor.core.stats.profile import (
+    DEFAULT_EXACT_LIMIT,
+    ReferenceProfile,
+    as_categorical,
+)
+from modelmonitor.core.stats.quality import DataQualityReport, data_quality
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_BAD_INPUT = 2
+
+#: Methods that need the reference's exact sample: a raw reference keeps it for them.
+_EXACT_METHODS = frozenset({"ks", "anderson", "cramervonmises"})
+#: A reference data file with at most this many rows keeps its exact sorted sample in the
+#: profile built for ``check``: exact and reproducible results (a quantile sketch is
+#: randomised), at a cost linear in the rows. Larger ones are sketched as ``baseline``
+#: would, so a run stays O(current window).
+EXACT_REFERENCE_MAX_ROWS = 200_000
+
+
+class UsageError(Exception):
+    """Bad input to a command; the message is the one line printed to stderr."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference as loaded: a profile (saved, or built here from raw data)."""
+
+    path: Path
+    kind: str  # "data" | "profile"
+    data: ReferenceProfile | Dataset
+    features: list[Feature]
+
+    @property
+    def rows(self) -> int:
+        return self.data.n_rows
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Which columns hold the true labels, the predictions and class probabilities."""
+
+    target: str
+    prediction: str | None = None
+    proba: tuple[str, ...] = ()
+    task: str = "auto"  # auto | classification | regression
+
+    @property
+    def columns(self) -> list[str]:
+        return [
+            self.target,
+            *([self.prediction] if self.prediction else []),
+            *self.proba,
+        ]
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``modelmonitor check``: drift + data quality of ``--current`` vs ``--reference``."""
+    return _run(lambda: _check(args))
+
+
+def _check(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    method = str(args.method)
+    _validate_method(method)
+    features = load_features_file(args.features_file) if args.features_file else None
+    labels = _label_spec(args)
+    reference = load_reference(Path(args.reference), features, method=method)
+    current, extra = read_current(
+        Path(args.current), reference.features, also=labels.columns if labels else ()
+    )
+    drift_input, mismatched = _drift_view(current, reference.features)
+    try:
+        report = analyze(
+            reference.data,
+            drift_input,
+            features=reference.features,
+            method=method,
+            methods=_methods_for(method, reference.features),
+            threshold=args.threshold,
+            alpha=args.alpha,
+            correction=args.correction,
+            drift_share=args.drift_share,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    quality = data_quality(current, reference.data, features=reference.features)
+    known = set(quality.extra_columns)
+    quality = replace(
+        quality,
+        extra_columns=quality.extra_columns + tuple(n for n in extra if n not in known),
+    )
+    result = build_result(report, quality, mismatched, reference, Path(args.current), current)
+    if labels is not None:
+        ref_quality = reference_model_quality(reference, labels)
+        result["model_quality"] = model_quality(current, labels, reference=ref_quality).to_dict()
+    result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
+    out: TextIO = sys.stdout
+    if args.format == "json":
+        out.write(json.dumps(_json_safe(result), allow_nan=False) + "\n")
+    else:
+        out.write(format_table(result))
+    drifted = bool(result["dataset"]["drifted"])
+    return EXIT_DRIFT if drifted and getattr(args, "fail_on_drift", False) else EXIT_OK
+
+
+def _validate_method(method: str) -> None:
+    try:
+        validate_method_name(method)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _methods_for(method: str, features: Sequence[Feature]) -> dict[str, str]:
+    """``--method`` applies to every feature it fits; the others use ``auto``.
+
+    (``ks`` fits numerical features only, ``chi2`` categorical ones; ``psi`` and
+    ``jensenshannon`` fit both.) The report names the method used for each feature.
+    """
+    if method == AUTO:
+        return {}
+    fits = [f for f in features if method in REGISTRY[f.type]]
+    if not fits:
+        types = sorted({f.type for f in features})
+        names = sorted(set().union(*(REGISTRY[t] for t in types)))
+        raise UsageError(
+            f"method {method!r} fits none of the features (all {'/'.join(types)}); "
+            f"methods for them: {', '.join(names)}, or auto"
+        )
+    return {f.name: AUTO for f in features if method not in REGISTRY[f.type]}
+
+
+def load_reference(
+    path: Path, features: Sequence[Feature] | None, *, method: str = AUTO
+) -> Reference:
+    """Read a reference data file (profiled here) or load a saved profile."""
+    if is_data_file(path):
+        ds = read_dataset(path, features=features)
+        feats = list(features) if features is not None else ds.inferred_features()
+        if method in _EXACT_METHODS:
+            # p-value methods need the exact sample: let the engine keep all of it
+            return Reference(path, "data", ds, feats)
+        limit = None if ds.n_rows <= EXACT_REFERENCE_MAX_ROWS else DEFAULT_EXACT_LIMIT
+        profile = ReferenceProfile.from_dataset(ds, feats, exact_limit=limit)
+        return Reference(path, "data", profile, feats)
+    profile = load_profile(path)
+    if features is None:
+        return Reference(path, "profile", profile, profile.features)
+    absent = [f.name for f in features if f.name not in profile]
+    if absent:
+        raise DataError(
+            path,
+            f"features file lists feature(s) not in the profile: {', '.join(map(repr, absent))}",
+        )
+    for f in features:
+        if profile[f.name].type != f.type:
+            raise DataError(
+                path,
+                f"feature {f.name!r} is {profile[f.name].type} in the profile but declared "
+                f"{f.type} in the features file",
+            )
+    return Reference(path, "profile", profile, list(features))
+
+
+def load_profile(path: Path) -> ReferenceProfile:
+    """Load a profile saved by ``baseline``, with one-line errors."""
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if path.is_dir():
+        raise DataError(path, "is a directory, not a file")
+    if path.stat().st_size == 0:
+        raise DataError(path, "empty file")
+    try:
+        return ReferenceProfile.load(path)
+    except UnicodeDecodeError:
+        raise DataError(
+            path,
+            "neither a data file (.csv, .tsv, .jsonl, .parquet, .npy) nor a saved profile",
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, KeyError):
+            text = f"missing key {text}"
+        raise DataError(
+            path,
+            f"not a readable profile ({text}); data files need a .csv, .tsv, .jsonl, "
+            ".parquet or .npy extension",
+        ) from None
+
+
+def read_current(
+    path: Path, features: Sequence[Feature], *, also: Sequence[str] = ()
+) -> tuple[Dataset, list[str]]:
+    """Read the reference's features from the current file, leniently typed.
+
+    Returns the data (only columns the file has; missing ones are reported by drift
+    and data quality) and the names of the file's extra columns. ``also`` names
+    columns to read as well (labels, predictions), with inferred types; each must exist.
+    """
+    columns = read_columns(path)
+    available = [f.name for f in columns]
+    have = set(available)
+    present = [f for f in features if f.name in have]
+    if not present:
+        shown = ", ".join(f.name for f in features[:8]) + (" ..." if len(features) > 8 else "")
+        raise DataError(path, f"has none of the reference's features ({shown})")
+    absent = [n for n in also if n not in have]
+    if absent:
+        raise DataError(path, f"has no column(s) {', '.join(map(repr, absent))} (labels)")
+    wanted = {f.name for f in features}
+    inferred = {f.name: f for f in columns}
+    present += [inferred[n] for n in dict.fromkeys(also) if n not in wanted]
+    extra = [n for n in available if n not in wanted]
+    return read_dataset(path, features=present, lenient=True), extra
+
+
+def _label_spec(args: argparse.Namespace) -> LabelSpec | None:
+    target = getattr(args, "target", None)
+    prediction = getattr(args, "prediction", None)
+    proba = tuple(p for p in (getattr(args, "proba", None) or "").split(",") if p)
+    task = getattr(args, "task", "auto") or "auto"
+    if target is None:
+        if prediction or proba:
+            raise UsageError("--prediction and --proba need --target (the true labels)")
+        return None
+    if prediction is None and not proba:
+        raise UsageError("--target needs --prediction or --proba")
+    if task == "regression" and (proba or prediction is None):
+        raise UsageError("regression needs --prediction (and no --proba)")
+    return LabelSpec(target, prediction, proba, task)
+
+
+def model_quality(
+    data: Dataset, labels: LabelSpec, *, reference: ModelQuality | None = None
+) -> ModelQuality:
+    """Classification or regression metrics of ``data``'s label columns."""
+    y = data[labels.target]
+    pred = data[labels.prediction] if labels.prediction else None
+    task = labels.task
+    if task == "auto":
+        task = _infer_task(y, pred, labels)
+    try:
+        if task == "regression":
+            assert pred is not None
+            if isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
+                raise ValueError("regression needs numerical target and prediction columns")
+            return regression_quality(y, pred, reference=reference)
+        if isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
+            y = as_categorical(y)
+            pred = None if pred is None else as_categorical(pred)
+        proba: np.ndarray | None = None
+        if labels.proba:
+            cols: list[np.ndarray] = []
+            for name in labels.proba:
+                col = data[name]
+                if isinstance(col, CategoricalColumn):
+                    raise ValueError(f"--proba column {name!r} must be numerical")
+                cols.append(col)
+            proba = cols[0] if len(cols) == 1 else np.column_stack(cols)
+        return classification_quality(y, pred, proba=proba, reference=reference)
+    except ValueError as exc:
+        raise UsageError(f"model quality: {exc}") from None
+
+
+#: ``--task auto`` reads integer labels with at most this many distinct values as classes.
+MAX_AUTO_CLASSES = 20
+
+
+def _infer_task(y: Column, pred: Column | None, labels: LabelSpec) -> str:
+    """classification for text labels, with --proba, or for few integer labels."""
+    if labels.proba or isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
+        return "classification"
+    values = [np.asarray(y)] + ([] if pred is None else [np.asarray(pred)])
+    finite = [v[np.isfinite(v)] for v in values]
+    if all(np.array_equal(v, np.round(v)) for v in finite):
+        distinct = np.unique(np.concatenate(finite))
+        if distinct.size <= MAX_AUTO_CLASSES:
+            return "classification"
+    return "regression"
+
+
+def reference_model_quality(reference: Reference, labels: LabelSpec) -> ModelQuality | None:
+    """The reference's own metrics when it is a data file with the label columns."""
+    if reference.kind != "data":
+        return None
+    have = {f.name: f for f in read_columns(reference.path)}
+    if any(n not in have for n in labels.columns):
+        return None
+    ds = read_dataset(reference.path, features=[have[n] for n in dict.fromkeys(labels.columns)])
+    return model_quality(ds, labels)
+
+
+def _drift_view(current: Dataset, features: Sequence[Feature]) -> tuple[Dataset, set[str]]:
+    """The current data for drift: a column of the wrong type becomes all-missing.
+
+    The engine then reports the feature as not evaluated (its data-quality entry says
+    why) instead of failing the whole run.
+    """
+    columns: dict[str, Column] = dict(current.columns)
+    mismatched: set[str] = set()
+    n = current.n_rows
+    for f in features:
+        col = columns.get(f.name)
+        if col is None:
+            continue
+        is_cat = isinstance(col, CategoricalColumn)
+        if is_cat != (f.type == "categorical"):
+            mismatched.add(f.name)
+            columns[f.name] = (
+                CategoricalColumn(np.full(n, -1, dtype=np.int32), ())
+                if f.type == "categorical"
+                else np.full(n, np.nan)
+            )
+    if not mismatched:
+        return current, mismatched
+    return Dataset(columns), mismatched
+
+
+def build_result(
+    report: DriftReport,
+    quality: DataQualityReport,
+    mismatched: set[str],
+    reference: Reference,
+    current_path: Path,
+    current: Dataset,
+) -> dict[str, Any]:
+    """The JSON report: DESIGN.md section 4's shape plus context keys."""
+    result = report.to_dict()
+    for fd in result["features"]:
+        if fd["name"] in mismatched:
+            q = quality.feature(fd["name"])
+            fd["status"] = "type_mismatch"
+            fd["reason"] = f"{q.reference_type} in the reference, {q.type} in the current data"
+    result["data_quality"] = quality.to_dict()
+    result["reference"] = {
+        "path": str(reference.path),
+        "kind": reference.kind,
+        "rows": reference.rows,
+    }
+    result["current"] = {"path": str(current_path), "rows": current.n_rows}
+    return result
+
+
+def _json_safe(obj: Any) -> Any:
+    """JSON has no NaN/inf: NaN -> null, +/-inf -> +/- the largest float."""
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return math.copysign(sys.float_info.max, obj)
+        return obj
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+# --- table output -------------------------------------------------------------------------
+
+
+def _fmt_num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.3e}"
+        return f"{v:.4f}"
+    return str(v)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The report for a terminal: a verdict line, one row per feature, quality issues."""
+    ds = result["dataset"]
+    verdict = "DRIFT DETECTED" if ds["drifted"] else "no dataset drift"
+    lines = [
+        f"Dataset: {verdict} - {ds['drifted_features']} of {ds['total_features']} features "
+        f"drifted ({ds['share']:.1%}; dataset drift at >= {ds['drift_share']:.0%})",
+        f"Reference: {result['reference']['path']} ({result['reference']['rows']:,} rows, "
+        f"{result['reference']['kind']})   Current: {result['current']['path']} "
+        f"({result['current']['rows']:,} rows)",
+        f"Correction: {result['correction']}, alpha {result['alpha']}",
+        "",
+    ]
+    header = [
+        "feature",
+        "type",
+        "method",
+        "statistic",
+        "p-value",
+        "threshold",
+        "drifted",
+    ]
+    rows = []
+    for f in result["features"]:
+        drifted = "YES" if f["drifted"] else "no"
+        if f.get("status", "ok") != "ok":
+            drifted = f"- ({f['status']})"
+        p = f["p_value"]
+        p_text = _fmt_num(p)
+        if p is not None and f.get("p_value_adjusted") is not None:
+            p_text += f" (adj {_fmt_num(f['p_value_adjusted'])})"
+        rows.append(
+            [
+                f["name"],
+                f["type"],
+                f["method"],
+                _fmt_num(f["statistic"]),
+                p_text,
+                _fmt_num(f["threshold"]),
+                drifted,
+            ]
+        )
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    dq = result["data_quality"]
+    lines.append("")
+    if dq["issues"]:
+        lines.append(f"Data quality: {len(dq['issues'])} issue(s)")
+        name_w = max(len(i["feature"]) for i in dq["issues"])
+        kind_w = max(len(i["kind"]) for i in dq["issues"])
+        for i in dq["issues"]:
+            lines.append(
+                f"  {i['feature'].ljust(name_w)}  {i['kind'].ljust(kind_w)}  {i['message']}"
+            )
+    else:
+        lines.append("Data quality: no issues")
+    if dq["extra_columns"]:
+        lines.append(f"  extra columns (not in the reference): {', '.join(dq['extra_columns'])}")
+    mq = result.get("model_quality")
+    if mq:
+        lines.append("")
+        lines.append(f"Model quality ({mq['task']}, {mq['rows']:,} rows):")
+        mq_rows = [["metric", "value", "reference", "change"]]
+        for m in mq["metrics"]:
+            mq_rows.append(
+                [
+                    m["name"],
+                    _fmt_num(m["value"]),
+                    _fmt_num(m["reference"]),
+                    _fmt_num(m["change"]),
+                ]
+            )
+        mq_widths = [max(len(r[i]) for r in mq_rows) for i in range(4)]
+        for r in mq_rows:
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(r, mq_widths, strict=True)).rstrip()
+            )
+        for note in mq["notes"]:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+# --- baseline -----------------------------------------------------------------------------
+
+
+def baseline_command(args: argparse.Namespace) -> int:
+    """``modelmonitor baseline``: stream ``--data`` into a profile saved at ``--output``."""
+    return _run(lambda: _baseline(args))
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    data = Path(args.data)
+    output = Path(args.output)
+    features = load_features_file(args.features_file) if args.features_file else None
+    exact_limit = getattr(args, "exact_limit", DEFAULT_EXACT_LIMIT)
+    if exact_limit is not None and exact_limit < 0:
+        raise UsageError("--exact-limit must be >= 0")
+    profile = build_profile(
+        data,
+        features,
+        exact_limit=exact_limit,
+        chunk_rows=getattr(args, "chunk_rows", None),
+    )
+    if output.exists() and output.is_dir():
+        raise DataError(output, "is a directory, not a file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        profile.save(output)
+    except OSError as exc:
+        raise DataError(output, f"cannot write profile: {exc.strerror or exc}") from None
+    size = output.stat().st_size
+    print(
+        f"wrote {output}: profile of {profile.n_rows:,} rows x {len(profile.columns)} features "
+        f"({size / 1024:.1f} KiB) in {time.perf_counter() - started:.2f}s",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def build_profile(
+    data: Path,
+    features: Sequence[Feature] | None,
+    *,
+    exact_limit: int | None = DEFAULT_EXACT_LIMIT,
+    chunk_rows: int | None = None,
+) -> ReferenceProfile:
+    """Stream a data file chunk by chunk into one merged profile (bounded memory)."""
+    kwargs: dict[str, Any] = {} if chunk_rows is None else {"chunk_rows": chunk_rows}
+    chunks = iter_datasets(data, features=features, **kwargs)
+    return ReferenceProfile.from_chunks(chunks, features, exact_limit=exact_limit)
+
+
+# --- shared -------------------------------------------------------------------------------
+
+
+def _run(action: Any) -> int:
+    """Run a command; bad input becomes one line on stderr and exit code 2."""
+    try:
+        return int(action())
+    except (DataError, UsageError) as exc:
+        print(f"modelmonitor: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print(
+            "modelmonitor: error: out of memory (try a smaller current window)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT

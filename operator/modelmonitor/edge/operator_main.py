@@ -1,0 +1,102 @@
+"""``modelmonitor run``: start the operator (kopf) with our settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+
+from modelmonitor.edge.config import OperatorConfig, load_config
+from modelmonitor.edge.logs import configure_logging
+
+log = logging.getLogger("modelmonitor")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(
+            namespaces=args.namespaces,
+            all_namespaces=args.all_namespaces,
+            log_format=args.log_format,
+            log_level=args.log_level,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            payload_port=args.payload_port,
+            peering=args.peering,
+            standalone=args.standalone,
+        )
+    except ValueError as exc:
+        print(f"modelmonitor run: {exc}")
+        return 2
+    return run_operator(cfg)
+
+
+def run_operator(cfg: OperatorConfig) -> int:
+    configure_logging(cfg.log_format, cfg.log_level)
+    # Imported here so that the offline commands never load kopf's handlers.
+    from modelmonitor.adapters.kube import (
+        KubeClient,
+        KubePaths,
+        load_api_client,
+        running_in_cluster,
+    )
+    from modelmonitor.adapters.metrics import MetricsRecorder
+    from modelmonitor.core.jobs import JobSettings
+    from modelmonitor.edge import handlers
+    from modelmonitor.engine.job_runner import JobRunner
+    from modelmonitor.engine.remediation import Remediator
+    from modelmonitor.engine.runloop import ModeRunner
+    from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.sources.payload.store import PayloadStore
+    from modelmonitor.sources.reference import ReferenceCache
+
+    try:
+        api_client = load_api_client()
+        kube = KubeClient(api_client)
+        if not cfg.standalone:
+            namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
+            kube.ensure_peering(cfg.peering_name, namespaces)
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    metrics = MetricsRecorder()
+    metrics.serve(cfg.metrics_port)
+    payloads = PayloadStore()
+    metrics.watch_payloads(payloads)
+    inline = InlineRunner(
+        references=ReferenceCache(kube),
+        lookup=kube,
+        resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+        prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+        payloads=payloads,
+    )
+    job_env = {
+        "ENDPOINT_RESOLUTION": cfg.endpoint_resolution,
+        "PROMETHEUS_MIN_WINDOW_SECONDS": f"{cfg.prometheus_min_window_seconds:g}",
+        "LOG_FORMAT": cfg.log_format,
+    }
+    jobs = JobRunner(kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env))
+    runner = ModeRunner(inline, jobs)
+    context = handlers.OperatorContext(
+        cfg,
+        kube,
+        metrics,
+        runner,
+        asyncio.Semaphore(cfg.max_concurrent_runs),
+        payloads=payloads,
+        payload_port=cfg.payload_port,
+        remediator=Remediator(KubePaths(api_client), fault=cfg.fault_injection),
+    )
+    memo = kopf.Memo(context=context)
+    kopf.run(
+        clusterwide=cfg.clusterwide,
+        namespaces=list(cfg.namespaces),
+        standalone=cfg.standalone,
+        priority=cfg.priority,
+        peering_name=None if cfg.standalone else cfg.peering_name,
+        liveness_endpoint=cfg.liveness_endpoint,
+        memo=memo,
+    )
+    return 0

@@ -1,0 +1,112 @@
+"""Check that what a monitor references exists: the part of validation a schema cannot do.
+
+Pure: the caller passes an :class:`ObjectLookup` (the Kubernetes adapter in production,
+a dictionary in unit tests), and gets back the problems, each with a precise reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
+from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.status import Reason
+
+
+@dataclass(frozen=True)
+class ReferenceProblem:
+    reason: Reason
+    message: str
+
+
+def check_references(
+    spec: MonitorSpec, namespace: str, lookup: ObjectLookup
+) -> list[ReferenceProblem]:
+    """Return what is missing, most important first (the target, then data, then secrets)."""
+    problems: list[ReferenceProblem] = []
+    try:
+        _check_target(spec, namespace, lookup, problems)
+        _check_reference(spec, namespace, lookup, problems)
+        _check_secrets(spec, namespace, lookup, problems)
+    except ReferenceLookupError as exc:
+        problems.append(
+            ReferenceProblem(Reason.LOOKUP_FAILED, f"could not check references: {exc}")
+        )
+    return problems
+
+
+def _check_target(
+    spec: MonitorSpec, namespace: str, lookup: ObjectLookup, problems: list[ReferenceProblem]
+) -> None:
+    target = spec.target
+    if target.kind in ("Deployment", "InferenceService") and (
+        lookup.get(target.kind, namespace, target.name) is None
+    ):
+        problems.append(
+            ReferenceProblem(
+                Reason.TARGET_NOT_FOUND,
+                f"{target.kind} {namespace}/{target.name} (spec.target.name) does not exist",
+            )
+        )
+    endpoint = target.endpoint
+    if endpoint is not None and endpoint.service_name is not None:
+        service = lookup.get("Service", namespace, endpoint.service_name)
+        if service is None:
+            problems.append(
+                ReferenceProblem(
+                    Reason.SERVICE_NOT_FOUND,
+                    f"Service {namespace}/{endpoint.service_name} "
+                    "(spec.target.endpoint.service.name) does not exist",
+                )
+            )
+        else:
+            ports = [p.get("port") for p in (service.get("spec") or {}).get("ports") or []]
+            if endpoint.service_port not in ports:
+                problems.append(
+                    ReferenceProblem(
+                        Reason.SERVICE_NOT_FOUND,
+                        f"Service {namespace}/{endpoint.service_name} has no port "
+                        f"{endpoint.service_port} (spec.target.endpoint.service.port); "
+                        f"it has {', '.join(str(p) for p in ports) or 'none'}",
+                    )
+                )
+
+
+def _check_reference(
+    spec: MonitorSpec, namespace: str, lookup: ObjectLookup, problems: list[ReferenceProblem]
+) -> None:
+    ref = spec.reference
+    if ref.source != "configMap" or ref.config_map_name is None:
+        return
+    cm = lookup.get("ConfigMap", namespace, ref.config_map_name)
+    where = f"ConfigMap {namespace}/{ref.config_map_name} (spec.reference.configMapRef)"
+    if cm is None:
+        problems.append(ReferenceProblem(Reason.REFERENCE_NOT_FOUND, f"{where} does not exist"))
+        return
+    keys = set((cm.get("data") or {}).keys()) | set((cm.get("binaryData") or {}).keys())
+    if ref.config_map_key not in keys:
+        problems.append(
+            ReferenceProblem(
+                Reason.REFERENCE_NOT_FOUND,
+                f"{where} has no key {ref.config_map_key!r}; keys: "
+                f"{', '.join(sorted(keys)) or 'none'}",
+            )
+        )
+
+
+def _check_secrets(
+    spec: MonitorSpec, namespace: str, lookup: ObjectLookup, problems: list[ReferenceProblem]
+) -> None:
+    notify = spec.actions.notify
+    if notify is None:
+        return
+    secret = lookup.get("Secret", namespace, notify.secret_name)
+    where = f"Secret {namespace}/{notify.secret_name} (spec.actions.notify.webhookSecretRef)"
+    if secret is None:
+        problems.append(ReferenceProblem(Reason.SECRET_NOT_FOUND, f"{where} does not exist"))
+    elif notify.secret_key not in (secret.get("data") or {}) and notify.secret_key not in (
+        secret.get("stringData") or {}
+    ):
+        problems.append(
+            ReferenceProblem(Reason.SECRET_NOT_FOUND, f"{where} has no key {notify.secret_key!r}")
+        )

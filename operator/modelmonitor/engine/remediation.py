@@ -1,0 +1,349 @@
+"""From a verdict to actions and back to status: the glue around :mod:`policy`.
+
+Two steps, each one conflict-safe status write:
+
+1. :meth:`Remediator.plan` runs inside the run's status write: the policy's decision
+   (the incident, and the actions now due as ``status.incident.pending`` with
+   deterministic ids) is written together with the verdict, before anything is done;
+2. :meth:`Remediator.execute` carries out one pending request through its executor, and
+   :meth:`Remediator.record` writes the result (``lastAction``, ``actionHistory``, the
+   ``Remediated`` condition, the incident without that request) in a second write.
+
+An operator killed between the two finds the request still pending after its restart
+and carries it out then; executors mark what they change with the request id, so one
+killed after acting but before recording does not act twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmonitor.actions.base import Executor
+from modelmonitor.core.cluster import ApiError, ClusterApi
+from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.policy import (
+    PAUSE_ANNOTATION,
+    Decision,
+    IncidentState,
+    Note,
+    Observation,
+    PolicyContext,
+    Signal,
+    history_entry,
+    observe,
+    record_result,
+    remediated_condition,
+    step,
+    with_history,
+)
+from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.status import Condition, merge_conditions, replacing
+from modelmonitor.core.verdict import Event, Verdict
+
+log = logging.getLogger(__name__)
+
+FAULT_EXIT_BEFORE_ACTION = "exit-before-action"
+HEALTHY_REVISIONS_CAP = 10
+
+
+def _executors() -> dict[str, Executor]:
+    from modelmonitor.actions import kserve, notify, retrain, rollback, scale
+
+    return {
+        "rollback": rollback.execute_rollback,
+        "rollback:InferenceService": kserve.execute_canary_rollback,
+        "scale": scale.execute_scale,
+        "scale-back": scale.execute_scale_back,
+        "notify": notify.execute_notify,
+        "retrain": retrain.execute_retrain,
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run's decision adds to the status write, and what to report after it."""
+
+    status_patch: dict[str, Any]
+    requests: tuple[ActionRequest, ...] = ()
+    events: tuple[Event, ...] = ()
+    results: tuple[tuple[str, str], ...] = ()  # (action, result) for the metric
+
+
+@dataclass
+class Remediator:
+    """Decides (pure policy) and acts (executors over ``api``) for every monitor."""
+
+    api: ClusterApi
+    executors: Mapping[str, Executor] = field(default_factory=_executors)
+    fault: str = ""
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+    # -- observing the target --------------------------------------------------------
+    @staticmethod
+    def tracks_revisions(spec: MonitorSpec) -> bool:
+        """Only a Deployment that may be rolled back needs its healthy revisions known."""
+        return spec.target.kind == "Deployment" and spec.actions.uses("rollback")
+
+    def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None:
+        """The Deployment revision being served, when rollback needs to know it."""
+        if not self.tracks_revisions(spec):
+            return None
+        from modelmonitor.actions.rollback import read_revision
+
+        try:
+            return read_revision(self.api, namespace, spec.target.name)
+        except ApiError as exc:
+            log.warning("cannot read deployment %s/%s: %s", namespace, spec.target.name, exc)
+            return None
+
+    # -- deciding --------------------------------------------------------------------
+    def plan(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        verdict: Verdict,
+        revisions: tuple[dict[str, Any] | None, dict[str, Any] | None],
+        now: dt.datetime,
+    ) -> Plan:
+        """The policy's decision for this run, as a status patch to merge into the verdict's."""
+        metadata = obj.get("metadata") or {}
+        status = obj.get("status") or {}
+        patch = verdict.status_patch
+        gen = metadata.get("generation")
+        generation = gen if isinstance(gen, int) else None
+        healthy = [dict(r) for r in status.get("healthyRevisions") or [] if isinstance(r, Mapping)]
+        result: dict[str, Any] = {}
+        latency = frozenset(s.name for s in spec.slos if s.latency is not None)
+        obs = observe(patch["conditions"], verdict.phase.value, patch.get("slos") or [], latency)
+        before, after = revisions
+        if (
+            obs.signal == Signal.HEALTHY  # measured healthy, not just "no complaints"
+            and before is not None
+            and after is not None
+            and before.get("podTemplateHash") == after.get("podTemplateHash")
+        ):
+            from modelmonitor.actions.rollback import record_healthy
+
+            updated = record_healthy(
+                healthy, after, patch["lastRun"]["time"], HEALTHY_REVISIONS_CAP
+            )
+            if updated != healthy:
+                healthy = updated
+                result["healthyRevisions"] = healthy
+        if not spec.actions.on_slo_breach and not spec.actions.on_drift:
+            return Plan(result)
+        ctx = PolicyContext(
+            namespace=str(metadata.get("namespace") or "default"),
+            monitor=str(metadata.get("name") or ""),
+            monitor_uid=str(metadata.get("uid") or ""),
+            actions=spec.actions,
+            target_kind=spec.target.kind,
+            target_name=spec.target.name,
+            paused=is_paused(metadata),
+            now=now,
+            healthy_revisions=tuple(healthy),
+        )
+        decision = step(obs, status.get("incident"), ctx)
+        if decision.incident != (status.get("incident") or {}):
+            result["incident"] = replacing(status.get("incident"), decision.incident)
+        events = list(_transition_events(decision, obs, spec))
+        entries = []
+        for note in decision.notes:
+            entries.append(
+                history_entry(
+                    None,
+                    note.action,
+                    Outcome.SUPPRESSED,
+                    note.reason,
+                    note.message,
+                    now,
+                    incident=str(decision.incident.get("id") or ""),
+                )
+            )
+            events.append(Event("Warning", note.reason, f"{note.action}: {note.message}"))
+        for request in decision.requests:
+            what = "dry run of" if request.dry_run else "carrying out"
+            events.append(
+                Event(
+                    "Warning" if not request.dry_run else "Normal",
+                    "ActionPlanned",
+                    f"{what} {request.action} ({request.id}) for incident {request.incident}",
+                )
+            )
+        if entries:
+            history = with_history(status, entries)
+            result.update(history)
+            result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
+            condition = incident_condition(history["actionHistory"], str(decision.incident["id"]))
+            result["conditions"] = merge_conditions(
+                patch["conditions"], [condition], generation=generation, now=now
+            )
+        return Plan(
+            result,
+            decision.requests,
+            tuple(events),
+            tuple((n.action, Outcome.SUPPRESSED.value) for n in decision.notes),
+        )
+
+    # -- acting ----------------------------------------------------------------------
+    def execute(
+        self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
+    ) -> ActionResult:
+        """Carry out one pending request; every error becomes a FAILED result."""
+        if self.fault == FAULT_EXIT_BEFORE_ACTION and not request.dry_run:
+            log.error("fault injection: exiting before %s (%s)", request.action, request.id)
+            logging.shutdown()
+            os._exit(75)
+        if request.action != "scale-back" and not spec.actions.uses(request.action):
+            return ActionResult(
+                Outcome.SKIPPED,
+                "NoLongerConfigured",
+                f"{request.action} was removed from spec.actions before it ran",
+            )
+        if is_paused(metadata):
+            return ActionResult(
+                Outcome.SUPPRESSED,
+                "Paused",
+                f"not acting: the monitor has the {PAUSE_ANNOTATION} annotation",
+            )
+        key = request.action
+        if key == "rollback" and spec.target.kind == "InferenceService":
+            key = "rollback:InferenceService"
+        executor = self.executors.get(key)
+        if executor is None:
+            return ActionResult(Outcome.FAILED, "UnknownAction", f"no executor for {key}")
+        try:
+            return executor(self.api, spec, request)
+        except ApiError as exc:
+            return ActionResult(Outcome.FAILED, "ApiError", f"{request.action}: {exc}")
+        except Exception as exc:  # an executor bug must not stop the monitor's loop
+            log.exception("%s %s failed", request.action, request.id)
+            return ActionResult(
+                Outcome.FAILED, "ActionError", f"{request.action}: {exc.__class__.__name__}"
+            )
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        request: ActionRequest,
+        result: ActionResult,
+        now: dt.datetime,
+    ) -> dict[str, Any] | None:
+        """The status patch recording ``result``; None when it was recorded already."""
+        status = obj.get("status") or {}
+        gen = (obj.get("metadata") or {}).get("generation")
+        incident = record_result(status.get("incident") or {}, request, result, now)
+        if incident is None:
+            return None
+        entry = history_entry(
+            request,
+            request.action,
+            result.outcome,
+            result.reason,
+            result.message,
+            now,
+            details=result.details,
+        )
+        history = with_history(status, [entry])
+        condition = incident_condition(history["actionHistory"], request.incident)
+        patch: dict[str, Any] = {
+            **history,
+            "incident": replacing(status.get("incident"), incident),
+            "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
+        }
+        patch["conditions"] = merge_conditions(
+            status.get("conditions"),
+            [condition],
+            generation=gen if isinstance(gen, int) else None,
+            now=now,
+        )
+        return patch
+
+
+def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> Condition:
+    """``Remediated`` for the whole incident: True once any action changed the cluster.
+
+    The message lists each action's latest result, so a refused rollback ("no healthy
+    revision known") stays visible next to the webhook that did go out.
+    """
+    mine = [e for e in history if e.get("incident") == incident]
+    acted = [e for e in mine if e.get("result") != Outcome.SUPPRESSED]
+    latest: dict[str, Mapping[str, Any]] = {}
+    for entry in acted or mine[-1:]:  # notes (cooldown, pause) only while nothing ran
+        latest[str(entry.get("type"))] = entry
+    succeeded = [e for e in latest.values() if e.get("result") == Outcome.SUCCEEDED]
+    lead = succeeded[0] if succeeded else list(latest.values())[-1]
+    message = "; ".join(f"{a}: {e.get('message')}" for a, e in latest.items())
+    outcome = Outcome.SUCCEEDED if succeeded else Outcome(str(lead.get("result")))
+    return remediated_condition(outcome, str(lead.get("reason")), message)
+
+
+def is_paused(metadata: Mapping[str, Any]) -> bool:
+    annotations = metadata.get("annotations") or {}
+    return str(annotations.get(PAUSE_ANNOTATION, "")).lower() in ("true", "1", "yes")
+
+
+def pending_requests(obj: Mapping[str, Any]) -> list[ActionRequest]:
+    """The requests a previous decision wrote and nobody has recorded a result for."""
+    metadata = obj.get("metadata") or {}
+    incident = (obj.get("status") or {}).get("incident") or {}
+    return [
+        ActionRequest.from_dict(
+            p,
+            namespace=str(metadata.get("namespace") or "default"),
+            monitor=str(metadata.get("name") or ""),
+            monitor_uid=str(metadata.get("uid") or ""),
+        )
+        for p in incident.get("pending") or []
+        if isinstance(p, Mapping) and p.get("id")
+    ]
+
+
+def result_event(request: ActionRequest, result: ActionResult) -> Event:
+    good = result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN)
+    return Event("Normal" if good else "Warning", result.reason, result.message)
+
+
+def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) -> Sequence[Event]:
+    if decision.transition is None:
+        return ()
+    old, new = decision.transition
+    incident = decision.incident
+    confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
+    if new in confirmed and old not in confirmed:
+        runs = incident.get("breaches")
+        return (
+            Event(
+                "Warning",
+                "IncidentConfirmed",
+                f"incident {incident.get('id')}: {runs} breaching runs in a row "
+                f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {obs.reason}"[:1024],
+            ),
+        )
+    if new == IncidentState.RECOVERED or (
+        new == IncidentState.HEALTHY and old in (IncidentState.BREACHED, IncidentState.REMEDIATING)
+    ):
+        return (
+            Event(
+                "Normal",
+                "IncidentResolved",
+                f"incident {incident.get('id')}: healthy for {incident.get('healthyRuns')} runs "
+                f"in a row ({new})",
+            ),
+        )
+    return ()
+
+
+__all__ = [
+    "Note",
+    "Plan",
+    "Remediator",
+    "is_paused",
+    "pending_requests",
+    "result_event",
+]

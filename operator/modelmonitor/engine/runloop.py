@@ -1,0 +1,240 @@
+"""The per-monitor loop that schedules runs and writes their verdicts.
+
+One loop per ModelMonitor (a kopf daemon): it waits until the next run is due
+(:mod:`scheduling`), takes one of the operator-wide run slots (bounded concurrency),
+asks the :class:`Runner` for a :class:`~modelmonitor.core.report.Report`, and writes the
+verdict (:mod:`verdict`) to status with a conflict-safe patch, Events on transitions and
+metrics. A monitor never has two runs at once: the loop runs them one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from modelmonitor.core.incident import ActionRequest, ActionResult
+from modelmonitor.core.report import Report
+from modelmonitor.core.scheduling import next_due, parse_time
+from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
+from modelmonitor.core.status import ConditionType, find_condition
+from modelmonitor.core.verdict import Event, Verdict, decide
+from modelmonitor.engine.remediation import Remediator, pending_requests, result_event
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP_SECONDS = 5.0  # re-read the (live) spec at least this often while waiting
+
+
+class Runner(Protocol):
+    async def run(
+        self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> Report: ...
+
+
+@dataclass
+class ModeRunner:
+    """Sends each run where its spec says: ``inline`` here, ``job`` to a Kubernetes Job."""
+
+    inline: Runner
+    job: Runner
+
+    async def run(
+        self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> Report:
+        runner = self.job if spec.schedule.mode == "job" else self.inline
+        return await runner.run(namespace, name, spec, status)
+
+
+class StatusWriter(Protocol):
+    def update_monitor_status(
+        self,
+        namespace: str,
+        name: str,
+        compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
+
+
+class Stopped(Protocol):
+    """kopf's DaemonStopped: truthy once stopping; ``wait`` returns early then."""
+
+    def __bool__(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> Awaitable[Any]: ...
+
+
+@dataclass
+class LoopDeps:
+    runner: Runner
+    writer: StatusWriter
+    slots: asyncio.Semaphore
+    post_event: Callable[[Event], None]
+    on_verdict: Callable[[Report, Verdict, float], None]
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    remediator: Remediator | None = None
+    on_action: Callable[[str, str], None] = field(default=lambda action, result: None)
+
+
+def _ready(status: Mapping[str, Any]) -> bool:
+    cond = find_condition(status.get("conditions"), ConditionType.READY)
+    return cond is not None and cond.get("status") == "True"
+
+
+async def run_loop(
+    namespace: str,
+    name: str,
+    body: Mapping[str, Any],
+    stopped: Stopped,
+    deps: LoopDeps,
+    *,
+    idle_seconds: float = MAX_SLEEP_SECONDS,
+) -> None:
+    """Run the monitor on its schedule until ``stopped``; ``body`` is kopf's live view."""
+    key = f"{namespace}/{name}"
+    last_local: dt.datetime | None = None
+    # The due time is planned once per (last run, interval): re-planning on every wake-up
+    # would push a "run soon" plan forward forever.
+    plan: tuple[dt.datetime | None, float, dt.datetime] | None = None
+    parsed: tuple[Any, MonitorSpec | None] = (None, None)  # (generation, spec) parsed once
+    done: set[str] = set()  # action requests carried out by this loop (body may lag behind)
+    while not stopped:
+        status: Mapping[str, Any] = body.get("status") or {}
+        generation = (body.get("metadata") or {}).get("generation")
+        if parsed[0] != generation or parsed[1] is None:
+            try:
+                parsed = (generation, parse_spec(body.get("spec") or {}))
+            except SpecError:
+                parsed = (generation, None)
+        spec = parsed[1]
+        if spec is None:
+            await stopped.wait(idle_seconds)  # the spec handler reports it
+            continue
+        if deps.remediator is not None:
+            # left pending by a decision whose operator stopped before acting on it
+            leftover = [r for r in pending_requests(body) if r.id not in done]
+            if leftover:
+                await _act(namespace, name, spec, leftover, body, done, deps)
+        if not _ready(status):
+            await stopped.wait(idle_seconds)  # invalid or not yet validated
+            continue
+        last_status = parse_time((status.get("lastRun") or {}).get("time"))
+        candidates = [t for t in (last_status, last_local) if t is not None]
+        last = max(candidates) if candidates else None
+        now = deps.clock()
+        interval = spec.schedule.interval_seconds
+        if plan is None or plan[:2] != (last, interval):
+            plan = (last, interval, next_due(last, interval, now, key))
+        due = plan[2]
+        delay = (due - now).total_seconds()
+        if delay > 0:
+            await stopped.wait(min(delay, idle_seconds))
+            continue
+        async with deps.slots:
+            if stopped:
+                break
+            lag = max(0.0, (deps.clock() - due).total_seconds())
+            try:
+                before = await _observe(namespace, spec, deps)
+                report = await deps.runner.run(namespace, name, spec, status)
+                after = await _observe(namespace, spec, deps)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("run of %s failed unexpectedly", key)
+                last_local = deps.clock()
+                continue
+        last_local = report.finished
+        requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
+        if requests:
+            await _act(namespace, name, spec, requests, body, done, deps)
+
+
+async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:
+    if deps.remediator is None or not deps.remediator.tracks_revisions(spec):
+        return None  # no thread hop for the monitors that never roll back
+    return await asyncio.to_thread(deps.remediator.observe_revision, namespace, spec)
+
+
+async def _write(
+    namespace: str,
+    name: str,
+    spec: MonitorSpec,
+    report: Report,
+    revisions: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    lag: float,
+    deps: LoopDeps,
+) -> tuple[ActionRequest, ...]:
+    """Write the verdict and, in the same write, the policy's decision; return what to do."""
+    holder: dict[str, Any] = {}
+
+    def compute(obj: dict[str, Any]) -> dict[str, Any] | None:
+        status = obj.get("status") or {}
+        if not _ready(status):
+            return None  # became invalid meanwhile: the spec handler owns status now
+        gen = obj.get("metadata", {}).get("generation")
+        now = deps.clock()
+        verdict = decide(report, status, generation=gen if isinstance(gen, int) else None, now=now)
+        holder["verdict"] = verdict
+        if deps.remediator is None:
+            return verdict.status_patch
+        plan = deps.remediator.plan(obj, spec, verdict, revisions, now)
+        holder["plan"] = plan
+        return {**verdict.status_patch, **plan.status_patch}
+
+    written = await asyncio.to_thread(deps.writer.update_monitor_status, namespace, name, compute)
+    verdict: Verdict | None = holder.get("verdict")
+    if written is None or verdict is None:
+        return ()
+    for event in verdict.events:
+        deps.post_event(event)
+    deps.on_verdict(report, verdict, lag)
+    plan = holder.get("plan")
+    if plan is None:
+        return ()
+    for event in plan.events:
+        deps.post_event(event)
+    for action, result in plan.results:
+        deps.on_action(action, result)
+    return tuple(plan.requests)
+
+
+async def _act(
+    namespace: str,
+    name: str,
+    spec: MonitorSpec,
+    requests: tuple[ActionRequest, ...] | list[ActionRequest],
+    body: Mapping[str, Any],
+    done: set[str],
+    deps: LoopDeps,
+) -> None:
+    """Carry out recorded requests one by one, each result written as it comes."""
+    remediator = deps.remediator
+    assert remediator is not None
+    for request in requests:
+        metadata = dict(body.get("metadata") or {})
+        result = await asyncio.to_thread(remediator.execute, spec, request, metadata)
+        done.add(request.id)
+
+        compute = functools.partial(_record, remediator, request, result, deps.clock)
+        written = await asyncio.to_thread(
+            deps.writer.update_monitor_status, namespace, name, compute
+        )
+        if written is None:
+            log.info("%s/%s: %s was recorded already", namespace, name, request.id)
+            continue
+        deps.post_event(result_event(request, result))
+        deps.on_action(request.action, result.outcome.value)
+
+
+def _record(
+    remediator: Remediator,
+    request: ActionRequest,
+    result: ActionResult,
+    clock: Callable[[], dt.datetime],
+    obj: dict[str, Any],
+) -> dict[str, Any] | None:
+    return remediator.record(obj, request, result, clock())

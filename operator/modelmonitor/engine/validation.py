@@ -1,0 +1,109 @@
+"""Decide a monitor's configuration status: valid and ready, or invalid and why.
+
+Pure glue between :mod:`spec`, :mod:`references` and :mod:`status`: the handlers feed it
+the object and an object lookup, and write the returned status patch in one go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelmonitor.core.cluster import ObjectLookup
+from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
+from modelmonitor.core.status import (
+    Condition,
+    ConditionType,
+    Phase,
+    Reason,
+    find_condition,
+    merge_conditions,
+)
+from modelmonitor.engine.references import check_references
+
+# Phases that a monitoring run sets; a spec change keeps them until the next run.
+RUN_PHASES = frozenset({Phase.HEALTHY, Phase.DRIFTED, Phase.BREACHED, Phase.DEGRADED})
+# Reasons that a later change elsewhere in the cluster can cure (re-checked on a timer).
+RECHECK_REASONS = frozenset(
+    {
+        Reason.TARGET_NOT_FOUND,
+        Reason.SERVICE_NOT_FOUND,
+        Reason.REFERENCE_NOT_FOUND,
+        Reason.SECRET_NOT_FOUND,
+        Reason.LOOKUP_FAILED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ConfigurationResult:
+    spec: MonitorSpec | None
+    phase: Phase
+    ready: Condition
+    status_patch: dict[str, Any]
+
+    @property
+    def valid(self) -> bool:
+        return self.spec is not None and self.phase != Phase.INVALID
+
+
+def evaluate(
+    body: Mapping[str, Any], lookup: ObjectLookup, *, now: dt.datetime
+) -> ConfigurationResult:
+    """Validate ``body`` (a ModelMonitor) and compute the status patch to write."""
+    metadata = body.get("metadata") or {}
+    namespace = str(metadata.get("namespace") or "default")
+    generation = metadata.get("generation")
+    status = body.get("status") or {}
+    spec: MonitorSpec | None = None
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except SpecError as exc:
+        ready = Condition(ConditionType.READY, "False", Reason.INVALID_SPEC, str(exc))
+        return _result(None, Phase.INVALID, ready, status, generation, now)
+
+    problems = check_references(spec, namespace, lookup)
+    if problems:
+        message = "; ".join(p.message for p in problems)
+        ready = Condition(ConditionType.READY, "False", problems[0].reason, message)
+        return _result(spec, Phase.INVALID, ready, status, generation, now)
+
+    target = spec.target
+    what = f"{target.kind} {target.name}" if target.kind != "External" else "external endpoint"
+    ready = Condition(
+        ConditionType.READY,
+        "True",
+        Reason.CONFIGURED,
+        f"monitoring {what} every {spec.schedule.interval_seconds:g}s ({spec.schedule.mode} mode)",
+    )
+    current = status.get("phase")
+    phase = Phase(current) if current in RUN_PHASES else Phase.PENDING
+    return _result(spec, phase, ready, status, generation, now)
+
+
+def needs_recheck(status: Mapping[str, Any] | None) -> bool:
+    """True when the monitor is invalid for a reason another object's creation can cure."""
+    ready = find_condition((status or {}).get("conditions"), ConditionType.READY)
+    return (
+        ready is not None
+        and ready.get("status") == "False"
+        and (ready.get("reason") in {r.value for r in RECHECK_REASONS})
+    )
+
+
+def _result(
+    spec: MonitorSpec | None,
+    phase: Phase,
+    ready: Condition,
+    status: Mapping[str, Any],
+    generation: Any,
+    now: dt.datetime,
+) -> ConfigurationResult:
+    gen = generation if isinstance(generation, int) else None
+    conditions = merge_conditions(status.get("conditions"), [ready], generation=gen, now=now)
+    patch: dict[str, Any] = {"phase": phase.value, "conditions": conditions}
+    if gen is not None:
+        patch["observedGeneration"] = gen
+    return ConfigurationResult(spec, phase, ready, patch)

@@ -1,0 +1,576 @@
+"""One monitor's payload-log window: request and response paired, rows in ring buffers.
+
+:class:`PayloadWindow` takes the events that :mod:`modelmonitor.core.codecs.cloudevents`
+decoded, pairs request and response by id (either may come first), keeps unpaired halves
+for a bounded time and count, and holds the paired rows in column-wise numpy ring buffers
+bounded by ``windowSeconds`` and ``maxSamples`` (oldest out first).
+:meth:`PayloadWindow.snapshot` turns the window into a :class:`Dataset`. The windows of
+all monitors live in :mod:`.store`; the HTTP side is :mod:`.server`.
+
+Rows keep their input values by *column key*: a feature name (v1 instances that are
+objects, v2 requests with one input per feature) or a position (v1 instances that are
+lists, a v2 ``[rows, k]`` tensor). Positions meet names only in :meth:`snapshot`, where
+the i-th feature of the monitor is position i - so the features may come from the
+reference, known only at run time. Time is injected: every method that needs "now" takes
+it (seconds since the epoch, our clock: rows are timed on arrival, not by ``ce-time``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from modelmonitor.core.codecs.cloudevents import (
+    ColumnKey,
+    MalformedEventError,
+    PayloadEvent,
+    Values,
+)
+from modelmonitor.core.codecs.inference import (
+    label_text,
+)
+from modelmonitor.core.dataset import CategoricalColumn, CodeArray, Column, Dataset, FloatArray
+from modelmonitor.core.spec import PayloadLogSpec
+
+# Defaults of the bounds that the spec does not set (see WindowLimits).
+DEFAULT_PENDING_SECONDS = 300.0
+DEFAULT_MAX_PENDING = 1000
+DEFAULT_MAX_COLUMNS = 256
+DEFAULT_MAX_CATEGORIES = 10000
+DEFAULT_MAX_LABEL_CHARS = 256
+_INITIAL_CAPACITY = 256
+
+AddOutcome: TypeAlias = Literal["pending", "paired", "duplicate"]
+
+
+@dataclass(frozen=True)
+class WindowLimits:
+    """The bounds of one monitor's window: time, rows, unpaired halves, columns, labels."""
+
+    window_seconds: float = 3600.0
+    max_samples: int = 50000
+    min_samples: int = 500
+    pending_seconds: float = DEFAULT_PENDING_SECONDS  # an unpaired half is kept this long
+    max_pending: int = DEFAULT_MAX_PENDING  # and at most this many of them (rows: max_samples)
+    max_columns: int = DEFAULT_MAX_COLUMNS  # input columns stored per window
+    max_categories: int = DEFAULT_MAX_CATEGORIES  # distinct labels stored per column
+    max_label_chars: int = DEFAULT_MAX_LABEL_CHARS  # longer labels are cut to this
+
+    def __post_init__(self) -> None:
+        if not (self.window_seconds > 0 and self.pending_seconds > 0):
+            raise ValueError("window_seconds and pending_seconds must be > 0")
+        if min(self.max_samples, self.max_pending, self.max_columns, self.max_categories) < 1:
+            raise ValueError("max_samples, max_pending, max_columns, max_categories must be >= 1")
+        if self.min_samples < 0 or self.max_label_chars < 1:
+            raise ValueError("min_samples must be >= 0 and max_label_chars >= 1")
+
+    @classmethod
+    def from_spec(cls, spec: PayloadLogSpec, **overrides: Any) -> WindowLimits:
+        return cls(
+            window_seconds=float(spec.window_seconds),
+            max_samples=spec.max_samples,
+            min_samples=spec.min_samples,
+            **overrides,
+        )
+
+
+@dataclass
+class PayloadCounters:
+    """What happened to the events of one monitor since it was registered."""
+
+    received: int = 0  # events offered to the window (requests and responses)
+    paired: int = 0  # request/response pairs completed
+    rows: int = 0  # rows added to the window by those pairs
+    dropped: int = 0  # unpaired halves given up (older than pendingSeconds, or evicted)
+    duplicates: int = 0  # a second event with an id and kind already seen (ignored)
+    malformed: int = 0  # unreadable events, and pairs whose halves disagree
+    expired_rows: int = 0  # rows that aged out of windowSeconds
+    evicted_rows: int = 0  # rows pushed out by maxSamples
+    truncated: int = 0  # values not stored because a column or category cap was reached
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PayloadStatus:
+    """The state of a window at one moment."""
+
+    rows: int  # rows in the window now
+    pending: int  # unpaired halves waiting for their other half
+    min_samples: int
+    window_seconds: float
+    max_samples: int
+    oldest_age_seconds: float | None  # age of the oldest row; None when empty
+    counters: PayloadCounters
+
+    @property
+    def ready(self) -> bool:
+        return self.rows >= max(self.min_samples, 1)
+
+    @property
+    def message(self) -> str:
+        text = (
+            f"{self.rows} payload-log sample(s) in the last {self.window_seconds:g} s"
+            f" (minSamples {self.min_samples})"
+        )
+        if self.counters.received == 0:
+            text += "; no event received yet (is the InferenceService's logger pointed here?)"
+        elif self.counters.paired == 0:
+            text += f"; {self.counters.received} event(s), none paired (logger mode must be all)"
+        return text
+
+
+class FeatureLike(Protocol):
+    """A feature's name and type: :class:`~modelmonitor.core.dataset.Feature` or a FeatureSpec."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+
+class _Store:
+    """One column's storage in the ring: a number or a label code per slot."""
+
+    def __init__(self, capacity: int) -> None:
+        self.values: FloatArray = np.full(capacity, np.nan)
+        self.codes: CodeArray = np.full(capacity, -1, dtype=np.int32)
+        self.vocab: list[str] = []
+        self.index: dict[str, int] = {}
+        self.compacted_at = 0  # the window's removed-rows count at the last compaction
+        self.remap: CodeArray | None = None  # old code -> new code, set by compact()
+        self._floats: FloatArray | None = None  # the labels as numbers, cached
+
+    def resize(self, order: npt.NDArray[np.intp], capacity: int) -> None:
+        values = np.full(capacity, np.nan)
+        codes = np.full(capacity, -1, dtype=np.int32)
+        values[: order.size] = self.values[order]
+        codes[: order.size] = self.codes[order]
+        self.values, self.codes = values, codes
+
+    def clear(self, slots: npt.NDArray[np.intp]) -> None:
+        self.values[slots] = np.nan
+        self.codes[slots] = -1
+
+    def put(self, slots: npt.NDArray[np.intp], data: Values, window: PayloadWindow) -> int:
+        """Store ``data`` at ``slots``; return how many labels a cap turned into missing."""
+        if data.dtype != object:
+            self.values[slots] = data
+            self.codes[slots] = -1
+            return 0
+        lost = 0
+        values = np.full(slots.size, np.nan)
+        codes = np.full(slots.size, -1, dtype=np.int32)
+        limit = window.limits.max_label_chars
+        for i, v in enumerate(data.tolist()):
+            if isinstance(v, str):
+                self.remap = None
+                code = self.code(v[:limit], window)
+                if self.remap is not None:  # compacted: renumber the codes of this batch
+                    codes[:i] = self.remap[codes[:i]]
+                if code < 0:
+                    lost += 1
+                codes[i] = code
+            elif v is not None:
+                values[i] = v
+        self.values[slots] = values
+        self.codes[slots] = codes
+        return lost
+
+    def code(self, label: str, window: PayloadWindow) -> int:
+        code = self.index.get(label)
+        if code is not None:
+            return code
+        if len(self.vocab) >= window.limits.max_categories:
+            if not window.compaction_due(self):
+                return -1
+            self.compact(window.live_slots())
+            self.compacted_at = window.removed_rows
+            if len(self.vocab) >= window.limits.max_categories:
+                return -1
+        code = self.index[label] = len(self.vocab)
+        self.vocab.append(label)
+        self._floats = None
+        return code
+
+    def compact(self, live: npt.NDArray[np.intp]) -> None:
+        """Forget the labels no row in the window uses any more."""
+        codes = self.codes[live]
+        used = np.unique(codes[codes >= 0])
+        remap = np.full(len(self.vocab) + 1, -1, dtype=np.int32)
+        remap[used] = np.arange(used.size, dtype=np.int32)
+        self.codes[live] = remap[codes]  # -1 -> remap[-1] == -1
+        self.vocab = [self.vocab[i] for i in used.tolist()]
+        self.index = {label: i for i, label in enumerate(self.vocab)}
+        self.remap = remap
+        self._floats = None
+
+    def numbers(self, slots: npt.NDArray[np.intp]) -> FloatArray:
+        values = self.values[slots]
+        codes = self.codes[slots]
+        has = codes >= 0
+        if has.any():
+            if self._floats is None:
+                self._floats = np.asarray([_label_float(s) for s in self.vocab], dtype=np.float64)
+            values[has] = self._floats[codes[has]]
+        return values
+
+    def labels(self, slots: npt.NDArray[np.intp], table: dict[str, int]) -> CodeArray:
+        """Codes into ``table`` (extended with new labels): numbers spelled as label text."""
+        values = self.values[slots]
+        codes = self.codes[slots]
+        out = np.full(slots.size, -1, dtype=np.int32)
+        has = codes >= 0
+        if has.any():
+            used, inverse = np.unique(codes[has], return_inverse=True)
+            mapped = [_intern(table, self.vocab[u]) for u in used.tolist()]
+            out[has] = np.asarray(mapped, dtype=np.int32)[inverse]
+        num = ~has & np.isfinite(values)
+        if num.any():
+            uniq, inverse = np.unique(values[num], return_inverse=True)
+            mapped = [_intern(table, label_text(float(x)) or "") for x in uniq.tolist()]
+            out[num] = np.asarray(mapped, dtype=np.int32)[inverse]
+        return out
+
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + self.codes.nbytes) + sum(len(s) + 100 for s in self.vocab)
+
+
+def _intern(table: dict[str, int], label: str) -> int:
+    code = table.get(label)
+    if code is None:
+        code = table[label] = len(table)
+    return code
+
+
+def _label_float(label: str) -> float:
+    if label == "true":
+        return 1.0
+    if label == "false":
+        return 0.0
+    try:
+        return float(label)
+    except ValueError:
+        return math.nan
+
+
+@dataclass
+class _Pending:
+    received: float
+    event: PayloadEvent
+
+
+class PayloadWindow:
+    """One monitor's rolling window of paired rows; thread-safe.
+
+    ``allowed_names``: when the monitor lists its features, named input columns other
+    than those are not stored (positions always are, up to ``max_columns``).
+    """
+
+    def __init__(self, limits: WindowLimits, *, allowed_names: Sequence[str] | None = None) -> None:
+        self.limits = limits
+        self.allowed_names = frozenset(allowed_names) if allowed_names else None
+        self.counters = PayloadCounters()
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._pending_rows = 0
+        self._recent: OrderedDict[str, float] = OrderedDict()  # paired ids, for duplicates
+        self._capacity = 0
+        self._head = 0
+        self._size = 0
+        self._times: FloatArray = np.zeros(0)
+        self._endpoints: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
+        self._endpoint_names: list[str] = []
+        self._columns: dict[ColumnKey, _Store] = {}
+        self._prediction = _Store(0)
+        self._last_now = -math.inf
+        self.removed_rows = 0  # rows that ever left the ring (for label compaction)
+
+    # -- public API ----------------------------------------------------------------------
+    def add(self, event: PayloadEvent, now: float) -> AddOutcome:
+        """Take one event: ``pending`` (waits for its other half), ``paired`` (its rows
+        are in the window) or ``duplicate`` (ignored). A pair whose halves disagree on
+        the number of rows raises MalformedEventError (both halves are dropped)."""
+        with self._lock:
+            now = self._tick(now)
+            self.counters.received += 1
+            if event.id in self._recent:
+                self.counters.duplicates += 1
+                return "duplicate"
+            other = self._pending.get(event.id)
+            if other is None:
+                self._hold(event, now)
+                return "pending"
+            if other.event.kind == event.kind:
+                self.counters.duplicates += 1
+                return "duplicate"
+            del self._pending[event.id]
+            self._pending_rows -= other.event.n_rows
+            self._remember(event.id, now)
+            request, response = (
+                (event, other.event) if event.kind == "request" else (other.event, event)
+            )
+            if request.n_rows != response.n_rows:
+                self.counters.malformed += 1
+                raise MalformedEventError(
+                    f"{event.id}: the response holds {response.n_rows} prediction(s) for "
+                    f"{request.n_rows} request row(s)"
+                )
+            self._append(request, response, now)
+            self.counters.paired += 1
+            return "paired"
+
+    def record_malformed(self) -> None:
+        """Count an event for this monitor that could not be read at all."""
+        with self._lock:
+            self.counters.received += 1
+            self.counters.malformed += 1
+
+    def snapshot(
+        self,
+        now: float,
+        features: Sequence[FeatureLike],
+        prediction_name: str = "prediction",
+        prediction_type: str = "categorical",
+        *,
+        endpoint: str | None = None,
+        min_samples: int | None = None,
+    ) -> Dataset | None:
+        """The window as a Dataset, oldest row first; None below ``min_samples`` rows
+        (default: the spec's ``minSamples``; the window never holds fewer than 1 row).
+
+        ``features`` are the model's inputs in the order it takes them: feature ``i``
+        reads the column named like it, and where a row has none, position ``i``. Each
+        gets a column (all missing when no row has it), numerical as float64 and
+        categorical as a CategoricalColumn (numbers spelled as labels: 2.0 -> "2").
+        ``prediction_name`` holds the predictions as ``prediction_type``. ``endpoint``
+        keeps only rows that KServe logged for that endpoint (default or canary).
+        """
+        with self._lock:
+            self._expire(self._tick(now))
+            slots = self._slots()
+            if endpoint is not None:
+                code = self._endpoint_code(endpoint, create=False)
+                slots = slots[self._endpoints[slots] == code] if code >= 0 else slots[:0]
+            needed = self.limits.min_samples if min_samples is None else min_samples
+            if slots.size < max(needed, 1):
+                return None
+            columns: dict[str, Column] = {}
+            for i, feature in enumerate(features):
+                found = (self._columns.get(feature.name), self._columns.get(i))
+                stores = [s for s in found if s is not None]
+                columns[feature.name] = _materialize(stores, slots, feature.type)
+            columns[prediction_name] = _materialize([self._prediction], slots, prediction_type)
+            return Dataset(columns)
+
+    def status(self, now: float) -> PayloadStatus:
+        with self._lock:
+            now = self._tick(now)
+            self._expire(now)
+            oldest = None
+            if self._size:
+                oldest = max(0.0, now - float(self._times[self._head]))
+            return PayloadStatus(
+                rows=self._size,
+                pending=len(self._pending),
+                min_samples=self.limits.min_samples,
+                window_seconds=self.limits.window_seconds,
+                max_samples=self.limits.max_samples,
+                oldest_age_seconds=oldest,
+                counters=PayloadCounters(**self.counters.as_dict()),
+            )
+
+    def reconfigure(self, limits: WindowLimits, allowed_names: Sequence[str] | None) -> None:
+        """New bounds (a spec change); rows above the new maxSamples go, oldest first."""
+        with self._lock:
+            self.limits = limits
+            self.allowed_names = frozenset(allowed_names) if allowed_names else None
+            for key in [k for k in self._columns if isinstance(k, str)]:
+                if not self._monitored(key):
+                    del self._columns[key]
+            if self._size > limits.max_samples:
+                self._evict(self._size - limits.max_samples)
+            if self._capacity > limits.max_samples:
+                self._resize(limits.max_samples)
+
+    def nbytes(self) -> int:
+        """Approximate memory held: ring buffers, labels and unpaired halves."""
+        with self._lock:
+            ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
+            ring += sum(store.nbytes() for store in self._columns.values())
+            pending = sum(_event_nbytes(p.event) for p in self._pending.values())
+            return int(ring + pending + 100 * len(self._recent))
+
+    def __len__(self) -> int:
+        return self._size
+
+    # -- internals (under the lock) -----------------------------------------------------
+    def _tick(self, now: float) -> float:
+        """A clock that never goes back, so the ring stays in time order."""
+        self._last_now = max(self._last_now, float(now))
+        return self._last_now
+
+    def _hold(self, event: PayloadEvent, now: float) -> None:
+        self._pending[event.id] = _Pending(now, event)
+        self._pending_rows += event.n_rows
+        # The newest half always stays (a request larger than the window still pairs).
+        while len(self._pending) > 1 and (
+            len(self._pending) > self.limits.max_pending
+            or self._pending_rows > self.limits.max_samples
+        ):
+            self._drop_oldest_pending()
+
+    def _drop_oldest_pending(self) -> None:
+        _, gone = self._pending.popitem(last=False)
+        self._pending_rows -= gone.event.n_rows
+        self.counters.dropped += 1
+
+    def _remember(self, event_id: str, now: float) -> None:
+        self._recent[event_id] = now
+        while len(self._recent) > 4 * self.limits.max_pending:
+            self._recent.popitem(last=False)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.limits.pending_seconds
+        while self._pending and next(iter(self._pending.values())).received < horizon:
+            self._drop_oldest_pending()
+        while self._recent and next(iter(self._recent.values())) < horizon:
+            self._recent.popitem(last=False)
+        if self._size:
+            times = self._times[self._slots()]
+            old = int(np.searchsorted(times, now - self.limits.window_seconds, side="left"))
+            if old:
+                self.counters.expired_rows += old
+                self._evict(old, counted=False)
+            if self._capacity > _INITIAL_CAPACITY and self._size < self._capacity // 4:
+                self._resize(max(_INITIAL_CAPACITY, 2 * self._size))
+
+    def _slots(self) -> npt.NDArray[np.intp]:
+        return (self._head + np.arange(self._size, dtype=np.intp)) % max(self._capacity, 1)
+
+    def live_slots(self) -> npt.NDArray[np.intp]:
+        return self._slots()
+
+    def compaction_due(self, store: _Store) -> bool:
+        """Compact a full vocabulary only when a quarter of the ring has turned over since
+        its last compaction, so a column of ever-new labels costs amortised O(1)."""
+        return self.removed_rows - store.compacted_at >= max(1, self._capacity // 4)
+
+    def _evict(self, n: int, *, counted: bool = True) -> None:
+        n = min(n, self._size)
+        if n <= 0:
+            return
+        gone = (self._head + np.arange(n, dtype=np.intp)) % self._capacity
+        for store in (*self._columns.values(), self._prediction):
+            store.clear(gone)
+        self._head = (self._head + n) % self._capacity
+        self._size -= n
+        self.removed_rows += n
+        if counted:
+            self.counters.evicted_rows += n
+
+    def _resize(self, capacity: int) -> None:
+        order = self._slots()
+        times = np.zeros(capacity)
+        endpoints = np.zeros(capacity, dtype=np.int8)
+        times[: order.size] = self._times[order]
+        endpoints[: order.size] = self._endpoints[order]
+        self._times, self._endpoints = times, endpoints
+        for store in (*self._columns.values(), self._prediction):
+            store.resize(order, capacity)
+        self._head, self._capacity = 0, capacity
+
+    def _endpoint_code(self, name: str, *, create: bool = True) -> int:
+        if name in self._endpoint_names:
+            return self._endpoint_names.index(name) + 1
+        if not create or len(self._endpoint_names) >= 16:
+            return -1
+        self._endpoint_names.append(name)
+        return len(self._endpoint_names)
+
+    def _append(self, request: PayloadEvent, response: PayloadEvent, now: float) -> None:
+        assert request.rows is not None
+        assert response.predictions is not None
+        n = request.n_rows
+        skip = max(0, n - self.limits.max_samples)  # a batch larger than the whole window
+        keep = n - skip
+        if keep == 0:
+            return
+        self.counters.rows += n
+        self.counters.evicted_rows += skip
+        self._evict(self._size + keep - self.limits.max_samples)
+        if self._size + keep > self._capacity:
+            grown = max(2 * self._capacity, self._size + keep, _INITIAL_CAPACITY)
+            self._resize(min(self.limits.max_samples, grown))
+        slots = (self._head + self._size + np.arange(keep, dtype=np.intp)) % self._capacity
+        self._size += keep
+        self._times[slots] = now
+        endpoint = request.endpoint or response.endpoint
+        self._endpoints[slots] = self._endpoint_code(endpoint) if endpoint else 0
+        written: set[ColumnKey] = set()
+        for key, data in request.rows.columns.items():
+            if isinstance(key, str) and not self._monitored(key):
+                continue
+            store = self._column(key)
+            if store is None:
+                self.counters.truncated += keep
+                continue
+            self.counters.truncated += store.put(slots, data[skip:], self)
+            written.add(key)
+        for key, store in self._columns.items():
+            if key not in written:
+                store.clear(slots)
+        self.counters.truncated += self._prediction.put(slots, response.predictions[skip:], self)
+
+    def _monitored(self, name: str) -> bool:
+        return self.allowed_names is None or name in self.allowed_names
+
+    def _column(self, key: ColumnKey) -> _Store | None:
+        store = self._columns.get(key)
+        if store is not None:
+            return store
+        if len(self._columns) >= self.limits.max_columns:
+            return None
+        store = self._columns[key] = _Store(self._capacity)
+        return store
+
+
+def _materialize(stores: Sequence[_Store], slots: npt.NDArray[np.intp], ftype: str) -> Column:
+    """One feature's column from its named and positional storage (the first wins)."""
+    if ftype == "categorical":
+        table: dict[str, int] = {}
+        codes = np.full(slots.size, -1, dtype=np.int32)
+        for store in stores:
+            more = store.labels(slots, table)
+            codes = np.where(codes >= 0, codes, more).astype(np.int32)
+        used, inverse = np.unique(codes[codes >= 0], return_inverse=True)
+        labels = list(table)
+        dense = np.full(slots.size, -1, dtype=np.int32)
+        dense[codes >= 0] = inverse.astype(np.int32)
+        return CategoricalColumn(dense, tuple(labels[i] for i in used.tolist()))
+    values = np.full(slots.size, np.nan)
+    for store in stores:
+        numbers = store.numbers(slots)
+        values = np.where(np.isnan(values), numbers, values)
+    return values
+
+
+def _event_nbytes(event: PayloadEvent) -> int:
+    arrays: list[Values] = []
+    if event.rows is not None:
+        arrays.extend(event.rows.columns.values())
+    if event.predictions is not None:
+        arrays.append(event.predictions)
+    return sum(a.nbytes + (64 * a.size if a.dtype == object else 0) for a in arrays) + 300
+
+
+# --- the store -------------------------------------------------------------------------

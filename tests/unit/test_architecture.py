@@ -1,0 +1,44 @@
+"""The architecture's rules that the import contract (.importlinter) cannot state.
+
+``lint-imports`` checks the layers and keeps kubernetes, kopf and the network clients
+out of the core, but it sees the standard library's ``urllib`` only as a whole; the core
+may percent-decode (``urllib.parse``) and must never open a connection.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "modelmonitor"
+CORE = PACKAGE / "core"
+NETWORK_MODULES = ("urllib.request", "urllib.error", "urllib.response", "http", "socket", "ssl")
+
+
+def _imported_modules(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "urllib":
+                names.extend(f"urllib.{alias.name}" for alias in node.names)
+            else:
+                names.append(node.module)
+    return names
+
+
+def test_the_core_never_imports_a_network_module() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in sorted(CORE.rglob("*.py"))
+        for name in _imported_modules(path)
+        if name == "urllib" or any(name == m or name.startswith(m + ".") for m in NETWORK_MODULES)
+    ]
+    assert offenders == []
+
+
+def test_the_check_sees_a_network_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import urllib.parse\nfrom urllib import request\nimport http.client\n")
+    assert _imported_modules(module) == ["urllib.parse", "urllib.request", "http.client"]
