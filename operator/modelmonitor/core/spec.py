@@ -16,26 +16,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-NUMERICAL_METHODS = frozenset(
-    {
-        "ks",
-        "wasserstein",
-        "psi",
-        "jensenshannon",
-        "hellinger",
-        "kl",
-        "anderson",
-        "cramervonmises",
-        "energy",
-        "ttest",
-    }
-)
-CATEGORICAL_METHODS = frozenset({"chi2", "psi", "jensenshannon", "fisher", "ztest"})
-DRIFT_METHODS = frozenset({"auto"}) | NUMERICAL_METHODS | CATEGORICAL_METHODS
+from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.stats.correction import CORRECTIONS
+from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY
+
+# The vocabularies the spec accepts come from the registries that implement them (drift
+# methods, protocols, corrections); the ones below have no registry in the core, and
+# tests/unit/test_vocabulary.py holds each against its implementation and the CRD.
 ACTIONS = ("rollback", "scale", "notify", "retrain", "none")
 TARGET_KINDS = ("Deployment", "InferenceService", "External")
-PROTOCOLS = ("v1", "v2", "json")
 REFERENCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "npy", "profile")
+FEATURE_TYPES = ("numerical", "categorical")
+SCHEDULE_MODES = ("inline", "job")
+SLO_SOURCES = ("probe", "prometheus")
+NOTIFY_FORMATS = ("slack", "json")
+SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
 
 MIN_INTERVAL_SECONDS = 10.0
 MAX_INTERVAL_SECONDS = 24 * 3600.0
@@ -339,9 +334,12 @@ class _Reader:
         return value
 
     def duration(
-        self, data: Mapping[str, Any], key: str, path: str, *, default: str
+        self, data: Mapping[str, Any], key: str, path: str, *, default: float
     ) -> float | None:
-        text = data.get(key, default)
+        """Seconds; ``default`` when absent, None (and a problem) when not a duration."""
+        text = data.get(key)
+        if text is None:
+            return default
         if not isinstance(text, str):
             self.problem(f"{path}.{key}", "must be a duration string such as 60s or 5m")
             return None
@@ -410,7 +408,7 @@ def _parse_target(r: _Reader, spec: Mapping[str, Any]) -> TargetSpec | None:
         return None
     path = "spec.target"
     name = r.string(data, "name", path, required=True)
-    kind = r.string(data, "kind", path, default="Deployment", choices=TARGET_KINDS)
+    kind = r.string(data, "kind", path, default=TargetSpec.kind, choices=TARGET_KINDS)
     endpoint = None
     ep = r.obj(data, "endpoint", path)
     if ep is not None:
@@ -428,22 +426,28 @@ def _parse_target(r: _Reader, spec: Mapping[str, Any]) -> TargetSpec | None:
             service_port = port or None
         json_map = r.obj(ep, "json", ep_path) or {}
         endpoint = EndpointSpec(
-            protocol=r.string(ep, "protocol", ep_path, default="v2", choices=PROTOCOLS),  # type: ignore[arg-type]
+            protocol=r.string(
+                ep, "protocol", ep_path, default=EndpointSpec.protocol, choices=PROTOCOLS
+            ),  # type: ignore[arg-type]
             service_name=service_name,
             service_port=service_port,
             url=url,
             model=r.string(ep, "model", ep_path),
             path=r.string(ep, "path", ep_path),
-            input_field=r.string(json_map, "inputField", f"{ep_path}.json", default="instances")
-            or "instances",
-            output_field=r.string(json_map, "outputField", f"{ep_path}.json", default="predictions")
-            or "predictions",
+            input_field=r.string(
+                json_map, "inputField", f"{ep_path}.json", default=EndpointSpec.input_field
+            )
+            or EndpointSpec.input_field,
+            output_field=r.string(
+                json_map, "outputField", f"{ep_path}.json", default=EndpointSpec.output_field
+            )
+            or EndpointSpec.output_field,
         )
     if kind == "External" and (endpoint is None or endpoint.url is None):
         r.problem(f"{path}.endpoint.url", "is required when spec.target.kind is External")
     if name is None:
         return None
-    return TargetSpec(name=name, kind=kind or "Deployment", endpoint=endpoint)  # type: ignore[arg-type]
+    return TargetSpec(name=name, kind=kind or TargetSpec.kind, endpoint=endpoint)  # type: ignore[arg-type]
 
 
 def _parse_reference(r: _Reader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
@@ -456,7 +460,10 @@ def _parse_reference(r: _Reader, spec: Mapping[str, Any]) -> ReferenceSpec | Non
 
 
 def _parse_reference_like(r: _Reader, data: Mapping[str, Any], path: str) -> ReferenceSpec | None:
-    fmt = r.string(data, "format", path, default="auto", choices=REFERENCE_FORMATS) or "auto"
+    fmt = (
+        r.string(data, "format", path, default=ReferenceSpec.format, choices=REFERENCE_FORMATS)
+        or ReferenceSpec.format
+    )
     present = [k for k in ("configMapRef", "url", "pvc", "inline") if data.get(k) is not None]
     if len(present) != 1:
         sources = (
@@ -498,16 +505,21 @@ def _parse_reference_like(r: _Reader, data: Mapping[str, Any], path: str) -> Ref
 def _parse_schedule(r: _Reader, spec: Mapping[str, Any]) -> ScheduleSpec:
     data = r.obj(spec, "schedule", "spec") or {}
     path = "spec.schedule"
-    interval = r.duration(data, "interval", path, default="60s")
+    interval = r.duration(data, "interval", path, default=ScheduleSpec.interval_seconds)
     if interval is not None and not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
         r.problem(f"{path}.interval", "must be between 10s and 24h")
-    mode = r.string(data, "mode", path, default="inline", choices=("inline", "job")) or "inline"
+    mode = r.string(data, "mode", path, default=ScheduleSpec.mode, choices=SCHEDULE_MODES)
     job = r.obj(data, "job", path) or {}
     return ScheduleSpec(
-        interval_seconds=interval or 60.0,
-        mode=mode,  # type: ignore[arg-type]
+        interval_seconds=interval or ScheduleSpec.interval_seconds,
+        mode=mode or ScheduleSpec.mode,  # type: ignore[arg-type]
         job_active_deadline_seconds=r.integer(
-            job, "activeDeadlineSeconds", f"{path}.job", default=600, low=10, high=86400
+            job,
+            "activeDeadlineSeconds",
+            f"{path}.job",
+            default=ScheduleSpec.job_active_deadline_seconds,
+            low=10,
+            high=86400,
         ),
         job_resources=dict(job.get("resources") or {}),
     )
@@ -526,10 +538,8 @@ def _parse_features(r: _Reader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, .
             r.problem(path, "must be an object with name and type")
             continue
         name = r.string(item, "name", path, required=True)
-        ftype = r.string(
-            item, "type", path, default="numerical", choices=("numerical", "categorical")
-        )
-        method = r.string(item, "method", path, choices=sorted(DRIFT_METHODS))
+        ftype = r.string(item, "type", path, default=FeatureSpec.type, choices=FEATURE_TYPES)
+        method = r.string(item, "method", path, choices=METHOD_NAMES)
         threshold = r.number(item, "threshold", path, default=None, low=0)
         if name is None:
             continue
@@ -538,13 +548,13 @@ def _parse_features(r: _Reader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, .
         seen.add(name)
         if method is not None and ftype is not None:
             _check_method_fits(r, f"{path}.method", method, ftype)
-        out.append(FeatureSpec(name, ftype or "numerical", method, threshold))  # type: ignore[arg-type]
+        out.append(FeatureSpec(name, ftype or FeatureSpec.type, method, threshold))  # type: ignore[arg-type]
     return tuple(out)
 
 
 def _check_method_fits(r: _Reader, path: str, method: str, ftype: str) -> None:
-    allowed = NUMERICAL_METHODS if ftype == "numerical" else CATEGORICAL_METHODS
-    if method != "auto" and method not in allowed:
+    allowed = REGISTRY["numerical" if ftype == "numerical" else "categorical"]
+    if method != AUTO and method not in allowed:
         r.problem(
             path,
             f"method {method!r} does not apply to a {ftype} feature; "
@@ -558,9 +568,9 @@ def _parse_prediction(r: _Reader, spec: Mapping[str, Any]) -> PredictionSpec | N
         return None
     path = "spec.prediction"
     return PredictionSpec(
-        name=r.string(data, "name", path, default="prediction") or "prediction",
+        name=r.string(data, "name", path, default=PredictionSpec.name) or PredictionSpec.name,
         type=r.string(  # type: ignore[arg-type]
-            data, "type", path, default="categorical", choices=("numerical", "categorical")
+            data, "type", path, default=PredictionSpec.type, choices=FEATURE_TYPES
         ),
         label_column=r.string(data, "labelColumn", path),
     )
@@ -575,23 +585,44 @@ def _parse_data(
     if p is not None:
         path = "spec.data.probe"
         probe = ProbeSpec(
-            samples=r.integer(p, "samples", path, default=200, low=1, high=100000),
+            samples=r.integer(p, "samples", path, default=ProbeSpec.samples, low=1, high=100000),
             timeout_seconds=r.number(
-                p, "timeoutSeconds", path, default=2.0, low=0, high=300, low_open=True
+                p,
+                "timeoutSeconds",
+                path,
+                default=ProbeSpec.timeout_seconds,
+                low=0,
+                high=300,
+                low_open=True,
             )
-            or 2.0,
-            concurrency=r.integer(p, "concurrency", path, default=4, low=1, high=64),
-            retries=r.integer(p, "retries", path, default=2, low=0, high=10),
-            batch_size=r.integer(p, "batchSize", path, default=1, low=1, high=10000),
+            or ProbeSpec.timeout_seconds,
+            concurrency=r.integer(
+                p, "concurrency", path, default=ProbeSpec.concurrency, low=1, high=64
+            ),
+            retries=r.integer(p, "retries", path, default=ProbeSpec.retries, low=0, high=10),
+            batch_size=r.integer(
+                p, "batchSize", path, default=ProbeSpec.batch_size, low=1, high=10000
+            ),
             dataset=_parse_probe_dataset(r, p, path),
         )
     pl = r.obj(data, "payloadLog", "spec.data")
     if pl is not None:
         path = "spec.data.payloadLog"
         payload = PayloadLogSpec(
-            window_seconds=r.integer(pl, "windowSeconds", path, default=3600, low=60, high=604800),
-            min_samples=r.integer(pl, "minSamples", path, default=500, low=1, high=1000000),
-            max_samples=r.integer(pl, "maxSamples", path, default=50000, low=1, high=1000000),
+            window_seconds=r.integer(
+                pl,
+                "windowSeconds",
+                path,
+                default=PayloadLogSpec.window_seconds,
+                low=60,
+                high=604800,
+            ),
+            min_samples=r.integer(
+                pl, "minSamples", path, default=PayloadLogSpec.min_samples, low=1, high=1000000
+            ),
+            max_samples=r.integer(
+                pl, "maxSamples", path, default=PayloadLogSpec.max_samples, low=1, high=1000000
+            ),
         )
         if payload.min_samples > payload.max_samples:
             r.problem(f"{path}.minSamples", "must not exceed maxSamples")
@@ -614,20 +645,33 @@ def _parse_drift(r: _Reader, spec: Mapping[str, Any]) -> DriftSpec:
     mv = r.obj(data, "multivariate", path) or {}
     mv_path = f"{path}.multivariate"
     return DriftSpec(
-        enabled=r.boolean(data, "enabled", path, default=True),
-        method=r.string(data, "method", path, default="auto", choices=sorted(DRIFT_METHODS))
-        or "auto",
-        threshold=r.number(data, "threshold", path, default=None, low=0),
+        enabled=r.boolean(data, "enabled", path, default=DriftSpec.enabled),
+        method=r.string(data, "method", path, default=DriftSpec.method, choices=METHOD_NAMES)
+        or DriftSpec.method,
+        threshold=r.number(data, "threshold", path, default=DriftSpec.threshold, low=0),
         correction=r.string(  # type: ignore[arg-type]
-            data, "correction", path, default="bonferroni", choices=("bonferroni", "fdr", "none")
+            data, "correction", path, default=DriftSpec.correction, choices=CORRECTIONS
         ),
-        drift_share=r.number(data, "driftShare", path, default=0.5, low=0, high=1, low_open=True)
-        or 0.5,
-        min_samples=r.integer(data, "minSamples", path, default=30, low=1, high=1000000),
+        drift_share=r.number(
+            data, "driftShare", path, default=DriftSpec.drift_share, low=0, high=1, low_open=True
+        )
+        or DriftSpec.drift_share,
+        min_samples=r.integer(
+            data, "minSamples", path, default=DriftSpec.min_samples, low=1, high=1000000
+        ),
         multivariate=MultivariateSpec(
-            enabled=r.boolean(mv, "enabled", mv_path, default=False),
-            permutations=r.integer(mv, "permutations", mv_path, default=200, low=10, high=10000),
-            max_samples=r.integer(mv, "maxSamples", mv_path, default=1000, low=10, high=5000),
+            enabled=r.boolean(mv, "enabled", mv_path, default=MultivariateSpec.enabled),
+            permutations=r.integer(
+                mv,
+                "permutations",
+                mv_path,
+                default=MultivariateSpec.permutations,
+                low=10,
+                high=10000,
+            ),
+            max_samples=r.integer(
+                mv, "maxSamples", mv_path, default=MultivariateSpec.max_samples, low=10, high=5000
+            ),
         ),
     )
 
@@ -645,17 +689,30 @@ def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
             r.problem(path, "must be an object")
             continue
         name = r.string(item, "name", path, required=True)
-        source = r.string(item, "source", path, default="probe", choices=("probe", "prometheus"))
+        source = r.string(item, "source", path, default=SLOSpec.source, choices=SLO_SOURCES)
         objective = r.number(
-            item, "objective", path, default=99.0, low=0, high=100, low_open=True, high_open=True
+            item,
+            "objective",
+            path,
+            default=SLOSpec.objective,
+            low=0,
+            high=100,
+            low_open=True,
+            high_open=True,
         )
-        window = r.duration(item, "window", path, default="28d")
+        window = r.duration(item, "window", path, default=SLOSpec.window_seconds)
         lat = r.obj(item, "latency", path)
         err = r.obj(item, "errorRatio", path)
         tpl = _parse_slo_template(r, item, path, source, lat, err)
         burn = r.obj(item, "burnRate", path) or {}
         scale = r.number(
-            burn, "windowScale", f"{path}.burnRate", default=1.0, low=0, high=1, low_open=True
+            burn,
+            "windowScale",
+            f"{path}.burnRate",
+            default=SLOSpec.window_scale,
+            low=0,
+            high=1,
+            low_open=True,
         )
         if (lat is None) == (err is None):
             r.problem(path, "set exactly one of latency or errorRatio")
@@ -672,12 +729,12 @@ def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
                     lat,
                     "percentile",
                     f"{path}.latency",
-                    default=95.0,
+                    default=LatencySpec.percentile,
                     low=0,
                     high=100,
                     low_open=True,
                 )
-                or 95.0,
+                or LatencySpec.percentile,
                 query=r.string(lat, "query", f"{path}.latency"),
             )
             if source == "prometheus" and not latency.query and tpl is None:
@@ -704,19 +761,18 @@ def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
         out.append(
             SLOSpec(
                 name=name,
-                source=source or "probe",  # type: ignore[arg-type]
-                objective=objective or 99.0,
-                window_seconds=window or 28 * 86400.0,
+                source=source or SLOSpec.source,  # type: ignore[arg-type]
+                objective=objective or SLOSpec.objective,
+                window_seconds=window or SLOSpec.window_seconds,
                 latency=latency,
                 error_ratio=error_ratio,
                 template=tpl,
-                window_scale=scale or 1.0,
+                window_scale=scale or SLOSpec.window_scale,
             )
         )
     return tuple(out)
 
 
-SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
 _PROM_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -771,9 +827,15 @@ def _parse_prometheus(r: _Reader, spec: Mapping[str, Any]) -> PrometheusSpec | N
     return PrometheusSpec(
         url=url or "",
         timeout_seconds=r.number(
-            data, "timeoutSeconds", path, default=5.0, low=0, high=120, low_open=True
+            data,
+            "timeoutSeconds",
+            path,
+            default=PrometheusSpec.timeout_seconds,
+            low=0,
+            high=120,
+            low_open=True,
         )
-        or 5.0,
+        or PrometheusSpec.timeout_seconds,
     )
 
 
@@ -785,9 +847,14 @@ def _parse_actions(r: _Reader, spec: Mapping[str, Any]) -> ActionsSpec:
     if s is not None:
         scale = ScaleSpec(
             max_replicas=r.integer(s, "maxReplicas", f"{path}.scale", default=0, low=1, high=1000),
-            step=r.integer(s, "step", f"{path}.scale", default=1, low=1, high=100),
+            step=r.integer(s, "step", f"{path}.scale", default=ScaleSpec.step, low=1, high=100),
             stabilization_seconds=r.integer(
-                s, "stabilizationSeconds", f"{path}.scale", default=300, low=0, high=86400
+                s,
+                "stabilizationSeconds",
+                f"{path}.scale",
+                default=ScaleSpec.stabilization_seconds,
+                low=0,
+                high=86400,
             ),
         )
     n = r.obj(data, "notify", path)
@@ -801,7 +868,7 @@ def _parse_actions(r: _Reader, spec: Mapping[str, Any]) -> ActionsSpec:
             or "",
             secret_key=r.string(ref, "key", f"{path}.notify.webhookSecretRef", required=True) or "",
             format=r.string(  # type: ignore[arg-type]
-                n, "format", f"{path}.notify", default="json", choices=("slack", "json")
+                n, "format", f"{path}.notify", default=NotifySpec.format, choices=NOTIFY_FORMATS
             ),
         )
     retrain = r.obj(data, "retrain", path)
@@ -811,12 +878,26 @@ def _parse_actions(r: _Reader, spec: Mapping[str, Any]) -> ActionsSpec:
         if template is None:
             r.problem(f"{path}.retrain.jobTemplate", "is required")
     return ActionsSpec(
-        dry_run=r.boolean(data, "dryRun", path, default=False),
-        cooldown_seconds=r.integer(data, "cooldownSeconds", path, default=600, low=0, high=604800),
-        consecutive_breaches=r.integer(
-            data, "consecutiveBreaches", path, default=3, low=1, high=100
+        dry_run=r.boolean(data, "dryRun", path, default=ActionsSpec.dry_run),
+        cooldown_seconds=r.integer(
+            data, "cooldownSeconds", path, default=ActionsSpec.cooldown_seconds, low=0, high=604800
         ),
-        max_actions_per_hour=r.integer(data, "maxActionsPerHour", path, default=3, low=1, high=100),
+        consecutive_breaches=r.integer(
+            data,
+            "consecutiveBreaches",
+            path,
+            default=ActionsSpec.consecutive_breaches,
+            low=1,
+            high=100,
+        ),
+        max_actions_per_hour=r.integer(
+            data,
+            "maxActionsPerHour",
+            path,
+            default=ActionsSpec.max_actions_per_hour,
+            low=1,
+            high=100,
+        ),
         on_slo_breach=r.action_list(data, "onSLOBreach", path),
         on_drift=r.action_list(data, "onDrift", path),
         scale=scale,
@@ -853,7 +934,7 @@ def _cross_checks(r: _Reader, spec: MonitorSpec) -> None:
         r.problem("spec.actions.retrain", "is required when an action list contains 'retrain'")
     features = {f.name: f for f in spec.features}
     for i, feature in enumerate(spec.features):
-        if feature.method is None and spec.drift.method != "auto":
+        if feature.method is None and spec.drift.method != AUTO:
             _check_method_fits(
                 r, f"spec.features[{i}] (spec.drift.method)", spec.drift.method, feature.type
             )

@@ -3,7 +3,7 @@
 ``check`` compares a current data file with a reference (a data file or a profile saved
 by ``baseline``): per-feature drift (:func:`modelmonitor.core.stats.drift.analyze`) and data
 quality (:func:`modelmonitor.core.stats.quality.data_quality`), printed as a table or as one
-JSON object (DESIGN.md section 4). ``baseline`` streams a data file in chunks into a
+JSON object (the shape docs/cli.md documents). ``baseline`` streams a data file in chunks into a
 mergeable reference profile and saves it, so later checks cost O(current window).
 
 Exit codes: 0 when the analysis ran (drift or not; 1 instead on drift with
@@ -54,7 +54,6 @@ EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2
 
 #: Methods that need the reference's exact sample: a raw reference keeps it for them.
-_EXACT_METHODS = frozenset({"ks", "anderson", "cramervonmises"})
 #: A reference data file with at most this many rows keeps its exact sorted sample in the
 #: profile built for ``check``: exact and reproducible results (a quantile sketch is
 #: randomised), at a cost linear in the rows. Larger ones are sketched as ``baseline``
@@ -177,6 +176,11 @@ def _methods_for(method: str, features: Sequence[Feature]) -> dict[str, str]:
     return {f.name: AUTO for f in features if method not in REGISTRY[f.type]}
 
 
+def _needs_exact(method: str) -> bool:
+    """Whether ``method`` needs the exact reference sample (the registry says so)."""
+    return any(spec.needs_exact for methods in REGISTRY.values() if (spec := methods.get(method)))
+
+
 def load_reference(
     path: Path, features: Sequence[Feature] | None, *, method: str = AUTO
 ) -> Reference:
@@ -184,7 +188,7 @@ def load_reference(
     if is_data_file(path):
         ds = read_dataset(path, features=features)
         feats = list(features) if features is not None else ds.inferred_features()
-        if method in _EXACT_METHODS:
+        if _needs_exact(method):
             # p-value methods need the exact sample: let the engine keep all of it
             return Reference(path, "data", ds, feats)
         limit = None if ds.n_rows <= EXACT_REFERENCE_MAX_ROWS else DEFAULT_EXACT_LIMIT
@@ -371,7 +375,7 @@ def build_result(
     current_path: Path,
     current: Dataset,
 ) -> dict[str, Any]:
-    """The JSON report: DESIGN.md section 4's shape plus context keys."""
+    """The JSON report: the documented shape (docs/cli.md) plus context keys."""
     result = report.to_dict()
     for fd in result["features"]:
         if fd["name"] in mismatched:

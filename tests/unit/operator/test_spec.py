@@ -10,9 +10,6 @@ import pytest
 import yaml
 
 from modelmonitor.core.spec import (
-    CATEGORICAL_METHODS,
-    DRIFT_METHODS,
-    NUMERICAL_METHODS,
     SpecError,
     parse_duration,
     parse_spec,
@@ -257,9 +254,3 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
     }
     assert defaults == expected
-
-
-def test_crd_method_enum_matches_python() -> None:
-    schema = _crd_schema()
-    assert set(schema["properties"]["drift"]["properties"]["method"]["enum"]) == DRIFT_METHODS
-    assert NUMERICAL_METHODS | CATEGORICAL_METHODS | {"auto"} == DRIFT_METHODS

@@ -30,7 +30,7 @@ def data(n: int, *, shift: float = 0.0, seed: int = 0, p_yes: float = 0.3) -> Da
     )
 
 
-# --- report shape (DESIGN.md section 4) ---------------------------------------------------
+# --- report shape (docs/cli.md) -----------------------------------------------------------
 def test_to_dict_has_exactly_the_design_keys_and_is_json() -> None:
     report = analyze(data(500), data(400, shift=1.0, seed=1))
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))

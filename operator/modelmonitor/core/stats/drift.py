@@ -188,7 +188,7 @@ class DatasetDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """What :func:`analyze` returns; ``to_dict()`` is DESIGN.md section 4's shape."""
+    """What :func:`analyze` returns; ``to_dict()`` is the report shape docs/cli.md documents."""
 
     dataset: DatasetDrift
     features: tuple[FeatureDrift, ...]
