@@ -19,15 +19,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from modelmonitor.core.slo import (
+from modelmonitor.core.slo.budget import (
     EventCounts,
-    EventHistory,
-    SLOResult,
     counts_from_values,
-    evaluate_error_ratio,
     required_windows,
     scale_alerts,
 )
+from modelmonitor.core.slo.evaluation import SLOResult, evaluate_error_ratio
+from modelmonitor.core.slo.history import EventHistory
 from modelmonitor.core.spec import SLOSpec, parse_spec
 from modelmonitor.sources.prometheus import (
     NoData,

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from modelmonitor.core.slo import (
+from modelmonitor.core.slo.budget import (
     DAY,
     HOUR,
     MINUTE,
@@ -21,21 +21,18 @@ from modelmonitor.core.slo import (
     SRE_WORKBOOK_ALERTS,
     BurnRateAlert,
     EventCounts,
-    EventHistory,
-    SLOResult,
     budget_remaining,
     burn_rate,
     counts_from_values,
     error_budget,
-    evaluate_error_ratio,
-    evaluate_latency,
     format_duration,
     history_retention,
     required_windows,
     scale_alerts,
     summarize_latency,
-    summary_line,
 )
+from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
+from modelmonitor.core.slo.history import EventHistory
 from modelmonitor.core.spec import SpecError, parse_spec
 
 T0 = 1_750_000_000.0  # an arbitrary "now", seconds since the epoch
@@ -347,23 +344,6 @@ def test_latency_budget_from_slow_requests() -> None:
     assert result.met is False
     assert result.reason == "BurnRateTooHigh"
     assert result.budget_remaining == pytest.approx(0.9)  # 0.1 % slow of a 1 % budget
-
-
-def test_summary_line() -> None:
-    def result(name: str, met: bool | None) -> SLOResult:
-        return evaluate_latency(
-            name,
-            percentile=95,
-            threshold_ms=100,
-            value_ms=None if met is None else (50 if met else 150),
-            objective=99,
-            slo_window_seconds=HOUR,
-        )
-
-    assert summary_line([]) == "-"
-    assert summary_line([result("a", True), result("b", True)]) == "2/2"
-    assert summary_line([result("a", True), result("b", False)]) == "breached: b"
-    assert summary_line([result("a", True), result("b", None)]) == "1/2 (1 no data)"
 
 
 # -- history ----------------------------------------------------------------------------------

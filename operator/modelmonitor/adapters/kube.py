@@ -10,7 +10,6 @@ import base64
 import builtins
 import json
 import logging
-import os
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -57,13 +56,6 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     # As many pooled connections as threads may call the API at once (default: 5 per CPU).
     configuration.connection_pool_maxsize = 64
     return client.ApiClient(configuration)
-
-
-def running_in_cluster() -> bool:
-    """True inside a pod with a ServiceAccount token (the in-cluster config applies)."""
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )
 
 
 class KubeClient:

@@ -1,4 +1,8 @@
-"""Operator settings from command-line flags and environment variables (flags win)."""
+"""Operator settings from command-line flags and environment variables (flags win).
+
+The one place that reads the environment: every other module gets its settings from an
+:class:`OperatorConfig` (tests/unit/test_architecture.py holds this).
+"""
 
 from __future__ import annotations
 
@@ -28,12 +32,16 @@ class OperatorConfig:
     # Test-only fault injection (FAULT_INJECTION=exit-before-action: exit after an
     # action's intent is recorded, before carrying it out). Never set in production.
     fault_injection: str = ""
+    in_cluster: bool = False  # inside a pod with a ServiceAccount token
+    # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
+    job_name: str = ""
+    job_uid: str = ""
 
-    def resolution(self, in_cluster: bool) -> str:
+    def resolution(self) -> str:
         """DNS inside a cluster; outside it (development, tests) the ready pods' addresses."""
         if self.endpoint_resolution != "auto":
             return self.endpoint_resolution
-        return "dns" if in_cluster else "pods"
+        return "dns" if self.in_cluster else "pods"
 
     scope: str = "cluster"  # cluster | namespace (RBAC limited to the watched namespaces)
 
@@ -54,6 +62,9 @@ class OperatorConfig:
         return f"http://0.0.0.0:{self.health_port}/healthz"
 
 
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -70,11 +81,14 @@ def load_config(
     peering: str | None = None,
     standalone: bool = False,
     env: Mapping[str, str] | None = None,
+    token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
     ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, SCOPE,
-    POD_NAMESPACE) into one config. SCOPE=namespace with no WATCH_NAMESPACES watches the
+    POD_NAMESPACE, RECHECK_SECONDS; KUBERNETES_SERVICE_HOST and the ServiceAccount token at
+    ``token_path`` tell whether it runs in a cluster; JOB_NAME, JOB_UID in a job-mode pod)
+    into one config. SCOPE=namespace with no WATCH_NAMESPACES watches the
     operator's own namespace.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
@@ -100,7 +114,10 @@ def load_config(
     fmt = (log_format or env.get("LOG_FORMAT") or "text").lower()
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be text or json, got {fmt!r}")
-    peering_name = peering if peering is not None else env.get("PEERING_NAME", "modelmonitor")
+    defaults = OperatorConfig
+    peering_name = (
+        peering if peering is not None else env.get("PEERING_NAME", defaults.peering_name)
+    )
     is_standalone = (
         standalone
         or env.get("STANDALONE", "").lower() in ("1", "true", "yes")
@@ -115,20 +132,27 @@ def load_config(
         namespaces=watched,
         scope=scope,
         log_format=fmt,
-        log_level=(log_level or env.get("LOG_LEVEL") or "INFO").upper(),
-        metrics_port=metrics_port or int(env.get("METRICS_PORT", "8080")),
-        health_port=health_port or int(env.get("HEALTH_PORT", "8081")),
-        payload_port=payload_port or int(env.get("PAYLOAD_PORT", "8082")),
-        peering_name=peering_name or "modelmonitor",
+        log_level=(log_level or env.get("LOG_LEVEL") or defaults.log_level).upper(),
+        metrics_port=metrics_port or int(env.get("METRICS_PORT", defaults.metrics_port)),
+        health_port=health_port or int(env.get("HEALTH_PORT", defaults.health_port)),
+        payload_port=payload_port or int(env.get("PAYLOAD_PORT", defaults.payload_port)),
+        peering_name=peering_name or defaults.peering_name,
         standalone=is_standalone,
         priority=priority,
-        recheck_seconds=float(env.get("RECHECK_SECONDS", "5")),
-        max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", "16")),
-        endpoint_resolution=_resolution(env.get("ENDPOINT_RESOLUTION", "auto")),
-        prometheus_min_window_seconds=float(env.get("PROMETHEUS_MIN_WINDOW_SECONDS", "60")),
-        job_image=env.get("JOB_IMAGE", "ghcr.io/modelmonitor/modelmonitor:0.1.0"),
-        job_service_account=env.get("JOB_SERVICE_ACCOUNT", "modelmonitor-job"),
+        recheck_seconds=float(env.get("RECHECK_SECONDS", defaults.recheck_seconds)),
+        max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs)),
+        endpoint_resolution=_resolution(
+            env.get("ENDPOINT_RESOLUTION", defaults.endpoint_resolution)
+        ),
+        prometheus_min_window_seconds=float(
+            env.get("PROMETHEUS_MIN_WINDOW_SECONDS", defaults.prometheus_min_window_seconds)
+        ),
+        job_image=env.get("JOB_IMAGE", defaults.job_image),
+        job_service_account=env.get("JOB_SERVICE_ACCOUNT", defaults.job_service_account),
         fault_injection=env.get("FAULT_INJECTION", ""),
+        in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(token_path),
+        job_name=env.get("JOB_NAME", ""),
+        job_uid=env.get("JOB_UID", ""),
     )
 
 

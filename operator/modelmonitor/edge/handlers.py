@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +32,6 @@ from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullErr
 
 log = logging.getLogger(__name__)
 
-RECHECK_SECONDS = float(os.environ.get("RECHECK_SECONDS", "5"))
 ANNOTATION_PREFIX = "modelmonitor.io"
 FINALIZER = "modelmonitor.io/run-loop"
 
@@ -183,10 +181,26 @@ def _should_recheck(status: Mapping[str, Any], **_: Any) -> bool:
     return needs_recheck(status)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RECHECK_SECONDS, when=_should_recheck)
 async def recheck_references(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     """An invalid monitor recovers by itself once its missing target or data appears."""
     await _reconcile(body, memo, logger)
+
+
+def register_recheck(interval_seconds: float) -> None:
+    """Register :func:`recheck_references` every ``interval_seconds`` (RECHECK_SECONDS).
+
+    kopf takes a timer's interval when the handler is registered, and the interval is an
+    operator setting, known only once the configuration is loaded: so the operator's
+    main registers this timer instead of a decorator at import time.
+    """
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="recheck_references",
+        interval=interval_seconds,
+        when=_should_recheck,
+    )(recheck_references)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)

@@ -9,21 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 
 from modelmonitor.core.jobs import build_report_configmap
 
 
 def job_command(args: argparse.Namespace) -> int:
-    from modelmonitor.adapters.kube import KubeClient, load_api_client, running_in_cluster
+    from modelmonitor.adapters.kube import KubeClient, load_api_client
     from modelmonitor.core.spec import SpecError, parse_spec
     from modelmonitor.edge.config import load_config
     from modelmonitor.engine.runner import InlineRunner
     from modelmonitor.sources.reference import ReferenceCache
 
-    job = args.job_name or os.environ.get("JOB_NAME", "")
-    job_uid = args.job_uid or os.environ.get("JOB_UID", "")
+    cfg = load_config(standalone=True)
+    job = args.job_name or cfg.job_name
+    job_uid = args.job_uid or cfg.job_uid
     try:
         kube = KubeClient(load_api_client())
         monitor = kube.get_monitor(args.namespace, args.name)
@@ -44,11 +44,10 @@ def job_command(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(f"modelmonitor job: invalid spec: {exc}", file=sys.stderr)
         return 2
-    cfg = load_config(standalone=True)
     runner = InlineRunner(
         references=ReferenceCache(kube),
         lookup=kube,
-        resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+        resolution=cfg.resolution(),  # type: ignore[arg-type]
         mode="job",
         prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
     )

@@ -40,7 +40,6 @@ def run_operator(cfg: OperatorConfig) -> int:
         KubeClient,
         KubePaths,
         load_api_client,
-        running_in_cluster,
     )
     from modelmonitor.adapters.metrics import MetricsRecorder
     from modelmonitor.core.jobs import JobSettings
@@ -68,7 +67,7 @@ def run_operator(cfg: OperatorConfig) -> int:
     inline = InlineRunner(
         references=ReferenceCache(kube),
         lookup=kube,
-        resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+        resolution=cfg.resolution(),  # type: ignore[arg-type]
         prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
         payloads=payloads,
     )
@@ -89,6 +88,7 @@ def run_operator(cfg: OperatorConfig) -> int:
         payload_port=cfg.payload_port,
         remediator=Remediator(KubePaths(api_client), fault=cfg.fault_injection),
     )
+    handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)
     kopf.run(
         clusterwide=cfg.clusterwide,

@@ -36,16 +36,15 @@ from modelmonitor.core.report import (
     SLOOutcome,
     StoredSLO,
 )
-from modelmonitor.core.slo import (
+from modelmonitor.core.slo.budget import (
     EventCounts,
-    EventHistory,
-    evaluate_error_ratio,
-    evaluate_latency,
     history_retention,
     required_windows,
     scale_alerts,
     summarize_latency,
 )
+from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
+from modelmonitor.core.slo.history import EventHistory
 from modelmonitor.core.spec import MonitorSpec, PredictionSpec, SLOSpec
 from modelmonitor.core.stats import analyze
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality

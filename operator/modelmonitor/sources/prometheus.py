@@ -29,16 +29,14 @@ from typing import Any
 
 import aiohttp
 
-from modelmonitor.core.slo import (
+from modelmonitor.core.slo.budget import (
     EventCounts,
-    EventHistory,
-    SLOResult,
     counts_from_values,
-    evaluate_error_ratio,
-    evaluate_latency,
     required_windows,
     scale_alerts,
 )
+from modelmonitor.core.slo.evaluation import SLOResult, evaluate_error_ratio, evaluate_latency
+from modelmonitor.core.slo.history import EventHistory
 from modelmonitor.core.spec import SLOSpec
 from modelmonitor.sources.sli_templates import slo_window_queries
 

@@ -40,7 +40,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from modelmonitor.core.slo import format_duration
+from modelmonitor.core.slo.budget import format_duration
 from modelmonitor.core.spec import SLOSpec
 
 WINDOW_PLACEHOLDER = re.compile(r"\$\{window\}|\$window\b")

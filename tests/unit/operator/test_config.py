@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,27 @@ def test_namespace_scope_defaults_to_own_namespace_and_disables_scanning() -> No
     assert not load_config(env={"WATCH_NAMESPACES": "team-*"}).scanning_disabled
     with pytest.raises(ValueError, match="POD_NAMESPACE"):
         load_config(env={"SCOPE": "namespace"})
+
+
+def test_in_cluster_needs_the_service_host_and_the_token(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    host = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+    assert not load_config(env=host, token_path=str(token)).in_cluster
+    token.write_text("t")
+    assert load_config(env=host, token_path=str(token)).in_cluster
+    assert not load_config(env={}, token_path=str(token)).in_cluster
+    assert load_config(env=host, token_path=str(token)).resolution() == "dns"
+    assert load_config(env={}, token_path=str(token)).resolution() == "pods"
+    pinned = {**host, "ENDPOINT_RESOLUTION": "endpointSlices"}
+    assert load_config(env=pinned, token_path=str(token)).resolution() == "endpointSlices"
+
+
+def test_job_identity_comes_from_the_downward_api() -> None:
+    cfg = load_config(env={"JOB_NAME": "mm-fraud-1", "JOB_UID": "u-1"})
+    assert (cfg.job_name, cfg.job_uid) == ("mm-fraud-1", "u-1")
+    assert (load_config(env={}).job_name, load_config(env={}).job_uid) == ("", "")
+
+
+def test_recheck_interval_is_a_setting() -> None:
+    assert load_config(env={}).recheck_seconds == 5.0
+    assert load_config(env={"RECHECK_SECONDS": "2"}).recheck_seconds == 2.0

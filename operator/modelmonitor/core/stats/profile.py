@@ -635,8 +635,3 @@ def _empty(feature: Feature) -> ColumnProfile:
     if feature.type == "numerical":
         return NumericalProfile.from_values(feature.name, np.empty(0))
     return CategoricalProfile(feature.name, {}, 0)
-
-
-def is_profile_json(head: bytes) -> bool:
-    """Cheap sniff for readers: does this file start like a saved profile?"""
-    return head.lstrip().startswith(b"{") and PROFILE_FORMAT.encode() in head[:200]
