@@ -35,6 +35,7 @@ from modelmonitor.adapters.files import (
     read_dataset,
 )
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature
+from modelmonitor.core.stats.column_profile import DEFAULT_EXACT_LIMIT, as_categorical
 from modelmonitor.core.stats.drift import DriftReport, analyze
 from modelmonitor.core.stats.methods import AUTO, REGISTRY, validate_method_name
 from modelmonitor.core.stats.model_quality import (
@@ -42,11 +43,7 @@ from modelmonitor.core.stats.model_quality import (
     classification_quality,
     regression_quality,
 )
-from modelmonitor.core.stats.profile import (
-    DEFAULT_EXACT_LIMIT,
-    ReferenceProfile,
-    as_categorical,
-)
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import DataQualityReport, data_quality
 
 EXIT_OK = 0

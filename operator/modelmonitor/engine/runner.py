@@ -47,8 +47,8 @@ from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_late
 from modelmonitor.core.slo.history import EventHistory
 from modelmonitor.core.spec import MonitorSpec, PredictionSpec, SLOSpec
 from modelmonitor.core.stats import analyze
+from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality
-from modelmonitor.core.stats.profile import as_categorical
 from modelmonitor.core.stats.quality import data_quality
 from modelmonitor.sources.endpoint import (
     EndpointLookup,

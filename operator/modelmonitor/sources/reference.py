@@ -30,7 +30,8 @@ from modelmonitor.adapters.files import DataError, detect_format, read_dataset
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
 from modelmonitor.core.dataset import Dataset, Feature
 from modelmonitor.core.spec import FeatureSpec, ReferenceSpec
-from modelmonitor.core.stats.profile import ReferenceProfile, as_categorical
+from modelmonitor.core.stats.column_profile import as_categorical
+from modelmonitor.core.stats.profile import ReferenceProfile
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_HTTP_TIMEOUT = 30.0

@@ -11,8 +11,8 @@ from scipy.spatial.distance import jensenshannon as scipy_js
 
 from modelmonitor.core.dataset import CategoricalColumn
 from modelmonitor.core.stats import categorical as cat
+from modelmonitor.core.stats.column_profile import CategoricalProfile
 from modelmonitor.core.stats.errors import DegenerateInputWarning
-from modelmonitor.core.stats.profile import CategoricalProfile
 
 
 def col(counts: dict[str, int]) -> CategoricalColumn:

@@ -11,8 +11,8 @@ from scipy import stats as sps
 
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
 from modelmonitor.core.stats import METHOD_NAMES, ReferenceProfile, analyze, choose_method
+from modelmonitor.core.stats.column_profile import CategoricalProfile, NumericalProfile
 from modelmonitor.core.stats.drift import AUTO_TEST_MAX_N, noise_floor
-from modelmonitor.core.stats.profile import CategoricalProfile, NumericalProfile
 
 
 def data(n: int, *, shift: float = 0.0, seed: int = 0, p_yes: float = 0.3) -> Dataset:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from modelmonitor.core.stats.column_profile import NumericalProfile
 from modelmonitor.core.stats.numerical import ks, ks_statistic_sorted
-from modelmonitor.core.stats.profile import NumericalProfile
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon as scipy_js
 
 from modelmonitor.core.stats import numerical as num
+from modelmonitor.core.stats.column_profile import NumericalProfile
 from modelmonitor.core.stats.errors import DegenerateInputWarning
-from modelmonitor.core.stats.profile import NumericalProfile
 
 RNG = np.random.default_rng(20261126)
 SMALL_A = RNG.normal(0.0, 1.0, 40)

@@ -10,12 +10,8 @@ import pytest
 
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
 from modelmonitor.core.stats import numerical as num
-from modelmonitor.core.stats.profile import (
-    PROFILE_VERSION,
-    CategoricalProfile,
-    NumericalProfile,
-    ReferenceProfile,
-)
+from modelmonitor.core.stats.column_profile import CategoricalProfile, NumericalProfile
+from modelmonitor.core.stats.profile import PROFILE_VERSION, ReferenceProfile
 
 RNG = np.random.default_rng(7)
 MiB = 1024 * 1024

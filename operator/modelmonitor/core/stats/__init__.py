@@ -11,6 +11,7 @@ beyond saving/loading a profile file. The entry points:
 * :func:`adjust_pvalues` (:mod:`.correction`).
 """
 
+from modelmonitor.core.stats.column_profile import CategoricalProfile, NumericalProfile
 from modelmonitor.core.stats.correction import CORRECTIONS, adjust_pvalues
 from modelmonitor.core.stats.drift import (
     AUTO_TEST_MAX_N,
@@ -23,11 +24,7 @@ from modelmonitor.core.stats.drift import (
 from modelmonitor.core.stats.errors import ApproximationWarning, DegenerateInputWarning
 from modelmonitor.core.stats.methods import METHOD_NAMES, MethodSpec, get_method
 from modelmonitor.core.stats.multivariate import MultivariateDrift, mmd, multivariate_drift
-from modelmonitor.core.stats.profile import (
-    CategoricalProfile,
-    NumericalProfile,
-    ReferenceProfile,
-)
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.results import DistanceResult, TestResult
 
 __all__ = [

@@ -31,9 +31,9 @@ import numpy as np
 from scipy import stats as sps
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, FloatArray
+from modelmonitor.core.stats.column_profile import CategoricalProfile, as_categorical
 from modelmonitor.core.stats.errors import DegenerateInputWarning
 from modelmonitor.core.stats.numerical import EPS, js_from_proportions, psi_from_proportions
-from modelmonitor.core.stats.profile import CategoricalProfile, as_categorical
 from modelmonitor.core.stats.results import DistanceResult, TestResult
 
 __all__ = ["align", "chi2", "fisher", "jensenshannon", "psi", "ztest"]

@@ -64,6 +64,13 @@ from scipy.stats import chi2 as chi2_dist
 
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature, FeatureType
 from modelmonitor.core.stats.categorical import align
+from modelmonitor.core.stats.column_profile import (
+    ColumnProfile,
+    NumericalProfile,
+    as_categorical,
+    as_numerical,
+    profile_column,
+)
 from modelmonitor.core.stats.correction import adjust_pvalues, validate_correction
 from modelmonitor.core.stats.errors import DegenerateInputWarning
 from modelmonitor.core.stats.methods import (
@@ -75,14 +82,7 @@ from modelmonitor.core.stats.methods import (
     validate_method_name,
 )
 from modelmonitor.core.stats.numerical import HIST_BINS, require_exact
-from modelmonitor.core.stats.profile import (
-    ColumnProfile,
-    NumericalProfile,
-    ReferenceProfile,
-    as_categorical,
-    as_numerical,
-    profile_column,
-)
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.results import TestResult
 
 #: Largest reference (valid values) for which ``auto`` picks a test with a p-value.

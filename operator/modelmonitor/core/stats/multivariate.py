@@ -36,8 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from modelmonitor.core.dataset import Dataset, Feature, FloatArray
+from modelmonitor.core.stats.column_profile import as_numerical
 from modelmonitor.core.stats.errors import DegenerateInputWarning
-from modelmonitor.core.stats.profile import as_numerical
 from modelmonitor.core.stats.results import TestResult
 
 DEFAULT_MAX_SAMPLES = 500

@@ -45,8 +45,8 @@ import numpy.typing as npt
 from scipy import stats as sps
 
 from modelmonitor.core.dataset import FloatArray
+from modelmonitor.core.stats.column_profile import PSI_BINS, NumericalProfile
 from modelmonitor.core.stats.errors import DegenerateInputWarning
-from modelmonitor.core.stats.profile import PSI_BINS, NumericalProfile
 from modelmonitor.core.stats.results import DistanceResult, TestResult
 
 HIST_BINS = 20

@@ -30,7 +30,8 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
-from modelmonitor.core.stats.profile import CategoricalProfile, NumericalProfile, ReferenceProfile
+from modelmonitor.core.stats.column_profile import CategoricalProfile, NumericalProfile
+from modelmonitor.core.stats.profile import ReferenceProfile
 
 IssueKind: TypeAlias = Literal[
     "missing_column",
