@@ -1,7 +1,7 @@
 """kopf handlers: the edge where Kubernetes events reach the pure core.
 
-Each handler validates the monitor (:mod:`reconcile`), writes status with one patch,
-posts an Event only when the Ready condition changes, and records metrics.
+Each handler validates the monitor (:mod:`modelmonitor.engine.validation`), writes status
+with one patch, posts an Event only when the Ready condition changes, and records metrics.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""From a verdict to actions and back to status: the glue around :mod:`policy`.
+"""From a verdict to actions and back to status: the glue around :mod:`modelmonitor.core.policy`.
 
 Two steps, each one conflict-safe status write:
 

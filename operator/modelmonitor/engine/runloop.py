@@ -1,10 +1,11 @@
 """The per-monitor loop that schedules runs and writes their verdicts.
 
 One loop per ModelMonitor (a kopf daemon): it waits until the next run is due
-(:mod:`scheduling`), takes one of the operator-wide run slots (bounded concurrency),
-asks the :class:`Runner` for a :class:`~modelmonitor.core.report.Report`, and writes the
-verdict (:mod:`verdict`) to status with a conflict-safe patch, Events on transitions and
-metrics. A monitor never has two runs at once: the loop runs them one after another.
+(:mod:`modelmonitor.core.scheduling`), takes one of the operator-wide run slots (bounded
+concurrency), asks the :class:`Runner` for a :class:`~modelmonitor.core.report.Report`,
+and writes the verdict (:mod:`modelmonitor.core.verdict`) to status with a conflict-safe
+patch, Events on transitions and metrics. A monitor never has two runs at once: the loop
+runs them one after another.
 """
 
 from __future__ import annotations

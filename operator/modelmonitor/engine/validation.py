@@ -1,7 +1,8 @@
 """Decide a monitor's configuration status: valid and ready, or invalid and why.
 
-Pure glue between :mod:`spec`, :mod:`references` and :mod:`status`: the handlers feed it
-the object and an object lookup, and write the returned status patch in one go.
+Pure glue between the spec parser (:mod:`modelmonitor.core.spec`), the reference checks
+(:mod:`.references`) and the status types (:mod:`modelmonitor.core.status`): the handlers
+feed it the object and an object lookup, and write the returned status patch in one go.
 """
 
 from __future__ import annotations
