@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.environment import expand_vars
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.cluster.node import (
-    Backoff,
-    ContainerContext,
-    LocalImage,
-    NodeAgent,
-    expand_vars,
-    rewrite_mount_paths,
-)
+from tests.cluster.node import Backoff, ContainerContext, LocalImage, NodeAgent
+from tests.cluster.volumes import rewrite_mount_paths
 from tests.e2e.conftest_node import modelmonitor_image
 
 PORT = 8080
