@@ -17,11 +17,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 Obj = dict[str, Any]
+
+
+@contextlib.contextmanager
+def _as_api_error() -> Iterator[None]:
+    """Turn every failed exchange with the API server into :class:`ApiError`.
+
+    The kubernetes client raises ApiException for an error status, but lets urllib3's own
+    exceptions through when no answer comes (MaxRetryError for a refused connection,
+    ProtocolError for one dropped mid-stream, ReadTimeoutError): those become status 0,
+    so that callers handle an unreachable API server like any other failed request.
+    """
+    try:
+        yield
+    except ApiException as exc:
+        message = exc.reason or ""
+        with contextlib.suppress(ValueError, TypeError):
+            message = json.loads(exc.body).get("message", message)
+        raise ApiError(int(exc.status or 0), str(message)) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ApiError(0, f"no answer from the API server: {type(exc).__name__}: {exc}") from exc
 
 
 def now_timestamp() -> str:
@@ -33,7 +54,7 @@ def now_micro_timestamp() -> str:
 
 
 class ApiError(RuntimeError):
-    """The API server answered a request with an error status."""
+    """The API server answered a request with an error status, or (status 0) not at all."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
@@ -62,7 +83,7 @@ class KubeApi:
         content_type: str = "application/json",
         timeout: float | tuple[float, float] = 30.0,
     ) -> Any:
-        try:
+        with _as_api_error():
             return self._client.call_api(
                 path,
                 method,
@@ -74,11 +95,6 @@ class KubeApi:
                 _return_http_data_only=True,
                 _request_timeout=timeout,
             )
-        except ApiException as exc:
-            message = exc.reason or ""
-            with contextlib.suppress(ValueError, TypeError):
-                message = json.loads(exc.body).get("message", message)
-            raise ApiError(int(exc.status or 0), str(message)) from exc
 
     def request(
         self,
@@ -90,7 +106,8 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> Obj:
         resp = self._call(method, path, body=body, query=query, content_type=content_type)
-        data = resp.data
+        with _as_api_error():
+            data = resp.data
         return json.loads(data) if data else {}
 
     def get(self, path: str, **query: Any) -> Obj:
@@ -111,14 +128,15 @@ class KubeApi:
         query["watch"] = "true"
         resp = self._call("GET", path, query=list(query.items()), timeout=(5.0, seconds + 10.0))
         try:
-            buffer = b""
-            for chunk in resp.stream(None, decode_content=False):
-                if stop.is_set():
-                    return
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
+            with _as_api_error():
+                buffer = b""
+                for chunk in resp.stream(None, decode_content=False):
+                    if stop.is_set():
+                        return
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
         finally:
             resp.release_conn()
