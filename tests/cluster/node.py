@@ -457,18 +457,26 @@ class NodeAgent:
         return ready and not blocked
 
     def _heartbeat_loop(self) -> None:
+        # It must outlive every failure, an API server that is away for a while included:
+        # a node whose heartbeat has stopped is marked NotReady and tainted, and gets no
+        # pods any more. A failed beat is tried again at the next period.
         while not self.stopping.wait(self.heartbeat_seconds):
             try:
-                self._renew_lease()
-                self._post_status()
+                self._heartbeat()
             except ApiError as exc:
-                if exc.status == 404:
-                    with contextlib.suppress(ApiError, OSError):
-                        self._register()
-                else:
-                    log.warning("node %s: heartbeat failed: %s", self.node_name, exc)
-            except OSError as exc:
                 log.warning("node %s: heartbeat failed: %s", self.node_name, exc)
+            except Exception:
+                log.exception("node %s: heartbeat failed", self.node_name)
+
+    def _heartbeat(self) -> None:
+        """Renew the Lease and post the status; register the Node again if it is gone."""
+        try:
+            self._renew_lease()
+            self._post_status()
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            self._register()
 
     # -- the pods -----------------------------------------------------------------------------
     def _watch_loop(self) -> None:

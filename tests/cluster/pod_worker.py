@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # tokens of exactly this lifetime to a year, so the per-pod kubeconfig never expires.
 TOKEN_SECONDS = 3607
 TICK_SECONDS = 0.2
+# The pause after a step of the worker's loop failed.
+RETRY_SECONDS = 1.0
 
 
 def _pod_path(namespace: str, name: str, sub: str = "") -> str:
@@ -131,12 +133,19 @@ class PodWorker:
                 self._poll_exits(time.monotonic())
                 self._write_status(final=True)
                 return
-            self._step(time.monotonic())
-            phase, written = self._write_status()
-            if phase in TERMINAL_PHASES and written:
-                self._stop_containers(0)
-                return
-            self._wake.wait(TICK_SECONDS)
+            pause = TICK_SECONDS
+            try:
+                self._step(time.monotonic())
+                phase, written = self._write_status()
+            except Exception:
+                # The pod's processes outlive a failed step; the next one tries again.
+                log.exception("pod %s/%s: worker step failed", self.namespace, self.name)
+                pause = RETRY_SECONDS
+            else:
+                if phase in TERMINAL_PHASES and written:
+                    self._stop_containers(0)
+                    return
+            self._wake.wait(pause)
             self._wake.clear()
 
     def _idle_until_deleted(self) -> None:
