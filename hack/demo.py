@@ -311,7 +311,7 @@ def bring_up(stack: contextlib.ExitStack) -> tuple[Demo, PrometheusServer]:
         backoff=Backoff(base=0.5, cap=8.0),
         stop_grace=3.0,
     )
-    # The agent's pod watch may notice the API server going away: not worth a traceback.
+    # The agent's pod watch may notice the API server going away: not worth a warning.
     stack.callback(setattr, logging.getLogger("tests.cluster.node"), "disabled", True)
     stack.callback(agent.stop)
     agent.start()

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tests.cluster import pki
@@ -317,6 +317,43 @@ class ControlPlane:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
             return was_running
 
+    @contextlib.contextmanager
+    def stopped(self, *components: str, timeout: float = 120.0) -> Iterator[None]:
+        """Stop some components for the ``with`` block, then start them again as they
+        ran before (their command lines: the same ports, certificates and data), in start
+        order, each waited for until healthy; the other components go on running.
+
+        The cluster's lock is held throughout, so that no ``up`` takes the cluster for a
+        broken one and starts it afresh meanwhile (so the block must not call ``up``).
+        """
+        with self._lock():
+            state = self.load_state()
+            if state is None:
+                raise ClusterError(f"cluster {self.name!r} is not running")
+            order = [c for c in COMPONENTS if c in components]
+            args = {}
+            for component in components:
+                pid = state.pids.get(component)
+                if pid is None or not _pid_alive(pid, str(self.state_dir)):
+                    raise ClusterError(f"cluster {self.name!r} runs no {component}")
+                # NUL-terminated argv; the program itself is the component's binary.
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+                args[component] = argv[1:-1]
+            for component in reversed(order):
+                self._stop_process(state.pids[component])
+            try:
+                yield
+            finally:
+                pids = {c: pid for c, pid in state.pids.items() if c not in components}
+                deadline = time.monotonic() + timeout
+                for component in order:
+                    pids[component] = self._spawn(Path(state.bin_dir), component, args[component])
+                    self._state_file.write_text(
+                        replace(state, pids={**state.pids, **pids}).to_json()
+                    )
+                    check = self._health_check(component, state.ports, state.server)
+                    self._wait(component, pids, deadline, check)
+
     # -- starting ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -367,18 +404,18 @@ class ControlPlane:
         try:
             pids["etcd"] = self._spawn(bin_dir, "etcd", self._etcd_args(ports))
             record()
-            self._wait(
-                "etcd",
-                pids,
-                deadline,
-                lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health", None),
-            )
+            self._wait("etcd", pids, deadline, self._health_check("etcd", ports, server))
             reached("etcd")
             pids["kube-apiserver"] = self._spawn(
                 bin_dir, "kube-apiserver", self._apiserver_args(ports, paths)
             )
             record()
-            self._wait("kube-apiserver", pids, deadline, lambda: self._apiserver_ready(server))
+            self._wait(
+                "kube-apiserver",
+                pids,
+                deadline,
+                self._health_check("kube-apiserver", ports, server),
+            )
             reached("kube-apiserver")
             pids["kube-controller-manager"] = self._spawn(
                 bin_dir, "kube-controller-manager", self._controller_manager_args(ports, paths)
@@ -387,15 +424,8 @@ class ControlPlane:
                 bin_dir, "kube-scheduler", self._scheduler_args(ports, paths)
             )
             record()
-            insecure = ssl.create_default_context()
-            insecure.check_hostname = False
-            insecure.verify_mode = ssl.CERT_NONE
-            for component, port in (
-                ("kube-controller-manager", ports.controller_manager),
-                ("kube-scheduler", ports.scheduler),
-            ):
-                check = functools.partial(_http_ok, f"https://127.0.0.1:{port}/healthz", insecure)
-                self._wait(component, pids, deadline, check)
+            for component in ("kube-controller-manager", "kube-scheduler"):
+                self._wait(component, pids, deadline, self._health_check(component, ports, server))
                 reached(component)
             self._wait(
                 "kube-controller-manager",
@@ -581,6 +611,21 @@ class ControlPlane:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
+    def _health_check(self, component: str, ports: Ports, server: str) -> Callable[[], bool]:
+        """A check that ``component`` is healthy (for the apiserver: ready)."""
+        if component == "etcd":
+            return functools.partial(_http_ok, f"http://127.0.0.1:{ports.etcd_client}/health", None)
+        if component == "kube-apiserver":
+            return functools.partial(self._apiserver_ready, server)
+        port = {
+            "kube-controller-manager": ports.controller_manager,
+            "kube-scheduler": ports.scheduler,
+        }[component]
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        return functools.partial(_http_ok, f"https://127.0.0.1:{port}/healthz", insecure)
+
     def _apiserver_ok(self, server: str, path: str) -> bool:
         """GET ``path`` on the apiserver as the admin; True on 200."""
         pki_dir = self.state_dir / "pki"
@@ -603,22 +648,25 @@ class ControlPlane:
     def _stop(self, state: ClusterState | None, grace: float = 10.0) -> None:
         if state is None:
             return
-        marker = str(self.state_dir)
         # One at a time, in reverse start order: an apiserver whose etcd is already
         # gone takes its whole grace period to exit.
         for component in [c for c in reversed(COMPONENTS) if c in state.pids]:
-            pid = state.pids[component]
-            if _pid_alive(pid, marker):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while _pid_alive(pid, marker) and time.monotonic() < deadline:
-                self._reap(pid)
-                time.sleep(0.05)
-            if _pid_alive(pid, marker):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-            self._reap(pid, block=True)
+            self._stop_process(state.pids[component], grace)
+
+    def _stop_process(self, pid: int, grace: float = 10.0) -> None:
+        """SIGTERM a component's process group, SIGKILL after ``grace`` seconds."""
+        marker = str(self.state_dir)
+        if _pid_alive(pid, marker):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _pid_alive(pid, marker) and time.monotonic() < deadline:
+            self._reap(pid)
+            time.sleep(0.05)
+        if _pid_alive(pid, marker):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        self._reap(pid, block=True)
 
     def _reap(self, pid: int, *, block: bool = False) -> None:
         proc = self._children.get(pid)

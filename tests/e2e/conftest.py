@@ -1,10 +1,10 @@
 """Fixtures for end-to-end tests against a real Kubernetes API.
 
-``kube_cluster`` (session) starts the local control plane from tests/cluster once per
-test session and stops it at the end. With ``MODELMONITOR_KUBECONFIG`` set to a
-kubeconfig file (kind, minikube, a cluster from ``make cluster-up``), that cluster is
-used instead and never torn down. ``namespace`` (function) is a fresh namespace,
-deleted after the test.
+``kube_cluster`` (session) is the local control plane from tests/cluster, which
+``control_plane`` (session) starts once per test session and stops at the end. With
+``MODELMONITOR_KUBECONFIG`` set to a kubeconfig file (kind, minikube, a cluster from
+``make cluster-up``), that cluster is used instead and never torn down. ``namespace``
+(function) is a fresh namespace, deleted after the test.
 """
 
 from __future__ import annotations
@@ -87,27 +87,38 @@ def _external_cluster(path: str) -> KubeCluster:
 
 
 @pytest.fixture(scope="session")
-def kube_cluster(request: pytest.FixtureRequest) -> Iterator[KubeCluster]:
-    external = os.environ.get("MODELMONITOR_KUBECONFIG")
-    if external:
-        yield _external_cluster(external)
+def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane | None]:
+    """The local control plane the session starts and stops; None when
+    ``MODELMONITOR_KUBECONFIG`` names the cluster to use."""
+    if os.environ.get("MODELMONITOR_KUBECONFIG"):
+        yield None
         return
     # Clusters of earlier sessions that were killed before their teardown.
     reap_orphans(prefix=SESSION_PREFIX)
     plane = ControlPlane(f"{SESSION_PREFIX}{os.getpid()}")
-    state = plane.up(timeout=180.0, owner_pid=os.getpid())
+    plane.up(timeout=180.0, owner_pid=os.getpid())
     try:
-        yield KubeCluster(
-            kubeconfig=Path(state.kubeconfig),
-            server=state.server,
-            bin_dir=Path(state.bin_dir),
-            name=plane.name,
-            managed=True,
-        )
+        yield plane
     finally:
         # After failures, keep the logs (in .state/cluster/<name>/logs) for a look;
         # the next session's reap_orphans removes them.
         plane.down(keep=request.session.testsfailed > 0)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(control_plane: ControlPlane | None) -> KubeCluster:
+    if control_plane is None:
+        return _external_cluster(os.environ["MODELMONITOR_KUBECONFIG"])
+    state = control_plane.load_state()
+    if state is None:
+        raise ClusterError(f"cluster {control_plane.name!r} has no state after starting")
+    return KubeCluster(
+        kubeconfig=Path(state.kubeconfig),
+        server=state.server,
+        bin_dir=Path(state.bin_dir),
+        name=control_plane.name,
+        managed=True,
+    )
 
 
 def _namespace_name(test_name: str) -> str:

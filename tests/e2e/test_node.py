@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,15 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.controlplane import ControlPlane
+from tests.cluster.environment import expand_vars
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.cluster.node import (
-    Backoff,
-    ContainerContext,
-    LocalImage,
-    NodeAgent,
-    expand_vars,
-    rewrite_mount_paths,
-)
+from tests.cluster.node import Backoff, ContainerContext, LocalImage, NodeAgent
+from tests.cluster.volumes import rewrite_mount_paths
 from tests.e2e.conftest_node import modelmonitor_image
 
 PORT = 8080
@@ -487,6 +484,49 @@ def test_job_runs_the_modelmonitor_cli_on_files_from_a_configmap_volume(
     )
     assert report["dataset"]["total_features"] == 2
     assert report["dataset"]["drifted"] is False
+
+
+@pytest.mark.timeout(300)
+def test_node_runs_pods_after_the_api_server_was_away_for_longer_than_a_heartbeat(
+    control_plane: ControlPlane | None,
+    kube_cluster: KubeCluster,
+    node_agent: NodeAgent,
+    namespace: str,
+    web_images: tuple[str, str],
+) -> None:
+    """Every thread of the agent outlives an API server that does not answer: the
+    heartbeat goes on renewing the node's Lease (a stale one gets the node tainted, and
+    no pod scheduled to it), the pod watch sees new pods, and running pods keep running."""
+    if control_plane is None:
+        pytest.skip("stops the API server of the session's own control plane")
+    v1, v2 = web_images
+    kube_cluster.apply(deployment("before", v1), "-n", namespace)
+    before = rollout(kube_cluster, namespace, "before", node_agent)
+
+    def renew_time() -> str:
+        lease = kube_cluster.get("lease", node_agent.node_name, "-n", "kube-node-lease")
+        return str(lease["spec"]["renewTime"])
+
+    # Restarted on the same port, and ready again when the block ends. The controller
+    # manager and the scheduler stop with it: left running through the restart, they were
+    # slow to recover (the ReplicaSet controller worked from a stale pod cache for more
+    # than half a minute), which this test and later ones would feel.
+    with control_plane.stopped("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        time.sleep(node_agent.heartbeat_seconds * 1.5)
+    seen = renew_time()
+    wait_for(
+        lambda: renew_time() != seen,
+        timeout=node_agent.heartbeat_seconds * 3,
+        what="the node's Lease renewed after the API server came back",
+    )
+
+    kube_cluster.apply(deployment("after", v2), "-n", namespace)
+    after = rollout(kube_cluster, namespace, "after", node_agent)
+    assert http_get(after["status"]["podIP"]) == "web v2"
+    (still,) = running_pods(kube_cluster, namespace, "app=before")
+    assert pid_of(still) == pid_of(before)
+    assert still["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert http_get(still["status"]["podIP"]) == "web v1"
 
 
 # -- the pure parts, no cluster needed ---------------------------------------------------------
