@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster.controlplane import ClusterError, ControlPlane, eprint
+from tests.cluster.controlplane import ControlPlane, eprint
+from tests.cluster.state import ClusterError
 
 
 def main(argv: list[str] | None = None) -> int:

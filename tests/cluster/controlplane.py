@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,174 +24,28 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from tests.cluster import pki
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = Path(__file__).with_name("build.sh")
+from tests.cluster.binaries import ensure_binaries
+from tests.cluster.state import (
+    COMPONENTS,
+    STATE_FILE,
+    ClusterError,
+    ClusterState,
+    Ports,
+    PortTakenError,
+    Status,
+    default_state_root,
+)
 
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
-# Start order; stopped in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-STATE_FILE = "cluster.json"
-
-
-class ClusterError(RuntimeError):
-    """The control plane could not be built, started or reached."""
-
-
-class PortTakenError(ClusterError):
-    """A port picked as free was taken by another process before a component bound it."""
-
 
 START_ATTEMPTS = 3
-
-
-def default_state_root() -> Path:
-    """Where cluster state directories live: $MODELMONITOR_CLUSTER_DIR or <repo>/.state/cluster."""
-    env = os.environ.get("MODELMONITOR_CLUSTER_DIR")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".state" / "cluster"
-
-
-def pinned_versions() -> dict[str, str]:
-    """The pins of versions.env (K8S_VERSION, ETCD_VERSION, HELM_VERSION)."""
-    pins = {}
-    for line in BUILD_SCRIPT.with_name("versions.env").read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            pins[key.strip()] = value.strip()
-    return pins
-
-
-def cached_bin_dir() -> Path | None:
-    """The binary cache build.sh fills (same rule for its location), if it exists yet."""
-    root = os.environ.get("MODELMONITOR_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelmonitor"
-    )
-    path = Path(root) / "testbin" / pinned_versions()["K8S_VERSION"]
-    return path if path.is_dir() else None
-
-
-def ensure_binaries() -> Path:
-    """Return the directory with the control plane binaries, building them once if needed.
-
-    ``$MODELMONITOR_TESTBIN`` names a ready directory and skips the build script.
-    """
-    env = os.environ.get("MODELMONITOR_TESTBIN")
-    if env:
-        bin_dir = Path(env).expanduser().resolve()
-    else:
-        try:
-            out = subprocess.run(
-                ["bash", str(BUILD_SCRIPT)],
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            ).stdout
-        except subprocess.CalledProcessError as exc:
-            raise ClusterError(
-                f"{BUILD_SCRIPT} failed (exit {exc.returncode}); see its messages above"
-            ) from exc
-        lines = out.strip().splitlines()
-        if not lines:
-            raise ClusterError(f"{BUILD_SCRIPT} printed no binary directory")
-        bin_dir = Path(lines[-1])
-    missing = [c for c in COMPONENTS if not os.access(bin_dir / c, os.X_OK)]
-    if missing:
-        raise ClusterError(f"{bin_dir} lacks {', '.join(missing)}")
-    return bin_dir
-
-
-@dataclass(frozen=True)
-class Ports:
-    etcd_client: int
-    etcd_peer: int
-    apiserver: int
-    controller_manager: int
-    scheduler: int
-
-    @classmethod
-    def pick(cls) -> Ports:
-        """Ask the kernel for five distinct free loopback ports."""
-        with contextlib.ExitStack() as stack:
-            numbers = []
-            for _ in range(5):
-                sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                sock.bind(("127.0.0.1", 0))
-                numbers.append(sock.getsockname()[1])
-        return cls(*numbers)
-
-
-@dataclass(frozen=True)
-class ClusterState:
-    """What ``cluster.json`` records about a started cluster."""
-
-    name: str
-    state_dir: str
-    bin_dir: str
-    server: str
-    kubeconfig: str
-    ports: Ports
-    pids: dict[str, int]
-    started_at: float
-    startup_seconds: float
-    owner_pid: int | None = None
-    # Seconds from the start until each component was healthy (for timing reports).
-    stages: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> ClusterState:
-        raw = json.loads(text)
-        raw["ports"] = Ports(**raw["ports"])
-        return cls(**raw)
-
-
-@dataclass(frozen=True)
-class Status:
-    """The observed state of a named cluster."""
-
-    name: str
-    state_dir: Path
-    running: dict[str, bool] = field(default_factory=dict)
-    ready: bool = False
-    state: ClusterState | None = None
-
-    @property
-    def all_running(self) -> bool:
-        return all(self.running.get(c, False) for c in COMPONENTS)
-
-    @property
-    def up(self) -> bool:
-        return self.ready and self.all_running
-
-    def describe(self) -> str:
-        if self.state is None:
-            return f"cluster {self.name!r}: down (no state in {self.state_dir})"
-        procs = ", ".join(
-            f"{c}={'running' if self.running.get(c) else 'stopped'}" for c in COMPONENTS
-        )
-        if self.up:
-            verdict = "up"
-        elif any(self.running.values()):
-            verdict = "degraded (run `down`, then `up`)"
-        else:
-            verdict = "down (stopped; `up` starts it afresh)"
-        return (
-            f"cluster {self.name!r}: {verdict}\n"
-            f"  server:     {self.state.server}\n"
-            f"  kubeconfig: {self.state.kubeconfig}\n"
-            f"  logs:       {self.state_dir / 'logs'}\n"
-            f"  processes:  {procs}\n"
-            f"  apiserver /readyz: {'ok' if self.ready else 'not ready'}"
-        )
 
 
 def _pid_alive(pid: int, marker: str) -> bool:

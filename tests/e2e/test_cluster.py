@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import SERVICE_CIDR, ControlPlane, pinned_versions
+from tests.cluster.binaries import pinned_versions
+from tests.cluster.controlplane import SERVICE_CIDR, ControlPlane
 from tests.cluster.kube import KubeCluster, wait_for
 
 REVISION = "deployment.kubernetes.io/revision"
