@@ -343,9 +343,6 @@ class ProbeResult:
             return None
         return float(np.count_nonzero(~self.request_ok)) / self.n_requests
 
-    def prediction_dataset(self, name: str = "prediction") -> Dataset:
-        return Dataset({name: self.predictions})
-
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly digest (for reports and logs)."""
         ok = self.ok_latencies_ms
