@@ -49,3 +49,13 @@ def test_namespace_scope_defaults_to_own_namespace_and_disables_scanning() -> No
     assert not load_config(env={"WATCH_NAMESPACES": "team-*"}).scanning_disabled
     with pytest.raises(ValueError, match="POD_NAMESPACE"):
         load_config(env={"SCOPE": "namespace"})
+
+
+def test_payload_port_from_flag_or_environment() -> None:
+    assert load_config(env={}).payload_port == 8082
+    assert load_config(env={"PAYLOAD_PORT": " "}).payload_port == 8082
+    assert load_config(env={"PAYLOAD_PORT": "9000"}).payload_port == 9000
+    assert load_config(payload_port=9100, env={"PAYLOAD_PORT": "9000"}).payload_port == 9100
+    for bad in ("http", "0", "65536", "-1"):
+        with pytest.raises(ValueError, match=f"PAYLOAD_PORT='{bad}' is not a TCP port"):
+            load_config(env={"PAYLOAD_PORT": bad})
