@@ -20,6 +20,7 @@ def job_command(args: argparse.Namespace) -> int:
     from modelmonitor.core.spec import SpecError, parse_spec
     from modelmonitor.edge.config import load_config
     from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.sources.base import Clients
     from modelmonitor.sources.reference import ReferenceCache
 
     job = args.job_name or os.environ.get("JOB_NAME", "")
@@ -46,11 +47,13 @@ def job_command(args: argparse.Namespace) -> int:
         return 2
     cfg = load_config(standalone=True)
     runner = InlineRunner(
-        references=ReferenceCache(kube),
-        lookup=kube,
-        resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+        Clients(
+            references=ReferenceCache(kube),
+            lookup=kube,
+            resolution=cfg.resolution(running_in_cluster()),  # type: ignore[arg-type]
+            prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+        ),
         mode="job",
-        prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
     )
     report = asyncio.run(runner.run(args.namespace, args.name, spec, monitor.get("status") or {}))
     payload = json.dumps(report.to_dict(), allow_nan=False, default=str)

@@ -1,9 +1,11 @@
 """A registry: the implementations of one kind, keyed by the spec's name for them.
 
-The reference loaders are keyed by ``spec.reference``'s source (``configMap``, ``url``,
-``pvc``, ``inline``: :mod:`modelmonitor.sources.reference.loaders`). Entries keep the
-order they were given in. A key that no entry has is an :class:`UnknownSourceError`,
-never a fallback to another entry.
+The run's data sources are keyed by the spec's data type (``probe``, ``payloadLog``,
+``prometheus``: :mod:`modelmonitor.sources.builtin`), the reference loaders by
+``spec.reference``'s source (``configMap``, ``url``, ``pvc``, ``inline``:
+:mod:`modelmonitor.sources.reference.loaders`). Entries keep the order they were given
+in, which is the order a run asks them. A key that no entry has is an
+:class:`UnknownSourceError`, never a fallback to another entry.
 """
 
 from __future__ import annotations

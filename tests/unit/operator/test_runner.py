@@ -12,18 +12,22 @@ import datetime as dt
 import json
 import socket
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from modelmonitor.core.codecs.cloudevents import parse_event
-from modelmonitor.core.report import Report
-from modelmonitor.core.spec import MonitorSpec, parse_spec
+from modelmonitor.core.dataset import Dataset
+from modelmonitor.core.report import Problem, Report
+from modelmonitor.core.spec import MonitorSpec, SLOSpec, parse_spec
 from modelmonitor.engine.runner import InlineRunner
+from modelmonitor.sources.base import Clients, CurrentData, Gathered, RunContext, Source
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import HttpReply
 from modelmonitor.sources.reference import ReferenceCache
+from modelmonitor.sources.registry import Registry, UnknownSourceError
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 ENDPOINT = "http://model.test"
@@ -89,15 +93,18 @@ def runner(
     objects: Objects | None = None,
     model: Model | None = None,
     payloads: PayloadStore | None = None,
+    **kw: Any,
 ) -> InlineRunner:
     objects = objects or Objects()
-    return InlineRunner(
+    clients = Clients(
         references=ReferenceCache(objects),
         lookup=objects,
         clock=lambda: NOW,
         transport=model or Model(),
         payloads=payloads,
+        **kw,
     )
+    return InlineRunner(clients)
 
 
 def run(
@@ -159,10 +166,7 @@ def test_an_unreachable_endpoint_is_a_problem_and_no_drift_verdict() -> None:
         data={"probe": {}},
         slos=PROBE_SLOS[:1],
     )
-    objects = Objects()
-    inline = runner(objects)
-    inline.resolution = "pods"
-    report = run(spec, inline)
+    report = run(spec, runner(resolution="pods"))
     assert [p.reason for p in report.problems] == ["EndpointUnreachable"]
     assert "Service ml/model" in report.problems[0].message
     assert report.drift.status == "unavailable"
@@ -353,6 +357,56 @@ def test_problems_in_order_reference_then_prometheus() -> None:
 
 @pytest.mark.parametrize("mode", ["inline", "job"])
 def test_the_mode_is_reported(mode: str) -> None:
-    inline = runner()
-    inline.mode = mode
+    inline = InlineRunner(runner().clients, mode=mode)
     assert run(monitor(), inline).mode == mode
+
+
+class FakeSource:
+    """A source that records when it is asked and gives what it is told to."""
+
+    def __init__(self, key: str, asked: list[str], *, rows: int | None = None) -> None:
+        self.key = key
+        self.supplies_rows = rows is not None
+        self.rows = rows
+        self.asked = asked
+
+    def configured(self, spec: MonitorSpec) -> bool:
+        return True
+
+    async def gather(self, ctx: RunContext) -> Gathered:
+        self.asked.append(self.key)
+        assert ctx.reference is not None
+        current = None
+        if self.rows is not None:
+            rows = Dataset.from_mapping({"x": [2.0 + i / 100 for i in range(self.rows)]})
+            current = CurrentData(rows)
+        return Gathered(
+            current=current,
+            problems=(Problem(f"{self.key}Failed", "as told"),),
+            details={self.key: True},
+        )
+
+
+def test_sources_giving_rows_are_asked_first_and_the_last_window_wins() -> None:
+    asked: list[str] = []
+    sources: Registry[Source] = Registry(
+        "data source",
+        [
+            FakeSource("slis", asked),
+            FakeSource("first", asked, rows=15),
+            FakeSource("second", asked, rows=25),
+        ],
+    )
+    inline = InlineRunner(runner().clients, sources=sources)
+    report = run(monitor(), inline)
+    assert asked == ["first", "second", "slis"]
+    assert report.samples == 25
+    assert report.drift.status == "ok"
+    assert [p.reason for p in report.problems] == ["firstFailed", "secondFailed", "slisFailed"]
+    assert list(report.details) == ["first", "second", "slis"]
+
+
+def test_an_slo_of_a_source_nobody_registered_is_an_error() -> None:
+    spec = replace(monitor(), slos=(SLOSpec("odd", source="statsd"),))  # type: ignore[arg-type]
+    with pytest.raises(UnknownSourceError, match="no data source 'statsd'"):
+        run(spec)
