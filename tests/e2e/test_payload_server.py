@@ -30,7 +30,6 @@ from modelmonitor.core.dataset import CategoricalColumn, Feature
 from modelmonitor.core.spec import MonitorSpec, PayloadLogSpec, ReferenceSpec, TargetSpec
 from modelmonitor.sources.payload.server import (
     bound_port,
-    payload_port,
     start_payload_server,
     stop_payload_server,
 )
@@ -271,13 +270,6 @@ def test_default_body_limit_is_4_mib() -> None:
             assert (await send(session, url, "d2", "request", body))[0] == 202
 
     asyncio.run(scenario())
-
-
-def test_payload_port_from_the_environment() -> None:
-    assert payload_port({}) == 8082
-    assert payload_port({"PAYLOAD_PORT": "9000"}) == 9000
-    with pytest.raises(ValueError, match="not a TCP port"):
-        payload_port({"PAYLOAD_PORT": "http"})
 
 
 def test_real_mlserver_v2_bodies_forwarded_as_kserve_logs(model_server: ModelServer) -> None:

@@ -17,19 +17,16 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from modelmonitor.core.codecs.inference import V2Options
 from modelmonitor.core.dataset import CategoricalColumn, Dataset
 from modelmonitor.core.spec import EndpointSpec, ProbeSpec
 from modelmonitor.core.stats.model_quality import classification_quality
 from modelmonitor.sources.endpoint import EndpointResolutionError, resolve_endpoint
-from modelmonitor.sources.probe import (
+from modelmonitor.sources.probe import ProbeConfig, config_from_spec, probe, sample_rows
+from modelmonitor.sources.probe_result import (
     ENDPOINT_UNREACHABLE,
     ErrorKind,
-    ProbeConfig,
     ProbeResult,
-    V2Options,
-    config_from_spec,
-    probe,
-    sample_rows,
     unreachable_result,
 )
 from tests.cluster.kube import KubeCluster

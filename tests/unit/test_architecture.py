@@ -42,3 +42,29 @@ def test_the_check_sees_a_network_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import urllib.parse\nfrom urllib import request\nimport http.client\n")
     assert _imported_modules(module) == ["urllib.parse", "urllib.request", "http.client"]
+
+
+def _reads_environment(path: Path) -> list[int]:
+    """Lines that touch ``os.environ`` / ``os.getenv`` (or import them by name)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv")) or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ("environ", "getenv") for alias in node.names)
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_config_reads_the_environment() -> None:
+    """Settings come from edge/config.py's OperatorConfig; nothing else reads os.environ."""
+    config = PACKAGE / "edge" / "config.py"
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != config
+        for line in _reads_environment(path)
+    ]
+    assert offenders == []
+    assert _reads_environment(config), "the check no longer sees the config's own reads"

@@ -135,7 +135,7 @@ def load_config(
         log_level=(log_level or env.get("LOG_LEVEL") or defaults.log_level).upper(),
         metrics_port=metrics_port or int(env.get("METRICS_PORT", defaults.metrics_port)),
         health_port=health_port or int(env.get("HEALTH_PORT", defaults.health_port)),
-        payload_port=payload_port or int(env.get("PAYLOAD_PORT", defaults.payload_port)),
+        payload_port=payload_port or _port(env, "PAYLOAD_PORT", defaults.payload_port),
         peering_name=peering_name or defaults.peering_name,
         standalone=is_standalone,
         priority=priority,
@@ -162,3 +162,13 @@ def _resolution(value: str) -> str:
             f"ENDPOINT_RESOLUTION must be auto, dns, endpointSlices or pods, got {value!r}"
         )
     return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    """A TCP port from ``env[name]`` (``default`` when unset or blank)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{name}={text!r} is not a TCP port (1-65535)")
+    return int(text)

@@ -19,6 +19,7 @@ def job_command(args: argparse.Namespace) -> int:
     from modelmonitor.core.spec import SpecError, parse_spec
     from modelmonitor.edge.config import load_config
     from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.sources.base import Clients
     from modelmonitor.sources.reference import ReferenceCache
 
     cfg = load_config(standalone=True)
@@ -45,11 +46,13 @@ def job_command(args: argparse.Namespace) -> int:
         print(f"modelmonitor job: invalid spec: {exc}", file=sys.stderr)
         return 2
     runner = InlineRunner(
-        references=ReferenceCache(kube),
-        lookup=kube,
-        resolution=cfg.resolution(),  # type: ignore[arg-type]
+        Clients(
+            references=ReferenceCache(kube),
+            lookup=kube,
+            resolution=cfg.resolution(),  # type: ignore[arg-type]
+            prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+        ),
         mode="job",
-        prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
     )
     report = asyncio.run(runner.run(args.namespace, args.name, spec, monitor.get("status") or {}))
     payload = json.dumps(report.to_dict(), allow_nan=False, default=str)

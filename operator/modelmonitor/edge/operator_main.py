@@ -48,6 +48,7 @@ def run_operator(cfg: OperatorConfig) -> int:
     from modelmonitor.engine.remediation import Remediator
     from modelmonitor.engine.runloop import ModeRunner
     from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.sources.base import Clients
     from modelmonitor.sources.payload.store import PayloadStore
     from modelmonitor.sources.reference import ReferenceCache
 
@@ -65,11 +66,13 @@ def run_operator(cfg: OperatorConfig) -> int:
     payloads = PayloadStore()
     metrics.watch_payloads(payloads)
     inline = InlineRunner(
-        references=ReferenceCache(kube),
-        lookup=kube,
-        resolution=cfg.resolution(),  # type: ignore[arg-type]
-        prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
-        payloads=payloads,
+        Clients(
+            references=ReferenceCache(kube),
+            lookup=kube,
+            resolution=cfg.resolution(),  # type: ignore[arg-type]
+            prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+            payloads=payloads,
+        )
     )
     job_env = {
         "ENDPOINT_RESOLUTION": cfg.endpoint_resolution,

@@ -22,12 +22,10 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import numpy as np
-import numpy.typing as npt
 
 from modelmonitor.core.codecs.inference import (
     DEFAULT_JSON_PATH,
@@ -41,28 +39,23 @@ from modelmonitor.core.codecs.inference import (
     V2Options,
     decode_json,
     encode_request,
-    label_text,
     make_batches,
     parse_predictions,
     prediction_values,
 )
-from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, FeatureType, FloatArray
+from modelmonitor.core.dataset import Dataset, FeatureType, FloatArray
 from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
+from modelmonitor.sources.probe_result import (
+    ENDPOINT_UNREACHABLE,
+    ErrorKind,
+    ProbeErrors,
+    ProbeResult,
+    empty_result,
+    expected_labels,
+    prediction_column,
+)
 
-ENDPOINT_UNREACHABLE = "EndpointUnreachable"
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-
-BoolArray: TypeAlias = npt.NDArray[np.bool_]
-
-
-class ErrorKind(StrEnum):
-    """Why one request failed (after its retries)."""
-
-    TIMEOUT = "timeout"  # no complete answer within timeoutSeconds
-    CONNECTION = "connection"  # refused, reset, DNS failure, connect timeout
-    HTTP_5XX = "http_5xx"  # the server answered with a 5xx status
-    HTTP_4XX = "http_4xx"  # the server refused the request (wrong model, bad payload)
-    BAD_RESPONSE = "bad_response"  # 2xx, but not a body we can read one prediction per row from
 
 
 RETRYABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.HTTP_5XX})
@@ -190,24 +183,6 @@ def parse_response(config: ProbeConfig, payload: Any, n_rows: int) -> BatchOutpu
 # --- predictions -------------------------------------------------------------------------
 
 
-def _prediction_column(values: Sequence[Any], prediction_type: FeatureType) -> Column:
-    if prediction_type == "categorical":
-        return CategoricalColumn.from_values(values)
-    return np.asarray(values, dtype=np.float64)
-
-
-def _label_column(column: Column, idx: IntArray, prediction_type: FeatureType) -> Column:
-    if isinstance(column, CategoricalColumn):
-        picked = CategoricalColumn(column.codes[idx], column.categories)
-        if prediction_type == "categorical":
-            return CategoricalColumn.from_values(label_text(v) for v in picked.labels())
-        return picked
-    values = column[idx]
-    if prediction_type == "categorical":
-        return CategoricalColumn.from_values(label_text(v) for v in values.tolist())
-    return values
-
-
 # --- transport ---------------------------------------------------------------------------
 
 
@@ -272,119 +247,6 @@ def _describe(exc: BaseException) -> str:
 
 
 # --- results ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProbeErrors:
-    """Failed requests by kind, with the first few messages of each kind."""
-
-    counts: Mapping[ErrorKind, int]
-    messages: Mapping[ErrorKind, tuple[str, ...]]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def count(self, kind: ErrorKind) -> int:
-        return self.counts.get(kind, 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "counts": {k.value: v for k, v in self.counts.items() if v},
-            "messages": {k.value: list(v) for k, v in self.messages.items() if v},
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class ProbeResult:
-    """What one probe measured.
-
-    ``predictions`` has one value per answered row (``rows`` gives each one's index in
-    the probe set); ``labels`` (with a golden set) are the expected values of the same
-    rows, encoded like the predictions. ``latencies_ms`` and ``request_ok`` have one entry
-    per request sent (a failed request's latency is the time until it failed).
-    """
-
-    n_sent: int  # rows sent
-    n_skipped: int  # rows not sent: the endpoint answered nothing and the probe stopped
-    predictions: Column
-    rows: IntArray
-    latencies_ms: FloatArray
-    request_ok: BoolArray
-    errors: ProbeErrors
-    attempts: int  # HTTP attempts, retries included
-    duration_seconds: float
-    probabilities: FloatArray | None = None  # (answered rows, classes) when returned
-    labels: Column | None = None
-    failure: str | None = None  # ENDPOINT_UNREACHABLE when no request got an HTTP answer
-    failure_message: str = ""
-
-    @property
-    def n_requests(self) -> int:
-        return int(self.latencies_ms.shape[0])
-
-    @property
-    def n_answered(self) -> int:
-        return int(self.rows.shape[0])
-
-    @property
-    def unreachable(self) -> bool:
-        return self.failure == ENDPOINT_UNREACHABLE
-
-    @property
-    def ok_latencies_ms(self) -> FloatArray:
-        return self.latencies_ms[self.request_ok]
-
-    @property
-    def error_ratio(self) -> float | None:
-        """Failed requests over requests sent; None when nothing was sent."""
-        if self.n_requests == 0:
-            return None
-        return float(np.count_nonzero(~self.request_ok)) / self.n_requests
-
-    def prediction_dataset(self, name: str = "prediction") -> Dataset:
-        return Dataset({name: self.predictions})
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-friendly digest (for reports and logs)."""
-        ok = self.ok_latencies_ms
-        pct = {f"p{q}": float(np.percentile(ok, q)) for q in (50, 95, 99)} if ok.size else {}
-        return {
-            "sent": self.n_sent,
-            "answered": self.n_answered,
-            "skipped": self.n_skipped,
-            "requests": self.n_requests,
-            "attempts": self.attempts,
-            "errorRatio": self.error_ratio,
-            "latencyMs": pct,
-            "errors": self.errors.to_dict(),
-            "failure": self.failure,
-            "failureMessage": self.failure_message or None,
-        }
-
-
-def unreachable_result(message: str, prediction_type: FeatureType = "categorical") -> ProbeResult:
-    """A result for an endpoint that could not even be addressed (no ready endpoint)."""
-    return _empty_result(prediction_type, failure=ENDPOINT_UNREACHABLE, message=message)
-
-
-def _empty_result(
-    prediction_type: FeatureType, *, failure: str | None = None, message: str = ""
-) -> ProbeResult:
-    return ProbeResult(
-        n_sent=0,
-        n_skipped=0,
-        predictions=_prediction_column([], prediction_type),
-        rows=np.zeros(0, dtype=np.intp),
-        latencies_ms=np.zeros(0, dtype=np.float64),
-        request_ok=np.zeros(0, dtype=bool),
-        errors=ProbeErrors({}, {}),
-        attempts=0,
-        duration_seconds=0.0,
-        failure=failure,
-        failure_message=message,
-    )
 
 
 # --- the probe --------------------------------------------------------------------------
@@ -534,7 +396,7 @@ async def probe(
         for idx, batch in make_batches(rows, names, config.batch_size)
     ]
     if not batches:
-        return _empty_result(config.prediction_type)
+        return empty_result(config.prediction_type)
     started = clock()
     if transport is None:
         connector = aiohttp.TCPConnector(limit=config.concurrency)
@@ -587,7 +449,7 @@ def _assemble(
         )
     labels = None
     if label_column is not None:
-        labels = _label_column(rows[label_column], idx, config.prediction_type)
+        labels = expected_labels(rows[label_column], idx, config.prediction_type)
     failure, message = None, ""
     if sent and not answered and all(o.kind in _NO_HTTP_ANSWER for o in sent):
         failure = ENDPOINT_UNREACHABLE
@@ -596,7 +458,7 @@ def _assemble(
     return ProbeResult(
         n_sent=sum(o.rows.shape[0] for o in sent),
         n_skipped=sum(o.rows.shape[0] for o in outcomes if not o.sent),
-        predictions=_prediction_column(values, config.prediction_type),
+        predictions=prediction_column(values, config.prediction_type),
         rows=idx,
         latencies_ms=np.asarray([o.latency_ms for o in sent], dtype=np.float64),
         request_ok=np.asarray([o.values is not None for o in sent], dtype=bool),

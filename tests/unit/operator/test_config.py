@@ -74,3 +74,13 @@ def test_job_identity_comes_from_the_downward_api() -> None:
 def test_recheck_interval_is_a_setting() -> None:
     assert load_config(env={}).recheck_seconds == 5.0
     assert load_config(env={"RECHECK_SECONDS": "2"}).recheck_seconds == 2.0
+
+
+def test_payload_port_from_flag_or_environment() -> None:
+    assert load_config(env={}).payload_port == 8082
+    assert load_config(env={"PAYLOAD_PORT": " "}).payload_port == 8082
+    assert load_config(env={"PAYLOAD_PORT": "9000"}).payload_port == 9000
+    assert load_config(payload_port=9100, env={"PAYLOAD_PORT": "9000"}).payload_port == 9100
+    for bad in ("http", "0", "65536", "-1"):
+        with pytest.raises(ValueError, match=f"PAYLOAD_PORT='{bad}' is not a TCP port"):
+            load_config(env={"PAYLOAD_PORT": bad})

@@ -16,6 +16,7 @@ from modelmonitor.core.codecs.cloudevents import (
     MalformedEventError,
     parse_event,
 )
+from modelmonitor.core.codecs.inference import V2Options
 from modelmonitor.core.dataset import CategoricalColumn, Feature
 from modelmonitor.core.spec import (
     FeatureSpec,
@@ -26,7 +27,6 @@ from modelmonitor.core.spec import (
 )
 from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
 from modelmonitor.sources.payload.window import PayloadWindow, WindowLimits
-from modelmonitor.sources.probe import V2Options
 from tests.unit.sources.payload_events import (
     NUM,
     T0,

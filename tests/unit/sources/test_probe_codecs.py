@@ -14,21 +14,23 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelmonitor.core.dataset import CategoricalColumn, Dataset
-from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
-from modelmonitor.sources.probe import (
+from modelmonitor.core.codecs.inference import (
     BadResponseError,
     BatchOutput,
-    ProbeConfig,
     RowBatch,
     V2Options,
-    build_request,
-    config_from_spec,
     decode_json,
     label_text,
     make_batches,
-    parse_response,
     prediction_values,
+)
+from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
+from modelmonitor.sources.probe import (
+    ProbeConfig,
+    build_request,
+    config_from_spec,
+    parse_response,
     sample_rows,
 )
 

@@ -15,18 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modelmonitor.core.codecs.inference import V2Options
 from modelmonitor.core.dataset import CategoricalColumn, Dataset
-from modelmonitor.sources.probe import (
-    ENDPOINT_UNREACHABLE,
-    ErrorKind,
-    HttpReply,
-    ProbeConfig,
-    TransportError,
-    V2Options,
-    backoff_delay,
-    probe,
-    unreachable_result,
-)
+from modelmonitor.sources.probe import HttpReply, ProbeConfig, TransportError, backoff_delay, probe
+from modelmonitor.sources.probe_result import ENDPOINT_UNREACHABLE, ErrorKind, unreachable_result
 
 URL = "http://model.test:8080"
 

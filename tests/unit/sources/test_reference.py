@@ -9,7 +9,7 @@ import asyncio
 import base64
 import io
 import json
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import numpy as np
 import pyarrow as pa
@@ -20,12 +20,14 @@ from aiohttp import web
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature
 from modelmonitor.core.spec import FeatureSpec, ReferenceSpec
 from modelmonitor.sources.reference import (
+    LOADERS,
     PROBE_POOL_ROWS,
     ColumnPlan,
     ReferenceCache,
     ReferenceLoadError,
     build_reference,
 )
+from modelmonitor.sources.registry import UnknownSourceError
 
 CSV = "amount,country\n1.5,de\n2.5,fr\n3.5,de\n"
 
@@ -239,3 +241,17 @@ def test_monitors_sharing_a_reference_share_one_entry() -> None:
         assert all(x is loaded[0] for x in loaded)  # profiled once for ten monitors
 
     run(scenario())
+
+
+def test_every_reference_source_of_the_spec_has_its_loader() -> None:
+    sources = get_args(get_type_hints(ReferenceSpec)["source"])
+    assert set(LOADERS.keys()) == set(sources)
+    assert [LOADERS[s].key for s in sources] == list(sources)
+
+
+def test_an_unknown_reference_source_is_an_error_not_a_file_read() -> None:
+    objects = Objects()
+    ref = ReferenceSpec(source="s3", path="/etc/hostname")  # type: ignore[arg-type]
+    with pytest.raises(UnknownSourceError, match="no reference source 's3'; known: configMap"):
+        run(ReferenceCache(objects).load("ml", "m", ref))
+    assert objects.calls == 0

@@ -13,16 +13,17 @@ Answers: 202 accepted; 400 with a one-line reason for an event that cannot be re
 that comes from another InferenceService than the monitor's target); 404 for a monitor
 that does not collect payload logs; 413 above ``max_body_bytes``. ``GET /healthz``
 answers 200. Everything else - parsing, pairing, windows, counters - lives in the pure
-:mod:`modelmonitor.sources.payload`; this module knows nothing of kopf.
+:mod:`modelmonitor.sources.payload`; this module knows nothing of kopf. The port is the
+operator's setting (``OperatorConfig.payload_port``: ``--payload-port`` or
+``PAYLOAD_PORT``), passed in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -33,9 +34,7 @@ from modelmonitor.sources.payload.window import PayloadWindow
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8082
 DEFAULT_HOST = "0.0.0.0"
-PORT_ENV = "PAYLOAD_PORT"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed in a worker thread
 LOGS_ROUTE = "/v1/logs/{namespace}/{monitor}"
@@ -62,16 +61,6 @@ class _TooLargeError(Exception):
     pass
 
 
-def payload_port(environ: Mapping[str, str] | None = None) -> int:
-    """The port from ``PAYLOAD_PORT`` (default 8082); ValueError for a bad value."""
-    text = (os.environ if environ is None else environ).get(PORT_ENV, "").strip()
-    if not text:
-        return DEFAULT_PORT
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"{PORT_ENV}={text!r} is not a TCP port (1-65535)")
-    return int(text)
-
-
 def make_app(
     store: PayloadStore,
     *,
@@ -91,7 +80,7 @@ def make_app(
 
 async def start_payload_server(
     store: PayloadStore,
-    port: int = DEFAULT_PORT,
+    port: int,
     resolver: Resolver | None = None,
     *,
     host: str = DEFAULT_HOST,

@@ -1,0 +1,82 @@
+"""The ``prometheus`` source: the SLIs of the SLOs with ``source: prometheus``.
+
+Each SLO's queries (its own, or a template's) go to ``spec.prometheus`` concurrently
+(:func:`~modelmonitor.sources.prometheus.evaluate_prometheus_slo`). An unreachable
+server is ``PrometheusUnavailable``, refused PromQL ``PrometheusQueryFailed``: the SLO
+then has no data this run and keeps the history it had; each reason is reported once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from modelmonitor.core.report import Problem, SLOOutcome, StoredSLO
+from modelmonitor.core.slo.history import EventHistory
+from modelmonitor.core.spec import MonitorSpec, SLOSpec
+from modelmonitor.sources.base import Gathered, RunContext
+from modelmonitor.sources.prometheus import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusUnavailable,
+    evaluate_prometheus_slo,
+)
+
+
+class PrometheusSource:
+    key = "prometheus"
+    supplies_rows = False
+
+    def configured(self, spec: MonitorSpec) -> bool:
+        return spec.prometheus is not None and any(slo.source == self.key for slo in spec.slos)
+
+    async def gather(self, ctx: RunContext) -> Gathered:
+        prometheus = ctx.spec.prometheus
+        assert prometheus is not None
+        slos = ctx.slos(self.key)
+        now = ctx.started.timestamp()
+        min_window = ctx.clients.prometheus_min_window_seconds
+        async with PrometheusClient(
+            prometheus.url, timeout_seconds=prometheus.timeout_seconds
+        ) as client:
+            results = await asyncio.gather(
+                *(
+                    _evaluate(client, slo, ctx.stored_history(slo.name), now, min_window)
+                    for slo in slos
+                )
+            )
+        outcomes: list[SLOOutcome] = []
+        histories: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for slo, (outcome, history, problem) in zip(slos, results, strict=True):
+            outcomes.append(outcome)
+            if history is not None:
+                histories[slo.name] = history
+            if problem is not None and problem.reason not in {p.reason for p in problems}:
+                problems.append(problem)
+        return Gathered(slos=tuple(outcomes), histories=histories, problems=tuple(problems))
+
+
+async def _evaluate(
+    client: PrometheusClient,
+    slo: SLOSpec,
+    stored: Any,
+    now: float,
+    min_window: float,
+) -> tuple[SLOOutcome, Any, Problem | None]:
+    history = EventHistory.from_dict(stored) if stored else None
+    try:
+        result, updated = await evaluate_prometheus_slo(
+            client, slo, now=now, history=history, min_window_seconds=min_window
+        )
+    except PrometheusError as exc:
+        if isinstance(exc, PrometheusUnavailable):
+            reason, what = "PrometheusUnavailable", "Prometheus unavailable"
+        else:
+            reason, what = "PrometheusQueryFailed", "query failed"
+        return (
+            StoredSLO(slo.name, None, f"no data: {what} ({exc})"),
+            stored,
+            Problem(reason, str(exc)),
+        )
+    return result, (updated.to_dict() if updated is not None else None), None

@@ -1,0 +1,170 @@
+"""From bytes, a file or rows to a :class:`LoadedReference`: the profile and a row sample.
+
+The loaders (:mod:`.loaders`) fetch; this module reads the format, types the columns
+the spec declares, profiles them once, and keeps a seeded sample of rows for the probe.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelmonitor.adapters.files import DataError, detect_format, read_dataset
+from modelmonitor.core.dataset import Dataset, Feature
+from modelmonitor.core.spec import FeatureSpec
+from modelmonitor.core.stats.column_profile import as_categorical
+from modelmonitor.core.stats.profile import ReferenceProfile
+
+PROBE_POOL_ROWS = 10_000
+_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
+
+
+class ReferenceLoadError(Exception):
+    """The reference could not be loaded; ``reason`` is a status condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedReference:
+    profile: ReferenceProfile
+    rows: Dataset | None  # up to PROBE_POOL_ROWS raw rows; None for a saved profile
+    version: str
+    source: str
+
+    @property
+    def features(self) -> list[Feature]:
+        return self.profile.features
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Which reference columns to profile.
+
+    ``features``: the declared features (None: every column, types inferred);
+    ``extras``: columns to keep when present (the prediction and label columns), typed
+    as given. A declared feature missing from the data is an error; an extra is not.
+    """
+
+    features: tuple[Feature, ...] | None = None
+    extras: tuple[Feature, ...] = ()
+
+    @classmethod
+    def from_spec(
+        cls, features: Sequence[FeatureSpec], extras: Sequence[Feature] = ()
+    ) -> ColumnPlan:
+        declared = tuple(Feature(f.name, f.type) for f in features) or None
+        return cls(declared, tuple(extras))
+
+    def key(self) -> Any:
+        return [[f.__dict__ for f in self.features or ()], [f.__dict__ for f in self.extras]]
+
+
+def build_reference(
+    dataset: Dataset, plan: ColumnPlan | None = None, *, version: str, source: str
+) -> LoadedReference:
+    """Profile ``dataset`` per ``plan`` and keep a seeded sample of its rows for probing."""
+    plan = plan or ColumnPlan()
+    dataset = _typed(dataset, [*(plan.features or ()), *plan.extras])
+    if plan.features is not None:
+        missing = [f.name for f in plan.features if f.name not in dataset]
+        if missing:
+            raise ValueError(f"the reference has no column(s) {', '.join(map(repr, missing))}")
+        features = list(plan.features)
+    else:
+        extra_names = {e.name for e in plan.extras}
+        features = [f for f in dataset.inferred_features() if f.name not in extra_names]
+    names = {f.name for f in features}
+    features += [e for e in plan.extras if e.name in dataset and e.name not in names]
+    profile = ReferenceProfile.from_dataset(dataset, features)
+    rows = dataset.select([f.name for f in features])
+    if rows.n_rows > PROBE_POOL_ROWS:
+        rng = np.random.default_rng(0)
+        rows = rows.take(np.sort(rng.choice(rows.n_rows, PROBE_POOL_ROWS, replace=False)))
+    return LoadedReference(profile, rows, version, source)
+
+
+def parse_reference_bytes(
+    payload: bytes,
+    *,
+    fmt: str,
+    name_hint: str,
+    plan: ColumnPlan | None,
+    version: str,
+    source: str,
+) -> LoadedReference:
+    """Turn raw file content into a :class:`LoadedReference` (format from ``fmt`` or name)."""
+    if fmt == "auto":
+        fmt = "profile" if name_hint.lower().endswith(".json") else format_from_name(name_hint)
+    if fmt == "profile":
+        try:
+            profile = ReferenceProfile.from_dict(json.loads(payload))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReferenceLoadError(
+                "ReferenceUnreadable", f"{source}: not a reference profile: {exc}"
+            ) from exc
+        return LoadedReference(profile, None, version, source)
+    with tempfile.TemporaryDirectory(prefix="modelmonitor-ref-") as tmp:
+        path = Path(tmp) / f"reference{_SUFFIX[fmt]}"
+        path.write_bytes(payload)
+        return read_reference_file(path, fmt, plan, version=version, source=source)
+
+
+def format_from_name(name: str) -> str:
+    """The data format a file or key name says (``.csv``, ``.parquet``...)."""
+    try:
+        return detect_format(name)
+    except DataError as exc:
+        raise ReferenceLoadError(
+            "ReferenceUnreadable",
+            f"cannot tell the format of {name!r}; set spec.reference.format ({exc})",
+        ) from exc
+
+
+def read_reference_file(
+    path: Path, fmt: str, plan: ColumnPlan | None, *, version: str, source: str
+) -> LoadedReference:
+    """Read a data file in ``fmt`` and build the reference from it."""
+    try:
+        dataset = read_dataset(path, format=fmt, lenient=True)
+        return build_reference(dataset, plan, version=version, source=source)
+    except (DataError, ValueError) as exc:
+        raise ReferenceLoadError("ReferenceUnreadable", f"{source}: {exc}") from exc
+
+
+def inline_reference(
+    rows: Sequence[Any], plan: ColumnPlan | None, *, version: str
+) -> LoadedReference:
+    names: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in names:
+                names.append(key)
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    dataset = Dataset.from_mapping(columns)
+    try:
+        return build_reference(dataset, plan, version=version, source="spec.reference.inline")
+    except ValueError as exc:
+        raise ReferenceLoadError("ReferenceUnreadable", f"spec.reference.inline: {exc}") from exc
+
+
+def _typed(dataset: Dataset, features: Sequence[Feature] | None) -> Dataset:
+    """Re-type inline columns that the spec declares differently (e.g. int codes as categories)."""
+    if not features:
+        return dataset
+    columns = dict(dataset.columns)
+    for f in features:
+        col = columns.get(f.name)
+        if col is None:
+            continue
+        if f.type == "categorical":
+            columns[f.name] = as_categorical(col)
+    return Dataset(columns)

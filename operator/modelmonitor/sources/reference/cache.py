@@ -1,0 +1,82 @@
+"""The per-process cache of loaded references: each one profiled once per change.
+
+The cache only keeps entries and serializes loads of the same entry; fetching is the
+loaders' (:mod:`.loaders`), one per ``spec.reference`` source, found by
+``ReferenceSpec.source`` in :data:`~.loaders.LOADERS` (an unknown source is an
+:class:`~modelmonitor.sources.registry.UnknownSourceError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import OrderedDict
+from typing import Any
+
+from modelmonitor.core.cluster import ObjectLookup
+from modelmonitor.core.spec import ReferenceSpec
+from modelmonitor.sources.reference.build import ColumnPlan, LoadedReference
+from modelmonitor.sources.reference.loaders import LOADERS, LoadRequest
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_HTTP_TIMEOUT = 30.0
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ReferenceCache:
+    """Per-monitor cache of loaded references, bounded in entries (LRU)."""
+
+    def __init__(
+        self,
+        lookup: ObjectLookup,
+        *,
+        max_entries: int = 512,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+    ) -> None:
+        self._lookup = lookup
+        self._entries: OrderedDict[tuple[str, str], LoadedReference] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._http_timeout = http_timeout
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def forget(self, namespace: str, monitor: str) -> None:
+        """Entries are shared by every monitor with the same reference; they age out (LRU)."""
+
+    async def load(
+        self,
+        namespace: str,
+        monitor: str,
+        reference: ReferenceSpec,
+        plan: ColumnPlan | None = None,
+    ) -> LoadedReference:
+        plan = plan or ColumnPlan()
+        loader = LOADERS[reference.source]
+        # Keyed by what is loaded, not by who asks: monitors that share a reference share
+        # one profile, and the cache never thrashes when monitors outnumber its entries.
+        digest = _digest([reference.__dict__, plan.key()])
+        key = (namespace, digest)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            request = LoadRequest(
+                namespace=namespace,
+                reference=reference,
+                plan=plan,
+                digest=digest,
+                cached=self._entries.get(key),
+                lookup=self._lookup,
+                max_bytes=self._max_bytes,
+                http_timeout=self._http_timeout,
+            )
+            loaded = await loader.load(request)
+            self._entries[key] = loaded
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                old, _ = self._entries.popitem(last=False)
+                self._locks.pop(old, None)
+            return loaded

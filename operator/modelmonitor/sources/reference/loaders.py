@@ -1,0 +1,217 @@
+"""One loader per ``spec.reference`` source, in a registry keyed by that source's name.
+
+Each loader fetches its reference and asks its source cheaply whether it changed since
+``cached`` (the entry the cache holds): the ConfigMap's ``resourceVersion``, the URL's
+ETag/Last-Modified, the file's size and mtime, the spec's own digest for inline rows.
+It returns ``cached`` itself when nothing changed, a new :class:`LoadedReference`
+otherwise, and raises :class:`ReferenceLoadError` with a status reason when it cannot.
+
+A new source: a class with ``key`` (the spec's name for the source) and ``load``, added
+to :data:`LOADERS` (docs/sources.md, "How to add a source").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+
+from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
+from modelmonitor.core.spec import ReferenceSpec
+from modelmonitor.sources.reference.build import (
+    ColumnPlan,
+    LoadedReference,
+    ReferenceLoadError,
+    format_from_name,
+    inline_reference,
+    parse_reference_bytes,
+    read_reference_file,
+)
+from modelmonitor.sources.registry import Registry
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a loader gets: the reference to load and the means to load it."""
+
+    namespace: str
+    reference: ReferenceSpec
+    plan: ColumnPlan
+    digest: str  # of the reference spec and the plan: part of every version string
+    cached: LoadedReference | None
+    lookup: ObjectLookup
+    max_bytes: int
+    http_timeout: float
+
+    async def parse(
+        self, payload: bytes, *, name_hint: str, version: str, source: str
+    ) -> LoadedReference:
+        """Fetched bytes to a reference, in ``spec.reference.format`` (in a thread)."""
+        return await asyncio.to_thread(
+            parse_reference_bytes,
+            payload,
+            fmt=self.reference.format,
+            name_hint=name_hint,
+            plan=self.plan,
+            version=version,
+            source=source,
+        )
+
+
+class Loader(Protocol):
+    @property
+    def key(self) -> str:
+        """The ``ReferenceSpec.source`` this loader reads."""
+        ...
+
+    async def load(self, request: LoadRequest) -> LoadedReference: ...
+
+
+class InlineLoader:
+    """Rows in the spec: changed only when the spec changes."""
+
+    key = "inline"
+
+    async def load(self, request: LoadRequest) -> LoadedReference:
+        version = f"inline:{request.digest}"
+        if request.cached is not None and request.cached.version == version:
+            return request.cached
+        return await asyncio.to_thread(
+            inline_reference,
+            list(request.reference.inline_rows),
+            request.plan,
+            version=version,
+        )
+
+
+class ConfigMapLoader:
+    """A key of a ConfigMap in the monitor's namespace (``data`` or ``binaryData``)."""
+
+    key = "configMap"
+
+    async def load(self, request: LoadRequest) -> LoadedReference:
+        ref, namespace = request.reference, request.namespace
+        name, key = ref.config_map_name or "", ref.config_map_key or ""
+        source = f"ConfigMap {namespace}/{name} key {key}"
+        try:
+            cm = await asyncio.to_thread(request.lookup.get, "ConfigMap", namespace, name)
+        except ReferenceLookupError as exc:
+            raise ReferenceLoadError("ReferenceUnavailable", f"{source}: {exc}") from exc
+        if cm is None:
+            raise ReferenceLoadError("ReferenceNotFound", f"{source}: the ConfigMap does not exist")
+        version = f"cm:{cm.get('metadata', {}).get('resourceVersion')}:{request.digest}"
+        if request.cached is not None and request.cached.version == version:
+            return request.cached
+        if key in (cm.get("data") or {}):
+            payload = str(cm["data"][key]).encode()
+        elif key in (cm.get("binaryData") or {}):
+            payload = base64.b64decode(cm["binaryData"][key])
+        else:
+            raise ReferenceLoadError("ReferenceNotFound", f"{source}: no such key")
+        return await request.parse(payload, name_hint=key, version=version, source=source)
+
+
+class UrlLoader:
+    """An http(s) URL: size-limited, timed out, re-validated with a conditional GET."""
+
+    key = "url"
+
+    async def load(self, request: LoadRequest) -> LoadedReference:
+        url = request.reference.url or ""
+        cached, limit = request.cached, request.max_bytes
+        headers: dict[str, str] = {}
+        if cached is not None and cached.version.startswith("url:"):
+            validator = cached.version.split(":", 2)[2].rsplit("|", 1)[0]
+            if validator.startswith("etag="):
+                headers["If-None-Match"] = validator[5:]
+            elif validator.startswith("lm="):
+                headers["If-Modified-Since"] = validator[3:]
+        timeout = aiohttp.ClientTimeout(total=request.http_timeout)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, headers=headers) as resp,
+            ):
+                if resp.status == 304 and cached is not None:
+                    return cached
+                if resp.status == 404:
+                    raise ReferenceLoadError("ReferenceNotFound", f"{url}: HTTP 404")
+                if resp.status >= 400:
+                    raise ReferenceLoadError(
+                        "ReferenceUnavailable", f"{url}: HTTP {resp.status} {resp.reason}"
+                    )
+                length = resp.content_length
+                if length is not None and length > limit:
+                    raise ReferenceLoadError(
+                        "ReferenceTooLarge",
+                        f"{url}: {length} bytes is over the {limit}-byte limit",
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise ReferenceLoadError(
+                            "ReferenceTooLarge", f"{url}: over the {limit}-byte limit"
+                        )
+                    chunks.append(chunk)
+                etag = resp.headers.get("ETag")
+                modified = resp.headers.get("Last-Modified")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ReferenceLoadError(
+                "ReferenceUnavailable", f"{url}: {type(exc).__name__}: {exc}"
+            ) from exc
+        validator = f"etag={etag}" if etag else f"lm={modified}" if modified else "none"
+        payload = b"".join(chunks)
+        version = f"url:{request.digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
+        if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
+            return LoadedReference(cached.profile, cached.rows, version, cached.source)
+        name_hint = url.split("?", 1)[0].rsplit("/", 1)[-1]
+        return await request.parse(payload, name_hint=name_hint, version=version, source=url)
+
+
+class PvcLoader:
+    """A file on a mounted volume (``pvc: {claimName, path}``; job mode mounts it)."""
+
+    key = "pvc"
+
+    async def load(self, request: LoadRequest) -> LoadedReference:
+        path = Path(request.reference.path or "")
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise ReferenceLoadError("ReferenceNotFound", f"{path}: {exc.strerror}") from exc
+        version = f"file:{request.digest}:{st.st_size}:{st.st_mtime_ns}"
+        if request.cached is not None and request.cached.version == version:
+            return request.cached
+        if st.st_size > request.max_bytes:
+            raise ReferenceLoadError(
+                "ReferenceTooLarge", f"{path}: {st.st_size} bytes is over the limit"
+            )
+        fmt = request.reference.format
+        if fmt == "profile" or (fmt == "auto" and path.suffix.lower() == ".json"):
+            payload = await asyncio.to_thread(path.read_bytes)
+            return parse_reference_bytes(
+                payload,
+                fmt="profile",
+                name_hint=path.name,
+                plan=request.plan,
+                version=version,
+                source=str(path),
+            )
+        if fmt == "auto":
+            fmt = format_from_name(path.name)
+        return await asyncio.to_thread(
+            read_reference_file, path, fmt, request.plan, version=version, source=str(path)
+        )
+
+
+#: Every ``spec.reference`` source, by ``ReferenceSpec.source``.
+LOADERS: Registry[Loader] = Registry(
+    "reference source", [ConfigMapLoader(), UrlLoader(), PvcLoader(), InlineLoader()]
+)
