@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from modelmonitor.core.action_names import CHANGE_NOTHING, RUN_ORDER, SCALE_BACK, ActionName
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import ActionsSpec
 from modelmonitor.core.status import (
@@ -47,7 +48,6 @@ PAUSE_ANNOTATION = "modelmonitor.io/paused"
 HISTORY_CAP = 20
 MAX_RESTORE_ATTEMPTS = 3
 RATE_WINDOW = dt.timedelta(hours=1)
-ACTION_ORDER = ("rollback", "scale", "retrain", "notify")  # most effective first
 
 
 class IncidentState(StrEnum):
@@ -177,8 +177,7 @@ def configured_actions(actions: ActionsSpec, triggers: frozenset[str]) -> list[s
         wanted.update(actions.on_slo_breach)
     if "drift" in triggers:
         wanted.update(actions.on_drift)
-    wanted.discard("none")
-    return [a for a in ACTION_ORDER if a in wanted]
+    return [a.value for a in RUN_ORDER if a in wanted]
 
 
 def _carry(old: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,7 +277,7 @@ def _request(
         reason=obs.reason[:1024],
         dry_run=ctx.actions.dry_run,
         phase=obs.phase,
-        healthy_revisions=ctx.healthy_revisions if action == "rollback" else (),
+        healthy_revisions=ctx.healthy_revisions if action == ActionName.ROLLBACK else (),
         created=format_time(ctx.now),
     )
 
@@ -311,7 +310,7 @@ def _plan(
 
     for action in configured_actions(actions, frozenset(incident.get("triggers") or obs.triggers)):
         steps = int(incident.get("scaleSteps") or 0)
-        if action == "scale":
+        if action == ActionName.SCALE:
             if not obs.latency_breach:
                 suppress(action, "NotLatencyBreach", "scale acts on latency SLO breaches only")
                 continue
@@ -348,10 +347,10 @@ def _plan(
                     f"maxActionsPerHour is {actions.max_actions_per_hour}",
                 )
                 continue
-        number = steps + 1 if action == "scale" else 1
+        number = steps + 1 if action == ActionName.SCALE else 1
         requests.append(_request(action, number, incident, ctx, obs))
         acted[action] = "pending"
-        if action == "scale":
+        if action == ActionName.SCALE:
             incident["scaleSteps"] = number
             incident["stepBreaches"] = 0
         if not actions.dry_run:
@@ -375,7 +374,7 @@ def _plan_restore(incident: dict[str, Any], ctx: PolicyContext) -> tuple[ActionR
         return ()
     request = ActionRequest(
         id=f"{incident.get('id')}-scale-back-1",
-        action="scale-back",
+        action=SCALE_BACK,
         namespace=ctx.namespace,
         monitor=ctx.monitor,
         monitor_uid=ctx.monitor_uid,
@@ -476,7 +475,7 @@ def record_result(
         return None  # recorded already (by another replica, or before a restart)
     updated = dict(incident)
     updated["pending"] = [p for p in pending if p.get("id") != request.id]
-    if request.action == "scale-back":
+    if request.action == SCALE_BACK:
         if result.outcome == Outcome.SUPPRESSED:
             return updated  # paused at the last moment: planned again once resumed
         if result.outcome != Outcome.FAILED or request.dry_run:
@@ -496,7 +495,7 @@ def record_result(
     else:
         acted[request.action] = result.outcome.value
     updated["acted"] = acted
-    if request.action == "scale" and result.outcome == Outcome.SUCCEEDED:
+    if request.action == ActionName.SCALE and result.outcome == Outcome.SUCCEEDED:
         new = result.details.get("restore")
         if isinstance(new, Mapping):
             old = updated.get("restore")
@@ -508,7 +507,7 @@ def record_result(
         # Only what was done counts towards the cap; only a change to the cluster starts
         # a cooldown (a delivered webhook changes nothing to wait for).
         when = _parse(request.created) or now
-        if request.action != "notify":
+        if request.action not in CHANGE_NOTHING:
             updated["lastActionAt"] = format_time(when)
             updated["lastActionIncident"] = request.incident
         updated["recentActions"] = [*_recent(updated, now), format_time(when)]

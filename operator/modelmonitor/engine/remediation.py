@@ -23,7 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
+from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.policy import (
@@ -51,19 +53,6 @@ FAULT_EXIT_BEFORE_ACTION = "exit-before-action"
 HEALTHY_REVISIONS_CAP = 10
 
 
-def _executors() -> dict[str, Executor]:
-    from modelmonitor.actions import kserve, notify, retrain, rollback, scale
-
-    return {
-        "rollback": rollback.execute_rollback,
-        "rollback:InferenceService": kserve.execute_canary_rollback,
-        "scale": scale.execute_scale,
-        "scale-back": scale.execute_scale_back,
-        "notify": notify.execute_notify,
-        "retrain": retrain.execute_retrain,
-    }
-
-
 @dataclass(frozen=True)
 class Plan:
     """What a run's decision adds to the status write, and what to report after it."""
@@ -79,7 +68,7 @@ class Remediator:
     """Decides (pure policy) and acts (executors over ``api``) for every monitor."""
 
     api: ClusterApi
-    executors: Mapping[str, Executor] = field(default_factory=_executors)
+    executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     fault: str = ""
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
@@ -87,7 +76,7 @@ class Remediator:
     @staticmethod
     def tracks_revisions(spec: MonitorSpec) -> bool:
         """Only a Deployment that may be rolled back needs its healthy revisions known."""
-        return spec.target.kind == "Deployment" and spec.actions.uses("rollback")
+        return spec.target.kind == "Deployment" and spec.actions.uses(ActionName.ROLLBACK)
 
     def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None:
         """The Deployment revision being served, when rollback needs to know it."""
@@ -199,7 +188,7 @@ class Remediator:
             log.error("fault injection: exiting before %s (%s)", request.action, request.id)
             logging.shutdown()
             os._exit(75)
-        if request.action != "scale-back" and not spec.actions.uses(request.action):
+        if request.action != SCALE_BACK and not spec.actions.uses(request.action):
             return ActionResult(
                 Outcome.SKIPPED,
                 "NoLongerConfigured",
@@ -211,12 +200,11 @@ class Remediator:
                 "Paused",
                 f"not acting: the monitor has the {PAUSE_ANNOTATION} annotation",
             )
-        key = request.action
-        if key == "rollback" and spec.target.kind == "InferenceService":
-            key = "rollback:InferenceService"
-        executor = self.executors.get(key)
-        if executor is None:
-            return ActionResult(Outcome.FAILED, "UnknownAction", f"no executor for {key}")
+        try:
+            executor = registry.executor_for(request.action, self.executors)
+        except registry.UnknownActionError as exc:
+            log.error("%s (%s)", exc, request.id)
+            return ActionResult(Outcome.FAILED, "UnknownAction", str(exc))
         try:
             return executor(self.api, spec, request)
         except ApiError as exc:
