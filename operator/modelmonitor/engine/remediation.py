@@ -27,11 +27,10 @@ from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi
-from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
     Decision,
-    IncidentState,
     Note,
     Observation,
     PolicyContext,
@@ -137,9 +136,10 @@ class Remediator:
             now=now,
             healthy_revisions=tuple(healthy),
         )
-        decision = step(obs, status.get("incident"), ctx)
-        if decision.incident != (status.get("incident") or {}):
-            result["incident"] = replacing(status.get("incident"), decision.incident)
+        decision = step(obs, read_incident(status), ctx)
+        written = decision.incident.to_dict()
+        if written != (status.get("incident") or {}):
+            result["incident"] = replacing(status.get("incident"), written)
         events = list(_transition_events(decision, obs, spec))
         entries = []
         for note in decision.notes:
@@ -151,7 +151,7 @@ class Remediator:
                     note.reason,
                     note.message,
                     now,
-                    incident=str(decision.incident.get("id") or ""),
+                    incident=decision.incident.id,
                 )
             )
             events.append(Event("Warning", note.reason, f"{note.action}: {note.message}"))
@@ -168,7 +168,7 @@ class Remediator:
             history = with_history(status, entries)
             result.update(history)
             result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
-            condition = incident_condition(history["actionHistory"], str(decision.incident["id"]))
+            condition = incident_condition(history["actionHistory"], decision.incident.id)
             result["conditions"] = merge_conditions(
                 patch["conditions"], [condition], generation=generation, now=now
             )
@@ -225,7 +225,7 @@ class Remediator:
         """The status patch recording ``result``; None when it was recorded already."""
         status = obj.get("status") or {}
         gen = (obj.get("metadata") or {}).get("generation")
-        incident = record_result(status.get("incident") or {}, request, result, now)
+        incident = record_result(read_incident(status), request, result, now)
         if incident is None:
             return None
         entry = history_entry(
@@ -241,7 +241,7 @@ class Remediator:
         condition = incident_condition(history["actionHistory"], request.incident)
         patch: dict[str, Any] = {
             **history,
-            "incident": replacing(status.get("incident"), incident),
+            "incident": replacing(status.get("incident"), incident.to_dict()),
             "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
         }
         patch["conditions"] = merge_conditions(
@@ -276,19 +276,23 @@ def is_paused(metadata: Mapping[str, Any]) -> bool:
     return str(annotations.get(PAUSE_ANNOTATION, "")).lower() in ("true", "1", "yes")
 
 
+def read_incident(status: Mapping[str, Any]) -> Incident:
+    """``status.incident`` as the policy's record (no incident yet, when there is none)."""
+    incident = status.get("incident")
+    return Incident.from_dict(incident if isinstance(incident, Mapping) else {})
+
+
 def pending_requests(obj: Mapping[str, Any]) -> list[ActionRequest]:
     """The requests a previous decision wrote and nobody has recorded a result for."""
     metadata = obj.get("metadata") or {}
-    incident = (obj.get("status") or {}).get("incident") or {}
     return [
-        ActionRequest.from_dict(
-            p,
+        p.bind(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),
             monitor_uid=str(metadata.get("uid") or ""),
         )
-        for p in incident.get("pending") or []
-        if isinstance(p, Mapping) and p.get("id")
+        for p in read_incident(obj.get("status") or {}).pending
+        if p.id
     ]
 
 
@@ -304,12 +308,12 @@ def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) 
     incident = decision.incident
     confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
     if new in confirmed and old not in confirmed:
-        runs = incident.get("breaches")
+        runs = incident.breaches
         return (
             Event(
                 "Warning",
                 "IncidentConfirmed",
-                f"incident {incident.get('id')}: {runs} breaching runs in a row "
+                f"incident {incident.id}: {runs} breaching runs in a row "
                 f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {obs.reason}"[:1024],
             ),
         )
@@ -320,7 +324,7 @@ def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) 
             Event(
                 "Normal",
                 "IncidentResolved",
-                f"incident {incident.get('id')}: healthy for {incident.get('healthyRuns')} runs "
+                f"incident {incident.id}: healthy for {incident.healthy_runs} runs "
                 f"in a row ({new})",
             ),
         )

@@ -17,9 +17,9 @@ import yaml
 
 from modelmonitor.actions import kserve, registry, rollback
 from modelmonitor.core.action_names import NONE, RUN_ORDER, SCALE_BACK, ActionName
-from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.incident import ActionResult, Outcome
 from modelmonitor.core.spec import ACTIONS, MonitorSpec, ReferenceSpec, TargetSpec
-from tests.unit.actions.fake_api import FakeApi
+from tests.unit.actions.fake_api import FakeApi, request
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 ACTION_LISTS = ("onSLOBreach", "onDrift")
@@ -71,19 +71,6 @@ def _spec(kind: Any) -> MonitorSpec:
     return MonitorSpec(target=TargetSpec("iris", kind=kind), reference=ReferenceSpec("inline"))
 
 
-def _request(action: str) -> ActionRequest:
-    return ActionRequest(
-        id=f"i-{action}-1",
-        action=action,
-        namespace="ml",
-        monitor="m",
-        monitor_uid="u",
-        incident="i",
-        trigger="slo",
-        reason="slow",
-    )
-
-
 KINDS = ("Deployment", "InferenceService", "External")
 
 
@@ -92,7 +79,7 @@ def test_by_target_kind_picks_the_executor_of_the_target_kind() -> None:
         return lambda api, spec, request: ActionResult(Outcome.SUCCEEDED, reason, "")
 
     execute = registry.by_target_kind(answer("Default"), InferenceService=answer("Canary"))
-    results = [execute(FakeApi(), _spec(kind), _request("rollback")) for kind in KINDS]
+    results = [execute(FakeApi(), _spec(kind), request("rollback")) for kind in KINDS]
     assert [r.reason for r in results] == ["Default", "Canary", "Default"]
 
 
@@ -100,7 +87,7 @@ def test_rollback_of_an_inference_service_is_the_canary_rollback() -> None:
     api = FakeApi()
     execute = registry.executor_for(ActionName.ROLLBACK)
     for kind in ("Deployment", "InferenceService"):
-        result = execute(api, _spec(kind), _request("rollback"))
+        result = execute(api, _spec(kind), request("rollback"))
         assert result.reason == "TargetNotFound", result
     assert [c[1] for c in api.calls] == [
         rollback.deployment_path("ml", "iris"),
@@ -112,6 +99,6 @@ def test_the_remediator_reports_an_unknown_action_as_failed() -> None:
     from modelmonitor.engine.remediation import Remediator
 
     remediator = Remediator(api=None, executors={})  # type: ignore[arg-type]
-    result = remediator.execute(_spec("Deployment"), _request(SCALE_BACK), {})
+    result = remediator.execute(_spec("Deployment"), request(SCALE_BACK), {})
     assert (result.outcome, result.reason) == (Outcome.FAILED, "UnknownAction")
     assert result.message == "no executor for scale-back"
