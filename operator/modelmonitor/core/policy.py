@@ -45,13 +45,7 @@ from modelmonitor.core.incident import (
     Restore,
 )
 from modelmonitor.core.spec import ActionsSpec
-from modelmonitor.core.status import (
-    Condition,
-    ConditionType,
-    Phase,
-    find_condition,
-    format_time,
-)
+from modelmonitor.core.status import Condition, ConditionType, Phase, format_time
 
 PAUSE_ANNOTATION = "modelmonitor.io/paused"
 HISTORY_CAP = 20
@@ -77,18 +71,21 @@ class Observation:
 
 
 def observe(
-    conditions: Sequence[Mapping[str, Any]],
+    conditions: Sequence[Condition],
     phase: str,
-    slos: Sequence[Mapping[str, Any]],
+    slos: Mapping[str, bool | None],
     latency_slos: frozenset[str],
 ) -> Observation:
-    """Classify a verdict: a breach with evidence, healthy, or unknown."""
+    """Classify a verdict: a breach with evidence, healthy, or unknown.
+
+    ``conditions`` are the monitor's conditions after the run, ``slos`` each SLO's
+    verdict (met, breached, or None: unknown) and ``latency_slos`` the SLOs on latency.
+    """
+    found = {c.type: c for c in conditions}
 
     def status_of(kind: str) -> tuple[str, str]:
-        cond = find_condition(conditions, kind)
-        if cond is None:
-            return "", ""
-        return str(cond.get("status")), str(cond.get("message") or "")
+        cond = found.get(kind)
+        return (cond.status, cond.message) if cond is not None else ("", "")
 
     degraded, degraded_message = status_of(ConditionType.DEGRADED)
     if degraded == "True":
@@ -97,8 +94,8 @@ def observe(
         )
     slo, slo_message = status_of(ConditionType.SLO_BREACHED)
     drift, drift_message = status_of(ConditionType.DRIFT_DETECTED)
-    drift_cond = find_condition(conditions, ConditionType.DRIFT_DETECTED)
-    drift_reason = str((drift_cond or {}).get("reason") or "")
+    drift_cond = found.get(ConditionType.DRIFT_DETECTED)
+    drift_reason = drift_cond.reason if drift_cond is not None else ""
     triggers = set()
     reasons = []
     if slo == "True":
@@ -108,7 +105,7 @@ def observe(
         triggers.add("drift")
         reasons.append(drift_message)
     if triggers:
-        breached = {str(s.get("name")) for s in slos if s.get("met") is False}
+        breached = {name for name, met in slos.items() if met is False}
         return Observation(
             Signal.BREACH,
             frozenset(triggers),

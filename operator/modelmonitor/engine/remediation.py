@@ -43,7 +43,7 @@ from modelmonitor.core.policy import (
     with_history,
 )
 from modelmonitor.core.spec import MonitorSpec
-from modelmonitor.core.status import Condition, merge_conditions, replacing
+from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,12 @@ class Remediator:
         """The policy's decision for this run, as a status patch to merge into the verdict's."""
         metadata = obj.get("metadata") or {}
         status = obj.get("status") or {}
-        patch = verdict.status_patch
         gen = metadata.get("generation")
         generation = gen if isinstance(gen, int) else None
         healthy = [dict(r) for r in status.get("healthyRevisions") or [] if isinstance(r, Mapping)]
         result: dict[str, Any] = {}
         latency = frozenset(s.name for s in spec.slos if s.latency is not None)
-        obs = observe(patch["conditions"], verdict.phase.value, patch.get("slos") or [], latency)
+        obs = observe(verdict.current, verdict.phase.value, verdict.slos, latency)
         before, after = revisions
         if (
             obs.signal == Signal.HEALTHY  # measured healthy, not just "no complaints"
@@ -118,7 +117,7 @@ class Remediator:
             from modelmonitor.actions.rollback import record_healthy
 
             updated = record_healthy(
-                healthy, after, patch["lastRun"]["time"], HEALTHY_REVISIONS_CAP
+                healthy, after, format_time(verdict.finished), HEALTHY_REVISIONS_CAP
             )
             if updated != healthy:
                 healthy = updated
@@ -169,8 +168,8 @@ class Remediator:
             result.update(history)
             result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
             condition = incident_condition(history["actionHistory"], decision.incident.id)
-            result["conditions"] = merge_conditions(
-                patch["conditions"], [condition], generation=generation, now=now
+            result["conditions"] = verdict.conditions_with(
+                [condition], generation=generation, now=now
             )
         return Plan(
             result,

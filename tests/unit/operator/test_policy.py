@@ -19,6 +19,7 @@ from modelmonitor.core.policy import (
     step,
 )
 from modelmonitor.core.spec import ActionsSpec, ScaleSpec
+from modelmonitor.core.status import Condition
 
 T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 BREACH = Observation(Signal.BREACH, frozenset({"slo"}), latency_breach=True, reason="p95 slow")
@@ -298,16 +299,9 @@ def test_drift_uses_on_drift_and_slo_uses_on_slo_breach() -> None:
 )
 def test_observe(conditions: list[tuple[str, str]], phase: str, signal: Signal) -> None:
     conds = [
-        {
-            "type": t,
-            "status": s.split(":")[0],
-            "reason": s.partition(":")[2],
-            "message": f"{t} says {s}",
-        }
-        for t, s in conditions
+        Condition(t, s.split(":")[0], s.partition(":")[2], f"{t} says {s}") for t, s in conditions
     ]
-    slos = [{"name": "p95", "met": False}, {"name": "errors", "met": True}]
-    obs = observe(conds, phase, slos, frozenset({"p95"}))
+    obs = observe(conds, phase, {"p95": False, "errors": True}, frozenset({"p95"}))
     assert obs.signal == signal
     if signal == Signal.BREACH and "SLOBreached" in dict(conditions):
         assert obs.latency_breach

@@ -48,21 +48,19 @@ def test_notes_do_not_hide_results() -> None:
 
 
 def _verdict(slo_status: str) -> Any:
-    from modelmonitor.core.status import Phase
+    import datetime as dt
+
+    from modelmonitor.core.status import Condition, Phase
     from modelmonitor.core.verdict import Verdict
 
-    conditions = [
-        {"type": "DriftDetected", "status": "False", "reason": "Disabled"},
-        {"type": "SLOBreached", "status": slo_status, "reason": "x"},
-        {"type": "Degraded", "status": "False", "reason": "SourcesAvailable"},
-    ]
-    patch = {
-        "phase": "Healthy",
-        "conditions": conditions,
-        "lastRun": {"time": "2026-11-26T12:00:00Z"},
-        "slos": [],
-    }
-    return Verdict(Phase.HEALTHY, patch, (), ())
+    conditions = (
+        Condition("DriftDetected", "False", "Disabled", "drift is disabled"),
+        Condition("SLOBreached", slo_status, "x", "p95"),
+        Condition("Degraded", "False", "SourcesAvailable", "all sources answered"),
+    )
+    finished = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+    slos = {"p95": {"True": False, "False": True}.get(slo_status)}
+    return Verdict(Phase.HEALTHY, {}, (), conditions, conditions, slos, finished)
 
 
 def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
@@ -86,6 +84,7 @@ def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
     assert "healthyRevisions" not in unknown.status_patch  # no SLO data: not evidence
     met = remediator.plan(obj, spec, _verdict("False"), (seen, seen), now)
     assert met.status_patch["healthyRevisions"][0]["podTemplateHash"] == "abc"
+    assert met.status_patch["healthyRevisions"][0]["lastSeen"] == "2026-11-26T12:00:00Z"
     moved = remediator.plan(
         obj, spec, _verdict("False"), (seen, {**seen, "podTemplateHash": "d"}), now
     )
