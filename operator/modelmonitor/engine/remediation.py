@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
@@ -52,6 +52,10 @@ FAULT_EXIT_BEFORE_ACTION = "exit-before-action"
 HEALTHY_REVISIONS_CAP = 10
 
 
+# The target's served revision before and after a run (None: not observed).
+Revisions = tuple[dict[str, Any] | None, dict[str, Any] | None]
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a run's decision adds to the status write, and what to report after it."""
@@ -60,6 +64,78 @@ class Plan:
     requests: tuple[ActionRequest, ...] = ()
     events: tuple[Event, ...] = ()
     results: tuple[tuple[str, str], ...] = ()  # (action, result) for the metric
+
+
+class Remediation(Protocol):
+    """What the run loop asks of remediation: :class:`Remediator`, or
+    :class:`NoRemediation` where there is none."""
+
+    def tracks_revisions(self, spec: MonitorSpec) -> bool: ...
+
+    def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None: ...
+
+    def plan(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        verdict: Verdict,
+        revisions: Revisions,
+        now: dt.datetime,
+    ) -> Plan: ...
+
+    def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]: ...
+
+    def execute(
+        self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
+    ) -> ActionResult: ...
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        request: ActionRequest,
+        result: ActionResult,
+        now: dt.datetime,
+    ) -> dict[str, Any] | None: ...
+
+
+class NoRemediation:
+    """No remediation: observes no revision, plans nothing, finds nothing pending.
+
+    The verdict is written alone, and no action is ever carried out or recorded.
+    """
+
+    def tracks_revisions(self, spec: MonitorSpec) -> bool:
+        return False
+
+    def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None:
+        return None
+
+    def plan(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        verdict: Verdict,
+        revisions: Revisions,
+        now: dt.datetime,
+    ) -> Plan:
+        return Plan({})
+
+    def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
+        return []
+
+    def execute(
+        self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
+    ) -> ActionResult:
+        return ActionResult(Outcome.SKIPPED, "NoRemediation", "remediation is off")
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        request: ActionRequest,
+        result: ActionResult,
+        now: dt.datetime,
+    ) -> dict[str, Any] | None:
+        return None
 
 
 @dataclass
@@ -95,7 +171,7 @@ class Remediator:
         obj: Mapping[str, Any],
         spec: MonitorSpec,
         verdict: Verdict,
-        revisions: tuple[dict[str, Any] | None, dict[str, Any] | None],
+        revisions: Revisions,
         now: dt.datetime,
     ) -> Plan:
         """The policy's decision for this run, as a status patch to merge into the verdict's."""
@@ -179,6 +255,10 @@ class Remediator:
         )
 
     # -- acting ----------------------------------------------------------------------
+    def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
+        """What a previous decision wrote and nobody has recorded a result for."""
+        return pending_requests(obj)
+
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
     ) -> ActionResult:
@@ -331,8 +411,10 @@ def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) 
 
 
 __all__ = [
+    "NoRemediation",
     "Note",
     "Plan",
+    "Remediation",
     "Remediator",
     "is_paused",
     "pending_requests",
