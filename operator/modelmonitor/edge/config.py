@@ -25,9 +25,6 @@ class OperatorConfig:
     prometheus_min_window_seconds: float = 60.0
     job_image: str = "ghcr.io/modelmonitor/modelmonitor:0.1.0"
     job_service_account: str = "modelmonitor-job"
-    # Test-only fault injection (FAULT_INJECTION=exit-before-action: exit after an
-    # action's intent is recorded, before carrying it out). Never set in production.
-    fault_injection: str = ""
 
     def resolution(self, in_cluster: bool) -> str:
         """DNS inside a cluster; outside it (development, tests) the ready pods' addresses."""
@@ -128,7 +125,6 @@ def load_config(
         prometheus_min_window_seconds=float(env.get("PROMETHEUS_MIN_WINDOW_SECONDS", "60")),
         job_image=env.get("JOB_IMAGE", "ghcr.io/modelmonitor/modelmonitor:0.1.0"),
         job_service_account=env.get("JOB_SERVICE_ACCOUNT", "modelmonitor-job"),
-        fault_injection=env.get("FAULT_INJECTION", ""),
     )
 
 

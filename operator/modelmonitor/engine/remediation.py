@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -48,7 +47,6 @@ from modelmonitor.core.verdict import Event, Verdict
 
 log = logging.getLogger(__name__)
 
-FAULT_EXIT_BEFORE_ACTION = "exit-before-action"
 HEALTHY_REVISIONS_CAP = 10
 
 
@@ -144,7 +142,6 @@ class Remediator:
 
     api: ClusterApi
     executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
-    fault: str = ""
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     # -- observing the target --------------------------------------------------------
@@ -263,10 +260,6 @@ class Remediator:
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
     ) -> ActionResult:
         """Carry out one pending request; every error becomes a FAILED result."""
-        if self.fault == FAULT_EXIT_BEFORE_ACTION and not request.dry_run:
-            log.error("fault injection: exiting before %s (%s)", request.action, request.id)
-            logging.shutdown()
-            os._exit(75)
         if request.action != SCALE_BACK and not spec.actions.uses(request.action):
             return ActionResult(
                 Outcome.SKIPPED,

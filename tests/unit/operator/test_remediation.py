@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from modelmonitor.engine.remediation import incident_condition
 
 
@@ -89,3 +91,33 @@ def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
         obj, spec, _verdict("False"), (seen, {**seen, "podTemplateHash": "d"}), now
     )
     assert "healthyRevisions" not in moved.status_patch  # a rollout during the run
+
+
+def test_the_fault_launcher_runs_the_operator_with_its_remediator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """tests/e2e/exit_before_action.py: ``modelmonitor run`` whose remediator exits."""
+    from modelmonitor.core.spec import MonitorSpec, ReferenceSpec, TargetSpec
+    from tests.e2e import exit_before_action
+    from tests.unit.actions.fake_api import request
+
+    seen: dict[str, Any] = {}
+
+    def run_command(args: Any, *, remediation: Any) -> int:
+        seen.update(namespaces=args.namespaces, remediation=remediation)
+        return 0
+
+    monkeypatch.setattr(exit_before_action, "run_command", run_command)
+    assert exit_before_action.main(["--namespace", "ml", "--standalone"]) == 0
+    assert seen == {"namespaces": ["ml"], "remediation": exit_before_action.ExitBeforeAction}
+
+    def exit_(status: int) -> None:
+        raise SystemExit(status)
+
+    monkeypatch.setattr(exit_before_action.os, "_exit", exit_)
+    remediator = exit_before_action.ExitBeforeAction(api=None, executors={})  # type: ignore[arg-type]
+    spec = MonitorSpec(target=TargetSpec("iris"), reference=ReferenceSpec("inline"))
+    with pytest.raises(SystemExit, match="75"):
+        remediator.execute(spec, request("notify"), {})
+    dry = remediator.execute(spec, request("notify", dry_run=True), {})
+    assert dry.reason == "NoLongerConfigured"  # a dry run goes on as usual
