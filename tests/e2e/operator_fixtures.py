@@ -36,7 +36,12 @@ def crds(kube_cluster: KubeCluster) -> KubeCluster:
 
 
 class OperatorProcess:
-    """``modelmonitor run`` as a real child process, logs captured to a file."""
+    """``modelmonitor run`` as a real child process, logs captured to a file.
+
+    ``module`` is what ``python -m`` runs, with ``run`` and ``args``: ``modelmonitor``,
+    or a test's own launcher of the operator (tests/e2e/exit_before_action.py), given
+    ``args`` alone.
+    """
 
     def __init__(
         self,
@@ -44,11 +49,13 @@ class OperatorProcess:
         log_path: Path,
         *args: str,
         env: dict[str, str] | None = None,
+        module: str = "modelmonitor",
     ) -> None:
         self.cluster = cluster
         self.log_path = log_path
         self.args = args
         self.extra_env = dict(env or {})
+        self.module = module
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -62,8 +69,10 @@ class OperatorProcess:
                 **self.extra_env,
             }
         )
+        command = ["run"] if self.module == "modelmonitor" else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelmonitor", "run", *self.args],
+            [sys.executable, "-m", self.module, *command, *self.args],
+            cwd=ROOT,  # where python -m finds a launcher under tests/
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

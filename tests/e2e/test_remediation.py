@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
+from tests.e2e.exit_before_action import EXIT_STATUS
 from tests.e2e.model_images import iris_deployment
 from tests.e2e.operator_fixtures import OperatorProcess, free_port
 from tests.iris import FEATURES, reference_csv
@@ -358,7 +359,8 @@ def test_operator_killed_between_decision_and_action_acts_once_after_restart(
         cluster,
         tmp_path / "faulty.log",
         *good_model.args,
-        env={**good_model.extra_env, "FAULT_INJECTION": "exit-before-action"},
+        env=good_model.extra_env,
+        module="tests.e2e.exit_before_action",
     )
     faulty.start()
     try:
@@ -367,6 +369,8 @@ def test_operator_killed_between_decision_and_action_acts_once_after_restart(
     finally:
         faulty.kill()
     assert "fault injection: exiting before rollback" in faulty.logs()
+    assert faulty.proc is not None
+    assert faulty.proc.returncode == EXIT_STATUS  # it exited there, it was not killed
     status = status_of(cluster, namespace, "crash")
     pending = status["incident"]["pending"]
     assert [p["action"] for p in pending] == ["rollback"], status["incident"]

@@ -1,8 +1,8 @@
 """Whether to act on a verdict, and with what: the incident state machine.
 
 Pure: the caller passes the verdict's conditions, the monitor's remediation state (the
-``status.incident`` mapping), the spec and "now", and writes back what :func:`step`
-returns. One incident per monitor at a time::
+:class:`~modelmonitor.core.incident.Incident` read from ``status.incident``), the spec and
+"now", and writes back what :func:`step` returns. One incident per monitor at a time::
 
     Healthy --breach--> Suspect --(consecutiveBreaches runs)--> Breached --act--> Remediating
        ^                   |                                        |                 |
@@ -29,36 +29,28 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
-from modelmonitor.core.spec import ActionsSpec
-from modelmonitor.core.status import (
-    Condition,
-    ConditionType,
-    Phase,
-    find_condition,
-    format_time,
+from modelmonitor.core.action_names import CHANGE_NOTHING, RUN_ORDER, SCALE_BACK, ActionName
+from modelmonitor.core.incident import (
+    OPEN_STATES,
+    PLANNED,
+    ActionRequest,
+    ActionResult,
+    Incident,
+    IncidentState,
+    Outcome,
+    Restore,
 )
+from modelmonitor.core.spec import ActionsSpec
+from modelmonitor.core.status import Condition, ConditionType, Phase, format_time
 
 PAUSE_ANNOTATION = "modelmonitor.io/paused"
 HISTORY_CAP = 20
 MAX_RESTORE_ATTEMPTS = 3
 RATE_WINDOW = dt.timedelta(hours=1)
-ACTION_ORDER = ("rollback", "scale", "retrain", "notify")  # most effective first
-
-
-class IncidentState(StrEnum):
-    HEALTHY = "Healthy"  # no incident open
-    SUSPECT = "Suspect"  # breaching, fewer than consecutiveBreaches runs in a row
-    BREACHED = "Breached"  # breach confirmed; nothing carried out (yet)
-    REMEDIATING = "Remediating"  # at least one action planned or carried out
-    RECOVERED = "Recovered"  # healthy again after acting (closed)
-
-
-OPEN_STATES = frozenset({IncidentState.SUSPECT, IncidentState.BREACHED, IncidentState.REMEDIATING})
 
 
 class Signal(StrEnum):
@@ -79,18 +71,21 @@ class Observation:
 
 
 def observe(
-    conditions: Sequence[Mapping[str, Any]],
+    conditions: Sequence[Condition],
     phase: str,
-    slos: Sequence[Mapping[str, Any]],
+    slos: Mapping[str, bool | None],
     latency_slos: frozenset[str],
 ) -> Observation:
-    """Classify a verdict: a breach with evidence, healthy, or unknown."""
+    """Classify a verdict: a breach with evidence, healthy, or unknown.
+
+    ``conditions`` are the monitor's conditions after the run, ``slos`` each SLO's
+    verdict (met, breached, or None: unknown) and ``latency_slos`` the SLOs on latency.
+    """
+    found = {c.type: c for c in conditions}
 
     def status_of(kind: str) -> tuple[str, str]:
-        cond = find_condition(conditions, kind)
-        if cond is None:
-            return "", ""
-        return str(cond.get("status")), str(cond.get("message") or "")
+        cond = found.get(kind)
+        return (cond.status, cond.message) if cond is not None else ("", "")
 
     degraded, degraded_message = status_of(ConditionType.DEGRADED)
     if degraded == "True":
@@ -99,8 +94,8 @@ def observe(
         )
     slo, slo_message = status_of(ConditionType.SLO_BREACHED)
     drift, drift_message = status_of(ConditionType.DRIFT_DETECTED)
-    drift_cond = find_condition(conditions, ConditionType.DRIFT_DETECTED)
-    drift_reason = str((drift_cond or {}).get("reason") or "")
+    drift_cond = found.get(ConditionType.DRIFT_DETECTED)
+    drift_reason = drift_cond.reason if drift_cond is not None else ""
     triggers = set()
     reasons = []
     if slo == "True":
@@ -110,7 +105,7 @@ def observe(
         triggers.add("drift")
         reasons.append(drift_message)
     if triggers:
-        breached = {str(s.get("name")) for s in slos if s.get("met") is False}
+        breached = {name for name, met in slos.items() if met is False}
         return Observation(
             Signal.BREACH,
             frozenset(triggers),
@@ -152,7 +147,7 @@ class Note:
 
 @dataclass(frozen=True)
 class Decision:
-    incident: dict[str, Any]
+    incident: Incident
     requests: tuple[ActionRequest, ...] = ()
     notes: tuple[Note, ...] = ()
     transition: tuple[str, str] | None = None  # (old state, new state) when it changed
@@ -177,129 +172,124 @@ def configured_actions(actions: ActionsSpec, triggers: frozenset[str]) -> list[s
         wanted.update(actions.on_slo_breach)
     if "drift" in triggers:
         wanted.update(actions.on_drift)
-    wanted.discard("none")
-    return [a for a in ACTION_ORDER if a in wanted]
+    return [a.value for a in RUN_ORDER if a in wanted]
 
 
-def _carry(old: Mapping[str, Any]) -> dict[str, Any]:
-    """What outlives an incident: cooldown/rate bookkeeping and a pending scale-back."""
-    return {
-        k: old[k]
-        for k in ("lastActionAt", "lastActionIncident", "recentActions", "restore")
-        if k in old
-    }
+def _open(old: Incident, monitor: str, now: dt.datetime) -> Incident:
+    """A new incident; what outlives the last one: cooldown/rate bookkeeping, a pending
+    scale-back and what is still pending."""
+    return Incident(
+        id=_incident_id(monitor, now),
+        state=IncidentState.SUSPECT,
+        started_at=format_time(now),
+        breaches=0,
+        healthy_runs=0,
+        triggers=(),
+        acted={},
+        suppressed={},
+        pending=old.pending,
+        restore=old.restore,
+        last_action_at=old.last_action_at,
+        last_action_incident=old.last_action_incident,
+        recent_actions=old.recent_actions,
+    )
 
 
-def step(obs: Observation, old_incident: Mapping[str, Any] | None, ctx: PolicyContext) -> Decision:
+def step(obs: Observation, old: Incident, ctx: PolicyContext) -> Decision:
     """Advance the incident by one run's observation; plan the actions now due."""
-    old = dict(old_incident or {})
-    try:
-        state = IncidentState(old.get("state", IncidentState.HEALTHY))
-    except ValueError:
-        state = IncidentState.HEALTHY
-    incident = dict(old)
+    state = old.state
     now = ctx.now
     stamp = format_time(now)
     n = ctx.actions.consecutive_breaches
 
     if obs.signal == Signal.UNKNOWN:
-        return Decision(incident)  # hold: neither a breach nor a recovery
+        return Decision(old)  # hold: neither a breach nor a recovery
 
     if obs.signal == Signal.BREACH:
-        if state not in OPEN_STATES:
-            incident = _carry(old)
-            incident.update(
-                id=_incident_id(ctx.monitor, now),
-                state=IncidentState.SUSPECT.value,
-                startedAt=stamp,
-                breaches=0,
-                healthyRuns=0,
-                triggers=[],
-                acted={},
-                suppressed={},
-                pending=list(old.get("pending") or []),
-            )
-        incident["breaches"] = int(incident.get("breaches") or 0) + 1
-        incident["stepBreaches"] = int(incident.get("stepBreaches") or 0) + 1
-        incident["healthyRuns"] = 0
-        incident["triggers"] = sorted(set(incident.get("triggers") or []) | obs.triggers)
-        incident["reason"] = obs.reason[:1024]
-        incident["updatedAt"] = stamp
-        current = IncidentState(incident["state"])
-        if current == IncidentState.SUSPECT and incident["breaches"] >= n:
-            incident["state"] = IncidentState.BREACHED.value
-            incident["breachedAt"] = stamp
+        incident = old if state in OPEN_STATES else _open(old, ctx.monitor, now)
+        incident = replace(
+            incident,
+            breaches=incident.breaches + 1,
+            step_breaches=incident.step_breaches + 1,
+            healthy_runs=0,
+            triggers=tuple(sorted(set(incident.triggers) | obs.triggers)),
+            reason=obs.reason[:1024],
+            updated_at=stamp,
+        )
+        if incident.state == IncidentState.SUSPECT and incident.breaches >= n:
+            incident = replace(incident, state=IncidentState.BREACHED, breached_at=stamp)
         requests: tuple[ActionRequest, ...] = ()
         notes: tuple[Note, ...] = ()
-        if IncidentState(incident["state"]) in (IncidentState.BREACHED, IncidentState.REMEDIATING):
-            requests, notes = _plan(obs, incident, ctx)
+        if incident.state in (IncidentState.BREACHED, IncidentState.REMEDIATING):
+            incident, requests, notes = _plan(obs, incident, ctx)
         if requests:
-            incident["state"] = IncidentState.REMEDIATING.value
+            incident = replace(incident, state=IncidentState.REMEDIATING)
         return Decision(incident, requests, notes, _transition(state, incident))
 
     # healthy run
-    if not incident.get("id"):
-        return Decision(incident)  # no incident ever: nothing to track
-    incident["updatedAt"] = stamp
+    if not old.id:
+        return Decision(old)  # no incident ever: nothing to track
+    incident = replace(old, updated_at=stamp)
     if state == IncidentState.SUSPECT:
-        incident["state"] = IncidentState.HEALTHY.value  # a blip below consecutiveBreaches
-        incident["breaches"] = 0
-        incident["closedAt"] = stamp
+        # a blip below consecutiveBreaches
+        incident = replace(incident, state=IncidentState.HEALTHY, breaches=0, closed_at=stamp)
     elif state in (IncidentState.BREACHED, IncidentState.REMEDIATING):
-        incident["breaches"] = 0
-        incident["stepBreaches"] = 0
-        incident["healthyRuns"] = int(incident.get("healthyRuns") or 0) + 1
-        if incident["healthyRuns"] >= n and not incident.get("pending"):
-            acted = state == IncidentState.REMEDIATING
-            incident["state"] = (IncidentState.RECOVERED if acted else IncidentState.HEALTHY).value
-            incident["closedAt"] = stamp
-            if acted:
-                incident["recoveredAt"] = stamp
-    requests = _plan_restore(incident, ctx)
+        incident = replace(
+            incident, breaches=0, step_breaches=0, healthy_runs=incident.healthy_runs + 1
+        )
+        if incident.healthy_runs >= n and not incident.pending:
+            if state == IncidentState.REMEDIATING:
+                incident = replace(
+                    incident, state=IncidentState.RECOVERED, closed_at=stamp, recovered_at=stamp
+                )
+            else:
+                incident = replace(incident, state=IncidentState.HEALTHY, closed_at=stamp)
+    incident, requests = _plan_restore(incident, ctx)
     return Decision(incident, requests, (), _transition(state, incident))
 
 
-def _transition(old: IncidentState, incident: Mapping[str, Any]) -> tuple[str, str] | None:
-    new = str(incident.get("state"))
-    return (old.value, new) if new != old.value else None
+def _transition(old: IncidentState, incident: Incident) -> tuple[str, str] | None:
+    new = incident.state
+    return (old.value, new.value) if new != old else None
 
 
 def _request(
-    action: str, number: int, incident: Mapping[str, Any], ctx: PolicyContext, obs: Observation
+    action: str, number: int, incident: Incident, ctx: PolicyContext, obs: Observation
 ) -> ActionRequest:
     return ActionRequest(
-        id=f"{incident['id']}-{action}-{number}",
+        id=f"{incident.id}-{action}-{number}",
         action=action,
         namespace=ctx.namespace,
         monitor=ctx.monitor,
         monitor_uid=ctx.monitor_uid,
-        incident=str(incident["id"]),
-        trigger=",".join(incident.get("triggers") or sorted(obs.triggers)),
+        incident=incident.id,
+        trigger=",".join(incident.triggers or sorted(obs.triggers)),
         reason=obs.reason[:1024],
         dry_run=ctx.actions.dry_run,
         phase=obs.phase,
-        healthy_revisions=ctx.healthy_revisions if action == "rollback" else (),
+        healthy_revisions=ctx.healthy_revisions if action == ActionName.ROLLBACK else (),
         created=format_time(ctx.now),
     )
 
 
-def _recent(incident: Mapping[str, Any], now: dt.datetime) -> list[str]:
+def _recent(incident: Incident, now: dt.datetime) -> list[str]:
     times = []
-    for value in incident.get("recentActions") or []:
+    for value in incident.recent_actions or ():
         moment = _parse(value)
         if moment is not None and now - moment < RATE_WINDOW:
-            times.append(str(value))
+            times.append(value)
     return times
 
 
 def _plan(
-    obs: Observation, incident: dict[str, Any], ctx: PolicyContext
-) -> tuple[tuple[ActionRequest, ...], tuple[Note, ...]]:
-    if incident.get("pending"):
-        return (), ()  # the executor has not finished the last decision yet
-    acted: dict[str, Any] = dict(incident.get("acted") or {})
-    suppressed: dict[str, str] = dict(incident.get("suppressed") or {})
+    obs: Observation, incident: Incident, ctx: PolicyContext
+) -> tuple[Incident, tuple[ActionRequest, ...], tuple[Note, ...]]:
+    if incident.pending:
+        return incident, (), ()  # the executor has not finished the last decision yet
+    acted = dict(incident.acted)
+    suppressed = dict(incident.suppressed)
     recent = _recent(incident, ctx.now)
+    scale_steps, step_breaches = incident.scale_steps, incident.step_breaches
     requests: list[ActionRequest] = []
     notes: list[Note] = []
     actions = ctx.actions
@@ -309,15 +299,13 @@ def _plan(
             suppressed[action] = reason
             notes.append(Note(action, reason, message))
 
-    for action in configured_actions(actions, frozenset(incident.get("triggers") or obs.triggers)):
-        steps = int(incident.get("scaleSteps") or 0)
-        if action == "scale":
+    for action in configured_actions(actions, frozenset(incident.triggers or obs.triggers)):
+        if action == ActionName.SCALE:
             if not obs.latency_breach:
                 suppress(action, "NotLatencyBreach", "scale acts on latency SLO breaches only")
                 continue
             if action in acted and (
-                acted[action] != Outcome.SUCCEEDED
-                or int(incident.get("stepBreaches") or 0) < actions.consecutive_breaches
+                acted[action] != Outcome.SUCCEEDED or step_breaches < actions.consecutive_breaches
             ):
                 continue  # the last step failed or was refused, or it has not had time to work
         elif action in acted:
@@ -328,8 +316,8 @@ def _plan(
             )
             continue
         if not actions.dry_run:
-            last = _parse(incident.get("lastActionAt"))
-            other_incident = incident.get("lastActionIncident") != incident.get("id")
+            last = _parse(incident.last_action_at)
+            other_incident = incident.last_action_incident != incident.id
             if last is not None and other_incident:
                 elapsed = (ctx.now - last).total_seconds()
                 if elapsed < actions.cooldown_seconds:
@@ -348,46 +336,50 @@ def _plan(
                     f"maxActionsPerHour is {actions.max_actions_per_hour}",
                 )
                 continue
-        number = steps + 1 if action == "scale" else 1
+        number = 1
+        if action == ActionName.SCALE:
+            number = (scale_steps or 0) + 1
+            scale_steps, step_breaches = number, 0
         requests.append(_request(action, number, incident, ctx, obs))
-        acted[action] = "pending"
-        if action == "scale":
-            incident["scaleSteps"] = number
-            incident["stepBreaches"] = 0
+        acted[action] = PLANNED
         if not actions.dry_run:
             recent.append(format_time(ctx.now))  # for the cap within this decision
-    incident["acted"] = acted
-    incident["suppressed"] = suppressed
-    incident["pending"] = [r.to_dict() for r in requests]
-    return tuple(requests), tuple(notes)
+    incident = replace(
+        incident,
+        acted=acted,
+        suppressed=suppressed,
+        pending=tuple(requests),
+        scale_steps=scale_steps,
+        step_breaches=step_breaches,
+    )
+    return incident, tuple(requests), tuple(notes)
 
 
-def _plan_restore(incident: dict[str, Any], ctx: PolicyContext) -> tuple[ActionRequest, ...]:
+def _plan_restore(
+    incident: Incident, ctx: PolicyContext
+) -> tuple[Incident, tuple[ActionRequest, ...]]:
     """Scale back to the original replicas once healthy for stabilizationSeconds."""
-    restore = incident.get("restore")
-    if not isinstance(restore, Mapping) or incident.get("pending") or ctx.paused:
-        return ()
-    if IncidentState(incident.get("state", "Healthy")) in OPEN_STATES:
-        return ()
-    since = _parse(incident.get("closedAt"))
+    restore = incident.restore
+    if restore is None or incident.pending or ctx.paused or incident.state in OPEN_STATES:
+        return incident, ()
+    since = _parse(incident.closed_at)
     stabilization = ctx.actions.scale.stabilization_seconds if ctx.actions.scale else 0
     if since is None or (ctx.now - since).total_seconds() < stabilization:
-        return ()
+        return incident, ()
     request = ActionRequest(
-        id=f"{incident.get('id')}-scale-back-1",
-        action="scale-back",
+        id=f"{incident.id}-{SCALE_BACK}-1",
+        action=SCALE_BACK,
         namespace=ctx.namespace,
         monitor=ctx.monitor,
         monitor_uid=ctx.monitor_uid,
-        incident=str(incident.get("id")),
-        trigger=",".join(incident.get("triggers") or []),
+        incident=incident.id,
+        trigger=",".join(incident.triggers),
         reason=f"healthy for {stabilization}s (stabilizationSeconds)",
         dry_run=ctx.actions.dry_run,
-        restore=dict(restore),
+        restore=restore.to_dict(),
         created=format_time(ctx.now),
     )
-    incident["pending"] = [request.to_dict()]
-    return (request,)
+    return replace(incident, pending=(request,)), (request,)
 
 
 # --- results --------------------------------------------------------------------------
@@ -465,51 +457,47 @@ def with_history(status: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
 
 
 def record_result(
-    incident: Mapping[str, Any],
+    incident: Incident,
     request: ActionRequest,
     result: ActionResult,
     now: dt.datetime,
-) -> dict[str, Any] | None:
+) -> Incident | None:
     """The incident after ``request`` finished; None when it was no longer pending."""
-    pending = [p for p in incident.get("pending") or [] if isinstance(p, Mapping)]
-    if not any(p.get("id") == request.id for p in pending):
+    if not any(p.id == request.id for p in incident.pending):
         return None  # recorded already (by another replica, or before a restart)
-    updated = dict(incident)
-    updated["pending"] = [p for p in pending if p.get("id") != request.id]
-    if request.action == "scale-back":
+    updated = replace(incident, pending=tuple(p for p in incident.pending if p.id != request.id))
+    if request.action == SCALE_BACK:
         if result.outcome == Outcome.SUPPRESSED:
             return updated  # paused at the last moment: planned again once resumed
         if result.outcome != Outcome.FAILED or request.dry_run:
-            updated.pop("restore", None)
-        else:
-            updated["restoreFailures"] = int(updated.get("restoreFailures") or 0) + 1
-            if updated["restoreFailures"] >= MAX_RESTORE_ATTEMPTS:
-                updated.pop("restore", None)  # reported each time; stop trying
-        return updated
-    acted = dict(updated.get("acted") or {})
+            return replace(updated, restore=None)
+        failures = (updated.restore_failures or 0) + 1
+        keep = failures < MAX_RESTORE_ATTEMPTS  # reported each time; then stop trying
+        return replace(
+            updated, restore_failures=failures, restore=updated.restore if keep else None
+        )
+    acted = dict(updated.acted)
     if result.outcome == Outcome.SUPPRESSED:
         # stopped at the last moment (paused): planned again, if still due, once resumed
         acted.pop(request.action, None)
-        suppressed = dict(updated.get("suppressed") or {})
-        suppressed[request.action] = result.reason
-        updated["suppressed"] = suppressed
+        suppressed = {**updated.suppressed, request.action: result.reason}
+        updated = replace(updated, suppressed=suppressed)
     else:
-        acted[request.action] = result.outcome.value
-    updated["acted"] = acted
-    if request.action == "scale" and result.outcome == Outcome.SUCCEEDED:
+        acted[request.action] = result.outcome
+    updated = replace(updated, acted=acted)
+    if request.action == ActionName.SCALE and result.outcome == Outcome.SUCCEEDED:
         new = result.details.get("restore")
         if isinstance(new, Mapping):
-            old = updated.get("restore")
-            if isinstance(old, Mapping) and old.get("name") == new.get("name"):
-                updated["restore"] = {**dict(old), "applied": new.get("applied")}
-            else:
-                updated["restore"] = dict(new)
+            step_restore = Restore.from_dict(new)
+            old = updated.restore
+            if old is not None and old.name == step_restore.name:  # the original stays
+                step_restore = replace(old, applied=step_restore.applied)
+            updated = replace(updated, restore=step_restore)
     if result.outcome == Outcome.SUCCEEDED and not request.dry_run:
         # Only what was done counts towards the cap; only a change to the cluster starts
         # a cooldown (a delivered webhook changes nothing to wait for).
-        when = _parse(request.created) or now
-        if request.action != "notify":
-            updated["lastActionAt"] = format_time(when)
-            updated["lastActionIncident"] = request.incident
-        updated["recentActions"] = [*_recent(updated, now), format_time(when)]
+        when = format_time(_parse(request.created) or now)
+        if request.action not in CHANGE_NOTHING:
+            updated = replace(updated, last_action_at=when, last_action_incident=request.incident)
+        updated = replace(updated, recent_actions=(*_recent(updated, now), when))
     return updated

@@ -16,14 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from modelmonitor.core.action_names import NONE, ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY
 
 # The vocabularies the spec accepts come from the registries that implement them (drift
-# methods, protocols, corrections); the ones below have no registry in the core, and
+# methods, protocols, corrections) or from the core's own list (actions: the actions'
+# registry is held to it); the ones below have no registry in the core, and
 # tests/unit/test_vocabulary.py holds each against its implementation and the CRD.
-ACTIONS = ("rollback", "scale", "notify", "retrain", "none")
+ACTIONS = (*(a.value for a in ActionName), NONE)  # what an action list may hold
 TARGET_KINDS = ("Deployment", "InferenceService", "External")
 REFERENCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "npy", "profile")
 FEATURE_TYPES = ("numerical", "categorical")
@@ -359,11 +361,11 @@ class _Reader:
                 self.problem(
                     f"{path}.{key}", f"unsupported action {item!r}; expected one of {ACTIONS}"
                 )
-        if "none" in value and len(value) > 1:
+        if NONE in value and len(value) > 1:
             self.problem(f"{path}.{key}", "'none' cannot be combined with other actions")
         if len(set(value)) != len(value):
             self.problem(f"{path}.{key}", "lists an action twice")
-        return tuple(a for a in value if a in ACTIONS and a != "none")
+        return tuple(a for a in value if a in ACTIONS and a != NONE)
 
 
 def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
@@ -919,18 +921,19 @@ def _cross_checks(r: _Reader, spec: MonitorSpec) -> None:
     if spec.reference.source == "pvc" and spec.schedule.mode != "job":
         r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
     actions = spec.actions
-    if actions.uses("rollback") and spec.target.kind not in ("Deployment", "InferenceService"):
+    rollback_kinds = ("Deployment", "InferenceService")
+    if actions.uses(ActionName.ROLLBACK) and spec.target.kind not in rollback_kinds:
         r.problem(
             "spec.actions", "'rollback' needs spec.target.kind Deployment or InferenceService"
         )
-    if actions.uses("scale"):
+    if actions.uses(ActionName.SCALE):
         if spec.target.kind != "Deployment":
             r.problem("spec.actions", "'scale' needs spec.target.kind Deployment")
         if actions.scale is None:
             r.problem("spec.actions.scale", "is required when an action list contains 'scale'")
-    if actions.uses("notify") and actions.notify is None:
+    if actions.uses(ActionName.NOTIFY) and actions.notify is None:
         r.problem("spec.actions.notify", "is required when an action list contains 'notify'")
-    if actions.uses("retrain") and actions.retrain_job_template is None:
+    if actions.uses(ActionName.RETRAIN) and actions.retrain_job_template is None:
         r.problem("spec.actions.retrain", "is required when an action list contains 'retrain'")
     features = {f.name: f for f in spec.features}
     for i, feature in enumerate(spec.features):

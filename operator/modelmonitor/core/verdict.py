@@ -19,6 +19,7 @@ from typing import Any
 
 from modelmonitor.core.report import Report
 from modelmonitor.core.status import (
+    CONDITION_STATUSES,
     Condition,
     ConditionType,
     Phase,
@@ -41,10 +42,23 @@ class Event:
 
 @dataclass(frozen=True)
 class Verdict:
+    """A run's verdict: the status patch to write, and the same facts typed for the policy."""
+
     phase: Phase
     status_patch: dict[str, Any]
     events: tuple[Event, ...]
-    conditions: tuple[Condition, ...]
+    conditions: tuple[Condition, ...]  # the conditions this run set
+    current: tuple[Condition, ...]  # every condition after this run: set, or kept as it was
+    slos: Mapping[str, bool | None]  # per SLO: met, breached, unknown (the last known if down)
+    finished: dt.datetime  # when the run finished (status.lastRun.time)
+
+    def conditions_with(
+        self, updates: Sequence[Condition], *, generation: int | None, now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """``status.conditions`` of this verdict with ``updates`` applied as well."""
+        return merge_conditions(
+            self.status_patch["conditions"], updates, generation=generation, now=now
+        )
 
 
 def _cap(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -184,7 +198,25 @@ def decide(
         patch["sloHistory"] = dict(history)
     if generation is not None:
         patch["observedGeneration"] = generation
-    return Verdict(phase, patch, events, tuple(updates))
+    current = tuple(_typed(c) for c in conditions if c.get("status") in CONDITION_STATUSES)
+    return Verdict(
+        phase,
+        patch,
+        events,
+        tuple(updates),
+        current,
+        {s.name: effective.get(s.name) for s in report.slos[:MAX_SLO_ENTRIES]},
+        report.finished,
+    )
+
+
+def _typed(condition: Mapping[str, Any]) -> Condition:
+    return Condition(
+        str(condition.get("type")),
+        str(condition.get("status")),
+        str(condition.get("reason") or ""),
+        str(condition.get("message") or ""),
+    )
 
 
 def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:

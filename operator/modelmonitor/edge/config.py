@@ -29,9 +29,6 @@ class OperatorConfig:
     prometheus_min_window_seconds: float = 60.0
     job_image: str = "ghcr.io/modelmonitor/modelmonitor:0.1.0"
     job_service_account: str = "modelmonitor-job"
-    # Test-only fault injection (FAULT_INJECTION=exit-before-action: exit after an
-    # action's intent is recorded, before carrying it out). Never set in production.
-    fault_injection: str = ""
     in_cluster: bool = False  # inside a pod with a ServiceAccount token
     # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
     job_name: str = ""
@@ -149,7 +146,6 @@ def load_config(
         ),
         job_image=env.get("JOB_IMAGE", defaults.job_image),
         job_service_account=env.get("JOB_SERVICE_ACCOUNT", defaults.job_service_account),
-        fault_injection=env.get("FAULT_INJECTION", ""),
         in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(token_path),
         job_name=env.get("JOB_NAME", ""),
         job_uid=env.get("JOB_UID", ""),

@@ -24,7 +24,7 @@ from modelmonitor.core.report import Report
 from modelmonitor.core.status import find_condition
 from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.edge.config import OperatorConfig
-from modelmonitor.engine.remediation import Remediator
+from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.engine.validation import evaluate, needs_recheck
 from modelmonitor.sources.payload.server import start_payload_server, stop_payload_server
@@ -48,7 +48,7 @@ class OperatorContext:
     payloads: PayloadStore = field(default_factory=PayloadStore)
     payload_port: int = 8082
     payload_server: Any = None
-    remediator: Remediator | None = None
+    remediator: Remediation = field(default_factory=NoRemediation)
 
 
 def _context(memo: Any) -> OperatorContext:

@@ -5,16 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import kopf
 
 from modelmonitor.edge.config import OperatorConfig, load_config
 from modelmonitor.edge.logs import configure_logging
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from modelmonitor.core.cluster import ClusterApi
+    from modelmonitor.engine.remediation import Remediation
+
+    # What acts on the monitors' verdicts, built from the API it acts through.
+    RemediationFactory = Callable[[ClusterApi], Remediation]
+
 log = logging.getLogger("modelmonitor")
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, *, remediation: RemediationFactory | None = None) -> int:
+    """``modelmonitor run``; ``remediation`` replaces the default
+    :class:`~modelmonitor.engine.remediation.Remediator`."""
     try:
         cfg = load_config(
             namespaces=args.namespaces,
@@ -30,10 +42,10 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"modelmonitor run: {exc}")
         return 2
-    return run_operator(cfg)
+    return run_operator(cfg, remediation=remediation)
 
 
-def run_operator(cfg: OperatorConfig) -> int:
+def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None = None) -> int:
     configure_logging(cfg.log_format, cfg.log_level)
     # Imported here so that the offline commands never load kopf's handlers.
     from modelmonitor.adapters.kube import (
@@ -89,7 +101,7 @@ def run_operator(cfg: OperatorConfig) -> int:
         asyncio.Semaphore(cfg.max_concurrent_runs),
         payloads=payloads,
         payload_port=cfg.payload_port,
-        remediator=Remediator(KubePaths(api_client), fault=cfg.fault_injection),
+        remediator=(remediation or Remediator)(KubePaths(api_client)),
     )
     handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)

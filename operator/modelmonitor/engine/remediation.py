@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
+from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi
-from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
+from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
     Decision,
-    IncidentState,
     Note,
     Observation,
     PolicyContext,
@@ -42,26 +42,16 @@ from modelmonitor.core.policy import (
     with_history,
 )
 from modelmonitor.core.spec import MonitorSpec
-from modelmonitor.core.status import Condition, merge_conditions, replacing
+from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
 
 log = logging.getLogger(__name__)
 
-FAULT_EXIT_BEFORE_ACTION = "exit-before-action"
 HEALTHY_REVISIONS_CAP = 10
 
 
-def _executors() -> dict[str, Executor]:
-    from modelmonitor.actions import kserve, notify, retrain, rollback, scale
-
-    return {
-        "rollback": rollback.execute_rollback,
-        "rollback:InferenceService": kserve.execute_canary_rollback,
-        "scale": scale.execute_scale,
-        "scale-back": scale.execute_scale_back,
-        "notify": notify.execute_notify,
-        "retrain": retrain.execute_retrain,
-    }
+# The target's served revision before and after a run (None: not observed).
+Revisions = tuple[dict[str, Any] | None, dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -74,20 +64,91 @@ class Plan:
     results: tuple[tuple[str, str], ...] = ()  # (action, result) for the metric
 
 
+class Remediation(Protocol):
+    """What the run loop asks of remediation: :class:`Remediator`, or
+    :class:`NoRemediation` where there is none."""
+
+    def tracks_revisions(self, spec: MonitorSpec) -> bool: ...
+
+    def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None: ...
+
+    def plan(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        verdict: Verdict,
+        revisions: Revisions,
+        now: dt.datetime,
+    ) -> Plan: ...
+
+    def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]: ...
+
+    def execute(
+        self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
+    ) -> ActionResult: ...
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        request: ActionRequest,
+        result: ActionResult,
+        now: dt.datetime,
+    ) -> dict[str, Any] | None: ...
+
+
+class NoRemediation:
+    """No remediation: observes no revision, plans nothing, finds nothing pending.
+
+    The verdict is written alone, and no action is ever carried out or recorded.
+    """
+
+    def tracks_revisions(self, spec: MonitorSpec) -> bool:
+        return False
+
+    def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None:
+        return None
+
+    def plan(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        verdict: Verdict,
+        revisions: Revisions,
+        now: dt.datetime,
+    ) -> Plan:
+        return Plan({})
+
+    def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
+        return []
+
+    def execute(
+        self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
+    ) -> ActionResult:
+        return ActionResult(Outcome.SKIPPED, "NoRemediation", "remediation is off")
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        request: ActionRequest,
+        result: ActionResult,
+        now: dt.datetime,
+    ) -> dict[str, Any] | None:
+        return None
+
+
 @dataclass
 class Remediator:
     """Decides (pure policy) and acts (executors over ``api``) for every monitor."""
 
     api: ClusterApi
-    executors: Mapping[str, Executor] = field(default_factory=_executors)
-    fault: str = ""
+    executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     # -- observing the target --------------------------------------------------------
     @staticmethod
     def tracks_revisions(spec: MonitorSpec) -> bool:
         """Only a Deployment that may be rolled back needs its healthy revisions known."""
-        return spec.target.kind == "Deployment" and spec.actions.uses("rollback")
+        return spec.target.kind == "Deployment" and spec.actions.uses(ActionName.ROLLBACK)
 
     def observe_revision(self, namespace: str, spec: MonitorSpec) -> dict[str, Any] | None:
         """The Deployment revision being served, when rollback needs to know it."""
@@ -107,19 +168,18 @@ class Remediator:
         obj: Mapping[str, Any],
         spec: MonitorSpec,
         verdict: Verdict,
-        revisions: tuple[dict[str, Any] | None, dict[str, Any] | None],
+        revisions: Revisions,
         now: dt.datetime,
     ) -> Plan:
         """The policy's decision for this run, as a status patch to merge into the verdict's."""
         metadata = obj.get("metadata") or {}
         status = obj.get("status") or {}
-        patch = verdict.status_patch
         gen = metadata.get("generation")
         generation = gen if isinstance(gen, int) else None
         healthy = [dict(r) for r in status.get("healthyRevisions") or [] if isinstance(r, Mapping)]
         result: dict[str, Any] = {}
         latency = frozenset(s.name for s in spec.slos if s.latency is not None)
-        obs = observe(patch["conditions"], verdict.phase.value, patch.get("slos") or [], latency)
+        obs = observe(verdict.current, verdict.phase.value, verdict.slos, latency)
         before, after = revisions
         if (
             obs.signal == Signal.HEALTHY  # measured healthy, not just "no complaints"
@@ -130,7 +190,7 @@ class Remediator:
             from modelmonitor.actions.rollback import record_healthy
 
             updated = record_healthy(
-                healthy, after, patch["lastRun"]["time"], HEALTHY_REVISIONS_CAP
+                healthy, after, format_time(verdict.finished), HEALTHY_REVISIONS_CAP
             )
             if updated != healthy:
                 healthy = updated
@@ -148,9 +208,10 @@ class Remediator:
             now=now,
             healthy_revisions=tuple(healthy),
         )
-        decision = step(obs, status.get("incident"), ctx)
-        if decision.incident != (status.get("incident") or {}):
-            result["incident"] = replacing(status.get("incident"), decision.incident)
+        decision = step(obs, read_incident(status), ctx)
+        written = decision.incident.to_dict()
+        if written != (status.get("incident") or {}):
+            result["incident"] = replacing(status.get("incident"), written)
         events = list(_transition_events(decision, obs, spec))
         entries = []
         for note in decision.notes:
@@ -162,7 +223,7 @@ class Remediator:
                     note.reason,
                     note.message,
                     now,
-                    incident=str(decision.incident.get("id") or ""),
+                    incident=decision.incident.id,
                 )
             )
             events.append(Event("Warning", note.reason, f"{note.action}: {note.message}"))
@@ -179,9 +240,9 @@ class Remediator:
             history = with_history(status, entries)
             result.update(history)
             result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
-            condition = incident_condition(history["actionHistory"], str(decision.incident["id"]))
-            result["conditions"] = merge_conditions(
-                patch["conditions"], [condition], generation=generation, now=now
+            condition = incident_condition(history["actionHistory"], decision.incident.id)
+            result["conditions"] = verdict.conditions_with(
+                [condition], generation=generation, now=now
             )
         return Plan(
             result,
@@ -191,15 +252,15 @@ class Remediator:
         )
 
     # -- acting ----------------------------------------------------------------------
+    def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
+        """What a previous decision wrote and nobody has recorded a result for."""
+        return pending_requests(obj)
+
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
     ) -> ActionResult:
         """Carry out one pending request; every error becomes a FAILED result."""
-        if self.fault == FAULT_EXIT_BEFORE_ACTION and not request.dry_run:
-            log.error("fault injection: exiting before %s (%s)", request.action, request.id)
-            logging.shutdown()
-            os._exit(75)
-        if request.action != "scale-back" and not spec.actions.uses(request.action):
+        if request.action != SCALE_BACK and not spec.actions.uses(request.action):
             return ActionResult(
                 Outcome.SKIPPED,
                 "NoLongerConfigured",
@@ -211,12 +272,11 @@ class Remediator:
                 "Paused",
                 f"not acting: the monitor has the {PAUSE_ANNOTATION} annotation",
             )
-        key = request.action
-        if key == "rollback" and spec.target.kind == "InferenceService":
-            key = "rollback:InferenceService"
-        executor = self.executors.get(key)
-        if executor is None:
-            return ActionResult(Outcome.FAILED, "UnknownAction", f"no executor for {key}")
+        try:
+            executor = registry.executor_for(request.action, self.executors)
+        except registry.UnknownActionError as exc:
+            log.error("%s (%s)", exc, request.id)
+            return ActionResult(Outcome.FAILED, "UnknownAction", str(exc))
         try:
             return executor(self.api, spec, request)
         except ApiError as exc:
@@ -237,7 +297,7 @@ class Remediator:
         """The status patch recording ``result``; None when it was recorded already."""
         status = obj.get("status") or {}
         gen = (obj.get("metadata") or {}).get("generation")
-        incident = record_result(status.get("incident") or {}, request, result, now)
+        incident = record_result(read_incident(status), request, result, now)
         if incident is None:
             return None
         entry = history_entry(
@@ -253,7 +313,7 @@ class Remediator:
         condition = incident_condition(history["actionHistory"], request.incident)
         patch: dict[str, Any] = {
             **history,
-            "incident": replacing(status.get("incident"), incident),
+            "incident": replacing(status.get("incident"), incident.to_dict()),
             "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
         }
         patch["conditions"] = merge_conditions(
@@ -288,19 +348,23 @@ def is_paused(metadata: Mapping[str, Any]) -> bool:
     return str(annotations.get(PAUSE_ANNOTATION, "")).lower() in ("true", "1", "yes")
 
 
+def read_incident(status: Mapping[str, Any]) -> Incident:
+    """``status.incident`` as the policy's record (no incident yet, when there is none)."""
+    incident = status.get("incident")
+    return Incident.from_dict(incident if isinstance(incident, Mapping) else {})
+
+
 def pending_requests(obj: Mapping[str, Any]) -> list[ActionRequest]:
     """The requests a previous decision wrote and nobody has recorded a result for."""
     metadata = obj.get("metadata") or {}
-    incident = (obj.get("status") or {}).get("incident") or {}
     return [
-        ActionRequest.from_dict(
-            p,
+        p.bind(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),
             monitor_uid=str(metadata.get("uid") or ""),
         )
-        for p in incident.get("pending") or []
-        if isinstance(p, Mapping) and p.get("id")
+        for p in read_incident(obj.get("status") or {}).pending
+        if p.id
     ]
 
 
@@ -316,12 +380,12 @@ def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) 
     incident = decision.incident
     confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
     if new in confirmed and old not in confirmed:
-        runs = incident.get("breaches")
+        runs = incident.breaches
         return (
             Event(
                 "Warning",
                 "IncidentConfirmed",
-                f"incident {incident.get('id')}: {runs} breaching runs in a row "
+                f"incident {incident.id}: {runs} breaching runs in a row "
                 f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {obs.reason}"[:1024],
             ),
         )
@@ -332,7 +396,7 @@ def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) 
             Event(
                 "Normal",
                 "IncidentResolved",
-                f"incident {incident.get('id')}: healthy for {incident.get('healthyRuns')} runs "
+                f"incident {incident.id}: healthy for {incident.healthy_runs} runs "
                 f"in a row ({new})",
             ),
         )
@@ -340,8 +404,10 @@ def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) 
 
 
 __all__ = [
+    "NoRemediation",
     "Note",
     "Plan",
+    "Remediation",
     "Remediator",
     "is_paused",
     "pending_requests",

@@ -24,7 +24,12 @@ from modelmonitor.core.scheduling import next_due, parse_time
 from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import ConditionType, find_condition
 from modelmonitor.core.verdict import Event, Verdict, decide
-from modelmonitor.engine.remediation import Remediator, pending_requests, result_event
+from modelmonitor.engine.remediation import (
+    NoRemediation,
+    Remediation,
+    Revisions,
+    result_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ class LoopDeps:
     post_event: Callable[[Event], None]
     on_verdict: Callable[[Report, Verdict, float], None]
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-    remediator: Remediator | None = None
+    remediator: Remediation = field(default_factory=NoRemediation)
     on_action: Callable[[str, str], None] = field(default=lambda action, result: None)
 
 
@@ -114,11 +119,10 @@ async def run_loop(
         if spec is None:
             await stopped.wait(idle_seconds)  # the spec handler reports it
             continue
-        if deps.remediator is not None:
-            # left pending by a decision whose operator stopped before acting on it
-            leftover = [r for r in pending_requests(body) if r.id not in done]
-            if leftover:
-                await _act(namespace, name, spec, leftover, body, done, deps)
+        # left pending by a decision whose operator stopped before acting on it
+        leftover = [r for r in deps.remediator.pending(body) if r.id not in done]
+        if leftover:
+            await _act(namespace, name, spec, leftover, body, done, deps)
         if not _ready(status):
             await stopped.wait(idle_seconds)  # invalid or not yet validated
             continue
@@ -155,7 +159,7 @@ async def run_loop(
 
 
 async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:
-    if deps.remediator is None or not deps.remediator.tracks_revisions(spec):
+    if not deps.remediator.tracks_revisions(spec):
         return None  # no thread hop for the monitors that never roll back
     return await asyncio.to_thread(deps.remediator.observe_revision, namespace, spec)
 
@@ -165,7 +169,7 @@ async def _write(
     name: str,
     spec: MonitorSpec,
     report: Report,
-    revisions: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    revisions: Revisions,
     lag: float,
     deps: LoopDeps,
 ) -> tuple[ActionRequest, ...]:
@@ -180,8 +184,6 @@ async def _write(
         now = deps.clock()
         verdict = decide(report, status, generation=gen if isinstance(gen, int) else None, now=now)
         holder["verdict"] = verdict
-        if deps.remediator is None:
-            return verdict.status_patch
         plan = deps.remediator.plan(obj, spec, verdict, revisions, now)
         holder["plan"] = plan
         return {**verdict.status_patch, **plan.status_patch}
@@ -193,9 +195,7 @@ async def _write(
     for event in verdict.events:
         deps.post_event(event)
     deps.on_verdict(report, verdict, lag)
-    plan = holder.get("plan")
-    if plan is None:
-        return ()
+    plan = holder["plan"]
     for event in plan.events:
         deps.post_event(event)
     for action, result in plan.results:
@@ -214,7 +214,6 @@ async def _act(
 ) -> None:
     """Carry out recorded requests one by one, each result written as it comes."""
     remediator = deps.remediator
-    assert remediator is not None
     for request in requests:
         metadata = dict(body.get("metadata") or {})
         result = await asyncio.to_thread(remediator.execute, spec, request, metadata)
@@ -232,7 +231,7 @@ async def _act(
 
 
 def _record(
-    remediator: Remediator,
+    remediator: Remediation,
     request: ActionRequest,
     result: ActionResult,
     clock: Callable[[], dt.datetime],

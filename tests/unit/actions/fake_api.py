@@ -3,6 +3,7 @@
 It keeps objects by path, bumps ``metadata.resourceVersion`` on every write, and applies
 merge patches (RFC 7386) and JSON patches (RFC 6902: add, replace, remove, test) the way
 the API server does. The e2e tests run the same executors against a real apiserver.
+:func:`request` is a request as the policy plans it, for the executors to carry out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelmonitor.core.cluster import ApiError, PatchType
+from modelmonitor.core.incident import ActionRequest
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -145,3 +147,18 @@ class FakeApi:
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         self._check("SECRET", f"{namespace}/{name}/{key}")
         return self.secrets.get((namespace, name, key))
+
+
+def request(action: str, **fields: Any) -> ActionRequest:
+    """A request of monitor ml/m for ``action`` in incident "i"; ``fields`` override."""
+    values: dict[str, Any] = {
+        "id": f"i-{action}-1",
+        "action": action,
+        "namespace": "ml",
+        "monitor": "m",
+        "monitor_uid": "u",
+        "incident": "i",
+        "trigger": "slo",
+        "reason": "slow",
+    }
+    return ActionRequest(**{**values, **fields})

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from modelmonitor.core.incident import ActionResult, Outcome
+from modelmonitor.core.incident import ActionResult, Incident, IncidentState, Outcome
 from modelmonitor.core.policy import (
     Decision,
-    IncidentState,
     Observation,
     PolicyContext,
     Signal,
@@ -20,6 +19,7 @@ from modelmonitor.core.policy import (
     step,
 )
 from modelmonitor.core.spec import ActionsSpec, ScaleSpec
+from modelmonitor.core.status import Condition
 
 T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 BREACH = Observation(Signal.BREACH, frozenset({"slo"}), latency_breach=True, reason="p95 slow")
@@ -33,7 +33,7 @@ class Monitor:
 
     def __init__(self, actions: ActionsSpec, *, interval: float = 60.0) -> None:
         self.actions = actions
-        self.incident: dict[str, Any] = {}
+        self.incident = Incident.from_dict({})
         self.now = T0
         self.interval = dt.timedelta(seconds=interval)
         self.paused = False
@@ -69,7 +69,7 @@ class Monitor:
 
     @property
     def state(self) -> str:
-        return str(self.incident.get("state", "Healthy"))
+        return self.incident.state
 
 
 def rollback_actions(**overrides: Any) -> ActionsSpec:
@@ -85,7 +85,7 @@ def test_breaches_must_be_consecutive_before_acting() -> None:
     decision = mon.run(BREACH)
     assert [r.action for r in decision.requests] == ["rollback"]
     request = decision.requests[0]
-    assert request.id == f"{mon.incident['id']}-rollback-1"
+    assert request.id == f"{mon.incident.id}-rollback-1"
     assert request.healthy_revisions[0]["podTemplateHash"] == "abc"
     assert decision.transition == ("Suspect", "Remediating")
     assert mon.state == IncidentState.REMEDIATING
@@ -102,7 +102,7 @@ def test_a_healthy_run_resets_a_suspect_and_unknown_runs_hold() -> None:
     mon.run(UNKNOWN)
     mon.run(BREACH)
     assert mon.executed == []
-    assert mon.incident["breaches"] == 2
+    assert mon.incident.breaches == 2
     mon.run(BREACH)
     assert mon.executed == ["rollback"]
 
@@ -112,7 +112,7 @@ def test_unknown_runs_never_act_however_many() -> None:
     for _ in range(10):
         assert mon.run(UNKNOWN).requests == ()
     assert mon.executed == []
-    assert mon.incident == {}
+    assert mon.incident.to_dict() == {}
 
 
 def test_each_action_runs_once_per_incident_and_recovery_needs_hysteresis() -> None:
@@ -135,7 +135,8 @@ def test_a_second_incident_inside_the_cooldown_does_not_act_and_says_so_once() -
     mon.run(BREACH)
     mon.run(HEALTHY)  # recovered after one healthy run (consecutiveBreaches 1)
     assert mon.state == IncidentState.RECOVERED
-    first = mon.incident["lastActionAt"]
+    first = mon.incident.last_action_at
+    assert first is not None
     notes = [mon.run(BREACH).notes, mon.run(BREACH).notes]
     assert mon.executed == ["rollback"]
     assert [n.reason for n in notes[0]] == ["Cooldown"]
@@ -174,7 +175,7 @@ def test_failed_or_refused_actions_do_not_start_a_cooldown() -> None:
     mon.run(BREACH)
     mon.run(BREACH)
     assert mon.executed == ["rollback"]  # not retried within the incident
-    assert "lastActionAt" not in mon.incident
+    assert mon.incident.last_action_at is None
     mon.run(HEALTHY)
     mon.outcome = Outcome.SUCCEEDED
     assert [r.action for r in mon.run(BREACH).requests] == ["rollback"]
@@ -188,7 +189,7 @@ def test_dry_run_decides_and_reports_without_cooldown() -> None:
     mon.run(BREACH)
     assert mon.executed == ["rollback"]  # once per incident, also in dry run
     mon.run(HEALTHY)
-    assert "lastActionAt" not in mon.incident
+    assert mon.incident.last_action_at is None
     assert mon.run(BREACH).requests[0].dry_run  # next incident: reported again
 
 
@@ -208,11 +209,11 @@ def test_pending_requests_block_new_decisions() -> None:
     first = mon.run(BREACH, execute=False)
     assert len(first.requests) == 1
     assert mon.run(BREACH, execute=False).requests == ()
-    assert len(mon.incident["pending"]) == 1
+    assert len(mon.incident.pending) == 1
     result = ActionResult(Outcome.SUCCEEDED, "RolledBack", "ok")
     recorded = record_result(mon.incident, first.requests[0], result, mon.now)
     assert recorded is not None
-    assert recorded["pending"] == []
+    assert recorded.pending == ()
     assert record_result(recorded, first.requests[0], result, mon.now) is None  # only once
 
 
@@ -232,7 +233,8 @@ def test_scale_steps_on_latency_then_scales_back_after_stabilization() -> None:
     assert mon.executed == ["scale"]  # the step needs consecutiveBreaches runs to work
     decision = mon.run(BREACH)
     assert decision.requests[0].id.endswith("-scale-2")
-    assert mon.incident["restore"] == {
+    assert mon.incident.restore is not None
+    assert mon.incident.restore.to_dict() == {
         "kind": "Deployment",
         "name": "iris",
         "original": 1,  # the first step's original, the last step's applied
@@ -251,7 +253,7 @@ def test_scale_steps_on_latency_then_scales_back_after_stabilization() -> None:
         "original": 1,
         "applied": 3,
     }
-    assert "restore" not in mon.incident
+    assert mon.incident.restore is None
     assert mon.run(HEALTHY).requests == ()
 
 
@@ -297,16 +299,9 @@ def test_drift_uses_on_drift_and_slo_uses_on_slo_breach() -> None:
 )
 def test_observe(conditions: list[tuple[str, str]], phase: str, signal: Signal) -> None:
     conds = [
-        {
-            "type": t,
-            "status": s.split(":")[0],
-            "reason": s.partition(":")[2],
-            "message": f"{t} says {s}",
-        }
-        for t, s in conditions
+        Condition(t, s.split(":")[0], s.partition(":")[2], f"{t} says {s}") for t, s in conditions
     ]
-    slos = [{"name": "p95", "met": False}, {"name": "errors", "met": True}]
-    obs = observe(conds, phase, slos, frozenset({"p95"}))
+    obs = observe(conds, phase, {"p95": False, "errors": True}, frozenset({"p95"}))
     assert obs.signal == signal
     if signal == Signal.BREACH and "SLOBreached" in dict(conditions):
         assert obs.latency_breach
@@ -316,8 +311,8 @@ def test_observe(conditions: list[tuple[str, str]], phase: str, signal: Signal) 
 def test_a_delivered_webhook_counts_towards_the_cap_but_starts_no_cooldown() -> None:
     mon = Monitor(rollback_actions(consecutive_breaches=1, on_slo_breach=("notify",)))
     mon.run(BREACH)
-    assert "lastActionAt" not in mon.incident
-    assert len(mon.incident["recentActions"]) == 1
+    assert mon.incident.last_action_at is None
+    assert len(mon.incident.recent_actions or ()) == 1
     mon.run(HEALTHY)
     assert [r.action for r in mon.run(BREACH).requests] == ["notify"]
 
@@ -331,10 +326,11 @@ def test_a_scale_back_paused_at_the_last_moment_is_kept_for_later() -> None:
         )
     )
     incident["closedAt"] = "2026-11-26T11:00:00Z"
-    decision = step(HEALTHY, incident, mon.ctx())
+    decision = step(HEALTHY, Incident.from_dict(incident), mon.ctx())
     (request,) = decision.requests
     paused = ActionResult(Outcome.SUPPRESSED, "Paused", "paused")
     kept = record_result(decision.incident, request, paused, mon.now)
     assert kept is not None
-    assert kept["restore"] == restore
-    assert kept["pending"] == []
+    assert kept.restore is not None
+    assert kept.restore.to_dict() == restore
+    assert kept.pending == ()

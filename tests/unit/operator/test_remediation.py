@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from modelmonitor.engine.remediation import incident_condition
 
 
@@ -48,21 +50,19 @@ def test_notes_do_not_hide_results() -> None:
 
 
 def _verdict(slo_status: str) -> Any:
-    from modelmonitor.core.status import Phase
+    import datetime as dt
+
+    from modelmonitor.core.status import Condition, Phase
     from modelmonitor.core.verdict import Verdict
 
-    conditions = [
-        {"type": "DriftDetected", "status": "False", "reason": "Disabled"},
-        {"type": "SLOBreached", "status": slo_status, "reason": "x"},
-        {"type": "Degraded", "status": "False", "reason": "SourcesAvailable"},
-    ]
-    patch = {
-        "phase": "Healthy",
-        "conditions": conditions,
-        "lastRun": {"time": "2026-11-26T12:00:00Z"},
-        "slos": [],
-    }
-    return Verdict(Phase.HEALTHY, patch, (), ())
+    conditions = (
+        Condition("DriftDetected", "False", "Disabled", "drift is disabled"),
+        Condition("SLOBreached", slo_status, "x", "p95"),
+        Condition("Degraded", "False", "SourcesAvailable", "all sources answered"),
+    )
+    finished = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+    slos = {"p95": {"True": False, "False": True}.get(slo_status)}
+    return Verdict(Phase.HEALTHY, {}, (), conditions, conditions, slos, finished)
 
 
 def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
@@ -86,7 +86,38 @@ def test_a_revision_is_recorded_healthy_only_on_measured_evidence() -> None:
     assert "healthyRevisions" not in unknown.status_patch  # no SLO data: not evidence
     met = remediator.plan(obj, spec, _verdict("False"), (seen, seen), now)
     assert met.status_patch["healthyRevisions"][0]["podTemplateHash"] == "abc"
+    assert met.status_patch["healthyRevisions"][0]["lastSeen"] == "2026-11-26T12:00:00Z"
     moved = remediator.plan(
         obj, spec, _verdict("False"), (seen, {**seen, "podTemplateHash": "d"}), now
     )
     assert "healthyRevisions" not in moved.status_patch  # a rollout during the run
+
+
+def test_the_fault_launcher_runs_the_operator_with_its_remediator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """tests/e2e/exit_before_action.py: ``modelmonitor run`` whose remediator exits."""
+    from modelmonitor.core.spec import MonitorSpec, ReferenceSpec, TargetSpec
+    from tests.e2e import exit_before_action
+    from tests.unit.actions.fake_api import request
+
+    seen: dict[str, Any] = {}
+
+    def run_command(args: Any, *, remediation: Any) -> int:
+        seen.update(namespaces=args.namespaces, remediation=remediation)
+        return 0
+
+    monkeypatch.setattr(exit_before_action, "run_command", run_command)
+    assert exit_before_action.main(["--namespace", "ml", "--standalone"]) == 0
+    assert seen == {"namespaces": ["ml"], "remediation": exit_before_action.ExitBeforeAction}
+
+    def exit_(status: int) -> None:
+        raise SystemExit(status)
+
+    monkeypatch.setattr(exit_before_action.os, "_exit", exit_)
+    remediator = exit_before_action.ExitBeforeAction(api=None, executors={})  # type: ignore[arg-type]
+    spec = MonitorSpec(target=TargetSpec("iris"), reference=ReferenceSpec("inline"))
+    with pytest.raises(SystemExit, match="75"):
+        remediator.execute(spec, request("notify"), {})
+    dry = remediator.execute(spec, request("notify", dry_run=True), {})
+    assert dry.reason == "NoLongerConfigured"  # a dry run goes on as usual

@@ -247,6 +247,25 @@ def test_the_pause_annotation_stops_a_pending_request() -> None:
     assert obj["status"]["lastAction"]["reason"] == "Paused"
 
 
+def test_without_remediation_the_verdict_is_written_alone() -> None:
+    from modelmonitor.engine.remediation import NoRemediation
+
+    clock = Clock()
+    assert isinstance(
+        LoopDeps(Runner(clock), Writer({}), asyncio.Semaphore(1), print, print).remediator,
+        NoRemediation,
+    )
+    obj = remediating_body()  # actions configured, and a request left pending
+    left = {"id": "m-20260601-085900", "state": "Remediating", "pending": [{"id": "x-notify-1"}]}
+    obj["status"]["incident"] = copy.deepcopy(left)
+    writer, events, _ = run(obj, Runner(clock), clock, limit=400)
+    assert len(writer.patches) >= 5
+    for patch in writer.patches:  # the verdict's keys only
+        assert not {"incident", "lastAction", "actionHistory", "healthyRevisions"} & set(patch)
+    assert obj["status"]["incident"] == left  # nobody acts on it
+    assert [e.reason for e in events] == ["DriftDetected"]
+
+
 class FlippingRunner(Runner):
     """Drifted for ``bad`` runs, then healthy for ``good``, over and over."""
 

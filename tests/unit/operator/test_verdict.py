@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmonitor.core.report import DriftSummary, FeatureSummary, Problem, Report
+from modelmonitor.core.status import format_time
 from modelmonitor.core.verdict import decide
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -127,6 +128,28 @@ def test_unavailable_drift_keeps_previous_numbers() -> None:
     assert v.status_patch["drift"]["summary"] == "2/4"
     assert cond(v.status_patch, "DriftDetected")["status"] == "True"
     assert cond(v.status_patch, "Degraded")["status"] == "True"
+
+
+def test_the_verdict_carries_what_its_status_patch_says_typed() -> None:
+    breached = decide(
+        report(calm(), (SLO("avail", False, "error ratio 5% > 0.5%"),)), {}, generation=1, now=NOW
+    )
+    down = report(
+        DriftSummary("unavailable"),
+        (SLO("avail", None, "no data"), SLO("p95", True, "fast")),
+        (Problem("PrometheusUnavailable", "refused"),),
+    )
+    old = {**breached.status_patch, "conditions": [*breached.status_patch["conditions"], {}]}
+    v = decide(down, old, generation=1, now=NOW)
+    patch = v.status_patch
+    typed = [(c.type, c.status, c.reason, c.message) for c in v.current]
+    assert typed == [
+        (c["type"], c["status"], c["reason"], c["message"]) for c in patch["conditions"]
+    ]
+    assert {c.type for c in v.conditions} == {"SLOBreached", "Degraded"}  # drift: kept
+    assert v.slos == {s["name"]: s["met"] for s in patch["slos"]} == {"avail": False, "p95": True}
+    assert v.finished == down.finished
+    assert patch["lastRun"]["time"] == format_time(v.finished)
 
 
 def test_report_round_trips_through_json() -> None:

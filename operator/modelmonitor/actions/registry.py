@@ -1,0 +1,74 @@
+"""Which executor carries out which action: the one place an action is plugged in.
+
+Keyed by the core's vocabulary (:class:`~modelmonitor.core.action_names.ActionName`):
+every name a monitor may list has exactly one entry, checked when this module is
+imported and by ``tests/unit/actions/test_registry.py`` (which also compares the CRD's
+enum). An action whose executor depends on the target kind dispatches on it here; an
+action that follows another (``scale-back``) is a follow-up, not a name a monitor lists.
+Asking for a name that is not here is an error (:class:`UnknownActionError`), never a
+fallback to some other executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from modelmonitor.actions import kserve, notify, retrain, rollback, scale
+from modelmonitor.actions.base import Executor
+from modelmonitor.core.action_names import SCALE_BACK, ActionName
+from modelmonitor.core.cluster import ClusterApi
+from modelmonitor.core.incident import ActionRequest, ActionResult
+from modelmonitor.core.spec import MonitorSpec
+
+
+class UnknownActionError(LookupError):
+    """No executor is registered under this action name."""
+
+
+def by_target_kind(default: Executor, **kinds: Executor) -> Executor:
+    """One action carried out differently per ``spec.target.kind``."""
+
+    def execute(api: ClusterApi, spec: MonitorSpec, request: ActionRequest) -> ActionResult:
+        return kinds.get(spec.target.kind, default)(api, spec, request)
+
+    return execute
+
+
+EXECUTORS: Mapping[str, Executor] = {
+    ActionName.ROLLBACK: by_target_kind(
+        rollback.execute_rollback, InferenceService=kserve.execute_canary_rollback
+    ),
+    ActionName.SCALE: scale.execute_scale,
+    ActionName.NOTIFY: notify.execute_notify,
+    ActionName.RETRAIN: retrain.execute_retrain,
+}
+
+# Requests the policy plans by itself, after an action: not listed in a spec.
+FOLLOW_UPS: Mapping[str, Executor] = {
+    SCALE_BACK: scale.execute_scale_back,
+}
+
+
+def all_executors() -> dict[str, Executor]:
+    """Every request's executor by its ``action``: the listed actions and the follow-ups."""
+    return {**EXECUTORS, **FOLLOW_UPS}
+
+
+def executor_for(action: str, executors: Mapping[str, Executor] | None = None) -> Executor:
+    """The executor of ``action`` (in ``executors``, by default all registered ones)."""
+    table = all_executors() if executors is None else executors
+    try:
+        return table[action]
+    except KeyError:
+        raise UnknownActionError(f"no executor for {action}") from None
+
+
+def _check() -> None:
+    names = {a.value for a in ActionName}
+    if set(EXECUTORS) != names:
+        raise RuntimeError(
+            f"action registry {sorted(EXECUTORS)} and vocabulary {sorted(names)} differ"
+        )
+
+
+_check()

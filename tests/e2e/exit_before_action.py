@@ -1,0 +1,50 @@
+"""Test-only: the operator, as if killed between deciding on an action and carrying it out.
+
+``python -m tests.e2e.exit_before_action <arguments of modelmonitor run>`` is
+``modelmonitor run`` with one change, for tests/e2e/test_remediation.py: right before
+it would carry out an action for real (not a dry run) - after the decision and the
+action's pending request were written to status - the process exits at once with
+status 75 (no cleanup, as a crash would), logging ``fault injection: exiting before
+<action> (<id>)`` first. The test then starts a normal operator and checks that it finds
+the recorded intent and carries the action out exactly once. The operator itself has no
+such switch: this module plugs the fault in through ``run_command``'s ``remediation``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from modelmonitor.core.incident import ActionRequest, ActionResult
+from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.edge.cli import build_parser
+from modelmonitor.edge.operator_main import run_command
+from modelmonitor.engine.remediation import Remediator
+
+EXIT_STATUS = 75
+log = logging.getLogger("modelmonitor.faults")
+
+
+class ExitBeforeAction(Remediator):
+    """A remediator that exits the process instead of carrying out an action."""
+
+    def execute(
+        self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
+    ) -> ActionResult:
+        if not request.dry_run:
+            log.error("fault injection: exiting before %s (%s)", request.action, request.id)
+            logging.shutdown()
+            os._exit(EXIT_STATUS)
+        return super().execute(spec, request, metadata)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
+    return run_command(args, remediation=ExitBeforeAction)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
