@@ -68,3 +68,20 @@ def test_only_the_config_reads_the_environment() -> None:
     ]
     assert offenders == []
     assert _reads_environment(config), "the check no longer sees the config's own reads"
+
+
+MAX_MODULE_LINES = 600
+SIZE_ROOTS = (PACKAGE, PACKAGE.parents[1] / "tests")
+
+
+def test_no_module_is_a_big_room_without_saying_why() -> None:
+    """A module over MAX_MODULE_LINES lines must say in its docstring why it is one room
+    (a sentence starting "One module because"); otherwise it splits along its seams."""
+    offenders = []
+    for root in SIZE_ROOTS:
+        for path in sorted(root.rglob("*.py")):
+            text = path.read_text()
+            doc = ast.get_docstring(ast.parse(text, str(path))) or ""
+            if text.count("\n") > MAX_MODULE_LINES and "One module because" not in doc:
+                offenders.append(f"{path.relative_to(root.parent)}: {text.count(chr(10))} lines")
+    assert offenders == []

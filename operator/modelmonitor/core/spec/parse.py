@@ -1,376 +1,56 @@
-"""Parse and validate a ModelMonitor spec into typed, immutable objects.
+"""Parse and validate a ModelMonitor spec into the typed, immutable objects of :mod:`.model`.
 
 The CRD schema and its CEL rules refuse most bad input at the API server. This module
 repeats the cross-field rules (so a spec that reached us through an older CRD, or a
 job-mode run reading it from a file, is held to the same rules) and adds the semantic
 checks a schema cannot express. Every problem names the offending field.
 
-Defaults here equal the CRD's defaults (a unit test keeps the two in step), so a
-spec parsed without API-server defaulting means the same thing.
+Defaults come from the dataclasses of :mod:`.model`, and equal the CRD's defaults (a
+unit test keeps the two in step), so a spec parsed without API-server defaulting means
+the same thing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from modelmonitor.core.action_names import NONE, ActionName
+from modelmonitor.core.action_names import ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.spec.fields import FieldReader, SpecError
+from modelmonitor.core.spec.model import (
+    FEATURE_TYPES,
+    MAX_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+    NOTIFY_FORMATS,
+    REFERENCE_FORMATS,
+    SCHEDULE_MODES,
+    TARGET_KINDS,
+    ActionsSpec,
+    DriftSpec,
+    EndpointSpec,
+    FeatureSpec,
+    MonitorSpec,
+    MultivariateSpec,
+    NotifySpec,
+    PayloadLogSpec,
+    PredictionSpec,
+    ProbeSpec,
+    PrometheusSpec,
+    ReferenceSpec,
+    ScaleSpec,
+    ScheduleSpec,
+    TargetSpec,
+)
+from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY
-
-# The vocabularies the spec accepts come from the registries that implement them (drift
-# methods, protocols, corrections) or from the core's own list (actions: the actions'
-# registry is held to it); the ones below have no registry in the core, and
-# tests/unit/test_vocabulary.py holds each against its implementation and the CRD.
-ACTIONS = (*(a.value for a in ActionName), NONE)  # what an action list may hold
-TARGET_KINDS = ("Deployment", "InferenceService", "External")
-REFERENCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "npy", "profile")
-FEATURE_TYPES = ("numerical", "categorical")
-SCHEDULE_MODES = ("inline", "job")
-SLO_SOURCES = ("probe", "prometheus")
-NOTIFY_FORMATS = ("slack", "json")
-SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
-
-MIN_INTERVAL_SECONDS = 10.0
-MAX_INTERVAL_SECONDS = 24 * 3600.0
-
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-
-
-class SpecError(ValueError):
-    """One or more problems in a spec; ``problems`` maps field paths to messages."""
-
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(f"{path}: {msg}" for path, msg in self.problems))
-
-
-def parse_duration(text: str) -> float:
-    """Parse a duration like ``90s``, ``1h30m``, ``500ms`` or ``28d`` into seconds."""
-    value = text.strip()
-    pos = 0
-    total = 0.0
-    for match in _DURATION_RE.finditer(value):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if not value or pos != len(value):
-        raise ValueError(f"not a duration: {text!r} (examples: 30s, 5m, 1h30m, 28d)")
-    return total
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    protocol: Literal["v1", "v2", "json"] = "v2"
-    service_name: str | None = None
-    service_port: int | None = None
-    url: str | None = None
-    model: str | None = None
-    path: str | None = None
-    input_field: str = "instances"
-    output_field: str = "predictions"
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    name: str
-    kind: Literal["Deployment", "InferenceService", "External"] = "Deployment"
-    endpoint: EndpointSpec | None = None
-
-
-@dataclass(frozen=True)
-class ScheduleSpec:
-    interval_seconds: float = 60.0
-    mode: Literal["inline", "job"] = "inline"
-    job_active_deadline_seconds: int = 600
-    job_resources: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ReferenceSpec:
-    source: Literal["configMap", "url", "pvc", "inline"]
-    format: str = "auto"
-    config_map_name: str | None = None
-    config_map_key: str | None = None
-    url: str | None = None
-    claim_name: str | None = None
-    path: str | None = None
-    inline_rows: tuple[Mapping[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    name: str
-    type: Literal["numerical", "categorical"] = "numerical"
-    method: str | None = None
-    threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class PredictionSpec:
-    name: str = "prediction"
-    type: Literal["numerical", "categorical"] = "categorical"
-    label_column: str | None = None
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    samples: int = 200
-    timeout_seconds: float = 2.0
-    concurrency: int = 4
-    retries: int = 2
-    batch_size: int = 1
-    dataset: ReferenceSpec | None = None  # the probe set; None = a sample of the reference
-
-
-@dataclass(frozen=True)
-class PayloadLogSpec:
-    window_seconds: int = 3600
-    min_samples: int = 500
-    max_samples: int = 50000
-
-
-@dataclass(frozen=True)
-class MultivariateSpec:
-    enabled: bool = False
-    permutations: int = 200
-    max_samples: int = 1000
-
-
-@dataclass(frozen=True)
-class DriftSpec:
-    enabled: bool = True
-    method: str = "auto"
-    threshold: float | None = None
-    correction: Literal["bonferroni", "fdr", "none"] = "bonferroni"
-    drift_share: float = 0.5
-    min_samples: int = 30
-    multivariate: MultivariateSpec = field(default_factory=MultivariateSpec)
-
-
-@dataclass(frozen=True)
-class LatencySpec:
-    threshold_ms: float
-    percentile: float = 95.0
-    query: str | None = None
-
-
-@dataclass(frozen=True)
-class ErrorRatioSpec:
-    errors: str | None = None
-    total: str | None = None
-
-
-@dataclass(frozen=True)
-class SLITemplateSpec:
-    """Ready-made queries for a model server's metrics (see sources/sli_templates)."""
-
-    name: Literal["mlserver", "kserve", "seldon"]
-    model: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SLOSpec:
-    name: str
-    source: Literal["probe", "prometheus"] = "probe"
-    objective: float = 99.0
-    window_seconds: float = 28 * 86400.0
-    latency: LatencySpec | None = None
-    error_ratio: ErrorRatioSpec | None = None
-    template: SLITemplateSpec | None = None
-    # Multiplies the burn-rate alert windows (spec.slos[].burnRate.windowScale).
-    window_scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class PrometheusSpec:
-    url: str
-    timeout_seconds: float = 5.0
-
-
-@dataclass(frozen=True)
-class ScaleSpec:
-    max_replicas: int
-    step: int = 1
-    stabilization_seconds: int = 300
-
-
-@dataclass(frozen=True)
-class NotifySpec:
-    secret_name: str
-    secret_key: str
-    format: Literal["slack", "json"] = "json"
-
-
-@dataclass(frozen=True)
-class ActionsSpec:
-    dry_run: bool = False
-    cooldown_seconds: int = 600
-    consecutive_breaches: int = 3
-    max_actions_per_hour: int = 3
-    on_slo_breach: tuple[str, ...] = ()
-    on_drift: tuple[str, ...] = ()
-    scale: ScaleSpec | None = None
-    notify: NotifySpec | None = None
-    retrain_job_template: Mapping[str, Any] | None = None
-
-    def uses(self, action: str) -> bool:
-        return action in self.on_slo_breach or action in self.on_drift
-
-
-@dataclass(frozen=True)
-class MonitorSpec:
-    target: TargetSpec
-    reference: ReferenceSpec
-    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
-    features: tuple[FeatureSpec, ...] = ()
-    prediction: PredictionSpec | None = None
-    probe: ProbeSpec | None = None
-    payload_log: PayloadLogSpec | None = None
-    drift: DriftSpec = field(default_factory=DriftSpec)
-    slos: tuple[SLOSpec, ...] = ()
-    prometheus: PrometheusSpec | None = None
-    actions: ActionsSpec = field(default_factory=ActionsSpec)
-
-
-class _Reader:
-    """Typed access to a nested mapping that records problems instead of raising early."""
-
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append((path, message))
-
-    def obj(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            self.problem(f"{path}.{key}", "must be an object")
-            return None
-        return value
-
-    def string(
-        self,
-        data: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        default: str | None = None,
-        required: bool = False,
-        choices: Sequence[str] | None = None,
-    ) -> str | None:
-        value = data.get(key, default)
-        if value is None:
-            if required:
-                self.problem(f"{path}.{key}", "is required")
-            return None
-        if not isinstance(value, str) or (required and not value):
-            self.problem(f"{path}.{key}", "must be a non-empty string")
-            return default
-        if choices is not None and value not in choices:
-            self.problem(
-                f"{path}.{key}",
-                f"unsupported value {value!r}; expected one of {', '.join(choices)}",
-            )
-            return default
-        return value
-
-    def number(
-        self,
-        data: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        default: float | None,
-        low: float | None = None,
-        high: float | None = None,
-        low_open: bool = False,
-        high_open: bool = False,
-    ) -> float | None:
-        value = data.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(f"{path}.{key}", "must be a number")
-            return default
-        number = float(value)
-        if low is not None and (number < low or (low_open and number == low)):
-            self.problem(f"{path}.{key}", f"must be {'>' if low_open else '>='} {low:g}")
-        if high is not None and (number > high or (high_open and number == high)):
-            self.problem(f"{path}.{key}", f"must be {'<' if high_open else '<='} {high:g}")
-        return number
-
-    def integer(
-        self,
-        data: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        default: int,
-        low: int | None = None,
-        high: int | None = None,
-    ) -> int:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(f"{path}.{key}", "must be an integer")
-            return default
-        if low is not None and value < low:
-            self.problem(f"{path}.{key}", f"must be >= {low}")
-        if high is not None and value > high:
-            self.problem(f"{path}.{key}", f"must be <= {high}")
-        return value
-
-    def boolean(self, data: Mapping[str, Any], key: str, path: str, *, default: bool) -> bool:
-        value = data.get(key, default)
-        if not isinstance(value, bool):
-            self.problem(f"{path}.{key}", "must be true or false")
-            return default
-        return value
-
-    def duration(
-        self, data: Mapping[str, Any], key: str, path: str, *, default: float
-    ) -> float | None:
-        """Seconds; ``default`` when absent, None (and a problem) when not a duration."""
-        text = data.get(key)
-        if text is None:
-            return default
-        if not isinstance(text, str):
-            self.problem(f"{path}.{key}", "must be a duration string such as 60s or 5m")
-            return None
-        try:
-            return parse_duration(text)
-        except ValueError as exc:
-            self.problem(f"{path}.{key}", str(exc))
-            return None
-
-    def action_list(self, data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
-        value = data.get(key) or []
-        if not isinstance(value, list):
-            self.problem(f"{path}.{key}", "must be a list")
-            return ()
-        for item in value:
-            if item not in ACTIONS:
-                self.problem(
-                    f"{path}.{key}", f"unsupported action {item!r}; expected one of {ACTIONS}"
-                )
-        if NONE in value and len(value) > 1:
-            self.problem(f"{path}.{key}", "'none' cannot be combined with other actions")
-        if len(set(value)) != len(value):
-            self.problem(f"{path}.{key}", "lists an action twice")
-        return tuple(a for a in value if a in ACTIONS and a != NONE)
 
 
 def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     """Parse a ``ModelMonitor.spec`` mapping; raise :class:`SpecError` listing all problems."""
-    r = _Reader()
+    r = FieldReader()
     target = _parse_target(r, spec)
     reference = _parse_reference(r, spec)
     schedule = _parse_schedule(r, spec)
@@ -378,7 +58,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     prediction = _parse_prediction(r, spec)
     probe, payload_log = _parse_data(r, spec)
     drift = _parse_drift(r, spec)
-    slos = _parse_slos(r, spec)
+    slos = parse_slos(r, spec)
     prometheus = _parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
 
@@ -403,7 +83,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     return result
 
 
-def _parse_target(r: _Reader, spec: Mapping[str, Any]) -> TargetSpec | None:
+def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
     data = r.obj(spec, "target", "spec")
     if data is None:
         r.problem("spec.target", "is required")
@@ -452,7 +132,7 @@ def _parse_target(r: _Reader, spec: Mapping[str, Any]) -> TargetSpec | None:
     return TargetSpec(name=name, kind=kind or TargetSpec.kind, endpoint=endpoint)  # type: ignore[arg-type]
 
 
-def _parse_reference(r: _Reader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
+def _parse_reference(r: FieldReader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
     data = r.obj(spec, "reference", "spec")
     path = "spec.reference"
     if data is None:
@@ -461,7 +141,9 @@ def _parse_reference(r: _Reader, spec: Mapping[str, Any]) -> ReferenceSpec | Non
     return _parse_reference_like(r, data, path)
 
 
-def _parse_reference_like(r: _Reader, data: Mapping[str, Any], path: str) -> ReferenceSpec | None:
+def _parse_reference_like(
+    r: FieldReader, data: Mapping[str, Any], path: str
+) -> ReferenceSpec | None:
     fmt = (
         r.string(data, "format", path, default=ReferenceSpec.format, choices=REFERENCE_FORMATS)
         or ReferenceSpec.format
@@ -504,7 +186,7 @@ def _parse_reference_like(r: _Reader, data: Mapping[str, Any], path: str) -> Ref
     return ReferenceSpec(source="inline", format=fmt, inline_rows=tuple(rows))
 
 
-def _parse_schedule(r: _Reader, spec: Mapping[str, Any]) -> ScheduleSpec:
+def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
     data = r.obj(spec, "schedule", "spec") or {}
     path = "spec.schedule"
     interval = r.duration(data, "interval", path, default=ScheduleSpec.interval_seconds)
@@ -527,7 +209,7 @@ def _parse_schedule(r: _Reader, spec: Mapping[str, Any]) -> ScheduleSpec:
     )
 
 
-def _parse_features(r: _Reader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, ...]:
+def _parse_features(r: FieldReader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, ...]:
     items = spec.get("features") or []
     if not isinstance(items, list):
         r.problem("spec.features", "must be a list")
@@ -549,12 +231,12 @@ def _parse_features(r: _Reader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, .
             r.problem(f"{path}.name", f"duplicate feature {name!r}")
         seen.add(name)
         if method is not None and ftype is not None:
-            _check_method_fits(r, f"{path}.method", method, ftype)
+            check_method_fits(r, f"{path}.method", method, ftype)
         out.append(FeatureSpec(name, ftype or FeatureSpec.type, method, threshold))  # type: ignore[arg-type]
     return tuple(out)
 
 
-def _check_method_fits(r: _Reader, path: str, method: str, ftype: str) -> None:
+def check_method_fits(r: FieldReader, path: str, method: str, ftype: str) -> None:
     allowed = REGISTRY["numerical" if ftype == "numerical" else "categorical"]
     if method != AUTO and method not in allowed:
         r.problem(
@@ -564,7 +246,7 @@ def _check_method_fits(r: _Reader, path: str, method: str, ftype: str) -> None:
         )
 
 
-def _parse_prediction(r: _Reader, spec: Mapping[str, Any]) -> PredictionSpec | None:
+def _parse_prediction(r: FieldReader, spec: Mapping[str, Any]) -> PredictionSpec | None:
     data = r.obj(spec, "prediction", "spec")
     if data is None:
         return None
@@ -579,7 +261,7 @@ def _parse_prediction(r: _Reader, spec: Mapping[str, Any]) -> PredictionSpec | N
 
 
 def _parse_data(
-    r: _Reader, spec: Mapping[str, Any]
+    r: FieldReader, spec: Mapping[str, Any]
 ) -> tuple[ProbeSpec | None, PayloadLogSpec | None]:
     data = r.obj(spec, "data", "spec") or {}
     probe = payload = None
@@ -631,7 +313,9 @@ def _parse_data(
     return probe, payload
 
 
-def _parse_probe_dataset(r: _Reader, probe: Mapping[str, Any], path: str) -> ReferenceSpec | None:
+def _parse_probe_dataset(
+    r: FieldReader, probe: Mapping[str, Any], path: str
+) -> ReferenceSpec | None:
     data = r.obj(probe, "dataset", path)
     if data is None:
         return None
@@ -641,7 +325,7 @@ def _parse_probe_dataset(r: _Reader, probe: Mapping[str, Any], path: str) -> Ref
     return _parse_reference_like(r, data, f"{path}.dataset")
 
 
-def _parse_drift(r: _Reader, spec: Mapping[str, Any]) -> DriftSpec:
+def _parse_drift(r: FieldReader, spec: Mapping[str, Any]) -> DriftSpec:
     data = r.obj(spec, "drift", "spec") or {}
     path = "spec.drift"
     mv = r.obj(data, "multivariate", path) or {}
@@ -678,147 +362,7 @@ def _parse_drift(r: _Reader, spec: Mapping[str, Any]) -> DriftSpec:
     )
 
 
-def _parse_slos(r: _Reader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
-    items = spec.get("slos") or []
-    if not isinstance(items, list):
-        r.problem("spec.slos", "must be a list")
-        return ()
-    out: list[SLOSpec] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        path = f"spec.slos[{i}]"
-        if not isinstance(item, Mapping):
-            r.problem(path, "must be an object")
-            continue
-        name = r.string(item, "name", path, required=True)
-        source = r.string(item, "source", path, default=SLOSpec.source, choices=SLO_SOURCES)
-        objective = r.number(
-            item,
-            "objective",
-            path,
-            default=SLOSpec.objective,
-            low=0,
-            high=100,
-            low_open=True,
-            high_open=True,
-        )
-        window = r.duration(item, "window", path, default=SLOSpec.window_seconds)
-        lat = r.obj(item, "latency", path)
-        err = r.obj(item, "errorRatio", path)
-        tpl = _parse_slo_template(r, item, path, source, lat, err)
-        burn = r.obj(item, "burnRate", path) or {}
-        scale = r.number(
-            burn,
-            "windowScale",
-            f"{path}.burnRate",
-            default=SLOSpec.window_scale,
-            low=0,
-            high=1,
-            low_open=True,
-        )
-        if (lat is None) == (err is None):
-            r.problem(path, "set exactly one of latency or errorRatio")
-        latency = error_ratio = None
-        if lat is not None:
-            threshold = r.number(
-                lat, "thresholdMs", f"{path}.latency", default=None, low=0, low_open=True
-            )
-            if threshold is None:
-                r.problem(f"{path}.latency.thresholdMs", "is required")
-            latency = LatencySpec(
-                threshold_ms=threshold or 0.0,
-                percentile=r.number(
-                    lat,
-                    "percentile",
-                    f"{path}.latency",
-                    default=LatencySpec.percentile,
-                    low=0,
-                    high=100,
-                    low_open=True,
-                )
-                or LatencySpec.percentile,
-                query=r.string(lat, "query", f"{path}.latency"),
-            )
-            if source == "prometheus" and not latency.query and tpl is None:
-                r.problem(f"{path}.latency.query", "is required for source prometheus")
-        if err is not None:
-            error_ratio = ErrorRatioSpec(
-                errors=r.string(err, "errors", f"{path}.errorRatio"),
-                total=r.string(err, "total", f"{path}.errorRatio"),
-            )
-            if (
-                source == "prometheus"
-                and tpl is None
-                and not (error_ratio.errors and error_ratio.total)
-            ):
-                r.problem(
-                    f"{path}.errorRatio",
-                    "errors and total queries are required for source prometheus",
-                )
-        if name is None:
-            continue
-        if name in seen:
-            r.problem(f"{path}.name", f"duplicate SLO {name!r}")
-        seen.add(name)
-        out.append(
-            SLOSpec(
-                name=name,
-                source=source or SLOSpec.source,  # type: ignore[arg-type]
-                objective=objective or SLOSpec.objective,
-                window_seconds=window or SLOSpec.window_seconds,
-                latency=latency,
-                error_ratio=error_ratio,
-                template=tpl,
-                window_scale=scale or SLOSpec.window_scale,
-            )
-        )
-    return tuple(out)
-
-
-_PROM_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def _parse_slo_template(
-    r: _Reader,
-    item: Mapping[str, Any],
-    path: str,
-    source: str | None,
-    lat: Mapping[str, Any] | None,
-    err: Mapping[str, Any] | None,
-) -> SLITemplateSpec | None:
-    data = r.obj(item, "template", path)
-    if data is None:
-        return None
-    tpath = f"{path}.template"
-    name = r.string(data, "name", tpath, required=True, choices=SLI_TEMPLATE_NAMES)
-    labels = r.obj(data, "labels", tpath) or {}
-    for key, value in labels.items():
-        if not _PROM_LABEL.match(str(key)):
-            r.problem(f"{tpath}.labels", f"{key!r} is not a Prometheus label name")
-        if not isinstance(value, str):
-            r.problem(f"{tpath}.labels.{key}", "must be a string")
-    if source != "prometheus":
-        r.problem(tpath, "an SLO template needs source prometheus")
-    if (lat is not None and lat.get("query")) or (
-        err is not None and (err.get("errors") or err.get("total"))
-    ):
-        r.problem(tpath, "set either template or your own queries, not both")
-    if name == "kserve" and err is not None:
-        r.problem(
-            f"{tpath}.name",
-            "template kserve has no error-ratio SLI (KServe's model server exports only "
-            "latency histograms); use template mlserver or your own queries",
-        )
-    if name is None:
-        return None
-    return SLITemplateSpec(
-        name=name,  # type: ignore[arg-type]
-        model=r.string(data, "model", tpath),
-        labels={str(k): str(v) for k, v in labels.items()},
-    )
-
-
-def _parse_prometheus(r: _Reader, spec: Mapping[str, Any]) -> PrometheusSpec | None:
+def _parse_prometheus(r: FieldReader, spec: Mapping[str, Any]) -> PrometheusSpec | None:
     data = r.obj(spec, "prometheus", "spec")
     if data is None:
         return None
@@ -841,7 +385,7 @@ def _parse_prometheus(r: _Reader, spec: Mapping[str, Any]) -> PrometheusSpec | N
     )
 
 
-def _parse_actions(r: _Reader, spec: Mapping[str, Any]) -> ActionsSpec:
+def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
     data = r.obj(spec, "actions", "spec") or {}
     path = "spec.actions"
     scale = notify = None
@@ -908,7 +452,7 @@ def _parse_actions(r: _Reader, spec: Mapping[str, Any]) -> ActionsSpec:
     )
 
 
-def _cross_checks(r: _Reader, spec: MonitorSpec) -> None:
+def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     """Rules that relate fields to each other (the CRD's CEL rules, and more)."""
     if any(s.source == "prometheus" for s in spec.slos) and spec.prometheus is None:
         r.problem("spec.prometheus", "is required when an SLO has source 'prometheus'")
@@ -938,7 +482,7 @@ def _cross_checks(r: _Reader, spec: MonitorSpec) -> None:
     features = {f.name: f for f in spec.features}
     for i, feature in enumerate(spec.features):
         if feature.method is None and spec.drift.method != AUTO:
-            _check_method_fits(
+            check_method_fits(
                 r, f"spec.features[{i}] (spec.drift.method)", spec.drift.method, feature.type
             )
     if spec.prediction is not None:

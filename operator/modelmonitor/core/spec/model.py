@@ -1,0 +1,206 @@
+"""What a ModelMonitor spec says, as typed, immutable objects, and the names it may use.
+
+:class:`MonitorSpec` and its parts are what every layer reads; :mod:`.parse` builds them
+from the object's ``spec`` mapping. The defaults of these dataclasses are the spec's
+defaults: the parser takes them from here, and a unit test holds the CRD's defaults
+equal to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from modelmonitor.core.action_names import NONE, ActionName
+
+# The vocabularies the spec accepts come from the registries that implement them (drift
+# methods, protocols, corrections) or from the core's own list (actions: the actions'
+# registry is held to it); the ones below have no registry in the core, and
+# tests/unit/test_vocabulary.py holds each against its implementation and the CRD.
+ACTIONS = (*(a.value for a in ActionName), NONE)  # what an action list may hold
+TARGET_KINDS = ("Deployment", "InferenceService", "External")
+REFERENCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "npy", "profile")
+FEATURE_TYPES = ("numerical", "categorical")
+SCHEDULE_MODES = ("inline", "job")
+SLO_SOURCES = ("probe", "prometheus")
+NOTIFY_FORMATS = ("slack", "json")
+SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
+
+MIN_INTERVAL_SECONDS = 10.0
+MAX_INTERVAL_SECONDS = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    protocol: Literal["v1", "v2", "json"] = "v2"
+    service_name: str | None = None
+    service_port: int | None = None
+    url: str | None = None
+    model: str | None = None
+    path: str | None = None
+    input_field: str = "instances"
+    output_field: str = "predictions"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    kind: Literal["Deployment", "InferenceService", "External"] = "Deployment"
+    endpoint: EndpointSpec | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    interval_seconds: float = 60.0
+    mode: Literal["inline", "job"] = "inline"
+    job_active_deadline_seconds: int = 600
+    job_resources: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    source: Literal["configMap", "url", "pvc", "inline"]
+    format: str = "auto"
+    config_map_name: str | None = None
+    config_map_key: str | None = None
+    url: str | None = None
+    claim_name: str | None = None
+    path: str | None = None
+    inline_rows: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    type: Literal["numerical", "categorical"] = "numerical"
+    method: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class PredictionSpec:
+    name: str = "prediction"
+    type: Literal["numerical", "categorical"] = "categorical"
+    label_column: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    samples: int = 200
+    timeout_seconds: float = 2.0
+    concurrency: int = 4
+    retries: int = 2
+    batch_size: int = 1
+    dataset: ReferenceSpec | None = None  # the probe set; None = a sample of the reference
+
+
+@dataclass(frozen=True)
+class PayloadLogSpec:
+    window_seconds: int = 3600
+    min_samples: int = 500
+    max_samples: int = 50000
+
+
+@dataclass(frozen=True)
+class MultivariateSpec:
+    enabled: bool = False
+    permutations: int = 200
+    max_samples: int = 1000
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    enabled: bool = True
+    method: str = "auto"
+    threshold: float | None = None
+    correction: Literal["bonferroni", "fdr", "none"] = "bonferroni"
+    drift_share: float = 0.5
+    min_samples: int = 30
+    multivariate: MultivariateSpec = field(default_factory=MultivariateSpec)
+
+
+@dataclass(frozen=True)
+class LatencySpec:
+    threshold_ms: float
+    percentile: float = 95.0
+    query: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorRatioSpec:
+    errors: str | None = None
+    total: str | None = None
+
+
+@dataclass(frozen=True)
+class SLITemplateSpec:
+    """Ready-made queries for a model server's metrics (see sources/sli_templates)."""
+
+    name: Literal["mlserver", "kserve", "seldon"]
+    model: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SLOSpec:
+    name: str
+    source: Literal["probe", "prometheus"] = "probe"
+    objective: float = 99.0
+    window_seconds: float = 28 * 86400.0
+    latency: LatencySpec | None = None
+    error_ratio: ErrorRatioSpec | None = None
+    template: SLITemplateSpec | None = None
+    # Multiplies the burn-rate alert windows (spec.slos[].burnRate.windowScale).
+    window_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class PrometheusSpec:
+    url: str
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    max_replicas: int
+    step: int = 1
+    stabilization_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class NotifySpec:
+    secret_name: str
+    secret_key: str
+    format: Literal["slack", "json"] = "json"
+
+
+@dataclass(frozen=True)
+class ActionsSpec:
+    dry_run: bool = False
+    cooldown_seconds: int = 600
+    consecutive_breaches: int = 3
+    max_actions_per_hour: int = 3
+    on_slo_breach: tuple[str, ...] = ()
+    on_drift: tuple[str, ...] = ()
+    scale: ScaleSpec | None = None
+    notify: NotifySpec | None = None
+    retrain_job_template: Mapping[str, Any] | None = None
+
+    def uses(self, action: str) -> bool:
+        return action in self.on_slo_breach or action in self.on_drift
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    target: TargetSpec
+    reference: ReferenceSpec
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    features: tuple[FeatureSpec, ...] = ()
+    prediction: PredictionSpec | None = None
+    probe: ProbeSpec | None = None
+    payload_log: PayloadLogSpec | None = None
+    drift: DriftSpec = field(default_factory=DriftSpec)
+    slos: tuple[SLOSpec, ...] = ()
+    prometheus: PrometheusSpec | None = None
+    actions: ActionsSpec = field(default_factory=ActionsSpec)
