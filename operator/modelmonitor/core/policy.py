@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -383,15 +383,6 @@ def _plan_restore(
 
 
 # --- results --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What recording a result changes in status."""
-
-    status_patch: dict[str, Any]
-    condition: Condition | None = None
-    history_entry: dict[str, Any] = field(default_factory=dict)
 
 
 def history_entry(
