@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.cluster.kube import KubeCluster
 
@@ -37,3 +40,44 @@ def with_chart_crds(kube_cluster: KubeCluster) -> KubeCluster:
 
 def release_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@cache
+def server_version(cluster: KubeCluster) -> str:
+    out = cluster.kubectl("version", "-o", "json").stdout
+    return str(yaml.safe_load(out)["serverVersion"]["gitVersion"])
+
+
+def helm_template(
+    cluster: KubeCluster, namespace: str, *sets: str, release: str = "mm"
+) -> list[Doc]:
+    """``helm template`` for the cluster's Kubernetes version (the chart sets kubeVersion)."""
+    args = [f"--set={s}" for s in sets]
+    version = f"--kube-version={server_version(cluster)}"
+    out = cluster.helm("template", release, str(CHART), "-n", namespace, version, *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def can_i(cluster: KubeCluster, sa: str, verb: str, resource: str, *where: str) -> bool:
+    proc = cluster.kubectl("auth", "can-i", verb, resource, f"--as={sa}", *where, check=False)
+    answer = proc.stdout.strip()
+    assert answer in ("yes", "no"), proc.stderr
+    return answer == "yes"
+
+
+def sa_kubeconfig(cluster: KubeCluster, namespace: str, sa: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a short-lived token)."""
+    token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "target", "cluster": entry["cluster"]}],
+        "users": [{"name": sa, "user": {"token": token.strip()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "target", "user": sa}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -28,17 +28,23 @@ from modelmonitor.core.cluster import PatchType
 from modelmonitor.core.incident import ActionRequest, Outcome
 from modelmonitor.core.spec import parse_spec
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.e2e.test_helm import (  # noqa: F401  (cluster: the fixture, CRDs applied)
+from tests.e2e.chart_fixtures import (
     CHART,
-    _can_i,
-    _release,
-    _sa_kubeconfig,
-    _template,
-    cluster,
+    can_i,
+    helm_template,
+    release_name,
+    sa_kubeconfig,
+    with_chart_crds,
 )
 from tests.unit.test_packaging import ACTION_GRANTS, MONITORING_GRANTS, Grant, by_kind, grants
 
 Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def cluster(kube_cluster: KubeCluster) -> KubeCluster:
+    return with_chart_crds(kube_cluster)
+
 
 # What each executor calls through modelmonitor.adapters.kube.KubePaths, as (verb, apiGroup,
 # resource). Read off the modules; keep in step with them:
@@ -98,13 +104,13 @@ def _roles(docs: list[Doc], kind: str) -> dict[str, Doc]:
 
 @pytest.mark.parametrize("scope", list(SCOPES))
 def test_chart_grants_exactly_what_the_enabled_executors_call(
-    cluster: KubeCluster,  # noqa: F811
+    cluster: KubeCluster,
     scope: str,
 ) -> None:
     scope_sets, kind = SCOPES[scope]
     off = [f"rbac.actions.{a}=false" for a in EXECUTOR_CALLS]
     # None: no actions role (nor binding) at all; the monitoring role is untouched.
-    docs = _template(cluster, "ops", *scope_sets, *off)
+    docs = helm_template(cluster, "ops", *scope_sets, *off)
     roles = _roles(docs, kind)
     assert set(roles) == {"mm-modelmonitor"}
     monitoring = grants(roles["mm-modelmonitor"])
@@ -117,7 +123,7 @@ def test_chart_grants_exactly_what_the_enabled_executors_call(
     for enabled in cases:
         sets = [s for s in off if s.split(".")[2].split("=")[0] not in enabled]
         sets += [f"rbac.actions.{a}=true" for a in enabled]
-        docs = _template(cluster, "ops", *scope_sets, *sets)
+        docs = helm_template(cluster, "ops", *scope_sets, *sets)
         roles = _roles(docs, kind)
         assert grants(roles["mm-modelmonitor-actions"]) == expected_grants(*enabled), enabled
         # The monitoring role does not change with the action toggles.
@@ -225,7 +231,7 @@ def _request(action: str, namespace: str, healthy: list[Doc]) -> ActionRequest:
 
 @pytest.fixture
 def namespace_b(kube_cluster: KubeCluster) -> Iterator[str]:
-    name = f"t-rbac-b-{_release('x')[-6:]}"
+    name = f"t-rbac-b-{release_name('x')[-6:]}"
     kube_cluster.kubectl("create", "namespace", name)
     yield name
     kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
@@ -236,20 +242,20 @@ def _client(kubeconfig: Path) -> Any:
 
 
 def test_namespaced_install_confines_the_actions_to_its_namespace(
-    cluster: KubeCluster,  # noqa: F811
+    cluster: KubeCluster,
     namespace: str,
     namespace_b: str,
     tmp_path: Path,
 ) -> None:
     a, b = namespace, namespace_b
-    release = _release("rbac")
+    release = release_name("rbac")
     fullname = f"{release}-modelmonitor"
     install = ["-n", a, "--set=scope=namespace", f"--set=watchNamespaces={{{a}}}"]
     install += ["--set=peering.enabled=false"]
     cluster.helm("install", release, str(CHART), *install, "--set=rbac.actions.retrain=true")
 
     admin_client = _client(cluster.kubeconfig)
-    sa_client = _client(_sa_kubeconfig(cluster, a, fullname, tmp_path / "kubeconfig"))
+    sa_client = _client(sa_kubeconfig(cluster, a, fullname, tmp_path / "kubeconfig"))
     try:
         admin = KubePaths(admin_client)
         operator = RecordingApi(KubePaths(sa_client))
@@ -296,8 +302,8 @@ def test_namespaced_install_confines_the_actions_to_its_namespace(
         ("get", "secrets"),
         ("create", "jobs.batch"),
     ):
-        assert _can_i(cluster, sa, verb, resource, "-n", a), (verb, resource)
-        assert not _can_i(cluster, sa, verb, resource, "-n", b), (verb, resource)
+        assert can_i(cluster, sa, verb, resource, "-n", a), (verb, resource)
+        assert not can_i(cluster, sa, verb, resource, "-n", b), (verb, resource)
     for verb, resource in (
         ("list", "secrets"),
         ("delete", "deployments.apps"),
@@ -305,11 +311,11 @@ def test_namespaced_install_confines_the_actions_to_its_namespace(
         ("patch", "replicasets.apps"),
         ("delete", "jobs.batch"),
     ):
-        assert not _can_i(cluster, sa, verb, resource, "-n", a), (verb, resource)
-    assert not _can_i(cluster, sa, "patch", "deployments.apps", "--subresource=scale", "-n", a)
+        assert not can_i(cluster, sa, verb, resource, "-n", a), (verb, resource)
+    assert not can_i(cluster, sa, "patch", "deployments.apps", "--subresource=scale", "-n", a)
 
     # retrain off: no Jobs, even in A.
     cluster.helm("upgrade", release, str(CHART), *install, "--set=rbac.actions.retrain=false")
-    assert not _can_i(cluster, sa, "create", "jobs.batch", "-n", a)
-    assert not _can_i(cluster, sa, "list", "jobs.batch", "-n", a)
-    assert _can_i(cluster, sa, "patch", "deployments.apps", "-n", a)  # the rest stays
+    assert not can_i(cluster, sa, "create", "jobs.batch", "-n", a)
+    assert not can_i(cluster, sa, "list", "jobs.batch", "-n", a)
+    assert can_i(cluster, sa, "patch", "deployments.apps", "-n", a)  # the rest stays

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from functools import cache, partial
+from functools import partial
 
 import pytest
 import yaml
@@ -27,6 +27,8 @@ from tests.e2e.chart_fixtures import (
     CRDS,
     MANIFESTS,
     Doc,
+    can_i,
+    helm_template,
     release_name,
     with_chart_crds,
 )
@@ -49,20 +51,6 @@ def cluster(kube_cluster: KubeCluster) -> KubeCluster:
     return with_chart_crds(kube_cluster)
 
 
-@cache
-def _server_version(cluster: KubeCluster) -> str:
-    out = cluster.kubectl("version", "-o", "json").stdout
-    return str(yaml.safe_load(out)["serverVersion"]["gitVersion"])
-
-
-def _template(cluster: KubeCluster, namespace: str, *sets: str, release: str = "mm") -> list[Doc]:
-    """``helm template`` for the cluster's Kubernetes version (the chart sets kubeVersion)."""
-    args = [f"--set={s}" for s in sets]
-    version = f"--kube-version={_server_version(cluster)}"
-    out = cluster.helm("template", release, str(CHART), "-n", namespace, version, *args).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
 def _restricted(cluster: KubeCluster, namespace: str, mode: str) -> None:
     cluster.kubectl(
         "label", "namespace", namespace, f"pod-security.kubernetes.io/{mode}=restricted"
@@ -74,13 +62,6 @@ def _dry_run(cluster: KubeCluster, docs: list[Doc] | str, *extra: str) -> str:
     text = docs if isinstance(docs, str) else yaml.safe_dump_all(docs)
     proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", *extra, input=text)
     return proc.stderr
-
-
-def _can_i(cluster: KubeCluster, sa: str, verb: str, resource: str, *where: str) -> bool:
-    proc = cluster.kubectl("auth", "can-i", verb, resource, f"--as={sa}", *where, check=False)
-    answer = proc.stdout.strip()
-    assert answer in ("yes", "no"), proc.stderr
-    return answer == "yes"
 
 
 # -- chart: lint and render -----------------------------------------------------------------
@@ -98,7 +79,7 @@ def test_helm_lint_passes(cluster: KubeCluster) -> None:
 
 
 def test_chart_renders_a_restricted_pod_wired_to_the_settings(cluster: KubeCluster) -> None:
-    docs = _template(cluster, "ops", "logFormat=text", "logLevel=DEBUG", "metrics.port=9100")
+    docs = helm_template(cluster, "ops", "logFormat=text", "logLevel=DEBUG", "metrics.port=9100")
     (deployment,) = by_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert_restricted_pod(pod)
@@ -121,7 +102,7 @@ def test_chart_renders_a_restricted_pod_wired_to_the_settings(cluster: KubeClust
 
 
 def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluster) -> None:
-    docs = _template(cluster, "ops")
+    docs = helm_template(cluster, "ops")
     roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
     assert grants(roles["mm-modelmonitor"]) == MONITORING_GRANTS | CLUSTER_ONLY_GRANTS
     default_actions = {"rollback", "scale", "notify", "kserve"}
@@ -133,12 +114,12 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
 
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
     off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
-    docs = _template(cluster, "ops", *off)
+    docs = helm_template(cluster, "ops", *off)
     assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["mm-modelmonitor"]
     assert len(by_kind(docs, "ClusterRoleBinding")) == 1
     for action, expected in ACTION_GRANTS.items():
         only = [s for s in off if not s.startswith(f"rbac.actions.{action}=")]
-        docs = _template(cluster, "ops", *only, f"rbac.actions.{action}=true")
+        docs = helm_template(cluster, "ops", *only, f"rbac.actions.{action}=true")
         roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
         assert grants(roles["mm-modelmonitor-actions"]) == expected, action
 
@@ -146,7 +127,7 @@ def test_chart_action_toggles(cluster: KubeCluster) -> None:
 def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
     cluster: KubeCluster,
 ) -> None:
-    docs = _template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
+    docs = helm_template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
     kinds = {d["kind"] for d in docs}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     for kind in ("Role", "RoleBinding", "KopfPeering"):
@@ -170,9 +151,9 @@ def _run_accounts(docs: list[Doc]) -> list[Doc]:
 
 
 def test_chart_job_mode_gives_runs_their_service_account(cluster: KubeCluster) -> None:
-    off = _template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
+    off = helm_template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
     assert len(by_kind(off, "ServiceAccount")) == 1  # the operator's only
-    docs = _template(
+    docs = helm_template(
         cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}", "jobMode.enabled=true"
     )
     run_accounts = _run_accounts(docs)
@@ -189,13 +170,13 @@ def test_chart_job_mode_gives_runs_their_service_account(cluster: KubeCluster) -
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["JOB_SERVICE_ACCOUNT"] == "modelmonitor-job"
     # Cluster scope: only the namespaces listed.
-    docs = _template(cluster, "ops", "jobMode.enabled=true", "jobMode.namespaces={ml}")
+    docs = helm_template(cluster, "ops", "jobMode.enabled=true", "jobMode.namespaces={ml}")
     run_accounts = _run_accounts(docs)
     assert [d["metadata"]["namespace"] for d in run_accounts] == ["ml"]
 
 
 def test_chart_namespace_scope_defaults_to_the_release_namespace(cluster: KubeCluster) -> None:
-    docs = _template(cluster, "ops", "scope=namespace")
+    docs = helm_template(cluster, "ops", "scope=namespace")
     assert {d["metadata"]["namespace"] for d in by_kind(docs, "Role")} == {"ops"}
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
@@ -203,7 +184,7 @@ def test_chart_namespace_scope_defaults_to_the_release_namespace(cluster: KubeCl
 
 
 def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
-    docs = _template(cluster, "ops", "watchNamespaces={ml-prod,ml-*}")
+    docs = helm_template(cluster, "ops", "watchNamespaces={ml-prod,ml-*}")
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["WATCH_NAMESPACES"] == "ml-prod,ml-*"
@@ -229,11 +210,11 @@ def test_chart_refuses_inconsistent_values(
     cluster: KubeCluster, sets: tuple[str, ...], message: str
 ) -> None:
     with pytest.raises(CommandError, match=re.escape(message)):
-        _template(cluster, "ops", *sets)
+        helm_template(cluster, "ops", *sets)
 
 
 def test_chart_optional_objects(cluster: KubeCluster) -> None:
-    docs = _template(
+    docs = helm_template(
         cluster,
         "ops",
         "replicas=2",
@@ -261,14 +242,14 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
 # -- server-side dry runs ---------------------------------------------------------------------
 def test_chart_cluster_scope_passes_server_dry_run(cluster: KubeCluster, namespace: str) -> None:
     _restricted(cluster, namespace, "warn")
-    docs = _template(cluster, namespace, release=release_name("dry"))
+    docs = helm_template(cluster, namespace, release=release_name("dry"))
     warnings = _dry_run(cluster, docs)
     assert RESTRICTED_WARNING not in warnings
 
 
 def test_chart_namespace_scope_passes_server_dry_run(cluster: KubeCluster, namespace: str) -> None:
     _restricted(cluster, namespace, "warn")
-    docs = _template(
+    docs = helm_template(
         cluster,
         namespace,
         "scope=namespace",
@@ -346,17 +327,17 @@ def test_manifests_namespaced_install_really_applies_with_least_privilege(
     assert pod["spec"]["serviceAccountName"] == "modelmonitor"
     sa = f"system:serviceaccount:{namespace}:modelmonitor"
     here = ("-n", namespace)
-    assert _can_i(cluster, sa, "watch", "modelmonitors.modelmonitor.io", *here)
-    assert _can_i(
+    assert can_i(cluster, sa, "watch", "modelmonitors.modelmonitor.io", *here)
+    assert can_i(
         cluster, sa, "patch", "modelmonitors.modelmonitor.io", "--subresource=status", *here
     )
-    assert _can_i(cluster, sa, "patch", "kopfpeerings.kopf.dev", *here)
-    assert _can_i(cluster, sa, "create", "events", *here)
-    assert _can_i(cluster, sa, "get", "secrets", *here)  # the actions role: notify
-    assert not _can_i(cluster, sa, "list", "secrets", *here)
-    assert not _can_i(cluster, sa, "delete", "deployments.apps", *here)
-    assert not _can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-n", other_namespace)
-    assert not _can_i(cluster, sa, "list", "namespaces")
+    assert can_i(cluster, sa, "patch", "kopfpeerings.kopf.dev", *here)
+    assert can_i(cluster, sa, "create", "events", *here)
+    assert can_i(cluster, sa, "get", "secrets", *here)  # the actions role: notify
+    assert not can_i(cluster, sa, "list", "secrets", *here)
+    assert not can_i(cluster, sa, "delete", "deployments.apps", *here)
+    assert not can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-n", other_namespace)
+    assert not can_i(cluster, sa, "list", "namespaces")
     cluster.kubectl("delete", "-n", namespace, "-f", "-", "--wait=true", input=text)
 
 
@@ -396,14 +377,14 @@ def test_helm_install_and_uninstall(
     )
 
     sa = f"system:serviceaccount:{namespace}:{fullname}"
-    assert _can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-A")
-    assert _can_i(cluster, sa, "watch", "namespaces")
-    assert _can_i(cluster, sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
-    assert _can_i(cluster, sa, "patch", "clusterkopfpeerings.kopf.dev")
-    assert _can_i(cluster, sa, "patch", "deployments.apps", "-n", other_namespace)
-    assert not _can_i(cluster, sa, "get", "secrets", "-n", other_namespace)  # notify off
-    assert not _can_i(cluster, sa, "create", "jobs.batch", "-n", other_namespace)  # retrain off
-    assert not _can_i(cluster, sa, "delete", "deployments.apps", "-n", other_namespace)
+    assert can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-A")
+    assert can_i(cluster, sa, "watch", "namespaces")
+    assert can_i(cluster, sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+    assert can_i(cluster, sa, "patch", "clusterkopfpeerings.kopf.dev")
+    assert can_i(cluster, sa, "patch", "deployments.apps", "-n", other_namespace)
+    assert not can_i(cluster, sa, "get", "secrets", "-n", other_namespace)  # notify off
+    assert not can_i(cluster, sa, "create", "jobs.batch", "-n", other_namespace)  # retrain off
+    assert not can_i(cluster, sa, "delete", "deployments.apps", "-n", other_namespace)
 
     cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
     for ref in (

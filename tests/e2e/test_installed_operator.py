@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.node import NodeAgent
@@ -33,6 +32,7 @@ from tests.e2e.chart_fixtures import (
     ROOT,
     Doc,
     release_name,
+    sa_kubeconfig,
     with_chart_crds,
 )
 from tests.e2e.conftest_node import modelmonitor_image
@@ -53,24 +53,6 @@ EXPECTED_WITHOUT_CLUSTER_RIGHTS = (
     "Not enough permissions to watch for resources",
     "not allowed to create the peering object",
 )
-
-
-def _sa_kubeconfig(cluster: KubeCluster, namespace: str, sa: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount (a short-lived token)."""
-    token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "target", "cluster": entry["cluster"]}],
-        "users": [{"name": sa, "user": {"token": token.strip()}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "target", "user": sa}}],
-        "current-context": "sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def _pod_env(deployment: Doc, namespace: str, pod: str) -> dict[str, str]:
@@ -127,7 +109,7 @@ def _run_operator_as_installed(
     read-only root filesystem. Its kubeconfig is in ``secrets_dir``, outside /tmp, so
     that the fresh /tmp does not hide it."""
     pod_spec = deployment["spec"]["template"]["spec"]
-    kubeconfig = _sa_kubeconfig(
+    kubeconfig = sa_kubeconfig(
         cluster, namespace, pod_spec["serviceAccountName"], secrets_dir / "kubeconfig"
     )
     env = _pod_env(deployment, namespace, pod="operator-under-test")
