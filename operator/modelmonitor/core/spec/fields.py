@@ -8,7 +8,7 @@ spec in one round instead of one error at a time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modelmonitor.core.action_names import NONE
@@ -85,6 +85,26 @@ class FieldReader:
                 f"unsupported value {value!r}; expected one of {', '.join(choices)}",
             )
             return default
+        return value
+
+    def name(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        rule: Callable[[object], str | None],
+    ) -> str | None:
+        """A required object name or data key held to ``rule`` (see :mod:`core.names`).
+
+        An invalid name is recorded and returned as None: it must never reach a path.
+        """
+        value = self.string(data, key, path, required=True)
+        if value is None:
+            return None
+        problem = rule(value)
+        if problem is not None:
+            self.problem(f"{path}.{key}", problem)
+            return None
         return value
 
     def number(

@@ -18,6 +18,7 @@ from typing import Any
 
 from modelmonitor.core.action_names import ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.names import key_problem, service_name_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
@@ -89,7 +90,7 @@ def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
         r.problem("spec.target", "is required")
         return None
     path = "spec.target"
-    name = r.string(data, "name", path, required=True)
+    name = r.name(data, "name", path, subdomain_problem)
     kind = r.string(data, "kind", path, default=TargetSpec.kind, choices=TARGET_KINDS)
     endpoint = None
     ep = r.obj(data, "endpoint", path)
@@ -103,7 +104,7 @@ def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
             r.problem(f"{ep_path}.url", "must be an http:// or https:// URL")
         service_name = service_port = None
         if service is not None:
-            service_name = r.string(service, "name", f"{ep_path}.service", required=True)
+            service_name = r.name(service, "name", f"{ep_path}.service", service_name_problem)
             port = r.integer(service, "port", f"{ep_path}.service", default=0, low=1, high=65535)
             service_port = port or None
         json_map = r.obj(ep, "json", ep_path) or {}
@@ -163,8 +164,8 @@ def _parse_reference_like(
         return ReferenceSpec(
             source="configMap",
             format=fmt,
-            config_map_name=r.string(ref, "name", f"{path}.configMapRef", required=True),
-            config_map_key=r.string(ref, "key", f"{path}.configMapRef", required=True),
+            config_map_name=r.name(ref, "name", f"{path}.configMapRef", subdomain_problem),
+            config_map_key=r.name(ref, "key", f"{path}.configMapRef", key_problem),
         )
     if kind == "url":
         url = r.string(data, "url", path, required=True)
@@ -176,7 +177,7 @@ def _parse_reference_like(
         return ReferenceSpec(
             source="pvc",
             format=fmt,
-            claim_name=r.string(pvc, "claimName", f"{path}.pvc", required=True),
+            claim_name=r.name(pvc, "claimName", f"{path}.pvc", subdomain_problem),
             path=r.string(pvc, "path", f"{path}.pvc", required=True),
         )
     rows = data.get("inline")
@@ -410,9 +411,9 @@ def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
             r.problem(f"{path}.notify.webhookSecretRef", "is required")
             ref = {}
         notify = NotifySpec(
-            secret_name=r.string(ref, "name", f"{path}.notify.webhookSecretRef", required=True)
+            secret_name=r.name(ref, "name", f"{path}.notify.webhookSecretRef", subdomain_problem)
             or "",
-            secret_key=r.string(ref, "key", f"{path}.notify.webhookSecretRef", required=True) or "",
+            secret_key=r.name(ref, "key", f"{path}.notify.webhookSecretRef", key_problem) or "",
             format=r.string(  # type: ignore[arg-type]
                 n, "format", f"{path}.notify", default=NotifySpec.format, choices=NOTIFY_FORMATS
             ),
