@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelmonitor.actions.base import retry_on_conflict
-from modelmonitor.core.cluster import ACTION_ANNOTATION, ClusterApi
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ClusterApi, resource_path
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import MonitorSpec
 
@@ -36,7 +36,7 @@ NO_CANARY_MODES = frozenset({"RawDeployment", "Standard", "ModelMesh"})
 
 
 def isvc_path(namespace: str, name: str) -> str:
-    return f"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
+    return resource_path("/apis/serving.kserve.io/v1beta1", namespace, "inferenceservices", name)
 
 
 def _percent(value: Any) -> int | None:

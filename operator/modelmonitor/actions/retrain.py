@@ -30,6 +30,7 @@ from modelmonitor.core.cluster import (
     MONITOR_LABEL,
     ApiError,
     ClusterApi,
+    resource_path,
 )
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.jobs import COMPONENT_LABEL, job_outcome
@@ -163,7 +164,7 @@ def _annotation(job: Mapping[str, Any]) -> str | None:
 
 def execute_retrain(api: ClusterApi, spec: MonitorSpec, request: ActionRequest) -> ActionResult:
     """Create the retraining Job for ``request`` unless it exists or another one runs."""
-    collection = f"/apis/batch/v1/namespaces/{request.namespace}/jobs"
+    collection = resource_path("/apis/batch/v1", request.namespace, "jobs")
     name = job_name(request.monitor, request.id)
     try:
         manifest = build_job(spec, request, owner=owner_reference(request))

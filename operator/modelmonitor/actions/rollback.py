@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmonitor.actions.base import CONFLICT_ATTEMPTS
-from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError, ClusterApi
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ApiError, ClusterApi, resource_path
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import MonitorSpec
 
@@ -306,7 +306,7 @@ def _selector(deployment: Mapping[str, Any]) -> str:
 
 
 def deployment_path(namespace: str, name: str) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+    return resource_path("/apis/apps/v1", namespace, "deployments", name)
 
 
 def list_replicasets(
@@ -314,7 +314,8 @@ def list_replicasets(
 ) -> list[dict[str, Any]]:
     """The ReplicaSets the Deployment's selector matches (the planners keep its own)."""
     return api.list(
-        f"/apis/apps/v1/namespaces/{namespace}/replicasets", label_selector=_selector(deployment)
+        resource_path("/apis/apps/v1", namespace, "replicasets"),
+        label_selector=_selector(deployment),
     )
 
 

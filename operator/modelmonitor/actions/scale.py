@@ -27,21 +27,23 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelmonitor.actions.base import retry_on_conflict
-from modelmonitor.core.cluster import ACTION_ANNOTATION, ClusterApi
+from modelmonitor.core.cluster import ACTION_ANNOTATION, ClusterApi, resource_path
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import MonitorSpec, ScaleSpec
 
 RESTORE_ANNOTATION = "modelmonitor.io/scale-restore"
 Kind = Literal["Deployment", "HorizontalPodAutoscaler"]
 _FIELDS: dict[str, str] = {"Deployment": "replicas", "HorizontalPodAutoscaler": "minReplicas"}
-_RESOURCES: dict[str, str] = {
-    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
-    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+_RESOURCES: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
 }
 
 
-def object_path(kind: str, namespace: str, name: str) -> str:
-    return f"{_RESOURCES[kind].format(ns=namespace)}/{name}"
+def object_path(kind: str, namespace: str, name: str | None = None) -> str:
+    """The object's path (the collection's without ``name``)."""
+    prefix, plural = _RESOURCES[kind]
+    return resource_path(prefix, namespace, plural, name)
 
 
 # -- pure planning ------------------------------------------------------------------------
@@ -237,7 +239,7 @@ def _scale_once(
         return ActionResult(
             Outcome.SKIPPED, "TargetNotFound", f"deployment/{target} not found in {namespace}"
         )
-    hpa = find_hpa(api.list(_RESOURCES["HorizontalPodAutoscaler"].format(ns=namespace)), target)
+    hpa = find_hpa(api.list(object_path("HorizontalPodAutoscaler", namespace)), target)
     # A step already taken by this request (on either object: the HPA may be new).
     if _annotations(deployment).get(ACTION_ANNOTATION) == request.id:
         return _already_applied(deployment, "Deployment", request)

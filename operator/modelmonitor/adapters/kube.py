@@ -19,26 +19,34 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelmonitor import GROUP, PLURAL, VERSION
-from modelmonitor.core.cluster import ApiError, PatchType, ReferenceLookupError
+from modelmonitor.core.cluster import (
+    ApiError,
+    PatchType,
+    PathError,
+    ReferenceLookupError,
+    checked_path,
+    resource_path,
+)
 
 log = logging.getLogger(__name__)
 
 PEERING_GROUP = "kopf.dev"
 PEERING_VERSION = "v1"
 
-_LIST_PATHS = {
-    "EndpointSlice": "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
-    "Pod": "/api/v1/namespaces/{namespace}/pods",
+# kind -> (API prefix, plural): the paths are built by core.cluster.resource_path.
+_LIST_RESOURCES = {
+    "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
+    "Pod": ("/api/v1", "pods"),
 }
-_PATHS = {
-    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
-    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
-    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps/{name}",
-    "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
-    "InferenceService": (
-        "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
-    ),
+_RESOURCES = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Secret": ("/api/v1", "secrets"),
+    "InferenceService": ("/apis/serving.kserve.io/v1beta1", "inferenceservices"),
 }
+_MONITORS = f"/apis/{GROUP}/{VERSION}"
+_BATCH = "/apis/batch/v1"
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -67,10 +75,13 @@ class KubeClient:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Return the object as a dict, ``None`` if absent; raise ReferenceLookupError else."""
-        template = _PATHS.get(kind)
-        if template is None:
-            raise ValueError(f"unsupported kind {kind!r}; expected one of {', '.join(_PATHS)}")
-        path = template.format(namespace=namespace, name=name)
+        resource = _RESOURCES.get(kind)
+        if resource is None:
+            raise ValueError(f"unsupported kind {kind!r}; expected one of {', '.join(_RESOURCES)}")
+        try:
+            path = checked_path(resource_path(resource[0], namespace, resource[1], name))
+        except PathError as exc:
+            raise ReferenceLookupError(f"reading {kind} {namespace}/{name}: {exc}") from exc
         try:
             resp = self._api.call_api(
                 path,
@@ -94,11 +105,14 @@ class KubeClient:
 
     def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice, Pod)."""
-        template = _LIST_PATHS.get(kind)
-        if template is None:
+        resource = _LIST_RESOURCES.get(kind)
+        if resource is None:
             raise ValueError(f"listing {kind} is not supported")
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        path = template.format(namespace=namespace)
+        try:
+            path = resource_path(resource[0], namespace, resource[1])
+        except PathError as exc:
+            raise ReferenceLookupError(f"listing {kind} in {namespace}: {exc}") from exc
         query = f"?labelSelector={urllib.parse.quote(selector)}" if selector else ""
         try:
             items = self._request("GET", path + query).get("items") or []
@@ -118,7 +132,7 @@ class KubeClient:
         timeout: float = 30,
     ) -> dict[str, Any]:
         resp = self._api.call_api(
-            path,
+            checked_path(path),
             method,
             header_params={"Accept": "application/json", "Content-Type": content_type},
             body=body,
@@ -140,30 +154,31 @@ class KubeClient:
             raise
 
     def get_monitor(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get_or_none(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}")
+        return self._get_or_none(resource_path(_MONITORS, namespace, PLURAL, name))
 
     def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in labels.items()))
-        path = f"/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector={selector}"
+        path = f"{resource_path(_BATCH, namespace, 'jobs')}?labelSelector={selector}"
         return [dict(item) for item in self._request("GET", path).get("items") or []]
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get_or_none(f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
+        return self._get_or_none(resource_path(_BATCH, namespace, "jobs", name))
 
     def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=body)
+        return self._request("POST", resource_path(_BATCH, namespace, "jobs"), body=body)
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and, in the background, its pods and report ConfigMap."""
         body = {"propagationPolicy": "Background"}
         try:
-            self._request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", body=body)
+            path = resource_path(_BATCH, namespace, "jobs", name)
+            self._request("DELETE", path, body=body)
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
+        return self._request("POST", resource_path("/api/v1", namespace, "configmaps"), body=body)
 
     def update_monitor_status(
         self,
@@ -181,7 +196,7 @@ class KubeClient:
         read and the patch written, or None when the monitor is gone or ``compute``
         declined.
         """
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        path = resource_path(_MONITORS, namespace, PLURAL, name)
         for attempt in range(attempts):
             try:
                 obj = self._request("GET", path)
@@ -199,7 +214,7 @@ class KubeClient:
             try:
                 self._request(
                     "PATCH",
-                    f"{path}/status",
+                    resource_path(_MONITORS, namespace, PLURAL, name, "status"),
                     body=body,
                     content_type="application/merge-patch+json",
                 )
@@ -292,7 +307,7 @@ class KubePaths:
         return self._call("POST", path, body=body)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
-        secret = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        secret = self.get(resource_path("/api/v1", namespace, "secrets", name))
         if secret is None:
             return None
         raw = (secret.get("data") or {}).get(key)

@@ -8,8 +8,12 @@ reference checks), so each is unit-tested against a small fake of ours and the a
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
+
+from modelmonitor.core.names import label_problem, subdomain_problem
 
 # Marks on the objects the operator changes or creates.
 ACTION_ANNOTATION = "modelmonitor.io/action-id"
@@ -26,6 +30,95 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
         self.message = message
+
+
+class PathError(ApiError, ValueError):
+    """An API path that would not name exactly the object meant: refused, never sent.
+
+    An :class:`ApiError` without a status, so every caller that handles a failed call
+    (the executors report it as a FAILED result) handles a refused path the same way.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message)
+
+
+_API_PREFIX = re.compile(r"/api/v1|/apis/[a-z0-9]([-a-z0-9.]*[a-z0-9])?/v[0-9]+[a-z0-9]*")
+_PLURAL = re.compile(r"[a-z][a-z0-9]*")
+
+
+def _segment(value: str, what: str, problem: str | None) -> str:
+    if problem is not None:
+        raise PathError(f"{what} {problem}")
+    return urllib.parse.quote(value, safe="")
+
+
+def resource_path(
+    api_prefix: str,
+    namespace: str,
+    plural: str,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """``{api_prefix}/namespaces/{namespace}/{plural}[/{name}[/{subresource}]]``.
+
+    The one way an API path is built: every segment is checked (the namespace a DNS-1123
+    label, the name a DNS-1123 subdomain, the group, version, plural and subresource
+    plain lower-case words) and quoted, so a name such as ``../../kube-system/secrets/x``
+    raises :class:`PathError` instead of becoming a path into another namespace.
+    """
+    if _API_PREFIX.fullmatch(api_prefix) is None:
+        raise PathError(f"api prefix {api_prefix!r} is not /api/v1 or /apis/<group>/<version>")
+    parts = [api_prefix, "namespaces", _segment(namespace, "namespace", label_problem(namespace))]
+    bad_plural = None if _PLURAL.fullmatch(plural) else f"{plural!r} is not a resource name"
+    parts.append(_segment(plural, "resource", bad_plural))
+    if name is not None:
+        parts.append(_segment(name, "name", subdomain_problem(name)))
+        if subresource is not None:
+            bad = None if _PLURAL.fullmatch(subresource) else f"{subresource!r} is not a word"
+            parts.append(_segment(subresource, "subresource", bad))
+    elif subresource is not None:
+        raise PathError("a subresource needs an object name")
+    return "/".join(parts)
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` is not a canonical API path (None when it is).
+
+    A defence in depth for the adapter: whatever built the path, a ``.`` or ``..``
+    segment, an empty segment (``//``), a percent-encoded ``/``, ``.`` or ``%`` or a
+    backslash could make the HTTP layer or the API server resolve it to another object.
+    """
+    route, _, _query = path.partition("?")
+    if not route.startswith("/"):
+        return "does not start with '/'"
+    if "\\" in route or any(ord(c) < 0x21 or ord(c) > 0x7E for c in route):
+        return "contains a backslash, a space, a control or a non-ASCII character"
+    lowered = route.lower()
+    for encoded in ("%2f", "%2e", "%5c", "%25", "%00"):
+        if encoded in lowered:
+            return f"contains the percent-encoded {encoded!r}"
+    for segment in route[1:].split("/"):
+        if segment in ("", ".", ".."):
+            return f"has the segment {segment!r}" if segment else "has an empty segment"
+    return None
+
+
+def checked_path(path: str) -> str:
+    """``path`` itself, or PathError when it is not canonical (never sent, whoever built it)."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise PathError(f"refusing the API path {path!r}: it {problem}")
+    return path
+
+
+def namespace_of(path: str) -> str | None:
+    """The namespace a namespaced API path is in (None for a cluster-scoped path)."""
+    parts = path.partition("?")[0].split("/")
+    for index, part in enumerate(parts[:-1]):
+        if part == "namespaces" and index in (3, 4):
+            return parts[index + 1]
+    return None
 
 
 class ClusterApi(Protocol):
@@ -57,3 +150,4 @@ class ObjectLookup(Protocol):
 
         Raise ReferenceLookupError when the lookup itself fails.
         """
+
