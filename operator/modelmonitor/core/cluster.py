@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from modelmonitor.core.names import label_problem, subdomain_problem
+from modelmonitor.core.names import key_problem, label_problem, subdomain_problem
 
 # Marks on the objects the operator changes or creates.
 ACTION_ANNOTATION = "modelmonitor.io/action-id"
@@ -151,3 +151,51 @@ class ObjectLookup(Protocol):
         Raise ReferenceLookupError when the lookup itself fails.
         """
 
+
+class NamespacedApi:
+    """A :class:`ClusterApi` that reaches only ``namespace``: given to executors per request.
+
+    The executors act for one monitor, so nothing they do may touch another namespace.
+    Whatever path they build, this refuses (raises :class:`PathError`, never calls the
+    API) a path that is not canonical or not in ``namespace``, and a Secret elsewhere.
+    """
+
+    def __init__(self, api: ClusterApi, namespace: str) -> None:
+        problem = label_problem(namespace)
+        if problem is not None:
+            raise PathError(f"namespace {problem}")
+        self._api = api
+        self.namespace = namespace
+
+    def _checked(self, path: str) -> str:
+        found = namespace_of(checked_path(path))
+        if found != self.namespace:
+            where = f"namespace {found!r}" if found else "no namespace"
+            raise PathError(
+                f"refusing the API path {path!r}: it is in {where}, "
+                f"not the monitor's namespace {self.namespace!r}"
+            )
+        return path
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        checked = self._checked(path)
+        return self._api.get(checked)
+
+    def list(self, path: str, label_selector: str = "") -> list[dict[str, Any]]:
+        checked = self._checked(path)
+        return self._api.list(checked, label_selector)
+
+    def patch(self, path: str, body: Any, *, patch_type: PatchType = "merge") -> dict[str, Any]:
+        checked = self._checked(path)
+        return self._api.patch(checked, body, patch_type=patch_type)
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        checked = self._checked(path)
+        return self._api.create(checked, body)
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        self._checked(resource_path("/api/v1", namespace, "secrets", name))
+        problem = key_problem(key)
+        if problem is not None:
+            raise PathError(f"secret key {problem}")
+        return self._api.secret_value(namespace, name, key)

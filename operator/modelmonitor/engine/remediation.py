@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
-from modelmonitor.core.cluster import ApiError, ClusterApi
+from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi
 from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
@@ -157,7 +157,7 @@ class Remediator:
         from modelmonitor.actions.rollback import read_revision
 
         try:
-            return read_revision(self.api, namespace, spec.target.name)
+            return read_revision(NamespacedApi(self.api, namespace), namespace, spec.target.name)
         except ApiError as exc:
             log.warning("cannot read deployment %s/%s: %s", namespace, spec.target.name, exc)
             return None
@@ -278,7 +278,8 @@ class Remediator:
             log.error("%s (%s)", exc, request.id)
             return ActionResult(Outcome.FAILED, "UnknownAction", str(exc))
         try:
-            return executor(self.api, spec, request)
+            # Scoped to the monitor's namespace: a path elsewhere is refused, never sent.
+            return executor(NamespacedApi(self.api, request.namespace), spec, request)
         except ApiError as exc:
             return ActionResult(Outcome.FAILED, "ApiError", f"{request.action}: {exc}")
         except Exception as exc:  # an executor bug must not stop the monitor's loop
