@@ -107,6 +107,17 @@ def test_service_resolves_to_cluster_dns() -> None:
     )
 
 
+@pytest.mark.parametrize("resolution", ["dns", "endpointSlices", "pods"])
+@pytest.mark.parametrize("name", ["kube-dns.kube-system", "../../kube-system/x", "Iris", ""])
+def test_a_service_name_that_leaves_the_namespace_resolves_to_nothing(
+    resolution: Any, name: str
+) -> None:
+    """A spec that bypassed the parser: the name never becomes a host or an API path."""
+    spec = EndpointSpec(service_name=name, service_port=53)
+    with pytest.raises(EndpointResolutionError, match=r"spec\.target\.endpoint\.service\.name"):
+        resolve_endpoint(spec, NS, resolution=resolution, lookup=None)
+
+
 def test_endpoint_slices_give_a_ready_pod_and_the_target_port() -> None:
     lookup = DictLookup(
         [

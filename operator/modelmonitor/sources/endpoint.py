@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from modelmonitor.core.names import service_name_problem
 from modelmonitor.core.spec import EndpointSpec
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -227,6 +228,10 @@ def resolve_endpoint(
         return ResolvedEndpoint(endpoint.url.rstrip("/"), "url")
     if endpoint.service_name is None or endpoint.service_port is None:
         raise EndpointResolutionError("spec.target.endpoint names neither a url nor a service")
+    # A name with a "." (kube-dns.kube-system) would leave the namespace as a DNS name.
+    problem = service_name_problem(endpoint.service_name)
+    if problem is not None:
+        raise EndpointResolutionError(f"spec.target.endpoint.service.name {problem}")
     if resolution == "dns":
         url = service_dns_url(
             endpoint.service_name, namespace, endpoint.service_port, domain=domain
