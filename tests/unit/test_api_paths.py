@@ -132,6 +132,10 @@ def test_canonical_paths_pass_with_their_query() -> None:
         ("/apis/apps/v1/namespaces/kube-system/deployments", "kube-system"),
         ("/apis/apps/v1/deployments", None),
         ("/api/v1/nodes/namespaces", None),
+        ("/api/v1/namespaces", None),
+        ("/apis/apps/namespaces/ml/deployments", None),
+        ("/api/namespaces/ml/secrets", None),
+        ("/other/v1/namespaces/ml/x", None),
     ],
 )
 def test_namespace_of(path: str, namespace: str | None) -> None:

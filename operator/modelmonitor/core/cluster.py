@@ -115,9 +115,10 @@ def checked_path(path: str) -> str:
 def namespace_of(path: str) -> str | None:
     """The namespace a namespaced API path is in (None for a cluster-scoped path)."""
     parts = path.partition("?")[0].split("/")
-    for index, part in enumerate(parts[:-1]):
-        if part == "namespaces" and index in (3, 4):
-            return parts[index + 1]
+    # /api/v1/namespaces/{ns}/... or /apis/{group}/{version}/namespaces/{ns}/...
+    index = {"api": 3, "apis": 4}.get(parts[1] if len(parts) > 1 else "", 0)
+    if index and len(parts) > index + 1 and parts[index] == "namespaces":
+        return parts[index + 1]
     return None
 
 
