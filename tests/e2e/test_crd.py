@@ -189,6 +189,51 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
 ]
 
+NOTIFY = spec_with(
+    "actions",
+    {"onDrift": ["notify"], "notify": {"webhookSecretRef": {"name": "webhook", "key": "url"}}},
+)
+PROBE_SET = spec_with("data.probe.dataset", {"configMapRef": {"name": "golden", "key": "g.csv"}})
+PVC = spec_with(
+    "reference",
+    {"pvc": {"claimName": "data", "path": "/ref.parquet"}},
+    spec_with("schedule", {"interval": "60s", "mode": "job"}),
+)
+ESCAPE = "../../kube-system/configmaps/private-config"
+
+# Names that would lead the operator out of the monitor's namespace: (field, spec).
+TRAVERSALS: list[tuple[str, dict[str, Any]]] = [
+    ("spec.reference.configMapRef.name", spec_with("reference.configMapRef.name", ESCAPE)),
+    ("spec.reference.configMapRef.name", spec_with("reference.configMapRef.name", "a%2Fb")),
+    ("spec.reference.configMapRef.name", spec_with("reference.configMapRef.name", "Private")),
+    ("spec.reference.configMapRef.name", spec_with("reference.configMapRef.name", "a" * 254)),
+    ("spec.reference.configMapRef.key", spec_with("reference.configMapRef.key", "..")),
+    ("spec.reference.configMapRef.key", spec_with("reference.configMapRef.key", "../x.csv")),
+    (
+        "spec.data.probe.dataset.configMapRef.name",
+        spec_with("data.probe.dataset.configMapRef.name", ESCAPE, PROBE_SET),
+    ),
+    (
+        "spec.data.probe.dataset.configMapRef.key",
+        spec_with("data.probe.dataset.configMapRef.key", "..data", PROBE_SET),
+    ),
+    (
+        "spec.actions.notify.webhookSecretRef.name",
+        spec_with("actions.notify.webhookSecretRef.name", "../../kube-system/secrets/x", NOTIFY),
+    ),
+    (
+        "spec.actions.notify.webhookSecretRef.key",
+        spec_with("actions.notify.webhookSecretRef.key", "a/url", NOTIFY),
+    ),
+    ("spec.reference.pvc.claimName", spec_with("reference.pvc.claimName", "../data", PVC)),
+    ("spec.target.name", spec_with("target.name", "../../kube-system/deployments/coredns")),
+    ("spec.target.name", spec_with("target.name", "a..b")),
+    (
+        "spec.target.endpoint.service.name",
+        spec_with("target.endpoint.service.name", "kube-dns.kube-system"),
+    ),
+]
+
 
 def _monitor(name: str, spec: dict[str, Any]) -> str:
     return yaml.safe_dump(
@@ -223,6 +268,13 @@ def test_invalid_spec_is_refused_naming_the_field(
     spec: dict[str, Any],
     field: str,
 ) -> None:
+    assert_refused(crds, namespace, case, spec, field)
+
+
+def assert_refused(
+    crds: KubeCluster, namespace: str, case: str, spec: dict[str, Any], field: str
+) -> None:
+    """The API server refuses ``spec`` (a server-side dry run), naming ``field``."""
     proc = crds.kubectl(
         "apply",
         "-n",
@@ -235,6 +287,33 @@ def test_invalid_spec_is_refused_naming_the_field(
     )
     assert proc.returncode != 0, f"{case}: the API server accepted it"
     assert field in proc.stderr, f"{case}: message does not name {field}: {proc.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("field", "spec"), TRAVERSALS, ids=[f"{f[0]}-{i}" for i, f in enumerate(TRAVERSALS)]
+)
+def test_name_leaving_the_namespace_is_refused_naming_the_field(
+    crds: KubeCluster, namespace: str, field: str, spec: dict[str, Any]
+) -> None:
+    assert_refused(crds, namespace, field, spec, field)
+
+
+def test_names_at_their_limits_are_accepted(crds: KubeCluster, namespace: str) -> None:
+    """The bases of the table above are valid, and so are names at the edge of each rule."""
+    edges = [
+        NOTIFY,
+        PROBE_SET,
+        PVC,
+        spec_with("reference.configMapRef", {"name": "a" * 253, "key": ".hidden..csv"}),
+        spec_with("actions.notify.webhookSecretRef", {"name": "a.b-c", "key": "U_r-l"}, NOTIFY),
+        spec_with(
+            "target", {"name": "a" * 253, "endpoint": {"service": {"name": "s" * 63, "port": 80}}}
+        ),
+    ]
+    for spec in edges:
+        crds.kubectl(
+            "apply", "-n", namespace, "--dry-run=server", "-f", "-", input=_monitor("good", spec)
+        )
 
 
 def test_base_spec_is_valid(crds: KubeCluster, namespace: str) -> None:
