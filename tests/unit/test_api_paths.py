@@ -108,6 +108,7 @@ def test_a_path_error_is_an_api_error() -> None:
         "/api/v1/namespaces/ml/configmaps/%252e",
         "/api/v1/namespaces/ml/configmaps/a\\b",
         "/api/v1/namespaces/ml/configmaps/a b",
+        "/api/v1/namespaces/kube-system/secrets/x#/../../ml/secrets/y",
         "/api/v1/namespaces/ml/configmaps/ü",
         "/api/v1/namespaces/ml/configmaps/",
         "api/v1/namespaces/ml/configmaps",

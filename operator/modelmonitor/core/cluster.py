@@ -4,6 +4,10 @@ The engine, the sources and the actions see the API server only through these pr
 (:class:`ClusterApi` for the actions' path-level calls, :class:`ObjectLookup` for
 reference checks), so each is unit-tested against a small fake of ours and the adapter
 (:mod:`modelmonitor.adapters.kube`) is the one module that talks to the API server.
+
+Paths are built only by :func:`resource_path` from checked segments; the adapter sends
+only paths :func:`checked_path` lets through, and executors get a
+:class:`NamespacedApi` that reaches the monitor's namespace alone.
 """
 
 from __future__ import annotations
@@ -86,14 +90,14 @@ def path_problem(path: str) -> str | None:
     """Why ``path`` is not a canonical API path (None when it is).
 
     A defence in depth for the adapter: whatever built the path, a ``.`` or ``..``
-    segment, an empty segment (``//``), a percent-encoded ``/``, ``.`` or ``%`` or a
-    backslash could make the HTTP layer or the API server resolve it to another object.
+    segment, an empty segment (``//``), a percent-encoded ``/``, ``.`` or ``%``, a
+    backslash or a ``#`` could make the HTTP layer or the API server resolve it to another object.
     """
     route, _, _query = path.partition("?")
     if not route.startswith("/"):
         return "does not start with '/'"
-    if "\\" in route or any(ord(c) < 0x21 or ord(c) > 0x7E for c in route):
-        return "contains a backslash, a space, a control or a non-ASCII character"
+    if any(c in "\\#" or ord(c) < 0x21 or ord(c) > 0x7E for c in route):
+        return "contains a backslash, a '#', a space, a control or a non-ASCII character"
     lowered = route.lower()
     for encoded in ("%2f", "%2e", "%5c", "%25", "%00"):
         if encoded in lowered:
