@@ -97,7 +97,7 @@ def _metadata_violations(metadata: Mapping[str, Any], path: str) -> Iterator[Vio
 
 def _apparmor_allowed(value: Any) -> bool:
     text = str(value)
-    return text == "runtime/default" or text.startswith("localhost/")
+    return text in ("", "runtime/default") or text.startswith("localhost/")
 
 
 def _pod_violations(

@@ -143,6 +143,9 @@ def test_an_unconfined_apparmor_annotation_is_refused() -> None:
     key = "container.apparmor.security.beta.kubernetes.io/train"
     t["template"]["metadata"] = {"annotations": {key: "unconfined"}}
     assert paths(t) == [f"spec.actions.retrain.jobTemplate.template.metadata.annotations[{key}]"]
+    for allowed in ("", "runtime/default", "localhost/train-profile"):
+        t["template"]["metadata"]["annotations"][key] = allowed
+        assert paths(t) == []
 
 
 def test_the_issue_attack_names_every_field() -> None:
