@@ -35,6 +35,7 @@ from tests.e2e.chart_fixtures import (
 from tests.unit.test_packaging import (
     ACTION_GRANTS,
     CLUSTER_ONLY_GRANTS,
+    JOB_MODE_OPERATOR_GRANTS,
     JOB_RUN_GRANTS,
     MONITORING_GRANTS,
     assert_restricted_pod,
@@ -162,17 +163,33 @@ def test_chart_job_mode_gives_runs_their_service_account(cluster: KubeCluster) -
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in by_kind(docs, "Role")}
     for ns in ("ml", "ml-staging"):
         assert grants(roles[(ns, "mm-modelmonitor-job")]) == JOB_RUN_GRANTS
-        operator = grants(roles[(ns, "mm-modelmonitor")])
-        assert operator == MONITORING_GRANTS | {
-            ("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")
-        }
+        # The operator's job-mode rule is a Role of its own, apart from monitoring and
+        # from retrain (rbac.actions.retrain, off here): toggled independently.
+        assert grants(roles[(ns, "mm-modelmonitor")]) == MONITORING_GRANTS
+        assert grants(roles[(ns, "mm-modelmonitor-job-mode")]) == JOB_MODE_OPERATOR_GRANTS
+        actions = grants(roles[(ns, "mm-modelmonitor-actions")])
+        assert not {g for g in actions if g[1] == "jobs"}
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["JOB_SERVICE_ACCOUNT"] == "modelmonitor-job"
-    # Cluster scope: only the namespaces listed.
+    # Cluster scope: only the namespaces listed, and Jobs nowhere else.
     docs = helm_template(cluster, "ops", "jobMode.enabled=true", "jobMode.namespaces={ml}")
     run_accounts = _run_accounts(docs)
     assert [d["metadata"]["namespace"] for d in run_accounts] == ["ml"]
+    for role in by_kind(docs, "ClusterRole"):
+        assert not {g for g in grants(role) if g[1] == "jobs"}, role["metadata"]["name"]
+    job_roles = [d for d in by_kind(docs, "Role") if grants(d) == JOB_MODE_OPERATOR_GRANTS]
+    assert [d["metadata"]["namespace"] for d in job_roles] == ["ml"]
+    assert (
+        env_of(by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0])[
+            "RETRAIN_SERVICE_ACCOUNTS"
+        ]
+        == "default"
+    )
+    docs = helm_template(cluster, "ops", "retrain.serviceAccounts={default,trainer}")
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["RETRAIN_SERVICE_ACCOUNTS"] == "default,trainer"
 
 
 def test_chart_namespace_scope_defaults_to_the_release_namespace(cluster: KubeCluster) -> None:
@@ -204,6 +221,9 @@ def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
         (("scope=namespace", "watchNamespaces={ml-*}"), "is a pattern"),
         (("scope=namespace", "watchNamespaces={*}"), "needs scope: cluster"),
         (("serviceMonitor.enabled=true", "metrics.service.enabled=false"), "needs metrics"),
+        (("jobMode.enabled=true",), "list jobMode.namespaces"),
+        (("retrain.serviceAccounts={}",), "at '/retrain/serviceAccounts/0'"),
+        (("retrain.serviceAccount={x}",), "additional properties 'serviceAccount' not allowed"),
     ],
 )
 def test_chart_refuses_inconsistent_values(

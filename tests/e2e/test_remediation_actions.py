@@ -209,3 +209,70 @@ def test_webhook_and_retraining_job_once_and_the_url_never_leaks(
     everything += operator_process.logs()
     assert SECRET_TOKEN not in everything
     assert f":{port}/" not in everything
+
+
+def retrain_actions(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "consecutiveBreaches": 1,
+        "onSLOBreach": ["retrain"],
+        "retrain": {"jobTemplate": {"backoffLimit": 0, "template": {"spec": pod_spec}}},
+    }
+
+
+def test_a_retrain_template_asking_for_the_host_is_refused_and_never_becomes_a_job(
+    operator_process: OperatorProcess,
+    namespace: str,
+    iris_images: dict[str, str],
+    retrain_image: str,
+) -> None:
+    """The issue's attack: a tenant's monitor asks the operator for a privileged pod with
+    the node's root file system. It is Invalid before anything runs; a monitor with an
+    ordinary template next to it still gets its retraining Job."""
+    cluster = operator_process.cluster
+    setup(cluster, namespace, iris_images["v2-slow"])  # breaching: retrain is wanted
+    attack = {
+        "restartPolicy": "Never",
+        "hostPID": True,
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        "containers": [
+            {
+                "name": "train",
+                "image": retrain_image,
+                "securityContext": {"privileged": True},
+                "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+            }
+        ],
+    }
+    allowed = {
+        "restartPolicy": "Never",
+        "containers": [{"name": "train", "image": retrain_image}],
+    }
+    cluster.apply(monitor("attacker", retrain_actions(attack)), "-n", namespace)
+    cluster.apply(monitor("trainer", retrain_actions(allowed)), "-n", namespace)
+
+    refused = wait_status(
+        cluster, namespace, "attacker", lambda s: s.get("phase") == "Invalid", "Invalid"
+    )
+    ready = next(c for c in refused["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "RetrainTemplateRefused"), ready
+    pod = "spec.actions.retrain.jobTemplate.template.spec"
+    for field in ("hostPID", "volumes[0].hostPath", "containers[0].securityContext.privileged"):
+        assert f"{pod}.{field}" in ready["message"], ready["message"]
+
+    # The neighbour breaches and retrains: the operator acts, just not for the attacker.
+    wait_status(
+        cluster,
+        namespace,
+        "trainer",
+        lambda s: any(a["result"] == "succeeded" for a in actions_of(s, "retrain")),
+        "a retraining Job",
+    )
+    wait_runs(cluster, namespace, "trainer", 2)
+    jobs = cluster.get("jobs", "-n", namespace)["items"]
+    owners = [j["metadata"]["labels"].get("modelmonitor.io/monitor") for j in jobs]
+    assert owners == ["trainer"], [j["metadata"]["name"] for j in jobs]
+    pods = cluster.get("pods", "-n", namespace)["items"]
+    assert not [p for p in pods if "attacker" in json.dumps(p["metadata"].get("labels") or {})]
+    after = status_of(cluster, namespace, "attacker")
+    assert after["phase"] == "Invalid"
+    assert not after.get("actionHistory")

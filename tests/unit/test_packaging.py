@@ -327,11 +327,17 @@ ACTION_GRANTS: dict[str, set[Grant]] = {
     "kserve": {("serving.kserve.io", "inferenceservices", v) for v in ("get", "patch")},
     "retrain": {("batch", "jobs", v) for v in ("list", "create")},
 }
+# Actions the manifests leave off by default, as the chart does (rbac.actions.*: false):
+# retrain creates Jobs from a tenant's template, so it is enabled deliberately.
+OFF_BY_DEFAULT = {"retrain"}
 # What the operator needs for job-mode runs (jobMode.enabled in the chart); manifests/
-# grants it in the actions role, next to the retrain rule.
+# grants it per namespace in job-mode.yaml, never in the install's actions role.
 JOB_MODE_OPERATOR_GRANTS: set[Grant] = {
     ("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")
 }
+DEFAULT_ACTION_GRANTS: set[Grant] = set().union(
+    *(g for action, g in ACTION_GRANTS.items() if action not in OFF_BY_DEFAULT)
+)
 
 
 def grants(role: Doc) -> set[Grant]:
@@ -353,17 +359,28 @@ def roles_by_name(docs: list[Doc]) -> dict[str, Doc]:
 def test_cluster_install_grants_exactly_the_needed_permissions() -> None:
     roles = roles_by_name(load_docs(MANIFESTS / "install.yaml"))
     assert grants(roles["modelmonitor"]) == MONITORING_GRANTS | CLUSTER_ONLY_GRANTS
-    assert grants(roles["modelmonitor-actions"]) == (
-        set().union(*ACTION_GRANTS.values()) | JOB_MODE_OPERATOR_GRANTS
-    )
+    assert grants(roles["modelmonitor-actions"]) == DEFAULT_ACTION_GRANTS
 
 
 def test_namespaced_install_grants_exactly_the_needed_permissions() -> None:
     roles = roles_by_name(load_docs(MANIFESTS / "install-namespaced.yaml"))
     assert grants(roles["modelmonitor"]) == MONITORING_GRANTS
-    assert grants(roles["modelmonitor-actions"]) == (
-        set().union(*ACTION_GRANTS.values()) | JOB_MODE_OPERATOR_GRANTS
-    )
+    assert grants(roles["modelmonitor-actions"]) == DEFAULT_ACTION_GRANTS
+
+
+def test_no_install_creates_jobs_by_default() -> None:
+    """Neither retrain nor job mode: a tenant's monitor cannot make the operator run pods."""
+    for name in INSTALL_FILES:
+        roles = roles_by_name(load_docs(MANIFESTS / name))
+        for role in roles.values():
+            assert ("batch", "jobs", "create") not in grants(role), (name, role["metadata"])
+        text = (MANIFESTS / name).read_text()
+        retrain = text.split("# - apiGroups: [batch]", 1)[1].split("\n  # Job-mode", 1)[0]
+        rule = yaml.safe_load("- apiGroups: [batch]" + retrain.replace("\n  # ", "\n"))
+        assert grants({"kind": "Role", "rules": rule}) == ACTION_GRANTS["retrain"], name
+        (deployment,) = by_kind(load_docs(MANIFESTS / name), "Deployment")
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        assert env["RETRAIN_SERVICE_ACCOUNTS"] == "default"
 
 
 def test_monitoring_role_never_reads_secrets_or_writes_workloads() -> None:
@@ -393,11 +410,26 @@ JOB_RUN_GRANTS: set[Grant] = {
 def test_job_mode_manifest_grants_a_run_only_what_it_needs() -> None:
     docs = load_docs(MANIFESTS / "job-mode.yaml")
     (sa,) = by_kind(docs, "ServiceAccount")
-    (role,) = by_kind(docs, "Role")
-    (binding,) = by_kind(docs, "RoleBinding")
-    assert grants(role) == JOB_RUN_GRANTS
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"]}]
+    roles = roles_by_name(docs)
+    bindings = {d["metadata"]["name"]: d for d in by_kind(docs, "RoleBinding")}
+    assert set(roles) == set(bindings) == {"modelmonitor-job", "modelmonitor-job-mode"}
+    for name, binding in bindings.items():
+        assert binding["roleRef"]["name"] == name
+    assert grants(roles["modelmonitor-job"]) == JOB_RUN_GRANTS
+    assert bindings["modelmonitor-job"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"]}
+    ]
+    # The operator's own job-mode rights, in this namespace only: nothing for retrain.
+    assert grants(roles["modelmonitor-job-mode"]) == JOB_MODE_OPERATOR_GRANTS
+    (deployment,) = by_kind(load_docs(MANIFESTS / "install.yaml"), "Deployment")
+    operator = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert bindings["modelmonitor-job-mode"]["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": operator,
+            "namespace": deployment["metadata"]["namespace"],
+        }
+    ]
     for doc in docs:
         assert "namespace" not in doc["metadata"], "placed by `kubectl apply -n`"
     for name in INSTALL_FILES:

@@ -138,12 +138,6 @@ scope=namespace: exact names only, [] = the release namespace.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
-{{- if .Values.jobMode.enabled }}
-# Job-mode runs (jobMode.enabled): a Job per run, read back, then deleted.
-- apiGroups: [batch]
-  resources: [jobs]
-  verbs: [create, get, list, watch, delete]
-{{- end }}
 {{- end }}
 
 {{/* Rules only a cluster-wide operator needs. */}}
@@ -208,6 +202,16 @@ tests/e2e/test_action_rbac.py holds the table these blocks must match.
   resources: [jobs]
   verbs: [list, create]
 {{- end }}
+{{- end }}
+
+{{/*
+The operator's rules for job-mode runs (jobMode.enabled), in jobMode.namespaces only: a
+Job per run, read back, then deleted. Separate from the retrain rule (rbac.actions.retrain).
+*/}}
+{{- define "modelmonitor.jobModeOperatorRules" -}}
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, list, watch, delete]
 {{- end }}
 
 {{/* Rules of a job-mode run's own ServiceAccount (jobMode.*). */}}

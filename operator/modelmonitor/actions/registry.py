@@ -11,13 +11,15 @@ fallback to some other executor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Collection, Mapping
 
 from modelmonitor.actions import kserve, notify, retrain, rollback, scale
 from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ClusterApi
 from modelmonitor.core.incident import ActionRequest, ActionResult
+from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
 from modelmonitor.core.spec import MonitorSpec
 
 
@@ -49,9 +51,15 @@ FOLLOW_UPS: Mapping[str, Executor] = {
 }
 
 
-def all_executors() -> dict[str, Executor]:
-    """Every request's executor by its ``action``: the listed actions and the follow-ups."""
-    return {**EXECUTORS, **FOLLOW_UPS}
+def all_executors(
+    *, retrain_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,)
+) -> dict[str, Executor]:
+    """Every request's executor by its ``action``: the listed actions and the follow-ups;
+    retrain lets a Job run as one of ``retrain_service_accounts`` (the operator's setting)."""
+    retrain_with_allowlist = functools.partial(
+        retrain.execute_retrain, allowed_service_accounts=tuple(retrain_service_accounts)
+    )
+    return {**EXECUTORS, ActionName.RETRAIN: retrain_with_allowlist, **FOLLOW_UPS}
 
 
 def executor_for(action: str, executors: Mapping[str, Executor] | None = None) -> Executor:

@@ -9,6 +9,12 @@ user's choice (Kubernetes' defaults apply where they are absent). One exception:
 template without ``restartPolicy`` gets ``Never``, since the API server refuses a Job
 whose pods would restart ``Always``.
 
+The template must pass :mod:`modelmonitor.core.pod_policy` (no host namespaces,
+privileged containers, hostPath volumes, ... and a ServiceAccount of the operator's
+allowlist): validation refuses such a monitor, and :func:`execute_retrain` checks again
+right before creating the Job, so that nothing reaches the API server with the operator's
+rights that a tenant could not have created.
+
 Idempotency: the Job name is derived from the action id and the Job carries the id in
 :data:`ACTION_ANNOTATION`, so executing one request twice finds (or collides with, 409)
 the first Job instead of creating a second. At most one retraining Job per monitor runs
@@ -20,7 +26,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from modelmonitor import GROUP, KIND, VERSION
@@ -34,6 +40,7 @@ from modelmonitor.core.cluster import (
 )
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.jobs import COMPONENT_LABEL, job_outcome
+from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT, describe, job_template_violations
 from modelmonitor.core.spec import MonitorSpec
 
 COMPONENT = "retrain"
@@ -162,8 +169,20 @@ def _annotation(job: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def execute_retrain(api: ClusterApi, spec: MonitorSpec, request: ActionRequest) -> ActionResult:
-    """Create the retraining Job for ``request`` unless it exists or another one runs."""
+REFUSED = "RetrainTemplateRefused"
+
+
+def execute_retrain(
+    api: ClusterApi,
+    spec: MonitorSpec,
+    request: ActionRequest,
+    *,
+    allowed_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,),
+) -> ActionResult:
+    """Create the retraining Job for ``request`` unless it exists or another one runs.
+
+    A template the pod policy refuses (with ``allowed_service_accounts``) creates nothing.
+    """
     collection = resource_path("/apis/batch/v1", request.namespace, "jobs")
     name = job_name(request.monitor, request.id)
     try:
@@ -172,6 +191,9 @@ def execute_retrain(api: ClusterApi, spec: MonitorSpec, request: ActionRequest) 
         configured = spec.actions.retrain_job_template is not None
         reason = "InvalidJobTemplate" if configured else "NotConfigured"
         return ActionResult(Outcome.SKIPPED, reason, str(exc))
+    violations = job_template_violations(manifest["spec"], allowed_service_accounts)
+    if violations:
+        return ActionResult(Outcome.SKIPPED, REFUSED, describe(violations))
     try:
         jobs = api.list(collection, selector(request.monitor))
     except ApiError as exc:

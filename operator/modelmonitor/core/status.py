@@ -43,6 +43,8 @@ class Reason(StrEnum):
     REFERENCE_NOT_FOUND = "ReferenceNotFound"
     SECRET_NOT_FOUND = "SecretNotFound"
     LOOKUP_FAILED = "LookupFailed"
+    # spec.actions.retrain.jobTemplate asks for more than a tenant may (core/pod_policy.py)
+    RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"
 
 
 CONDITION_STATUSES = ("True", "False", "Unknown")

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -29,6 +31,8 @@ class OperatorConfig:
     prometheus_min_window_seconds: float = 60.0
     job_image: str = "ghcr.io/modelmonitor/modelmonitor:0.1.0"
     job_service_account: str = "modelmonitor-job"
+    # ServiceAccounts a retrain jobTemplate may name (in the monitor's namespace)
+    retrain_service_accounts: tuple[str, ...] = (DEFAULT_SERVICE_ACCOUNT,)
     in_cluster: bool = False  # inside a pod with a ServiceAccount token
     # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
     job_name: str = ""
@@ -82,14 +86,15 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, SCOPE,
-    POD_NAMESPACE, RECHECK_SECONDS; KUBERNETES_SERVICE_HOST and the ServiceAccount token at
-    ``token_path`` tell whether it runs in a cluster; JOB_NAME, JOB_UID in a job-mode pod)
-    into one config. SCOPE=namespace with no WATCH_NAMESPACES watches the
-    operator's own namespace.
+    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT,
+    RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS; KUBERNETES_SERVICE_HOST and
+    the ServiceAccount token at ``token_path`` tell whether it runs in a cluster; JOB_NAME,
+    JOB_UID in a job-mode pod) into one config. SCOPE=namespace with no WATCH_NAMESPACES
+    watches the operator's own namespace.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
-    whole cluster.
+    whole cluster. RETRAIN_SERVICE_ACCOUNTS is a comma-separated list of the ServiceAccounts a
+    retrain jobTemplate may run as; unset or blank means only ``default``.
     """
     env = os.environ if env is None else env
     if all_namespaces:
@@ -146,6 +151,9 @@ def load_config(
         ),
         job_image=env.get("JOB_IMAGE", defaults.job_image),
         job_service_account=env.get("JOB_SERVICE_ACCOUNT", defaults.job_service_account),
+        retrain_service_accounts=(
+            _split(env.get("RETRAIN_SERVICE_ACCOUNTS", "")) or defaults.retrain_service_accounts
+        ),
         in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(token_path),
         job_name=env.get("JOB_NAME", ""),
         job_uid=env.get("JOB_UID", ""),

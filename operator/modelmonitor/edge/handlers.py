@@ -128,7 +128,12 @@ async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
     seen: dict[str, Any] = {}
 
     def compute(obj: dict[str, Any]) -> dict[str, Any]:
-        result = evaluate(obj, ctx.kube, now=dt.datetime.now(dt.UTC))
+        result = evaluate(
+            obj,
+            ctx.kube,
+            now=dt.datetime.now(dt.UTC),
+            retrain_service_accounts=ctx.config.retrain_service_accounts,
+        )
         seen["old"] = find_condition((obj.get("status") or {}).get("conditions"), "Ready")
         seen["result"] = result
         return result.status_patch

@@ -45,6 +45,15 @@ def run_command(args: argparse.Namespace, *, remediation: RemediationFactory | N
     return run_operator(cfg, remediation=remediation)
 
 
+def remediator_factory(cfg: OperatorConfig) -> RemediationFactory:
+    """The default remediation: every registered executor, with the operator's settings."""
+    from modelmonitor.actions import registry
+    from modelmonitor.engine.remediation import Remediator
+
+    executors = registry.all_executors(retrain_service_accounts=cfg.retrain_service_accounts)
+    return lambda api: Remediator(api, executors=executors)
+
+
 def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None = None) -> int:
     configure_logging(cfg.log_format, cfg.log_level)
     # Imported here so that the offline commands never load kopf's handlers.
@@ -57,7 +66,6 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     from modelmonitor.core.jobs import JobSettings
     from modelmonitor.edge import handlers
     from modelmonitor.engine.job_runner import JobRunner
-    from modelmonitor.engine.remediation import Remediator
     from modelmonitor.engine.runloop import ModeRunner
     from modelmonitor.engine.runner import InlineRunner
     from modelmonitor.sources.base import Clients
@@ -101,7 +109,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         asyncio.Semaphore(cfg.max_concurrent_runs),
         payloads=payloads,
         payload_port=cfg.payload_port,
-        remediator=(remediation or Remediator)(KubePaths(api_client)),
+        remediator=(remediation or remediator_factory(cfg))(KubePaths(api_client)),
     )
     handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)

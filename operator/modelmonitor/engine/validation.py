@@ -8,11 +8,12 @@ feed it the object and an object lookup, and write the returned status patch in 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from modelmonitor.core.cluster import ObjectLookup
+from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT, describe, job_template_violations
 from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import (
     Condition,
@@ -51,9 +52,18 @@ class ConfigurationResult:
 
 
 def evaluate(
-    body: Mapping[str, Any], lookup: ObjectLookup, *, now: dt.datetime
+    body: Mapping[str, Any],
+    lookup: ObjectLookup,
+    *,
+    now: dt.datetime,
+    retrain_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,),
 ) -> ConfigurationResult:
-    """Validate ``body`` (a ModelMonitor) and compute the status patch to write."""
+    """Validate ``body`` (a ModelMonitor) and compute the status patch to write.
+
+    A retrain jobTemplate is held to :mod:`modelmonitor.core.pod_policy` with the
+    operator's allowed ``retrain_service_accounts``: refused, the monitor is invalid
+    before any Job could be created.
+    """
     metadata = body.get("metadata") or {}
     namespace = str(metadata.get("namespace") or "default")
     generation = metadata.get("generation")
@@ -64,6 +74,16 @@ def evaluate(
     except SpecError as exc:
         ready = Condition(ConditionType.READY, "False", Reason.INVALID_SPEC, str(exc))
         return _result(None, Phase.INVALID, ready, status, generation, now)
+
+    template = spec.actions.retrain_job_template
+    violations = (
+        [] if template is None else job_template_violations(template, retrain_service_accounts)
+    )
+    if violations:
+        ready = Condition(
+            ConditionType.READY, "False", Reason.RETRAIN_TEMPLATE_REFUSED, describe(violations)
+        )
+        return _result(spec, Phase.INVALID, ready, status, generation, now)
 
     problems = check_references(spec, namespace, lookup)
     if problems:

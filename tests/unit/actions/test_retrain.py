@@ -306,3 +306,63 @@ def test_not_configured_is_skipped() -> None:
     result = execute_retrain(FakeApi(), spec, make_request())
     assert result.outcome is Outcome.SKIPPED
     assert result.reason == "NotConfigured"
+
+
+# --- the pod policy, checked again right before creating ----------------------------------
+
+
+def attack_template() -> dict[str, Any]:
+    """The issue's template: the operator's rights through a privileged host-root pod."""
+    template = job_template()
+    pod = template["template"]["spec"]
+    pod.update(
+        serviceAccountName="modelmonitor",
+        hostPID=True,
+        hostNetwork=True,
+        nodeName="control-plane",
+        volumes=[{"name": "host", "hostPath": {"path": "/"}}],
+    )
+    pod["containers"][0]["securityContext"] = {"privileged": True}
+    return template
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_template_beyond_the_policy_creates_nothing(dry_run: bool) -> None:
+    api = FakeApi()
+    result = execute_retrain(api, make_spec(attack_template()), make_request(dry_run=dry_run))
+    assert result.outcome is Outcome.SKIPPED
+    assert result.reason == "RetrainTemplateRefused"
+    pod = "spec.actions.retrain.jobTemplate.template.spec"
+    for field in ("hostPID", "hostNetwork", "nodeName", "serviceAccountName"):
+        assert f"{pod}.{field}" in result.message
+    assert f"{pod}.volumes[0].hostPath" in result.message
+    assert f"{pod}.containers[0].securityContext.privileged" in result.message
+    assert api.calls == []  # not even a list: nothing reaches the API server
+    assert api.objects == {}
+
+
+def test_the_executor_holds_the_service_account_to_its_allowlist() -> None:
+    template = job_template()
+    template["template"]["spec"]["serviceAccountName"] = "trainer"
+    refused = execute_retrain(FakeApi(), make_spec(template), make_request())
+    assert refused.reason == "RetrainTemplateRefused"
+    api = FakeApi()
+    allowed = execute_retrain(
+        api, make_spec(template), make_request(), allowed_service_accounts=("trainer",)
+    )
+    assert allowed.outcome is Outcome.SUCCEEDED
+    assert posts(api) == [("POST", JOBS)]
+
+
+def test_the_registered_executor_uses_the_operators_allowlist() -> None:
+    from modelmonitor.actions import registry
+
+    template = job_template()
+    template["template"]["spec"]["serviceAccountName"] = "trainer"
+    spec, request = make_spec(template), make_request()
+    default = registry.executor_for("retrain")
+    assert default(FakeApi(), spec, request).reason == "RetrainTemplateRefused"
+    configured = registry.executor_for(
+        "retrain", registry.all_executors(retrain_service_accounts=["trainer"])
+    )
+    assert configured(FakeApi(), spec, request).outcome is Outcome.SUCCEEDED

@@ -84,3 +84,12 @@ def test_payload_port_from_flag_or_environment() -> None:
     for bad in ("http", "0", "65536", "-1"):
         with pytest.raises(ValueError, match=f"PAYLOAD_PORT='{bad}' is not a TCP port"):
             load_config(env={"PAYLOAD_PORT": bad})
+
+
+def test_retrain_service_accounts_default_to_the_namespace_default_only() -> None:
+    assert load_config(env={}).retrain_service_accounts == ("default",)
+    assert load_config(env={"RETRAIN_SERVICE_ACCOUNTS": " "}).retrain_service_accounts == (
+        "default",
+    )
+    env = {"RETRAIN_SERVICE_ACCOUNTS": "trainer, default ,"}
+    assert load_config(env=env).retrain_service_accounts == ("trainer", "default")

@@ -91,3 +91,39 @@ def test_lookup_failure_is_reported_not_raised() -> None:
     ready = evaluate(monitor(), DictLookup(ALL, fail=True), now=NOW).status_patch["conditions"][0]
     assert ready["reason"] == "LookupFailed"
     assert "connection refused" in ready["message"]
+
+
+def retrain_actions(**pod_spec: Any) -> dict[str, Any]:
+    spec = {"containers": [{"name": "train", "image": "train:1"}], **pod_spec}
+    return {"onDrift": ["retrain"], "retrain": {"jobTemplate": {"template": {"spec": spec}}}}
+
+
+def test_a_retrain_template_beyond_the_policy_makes_the_monitor_invalid() -> None:
+    actions = retrain_actions(
+        hostNetwork=True, volumes=[{"name": "root", "hostPath": {"path": "/"}}]
+    )
+    result = evaluate(monitor(actions=actions), DictLookup(ALL), now=NOW)
+    ready = result.status_patch["conditions"][0]
+    assert (result.status_patch["phase"], ready["status"]) == ("Invalid", "False")
+    assert ready["reason"] == "RetrainTemplateRefused"
+    pod = "spec.actions.retrain.jobTemplate.template.spec"
+    assert f"{pod}.hostNetwork" in ready["message"]
+    assert f"{pod}.volumes[0].hostPath" in ready["message"]
+    assert not result.valid
+    assert not needs_recheck(result.status_patch)  # only a spec change cures it
+
+
+def test_the_retrain_service_account_allowlist_comes_from_the_operator() -> None:
+    body = monitor(actions=retrain_actions(serviceAccountName="trainer"))
+    refused = evaluate(body, DictLookup(ALL), now=NOW)
+    assert refused.ready.reason == "RetrainTemplateRefused"
+    assert "'trainer' is not allowed" in refused.ready.message
+    allowed = evaluate(body, DictLookup(ALL), now=NOW, retrain_service_accounts=("trainer",))
+    assert allowed.valid
+    assert allowed.ready.reason == "Configured"
+
+
+def test_an_allowed_retrain_template_is_ready() -> None:
+    result = evaluate(monitor(actions=retrain_actions()), DictLookup(ALL), now=NOW)
+    assert result.valid
+    assert result.ready.status == "True"
