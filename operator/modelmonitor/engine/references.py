@@ -101,12 +101,15 @@ def _check_secrets(
     if notify is None:
         return
     secret = lookup.get("Secret", namespace, notify.secret_name)
-    where = f"Secret {namespace}/{notify.secret_name} (spec.actions.notify.webhookSecretRef)"
-    if secret is None:
-        problems.append(ReferenceProblem(Reason.SECRET_NOT_FOUND, f"{where} does not exist"))
-    elif notify.secret_key not in (secret.get("data") or {}) and notify.secret_key not in (
-        secret.get("stringData") or {}
-    ):
+    data = (secret or {}).get("data") or {}
+    string_data = (secret or {}).get("stringData") or {}
+    if secret is None or (notify.secret_key not in data and notify.secret_key not in string_data):
+        # One message for both: it is read by people who may not read Secrets themselves,
+        # and must not tell them whether a Secret of that name exists.
+        where = f"Secret {namespace}/{notify.secret_name} (spec.actions.notify.webhookSecretRef)"
         problems.append(
-            ReferenceProblem(Reason.SECRET_NOT_FOUND, f"{where} has no key {notify.secret_key!r}")
+            ReferenceProblem(
+                Reason.SECRET_NOT_FOUND,
+                f"{where} does not exist or has no key {notify.secret_key!r}",
+            )
         )

@@ -71,6 +71,28 @@ def test_missing_configmap_key_lists_keys() -> None:
     assert "other.csv" in ready["message"]
 
 
+def test_a_missing_secret_and_a_missing_key_read_the_same() -> None:
+    """The Ready message must not tell someone who cannot read Secrets whether one exists."""
+    notify = {
+        "onDrift": ["notify"],
+        "notify": {"webhookSecretRef": {"name": "hook", "key": "url"}},
+    }
+    body = monitor(actions=notify)
+    without_secret = evaluate(body, DictLookup(ALL), now=NOW)
+    with_other_key = evaluate(
+        body, DictLookup({**ALL, ("Secret", "hook"): {"data": {"token": "eA=="}}}), now=NOW
+    )
+    with_the_key = evaluate(
+        body, DictLookup({**ALL, ("Secret", "hook"): {"data": {"url": "eA=="}}}), now=NOW
+    )
+    missing = [r.status_patch["conditions"][0] for r in (without_secret, with_other_key)]
+    assert missing[0] == missing[1]
+    assert missing[0]["reason"] == "SecretNotFound"
+    assert "token" not in missing[0]["message"]
+    assert "does not exist or has no key 'url'" in missing[0]["message"]
+    assert with_the_key.valid
+
+
 def test_service_port_mismatch() -> None:
     objects = dict(ALL)
     objects[("Service", "fraud")] = {"spec": {"ports": [{"port": 9000}]}}
