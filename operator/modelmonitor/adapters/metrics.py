@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from modelmonitor import __version__
-from modelmonitor.core.report import Report
+from modelmonitor.core.report import Report, timed_out_run
 from modelmonitor.core.status import Phase
 from modelmonitor.core.verdict import Verdict
 
@@ -75,6 +75,12 @@ class MetricsRecorder:
             "modelmonitor_runs_total",
             "Monitoring runs by the phase they concluded.",
             ["namespace", "monitor", "phase"],
+            registry=self.registry,
+        )
+        self.run_timeouts = Counter(
+            "modelmonitor_run_timeouts_total",
+            "Runs stopped at their deadline (spec.schedule.runTimeout).",
+            ["namespace", "monitor"],
             registry=self.registry,
         )
         self.feature_drift_score = Gauge(
@@ -145,6 +151,8 @@ class MetricsRecorder:
         self.run_duration.labels(namespace, monitor).observe(report.duration_seconds)
         self.run_start_lag.observe(lag)
         self.runs.labels(namespace, monitor, verdict.phase.value).inc()
+        if timed_out_run(report):
+            self.run_timeouts.labels(namespace, monitor).inc()
         self.set_phase(namespace, monitor, verdict.phase)
         drift = report.drift
         if drift.status == "ok":
@@ -199,6 +207,8 @@ class MetricsRecorder:
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor, so no stale gauges linger."""
         self._clear_series(namespace, monitor)
+        with contextlib.suppress(KeyError):
+            self.run_timeouts.remove(namespace, monitor)
         for candidate in Phase:
             with contextlib.suppress(KeyError):
                 self.monitor_phase.remove(namespace, monitor, candidate.value)

@@ -27,6 +27,8 @@ class OperatorConfig:
     priority: int = 0
     recheck_seconds: float = 5.0
     max_concurrent_runs: int = 16
+    # slots one namespace may hold at once; 0 = its fair share (core/scheduling.py)
+    max_runs_per_namespace: int = 0
     endpoint_resolution: str = "auto"  # auto | dns | endpointSlices | pods
     prometheus_min_window_seconds: float = 60.0
     job_image: str = "ghcr.io/modelmonitor/modelmonitor:0.1.0"
@@ -86,11 +88,11 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT,
-    RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS; KUBERNETES_SERVICE_HOST and
-    the ServiceAccount token at ``token_path`` tell whether it runs in a cluster; JOB_NAME,
-    JOB_UID in a job-mode pod) into one config. SCOPE=namespace with no WATCH_NAMESPACES
-    watches the operator's own namespace.
+    MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE,
+    JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS;
+    KUBERNETES_SERVICE_HOST and the ServiceAccount token at ``token_path`` tell whether it
+    runs in a cluster; JOB_NAME, JOB_UID in a job-mode pod) into one config.
+    SCOPE=namespace with no WATCH_NAMESPACES watches the operator's own namespace.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster. RETRAIN_SERVICE_ACCOUNTS is a comma-separated list of the ServiceAccounts a
@@ -142,7 +144,10 @@ def load_config(
         standalone=is_standalone,
         priority=priority,
         recheck_seconds=float(env.get("RECHECK_SECONDS", defaults.recheck_seconds)),
-        max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs)),
+        max_concurrent_runs=_count(env, "MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs),
+        max_runs_per_namespace=_count(
+            env, "MAX_RUNS_PER_NAMESPACE", defaults.max_runs_per_namespace, low=0
+        ),
         endpoint_resolution=_resolution(
             env.get("ENDPOINT_RESOLUTION", defaults.endpoint_resolution)
         ),
@@ -175,4 +180,14 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"{name}={text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _count(env: Mapping[str, str], name: str, default: int, *, low: int = 1) -> int:
+    """A whole number >= ``low`` from ``env[name]`` (``default`` when unset or blank)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < low:
+        raise ValueError(f"{name}={text!r} is not a whole number >= {low}")
     return int(text)

@@ -26,6 +26,7 @@ from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.edge.config import OperatorConfig
 from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
+from modelmonitor.engine.slots import RunSlots
 from modelmonitor.engine.validation import evaluate, needs_recheck
 from modelmonitor.sources.payload.server import start_payload_server, stop_payload_server
 from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
@@ -44,7 +45,7 @@ class OperatorContext:
     kube: KubeClient
     metrics: MetricsRecorder
     runner: Runner
-    run_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    run_slots: RunSlots = field(default_factory=lambda: RunSlots(16))
     payloads: PayloadStore = field(default_factory=PayloadStore)
     payload_port: int = 8082
     payload_server: Any = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -68,6 +67,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     from modelmonitor.engine.job_runner import JobRunner
     from modelmonitor.engine.runloop import ModeRunner
     from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.engine.slots import RunSlots
     from modelmonitor.sources.base import Clients
     from modelmonitor.sources.payload.store import PayloadStore
     from modelmonitor.sources.reference import ReferenceCache
@@ -99,14 +99,17 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         "PROMETHEUS_MIN_WINDOW_SECONDS": f"{cfg.prometheus_min_window_seconds:g}",
         "LOG_FORMAT": cfg.log_format,
     }
-    jobs = JobRunner(kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env))
+    slots = RunSlots(cfg.max_concurrent_runs, cfg.max_runs_per_namespace)
+    jobs = JobRunner(
+        kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env), slots=slots
+    )
     runner = ModeRunner(inline, jobs)
     context = handlers.OperatorContext(
         cfg,
         kube,
         metrics,
         runner,
-        asyncio.Semaphore(cfg.max_concurrent_runs),
+        slots,
         payloads=payloads,
         payload_port=cfg.payload_port,
         remediator=(remediation or remediator_factory(cfg))(KubePaths(api_client)),

@@ -1,25 +1,29 @@
 """The per-monitor loop that schedules runs and writes their verdicts.
 
 One loop per ModelMonitor (a kopf daemon): it waits until the next run is due
-(:mod:`modelmonitor.core.scheduling`), takes one of the operator-wide run slots (bounded
-concurrency), asks the :class:`Runner` for a :class:`~modelmonitor.core.report.Report`,
-and writes the verdict (:mod:`modelmonitor.core.verdict`) to status with a conflict-safe
-patch, Events on transitions and metrics. A monitor never has two runs at once: the loop
-runs them one after another.
+(:mod:`modelmonitor.core.scheduling`), takes one of the operator-wide run slots within its
+namespace's share (:mod:`modelmonitor.engine.slots`), asks the :class:`Runner` for a
+:class:`~modelmonitor.core.report.Report` within the run's deadline
+(``spec.schedule.runTimeout``), and writes the verdict (:mod:`modelmonitor.core.verdict`)
+to status with a conflict-safe patch, Events on transitions and metrics. A monitor never
+has two runs at once: the loop runs them one after another. A job-mode run takes no slot
+here: its runner holds one only for its API calls, not while the Job runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelmonitor.core.incident import ActionRequest, ActionResult
-from modelmonitor.core.report import Report
+from modelmonitor.core.report import Report, timed_out
 from modelmonitor.core.scheduling import next_due, parse_time
 from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import ConditionType, find_condition
@@ -30,10 +34,14 @@ from modelmonitor.engine.remediation import (
     Revisions,
     result_event,
 )
+from modelmonitor.engine.slots import RunSlots
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_SECONDS = 5.0  # re-read the (live) spec at least this often while waiting
+# A job-mode runner stops waiting for its Job at the deadline itself (and deletes it);
+# the loop's own timeout, this much later, is the backstop if the API hangs.
+JOB_DEADLINE_MARGIN_SECONDS = 30.0
 
 
 class Runner(Protocol):
@@ -77,7 +85,7 @@ class Stopped(Protocol):
 class LoopDeps:
     runner: Runner
     writer: StatusWriter
-    slots: asyncio.Semaphore
+    slots: RunSlots
     post_event: Callable[[Event], None]
     on_verdict: Callable[[Report, Verdict, float], None]
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
@@ -138,13 +146,15 @@ async def run_loop(
         if delay > 0:
             await stopped.wait(min(delay, idle_seconds))
             continue
-        async with deps.slots:
+        async with _slot(deps.slots, namespace, spec):
             if stopped:
                 break
             lag = max(0.0, (deps.clock() - due).total_seconds())
             try:
                 before = await _observe(namespace, spec, deps)
-                report = await deps.runner.run(namespace, name, spec, status)
+                report = await run_within_deadline(
+                    deps.runner, namespace, name, spec, status, deps.clock
+                )
                 after = await _observe(namespace, spec, deps)
             except asyncio.CancelledError:
                 raise
@@ -156,6 +166,43 @@ async def run_loop(
         requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
         if requests:
             await _act(namespace, name, spec, requests, body, done, deps)
+
+
+def _slot(
+    slots: RunSlots, namespace: str, spec: MonitorSpec
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The loop holds a slot for an inline run; a job-mode runner takes its own, briefly."""
+    if spec.schedule.mode == "job":
+        return contextlib.nullcontext()
+    return slots.hold(namespace)
+
+
+async def run_within_deadline(
+    runner: Runner,
+    namespace: str,
+    name: str,
+    spec: MonitorSpec,
+    status: Mapping[str, Any],
+    clock: Callable[[], dt.datetime],
+) -> Report:
+    """One run, stopped at ``spec.schedule.runTimeout``: then a RunTimedOut report.
+
+    Stopping cancels the run (its requests are closed, its slot is freed at once); a
+    statistic already computing in a worker thread finishes there, unseen.
+    """
+    limit = spec.schedule.run_timeout_seconds
+    hard = limit + (JOB_DEADLINE_MARGIN_SECONDS if spec.schedule.mode == "job" else 0.0)
+    started = clock()
+    t0 = time.perf_counter()
+    deadline = asyncio.timeout(hard)
+    try:
+        async with deadline:
+            return await runner.run(namespace, name, spec, status)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the runner's own error, not the deadline
+        log.warning("run of %s/%s stopped at its deadline (%gs)", namespace, name, limit)
+        return timed_out(started, time.perf_counter() - t0, spec.schedule.mode, limit)
 
 
 async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:

@@ -93,3 +93,13 @@ def test_retrain_service_accounts_default_to_the_namespace_default_only() -> Non
     )
     env = {"RETRAIN_SERVICE_ACCOUNTS": "trainer, default ,"}
     assert load_config(env=env).retrain_service_accounts == ("trainer", "default")
+
+
+def test_run_slots_and_the_per_namespace_cap() -> None:
+    cfg = load_config(env={})
+    assert (cfg.max_concurrent_runs, cfg.max_runs_per_namespace) == (16, 0)  # 0: fair share
+    cfg = load_config(env={"MAX_CONCURRENT_RUNS": "32", "MAX_RUNS_PER_NAMESPACE": "4"})
+    assert (cfg.max_concurrent_runs, cfg.max_runs_per_namespace) == (32, 4)
+    for name, bad in (("MAX_RUNS_PER_NAMESPACE", "-1"), ("MAX_CONCURRENT_RUNS", "0")):
+        with pytest.raises(ValueError, match=f"{name}='{bad}' is not a whole number"):
+            load_config(env={name: bad})

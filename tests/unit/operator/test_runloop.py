@@ -11,6 +11,7 @@ from modelmonitor.core.report import DriftSummary, FeatureSummary, Report
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.engine.runloop import LoopDeps, run_loop
+from modelmonitor.engine.slots import RunSlots
 from tests.unit.actions.fake_api import merge_patch
 
 T0 = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
@@ -104,7 +105,7 @@ def run(
     def on_verdict(report: Report, verdict: Verdict, lag: float) -> None:
         lags.append(lag)
 
-    deps = LoopDeps(runner, writer, asyncio.Semaphore(1), events.append, on_verdict, clock)
+    deps = LoopDeps(runner, writer, RunSlots(1), events.append, on_verdict, clock)
     asyncio.run(run_loop("ml", "m", obj, Stopped(clock, limit), deps))
     return writer, events, lags
 
@@ -189,7 +190,7 @@ def run_remediating(
     deps = LoopDeps(
         Runner(clock),
         writer,
-        asyncio.Semaphore(1),
+        RunSlots(1),
         events.append,
         lambda *_: None,
         clock,
@@ -252,7 +253,7 @@ def test_without_remediation_the_verdict_is_written_alone() -> None:
 
     clock = Clock()
     assert isinstance(
-        LoopDeps(Runner(clock), Writer({}), asyncio.Semaphore(1), print, print).remediator,
+        LoopDeps(Runner(clock), Writer({}), RunSlots(1), print, print).remediator,
         NoRemediation,
     )
     obj = remediating_body()  # actions configured, and a request left pending
@@ -290,7 +291,7 @@ def test_every_incident_acts_afresh_nothing_lingers_from_the_last_one() -> None:
     deps = LoopDeps(
         FlippingRunner(clock, bad=2, good=2),
         writer,
-        asyncio.Semaphore(1),
+        RunSlots(1),
         lambda event: None,
         lambda *_: None,
         clock,
@@ -306,3 +307,35 @@ def test_every_incident_acts_afresh_nothing_lingers_from_the_last_one() -> None:
             # an open incident carries nothing of the closed one before it
             assert "closedAt" not in incident, incident
             assert set(incident.get("acted") or {}) <= {"notify"}
+
+
+class HangsAfterFirstRun(Runner):
+    """Drifted once, then hangs (a probe endpoint that stopped answering)."""
+
+    async def run(self, namespace: str, name: str, spec: MonitorSpec, status: Any) -> Report:
+        if self.starts:
+            self.starts.append(self.clock.now)
+            await asyncio.sleep(3600)
+        return await super().run(namespace, name, spec, status)
+
+
+def test_runs_stopped_at_their_deadline_never_confirm_an_incident() -> None:
+    from modelmonitor.engine.remediation import Remediator
+
+    clock = Clock()
+    obj = remediating_body()
+    obj["spec"]["schedule"]["runTimeout"] = "1s"
+    executor = CountingExecutor()
+    writer = Writer(obj)
+    events: list[Event] = []
+    runner = HangsAfterFirstRun(clock)
+    remediator = Remediator(api=None, executors={"notify": executor}, clock=clock)  # type: ignore[arg-type]
+    deps = LoopDeps(runner, writer, RunSlots(1), events.append, lambda *_: None, clock)
+    deps.remediator = remediator
+    asyncio.run(run_loop("ml", "m", obj, Stopped(clock, 200), deps))
+    assert len(runner.starts) >= 3  # one drifted run, then at least two that hung
+    assert executor.requests == []  # consecutiveBreaches 2 is never reached
+    degraded = next(c for c in obj["status"]["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "RunTimedOut")
+    assert obj["status"]["incident"]["state"] == "Suspect"
+    assert "RunTimedOut" in [e.reason for e in events]

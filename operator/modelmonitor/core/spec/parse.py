@@ -23,7 +23,9 @@ from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
     MAX_INTERVAL_SECONDS,
+    MAX_RUN_TIMEOUT_SECONDS,
     MIN_INTERVAL_SECONDS,
+    MIN_RUN_TIMEOUT_SECONDS,
     NOTIFY_FORMATS,
     REFERENCE_FORMATS,
     SCHEDULE_MODES,
@@ -194,10 +196,14 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
     if interval is not None and not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
         r.problem(f"{path}.interval", "must be between 10s and 24h")
     mode = r.string(data, "mode", path, default=ScheduleSpec.mode, choices=SCHEDULE_MODES)
+    timeout = r.duration(data, "runTimeout", path, default=ScheduleSpec.run_timeout_seconds)
+    if timeout is not None and not MIN_RUN_TIMEOUT_SECONDS <= timeout <= MAX_RUN_TIMEOUT_SECONDS:
+        r.problem(f"{path}.runTimeout", "must be between 1s and 1h")
     job = r.obj(data, "job", path) or {}
     return ScheduleSpec(
         interval_seconds=interval or ScheduleSpec.interval_seconds,
         mode=mode or ScheduleSpec.mode,  # type: ignore[arg-type]
+        run_timeout_seconds=timeout or ScheduleSpec.run_timeout_seconds,
         job_active_deadline_seconds=r.integer(
             job,
             "activeDeadlineSeconds",
