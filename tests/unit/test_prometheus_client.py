@@ -209,6 +209,27 @@ def test_template_label_values_are_escaped_and_names_checked() -> None:
         render_error_ratio("mlserver", window_seconds=60, labels={"bad-name": "x"})
 
 
+def test_window_in_a_label_value_is_kept_verbatim() -> None:
+    # only the placeholder in PromQL is a window; a label value the user wrote is data
+    q = render_error_ratio(
+        "seldon",
+        window_seconds=300,
+        model="${window}",
+        labels={"pod": "$window", "team": "{selector}", "ns": "{selector_and}"},
+    )
+    selector = 'model="${window}",ns="{selector_and}",pod="$window",team="{selector}"'
+    assert q.total == f"sum(increase(seldon_model_infer_total{{{selector}}}[5m]))"
+    assert q.errors.startswith(
+        f'sum(increase(seldon_model_infer_total{{{selector},code!~"2..|OK"}}[5m]))'
+    )
+    own = 'rate(x{a="$window",b=\'${window}\',c=`$window`,d="\\"$window"}[$window])'
+    assert render_window(own, 60) == (
+        'rate(x{a="$window",b=\'${window}\',c=`$window`,d="\\"$window"}[1m])'
+    )
+    assert not has_window('rate(x{job="$window"}[5m])')
+    assert has_window('rate(x{job="$window"}[$window])')
+
+
 def test_latency_bucket_bound_spellings() -> None:
     assert le_pattern(0.25) == "0[.]25"
     assert le_pattern(1.0) == "1|1[.]0"  # Go writes 1, Python 1.0

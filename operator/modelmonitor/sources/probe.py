@@ -45,6 +45,7 @@ from modelmonitor.core.codecs.inference import (
 )
 from modelmonitor.core.dataset import Dataset, FeatureType, FloatArray
 from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
+from modelmonitor.core.url_paths import has_dot_segment
 from modelmonitor.sources.probe_result import (
     ENDPOINT_UNREACHABLE,
     ErrorKind,
@@ -102,6 +103,10 @@ class ProbeConfig:
             problems.append(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
         if self.protocol in ("v1", "v2") and not self.model:
             problems.append(f"protocol {self.protocol} needs a model name")
+        elif self.protocol in ("v1", "v2") and self.model in (".", ".."):
+            problems.append(f"model name {self.model!r} would leave the inference path")
+        if self.protocol == "json" and has_dot_segment(self._json_path):
+            problems.append(f"path {self._json_path!r} may not contain '.' or '..' segments")
         if not self.url.startswith(("http://", "https://")):
             problems.append(f"url {self.url!r} must start with http:// or https://")
         if not self.timeout_seconds > 0:
@@ -116,14 +121,20 @@ class ProbeConfig:
             raise ValueError("; ".join(problems))
 
     @property
+    def _json_path(self) -> str:
+        path = self.path or DEFAULT_JSON_PATH
+        return path if path.startswith("/") else f"/{path}"
+
+    @property
     def request_path(self) -> str:
+        """The path, percent-quoted: what quoting cannot neutralise (``.``/``..``
+        segments, which HTTP clients collapse) is refused in __post_init__."""
         model = urllib.parse.quote(self.model or "", safe="")
         if self.protocol == "v1":
             return f"/v1/models/{model}:predict"
         if self.protocol == "v2":
             return f"/v2/models/{model}/infer"
-        path = self.path or DEFAULT_JSON_PATH
-        return path if path.startswith("/") else f"/{path}"
+        return urllib.parse.quote(self._json_path, safe="/:@!$&'()*+,;=-._~")
 
     @property
     def request_url(self) -> str:

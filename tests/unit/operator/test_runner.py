@@ -157,6 +157,38 @@ def test_probe_without_a_golden_set_sends_the_reference_and_checks_predictions_o
     assert "sloHistory" not in report.details
 
 
+GOLDEN_PROBE = {"probe": {"samples": 1000, "retries": 0, "dataset": {"inline": GOLDEN}}}
+
+
+def test_ks_with_a_categorical_prediction_judges_the_prediction_by_auto() -> None:
+    # ks fits x, not the categorical prediction: the prediction is judged by auto's test
+    # at alpha (not ks's 0.01), the report names the method used, and the run succeeds
+    spec = monitor(drift={"minSamples": 10, "method": "ks", "threshold": 0.01}, data=GOLDEN_PROBE)
+    report = run(spec)
+    assert report.problems == ()
+    assert report.drift.status == "ok"
+    used = {f.name: (f.method, f.threshold) for f in report.drift.features}
+    assert used["x"] == ("ks", 0.01)
+    assert used["prediction"][0] in ("chi2", "fisher", "ztest")
+    assert used["prediction"][1] == 0.05
+
+
+def test_a_feature_threshold_flips_that_feature_in_a_run() -> None:
+    # the golden set moved x by ~2 reference sd: wasserstein far above 0.1, below 5
+    def x_drifted(feature: dict[str, Any]) -> bool:
+        spec = monitor(
+            features=[{"name": "x", "type": "numerical", **feature}],
+            drift={"minSamples": 10, "method": "wasserstein"},
+            data=GOLDEN_PROBE,
+        )
+        x = next(f for f in run(spec).drift.features if f.name == "x")
+        return x.drifted
+
+    assert x_drifted({})
+    assert not x_drifted({"threshold": 5})
+    assert not x_drifted({"method": "psi", "threshold": 10})
+
+
 def test_an_unreachable_endpoint_is_a_problem_and_no_drift_verdict() -> None:
     spec = monitor(
         target={

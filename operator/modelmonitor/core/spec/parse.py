@@ -13,7 +13,7 @@ the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelmonitor.core.action_names import ActionName
@@ -48,7 +48,8 @@ from modelmonitor.core.spec.model import (
 )
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
-from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY
+from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY, threshold_problem
+from modelmonitor.core.url_paths import path_segment_problem, url_path_problem
 
 
 def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
@@ -117,8 +118,8 @@ def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
             service_name=service_name,
             service_port=service_port,
             url=url,
-            model=r.string(ep, "model", ep_path),
-            path=r.string(ep, "path", ep_path),
+            model=_url_piece(r, ep, "model", ep_path, path_segment_problem),
+            path=_url_piece(r, ep, "path", ep_path, url_path_problem),
             input_field=r.string(
                 json_map, "inputField", f"{ep_path}.json", default=EndpointSpec.input_field
             )
@@ -133,6 +134,22 @@ def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
     if name is None:
         return None
     return TargetSpec(name=name, kind=kind or TargetSpec.kind, endpoint=endpoint)  # type: ignore[arg-type]
+
+
+def _url_piece(
+    r: FieldReader,
+    data: Mapping[str, Any],
+    key: str,
+    path: str,
+    rule: Callable[[str], str | None],
+) -> str | None:
+    """An optional piece of the request URL's path; invalid: recorded, never used."""
+    value = r.string(data, key, path)
+    problem = rule(value) if value is not None else None
+    if problem is not None:
+        r.problem(f"{path}.{key}", problem)
+        return None
+    return value
 
 
 def _parse_reference(r: FieldReader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
@@ -492,6 +509,16 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
             check_method_fits(
                 r, f"spec.features[{i}] (spec.drift.method)", spec.drift.method, feature.type
             )
+    _check_thresholds(r, spec)
+    prediction_name = (spec.prediction or PredictionSpec()).name
+    for i, feature in enumerate(spec.features):
+        if feature.name == prediction_name:
+            r.problem(
+                f"spec.features[{i}].name",
+                f"{prediction_name!r} is also the prediction column (spec.prediction.name, "
+                "default 'prediction'): the model's output would replace this input; "
+                "rename one of them",
+            )
     if spec.prediction is not None:
         label = spec.prediction.label_column
         if label is not None and label in features:
@@ -501,3 +528,14 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
+
+
+def _check_thresholds(r: FieldReader, spec: MonitorSpec) -> None:
+    """Each threshold on its method's scale (a p-value level below 1, and so on)."""
+    drift = spec.drift
+    if drift.threshold is not None and (bad := threshold_problem(drift.method, drift.threshold)):
+        r.problem("spec.drift.threshold", f"{bad} (spec.drift.method {drift.method!r})")
+    for i, feature in enumerate(spec.features):
+        method = feature.method or drift.method
+        if feature.threshold is not None and (bad := threshold_problem(method, feature.threshold)):
+            r.problem(f"spec.features[{i}].threshold", f"{bad} (method {method!r})")
