@@ -91,6 +91,7 @@ class JobRunner:
             settings=self.settings,
             resources=spec.schedule.job_resources or None,
             active_deadline_seconds=spec.schedule.job_active_deadline_seconds,
+            reference_claim=spec.reference.claim_name if spec.reference.source == "pvc" else None,
         )
         return await asyncio.to_thread(self.kube.create_job, namespace, manifest)
 
