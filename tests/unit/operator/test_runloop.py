@@ -499,3 +499,54 @@ def test_without_pending_intent_nothing_is_announced() -> None:
     obj["status"]["incident"] = {"id": "m-1", "state": "Breached", "breaches": 2}
     remediator = Remediator(api=FakeApi(), executors={}, clock=Clock())
     assert remediator.announcements(obj, parse_spec(obj["spec"])) == []
+
+
+class RaisingSource:
+    """A source with a bug: it raises instead of recording a problem."""
+
+    key = "broken"
+    supplies_rows = True
+
+    def configured(self, spec: MonitorSpec) -> bool:
+        return True
+
+    async def gather(self, ctx: Any) -> Any:
+        raise KeyError("nested")
+
+
+def test_the_real_runner_s_exception_reaches_status_as_run_failed() -> None:
+    from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.sources.registry import Registry
+    from tests.unit.operator.test_runner import runner as inline_runner
+
+    clock = Clock()
+    inline = InlineRunner(inline_runner().clients, sources=Registry("source", [RaisingSource()]))
+    obj = body("60s")
+    obj["spec"]["reference"] = {"inline": [{"a": {"b": 1}}, {"a": {"b": 2}}]}
+    writer = Writer(obj)
+    events: list[Event] = []
+    deps = LoopDeps(inline, writer, asyncio.Semaphore(1), events.append, lambda *_: None, clock)
+    asyncio.run(run_loop("ml", "m", obj, Stopped(clock, 130), deps))
+    assert len(writer.patches) >= 2  # every run reported, none skipped
+    degraded = next(c for c in obj["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "RunFailed"
+    assert "KeyError: 'nested'" in degraded["message"]
+    assert obj["status"]["phase"] == "Degraded"
+
+
+class FailingWriter(Writer):
+    """The API server refuses the failed run's write (e.g. a conflict storm)."""
+
+    def update_monitor_status(self, namespace: str, name: str, compute: Any) -> Any:
+        raise RuntimeError("apiserver down")
+
+
+def test_a_failed_run_that_cannot_be_written_does_not_stop_the_loop() -> None:
+    clock = Clock()
+    runner = FailingRunner(clock, good=0)
+    obj = body("60s")
+    deps = LoopDeps(
+        runner, FailingWriter(obj), asyncio.Semaphore(1), lambda _: None, lambda *_: None, clock
+    )
+    asyncio.run(run_loop("ml", "m", obj, Stopped(clock, 300), deps))
+    assert len(runner.starts) >= 4
