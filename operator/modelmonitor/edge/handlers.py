@@ -20,6 +20,7 @@ import kopf
 from modelmonitor import GROUP, PLURAL, VERSION
 from modelmonitor.adapters.kube import KubeClient
 from modelmonitor.adapters.metrics import MetricsRecorder
+from modelmonitor.core.events import REPORTING_COMPONENT
 from modelmonitor.core.report import Report
 from modelmonitor.core.status import find_condition
 from modelmonitor.core.verdict import Event, Verdict
@@ -74,6 +75,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.persistence.finalizer = FINALIZER
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
+    settings.posting.reporting_component = REPORTING_COMPONENT  # as the keyed Events' "From"
     settings.peering.priority = ctx.config.priority
     settings.peering.name = ctx.config.peering_name
     settings.peering.standalone = ctx.config.standalone

@@ -18,7 +18,7 @@ import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from modelmonitor.engine.remediation import (
     Revisions,
     result_event,
 )
+from modelmonitor.engine.run_failure import report_failure
 from modelmonitor.engine.slots import RunSlots
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ async def run_loop(
         # left pending by a decision whose operator stopped before acting on it
         leftover = [r for r in deps.remediator.pending(body) if r.id not in done]
         if leftover:
+            # the intent's Events, which a stop right after recording it may have lost
+            await _post(body, deps.remediator.announcements(body, spec), deps)
             await _act(namespace, name, spec, leftover, body, done, deps)
         if not _ready(status):
             await stopped.wait(idle_seconds)  # invalid or not yet validated
@@ -150,6 +153,7 @@ async def run_loop(
             if stopped:
                 break
             lag = max(0.0, (deps.clock() - due).total_seconds())
+            started = deps.clock()
             try:
                 before = await _observe(namespace, spec, deps)
                 report = await run_within_deadline(
@@ -158,9 +162,10 @@ async def run_loop(
                 after = await _observe(namespace, spec, deps)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("run of %s failed unexpectedly", key)
                 last_local = deps.clock()
+                await report_failure(namespace, name, spec, exc, started, lag, deps)
                 continue
         last_local = report.finished
         requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
@@ -243,11 +248,20 @@ async def _write(
         deps.post_event(event)
     deps.on_verdict(report, verdict, lag)
     plan = holder["plan"]
-    for event in plan.events:
-        deps.post_event(event)
+    await _post(written[0], plan.events, deps)
     for action, result in plan.results:
         deps.on_action(action, result)
     return tuple(plan.requests)
+
+
+async def _post(obj: Mapping[str, Any], events: Sequence[Event], deps: LoopDeps) -> None:
+    """Post Events; the keyed ones (an incident's intent) once, before anything is done."""
+    keyed = [e for e in events if e.key]
+    if keyed:
+        await asyncio.to_thread(deps.remediator.announce, obj, keyed)
+    for event in events:
+        if not event.key:
+            deps.post_event(event)
 
 
 async def _act(

@@ -50,6 +50,7 @@ from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY, threshold_problem
 from modelmonitor.core.url_paths import path_segment_problem, url_path_problem
+from modelmonitor.core.volume_paths import volume_path_problem
 
 
 def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
@@ -193,11 +194,15 @@ def _parse_reference_like(
         return ReferenceSpec(source="url", format=fmt, url=url)
     if kind == "pvc":
         pvc = r.obj(data, "pvc", path) or {}
+        file = r.string(pvc, "path", f"{path}.pvc", required=True)
+        problem = None if file is None else volume_path_problem(file)
+        if problem is not None:
+            r.problem(f"{path}.pvc.path", problem)
         return ReferenceSpec(
             source="pvc",
             format=fmt,
             claim_name=r.name(pvc, "claimName", f"{path}.pvc", subdomain_problem),
-            path=r.string(pvc, "path", f"{path}.pvc", required=True),
+            path=file,
         )
     rows = data.get("inline")
     if not isinstance(rows, list) or not rows or not all(isinstance(x, Mapping) for x in rows):

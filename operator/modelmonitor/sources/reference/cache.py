@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from modelmonitor.core.cluster import ObjectLookup
@@ -37,8 +38,11 @@ class ReferenceCache:
         max_entries: int = 512,
         max_bytes: int = DEFAULT_MAX_BYTES,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        volume_root: str | None = None,
     ) -> None:
         self._lookup = lookup
+        # Where a pvc reference's claim is mounted: a job-mode run's pod only.
+        self._volume_root = Path(volume_root) if volume_root else None
         self._entries: OrderedDict[tuple[str, str], LoadedReference] = OrderedDict()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
@@ -72,6 +76,7 @@ class ReferenceCache:
                 lookup=self._lookup,
                 max_bytes=self._max_bytes,
                 http_timeout=self._http_timeout,
+                volume_root=self._volume_root,
             )
             loaded = await loader.load(request)
             self._entries[key] = loaded

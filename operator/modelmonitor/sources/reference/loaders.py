@@ -23,6 +23,7 @@ import aiohttp
 
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
 from modelmonitor.core.spec import ReferenceSpec
+from modelmonitor.core.volume_paths import inside_volume
 from modelmonitor.sources.reference.build import (
     ColumnPlan,
     LoadedReference,
@@ -47,6 +48,7 @@ class LoadRequest:
     lookup: ObjectLookup
     max_bytes: int
     http_timeout: float
+    volume_root: Path | None = None  # where a pvc reference's claim is mounted (job mode)
 
     async def parse(
         self, payload: bytes, *, name_hint: str, version: str, source: str
@@ -176,22 +178,29 @@ class UrlLoader:
 
 
 class PvcLoader:
-    """A file on a mounted volume (``pvc: {claimName, path}``; job mode mounts it)."""
+    """A file on a mounted volume (``pvc: {claimName, path}``; job mode mounts it).
+
+    ``path`` is read inside the claim's mount (``request.volume_root``), never outside:
+    a ``..`` is refused, and so is a symbolic link on the volume that leads elsewhere
+    (the pod's token, another mount). Messages name the path as the spec wrote it.
+    """
 
     key = "pvc"
 
     async def load(self, request: LoadRequest) -> LoadedReference:
-        path = Path(request.reference.path or "")
+        ref = request.reference
+        shown = f"pvc {ref.claim_name}: {ref.path}"
+        path = _inside_volume(request.volume_root, ref.path or "", shown)
         try:
             st = path.stat()
         except OSError as exc:
-            raise ReferenceLoadError("ReferenceNotFound", f"{path}: {exc.strerror}") from exc
+            raise ReferenceLoadError("ReferenceNotFound", f"{shown}: {exc.strerror}") from exc
         version = f"file:{request.digest}:{st.st_size}:{st.st_mtime_ns}"
         if request.cached is not None and request.cached.version == version:
             return request.cached
         if st.st_size > request.max_bytes:
             raise ReferenceLoadError(
-                "ReferenceTooLarge", f"{path}: {st.st_size} bytes is over the limit"
+                "ReferenceTooLarge", f"{shown}: {st.st_size} bytes is over the limit"
             )
         fmt = request.reference.format
         if fmt == "profile" or (fmt == "auto" and path.suffix.lower() == ".json"):
@@ -202,13 +211,40 @@ class PvcLoader:
                 name_hint=path.name,
                 plan=request.plan,
                 version=version,
-                source=str(path),
+                source=shown,
             )
         if fmt == "auto":
             fmt = format_from_name(path.name)
         return await asyncio.to_thread(
-            read_reference_file, path, fmt, request.plan, version=version, source=str(path)
+            read_reference_file, path, fmt, request.plan, version=version, source=shown
         )
+
+
+def _inside_volume(root: Path | None, written: str, shown: str) -> Path:
+    """The file ``written`` names inside the volume mounted at ``root``, links resolved."""
+    if root is None:
+        raise ReferenceLoadError(
+            "ReferenceUnavailable",
+            f"{shown}: a pvc reference is read by job mode's run pod, which mounts the claim",
+        )
+    try:
+        relative = inside_volume(written)
+    except ValueError as exc:
+        raise ReferenceLoadError("ReferenceUnreadable", str(exc)) from exc
+    base = root.resolve()
+    try:
+        resolved = (base / relative).resolve(strict=True)
+    except OSError as exc:
+        raise ReferenceLoadError("ReferenceNotFound", f"{shown}: {exc.strerror}") from exc
+    except RuntimeError as exc:  # a symbolic link loop
+        raise ReferenceLoadError("ReferenceUnreadable", f"{shown}: {exc}") from exc
+    if not resolved.is_relative_to(base):
+        raise ReferenceLoadError(
+            "ReferenceUnreadable", f"{shown}: a symbolic link leads outside the volume"
+        )
+    if not resolved.is_file():
+        raise ReferenceLoadError("ReferenceNotFound", f"{shown}: not a file")
+    return resolved
 
 
 #: Every ``spec.reference`` source, by ``ReferenceSpec.source``.
