@@ -23,6 +23,8 @@ from modelmonitor.core.codecs.inference import (
 from modelmonitor.core.dataset import CategoricalColumn, Column, FeatureType, FloatArray
 
 ENDPOINT_UNREACHABLE = "EndpointUnreachable"
+# The outbound fence refused the endpoint's address: a configuration problem, no SLI.
+OUTBOUND_REFUSED = "OutboundRefused"
 
 
 BoolArray: TypeAlias = npt.NDArray[np.bool_]

@@ -14,12 +14,12 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.cluster import ObjectLookup
 from modelmonitor.core.spec import ReferenceSpec
 from modelmonitor.sources.reference.build import ColumnPlan, LoadedReference
 from modelmonitor.sources.reference.loaders import LOADERS, LoadRequest
 
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_HTTP_TIMEOUT = 30.0
 
 
@@ -35,13 +35,17 @@ class ReferenceCache:
         lookup: ObjectLookup,
         *,
         max_entries: int = 512,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        outbound: Outbound | None = None,
     ) -> None:
+        """``max_bytes``: of a fetched or read reference (default: the fence's
+        ``limits.reference``); ``outbound``: the fence URLs are fetched through."""
+        self._outbound = outbound or Outbound()
         self._lookup = lookup
         self._entries: OrderedDict[tuple[str, str], LoadedReference] = OrderedDict()
         self._max_entries = max_entries
-        self._max_bytes = max_bytes
+        self._max_bytes = max_bytes if max_bytes is not None else self._outbound.limits.reference
         self._http_timeout = http_timeout
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -72,6 +76,7 @@ class ReferenceCache:
                 lookup=self._lookup,
                 max_bytes=self._max_bytes,
                 http_timeout=self._http_timeout,
+                outbound=self._outbound,
             )
             loaded = await loader.load(request)
             self._entries[key] = loaded
