@@ -174,7 +174,7 @@ class UrlLoader:
         version = f"url:{request.digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
         if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
             return LoadedReference(cached.profile, cached.rows, version, cached.source)
-        name_hint = url.split("?", 1)[0].rsplit("/", 1)[-1]
+        name_hint = shown.split("?", 1)[0].rsplit("/", 1)[-1]
         return await request.parse(payload, name_hint=name_hint, version=version, source=shown)
 
 
