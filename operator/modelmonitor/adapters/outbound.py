@@ -51,6 +51,14 @@ from modelmonitor.core.outbound import (
 )
 
 CHUNK = 64 * 1024
+# The metric's label for each refusal reason of core.outbound.refusal.
+_RULES = {
+    "link-local address": "link_local",
+    "loopback address": "loopback",
+    "unspecified address": "unspecified",
+    "the Kubernetes API server": "api_server",
+    "not a numeric address": "not_numeric",
+}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -130,12 +138,18 @@ class Outbound:
         self.policy = policy or OutboundPolicy()
         self.limits = limits or ResponseLimits()
         self.budget = ByteBudget(self.limits.buffer)
+        self.blocked: dict[str, int] = {}  # requests stopped, by rule (a metric)
+
+    def _count(self, rule: str) -> None:
+        key = _RULES.get(rule, rule)
+        self.blocked[key] = self.blocked.get(key, 0) + 1
 
     # -- the address check ---------------------------------------------------------------------
     def check(self, address: str, port: int) -> None:
         """Raise :class:`OutboundRefused` unless connecting to ``address:port`` is allowed."""
         reason = refusal(self.policy, address, port)
         if reason is not None:
+            self._count(reason)
             raise OutboundRefused(address, reason)
 
     def _socket_factory(self, addr_info: tuple[Any, ...]) -> socket.socket:
@@ -189,6 +203,7 @@ class Outbound:
     def _next_hop(self, method: str, url: str, location: str, status: int, hops: int) -> str:
         target = urllib.parse.urljoin(url, location)
         if not same_origin(url, target):
+            self._count("redirect")
             raise RedirectRefused(
                 f"redirect from {redact_url(url)} to {redact_url(target)} refused: "
                 "another host (redirects are followed on the same host only)"
@@ -208,6 +223,7 @@ class Outbound:
         """The body of ``resp``, at most ``cap`` bytes, else :class:`ResponseTooLarge`."""
         length = resp.content_length
         if length is not None and length > cap:
+            self._count("too_large")
             raise ResponseTooLarge(too_large_message(cap, length))
         async with self.budget.hold(length if length is not None else cap):
             chunks: list[bytes] = []
@@ -215,6 +231,7 @@ class Outbound:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 size += len(chunk)
                 if size > cap:
+                    self._count("too_large")
                     raise ResponseTooLarge(too_large_message(cap))
                 chunks.append(chunk)
             return b"".join(chunks)

@@ -96,6 +96,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     metrics.serve(cfg.metrics_port)
     payloads = PayloadStore()
     metrics.watch_payloads(payloads)
+    metrics.watch_outbound(outbound)
     inline = InlineRunner(
         Clients(
             references=ReferenceCache(kube, outbound=outbound),

@@ -353,7 +353,8 @@ class _Prober:
                 )
                 outcome.probabilities = out.probabilities
             except BadResponseError as exc:
-                outcome.kind, outcome.message = ErrorKind.BAD_RESPONSE, str(exc)
+                # The reason may quote the body (field names, a snippet): keep it short.
+                outcome.kind, outcome.message = ErrorKind.BAD_RESPONSE, sanitize(str(exc))
             return
         detail = _error_detail(reply.body)
         if status >= 500:

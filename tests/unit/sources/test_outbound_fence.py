@@ -340,6 +340,18 @@ def test_prometheus_error_bodies_are_sanitized_and_capped() -> None:
         assert secret not in message
 
 
+def test_probe_error_messages_quote_bodies_short_and_printable() -> None:
+    async def scenario(server: Server) -> list[str]:
+        config = ProbeConfig(url=server.base, protocol="json", path="/error", retries=0)
+        result = await probe(config, Dataset({"a": np.arange(1.0)}), outbound=LOOPBACK_ALLOWED)
+        return [m for ms in result.errors.messages.values() for m in ms]
+
+    (message,) = run(scenario)
+    assert message.startswith("HTTP 503: boom")
+    assert message.isprintable()
+    assert len(message) <= 220
+
+
 # -- refusals are reported, not crashes or SLO failures -------------------------------------------
 
 
@@ -409,6 +421,33 @@ def test_the_webhook_connection_checks_every_resolved_address() -> None:
         Outbound().create_connection("169.254.169.254", 80, 1.0)
     with pytest.raises(OutboundRefused, match="refused: loopback address"):
         Outbound().create_connection("localhost", 9, 1.0)
+
+
+def test_refusals_are_counted_in_a_metric() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from modelmonitor.adapters.metrics import MetricsRecorder
+
+    strict = Outbound()
+    registry = CollectorRegistry()
+    MetricsRecorder(registry).watch_outbound(strict)
+
+    async def scenario(server: Server) -> None:
+        server.redirects["go.csv"] = "http://169.254.169.254/"
+        for url in (f"{server.base}/ref.csv", "http://169.254.169.254/x.csv"):
+            with pytest.raises(ReferenceLoadError):
+                await load_url(url, strict)
+        with pytest.raises(ReferenceLoadError):
+            await load_url(f"{server.base}/go.csv", LOOPBACK_ALLOWED)
+
+    run(scenario)
+
+    def sample(rule: str) -> float | None:
+        return registry.get_sample_value("modelmonitor_outbound_blocked_total", {"rule": rule})
+
+    assert sample("loopback") == 1
+    assert sample("link_local") == 1
+    assert LOOPBACK_ALLOWED.blocked.get("redirect", 0) >= 1
 
 
 # -- bodies --------------------------------------------------------------------------------------
