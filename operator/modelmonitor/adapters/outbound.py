@@ -18,21 +18,19 @@ What it enforces (the decisions are :mod:`modelmonitor.core.outbound`'s):
   method and body). The webhook (urllib) follows none.
 * **Bodies.** :meth:`Outbound.fetch` reads at most ``cap`` bytes, refusing a declared
   Content-Length over the cap without reading and stopping a stream at the cap (the
-  connection is then closed, not drained); all bodies being read at once hold a share
-  of one process-wide budget (``limits.buffer``), so concurrency x cap cannot exceed it.
+  connection is then closed, not drained); all bodies being read at once draw on one
+  process-wide budget (``limits.buffer``), so concurrency x cap cannot exceed it; a
+  reader that would overdraw it is refused (:class:`BufferBusy`), not made to wait.
 """
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import socket
 import ssl
 import urllib.parse
 import urllib.request
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,35 +96,31 @@ class Reply:
     url: str  # after same-origin redirects
 
 
+class BufferBusy(FenceError):  # noqa: N818
+    """The process-wide body budget is spent by other requests: this answer was not read.
+    Not the endpoint's fault, so never counted against it."""
+
+
 class ByteBudget:
-    """The bytes of response bodies held at once, process-wide: a reader waits for its
-    share instead of letting concurrency x cap grow past ``total``."""
+    """The bytes of response bodies being read at once, process-wide, taken chunk by
+    chunk as they arrive. A reader that would go past ``total`` gets :class:`BufferBusy`
+    at once rather than waiting: a wait would show up as the endpoint's latency (and
+    could breach another team's SLO), a refusal is reported as not measured."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.free = total
-        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @asynccontextmanager
-    async def hold(self, wanted: int) -> AsyncIterator[int]:
-        share = max(1, min(wanted, self.total))
-        while self.free < share:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.free -= share
-        try:
-            yield share
-        finally:
-            self.free += share
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
+    def take(self, n: int) -> None:
+        if n > self.free:
+            raise BufferBusy(
+                f"the operator's response buffer ({self.total} bytes, OUTBOUND_BUFFER_BYTES) "
+                "is in use by other requests; not read this time"
+            )
+        self.free -= n
+
+    def give(self, n: int) -> None:
+        self.free += n
 
 
 class Outbound:
@@ -225,7 +219,11 @@ class Outbound:
         if length is not None and length > cap:
             self._count("too_large")
             raise ResponseTooLarge(too_large_message(cap, length))
-        async with self.budget.hold(length if length is not None else cap):
+        held = 0
+        try:
+            if length is not None:  # all of it at once: refused before any is read
+                self.budget.take(length)
+                held = length
             chunks: list[bytes] = []
             size = 0
             async for chunk in resp.content.iter_chunked(CHUNK):
@@ -233,8 +231,16 @@ class Outbound:
                 if size > cap:
                     self._count("too_large")
                     raise ResponseTooLarge(too_large_message(cap))
+                if size > held:
+                    self.budget.take(size - held)
+                    held = size
                 chunks.append(chunk)
             return b"".join(chunks)
+        except BufferBusy:
+            self._count("buffer_busy")
+            raise
+        finally:
+            self.budget.give(held)
 
     # -- urllib (the webhook) ------------------------------------------------------------------
     def create_connection(self, host: str, port: int, timeout: float | None) -> socket.socket:

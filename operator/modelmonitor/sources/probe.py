@@ -28,6 +28,7 @@ import aiohttp
 import numpy as np
 
 from modelmonitor.adapters.outbound import (
+    BufferBusy,
     FenceError,
     Outbound,
     OutboundRefused,
@@ -55,6 +56,7 @@ from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
 from modelmonitor.sources.probe_result import (
     ENDPOINT_UNREACHABLE,
+    OPERATOR_BUSY,
     OUTBOUND_REFUSED,
     ErrorKind,
     ProbeErrors,
@@ -70,12 +72,17 @@ _NO_HTTP_ANSWER = frozenset({ErrorKind.CONNECTION, ErrorKind.TIMEOUT})
 
 class TransportError(Exception):
     """A request that got no HTTP answer: ``kind`` is TIMEOUT or CONNECTION; ``refused``
-    when the outbound fence refused the address (nothing was sent)."""
+    when the outbound fence refused the address (nothing was sent); ``unmeasured`` when
+    the answer was not read for the operator's own reasons (its body budget was spent):
+    neither counts for or against the endpoint."""
 
-    def __init__(self, kind: ErrorKind, message: str, *, refused: bool = False) -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, refused: bool = False, unmeasured: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.refused = refused
+        self.unmeasured = unmeasured
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -239,6 +246,8 @@ class AiohttpTransport:
             )
         except OutboundRefused as exc:
             raise TransportError(ErrorKind.CONNECTION, str(exc), refused=True) from exc
+        except BufferBusy as exc:
+            raise TransportError(ErrorKind.CONNECTION, str(exc), unmeasured=True) from exc
         except FenceError as exc:  # answered, but not readable: too large, a redirect
             return HttpReply(0, b"", error=str(exc))
         except _CONNECT_TIMEOUTS as exc:
@@ -270,6 +279,7 @@ class _Outcome:
     message: str = ""
     sent: bool = True
     refused: bool = False  # the fence refused the address: nothing reached the endpoint
+    unmeasured: bool = False  # answered, but not read (the operator's budget): not an SLI
 
 
 def backoff_delay(attempt: int, config: ProbeConfig, rng: random.Random) -> float:
@@ -331,6 +341,9 @@ class _Prober:
             )
         except TransportError as exc:
             outcome.latency_ms = (self.clock() - start) * 1000.0
+            if exc.unmeasured:
+                outcome.kind, outcome.message, outcome.unmeasured = None, str(exc), True
+                return
             outcome.kind, outcome.message = exc.kind, str(exc)
             outcome.refused = exc.refused
             self.unanswered += 1
@@ -422,7 +435,11 @@ async def probe(
             )
     else:
         outcomes = await _run(config, transport, batches, clock, sleep, rng)
-    sent = [o for o in outcomes if o.sent]
+    sent = [o for o in outcomes if o.sent and not o.unmeasured]
+    if not sent and any(o.unmeasured for o in outcomes):
+        busy = next(o.message for o in outcomes if o.unmeasured)
+        message = f"{redact_url(config.request_url)}: {busy}"
+        return empty_result(config.prediction_type, failure=OPERATOR_BUSY, message=message)
     if sent and all(o.refused for o in sent):
         # A fence refusal is the monitor's configuration, not the model's availability:
         # no request counts for or against an SLO.
@@ -452,7 +469,7 @@ def _assemble(
     attempts: int,
     duration: float,
 ) -> ProbeResult:
-    sent = [o for o in outcomes if o.sent]
+    sent = [o for o in outcomes if o.sent and not o.unmeasured]
     answered = [o for o in sent if o.values is not None]
     counts: dict[ErrorKind, int] = {}
     messages: dict[ErrorKind, list[str]] = {}
@@ -481,7 +498,7 @@ def _assemble(
         message = f"{redact_url(config.request_url)}: no answer to {len(sent)} request(s): {first}"
     return ProbeResult(
         n_sent=sum(o.rows.shape[0] for o in sent),
-        n_skipped=sum(o.rows.shape[0] for o in outcomes if not o.sent),
+        n_skipped=sum(o.rows.shape[0] for o in outcomes if not o.sent or o.unmeasured),
         predictions=prediction_column(values, config.prediction_type),
         rows=idx,
         latencies_ms=np.asarray([o.latency_ms for o in sent], dtype=np.float64),

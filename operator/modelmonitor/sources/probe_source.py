@@ -44,7 +44,12 @@ from modelmonitor.sources.base import (
 )
 from modelmonitor.sources.endpoint import EndpointResolutionError, resolve_endpoint
 from modelmonitor.sources.probe import config_from_spec, probe, sample_rows
-from modelmonitor.sources.probe_result import OUTBOUND_REFUSED, ProbeResult, unreachable_result
+from modelmonitor.sources.probe_result import (
+    OPERATOR_BUSY,
+    OUTBOUND_REFUSED,
+    ProbeResult,
+    unreachable_result,
+)
 from modelmonitor.sources.reference import ColumnPlan, LoadedReference, ReferenceLoadError
 
 
@@ -147,8 +152,8 @@ async def _probe(
         transport=ctx.clients.transport,
         outbound=ctx.clients.outbound,
     )
-    if result.failure == OUTBOUND_REFUSED:
-        problems.append(Problem(OUTBOUND_REFUSED, result.failure_message))
+    if result.failure in (OUTBOUND_REFUSED, OPERATOR_BUSY):
+        problems.append(Problem(result.failure, result.failure_message))
         return result, None
     if result.unreachable:
         shown = redact_url(resolved.url)

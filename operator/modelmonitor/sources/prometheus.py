@@ -29,7 +29,13 @@ from typing import Any
 
 import aiohttp
 
-from modelmonitor.adapters.outbound import FenceError, Outbound, describe, find_refusal
+from modelmonitor.adapters.outbound import (
+    BufferBusy,
+    FenceError,
+    Outbound,
+    describe,
+    find_refusal,
+)
 from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.slo.budget import (
     EventCounts,
@@ -303,6 +309,8 @@ class PrometheusClient:
             error: type[PrometheusError]
             if find_refusal(exc) is not None:
                 message, error = f"Prometheus at {self.shown}: {detail}", PrometheusRefused
+            elif isinstance(exc, BufferBusy):  # the operator's budget, not Prometheus' fault
+                message, error = f"Prometheus at {self.shown}: {detail}", PrometheusUnavailable
             elif isinstance(exc, FenceError):  # too large, a redirect: not an API answer
                 message, error = f"Prometheus at {self.shown}: {detail}", PrometheusResponseError
             else:
