@@ -224,6 +224,9 @@ def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
         (("jobMode.enabled=true",), "list jobMode.namespaces"),
         (("retrain.serviceAccounts={}",), "at '/retrain/serviceAccounts/0'"),
         (("retrain.serviceAccount={x}",), "additional properties 'serviceAccount' not allowed"),
+        (("outbound.allowCIDRs={metadata}",), "at '/outbound/allowCIDRs/0'"),
+        (("outbound.maxResponseBytes.probe=0",), "at '/outbound/maxResponseBytes/probe'"),
+        (("outbound.networkPolicy.egress={}",), "additional properties 'egress' not allowed"),
     ],
 )
 def test_chart_refuses_inconsistent_values(
@@ -257,6 +260,70 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
     assert container["image"].endswith("@sha256:" + "0" * 64)
     assert env_of(container)["JOB_IMAGE"] == container["image"]
     assert deployment["spec"]["replicas"] == 2
+
+
+def test_chart_outbound_fence_settings(cluster: KubeCluster) -> None:
+    """The fence's defaults refuse loopback and link-local; the values reach the env."""
+    docs = helm_template(cluster, "ops")
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["OUTBOUND_ALLOW_CIDRS"] == ""
+    assert env["OUTBOUND_MAX_REDIRECTS"] == "3"
+    assert env["OUTBOUND_MAX_PROBE_BYTES"] == str(1 << 20)
+    assert env["OUTBOUND_MAX_PROMETHEUS_BYTES"] == str(8 << 20)
+    assert env["OUTBOUND_MAX_REFERENCE_BYTES"] == str(64 << 20)
+    assert env["OUTBOUND_MAX_WEBHOOK_BYTES"] == str(64 << 10)
+    assert env["OUTBOUND_BUFFER_BYTES"] == str(256 << 20)
+    assert not by_kind(docs, "NetworkPolicy")  # off by default
+    docs = helm_template(
+        cluster,
+        "ops",
+        "outbound.allowCIDRs={127.0.0.0/8,10.1.0.0/16}",
+        "outbound.maxRedirects=0",
+        "outbound.maxResponseBytes.probe=65536",
+        "outbound.bufferBytes=1073741824",
+    )
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["OUTBOUND_ALLOW_CIDRS"] == "127.0.0.0/8,10.1.0.0/16"
+    assert env["OUTBOUND_MAX_REDIRECTS"] == "0"
+    assert env["OUTBOUND_MAX_PROBE_BYTES"] == "65536"
+    assert env["OUTBOUND_BUFFER_BYTES"] == "1073741824"  # not 1.073741824e+09
+
+
+def test_chart_egress_network_policy(cluster: KubeCluster, namespace: str) -> None:
+    """Enabled, it selects the operator's pod and allows DNS, the API server and the
+    admin's extra rules only; the API server accepts it."""
+    extra = "outbound.networkPolicy.extraEgress[0]"
+    docs = helm_template(
+        cluster,
+        namespace,
+        "outbound.networkPolicy.enabled=true",
+        "outbound.networkPolicy.apiServerCIDRs={10.0.0.1/32}",
+        f"{extra}.to[0].namespaceSelector.matchLabels.team=ml",
+        f"{extra}.ports[0].port=8080",
+        release=release_name("np"),
+    )
+    (deployment,) = by_kind(docs, "Deployment")
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Egress"]
+    dns, api, more = spec["egress"]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert "to" not in dns
+    assert api["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    assert more == {
+        "to": [{"namespaceSelector": {"matchLabels": {"team": "ml"}}}],
+        "ports": [{"port": 8080}],
+    }
+    _dry_run(cluster, [policy])
+    # Without the API server's CIDRs: its ports anywhere but the link-local range.
+    docs = helm_template(cluster, "ops", "outbound.networkPolicy.enabled=true")
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    (block,) = policy["spec"]["egress"][1]["to"]
+    assert block == {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}
 
 
 # -- server-side dry runs ---------------------------------------------------------------------

@@ -37,6 +37,7 @@ from modelmonitor.sources.sli_templates import (
     render_window,
     slo_window_queries,
 )
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +55,9 @@ def serve_and_query(handler: Handler, call: Callable[[PrometheusClient], Awaitab
         await site.start()
         port = runner.addresses[0][1]
         try:
-            async with PrometheusClient(f"http://127.0.0.1:{port}", timeout_seconds=0.5) as c:
+            async with PrometheusClient(
+                f"http://127.0.0.1:{port}", timeout_seconds=0.5, fence=LOOPBACK_ALLOWED
+            ) as c:
                 return await call(c)
         finally:
             await runner.cleanup()
@@ -168,7 +171,7 @@ def test_closed_port_is_unavailable() -> None:
         port = sock.getsockname()[1]  # closed again when the block ends
 
     async def main() -> object:
-        async with PrometheusClient(f"http://127.0.0.1:{port}") as c:
+        async with PrometheusClient(f"http://127.0.0.1:{port}", fence=LOOPBACK_ALLOWED) as c:
             return await c.query_value("up")
 
     with pytest.raises(PrometheusUnavailable, match="unreachable"):

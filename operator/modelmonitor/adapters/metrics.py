@@ -21,6 +21,13 @@ class CounterSet(Protocol):
     def as_dict(self) -> Mapping[str, int]: ...
 
 
+class BlockCounting(Protocol):
+    """What the outbound fence tells the metrics: requests it stopped, by rule."""
+
+    @property
+    def blocked(self) -> Mapping[str, int]: ...
+
+
 class PayloadCounting(Protocol):
     """What the payload-log store tells the metrics: counters per monitor, refusals by reason."""
 
@@ -143,6 +150,10 @@ class MetricsRecorder:
         """Export the payload-log collector's counters at scrape time."""
         self.registry.register(_PayloadCollector(store))
 
+    def watch_outbound(self, fence: BlockCounting) -> None:
+        """Export the outbound fence's refusals at scrape time."""
+        self.registry.register(_OutboundCollector(fence))
+
     def record_run(
         self, namespace: str, monitor: str, report: Report, verdict: Verdict, lag: float
     ) -> None:
@@ -241,3 +252,21 @@ class _PayloadCollector(Collector):
         for reason, value in self._store.rejected.items():
             rejected.add_metric([reason], float(value))
         yield rejected
+
+
+class _OutboundCollector(Collector):
+    """The outbound fence's counters, read when Prometheus scrapes."""
+
+    def __init__(self, fence: BlockCounting) -> None:
+        self._fence = fence
+
+    def collect(self) -> Iterable[Metric]:
+        blocked = CounterMetricFamily(
+            "modelmonitor_outbound_blocked",
+            "Outbound requests the fence stopped, by rule (an address refused, a redirect "
+            "to another host, a body over its cap).",
+            labels=["rule"],
+        )
+        for rule, value in dict(self._fence.blocked).items():
+            blocked.add_metric([rule], float(value))
+        yield blocked

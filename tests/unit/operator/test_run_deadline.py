@@ -23,6 +23,7 @@ from modelmonitor.engine.runner import InlineRunner
 from modelmonitor.engine.slots import RunSlots
 from modelmonitor.sources.base import Clients
 from modelmonitor.sources.reference import ReferenceCache
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 REFERENCE = [{"x": i / 10, "prediction": "a" if i < 30 else "b"} for i in range(60)]
 
@@ -101,7 +102,13 @@ def monitor(url: str, **schedule: Any) -> MonitorSpec:
 
 def inline_runner() -> InlineRunner:
     objects = Objects()
-    return InlineRunner(Clients(references=ReferenceCache(objects), lookup=objects))
+    return InlineRunner(
+        Clients(
+            references=ReferenceCache(objects, outbound=LOOPBACK_ALLOWED),
+            lookup=objects,
+            outbound=LOOPBACK_ALLOWED,
+        )
+    )
 
 
 def now() -> dt.datetime:

@@ -28,6 +28,7 @@ from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import HttpReply
 from modelmonitor.sources.reference import ReferenceCache
 from modelmonitor.sources.registry import Registry, UnknownSourceError
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 ENDPOINT = "http://model.test"
@@ -97,9 +98,10 @@ def runner(
 ) -> InlineRunner:
     objects = objects or Objects()
     clients = Clients(
-        references=ReferenceCache(objects),
+        references=ReferenceCache(objects, outbound=LOOPBACK_ALLOWED),
         lookup=objects,
         clock=lambda: NOW,
+        outbound=LOOPBACK_ALLOWED,
         transport=model or Model(),
         payloads=payloads,
         **kw,

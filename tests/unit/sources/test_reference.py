@@ -28,6 +28,7 @@ from modelmonitor.sources.reference import (
     build_reference,
 )
 from modelmonitor.sources.registry import UnknownSourceError
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 CSV = "amount,country\n1.5,de\n2.5,fr\n3.5,de\n"
 
@@ -271,7 +272,7 @@ def test_url_etag_and_size_limit() -> None:
     async def scenario() -> None:
         runner, base = await _serve(handler)
         try:
-            cache = ReferenceCache(Objects(), max_bytes=4096)
+            cache = ReferenceCache(Objects(), max_bytes=4096, outbound=LOOPBACK_ALLOWED)
             ref = ReferenceSpec(source="url", url=f"{base}/reference.csv")
             first = await cache.load("ml", "m", ref)
             second = await cache.load("ml", "m", ref)
@@ -289,7 +290,11 @@ def test_url_etag_and_size_limit() -> None:
 def test_unreachable_url() -> None:
     ref = ReferenceSpec(source="url", url="http://127.0.0.1:9/reference.csv")
     with pytest.raises(ReferenceLoadError) as info:
-        run(ReferenceCache(Objects(), http_timeout=2).load("ml", "m", ref))
+        run(
+            ReferenceCache(Objects(), http_timeout=2, outbound=LOOPBACK_ALLOWED).load(
+                "ml", "m", ref
+            )
+        )
     assert info.value.reason == "ReferenceUnavailable"
 
 

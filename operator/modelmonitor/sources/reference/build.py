@@ -17,6 +17,7 @@ import numpy as np
 
 from modelmonitor.adapters.files import DataError, detect_format, read_dataset
 from modelmonitor.core.dataset import Dataset, Feature
+from modelmonitor.core.outbound import sanitize
 from modelmonitor.core.spec import FeatureSpec
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.profile import ReferenceProfile
@@ -109,7 +110,7 @@ def parse_reference_bytes(
             profile = ReferenceProfile.from_dict(json.loads(payload))
         except (ValueError, KeyError, TypeError) as exc:
             raise ReferenceLoadError(
-                "ReferenceUnreadable", f"{source}: not a reference profile: {exc}"
+                "ReferenceUnreadable", f"{source}: not a reference profile: {sanitize(str(exc))}"
             ) from exc
         return LoadedReference(profile, None, version, source)
     with tempfile.TemporaryDirectory(prefix="modelmonitor-ref-") as tmp:
@@ -137,7 +138,8 @@ def read_reference_file(
         dataset = read_dataset(path, format=fmt, lenient=True)
         return build_reference(dataset, plan, version=version, source=source)
     except (DataError, ValueError) as exc:
-        raise ReferenceLoadError("ReferenceUnreadable", f"{source}: {exc}") from exc
+        # The error may quote the data (a CSV line): short and printable in status.
+        raise ReferenceLoadError("ReferenceUnreadable", f"{source}: {sanitize(str(exc))}") from exc
 
 
 def inline_reference(

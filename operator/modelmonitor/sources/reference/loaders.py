@@ -15,13 +15,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 
+from modelmonitor.adapters.outbound import (
+    FenceError,
+    Outbound,
+    ResponseTooLarge,
+    describe,
+    find_refusal,
+)
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
+from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.spec import ReferenceSpec
 from modelmonitor.core.volume_paths import inside_volume
 from modelmonitor.sources.reference.build import (
@@ -49,6 +57,7 @@ class LoadRequest:
     max_bytes: int
     http_timeout: float
     volume_root: Path | None = None  # where a pvc reference's claim is mounted (job mode)
+    outbound: Outbound = field(default_factory=Outbound)
 
     async def parse(
         self, payload: bytes, *, name_hint: str, version: str, source: str
@@ -133,48 +142,42 @@ class UrlLoader:
                 headers["If-None-Match"] = validator[5:]
             elif validator.startswith("lm="):
                 headers["If-Modified-Since"] = validator[3:]
-        timeout = aiohttp.ClientTimeout(total=request.http_timeout)
+        shown = redact_url(url)  # userinfo and query never reach status or logs
+        fence = request.outbound
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url, headers=headers) as resp,
-            ):
-                if resp.status == 304 and cached is not None:
-                    return cached
-                if resp.status == 404:
-                    raise ReferenceLoadError("ReferenceNotFound", f"{url}: HTTP 404")
-                if resp.status >= 400:
-                    raise ReferenceLoadError(
-                        "ReferenceUnavailable", f"{url}: HTTP {resp.status} {resp.reason}"
-                    )
-                length = resp.content_length
-                if length is not None and length > limit:
-                    raise ReferenceLoadError(
-                        "ReferenceTooLarge",
-                        f"{url}: {length} bytes is over the {limit}-byte limit",
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.content.iter_chunked(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise ReferenceLoadError(
-                            "ReferenceTooLarge", f"{url}: over the {limit}-byte limit"
-                        )
-                    chunks.append(chunk)
-                etag = resp.headers.get("ETag")
-                modified = resp.headers.get("Last-Modified")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with fence.session() as session:
+                reply = await fence.fetch(
+                    session,
+                    "GET",
+                    url,
+                    cap=limit,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=request.http_timeout),
+                )
+        except (FenceError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            reason = "ReferenceUnavailable"
+            if find_refusal(exc) is not None:
+                reason = "OutboundRefused"
+            elif isinstance(exc, ResponseTooLarge):
+                reason = "ReferenceTooLarge"
+            raise ReferenceLoadError(reason, f"{shown}: {describe(exc, url)}") from exc
+        if reply.status == 304 and cached is not None:
+            return cached
+        if reply.status == 404:
+            raise ReferenceLoadError("ReferenceNotFound", f"{shown}: HTTP 404")
+        if reply.status >= 400:
             raise ReferenceLoadError(
-                "ReferenceUnavailable", f"{url}: {type(exc).__name__}: {exc}"
-            ) from exc
+                "ReferenceUnavailable", f"{shown}: HTTP {reply.status} {sanitize(reply.reason, 80)}"
+            )
+        etag = reply.headers.get("ETag")
+        modified = reply.headers.get("Last-Modified")
         validator = f"etag={etag}" if etag else f"lm={modified}" if modified else "none"
-        payload = b"".join(chunks)
+        payload = reply.body
         version = f"url:{request.digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
         if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
             return LoadedReference(cached.profile, cached.rows, version, cached.source)
-        name_hint = url.split("?", 1)[0].rsplit("/", 1)[-1]
-        return await request.parse(payload, name_hint=name_hint, version=version, source=url)
+        name_hint = shown.split("?", 1)[0].rsplit("/", 1)[-1]
+        return await request.parse(payload, name_hint=name_hint, version=version, source=shown)
 
 
 class PvcLoader:
