@@ -38,6 +38,7 @@ from tests.unit.test_packaging import (
     JOB_MODE_OPERATOR_GRANTS,
     JOB_RUN_GRANTS,
     MONITORING_GRANTS,
+    PAYLOAD_TOKEN_GRANTS,
     assert_restricted_pod,
     by_kind,
     env_of,
@@ -257,6 +258,37 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
     assert container["image"].endswith("@sha256:" + "0" * 64)
     assert env_of(container)["JOB_IMAGE"] == container["image"]
     assert deployment["spec"]["replicas"] == 2
+
+
+def test_chart_payload_tokens_role_and_ingress_policy(cluster: KubeCluster) -> None:
+    docs = helm_template(
+        cluster,
+        "pl",
+        "payloadLog.networkPolicy.enabled=true",
+        "payloadLog.networkPolicy.namespaceSelector.matchLabels.team=ml",
+        "payloadLog.networkPolicy.podSelector.matchLabels.component=predictor",
+    )
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    assert grants(roles["mm-modelmonitor-payload-tokens"]) == PAYLOAD_TOKEN_GRANTS
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["PAYLOAD_URL"].startswith("http://mm-modelmonitor-payload.pl.")
+    assert env["PAYLOAD_URL"].endswith(".svc:8082")
+    assert env["PAYLOAD_MAX_BYTES"] == "268435456"
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == (deployment["spec"]["selector"]["matchLabels"])
+    )
+    collector, others = policy["spec"]["ingress"]
+    assert collector["ports"] == [{"port": "payload", "protocol": "TCP"}]
+    (source,) = collector["from"]
+    assert source["namespaceSelector"] == {"matchLabels": {"team": "ml"}}
+    assert source["podSelector"] == {"matchLabels": {"component": "predictor"}}
+    assert {p["port"] for p in others["ports"]} == {"metrics", "health"}
+    off = helm_template(cluster, "pl", "rbac.payloadLogTokens=false")
+    assert not by_kind(off, "NetworkPolicy")
+    assert not [d for d in off if d["metadata"]["name"].endswith("-payload-tokens")]
 
 
 # -- server-side dry runs ---------------------------------------------------------------------

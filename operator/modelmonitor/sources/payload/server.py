@@ -11,7 +11,8 @@ Answers: 202 accepted; 401 without a token (``/v1/logs/{namespace}/{monitor}``, 
 ``POST /``); 403 for a wrong token or a monitor that does not collect payload logs (one
 answer for both), and for an event whose CloudEvents extensions name another namespace
 or InferenceService than the monitor's target; 400 with a one-line reason for an event
-that cannot be read; 413 above ``max_body_bytes``. Every refusal is counted by reason
+that cannot be read; 408 for a body slower than ``READ_SECONDS``; 413 above
+``max_body_bytes``. Every refusal is counted by reason
 (``PayloadStore.rejected``), and a refused sender's body is never read. At most
 ``max_parsing`` bodies are read and decoded at once, so many senders cannot multiply
 the memory one body may take. ``GET /healthz`` answers 200. Everything else -
