@@ -17,6 +17,8 @@ from modelmonitor.core.codecs.cloudevents import Values
 from modelmonitor.core.codecs.inference import label_text
 from modelmonitor.core.dataset import CodeArray, FloatArray
 
+LABEL_OVERHEAD = 100  # a label's str object and its index entry, besides the text
+
 
 class LabelLimits(Protocol):
     @property
@@ -47,6 +49,7 @@ class ColumnStore:
         self.values: FloatArray = np.full(capacity, np.nan)
         self.codes: CodeArray = np.full(capacity, -1, dtype=np.int32)
         self.vocab: list[str] = []
+        self.vocab_bytes = 0  # kept as labels come and go: nbytes() runs after every event
         self.index: dict[str, int] = {}
         self.compacted_at = 0  # the window's removed-rows count at the last compaction
         self.remap: CodeArray | None = None  # old code -> new code, set by compact()
@@ -101,6 +104,7 @@ class ColumnStore:
                 return -1
         code = self.index[label] = len(self.vocab)
         self.vocab.append(label)
+        self.vocab_bytes += len(label) + LABEL_OVERHEAD
         self._floats = None
         return code
 
@@ -112,6 +116,7 @@ class ColumnStore:
         remap[used] = np.arange(used.size, dtype=np.int32)
         self.codes[live] = remap[codes]  # -1 -> remap[-1] == -1
         self.vocab = [self.vocab[i] for i in used.tolist()]
+        self.vocab_bytes = sum(len(label) + LABEL_OVERHEAD for label in self.vocab)
         self.index = {label: i for i, label in enumerate(self.vocab)}
         self.remap = remap
         self._floats = None
@@ -144,7 +149,7 @@ class ColumnStore:
         return out
 
     def nbytes(self) -> int:
-        return int(self.values.nbytes + self.codes.nbytes) + sum(len(s) + 100 for s in self.vocab)
+        return int(self.values.nbytes + self.codes.nbytes) + self.vocab_bytes
 
 
 def _intern(table: dict[str, int], label: str) -> int:
