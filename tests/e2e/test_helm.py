@@ -134,10 +134,13 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     for kind in ("Role", "RoleBinding", "KopfPeering"):
         namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
-        expected = ["ml", "ml-staging"] * (2 if kind.startswith("Role") else 1)
+        # Roles: monitoring, actions and payload-log tokens in each namespace
+        expected = ["ml", "ml-staging"] * (3 if kind.startswith("Role") else 1)
         assert namespaces == sorted(expected), kind
     for role in by_kind(docs, "Role"):
-        if not role["metadata"]["name"].endswith("-actions"):
+        if role["metadata"]["name"].endswith("-payload-tokens"):
+            assert grants(role) == PAYLOAD_TOKEN_GRANTS
+        elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
         assert binding["subjects"][0]["namespace"] == "ops"
