@@ -38,6 +38,7 @@ from tests.unit.test_packaging import (
     JOB_MODE_OPERATOR_GRANTS,
     JOB_RUN_GRANTS,
     MONITORING_GRANTS,
+    PAYLOAD_TOKEN_GRANTS,
     assert_restricted_pod,
     by_kind,
     env_of,
@@ -133,10 +134,13 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     for kind in ("Role", "RoleBinding", "KopfPeering"):
         namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
-        expected = ["ml", "ml-staging"] * (2 if kind.startswith("Role") else 1)
+        # Roles: monitoring, actions and payload-log tokens in each namespace
+        expected = ["ml", "ml-staging"] * (3 if kind.startswith("Role") else 1)
         assert namespaces == sorted(expected), kind
     for role in by_kind(docs, "Role"):
-        if not role["metadata"]["name"].endswith("-actions"):
+        if role["metadata"]["name"].endswith("-payload-tokens"):
+            assert grants(role) == PAYLOAD_TOKEN_GRANTS
+        elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
         assert binding["subjects"][0]["namespace"] == "ops"
@@ -326,6 +330,37 @@ def test_chart_egress_network_policy(cluster: KubeCluster, namespace: str) -> No
     assert block == {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}
 
 
+def test_chart_payload_tokens_role_and_ingress_policy(cluster: KubeCluster) -> None:
+    docs = helm_template(
+        cluster,
+        "pl",
+        "payloadLog.networkPolicy.enabled=true",
+        "payloadLog.networkPolicy.namespaceSelector.matchLabels.team=ml",
+        "payloadLog.networkPolicy.podSelector.matchLabels.component=predictor",
+    )
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    assert grants(roles["mm-modelmonitor-payload-tokens"]) == PAYLOAD_TOKEN_GRANTS
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["PAYLOAD_URL"].startswith("http://mm-modelmonitor-payload.pl.")
+    assert env["PAYLOAD_URL"].endswith(".svc:8082")
+    assert env["PAYLOAD_MAX_BYTES"] == "268435456"
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == (deployment["spec"]["selector"]["matchLabels"])
+    )
+    collector, others = policy["spec"]["ingress"]
+    assert collector["ports"] == [{"port": "payload", "protocol": "TCP"}]
+    (source,) = collector["from"]
+    assert source["namespaceSelector"] == {"matchLabels": {"team": "ml"}}
+    assert source["podSelector"] == {"matchLabels": {"component": "predictor"}}
+    assert {p["port"] for p in others["ports"]} == {"metrics", "health"}
+    off = helm_template(cluster, "pl", "rbac.payloadLogTokens=false")
+    assert not by_kind(off, "NetworkPolicy")
+    assert not [d for d in off if d["metadata"]["name"].endswith("-payload-tokens")]
+
+
 # -- server-side dry runs ---------------------------------------------------------------------
 def test_chart_cluster_scope_passes_server_dry_run(cluster: KubeCluster, namespace: str) -> None:
     _restricted(cluster, namespace, "warn")
@@ -443,6 +478,7 @@ def test_helm_install_and_uninstall(
         namespace,
         f"--set=peering.name={peering}",
         "--set=rbac.actions.notify=false",
+        "--set=rbac.payloadLogTokens=false",  # no other Secret rights either
         "--set=replicas=2",
     )
     status = cluster.helm("status", release, "-n", namespace, "-o", "json").stdout

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from modelmonitor import __version__
@@ -34,7 +34,12 @@ class PayloadCounting(Protocol):
     @property
     def rejected(self) -> Mapping[str, int]: ...
 
+    @property
+    def max_bytes(self) -> int: ...
+
     def counters(self) -> Mapping[tuple[str, str], CounterSet]: ...
+
+    def window_bytes(self) -> Mapping[tuple[str, str], int]: ...
 
 
 class MetricsRecorder:
@@ -246,12 +251,26 @@ class _PayloadCollector(Collector):
         yield events
         rejected = CounterMetricFamily(
             "modelmonitor_payload_rejected",
-            "Payload-log requests turned away before reaching a window, by reason.",
+            "Payload-log requests turned away before reaching a window, by reason "
+            "(token_missing, token_wrong, unknown_monitor, foreign_source, ...).",
             labels=["reason"],
         )
         for reason, value in self._store.rejected.items():
             rejected.add_metric([reason], float(value))
         yield rejected
+        held = GaugeMetricFamily(
+            "modelmonitor_payload_window_bytes",
+            "Memory a monitor's payload-log window holds, as counted against its share.",
+            labels=["namespace", "monitor"],
+        )
+        for (namespace, monitor), value in self._store.window_bytes().items():
+            held.add_metric([namespace, monitor], float(value))
+        yield held
+        yield GaugeMetricFamily(
+            "modelmonitor_payload_budget_bytes",
+            "The payload-log store's byte budget, shared equally by the windows.",
+            value=float(self._store.max_bytes),
+        )
 
 
 class _OutboundCollector(Collector):

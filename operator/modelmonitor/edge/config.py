@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,9 @@ class OperatorConfig:
     metrics_port: int = 8080
     health_port: int = 8081
     payload_port: int = 8082
+    # where KServe's loggers reach the collector (the base of each monitor's logger URL)
+    payload_url: str = "http://modelmonitor-payload.modelmonitor-system.svc:8082"
+    payload_max_bytes: int = 256 * 1024 * 1024  # the payload store's byte budget
     peering_name: str = "modelmonitor"
     standalone: bool = False
     priority: int = 0
@@ -113,10 +117,10 @@ def load_config(
     token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
-    HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE,
-    JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS,
-    OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
+    HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
+    STANDALONE, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
+    PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
+    SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
     OUTBOUND_MAX_{PROBE,PROMETHEUS,REFERENCE,WEBHOOK}_BYTES, OUTBOUND_BUFFER_BYTES;
     KUBERNETES_SERVICE_HOST/PORT and the ServiceAccount token at ``token_path`` tell whether
     it runs in a cluster; JOB_NAME, JOB_UID in a job-mode pod) into one config.
@@ -170,6 +174,8 @@ def load_config(
         metrics_port=metrics_port or int(env.get("METRICS_PORT", defaults.metrics_port)),
         health_port=health_port or int(env.get("HEALTH_PORT", defaults.health_port)),
         payload_port=payload_port or _port(env, "PAYLOAD_PORT", defaults.payload_port),
+        payload_url=_base_url(env.get("PAYLOAD_URL", "").strip() or defaults.payload_url),
+        payload_max_bytes=_bytes(env, "PAYLOAD_MAX_BYTES", defaults.payload_max_bytes),
         peering_name=peering_name or defaults.peering_name,
         standalone=is_standalone,
         priority=priority,
@@ -260,3 +266,34 @@ def _api_service(env: Mapping[str, str]) -> str:
         return ""
     port = env.get("KUBERNETES_SERVICE_PORT", "").strip() or "443"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_MIN_PAYLOAD_BYTES = 1024 * 1024
+
+
+def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    """A byte count from ``env[name]`` (``default`` when unset or blank), at least 1 MiB."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < _MIN_PAYLOAD_BYTES:
+        raise ValueError(f"{name}={text!r} is not a byte count of at least {_MIN_PAYLOAD_BYTES}")
+    return int(text)
+
+
+def _base_url(text: str) -> str:
+    """PAYLOAD_URL: http(s)://host[:port][/path], no user, query or fragment (it becomes
+    the start of every monitor's logger URL, which the token ends)."""
+    parts = urllib.parse.urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"PAYLOAD_URL={text!r} must be http(s)://host[:port][/path] without user, "
+            "query or fragment"
+        )
+    return text.rstrip("/")

@@ -94,7 +94,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
-    payloads = PayloadStore()
+    payloads = PayloadStore(max_bytes=cfg.payload_max_bytes)
     metrics.watch_payloads(payloads)
     metrics.watch_outbound(outbound)
     inline = InlineRunner(

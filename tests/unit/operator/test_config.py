@@ -103,3 +103,36 @@ def test_run_slots_and_the_per_namespace_cap() -> None:
     for name, bad in (("MAX_RUNS_PER_NAMESPACE", "-1"), ("MAX_CONCURRENT_RUNS", "0")):
         with pytest.raises(ValueError, match=f"{name}='{bad}' is not a whole number"):
             load_config(env={name: bad})
+
+
+def test_payload_url_and_byte_budget() -> None:
+    cfg = load_config(env={})
+    assert cfg.payload_url == "http://modelmonitor-payload.modelmonitor-system.svc:8082"
+    assert cfg.payload_max_bytes == 256 * 1024 * 1024
+    cfg = load_config(
+        env={"PAYLOAD_URL": "https://collector.ml.svc:9000/", "PAYLOAD_MAX_BYTES": "1048576"}
+    )
+    assert cfg.payload_url == "https://collector.ml.svc:9000"
+    assert cfg.payload_max_bytes == 1048576
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://x",
+        "collector:8082",
+        "http://user:pw@x",
+        "http://x/?token=1",
+        "http://x/#f",
+        "http://",
+    ],
+)
+def test_bad_payload_url(url: str) -> None:
+    with pytest.raises(ValueError, match="PAYLOAD_URL"):
+        load_config(env={"PAYLOAD_URL": url})
+
+
+@pytest.mark.parametrize("value", ["0", "1000", "-5", "1e9", "lots"])
+def test_bad_payload_byte_budget(value: str) -> None:
+    with pytest.raises(ValueError, match="PAYLOAD_MAX_BYTES"):
+        load_config(env={"PAYLOAD_MAX_BYTES": value})

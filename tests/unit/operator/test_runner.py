@@ -247,7 +247,7 @@ def log_events(store: PayloadStore, rows: Sequence[float]) -> None:
 def test_payload_log_window_is_the_current_data() -> None:
     store = PayloadStore()
     spec = payload_spec()
-    store.register("ml", "watch", spec)
+    store.register("ml", "watch", spec, "t" * 43)
     log_events(store, [4 + i / 10 for i in range(20)])
     report = run(spec, runner(payloads=store))
     assert report.problems == ()
@@ -261,7 +261,7 @@ def test_payload_log_window_is_the_current_data() -> None:
 def test_payload_log_below_min_samples_is_insufficient_data() -> None:
     store = PayloadStore()
     spec = payload_spec()
-    store.register("ml", "watch", spec)
+    store.register("ml", "watch", spec, "t" * 43)
     log_events(store, [1.0, 2.0])
     report = run(spec, runner(payloads=store))
     assert report.drift.status == "insufficient_data"
@@ -284,7 +284,7 @@ def test_payload_log_window_replaces_the_probe_answers() -> None:
         },
         data={"probe": {"samples": 1000}, "payloadLog": {"minSamples": 5}},
     )
-    store.register("ml", "watch", spec)
+    store.register("ml", "watch", spec, "t" * 43)
     report = run(spec, runner(payloads=store))
     assert report.drift.status == "insufficient_data"
     assert report.samples == 0

@@ -100,9 +100,13 @@ class ProbeSpec:
     dataset: ReferenceSpec | None = None  # the probe set; None = a sample of the reference
 
 
+MAX_PAYLOAD_SAMPLES = 200_000
+
+
 @dataclass(frozen=True)
 class PayloadLogSpec:
     window_seconds: int = 3600
+    # min/maxSamples are at most MAX_PAYLOAD_SAMPLES (the CRD's maximum, see docs/sources.md)
     min_samples: int = 500
     max_samples: int = 50000
 

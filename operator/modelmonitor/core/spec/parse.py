@@ -23,6 +23,7 @@ from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
     MAX_INTERVAL_SECONDS,
+    MAX_PAYLOAD_SAMPLES,
     MAX_RUN_TIMEOUT_SECONDS,
     MIN_INTERVAL_SECONDS,
     MIN_RUN_TIMEOUT_SECONDS,
@@ -331,10 +332,20 @@ def _parse_data(
                 high=604800,
             ),
             min_samples=r.integer(
-                pl, "minSamples", path, default=PayloadLogSpec.min_samples, low=1, high=1000000
+                pl,
+                "minSamples",
+                path,
+                default=PayloadLogSpec.min_samples,
+                low=1,
+                high=MAX_PAYLOAD_SAMPLES,
             ),
             max_samples=r.integer(
-                pl, "maxSamples", path, default=PayloadLogSpec.max_samples, low=1, high=1000000
+                pl,
+                "maxSamples",
+                path,
+                default=PayloadLogSpec.max_samples,
+                low=1,
+                high=MAX_PAYLOAD_SAMPLES,
             ),
         )
         if payload.min_samples > payload.max_samples:
