@@ -91,11 +91,13 @@ def page(files: dict[str, Path]) -> str:
 # --- drifted first, in every format ----------------------------------------------------
 
 
-def test_drifted_features_come_first_in_table_and_json(files: dict[str, Path]) -> None:
+def test_drifted_features_come_first_in_the_table_json_keeps_file_order(
+    files: dict[str, Path],
+) -> None:
     report = json.loads(_check(files, "json"))
     names = [f["name"] for f in report["features"]]
-    assert names == ["amount", "country", "age", EVIL]  # file order: age, EVIL, amount, ...
-    assert [f["drifted"] for f in report["features"]] == [True, True, False, False]
+    assert names == ["age", EVIL, "amount", "country"]  # stable for machines and diffs
+    assert [f["drifted"] for f in report["features"]] == [False, False, True, True]
     table = _check(files, "table").splitlines()
     head = next(i for i, line in enumerate(table) if line.startswith("feature "))
     rows = [line.split()[0] for line in table[head + 1 : head + 5]]
@@ -123,6 +125,8 @@ def test_markdown_is_a_step_summary_with_drifted_first(files: dict[str, Path]) -
     assert rows[0][6].strip() == "**yes**"
     assert rows[2][6].strip() == "no"
     assert "### Data quality: 1 issue(s)" in md  # the new category
+    issue = next(line for line in lines if line.startswith("| country | new"))
+    assert len(_cells(issue)) == 3, "the category 'es|x' stays in its cell"
     assert len(md.encode()) < 1024 * 1024  # GitHub's step-summary limit
 
 
@@ -429,3 +433,31 @@ def test_chromium_screenshot_shows_the_charts(page: str, tmp_path: Path) -> None
 
 def _rgb(colour: str) -> Any:
     return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+
+
+def _bar_heights(svg: str, series: str) -> list[float]:
+    """Heights of the bars ``<g id="{series}-i"><path d="M x y0 L x y0 L x y1 ...">``."""
+    heights = []
+    for m in re.finditer(rf'<g id="{series}-\d+">\s*<path d="([^"]*)"', svg):
+        ys = [float(y) for y in re.findall(r"[ML] [-\d.]+ ([-\d.]+)", m.group(1))]
+        heights.append(max(ys) - min(ys))
+    return heights
+
+
+def test_chart_bars_are_as_tall_as_the_shares() -> None:
+    from modelmonitor.edge.report_charts import chart_svg
+
+    ref, cur = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.4, 0.3, 0.2, 0.1])
+    h = NumericalHistogram("x", np.linspace(0, 1, 5), ref, cur, 10, 10, 0)
+    svg = chart_svg(h)
+    ref_h, cur_h = _bar_heights(svg, "ref"), _bar_heights(svg, "cur")
+    scale = ref_h[0] / ref[0]
+    np.testing.assert_allclose(ref_h, ref * scale, rtol=1e-4)
+    np.testing.assert_allclose(cur_h, cur * scale, rtol=1e-4)
+    bars = CategoricalBars("c", ("a", "b", "c"), ref[:3], cur[:3], 10, 10, 0)
+    svg = chart_svg(bars)  # horizontal bars: their lengths are the x extents
+    widths = []
+    for m in re.finditer(r'<g id="ref-\d+">\s*<path d="([^"]*)"', svg):
+        xs = [float(x) for x in re.findall(r"[ML] ([-\d.]+) [-\d.]+", m.group(1))]
+        widths.append(max(xs) - min(xs))
+    np.testing.assert_allclose(widths, ref[:3] * widths[0] / ref[0], rtol=1e-4)

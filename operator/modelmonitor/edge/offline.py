@@ -394,7 +394,6 @@ def build_result(
 ) -> dict[str, Any]:
     """The JSON report: the documented shape (docs/cli.md) plus context keys."""
     result = report.to_dict()
-    result["features"] = drifted_first(result["features"])
     for fd in result["features"]:
         if fd["name"] in mismatched:
             q = quality.feature(fd["name"])
@@ -461,7 +460,7 @@ def format_table(result: dict[str, Any]) -> str:
         "drifted",
     ]
     rows = []
-    for f in result["features"]:
+    for f in drifted_first(result["features"]):
         drifted = "YES" if f["drifted"] else "no"
         if f.get("status", "ok") != "ok":
             drifted = f"- ({f['status']})"
