@@ -461,3 +461,21 @@ def test_chart_bars_are_as_tall_as_the_shares() -> None:
         xs = [float(x) for x in re.findall(r"[ML] ([-\d.]+) [-\d.]+", m.group(1))]
         widths.append(max(xs) - min(xs))
     np.testing.assert_allclose(widths, ref[:3] * widths[0] / ref[0], rtol=1e-4)
+
+
+def test_hostile_labels_make_a_valid_chart_drawn_as_plain_text(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    import xml.dom.minidom
+
+    from modelmonitor.edge.report_charts import chart_svg
+
+    labels = ("a\x00b", "\x1b[31m", "$x^2$", "&amp;<b>", "\u6f22\u5b57")
+    bars = CategoricalBars("c", labels, np.full(5, 0.2), np.full(5, 0.2), 10, 10, 0)
+    svg = chart_svg(bars)
+    xml.dom.minidom.parseString(svg)  # well-formed: control characters replaced
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "$x^2$" in texts, "not parsed as TeX"
+    assert "&amp;amp;&lt;b&gt;" in texts
+    assert "a\ufffdb" in texts
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]

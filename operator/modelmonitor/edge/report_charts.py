@@ -14,6 +14,8 @@ Bars carry ids (``ref-<i>``, ``cur-<i>``) so tests can find them.
 from __future__ import annotations
 
 import io
+import unicodedata
+import warnings
 from typing import Any
 
 from modelmonitor.core.stats.histograms import CategoricalBars, Distribution, NumericalHistogram
@@ -49,15 +51,23 @@ def _matplotlib() -> Any:
 
 
 def short(label: str, limit: int = MAX_LABEL_CHARS) -> str:
-    """A label cut to ``limit`` characters, with an ellipsis when cut."""
+    """A label cut to ``limit`` characters, with an ellipsis when cut.
+
+    Control characters become U+FFFD: XML cannot hold most of them, and one in a
+    category value would make the whole chart an unreadable image.
+    """
     label = " ".join(label.split())
+    label = "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in label)
     return label if len(label) <= limit else label[: limit - 1] + "\u2026"
 
 
 def chart_svg(dist: Distribution) -> str:
     """The SVG document of one feature's chart."""
     matplotlib, Figure = _matplotlib()
-    with matplotlib.rc_context(_RC):
+    # glyphs missing from matplotlib's font only affect its size estimate: the viewer's
+    # fonts draw the text (svg.fonttype none), so the warning is noise on stderr
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         if isinstance(dist, NumericalHistogram):
             fig = _histogram(Figure, dist)
         else:
