@@ -36,7 +36,7 @@ from modelmonitor.edge.report_common import (
     verdict_line,
 )
 
-#: Charts on one page (drifted features first); a chart is ~15-30 KiB.
+#: Charts on one page (drifted features first); a chart is ~25-35 KiB in the page.
 MAX_CHARTS = 60
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
