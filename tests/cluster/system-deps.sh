@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the e2e tests need. Idempotent: installs only what is missing.
+# Debian packages the tests need. Idempotent: installs only what is missing.
+# chromium: tests/unit/test_cli_report.py screenshots the HTML report headless.
 set -euo pipefail
-pkgs=(openssl curl iproute2 prometheus)
+pkgs=(openssl curl iproute2 prometheus chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -79,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiple-testing correction across features",
     )
     p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
-    p.add_argument("--format", default="table", choices=["table", "json"], help="output format")
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "json", "markdown", "html"],
+        help="output format (markdown: for a CI step summary; html: one file with charts, "
+        "needs the 'report' extra)",
+    )
     p.add_argument("--target", help="model quality: column with the true labels or values")
     p.add_argument("--prediction", help="model quality: column with the predicted labels/values")
     p.add_argument(

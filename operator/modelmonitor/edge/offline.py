@@ -45,6 +45,7 @@ from modelmonitor.core.stats.model_quality import (
 )
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import DataQualityReport, data_quality
+from modelmonitor.edge.report_common import drifted_first
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -141,10 +142,29 @@ def _check(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     if args.format == "json":
         out.write(json.dumps(_json_safe(result), allow_nan=False) + "\n")
+    elif args.format in ("markdown", "html"):
+        out.write(_render(args.format, result, reference, current))
     else:
         out.write(format_table(result))
     drifted = bool(result["dataset"]["drifted"])
     return EXIT_DRIFT if drifted and getattr(args, "fail_on_drift", False) else EXIT_OK
+
+
+def _render(fmt: str, result: dict[str, Any], reference: Reference, current: Dataset) -> str:
+    """Markdown or HTML (modelmonitor.edge.report_render); HTML needs the report extra."""
+    from modelmonitor.edge.report_charts import PlottingUnavailableError
+    from modelmonitor.edge.report_render import render_report
+
+    try:
+        return render_report(
+            fmt,
+            _json_safe(result),
+            reference=reference.data,
+            current=current,
+            features=reference.features,
+        )
+    except PlottingUnavailableError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _validate_method(method: str) -> None:
@@ -440,7 +460,7 @@ def format_table(result: dict[str, Any]) -> str:
         "drifted",
     ]
     rows = []
-    for f in result["features"]:
+    for f in drifted_first(result["features"]):
         drifted = "YES" if f["drifted"] else "no"
         if f.get("status", "ok") != "ok":
             drifted = f"- ({f['status']})"

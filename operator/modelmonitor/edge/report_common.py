@@ -1,0 +1,72 @@
+"""What every format of the ``check`` report shares: feature order, numbers, verdict.
+
+Drifted features come first (what a reader acts on), then the evaluated ones, then
+those that could not be evaluated; the file's order is kept within each group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Feature rows a markdown or HTML report lists; the JSON output has them all.
+MAX_FEATURE_ROWS = 200
+#: Data-quality issue rows a markdown or HTML report lists.
+MAX_ISSUE_ROWS = 200
+
+
+def drifted_first(features: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Drifted, then evaluated, then not evaluated; stable within each group."""
+
+    def rank(f: Mapping[str, Any]) -> int:
+        if f.get("drifted"):
+            return 0
+        return 1 if f.get("status", "ok") == "ok" else 2
+
+    return sorted(features, key=rank)
+
+
+def fmt_num(v: Any) -> str:
+    """A number for a report cell: 4 decimals, or scientific when tiny or huge."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "-"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.3e}"
+        return f"{v:.4f}"
+    return str(v)
+
+
+def fmt_share(v: Any) -> str:
+    """A share (0-1) as a percentage, '-' when absent."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return f"{float(v):.1%}"
+
+
+def p_value_text(f: Mapping[str, Any]) -> str:
+    """The p-value, with the corrected one when a correction changed it."""
+    p = f.get("p_value")
+    text = fmt_num(p)
+    if p is not None and f.get("p_value_adjusted") is not None:
+        text += f" (adj {fmt_num(f['p_value_adjusted'])})"
+    return text
+
+
+def drifted_text(f: Mapping[str, Any]) -> str:
+    """'YES', 'no', or why the feature was not evaluated."""
+    if f.get("status", "ok") != "ok":
+        return f"- ({f['status']})"
+    return "YES" if f.get("drifted") else "no"
+
+
+def verdict_line(result: Mapping[str, Any]) -> str:
+    """The one-sentence summary of the data set's drift."""
+    ds = result["dataset"]
+    verdict = "DRIFT DETECTED" if ds["drifted"] else "no dataset drift"
+    return (
+        f"{verdict} - {ds['drifted_features']} of {ds['total_features']} features drifted "
+        f"({ds['share']:.1%}; dataset drift at >= {ds['drift_share']:.0%})"
+    )
