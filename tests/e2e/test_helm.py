@@ -116,6 +116,13 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
 
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
     off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
+    # The payload-log token role is not an action: it stays until turned off itself.
+    docs = helm_template(cluster, "ops", *off)
+    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == [
+        "mm-modelmonitor",
+        "mm-modelmonitor-payload-tokens",
+    ]
+    off.append("rbac.payloadLogTokens=false")
     docs = helm_template(cluster, "ops", *off)
     assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["mm-modelmonitor"]
     assert len(by_kind(docs, "ClusterRoleBinding")) == 1

@@ -66,7 +66,7 @@ def _pod_env(deployment: Doc, namespace: str, pod: str) -> dict[str, str]:
             env[var["name"]] = field_values[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:  # $(VAR) refers to a variable defined earlier in the list
             env[var["name"]] = re.sub(
-                r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var["value"]
+                r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var.get("value", "")
             )
     return env
 

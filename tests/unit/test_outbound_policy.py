@@ -105,7 +105,22 @@ def test_sanitize_makes_body_text_printable_and_short() -> None:
     assert text.isprintable()
     assert text.startswith("err or x")
     assert len(text) == 200
-    assert text.endswith("...")
+    assert " ... " in text
+
+
+def test_sanitize_keeps_the_end_where_errors_say_what_went_wrong() -> None:
+    """Prometheus ends a long error with its conclusion, after the series it quotes."""
+    error = (
+        'found duplicate series for the match group {job="p"} on the left hand-side of '
+        "the operation: [" + ", ".join(f'{{handler="/h{i}"}}' for i in range(50)) + "]; "
+        "many-to-many matching not allowed: matching labels must be unique on one side"
+    )
+    text = sanitize(error)
+    assert len(text) == 200
+    assert text.startswith("found duplicate series for the match group")
+    assert text.endswith("matching labels must be unique on one side")
+    assert "many-to-many matching not allowed" in text
+    assert sanitize("short message") == "short message"
 
 
 def test_limits_must_be_positive() -> None:

@@ -139,10 +139,18 @@ def redact_url(url: str) -> str:
 
 def sanitize(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Text from the outside (a body, a reason phrase) fit for status, Events and logs:
-    printable, whitespace collapsed, at most ``limit`` characters."""
+    printable, whitespace collapsed, at most ``limit`` characters. A longer text keeps
+    its start and its end, since error messages often end with their conclusion
+    (Prometheus: "...; many-to-many matching not allowed")."""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
     cleaned = " ".join(cleaned.split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+    if len(cleaned) <= limit:
+        return cleaned
+    if limit < 40:
+        return cleaned[: max(limit - 3, 0)] + "..."
+    head = limit // 2
+    tail = limit - head - 5
+    return f"{cleaned[:head]} ... {cleaned[-tail:]}"
 
 
 @dataclass(frozen=True)
