@@ -117,7 +117,10 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
     off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
     docs = helm_template(cluster, "ops", *off)
-    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["mm-modelmonitor"]
+    assert sorted(d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")) == [
+        "mm-modelmonitor",
+        *(f"mm-modelmonitor-{r}" for r in ("admin", "edit", "view")),  # for people, unbound
+    ]
     assert len(by_kind(docs, "ClusterRoleBinding")) == 1
     for action, expected in ACTION_GRANTS.items():
         only = [s for s in off if not s.startswith(f"rbac.actions.{action}=")]
