@@ -9,15 +9,19 @@ operator and a late monitor stay quiet, since the operator is scraped and runs o
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import CollectorRegistry, start_http_server
 
+from modelmonitor.adapters.metrics import MetricsRecorder
+from modelmonitor.core.status import Phase
 from tests.cluster.kube import wait_for
 from tests.e2e.operator_fixtures import OperatorProcess
 from tests.e2e.test_runs import monitor, setup, wait_status
-from tests.prometheus import PrometheusServer, ScrapeTarget
+from tests.prometheus import PrometheusServer, ScrapeTarget, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "charts" / "modelmonitor" / "files" / "alerts" / "modelmonitor.rules.yaml"
@@ -88,3 +92,42 @@ def test_degraded_monitor_fires_its_alert(
         )
     finally:
         prometheus.set_rule_files([])
+
+
+def test_late_monitor_fires_from_the_recorders_own_series(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """No cluster: the operator's metrics recorder, served and scraped, with a monitor
+    Ready for 5 minutes at a 10 s interval and never run: ModelMonitorNoRecentRun fires
+    for it, not for one that ran just now, nor for one that is not Ready."""
+    metrics = MetricsRecorder(CollectorRegistry())
+    port = free_port()
+    server, _ = start_http_server(port, "127.0.0.1", registry=metrics.registry)
+    now = dt.datetime.now(dt.UTC)
+    metrics.record_schedule(
+        "alerts", "late", interval=10.0, ready_since=now - dt.timedelta(minutes=5), last_run=None
+    )
+    metrics.record_schedule(
+        "alerts", "fresh", interval=10.0, ready_since=now - dt.timedelta(minutes=5), last_run=now
+    )
+    metrics.record_schedule(
+        "alerts", "invalid", interval=None, ready_since=None, last_run=now - dt.timedelta(hours=1)
+    )
+    metrics.set_phase("alerts", "invalid", Phase.INVALID)
+    prometheus.add_target(ScrapeTarget(job="recorder", address=f"127.0.0.1:{port}"))
+    prometheus.set_rule_files([_without_delay(tmp_path / "modelmonitor.rules.yaml")])
+    try:
+
+        def late() -> set[str] | None:
+            firing = {
+                a["labels"]["monitor"]
+                for a in _ours(prometheus, "alerts")
+                if a["labels"]["alertname"] == "ModelMonitorNoRecentRun"
+            }
+            return firing or None
+
+        assert wait_for(late, timeout=30, interval=0.5, what="ModelMonitorNoRecentRun") == {"late"}
+    finally:
+        prometheus.set_rule_files([])
+        prometheus.set_targets([t for t in prometheus.targets if t.job != "recorder"])
+        server.shutdown()
