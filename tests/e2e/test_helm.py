@@ -119,9 +119,12 @@ def test_chart_action_toggles(cluster: KubeCluster) -> None:
     docs = helm_template(cluster, "ops", *off)
     assert sorted(d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")) == [
         "mm-modelmonitor",
-        *(f"mm-modelmonitor-{r}" for r in ("admin", "edit", "view")),  # for people, unbound
+        "mm-modelmonitor-admin",  # for people (aggregated), bound to nobody
+        "mm-modelmonitor-edit",
+        "mm-modelmonitor-payload-tokens",
+        "mm-modelmonitor-view",
     ]
-    assert len(by_kind(docs, "ClusterRoleBinding")) == 1
+    assert len(by_kind(docs, "ClusterRoleBinding")) == 2  # monitoring, payload tokens
     for action, expected in ACTION_GRANTS.items():
         only = [s for s in off if not s.startswith(f"rbac.actions.{action}=")]
         docs = helm_template(cluster, "ops", *only, f"rbac.actions.{action}=true")
