@@ -118,6 +118,7 @@ class PrometheusServer:
         self.log_file = self.state_dir / "prometheus.log"
         self.port = free_port()
         self.targets: list[ScrapeTarget] = list(targets)
+        self.rule_files: list[Path] = []
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -140,7 +141,7 @@ class PrometheusServer:
             jobs.append(
                 {"job_name": t.job, "metrics_path": t.metrics_path, "static_configs": [static]}
             )
-        return {
+        config: dict[str, Any] = {
             "global": {
                 "scrape_interval": SCRAPE_INTERVAL,
                 "scrape_timeout": SCRAPE_INTERVAL,
@@ -148,6 +149,9 @@ class PrometheusServer:
             },
             "scrape_configs": jobs,
         }
+        if self.rule_files:
+            config["rule_files"] = [str(path) for path in self.rule_files]
+        return config
 
     def _write_config(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +166,11 @@ class PrometheusServer:
 
     def add_target(self, target: ScrapeTarget) -> None:
         self.set_targets([*[t for t in self.targets if t.job != target.job], target])
+
+    def set_rule_files(self, paths: Sequence[Path]) -> None:
+        """Evaluate these rule files (every second) and reload a running server."""
+        self.rule_files = list(paths)
+        self.set_targets(self.targets)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, *, timeout: float = 30.0) -> PrometheusServer:
@@ -258,6 +267,14 @@ class PrometheusServer:
         if status != 200 or answer.get("status") != "success":
             raise PrometheusHarnessError(f"query {promql!r}: HTTP {status}: {answer}")
         return list(answer["data"]["result"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts as ``/api/v1/alerts`` lists them (pending and firing)."""
+        status, raw = self._request("GET", "/api/v1/alerts")
+        answer = json.loads(raw)
+        if status != 200 or answer.get("status") != "success":
+            raise PrometheusHarnessError(f"alerts: HTTP {status}: {answer}")
+        return list(answer["data"]["alerts"])
 
     def wait_for(self, promql: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Wait until ``promql`` returns a non-empty result; return it."""

@@ -116,15 +116,19 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
 
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
     off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
+    people = ["mm-modelmonitor-admin", "mm-modelmonitor-edit", "mm-modelmonitor-view"]
+    # for people (aggregated into admin/edit/view), bound to nobody
     # The payload-log token role is not an action: it stays until turned off itself.
     docs = helm_template(cluster, "ops", *off)
-    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == [
-        "mm-modelmonitor",
-        "mm-modelmonitor-payload-tokens",
-    ]
+    assert sorted(d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")) == sorted(
+        ["mm-modelmonitor", "mm-modelmonitor-payload-tokens", *people]
+    )
+    assert len(by_kind(docs, "ClusterRoleBinding")) == 2  # monitoring, payload tokens
     off.append("rbac.payloadLogTokens=false")
     docs = helm_template(cluster, "ops", *off)
-    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["mm-modelmonitor"]
+    assert sorted(d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")) == sorted(
+        ["mm-modelmonitor", *people]
+    )
     assert len(by_kind(docs, "ClusterRoleBinding")) == 1
     for action, expected in ACTION_GRANTS.items():
         only = [s for s in off if not s.startswith(f"rbac.actions.{action}=")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -55,6 +56,24 @@ class MetricsRecorder:
             "modelmonitor_monitor_phase",
             "1 for the monitor's current phase, 0 for the others.",
             ["namespace", "monitor", "phase"],
+            registry=self.registry,
+        )
+        self.interval = Gauge(
+            "modelmonitor_monitor_interval_seconds",
+            "spec.schedule.interval of a Ready monitor (absent while it is not Ready).",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.ready_since = Gauge(
+            "modelmonitor_monitor_ready_timestamp_seconds",
+            "When a Ready monitor last became Ready (Unix time; absent while not Ready).",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.last_run = Gauge(
+            "modelmonitor_monitor_last_run_timestamp_seconds",
+            "When the monitor's last run finished (Unix time; status.lastRun.time).",
+            ["namespace", "monitor"],
             registry=self.registry,
         )
         self.reconciles = Counter(
@@ -150,6 +169,7 @@ class MetricsRecorder:
             registry=self.registry,
         )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+        self._last_runs: dict[tuple[str, str], float] = {}
 
     def watch_payloads(self, store: PayloadCounting) -> None:
         """Export the payload-log collector's counters at scrape time."""
@@ -170,6 +190,7 @@ class MetricsRecorder:
         if timed_out_run(report):
             self.run_timeouts.labels(namespace, monitor).inc()
         self.set_phase(namespace, monitor, verdict.phase)
+        self._note_last_run(namespace, monitor, report.finished)
         drift = report.drift
         if drift.status == "ok":
             self._set(self.dataset_drift_share, (namespace, monitor), drift.share)
@@ -216,6 +237,37 @@ class MetricsRecorder:
                 1 if candidate == phase else 0
             )
 
+    def record_schedule(
+        self,
+        namespace: str,
+        monitor: str,
+        *,
+        interval: float | None,
+        ready_since: dt.datetime | None,
+        last_run: dt.datetime | None,
+    ) -> None:
+        """What an alert needs to tell a monitor that stopped running: its interval and
+        Ready time (both only while Ready, so an Invalid monitor is not "late") and its
+        last run as status has it (so a restarted operator still knows it)."""
+        for gauge, value in (
+            (self.interval, interval),
+            (self.ready_since, ready_since.timestamp() if ready_since else None),
+        ):
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, monitor)
+            else:
+                gauge.labels(namespace, monitor).set(value)
+        if last_run is not None:
+            self._note_last_run(namespace, monitor, last_run)
+
+    def _note_last_run(self, namespace: str, monitor: str, finished: dt.datetime) -> None:
+        """Keep the latest: status read at a reconcile may lag behind a run just recorded."""
+        key = (namespace, monitor)
+        latest = max(self._last_runs.get(key, 0.0), finished.timestamp())
+        self._last_runs[key] = latest
+        self.last_run.labels(namespace, monitor).set(latest)
+
     def record_action(self, namespace: str, monitor: str, action: str, result: str) -> None:
         """One remediation decision or action and how it ended (succeeded, dryrun, ...)."""
         self.actions.labels(namespace, monitor, action, result).inc()
@@ -223,8 +275,10 @@ class MetricsRecorder:
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor, so no stale gauges linger."""
         self._clear_series(namespace, monitor)
-        with contextlib.suppress(KeyError):
-            self.run_timeouts.remove(namespace, monitor)
+        self._last_runs.pop((namespace, monitor), None)
+        for series in (self.run_timeouts, self.interval, self.ready_since, self.last_run):
+            with contextlib.suppress(KeyError):
+                series.remove(namespace, monitor)
         for candidate in Phase:
             with contextlib.suppress(KeyError):
                 self.monitor_phase.remove(namespace, monitor, candidate.value)

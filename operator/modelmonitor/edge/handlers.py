@@ -23,13 +23,14 @@ from modelmonitor.adapters.metrics import MetricsRecorder
 from modelmonitor.core.events import REPORTING_COMPONENT
 from modelmonitor.core.payload_token import TokenError, payload_status
 from modelmonitor.core.report import Report
+from modelmonitor.core.scheduling import parse_time
 from modelmonitor.core.status import find_condition
 from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.edge.config import OperatorConfig
 from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.engine.slots import RunSlots
-from modelmonitor.engine.validation import evaluate, needs_recheck
+from modelmonitor.engine.validation import ConfigurationResult, evaluate, needs_recheck
 from modelmonitor.sources.payload.server import start_payload_server, stop_payload_server
 from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
 from modelmonitor.sources.payload.tokens import ensure_token
@@ -173,6 +174,7 @@ async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
     result = seen["result"]
     await _register_payloads(ctx, body, result.spec if result.valid else None, logger)
     ctx.metrics.set_phase(namespace, name, result.phase)
+    _record_schedule(ctx.metrics, namespace, name, result, written[0])
     ctx.metrics.reconciles.labels(result="ok" if result.valid else "invalid").inc()
     ctx.metrics.reconcile_duration.observe(time.perf_counter() - started)
 
@@ -190,6 +192,25 @@ async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
             message=new_ready.message,
         )
         logger.info("Ready=%s (%s): %s", new_ready.status, new_ready.reason, new_ready.message)
+
+
+def _record_schedule(
+    metrics: MetricsRecorder,
+    namespace: str,
+    name: str,
+    result: ConfigurationResult,
+    obj: Mapping[str, Any],
+) -> None:
+    """The gauges the "no recent run" alert compares: interval, Ready time, last run."""
+    ready = result.ready.status == "True" and result.spec is not None
+    condition = find_condition(result.status_patch.get("conditions"), "Ready") or {}
+    metrics.record_schedule(
+        namespace,
+        name,
+        interval=result.spec.schedule.interval_seconds if ready and result.spec else None,
+        ready_since=parse_time(condition.get("lastTransitionTime")) if ready else None,
+        last_run=parse_time(((obj.get("status") or {}).get("lastRun") or {}).get("time")),
+    )
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
