@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
 
 
@@ -37,6 +38,24 @@ class OperatorConfig:
     # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
     job_name: str = ""
     job_uid: str = ""
+    # what a reference may decode to (REFERENCE_MAX_DECODED_BYTES, _ROWS, _CELLS)
+    reference_max_decoded_bytes: int = REFERENCE_LIMITS.max_decoded_bytes
+    reference_max_rows: int = REFERENCE_LIMITS.max_rows
+    reference_max_cells: int = REFERENCE_LIMITS.max_cells
+
+    @property
+    def reference_limits(self) -> ReadLimits:
+        return ReadLimits(
+            self.reference_max_decoded_bytes, self.reference_max_rows, self.reference_max_cells
+        )
+
+    def reference_limits_env(self) -> dict[str, str]:
+        """The reference limits as environment, for a job-mode pod to apply the same caps."""
+        return {
+            "REFERENCE_MAX_DECODED_BYTES": str(self.reference_max_decoded_bytes),
+            "REFERENCE_MAX_ROWS": str(self.reference_max_rows),
+            "REFERENCE_MAX_CELLS": str(self.reference_max_cells),
+        }
 
     def resolution(self) -> str:
         """DNS inside a cluster; outside it (development, tests) the ready pods' addresses."""
@@ -87,7 +106,8 @@ def load_config(
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
     ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT,
-    RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS; KUBERNETES_SERVICE_HOST and
+    RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS, REFERENCE_MAX_DECODED_BYTES,
+    REFERENCE_MAX_ROWS, REFERENCE_MAX_CELLS; KUBERNETES_SERVICE_HOST and
     the ServiceAccount token at ``token_path`` tell whether it runs in a cluster; JOB_NAME,
     JOB_UID in a job-mode pod) into one config. SCOPE=namespace with no WATCH_NAMESPACES
     watches the operator's own namespace.
@@ -157,6 +177,11 @@ def load_config(
         in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(token_path),
         job_name=env.get("JOB_NAME", ""),
         job_uid=env.get("JOB_UID", ""),
+        reference_max_decoded_bytes=_positive(
+            env, "REFERENCE_MAX_DECODED_BYTES", defaults.reference_max_decoded_bytes
+        ),
+        reference_max_rows=_positive(env, "REFERENCE_MAX_ROWS", defaults.reference_max_rows),
+        reference_max_cells=_positive(env, "REFERENCE_MAX_CELLS", defaults.reference_max_cells),
     )
 
 
@@ -166,6 +191,16 @@ def _resolution(value: str) -> str:
             f"ENDPOINT_RESOLUTION must be auto, dns, endpointSlices or pods, got {value!r}"
         )
     return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive integer from ``env[name]`` (``default`` when unset or blank)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}={text!r} is not a positive integer")
+    return int(text)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -47,7 +47,7 @@ def job_command(args: argparse.Namespace) -> int:
         return 2
     runner = InlineRunner(
         Clients(
-            references=ReferenceCache(kube),
+            references=ReferenceCache(kube, limits=cfg.reference_limits),
             lookup=kube,
             resolution=cfg.resolution(),  # type: ignore[arg-type]
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,

@@ -87,7 +87,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     metrics.watch_payloads(payloads)
     inline = InlineRunner(
         Clients(
-            references=ReferenceCache(kube),
+            references=ReferenceCache(kube, limits=cfg.reference_limits),
             lookup=kube,
             resolution=cfg.resolution(),  # type: ignore[arg-type]
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
@@ -98,6 +98,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         "ENDPOINT_RESOLUTION": cfg.endpoint_resolution,
         "PROMETHEUS_MIN_WINDOW_SECONDS": f"{cfg.prometheus_min_window_seconds:g}",
         "LOG_FORMAT": cfg.log_format,
+        **cfg.reference_limits_env(),
     }
     jobs = JobRunner(kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env))
     runner = ModeRunner(inline, jobs)

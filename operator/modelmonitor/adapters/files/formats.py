@@ -25,6 +25,13 @@ import pyarrow as pa
 
 from modelmonitor.adapters.files.convert import is_numeric_type
 from modelmonitor.adapters.files.errors import DataError
+from modelmonitor.adapters.files.limits import (
+    ReadLimits,
+    check_decoded_bytes,
+    check_shape,
+    compression_of,
+    measure_text,
+)
 from modelmonitor.core.dataset import FeatureType
 
 CSV_BLOCK_BYTES = 16 << 20
@@ -48,6 +55,26 @@ class FormatReader(Protocol):
     def read(self, path: Path, plan: ReadPlan) -> pa.Table: ...
 
     def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]: ...
+
+    def check_size(self, path: Path, plan: ReadPlan, limits: ReadLimits) -> None:
+        """Refuse a file that decodes to more than ``limits``, before decoding it."""
+        ...
+
+
+def open_input(path: Path) -> pa.NativeFile:
+    """The file as a stream, inflated when its magic bytes say gzip or bz2.
+
+    Compression is told by content, never by name, and the same way as
+    :func:`~modelmonitor.adapters.files.limits.measure_text` measures it, so what is
+    read is what was measured.
+    """
+    return pa.input_stream(str(path), compression=compression_of(path))
+
+
+def _check_text(path: Path, plan: ReadPlan, limits: ReadLimits, *, header: bool) -> None:
+    measured = measure_text(path, limits)
+    rows = max(measured.lines - (1 if header else 0), 0)
+    check_shape(path, rows, len(plan.columns), limits, estimated=True)
 
 
 def read_types(
@@ -100,33 +127,43 @@ class CsvReader:
         import pyarrow.csv as pcsv
 
         opts = pcsv.ReadOptions(block_size=PEEK_BLOCK_BYTES)
-        with pcsv.open_csv(
-            path,
-            read_options=opts,
-            parse_options=self._parse(),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
-        ) as reader:
+        with (
+            open_input(path) as src,
+            pcsv.open_csv(
+                src,
+                read_options=opts,
+                parse_options=self._parse(),
+                convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+            ) as reader,
+        ):
             return reader.schema
 
     def read(self, path: Path, plan: ReadPlan) -> pa.Table:
         import pyarrow.csv as pcsv
 
-        return pcsv.read_csv(
-            path,
-            read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=self._parse(),
-            convert_options=self._convert(plan),
-        )
+        with open_input(path) as src:
+            return pcsv.read_csv(
+                src,
+                read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                parse_options=self._parse(),
+                convert_options=self._convert(plan),
+            )
+
+    def check_size(self, path: Path, plan: ReadPlan, limits: ReadLimits) -> None:
+        _check_text(path, plan, limits, header=True)
 
     def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
         import pyarrow.csv as pcsv
 
-        with pcsv.open_csv(
-            path,
-            read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=self._parse(),
-            convert_options=self._convert(plan),
-        ) as reader:
+        with (
+            open_input(path) as src,
+            pcsv.open_csv(
+                src,
+                read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                parse_options=self._parse(),
+                convert_options=self._convert(plan),
+            ) as reader,
+        ):
             yield from _rebatch((pa.Table.from_batches([b]) for b in reader), chunk_rows)
 
 
@@ -146,27 +183,34 @@ class JsonLinesReader:
         import pyarrow.json as pj
 
         opts = pj.ReadOptions(block_size=PEEK_BLOCK_BYTES)
-        with pj.open_json(path, read_options=opts) as reader:
+        with open_input(path) as src, pj.open_json(src, read_options=opts) as reader:
             return reader.schema
 
     def read(self, path: Path, plan: ReadPlan) -> pa.Table:
         import pyarrow.json as pj
 
-        table = pj.read_json(
-            path,
-            read_options=pj.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=self._parse(plan, "infer"),
-        )
+        with open_input(path) as src:
+            table = pj.read_json(
+                src,
+                read_options=pj.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                parse_options=self._parse(plan, "infer"),
+            )
         return table.select(list(plan.columns))
+
+    def check_size(self, path: Path, plan: ReadPlan, limits: ReadLimits) -> None:
+        _check_text(path, plan, limits, header=False)
 
     def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
         import pyarrow.json as pj
 
-        with pj.open_json(
-            path,
-            read_options=pj.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=self._parse(plan, "ignore"),
-        ) as reader:
+        with (
+            open_input(path) as src,
+            pj.open_json(
+                src,
+                read_options=pj.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                parse_options=self._parse(plan, "ignore"),
+            ) as reader,
+        ):
             tables = (pa.Table.from_batches([b]).select(list(plan.columns)) for b in reader)
             yield from _rebatch(tables, chunk_rows)
 
@@ -194,6 +238,22 @@ class ParquetReader:
         with pq.ParquetFile(path, pre_buffer=False) as pf:
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(plan.columns)):
                 yield pa.Table.from_batches([batch])
+
+    def check_size(self, path: Path, plan: ReadPlan, limits: ReadLimits) -> None:
+        """From the footer alone: rows, and the uncompressed size of the columns read."""
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(path)
+        check_shape(path, meta.num_rows, len(plan.columns), limits)
+        wanted = set(plan.columns)
+        decoded = 0
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                if chunk.path_in_schema.split(".", 1)[0] in wanted:
+                    decoded += max(chunk.total_uncompressed_size, 0)
+        check_decoded_bytes(path, decoded, limits)
 
 
 class NpyReader:
@@ -250,6 +310,12 @@ class NpyReader:
 
     def read(self, path: Path, plan: ReadPlan) -> pa.Table:
         return self._table(path, self._load(path), plan.columns)
+
+    def check_size(self, path: Path, plan: ReadPlan, limits: ReadLimits) -> None:
+        """From the header alone (the array is memory-mapped, not read)."""
+        arr = self._load(path)
+        check_shape(path, int(arr.shape[0]), len(plan.columns), limits)
+        check_decoded_bytes(path, int(arr.nbytes), limits)
 
     def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
         arr = self._load(path)

@@ -26,6 +26,7 @@ from modelmonitor.adapters.files.formats import (
     ReadPlan,
     read_types,
 )
+from modelmonitor.adapters.files.limits import ReadLimits
 from modelmonitor.core.dataset import Dataset, Feature, FeatureType
 
 T = TypeVar("T")
@@ -60,16 +61,19 @@ def read_dataset(
     features: Sequence[Feature] | None = None,
     lenient: bool = False,
     format: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> Dataset:
     """Read a whole file.
 
     ``features`` selects the columns (in its order) and fixes their types; without it
     every supported column is read with inferred types. ``lenient=True`` keeps a column
     declared numerical that holds text as categorical instead of failing (data quality
-    then reports the type mismatch).
+    then reports the type mismatch). ``limits`` (default :class:`ReadLimits`) is checked
+    before anything is decoded.
     """
     p, reader = _open(path, format)
     plan, declared = _plan(p, reader, features)
+    _guard(p, reader, lambda: reader.check_size(p, plan, limits or ReadLimits()))
     table = _guard(p, reader, lambda: reader.read(p, plan))
     if table.num_rows == 0:
         raise DataError(p, "no data rows")
@@ -86,16 +90,18 @@ def iter_datasets(
     features: Sequence[Feature] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     format: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[Dataset]:
     """Stream a file as datasets of about ``chunk_rows`` rows (types fixed by the plan).
 
     Categorical chunks are encoded independently: match categories across chunks by
-    label, not by code.
+    label, not by code. ``limits`` is checked before the first chunk is decoded.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
     p, reader = _open(path, format)
     plan, declared = _plan(p, reader, features)
+    _guard(p, reader, lambda: reader.check_size(p, plan, limits or ReadLimits()))
     stream = _guard(p, reader, lambda: reader.batches(p, plan, chunk_rows))
     rows = 0
     while True:

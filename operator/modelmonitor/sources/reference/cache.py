@@ -4,6 +4,10 @@ The cache only keeps entries and serializes loads of the same entry; fetching is
 loaders' (:mod:`.loaders`), one per ``spec.reference`` source, found by
 ``ReferenceSpec.source`` in :data:`~.loaders.LOADERS` (an unknown source is an
 :class:`~modelmonitor.sources.registry.UnknownSourceError`).
+
+Content that was refused (unreadable, or decoding to more than the limits allow) is
+remembered with its source version like a loaded reference: while the source does not
+change, each run reports the same refusal without fetching-and-decoding it again.
 """
 
 from __future__ import annotations
@@ -14,9 +18,16 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from modelmonitor.adapters.files import ReadLimits
 from modelmonitor.core.cluster import ObjectLookup
+from modelmonitor.core.limits import REFERENCE_LIMITS
 from modelmonitor.core.spec import ReferenceSpec
-from modelmonitor.sources.reference.build import ColumnPlan, LoadedReference
+from modelmonitor.sources.reference.build import (
+    REFUSED_PROFILE,
+    ColumnPlan,
+    LoadedReference,
+    ReferenceLoadError,
+)
 from modelmonitor.sources.reference.loaders import LOADERS, LoadRequest
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -37,12 +48,15 @@ class ReferenceCache:
         max_entries: int = 512,
         max_bytes: int = DEFAULT_MAX_BYTES,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        limits: ReadLimits = REFERENCE_LIMITS,
     ) -> None:
         self._lookup = lookup
         self._entries: OrderedDict[tuple[str, str], LoadedReference] = OrderedDict()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._http_timeout = http_timeout
+        self._limits = limits
+        self._refusals: dict[tuple[str, str], ReferenceLoadError] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def forget(self, namespace: str, monitor: str) -> None:
@@ -72,11 +86,27 @@ class ReferenceCache:
                 lookup=self._lookup,
                 max_bytes=self._max_bytes,
                 http_timeout=self._http_timeout,
+                limits=self._limits,
             )
-            loaded = await loader.load(request)
-            self._entries[key] = loaded
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                old, _ = self._entries.popitem(last=False)
-                self._locks.pop(old, None)
+            try:
+                loaded = await loader.load(request)
+            except ReferenceLoadError as exc:
+                if exc.version is None:
+                    raise  # the source could not be reached: try again next run
+                loaded = LoadedReference(REFUSED_PROFILE, None, exc.version, str(exc))
+                self._refusals[key] = exc
+            if loaded.refused:
+                self._remember(key, loaded)
+                refusal = self._refusals[key]
+                raise ReferenceLoadError(refusal.reason, str(refusal), version=refusal.version)
+            self._refusals.pop(key, None)
+            self._remember(key, loaded)
             return loaded
+
+    def _remember(self, key: tuple[str, str], loaded: LoadedReference) -> None:
+        self._entries[key] = loaded
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            old, _ = self._entries.popitem(last=False)
+            self._locks.pop(old, None)
+            self._refusals.pop(old, None)

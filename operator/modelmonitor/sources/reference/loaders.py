@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 
+from modelmonitor.adapters.files import ReadLimits
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
 from modelmonitor.core.spec import ReferenceSpec
 from modelmonitor.sources.reference.build import (
@@ -47,6 +48,7 @@ class LoadRequest:
     lookup: ObjectLookup
     max_bytes: int
     http_timeout: float
+    limits: ReadLimits = field(default_factory=ReadLimits)  # what the content may decode to
 
     async def parse(
         self, payload: bytes, *, name_hint: str, version: str, source: str
@@ -60,6 +62,7 @@ class LoadRequest:
             plan=self.plan,
             version=version,
             source=source,
+            limits=self.limits,
         )
 
 
@@ -203,11 +206,18 @@ class PvcLoader:
                 plan=request.plan,
                 version=version,
                 source=str(path),
+                limits=request.limits,
             )
         if fmt == "auto":
             fmt = format_from_name(path.name)
         return await asyncio.to_thread(
-            read_reference_file, path, fmt, request.plan, version=version, source=str(path)
+            read_reference_file,
+            path,
+            fmt,
+            request.plan,
+            version=version,
+            source=str(path),
+            limits=request.limits,
         )
 
 
