@@ -16,8 +16,8 @@ class ReadLimits:
     """The most a data file may decode to (defaults: the command line's)."""
 
     max_decoded_bytes: int = 1024 * MiB
-    max_rows: int = 50_000_000
-    max_cells: int = 100_000_000  # rows x columns read
+    max_rows: int = 10_000_000
+    max_cells: int = 50_000_000  # rows x columns read
 
     def __post_init__(self) -> None:
         for name in ("max_decoded_bytes", "max_rows", "max_cells"):

@@ -11,6 +11,7 @@ data does not have.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +34,7 @@ T = TypeVar("T")
 
 DEFAULT_CHUNK_ROWS = 1 << 17
 FORMAT_NAMES = ("csv", "tsv", "jsonl", "parquet", "npy")
+_TEXT_FORMATS = ("csv", "tsv", "jsonl")
 _LABELS = {"csv": "CSV", "tsv": "TSV", "jsonl": "JSON lines", "parquet": "Parquet", "npy": "npy"}
 
 
@@ -79,7 +81,11 @@ def read_dataset(
         raise DataError(p, "no data rows")
     arrow = {name: table.column(name) for name in table.column_names}
     del table  # the columns alone keep the data: each is freed once converted
-    dataset = columns_to_dataset(arrow, declared=declared, lenient=lenient, source=p)
+    dataset = _guard(
+        p,
+        reader,
+        lambda: columns_to_dataset(arrow, declared=declared, lenient=lenient, source=p),
+    )
     pa.default_memory_pool().release_unused()  # hand decode buffers back to the system
     return dataset
 
@@ -109,7 +115,7 @@ def iter_datasets(
         if table is None:
             break
         rows += table.num_rows
-        yield table_to_dataset(table, declared=declared, source=p)
+        yield _guard(p, reader, partial(table_to_dataset, table, declared=declared, source=p))
     if rows == 0:
         raise DataError(p, "no data rows")
 
@@ -118,6 +124,7 @@ def read_columns(path: str | Path, *, format: str | None = None) -> list[Feature
     """The columns a file has and their inferred types, without reading it all."""
     p, reader = _open(path, format)
     schema = _guard(p, reader, lambda: reader.schema(p))
+    _refuse_binary(p, reader, schema, list(schema.names))
     out: list[Feature] = []
     for f in schema:
         kind = inferred_type(f.type)
@@ -149,6 +156,8 @@ def _plan(
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise DataError(p, f"duplicate column name(s): {', '.join(dupes)}")
+    wanted = names if features is None else [f.name for f in features if f.name in names]
+    _refuse_binary(p, reader, schema, wanted)
     if features is not None:
         check_present(features, names, source=p)
         columns = tuple(f.name for f in features)
@@ -169,6 +178,14 @@ def _plan(
     return ReadPlan(columns, types), declared
 
 
+def _refuse_binary(p: Path, reader: FormatReader, schema: pa.Schema, names: list[str]) -> None:
+    """Arrow reads text that is not UTF-8 as bytes: say so, not "unsupported type"."""
+    if reader.name in _TEXT_FORMATS:
+        binary = [n for n in names if pa.types.is_binary(schema.field(n).type)]
+        if binary:
+            raise DataError(p, f"column {binary[0]!r} is not UTF-8 text")
+
+
 def _guard(p: Path, reader: FormatReader, action: Callable[[], T]) -> T:
     try:
         return action()
@@ -176,12 +193,14 @@ def _guard(p: Path, reader: FormatReader, action: Callable[[], T]) -> T:
         raise
     except FileNotFoundError:
         raise DataError(p, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(p, f"is not UTF-8 text (byte {exc.start} of a value)") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         text = _first_line(exc)
         if text.startswith("Empty "):
             raise DataError(p, "empty file") from None
         raise DataError(p, f"cannot parse as {_LABELS[reader.name]}: {text}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(p, f"cannot read as {_LABELS[reader.name]}: {_first_line(exc)}") from None
 
 
