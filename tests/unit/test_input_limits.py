@@ -141,3 +141,17 @@ def test_text_that_is_not_utf8_is_named_as_such(tmp_path: Path) -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_rows must be >= 1"):
         ReadLimits(max_rows=0)
+
+
+def test_a_forged_npy_header_length_is_refused_before_numpy_reads_it(tmp_path: Path) -> None:
+    # version 2 headers have a 4-byte length: numpy would allocate it (600+ MiB) first
+    path = tmp_path / "forged.npy"
+    path.write_bytes(b"\x93NUMPY\x02\x00v\x00{'descr': '<f8', 'shape': (3,), }\n" + bytes(24))
+    peak, error = _peak(lambda: read_dataset(path))
+    assert isinstance(error, DataError)
+    assert "header too large" in str(error)
+    assert peak < 1 * MiB
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'shape': \x003, 2), }" + bytes(90))
+    with pytest.raises(DataError, match="cannot parse as npy"):
+        read_dataset(broken)

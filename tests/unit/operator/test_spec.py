@@ -254,3 +254,12 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
     }
     assert defaults == expected
+
+
+def test_an_action_list_holding_non_names_is_a_spec_error() -> None:
+    # found by tests/unit/fuzz: a nested list here raised TypeError (unhashable)
+    spec = with_changes(actions={"onSLOBreach": [["rollback"]], "onDrift": [{"a": 1}]})
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    assert "spec.actions.onSLOBreach" in str(info.value)
+    assert "must be a list of action names" in str(info.value)

@@ -15,9 +15,11 @@ still reads later decimals: numbers are always read as float64).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from tokenize import TokenError
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +37,7 @@ from modelmonitor.adapters.files.limits import (
 from modelmonitor.core.dataset import FeatureType
 
 CSV_BLOCK_BYTES = 16 << 20
+NPY_MAX_HEADER_BYTES = 64 << 10
 PEEK_BLOCK_BYTES = 1 << 20
 
 
@@ -270,10 +273,19 @@ class NpyReader:
 
     def _load(self, path: Path) -> np.ndarray:
         with path.open("rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise DataError(path, "cannot parse as npy: not an npy file")
+            head = f.read(12)
+        if head[:6] != b"\x93NUMPY" or len(head) < 10:
+            raise DataError(path, "cannot parse as npy: not an npy file")
+        # numpy reads the header whole before judging it: a forged length of 600 MB
+        # would be allocated, so the length is checked first (real headers are < 1 KiB)
+        wide = head[6] >= 2
+        (header_len,) = struct.unpack_from("<I" if wide else "<H", head, 8)
+        if (wide and len(head) < 12) or header_len > NPY_MAX_HEADER_BYTES:
+            raise DataError(path, "cannot parse as npy: header too large")
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (SyntaxError, TokenError, EOFError, OSError) as exc:
+            raise DataError(path, f"cannot parse as npy: {type(exc).__name__}") from None
         except ValueError as exc:
             text = str(exc)
             if "allow_pickle" in text or "Python objects" in text:
