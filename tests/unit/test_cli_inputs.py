@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.unit.hostile_files import gzip_bomb, parquet_claiming_rows
+from tests.hostile_files import gzip_bomb, parquet_claiming_rows
 
 _MEASURED = (
     "import resource, sys\n"

@@ -20,7 +20,7 @@ import pytest
 
 from modelmonitor.adapters.files import DataError, ReadLimits, TooLargeError, read_dataset
 from modelmonitor.adapters.files.readers import iter_datasets
-from tests.unit.hostile_files import MiB, gzip_bomb, parquet_claiming_rows
+from tests.hostile_files import MiB, gzip_bomb, parquet_claiming_rows
 
 
 def _peak(action: Callable[[], Any]) -> tuple[int, Any]:

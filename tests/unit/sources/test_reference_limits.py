@@ -20,7 +20,7 @@ import pytest
 from modelmonitor.adapters.files import ReadLimits
 from modelmonitor.core.spec import ReferenceSpec
 from modelmonitor.sources.reference import ReferenceCache, ReferenceLoadError
-from tests.unit.hostile_files import MiB, gzip_bomb, parquet_claiming_rows
+from tests.hostile_files import MiB, gzip_bomb, parquet_claiming_rows
 
 
 class CountingData(dict[str, str]):
@@ -135,3 +135,27 @@ def test_a_tampered_profile_reference_is_refused_naming_the_field(change: Any, f
         asyncio.run(ReferenceCache(objects).load("ml", "m", _ref("profile.json")))
     assert info.value.reason == "ReferenceUnreadable"
     assert field in str(info.value)
+
+
+def test_a_run_with_a_refused_reference_is_degraded_and_has_no_verdict(tmp_path: Path) -> None:
+    from modelmonitor.core.verdict import degraded_condition
+    from tests.unit.operator.test_runner import Objects as Cluster
+    from tests.unit.operator.test_runner import monitor, run, runner
+
+    content = parquet_claiming_rows(tmp_path / "p.parquet").read_bytes()
+    binary = {"ref.parquet": base64.b64encode(content).decode()}
+    cluster = Cluster(
+        {("ConfigMap", "ref"): {"metadata": {"resourceVersion": "7"}, "binaryData": binary}}
+    )
+    spec = monitor(
+        reference={"configMapRef": {"name": "ref", "key": "ref.parquet"}},
+        data={"probe": {}},
+    )
+    inline = runner(cluster)
+    for _ in range(2):  # the second run reports the remembered refusal
+        report = run(spec, inline)
+        assert report.problems[0].reason == "ReferenceTooLarge"
+        assert "40,000,000 rows" in report.problems[0].message
+        assert report.drift.status == "unavailable"
+        condition = degraded_condition(report)
+        assert (condition.status, condition.reason) == ("True", "ReferenceTooLarge")
