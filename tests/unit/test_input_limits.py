@@ -155,3 +155,40 @@ def test_a_forged_npy_header_length_is_refused_before_numpy_reads_it(tmp_path: P
     broken.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'shape': \x003, 2), }" + bytes(90))
     with pytest.raises(DataError, match="cannot parse as npy"):
         read_dataset(broken)
+
+
+#: A Parquet file with one byte changed in its footer's level histograms (zlib, base64).
+#: Arrow's per-column metadata accessor aborts the process on it; its reader raises.
+CORRUPT_FOOTER = (
+    "eNqVUkFLAkEUfrPqZOJBpVlmYA8edDHYzAIlIqi3tUlkpV6io4lYQWlaadCxX9FP6xDRoXM/oTezmkVd"
+    "+th97+O9t9/3hp06NldEVJSEVxNcQAZAAsRY9GMzNlcA2AKD+JYAsSCkRzMperkj49POlH1s2lD4o5pO"
+    "U0rkLIqcWZEckB1J1Shpu0SOUWeswz2ZZIQ9M6lAgd1LNjYS89lQgkUsEVUbZZB82D7rXLZEFEQi35es"
+    "BSKZtyQ7zUPNoVmbK0d5LjgiocrAU4pGhGVz+4XR49bd+P+OoTy9s7CAQorSxiJXLnBqa4/k1OPUeDzY"
+    "j8x9stx39v0YvyRox6mI/UzfuXH7zQLlyCQ2m0fH6+ER5Stb1qigRgND7COO0O/iLmIXt7um5vuIB5ps"
+    "I+6ZwixjSENm4uEFia4RCXYDUzQiAX5BU/98Mh9MrBvoN7R+FbGNO7NmiMaBGar+WHVCq4G2oCVOJlao"
+    "VzcAme23Bte3nZuldr+/1BoMeqPsXWcwPO9dZVcrxVJxRXn0V/WPBboJdbq4n1yOdhI="
+)
+
+
+def test_a_corrupt_parquet_footer_is_an_error_not_an_abort(tmp_path: Path) -> None:
+    import base64
+    import subprocess
+    import sys
+    import zlib
+
+    path = tmp_path / "corrupt.parquet"
+    path.write_bytes(zlib.decompress(base64.b64decode(CORRUPT_FOOTER)))
+    # in a child process: an abort there fails this test instead of ending the suite
+    code = (
+        "import sys\n"
+        "from modelmonitor.adapters.files import DataError, read_dataset\n"
+        "try:\n"
+        "    read_dataset(sys.argv[1])\n"
+        "except DataError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "refused:" in proc.stdout
