@@ -192,3 +192,38 @@ def test_a_corrupt_parquet_footer_is_an_error_not_an_abort(tmp_path: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr[-500:]
     assert "refused:" in proc.stdout
+
+
+def _repeated_text_parquet(path: Path, value: str, rows: int) -> Path:
+    """A Parquet file of ``value`` in every row, written without Arrow's schema (read
+    back as plain strings): kilobytes on disk, ``len(value) * rows`` bytes decoded."""
+    import pyarrow.parquet as pq
+
+    codes = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array([value]))
+    pq.write_table(pa.table({"s": codes, "v": np.ones(rows)}), path, store_schema=False)
+    return path
+
+
+def test_repeated_long_text_in_parquet_is_never_expanded(tmp_path: Path) -> None:
+    # 20,000 rows of one 100 KB value: 2 GB as text (4.4 GB peak), one label encoded
+    path = _repeated_text_parquet(tmp_path / "t.parquet", "x" * 100_000, 20_000)
+    assert path.stat().st_size < 20_000
+    peak, result = _peak(lambda: read_dataset(path))
+    assert not isinstance(result, Exception), result
+    assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB"
+    ds = read_dataset(path)
+    assert ds["s"].categories == ("x" * 100_000,)
+    assert ds.n_rows == 20_000
+
+
+def test_dictionary_text_declared_numerical_is_parsed_per_label(tmp_path: Path) -> None:
+    from modelmonitor.core.dataset import Feature
+
+    path = _repeated_text_parquet(tmp_path / "n.parquet", "2.5", 1000)
+    ds = read_dataset(path, features=[Feature("s", "numerical")])
+    assert np.asarray(ds["s"]).tolist() == [2.5] * 1000
+    text = _repeated_text_parquet(tmp_path / "t.parquet", "high", 10)
+    with pytest.raises(DataError, match="declared numerical but holds text"):
+        read_dataset(text, features=[Feature("s", "numerical")])
+    lenient = read_dataset(text, features=[Feature("s", "numerical")], lenient=True)
+    assert lenient["s"].categories == ("high",)

@@ -218,6 +218,20 @@ class JsonLinesReader:
             yield from _rebatch(tables, chunk_rows)
 
 
+def _text_columns(plan: ReadPlan) -> list[str]:
+    """Text columns, read dictionary-encoded as Parquet stores them.
+
+    Decoded, a 100 KB value repeated in 20,000 rows of a 5 KB file is 2 GB of text;
+    encoded it is one label and 20,000 codes, which is all a category needs.
+    """
+    return [
+        name
+        for name in plan.columns
+        if (t := plan.arrow_types.get(name)) is not None
+        and (pa.types.is_string(t) or pa.types.is_large_string(t))
+    ]
+
+
 class ParquetReader:
     name = "parquet"
     numbers_as_text = False
@@ -231,14 +245,19 @@ class ParquetReader:
         import pyarrow.parquet as pq
 
         # without pre-buffering the raw column chunks the peak is ~40% lower, as fast
-        return pq.read_table(path, columns=list(plan.columns), pre_buffer=False)
+        return pq.read_table(
+            path,
+            columns=list(plan.columns),
+            pre_buffer=False,
+            read_dictionary=_text_columns(plan),
+        )
 
     def batches(self, path: Path, plan: ReadPlan, chunk_rows: int) -> Iterator[pa.Table]:
         import pyarrow.parquet as pq
 
         # pre_buffer=False: otherwise the reader keeps every row group's raw bytes,
         # and memory grows with the file instead of staying at about one chunk
-        with pq.ParquetFile(path, pre_buffer=False) as pf:
+        with pq.ParquetFile(path, pre_buffer=False, read_dictionary=_text_columns(plan)) as pf:
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(plan.columns)):
                 yield pa.Table.from_batches([batch])
 
