@@ -42,10 +42,10 @@ test-e2e: deps ## e2e tests against the local control plane
 test: deps lint typecheck ## lint, types, unit and e2e tests
 	$(PY) -m pytest
 
-crd: ## copy crds/ into the Helm chart and manifests/
+crd: ## copy crds/ and policy/ into the Helm chart and manifests/
 	bash hack/sync-crds.sh
 
-verify-crd: ## fail when the chart or manifests/ drift from crds/
+verify-crd: ## fail when the chart or manifests/ drift from crds/ or policy/
 	bash hack/sync-crds.sh --verify
 
 cluster-up: venv testbin ## start a local control plane (prints its kubeconfig)

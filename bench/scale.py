@@ -267,7 +267,10 @@ class Operator:
             args,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=self.cluster.env({"PYTHONUNBUFFERED": "1", **self.env}),
+            # Model pods listen on 127.x here: open loopback (refused by default).
+            env=self.cluster.env(
+                {"PYTHONUNBUFFERED": "1", "OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8", **self.env}
+            ),
             start_new_session=True,
         )
         wait_for(

@@ -262,7 +262,14 @@ def start_operator(cluster: KubeCluster, metrics_port: int) -> subprocess.Popen[
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=cluster.env({"RECHECK_SECONDS": "2", "PYTHONUNBUFFERED": "1"}),
+            # The demo's pods and Prometheus listen on 127.x: open loopback explicitly.
+            env=cluster.env(
+                {
+                    "RECHECK_SECONDS": "2",
+                    "PYTHONUNBUFFERED": "1",
+                    "OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
+                }
+            ),
             start_new_session=True,
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tests.cluster.api import ApiError, KubeApi
@@ -77,6 +78,23 @@ class RefReader:
                     raw = {k: base64.b64decode(v).decode() for k, v in raw.items()}
                 self._cache[key] = dict(raw)
         return self._cache[key]
+
+    def claim_path(self, claim: str) -> Path:
+        """The local directory of a PersistentVolumeClaim: its bound PV's hostPath."""
+        try:
+            pvc = self._api.get(
+                f"/api/v1/namespaces/{self._namespace}/persistentvolumeclaims/{claim}"
+            )
+            volume = (pvc.get("spec") or {}).get("volumeName")
+            if not volume or (pvc.get("status") or {}).get("phase") != "Bound":
+                raise ConfigError(f"persistentVolumeClaim {claim!r} is not bound")
+            pv = self._api.get(f"/api/v1/persistentvolumes/{volume}")
+        except ApiError as exc:
+            raise ConfigError(f"reading persistentVolumeClaim {claim}: {exc}") from exc
+        host = (pv.get("spec") or {}).get("hostPath") or (pv.get("spec") or {}).get("local")
+        if not host or not host.get("path"):
+            raise ConfigError(f"volume {volume!r} is not a hostPath or local volume")
+        return Path(host["path"])
 
     def value(self, kind: str, ref: Mapping[str, Any]) -> str | None:
         data = self.data(kind, ref["name"])

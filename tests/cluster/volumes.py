@@ -45,7 +45,9 @@ def materialize_volumes(
     """Write the pod's volumes under ``root``; return volume name -> local path.
 
     Supported: emptyDir, configMap, secret, downwardAPI (fieldRef), hostPath (used in
-    place), and projected volumes of those plus serviceAccountToken (the pod's token).
+    place), persistentVolumeClaim bound to a hostPath or local PersistentVolume (its
+    directory, used in place), and projected volumes of those plus serviceAccountToken
+    (the pod's token).
     """
 
     def source_files(directory: Path, kind: str, source: Mapping[str, Any]) -> None:
@@ -80,6 +82,9 @@ def materialize_volumes(
         name = volume["name"]
         if "hostPath" in volume:
             local[name] = Path(volume["hostPath"]["path"])
+            continue
+        if "persistentVolumeClaim" in volume:
+            local[name] = refs.claim_path(volume["persistentVolumeClaim"]["claimName"])
             continue
         directory = root / name
         directory.mkdir(parents=True, exist_ok=True)

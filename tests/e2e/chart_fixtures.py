@@ -22,6 +22,10 @@ CRDS = (
 
 Doc = dict[str, Any]
 
+# The harness's pods and Prometheus listen on 127.x, which the operator refuses unless
+# its allowlist opens it: installs whose operator runs monitors here set this.
+ALLOW_LOOPBACK = "--set=outbound.allowCIDRs={127.0.0.0/8}"
+
 
 def with_chart_crds(kube_cluster: KubeCluster) -> KubeCluster:
     """The cluster with the chart's CRDs applied for real and established.

@@ -8,6 +8,11 @@ status 75 (no cleanup, as a crash would), logging ``fault injection: exiting bef
 <action> (<id>)`` first. The test then starts a normal operator and checks that it finds
 the recorded intent and carries the action out exactly once. The operator itself has no
 such switch: this module plugs the fault in through ``run_command``'s ``remediation``.
+
+With ``EXIT_BEFORE=events`` in its environment it exits one step earlier: after the
+intent was written and before the intent's Events (``IncidentConfirmed``,
+``ActionPlanned``) were posted, logging ``fault injection: exiting before the Events of
+<id>``; the restarted operator must post each of them once.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from modelmonitor.core.incident import ActionRequest, ActionResult
 from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.verdict import Event
 from modelmonitor.edge.cli import build_parser
 from modelmonitor.edge.operator_main import run_command
 from modelmonitor.engine.remediation import Remediator
@@ -30,6 +36,14 @@ log = logging.getLogger("modelmonitor.faults")
 
 class ExitBeforeAction(Remediator):
     """A remediator that exits the process instead of carrying out an action."""
+
+    def announce(self, obj: Mapping[str, Any], events: Sequence[Event]) -> None:
+        planned = [e for e in events if e.reason == "ActionPlanned" and e.type == "Warning"]
+        if planned and os.environ.get("EXIT_BEFORE") == "events":
+            log.error("fault injection: exiting before the Events of %s", planned[0].key)
+            logging.shutdown()
+            os._exit(EXIT_STATUS)
+        super().announce(obj, events)
 
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]

@@ -66,6 +66,9 @@ class OperatorProcess:
                 "RECHECK_SECONDS": "2",
                 "PYTHONUNBUFFERED": "1",
                 "PROMETHEUS_MIN_WINDOW_SECONDS": "2",
+                # Model pods and Prometheus run on 127.x here: open loopback explicitly
+                # (the operator refuses it by default).
+                "OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
                 **self.extra_env,
             }
         )

@@ -112,7 +112,8 @@ def test_chart_grants_exactly_what_the_enabled_executors_call(
     # None: no actions role (nor binding) at all; the monitoring role is untouched.
     docs = helm_template(cluster, "ops", *scope_sets, *off)
     roles = _roles(docs, kind)
-    assert set(roles) == {"mm-modelmonitor"}
+    # (the payload-log tokens' role is no action's: rbac.payloadLogTokens)
+    assert set(roles) == {"mm-modelmonitor", "mm-modelmonitor-payload-tokens"}
     monitoring = grants(roles["mm-modelmonitor"])
     assert monitoring >= MONITORING_GRANTS
     assert not any(

@@ -38,6 +38,7 @@ from tests.unit.test_packaging import (
     JOB_MODE_OPERATOR_GRANTS,
     JOB_RUN_GRANTS,
     MONITORING_GRANTS,
+    PAYLOAD_TOKEN_GRANTS,
     assert_restricted_pod,
     by_kind,
     env_of,
@@ -133,10 +134,13 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     for kind in ("Role", "RoleBinding", "KopfPeering"):
         namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
-        expected = ["ml", "ml-staging"] * (2 if kind.startswith("Role") else 1)
+        # Roles: monitoring, actions and payload-log tokens in each namespace
+        expected = ["ml", "ml-staging"] * (3 if kind.startswith("Role") else 1)
         assert namespaces == sorted(expected), kind
     for role in by_kind(docs, "Role"):
-        if not role["metadata"]["name"].endswith("-actions"):
+        if role["metadata"]["name"].endswith("-payload-tokens"):
+            assert grants(role) == PAYLOAD_TOKEN_GRANTS
+        elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
         assert binding["subjects"][0]["namespace"] == "ops"
@@ -224,6 +228,9 @@ def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
         (("jobMode.enabled=true",), "list jobMode.namespaces"),
         (("retrain.serviceAccounts={}",), "at '/retrain/serviceAccounts/0'"),
         (("retrain.serviceAccount={x}",), "additional properties 'serviceAccount' not allowed"),
+        (("outbound.allowCIDRs={metadata}",), "at '/outbound/allowCIDRs/0'"),
+        (("outbound.maxResponseBytes.probe=0",), "at '/outbound/maxResponseBytes/probe'"),
+        (("outbound.networkPolicy.egress={}",), "additional properties 'egress' not allowed"),
     ],
 )
 def test_chart_refuses_inconsistent_values(
@@ -257,6 +264,101 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
     assert container["image"].endswith("@sha256:" + "0" * 64)
     assert env_of(container)["JOB_IMAGE"] == container["image"]
     assert deployment["spec"]["replicas"] == 2
+
+
+def test_chart_outbound_fence_settings(cluster: KubeCluster) -> None:
+    """The fence's defaults refuse loopback and link-local; the values reach the env."""
+    docs = helm_template(cluster, "ops")
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["OUTBOUND_ALLOW_CIDRS"] == ""
+    assert env["OUTBOUND_MAX_REDIRECTS"] == "3"
+    assert env["OUTBOUND_MAX_PROBE_BYTES"] == str(1 << 20)
+    assert env["OUTBOUND_MAX_PROMETHEUS_BYTES"] == str(8 << 20)
+    assert env["OUTBOUND_MAX_REFERENCE_BYTES"] == str(64 << 20)
+    assert env["OUTBOUND_MAX_WEBHOOK_BYTES"] == str(64 << 10)
+    assert env["OUTBOUND_BUFFER_BYTES"] == str(256 << 20)
+    assert not by_kind(docs, "NetworkPolicy")  # off by default
+    docs = helm_template(
+        cluster,
+        "ops",
+        "outbound.allowCIDRs={127.0.0.0/8,10.1.0.0/16}",
+        "outbound.maxRedirects=0",
+        "outbound.maxResponseBytes.probe=65536",
+        "outbound.bufferBytes=1073741824",
+    )
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["OUTBOUND_ALLOW_CIDRS"] == "127.0.0.0/8,10.1.0.0/16"
+    assert env["OUTBOUND_MAX_REDIRECTS"] == "0"
+    assert env["OUTBOUND_MAX_PROBE_BYTES"] == "65536"
+    assert env["OUTBOUND_BUFFER_BYTES"] == "1073741824"  # not 1.073741824e+09
+
+
+def test_chart_egress_network_policy(cluster: KubeCluster, namespace: str) -> None:
+    """Enabled, it selects the operator's pod and allows DNS, the API server and the
+    admin's extra rules only; the API server accepts it."""
+    extra = "outbound.networkPolicy.extraEgress[0]"
+    docs = helm_template(
+        cluster,
+        namespace,
+        "outbound.networkPolicy.enabled=true",
+        "outbound.networkPolicy.apiServerCIDRs={10.0.0.1/32}",
+        f"{extra}.to[0].namespaceSelector.matchLabels.team=ml",
+        f"{extra}.ports[0].port=8080",
+        release=release_name("np"),
+    )
+    (deployment,) = by_kind(docs, "Deployment")
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Egress"]
+    dns, api, more = spec["egress"]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert "to" not in dns
+    assert api["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    assert more == {
+        "to": [{"namespaceSelector": {"matchLabels": {"team": "ml"}}}],
+        "ports": [{"port": 8080}],
+    }
+    _dry_run(cluster, [policy])
+    # Without the API server's CIDRs: its ports anywhere but the link-local range.
+    docs = helm_template(cluster, "ops", "outbound.networkPolicy.enabled=true")
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    (block,) = policy["spec"]["egress"][1]["to"]
+    assert block == {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}
+
+
+def test_chart_payload_tokens_role_and_ingress_policy(cluster: KubeCluster) -> None:
+    docs = helm_template(
+        cluster,
+        "pl",
+        "payloadLog.networkPolicy.enabled=true",
+        "payloadLog.networkPolicy.namespaceSelector.matchLabels.team=ml",
+        "payloadLog.networkPolicy.podSelector.matchLabels.component=predictor",
+    )
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    assert grants(roles["mm-modelmonitor-payload-tokens"]) == PAYLOAD_TOKEN_GRANTS
+    (deployment,) = by_kind(docs, "Deployment")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["PAYLOAD_URL"].startswith("http://mm-modelmonitor-payload.pl.")
+    assert env["PAYLOAD_URL"].endswith(".svc:8082")
+    assert env["PAYLOAD_MAX_BYTES"] == "268435456"
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == (deployment["spec"]["selector"]["matchLabels"])
+    )
+    collector, others = policy["spec"]["ingress"]
+    assert collector["ports"] == [{"port": "payload", "protocol": "TCP"}]
+    (source,) = collector["from"]
+    assert source["namespaceSelector"] == {"matchLabels": {"team": "ml"}}
+    assert source["podSelector"] == {"matchLabels": {"component": "predictor"}}
+    assert {p["port"] for p in others["ports"]} == {"metrics", "health"}
+    off = helm_template(cluster, "pl", "rbac.payloadLogTokens=false")
+    assert not by_kind(off, "NetworkPolicy")
+    assert not [d for d in off if d["metadata"]["name"].endswith("-payload-tokens")]
 
 
 # -- server-side dry runs ---------------------------------------------------------------------
@@ -376,6 +478,7 @@ def test_helm_install_and_uninstall(
         namespace,
         f"--set=peering.name={peering}",
         "--set=rbac.actions.notify=false",
+        "--set=rbac.payloadLogTokens=false",  # no other Secret rights either
         "--set=replicas=2",
     )
     status = cluster.helm("status", release, "-n", namespace, "-o", "json").stdout

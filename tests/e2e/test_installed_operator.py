@@ -27,6 +27,7 @@ import pytest
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.node import NodeAgent
 from tests.e2e.chart_fixtures import (
+    ALLOW_LOOPBACK,
     CHART,
     MANIFESTS,
     ROOT,
@@ -207,7 +208,15 @@ def test_operator_runs_with_the_chart_permissions(
         pytest.skip("needs root and unshare(1) for a private read-only mount of /")
     release = release_name("run")
     peering = f"{release}-peering"
-    cluster.helm("install", release, str(CHART), "-n", namespace, f"--set=peering.name={peering}")
+    cluster.helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        f"--set=peering.name={peering}",
+        ALLOW_LOOPBACK,
+    )
     deployment = cluster.get("deployment", f"{release}-modelmonitor", "-n", namespace)
     proc, log, env = _run_operator_as_installed(
         cluster, namespace, deployment, tmp_path, secrets_dir, read_only_root=read_only_root
@@ -291,6 +300,7 @@ def test_helm_installed_operator_pod_runs_and_reconciles(
         namespace,
         f"--set=image.repository={repository}",
         "--set=image.tag=dev",
+        ALLOW_LOOPBACK,
         f"--set=peering.name={release}-peering",
         # The pod's ports are the machine's: keep clear of anything else listening.
         f"--set=metrics.port={free_port()}",

@@ -4,13 +4,20 @@ same data."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
 
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.node import NodeAgent
 from tests.e2e.conftest_node import modelmonitor_image
 from tests.e2e.operator_fixtures import JOB_IMAGE, JOB_SERVICE_ACCOUNT, OperatorProcess
 from tests.e2e.test_runs import condition, drifted_rows, monitor, setup, wait_status
+from tests.iris import reference_csv
 from tests.modelserver import ModelServer
 
 
@@ -141,3 +148,96 @@ def test_failed_job_is_reported_not_retried(
     events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.kind=Job")
     created = {e["involvedObject"]["name"] for e in events["items"]}
     assert len(created) <= 1, created
+
+
+JOB_MODE_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "job-mode.yaml"
+
+
+def claim_on_host(namespace: str, claim: str, directory: Path) -> list[dict[str, Any]]:
+    """A PersistentVolume on a directory of this machine, bound to ``claim`` only."""
+    size = {"storage": "10Mi"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"{namespace}-{claim}"},
+            "spec": {
+                "capacity": size,
+                "accessModes": ["ReadOnlyMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(directory), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "volumeName": f"{namespace}-{claim}",
+                "resources": {"requests": size},
+            },
+        },
+    ]
+
+
+def test_the_docs_pvc_reference_is_read_in_the_run_pod(
+    operator_process: OperatorProcess,
+    namespace: str,
+    model_server: ModelServer,
+    node_agent: NodeAgent,
+    tmp_path: Path,
+) -> None:
+    """docs/examples/job-mode.yaml's ``reference`` as written: the Job mounts the claim
+    read-only and the run reads ``pvc.path`` inside it; a path that climbs out of the
+    claim is refused by the API server."""
+    cluster: KubeCluster = operator_process.cluster
+    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
+    setup(cluster, namespace)
+    cluster.apply(job_rbac(namespace), "-n", namespace)
+    reference = yaml.safe_load(JOB_MODE_EXAMPLE.read_text())["spec"]["reference"]
+    claim, inside = reference["pvc"]["claimName"], reference["pvc"]["path"]
+    volume = tmp_path / "volume"
+    (volume / inside.lstrip("/")).parent.mkdir(parents=True)
+    table = pacsv.read_csv(io.BytesIO(reference_csv().encode()))
+    pq.write_table(table, volume / inside.lstrip("/"))
+    cluster.apply(claim_on_host(namespace, claim, volume))
+    try:
+        doc = monitor("pvcref", model_server.url, "iris", reference=reference)
+        doc["spec"]["schedule"] = {
+            "interval": "60s",
+            "mode": "job",
+            "job": {"activeDeadlineSeconds": 120},
+        }
+        cluster.apply(doc, "-n", namespace)
+        st = wait_for(
+            lambda: (lambda s: s if s.get("lastRun", {}).get("mode") == "job" else None)(
+                cluster.get("mm", "pvcref", "-n", namespace).get("status") or {}
+            ),
+            timeout=120,
+            interval=1,
+            what="a job-mode run with the pvc reference reported back",
+        )
+        assert condition(st, "Degraded")["status"] == "False", st
+        assert st["phase"] == "Healthy", st
+        assert condition(st, "DriftDetected")["message"].startswith("0/1 features drifted")
+        assert st["lastRun"]["samples"] == 60  # the reference's rows, sent as the probe set
+
+        climbing = monitor(
+            "climbing",
+            model_server.url,
+            "iris",
+            reference={"pvc": {"claimName": claim, "path": "../../../etc/passwd"}},
+        )
+        climbing["spec"]["schedule"] = {"interval": "60s", "mode": "job"}
+        proc = cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(climbing), check=False
+        )
+        assert proc.returncode != 0, "the API server accepted a path out of the claim"
+        assert "spec.reference.pvc.path" in proc.stderr, proc.stderr
+    finally:
+        cluster.kubectl("delete", "mm", "--all", "-n", namespace, "--wait=false", check=False)
+        cluster.kubectl("delete", "pv", f"{namespace}-{claim}", "--wait=false", check=False)

@@ -9,7 +9,8 @@ per HTTP request in binary mode: the ``Ce-Id`` shared by both halves, ``Ce-Type`
 ``Ce-Namespace``, ``Ce-Component``, ``Ce-Endpoint``, ``Ce-Metadata``, and the raw
 inference payload (with the inference request's Content-Type) as body. The last test
 forwards the real request and response bodies of a real MLServer (Open Inference
-Protocol v2) that way. No control plane is needed; the clock is the test's.
+Protocol v2) that way. Each monitor's logger URL ends with its token, as the operator
+writes it into the monitor's Secret. No control plane is needed; the clock is the test's.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from modelmonitor.sources.payload.server import (
     stop_payload_server,
 )
 from modelmonitor.sources.payload.store import PayloadStore
+from modelmonitor.sources.payload.tokens import new_token
 from tests.modelserver import ModelServer
 
 pytestmark = pytest.mark.timeout(300)
 
 T0 = 1_800_000_000.0
+TOKEN = new_token()
 IRIS = [
     Feature("sepal_length", "numerical"),
     Feature("sepal_width", "numerical"),
@@ -116,12 +119,12 @@ async def send(
 
 def test_v1_events_pair_into_the_monitors_window() -> None:
     store = PayloadStore()
-    store.register("ml", "fraud", spec())
+    store.register("ml", "fraud", spec(), TOKEN)
     clock = Clock()
 
     async def scenario() -> None:
         async with collector(store, clock) as (session, base):
-            url = f"{base}/v1/logs/ml/fraud"
+            url = f"{base}/v1/logs/ml/fraud/{TOKEN}"
             rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
             assert await send(session, url, "a1", "request", {"instances": rows}) == (
                 202,
@@ -150,11 +153,14 @@ def test_v1_events_pair_into_the_monitors_window() -> None:
     assert counters.duplicates == 1
 
 
-def test_v2_events_routed_by_inference_service_and_expired_by_the_window() -> None:
+def test_v2_events_at_each_monitors_url_and_expired_by_the_window() -> None:
+    """Two monitors of one InferenceService: the logger's one URL feeds one of them, so
+    here each gets the events at its own URL (with its own token); ``POST /``, which
+    routed by the unauthenticated ce extensions, is gone."""
     store = PayloadStore()
-    store.register("ml", "drift", spec(window_seconds=60))
-    store.register("ml", "canary-watch", spec(window_seconds=60))
-    store.register("ml", "other", spec("another-model"))
+    store.register("ml", "drift", spec(window_seconds=60), TOKEN)
+    store.register("ml", "canary-watch", spec(window_seconds=60), TOKEN)
+    store.register("ml", "other", spec("another-model"), TOKEN)
     clock = Clock()
     request = {
         "inputs": [
@@ -173,12 +179,16 @@ def test_v2_events_routed_by_inference_service_and_expired_by_the_window() -> No
 
     async def scenario() -> None:
         async with collector(store, clock) as (session, base):
-            assert (await send(session, base + "/", "b1", "request", request))[0] == 202
-            assert (await send(session, base + "/", "b1", "response", response))[0] == 202
+            for monitor in ("drift", "canary-watch"):
+                url = f"{base}/v1/logs/ml/{monitor}/{TOKEN}"
+                assert (await send(session, url, "b1", "request", request))[0] == 202
+                assert (await send(session, url, "b1", "response", response))[0] == 202
             clock.now += 45
             canary = {"endpoint": "canary"}
-            assert (await send(session, base + "/", "b2", "request", request, **canary))[0] == 202
-            assert (await send(session, base + "/", "b2", "response", response, **canary))[0] == 202
+            for monitor in ("drift", "canary-watch"):
+                url = f"{base}/v1/logs/ml/{monitor}/{TOKEN}"
+                assert (await send(session, url, "b2", "request", request, **canary))[0] == 202
+                assert (await send(session, url, "b2", "response", response, **canary))[0] == 202
 
     asyncio.run(scenario())
     for monitor in ("drift", "canary-watch"):
@@ -200,21 +210,22 @@ def test_v2_events_routed_by_inference_service_and_expired_by_the_window() -> No
     assert other.status(clock.now).counters.received == 0
 
 
-def test_refusals_404_400_413() -> None:
+def test_refusals_401_403_400_413() -> None:
     store = PayloadStore()
-    store.register("ml", "fraud", spec())
+    store.register("ml", "fraud", spec(), TOKEN)
     clock = Clock()
     ok = {"instances": [[1.0]]}
 
     async def scenario() -> None:
         async with collector(store, clock, max_body_bytes=64 * 1024) as (session, base):
-            url = f"{base}/v1/logs/ml/fraud"
-            status, text = await send(session, f"{base}/v1/logs/ml/nope", "c1", "request", ok)
-            assert status == 404
-            assert "no monitor ml/nope collects payload logs" in text
+            url = f"{base}/v1/logs/ml/fraud/{TOKEN}"
+            nope = f"{base}/v1/logs/ml/nope/{TOKEN}"
+            status, text = await send(session, nope, "c1", "request", ok)
+            assert status == 403
+            assert "no monitor ml/nope with this token collects payload logs" in text
             status, text = await send(session, base + "/", "c1", "request", ok, service="x")
-            assert status == 404
-            assert "InferenceService ml/x" in text
+            assert status == 401
+            assert "/v1/logs/{namespace}/{monitor}/{token}" in text
 
             status, text = await send(session, url, "c2", "request", b"{not json")
             assert (status, text.count("\n")) == (400, 1)
@@ -223,7 +234,7 @@ def test_refusals_404_400_413() -> None:
             assert status == 400
             assert "neither 'instances'" in text
             status, text = await send(session, url, "c4", "request", ok, service="other")
-            assert status == 400
+            assert status == 403
             assert "comes from InferenceService ml/other" in text
             async with session.post(url, data=b"{}", headers={"Ce-Id": "x"}) as r:
                 assert r.status == 400
@@ -253,16 +264,21 @@ def test_refusals_404_400_413() -> None:
     counters = window.status(clock.now).counters
     assert counters.malformed == 5
     assert counters.paired == 0
-    assert store.rejected == {"unknown_monitor": 2, "too_large": 2}
+    assert store.rejected == {
+        "unknown_monitor": 1,
+        "token_missing": 1,
+        "foreign_source": 1,
+        "too_large": 2,
+    }
 
 
 def test_default_body_limit_is_4_mib() -> None:
     store = PayloadStore()
-    store.register("ml", "fraud", spec())
+    store.register("ml", "fraud", spec(), TOKEN)
 
     async def scenario() -> None:
         async with collector(store, Clock()) as (session, base):
-            url = f"{base}/v1/logs/ml/fraud"
+            url = f"{base}/v1/logs/ml/fraud/{TOKEN}"
             body = b" " * (4 * 1024 * 1024 + 1)
             assert (await send(session, url, "d1", "request", body))[0] == 413
             body = json.dumps({"instances": [[0.5] * 1000] * 800}).encode()  # ~4 MB
@@ -277,13 +293,13 @@ def test_real_mlserver_v2_bodies_forwarded_as_kserve_logs(model_server: ModelSer
     x, _ = load_iris(return_X_y=True)
     rows = x[::5]  # 30 rows
     store = PayloadStore()
-    store.register("ml", "iris-watch", spec(min_samples=30))
+    store.register("ml", "iris-watch", spec(min_samples=30), TOKEN)
     clock = Clock()
     answers: list[Any] = []
 
     async def scenario() -> None:
         async with collector(store, clock) as (session, base):
-            url = f"{base}/v1/logs/ml/iris-watch"
+            url = f"{base}/v1/logs/ml/iris-watch/{TOKEN}"
             infer = f"{model_server.url}/v2/models/iris/infer"
             for i in range(0, len(rows), 10):
                 batch = rows[i : i + 10]

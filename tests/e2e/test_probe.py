@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.codecs.inference import V2Options
 from modelmonitor.core.dataset import CategoricalColumn, Dataset
+from modelmonitor.core.outbound import OutboundPolicy
 from modelmonitor.core.spec import EndpointSpec, ProbeSpec
 from modelmonitor.core.stats.model_quality import classification_quality
 from modelmonitor.sources.endpoint import EndpointResolutionError, resolve_endpoint
@@ -45,7 +47,13 @@ def iris() -> Dataset:
     return Dataset(columns)
 
 
+# The model servers listen on 127.x; the operator refuses loopback unless its allowlist
+# opens it, as the e2e operator's OUTBOUND_ALLOW_CIDRS does.
+LOOPBACK = Outbound(OutboundPolicy.parse(["127.0.0.0/8"]))
+
+
 def run(config: ProbeConfig, rows: Dataset, **kw: Any) -> ProbeResult:
+    kw.setdefault("outbound", LOOPBACK)
     return asyncio.run(probe(config, rows, features=FEATURES, **kw))
 
 

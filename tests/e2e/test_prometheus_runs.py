@@ -88,3 +88,45 @@ def test_prometheus_slo_breach_outage_and_recovery(
     reasons = [e["reason"] for e in events["items"]]
     assert reasons.count("PrometheusUnavailable") == 1
     assert reasons.count("SourcesAvailable") == 1
+
+
+def test_a_monitor_that_measured_nothing_shows_no_data(
+    operator_process: OperatorProcess,
+    namespace: str,
+    model_server: ModelServer,
+    prometheus: PrometheusServer,
+) -> None:
+    """Drift off and the only SLO without data: the PHASE column says NoData, not Healthy,
+    and SLOBreached is Unknown."""
+    cluster = operator_process.cluster
+    setup(cluster, namespace)
+    slos: list[dict[str, Any]] = [
+        {
+            "name": "availability",
+            "source": "prometheus",
+            "objective": 99,
+            "window": "1h",
+            # a model nobody calls: Prometheus answers, with no series
+            "template": {"name": "mlserver", "model": "never-called"},
+            "errorRatio": {},
+        }
+    ]
+    doc = monitor(
+        "nodata",
+        model_server.url,
+        "iris",
+        slos=slos,
+        prometheus={"url": prometheus.url, "timeoutSeconds": 3},
+    )
+    doc["spec"]["data"]["probe"].update({"samples": 5, "batchSize": 5, "retries": 0})
+    doc["spec"]["drift"] = {"enabled": False}
+    cluster.apply(doc, "-n", namespace)
+    st = wait_status(
+        cluster, namespace, "nodata", lambda s: s.get("lastRun") is not None, "a finished run"
+    )
+    assert st["phase"] == "NoData", st
+    assert condition(st, "SLOBreached")["status"] == "Unknown"
+    assert condition(st, "Degraded")["status"] == "False"
+    row = cluster.kubectl("get", "mm", "nodata", "-n", namespace).stdout.splitlines()
+    header, values = row[0].split(), row[1].split()
+    assert values[header.index("PHASE")] == "NoData", row

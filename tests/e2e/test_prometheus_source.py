@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from modelmonitor.adapters.outbound import Outbound
+from modelmonitor.core.outbound import OutboundPolicy
 from modelmonitor.core.slo.budget import (
     EventCounts,
     counts_from_values,
@@ -45,6 +47,10 @@ from modelmonitor.sources.sli_templates import (
 from tests.modelserver import ModelServer
 from tests.prometheus import PrometheusServer, ScrapeTarget, running_prometheus
 
+# Prometheus and the model servers listen on 127.x; the operator refuses loopback unless
+# its allowlist opens it, as the e2e operator's OUTBOUND_ALLOW_CIDRS does.
+LOOPBACK = Outbound(OutboundPolicy.parse(["127.0.0.0/8"]))
+
 T = TypeVar("T")
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -57,7 +63,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 async def ask(url: str, promql: str) -> float | NoData:
-    async with PrometheusClient(url, timeout_seconds=5) as prom:
+    async with PrometheusClient(url, timeout_seconds=5, fence=LOOPBACK) as prom:
         return await prom.query_value(promql)
 
 
@@ -70,7 +76,7 @@ def scraped(prometheus: PrometheusServer) -> PrometheusServer:
 
 def test_instant_query_of_own_metrics(scraped: PrometheusServer) -> None:
     async def main() -> None:
-        async with PrometheusClient(scraped.url) as prom:
+        async with PrometheusClient(scraped.url, fence=LOOPBACK) as prom:
             up = await prom.query('up{job="prometheus"}')
             assert up.result_type == "vector"
             assert len(up.samples) == 1
@@ -87,7 +93,7 @@ def test_instant_query_of_own_metrics(scraped: PrometheusServer) -> None:
 def test_range_query_of_own_metrics(scraped: PrometheusServer) -> None:
     async def main() -> None:
         end = time.time()
-        async with PrometheusClient(scraped.url) as prom:
+        async with PrometheusClient(scraped.url, fence=LOOPBACK) as prom:
             result = await prom.query_range(
                 'up{job="prometheus"}', start=end - 10, end=end, step_seconds=1
             )
@@ -154,7 +160,7 @@ def test_every_template_query_is_valid_promql(scraped: PrometheusServer) -> None
     Prometheus may be scraping a model server for another test)."""
 
     async def main() -> None:
-        async with PrometheusClient(scraped.url) as prom:
+        async with PrometheusClient(scraped.url, fence=LOOPBACK) as prom:
             for name in TEMPLATES:
                 queries: list[str] = []
                 try:
@@ -189,7 +195,7 @@ def test_burn_rates_from_prometheus_counters(scraped: PrometheusServer) -> None:
 
     async def main() -> dict[float, EventCounts | None]:
         windows: dict[float, EventCounts | None] = {}
-        async with PrometheusClient(scraped.url) as prom:
+        async with PrometheusClient(scraped.url, fence=LOOPBACK) as prom:
             for w in required_windows(slo_window, alerts):
                 # Windows under two scrapes (1 s apart) have no increase to show.
                 e = await prom.query_value(render_window(errors, max(w, 3)))
@@ -256,7 +262,7 @@ def test_evaluate_slo_with_own_queries(scraped: PrometheusServer) -> None:
         time.sleep(0.5)
 
     async def main() -> tuple[SLOResult, SLOResult, EventHistory | None]:
-        async with PrometheusClient(scraped.url) as prom:
+        async with PrometheusClient(scraped.url, fence=LOOPBACK) as prom:
             a, none = await evaluate_prometheus_slo(
                 prom, windowed, now=time.time(), min_window_seconds=3
             )
@@ -287,7 +293,7 @@ def test_unreachable_prometheus_raises_from_slo_evaluation() -> None:
         prom.stop()
 
         async def main() -> None:
-            async with PrometheusClient(prom.url, timeout_seconds=2) as client:
+            async with PrometheusClient(prom.url, timeout_seconds=2, fence=LOOPBACK) as client:
                 await evaluate_prometheus_slo(client, slo, now=time.time())
 
         with pytest.raises(PrometheusUnavailable):
@@ -358,7 +364,7 @@ def test_mlserver_template_on_real_mlserver(
 
         async def main() -> list[SLOResult]:
             results = []
-            async with PrometheusClient(prometheus.url) as prom:
+            async with PrometheusClient(prometheus.url, fence=LOOPBACK) as prom:
                 for slo in (iris, flaky, latency):
                     result, _ = await evaluate_prometheus_slo(
                         prom, slo, now=time.time(), min_window_seconds=5

@@ -389,8 +389,66 @@ def test_operator_killed_between_decision_and_action_acts_once_after_restart(
     after = wait_runs(cluster, namespace, "crash", 3)
     assert len(actions_of(after, "rollback")) == 1
     assert image_of(cluster, namespace) == iris_images["v1"]
+    reasons = [e["reason"] for e in events(cluster, namespace, "crash")]
+    assert reasons.count("IncidentConfirmed") == 1, reasons
+    assert reasons.count("ActionPlanned") == 1, reasons
     revision = deployment(cluster, namespace)["metadata"]["annotations"]
     assert revision["deployment.kubernetes.io/revision"] == "3"
+
+
+def test_killed_before_posting_the_intent_s_events_they_are_posted_once_after_restart(
+    good_model: OperatorProcess, namespace: str, iris_images: dict[str, str], tmp_path: Path
+) -> None:
+    """Killed after writing the intent, before its Events: the restarted operator posts
+    IncidentConfirmed and ActionPlanned (each exactly once) and acts once."""
+    cluster = good_model.cluster
+    actions = {"consecutiveBreaches": 1, "onSLOBreach": ["rollback"]}
+    cluster.apply(monitor("lost", actions), "-n", namespace)
+    healthy_with_revision(cluster, namespace, "lost", "1")
+    good_model.stop()
+    faulty = OperatorProcess(
+        cluster,
+        tmp_path / "faulty.log",
+        *good_model.args,
+        env={**good_model.extra_env, "EXIT_BEFORE": "events"},
+        module="tests.e2e.exit_before_action",
+    )
+    faulty.start()
+    try:
+        roll_out(cluster, namespace, iris_images["v2-slow"], "v2")
+        wait_for(lambda: not faulty.alive(), timeout=WAIT, what="the operator exits before Events")
+    finally:
+        faulty.kill()
+    assert "fault injection: exiting before the Events of" in faulty.logs()
+    assert faulty.proc is not None
+    assert faulty.proc.returncode == EXIT_STATUS
+    pending = status_of(cluster, namespace, "lost")["incident"]["pending"]
+    assert [p["action"] for p in pending] == ["rollback"]
+    reasons = [e["reason"] for e in events(cluster, namespace, "lost")]
+    assert "IncidentConfirmed" not in reasons  # lost with the process
+    assert "ActionPlanned" not in reasons
+
+    good_model.start()
+    done = wait_status(
+        cluster,
+        namespace,
+        "lost",
+        lambda s: (s.get("lastAction") or {}).get("type") == "rollback",
+        "the recorded rollback carried out after the restart",
+    )
+    assert done["lastAction"]["id"] == pending[0]["id"]
+    after = wait_runs(cluster, namespace, "lost", 2)
+    assert len(actions_of(after, "rollback")) == 1
+    posted = events(cluster, namespace, "lost")
+    confirmed = [e for e in posted if e["reason"] == "IncidentConfirmed"]
+    planned = [e for e in posted if e["reason"] == "ActionPlanned"]
+    assert len(confirmed) == 1, confirmed
+    assert len(planned) == 1, planned
+    assert confirmed[0].get("count", 1) == 1
+    assert planned[0].get("count", 1) == 1
+    assert pending[0]["incident"] in confirmed[0]["message"]
+    assert f"carrying out rollback ({pending[0]['id']})" in planned[0]["message"]
+    assert [e["reason"] for e in posted].count("RolledBack") == 1
 
 
 def test_two_operator_replicas_never_both_act(

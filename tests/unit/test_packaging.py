@@ -397,6 +397,30 @@ def test_monitoring_role_never_reads_secrets_or_writes_workloads() -> None:
         }
 
 
+# The payload-log tokens' own role: create a monitor's token Secret and read it back.
+PAYLOAD_TOKEN_GRANTS: set[Grant] = {("", "secrets", "get"), ("", "secrets", "create")}
+
+
+def test_payload_token_role_grants_only_get_and_create_on_secrets() -> None:
+    """Never list or watch (no enumerating Secrets), never update or delete (a token is
+    never overwritten: rotation is the user deleting the Secret)."""
+    for name in INSTALL_FILES:
+        docs = load_docs(MANIFESTS / name)
+        roles = roles_by_name(docs)
+        assert grants(roles["modelmonitor-payload-tokens"]) == PAYLOAD_TOKEN_GRANTS, name
+        bindings = [
+            d
+            for d in docs
+            if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+            and d["roleRef"]["name"] == "modelmonitor-payload-tokens"
+        ]
+        assert [b["subjects"][0]["name"] for b in bindings] == ["modelmonitor"], name
+        (deployment,) = by_kind(docs, "Deployment")
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        assert env["PAYLOAD_URL"] == "http://modelmonitor-payload.$(POD_NAMESPACE).svc:8082"
+        assert int(env["PAYLOAD_MAX_BYTES"]) == 256 * 1024 * 1024
+
+
 # -- chart (static parts; rendering is tested with helm in tests/e2e/test_helm.py) ----------
 JOB_RUN_GRANTS: set[Grant] = {
     ("modelmonitor.io", "modelmonitors", "get"),

@@ -37,6 +37,7 @@ from modelmonitor.sources.sli_templates import (
     render_window,
     slo_window_queries,
 )
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +55,9 @@ def serve_and_query(handler: Handler, call: Callable[[PrometheusClient], Awaitab
         await site.start()
         port = runner.addresses[0][1]
         try:
-            async with PrometheusClient(f"http://127.0.0.1:{port}", timeout_seconds=0.5) as c:
+            async with PrometheusClient(
+                f"http://127.0.0.1:{port}", timeout_seconds=0.5, fence=LOOPBACK_ALLOWED
+            ) as c:
                 return await call(c)
         finally:
             await runner.cleanup()
@@ -168,7 +171,7 @@ def test_closed_port_is_unavailable() -> None:
         port = sock.getsockname()[1]  # closed again when the block ends
 
     async def main() -> object:
-        async with PrometheusClient(f"http://127.0.0.1:{port}") as c:
+        async with PrometheusClient(f"http://127.0.0.1:{port}", fence=LOOPBACK_ALLOWED) as c:
             return await c.query_value("up")
 
     with pytest.raises(PrometheusUnavailable, match="unreachable"):
@@ -207,6 +210,27 @@ def test_template_label_values_are_escaped_and_names_checked() -> None:
     assert 'model="a\\"b\\\\c"' in q.errors
     with pytest.raises(TemplateError, match="label name"):
         render_error_ratio("mlserver", window_seconds=60, labels={"bad-name": "x"})
+
+
+def test_window_in_a_label_value_is_kept_verbatim() -> None:
+    # only the placeholder in PromQL is a window; a label value the user wrote is data
+    q = render_error_ratio(
+        "seldon",
+        window_seconds=300,
+        model="${window}",
+        labels={"pod": "$window", "team": "{selector}", "ns": "{selector_and}"},
+    )
+    selector = 'model="${window}",ns="{selector_and}",pod="$window",team="{selector}"'
+    assert q.total == f"sum(increase(seldon_model_infer_total{{{selector}}}[5m]))"
+    assert q.errors.startswith(
+        f'sum(increase(seldon_model_infer_total{{{selector},code!~"2..|OK"}}[5m]))'
+    )
+    own = 'rate(x{a="$window",b=\'${window}\',c=`$window`,d="\\"$window"}[$window])'
+    assert render_window(own, 60) == (
+        'rate(x{a="$window",b=\'${window}\',c=`$window`,d="\\"$window"}[1m])'
+    )
+    assert not has_window('rate(x{job="$window"}[5m])')
+    assert has_window('rate(x{job="$window"}[$window])')
 
 
 def test_latency_bucket_bound_spellings() -> None:

@@ -140,6 +140,13 @@ scope=namespace: exact names only, [] = the release namespace.
   verbs: [list]
 {{- end }}
 
+{{/* Payload-log tokens: create each monitor's token Secret, read it back. */}}
+{{- define "modelmonitor.payloadTokenRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create]
+{{- end }}
+
 {{/* Rules only a cluster-wide operator needs. */}}
 {{- define "modelmonitor.clusterRules" -}}
 # kopf peering of a cluster-wide operator.

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import modelmonitor
+from modelmonitor.adapters.outbound import Outbound, find_refusal
 from modelmonitor.core.cluster import ClusterApi
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import MonitorSpec, NotifySpec
@@ -83,27 +84,31 @@ class HttpResponse:
 Post = Callable[[str, bytes, Mapping[str, str], float], HttpResponse]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: urllib would turn the POST into a bodiless GET (301-303) or fail
-    anyway (307/308), and a webhook that redirects elsewhere is a configuration error."""
+def fenced_post(outbound: Outbound | None = None) -> Post:
+    """A POST through ``outbound`` (default: the strict fence): its addresses checked, no
+    redirect followed, no proxy, at most ``limits.webhook`` bytes of the answer read."""
+    fence = outbound or Outbound()
+    opener = fence.opener()
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                response.read(fence.limits.webhook)  # a little, so keep-alive peers are not reset
+                return HttpResponse(response.status, dict(response.headers.items()))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return HttpResponse(exc.code, dict(exc.headers.items()) if exc.headers else {})
 
-
-_OPENER = urllib.request.build_opener(_NoRedirect())
+    return post
 
 
 def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
-    """POST ``body`` with the standard library; every status is an answer, not an error."""
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read(65536)  # drain a little so keep-alive peers are not reset
-            return HttpResponse(response.status, dict(response.headers.items()))
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return HttpResponse(exc.code, dict(exc.headers.items()) if exc.headers else {})
+    """POST ``body`` through the strict fence; every status is an answer, not an error."""
+    return _STRICT_POST(url, body, headers, timeout)
+
+
+_STRICT_POST = fenced_post()
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -233,7 +238,11 @@ def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
 
 
 def _error_class(exc: BaseException) -> str:
-    """The class of what went wrong, never its text (which may quote the URL)."""
+    """The class of what went wrong, never its text (which may quote the URL); a refused
+    address names the rule that refused it, not the address."""
+    refused = find_refusal(exc)
+    if refused is not None:
+        return f"OutboundRefused ({refused.reason})"
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
         return type(exc.reason).__name__
     return type(exc).__name__
@@ -242,7 +251,7 @@ def _error_class(exc: BaseException) -> str:
 def _retryable_error(exc: BaseException) -> bool:
     """Connection errors and timeouts are worth another try; TLS verification is not."""
     cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(cause, ssl.SSLCertVerificationError):
+    if isinstance(cause, ssl.SSLCertVerificationError) or find_refusal(exc) is not None:
         return False
     return isinstance(exc, OSError | http.client.HTTPException)
 

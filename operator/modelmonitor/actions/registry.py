@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping
 
 from modelmonitor.actions import kserve, notify, retrain, rollback, scale
 from modelmonitor.actions.base import Executor
+from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ClusterApi
 from modelmonitor.core.incident import ActionRequest, ActionResult
@@ -52,14 +53,23 @@ FOLLOW_UPS: Mapping[str, Executor] = {
 
 
 def all_executors(
-    *, retrain_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,)
+    *,
+    retrain_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,),
+    outbound: Outbound | None = None,
 ) -> dict[str, Executor]:
     """Every request's executor by its ``action``: the listed actions and the follow-ups;
-    retrain lets a Job run as one of ``retrain_service_accounts`` (the operator's setting)."""
+    retrain lets a Job run as one of ``retrain_service_accounts`` (the operator's setting),
+    notify posts through ``outbound`` (the operator's fence; default: the strict one)."""
     retrain_with_allowlist = functools.partial(
         retrain.execute_retrain, allowed_service_accounts=tuple(retrain_service_accounts)
     )
-    return {**EXECUTORS, ActionName.RETRAIN: retrain_with_allowlist, **FOLLOW_UPS}
+    notify_fenced = functools.partial(notify.execute_notify, post=notify.fenced_post(outbound))
+    return {
+        **EXECUTORS,
+        ActionName.RETRAIN: retrain_with_allowlist,
+        ActionName.NOTIFY: notify_fenced,
+        **FOLLOW_UPS,
+    }
 
 
 def executor_for(action: str, executors: Mapping[str, Executor] | None = None) -> Executor:

@@ -180,6 +180,17 @@ class KubeClient:
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._request("POST", resource_path("/api/v1", namespace, "configmaps"), body=body)
 
+    def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Secret (a payload-log token); ApiError with the HTTP status on failure
+        (409: it exists). The answer, which holds the Secret's data, is not kept."""
+        try:
+            self._request("POST", resource_path("/api/v1", namespace, "secrets"), body=body)
+        except ApiException as exc:
+            raise ApiError(int(exc.status or 0), str(exc.reason or "error")) from None
+        except OSError as exc:
+            raise ApiError(0, f"no answer from the API server: {exc.__class__.__name__}") from None
+        return {"metadata": dict(body.get("metadata") or {})}
+
     def update_monitor_status(
         self,
         namespace: str,

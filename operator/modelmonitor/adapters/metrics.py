@@ -8,11 +8,11 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from modelmonitor import __version__
-from modelmonitor.core.report import Report
+from modelmonitor.core.report import Report, timed_out_run
 from modelmonitor.core.status import Phase
 from modelmonitor.core.verdict import Verdict
 
@@ -21,13 +21,25 @@ class CounterSet(Protocol):
     def as_dict(self) -> Mapping[str, int]: ...
 
 
+class BlockCounting(Protocol):
+    """What the outbound fence tells the metrics: requests it stopped, by rule."""
+
+    @property
+    def blocked(self) -> Mapping[str, int]: ...
+
+
 class PayloadCounting(Protocol):
     """What the payload-log store tells the metrics: counters per monitor, refusals by reason."""
 
     @property
     def rejected(self) -> Mapping[str, int]: ...
 
+    @property
+    def max_bytes(self) -> int: ...
+
     def counters(self) -> Mapping[tuple[str, str], CounterSet]: ...
+
+    def window_bytes(self) -> Mapping[tuple[str, str], int]: ...
 
 
 class MetricsRecorder:
@@ -75,6 +87,12 @@ class MetricsRecorder:
             "modelmonitor_runs_total",
             "Monitoring runs by the phase they concluded.",
             ["namespace", "monitor", "phase"],
+            registry=self.registry,
+        )
+        self.run_timeouts = Counter(
+            "modelmonitor_run_timeouts_total",
+            "Runs stopped at their deadline (spec.schedule.runTimeout).",
+            ["namespace", "monitor"],
             registry=self.registry,
         )
         self.feature_drift_score = Gauge(
@@ -137,6 +155,10 @@ class MetricsRecorder:
         """Export the payload-log collector's counters at scrape time."""
         self.registry.register(_PayloadCollector(store))
 
+    def watch_outbound(self, fence: BlockCounting) -> None:
+        """Export the outbound fence's refusals at scrape time."""
+        self.registry.register(_OutboundCollector(fence))
+
     def record_run(
         self, namespace: str, monitor: str, report: Report, verdict: Verdict, lag: float
     ) -> None:
@@ -145,6 +167,8 @@ class MetricsRecorder:
         self.run_duration.labels(namespace, monitor).observe(report.duration_seconds)
         self.run_start_lag.observe(lag)
         self.runs.labels(namespace, monitor, verdict.phase.value).inc()
+        if timed_out_run(report):
+            self.run_timeouts.labels(namespace, monitor).inc()
         self.set_phase(namespace, monitor, verdict.phase)
         drift = report.drift
         if drift.status == "ok":
@@ -199,6 +223,8 @@ class MetricsRecorder:
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor, so no stale gauges linger."""
         self._clear_series(namespace, monitor)
+        with contextlib.suppress(KeyError):
+            self.run_timeouts.remove(namespace, monitor)
         for candidate in Phase:
             with contextlib.suppress(KeyError):
                 self.monitor_phase.remove(namespace, monitor, candidate.value)
@@ -225,9 +251,41 @@ class _PayloadCollector(Collector):
         yield events
         rejected = CounterMetricFamily(
             "modelmonitor_payload_rejected",
-            "Payload-log requests turned away before reaching a window, by reason.",
+            "Payload-log requests turned away before reaching a window, by reason "
+            "(token_missing, token_wrong, unknown_monitor, foreign_source, ...).",
             labels=["reason"],
         )
         for reason, value in self._store.rejected.items():
             rejected.add_metric([reason], float(value))
         yield rejected
+        held = GaugeMetricFamily(
+            "modelmonitor_payload_window_bytes",
+            "Memory a monitor's payload-log window holds, as counted against its share.",
+            labels=["namespace", "monitor"],
+        )
+        for (namespace, monitor), value in self._store.window_bytes().items():
+            held.add_metric([namespace, monitor], float(value))
+        yield held
+        yield GaugeMetricFamily(
+            "modelmonitor_payload_budget_bytes",
+            "The payload-log store's byte budget, shared equally by the windows.",
+            value=float(self._store.max_bytes),
+        )
+
+
+class _OutboundCollector(Collector):
+    """The outbound fence's counters, read when Prometheus scrapes."""
+
+    def __init__(self, fence: BlockCounting) -> None:
+        self._fence = fence
+
+    def collect(self) -> Iterable[Metric]:
+        blocked = CounterMetricFamily(
+            "modelmonitor_outbound_blocked",
+            "Outbound requests the fence stopped, by rule (an address refused, a redirect "
+            "to another host, a body over its cap).",
+            labels=["rule"],
+        )
+        for rule, value in dict(self._fence.blocked).items():
+            blocked.add_metric([rule], float(value))
+        yield blocked

@@ -27,6 +27,10 @@ REPORT_KEY = "report.json"
 JOB_TTL_SECONDS = 600
 JOB_NAME_LABEL_PATH = "metadata.labels['batch.kubernetes.io/job-name']"
 JOB_UID_LABEL_PATH = "metadata.labels['batch.kubernetes.io/controller-uid']"
+# Where a run's pod mounts ``spec.reference.pvc``'s claim, read-only; ``pvc.path`` is
+# resolved inside it (core/volume_paths.py), and the pod is told so by an argument.
+REFERENCE_VOLUME = "reference"
+REFERENCE_MOUNT = "/var/run/modelmonitor/reference"
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,13 @@ def build_job(
     settings: JobSettings,
     resources: Mapping[str, Any] | None,
     active_deadline_seconds: int,
+    reference_claim: str | None = None,
 ) -> dict[str, Any]:
-    """The Job manifest for one run of ``monitor`` (a ModelMonitor object)."""
+    """The Job manifest for one run of ``monitor`` (a ModelMonitor object).
+
+    ``reference_claim`` (``spec.reference.pvc.claimName``) is mounted read-only at
+    :data:`REFERENCE_MOUNT`, and the run reads ``pvc.path`` inside it.
+    """
     meta = monitor["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
     job = job_name(name, run_id)
@@ -95,6 +104,18 @@ def build_job(
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if reference_claim:
+        container["args"] += ["--reference-root", REFERENCE_MOUNT]
+        container["volumeMounts"].append(
+            {"name": REFERENCE_VOLUME, "mountPath": REFERENCE_MOUNT, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": REFERENCE_VOLUME,
+                "persistentVolumeClaim": {"claimName": reference_claim, "readOnly": True},
+            }
+        )
     if resources:
         container["resources"] = dict(resources)
     return {
@@ -131,7 +152,7 @@ def build_job(
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": volumes,
                 },
             },
         },

@@ -206,3 +206,34 @@ class Report:
             model_quality=d.get("modelQuality"),
             details=d.get("details") or {},
         )
+
+
+RUN_TIMED_OUT = "RunTimedOut"  # the Degraded reason of a run stopped at its deadline
+
+
+def timed_out(
+    started: dt.datetime, elapsed: float, mode: Literal["inline", "job"], limit: float
+) -> Report:
+    """The report of a run stopped at ``spec.schedule.runTimeout``: nothing measured.
+
+    Its only problem makes the verdict Degraded, which the policy reads as no evidence:
+    it neither counts towards a breach nor towards recovery, so it never acts.
+    """
+    return Report(
+        started=started,
+        duration_seconds=elapsed,
+        mode=mode,
+        samples=0,
+        drift=DriftSummary("unavailable"),
+        problems=(
+            Problem(
+                RUN_TIMED_OUT,
+                f"the run did not finish within spec.schedule.runTimeout ({limit:g}s) and "
+                "was stopped; nothing was measured",
+            ),
+        ),
+    )
+
+
+def timed_out_run(report: Report) -> bool:
+    return any(p.reason == RUN_TIMED_OUT for p in report.problems)

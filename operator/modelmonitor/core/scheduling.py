@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 
 JITTER_FRACTION = 0.1  # of the interval
 MAX_JITTER_SECONDS = 30.0
@@ -60,3 +61,48 @@ def parse_time(value: object) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# -- fair shares of the operator's run slots ------------------------------------------------
+# Slots kept free, in the automatic share, for namespaces that run nothing yet: a tenant
+# whose monitors are all stuck cannot take every slot before another tenant's run is due.
+RESERVE_FRACTION = 0.25
+
+
+def namespace_share(capacity: int, active: int, cap: int = 0) -> int:
+    """How many of ``capacity`` slots one namespace may hold at once.
+
+    ``cap`` > 0 is the operator's fixed per-namespace cap. Otherwise the share is
+    automatic: ``(capacity - reserve) // active`` (at least 1), where ``reserve`` is a
+    quarter of the slots (at least 1, when there are two or more) and ``active`` counts
+    the namespaces that hold or wait for a slot.
+    """
+    if cap > 0:
+        return max(1, min(cap, capacity))
+    reserve = max(1, int(capacity * RESERVE_FRACTION)) if capacity > 1 else 0
+    return max(1, (capacity - reserve) // max(1, active))
+
+
+def next_namespace(
+    running: Mapping[str, int],
+    turns: Mapping[str, int],
+    capacity: int,
+    cap: int = 0,
+) -> str | None:
+    """The namespace whose oldest waiting run gets the next free slot, or None.
+
+    ``running`` counts the slots each namespace holds; ``turns`` maps each namespace with
+    queued runs to when it was last given a slot (a number that grows with each grant; -1:
+    never), ties going to the earlier key. Max-min fair: among the namespaces below their
+    share, the one holding fewest slots, then the one served longest ago, so namespaces
+    take turns whatever the length of their queues. A namespace at its share waits even if
+    slots are free.
+    """
+    if sum(running.values()) >= capacity or not turns:
+        return None
+    active = len({ns for ns, n in running.items() if n > 0} | set(turns))
+    share = namespace_share(capacity, active, cap)
+    eligible = [ns for ns in turns if running.get(ns, 0) < share]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda ns: (running.get(ns, 0), turns[ns]))

@@ -21,7 +21,8 @@ class Phase(StrEnum):
     HEALTHY = "Healthy"  # last run: no drift verdict, all SLOs met
     DRIFTED = "Drifted"  # last run: the data set drifted
     BREACHED = "Breached"  # last run: at least one SLO breached
-    DEGRADED = "Degraded"  # the last run could not gather what it needed
+    DEGRADED = "Degraded"  # the last run could not gather what it needed, or failed
+    NO_DATA = "NoData"  # the last run measured nothing: no drift verdict, no SLO with data
     INVALID = "Invalid"  # the spec or what it references cannot be acted upon
 
 
@@ -45,6 +46,8 @@ class Reason(StrEnum):
     LOOKUP_FAILED = "LookupFailed"
     # spec.actions.retrain.jobTemplate asks for more than a tenant may (core/pod_policy.py)
     RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"
+    # Degraded: a run raised instead of reporting (core/verdict.py, failed_run)
+    RUN_FAILED = "RunFailed"
 
 
 CONDITION_STATUSES = ("True", "False", "Unknown")

@@ -13,6 +13,7 @@ Pure: the caller passes the old status and "now", and writes the returned patch.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from modelmonitor.core.status import (
     Condition,
     ConditionType,
     Phase,
+    Reason,
     find_condition,
     format_time,
     merge_conditions,
@@ -38,6 +40,9 @@ class Event:
     type: str  # Normal | Warning
     reason: str
     message: str
+    # Set on Events promised once per incident or action (core/events.py): the id they
+    # announce. Such an Event is posted under a name derived from it, never twice.
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,74 @@ def decide(
     )
 
 
+MAX_FAILURE_MESSAGE = 200
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/\s@]*@")
+_URL_QUERY = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s?#]*)[?#]\S*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def describe_failure(error: BaseException) -> str:
+    """``ValueError: first line of the message``: short, one line, no URL credentials.
+
+    What an unexpected exception says is not meant for status: only its type and the
+    start of its first line are kept, with URLs cut to scheme, host and path.
+    """
+    lines = str(error).strip().splitlines()
+    text = _CONTROL.sub(" ", lines[0] if lines else "")
+    text = _URL_QUERY.sub(r"\1", _URL_USERINFO.sub(r"\1", text)).strip()
+    kind = type(error).__name__
+    return _cap(f"{kind}: {text}" if text else kind, MAX_FAILURE_MESSAGE)
+
+
+def failed_run(
+    error: BaseException,
+    old_status: Mapping[str, Any] | None,
+    *,
+    generation: int | None,
+    started: dt.datetime,
+    now: dt.datetime,
+    mode: str,
+) -> Verdict:
+    """The verdict of a run that raised instead of producing a Report.
+
+    Nothing was measured, so nothing a previous run concluded is re-checked: the
+    drift and SLO conditions stay as they were, the phase turns ``Degraded`` with
+    ``Degraded=True`` (``RunFailed``) saying why, and the policy is never asked (a
+    failed run is no evidence; the caller plans no action on it).
+    """
+    old = old_status or {}
+    old_conditions = old.get("conditions") or []
+    failed = Condition(
+        ConditionType.DEGRADED,
+        "True",
+        Reason.RUN_FAILED,
+        f"the run failed: {describe_failure(error)}; the last verdict is kept",
+    )
+    conditions = merge_conditions(old_conditions, [failed], generation=generation, now=now)
+    patch: dict[str, Any] = {
+        "phase": Phase.DEGRADED.value,
+        "conditions": conditions,
+        "lastRun": {
+            "time": format_time(now),
+            "durationSeconds": round(max(0.0, (now - started).total_seconds()), 3),
+            "samples": 0,
+            "mode": mode,
+        },
+    }
+    if generation is not None:
+        patch["observedGeneration"] = generation
+    current = tuple(_typed(c) for c in conditions if c.get("status") in CONDITION_STATUSES)
+    return Verdict(
+        Phase.DEGRADED,
+        patch,
+        tuple(_transitions(old_conditions, [failed])),
+        (failed,),
+        current,
+        {},
+        now,
+    )
+
+
 def _typed(condition: Mapping[str, Any]) -> Condition:
     return Condition(
         str(condition.get("type")),
@@ -230,10 +303,12 @@ def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
         return Phase.DRIFTED
     if report.problems:
         return Phase.DEGRADED
-    known_drift = report.drift.status in ("ok", "disabled")
-    known_slo = any(s.met is not None for s in report.slos)
-    if not known_drift and not known_slo:
-        return Phase.PENDING
+    # "Healthy" needs a measurement: drift evaluated, or an SLO with data. Drift turned
+    # off measures nothing, and an SLO without data is never a pass.
+    measured_drift = report.drift.status == "ok"
+    measured_slo = any(s.met is not None for s in report.slos)
+    if not measured_drift and not measured_slo:
+        return Phase.NO_DATA
     return Phase.HEALTHY
 
 

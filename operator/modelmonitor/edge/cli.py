@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-name", default="", help="owning Job (default: $JOB_NAME)")
     p.add_argument("--job-uid", default="", help="owning Job's UID (default: $JOB_UID)")
     p.add_argument(
+        "--reference-root",
+        default="",
+        help="where spec.reference.pvc's claim is mounted (the Job sets it); pvc.path is "
+        "read inside it",
+    )
+    p.add_argument(
         "--print-only", action="store_true", help="print the report, store nothing (debugging)"
     )
     p.set_defaults(handler=_lazy("modelmonitor.edge.job_command:job_command"))

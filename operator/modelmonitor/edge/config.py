@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
+from modelmonitor.core.outbound import OutboundPolicy, ResponseLimits
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
 
 
@@ -23,11 +25,16 @@ class OperatorConfig:
     metrics_port: int = 8080
     health_port: int = 8081
     payload_port: int = 8082
+    # where KServe's loggers reach the collector (the base of each monitor's logger URL)
+    payload_url: str = "http://modelmonitor-payload.modelmonitor-system.svc:8082"
+    payload_max_bytes: int = 256 * 1024 * 1024  # the payload store's byte budget
     peering_name: str = "modelmonitor"
     standalone: bool = False
     priority: int = 0
     recheck_seconds: float = 5.0
     max_concurrent_runs: int = 16
+    # slots one namespace may hold at once; 0 = its fair share (core/scheduling.py)
+    max_runs_per_namespace: int = 0
     endpoint_resolution: str = "auto"  # auto | dns | endpointSlices | pods
     prometheus_min_window_seconds: float = 60.0
     job_image: str = "ghcr.io/modelmonitor/modelmonitor:0.1.0"
@@ -35,6 +42,12 @@ class OperatorConfig:
     # ServiceAccounts a retrain jobTemplate may name (in the monitor's namespace)
     retrain_service_accounts: tuple[str, ...] = (DEFAULT_SERVICE_ACCOUNT,)
     in_cluster: bool = False  # inside a pod with a ServiceAccount token
+    # The outbound fence: CIDRs opened although link-local/loopback, redirects, body caps
+    outbound_allow_cidrs: tuple[str, ...] = ()
+    outbound_max_redirects: int = 3
+    response_limits: ResponseLimits = field(default_factory=ResponseLimits)
+    # KUBERNETES_SERVICE_HOST:PORT in a pod: an API server endpoint the fence refuses
+    api_service: str = ""
     # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
     job_name: str = ""
     job_uid: str = ""
@@ -77,6 +90,25 @@ class OperatorConfig:
             not self.clusterwide and not any(ch in n for n in self.namespaces for ch in "*?[")
         )
 
+    def outbound_policy(self) -> OutboundPolicy:
+        """The fence's policy (the API server endpoints are added where they are known)."""
+        return OutboundPolicy.parse(
+            self.outbound_allow_cidrs, max_redirects=self.outbound_max_redirects
+        )
+
+    def outbound_env(self) -> dict[str, str]:
+        """The fence's settings as environment, for job-mode pods to run under the same."""
+        limits = self.response_limits
+        return {
+            "OUTBOUND_ALLOW_CIDRS": ",".join(self.outbound_allow_cidrs),
+            "OUTBOUND_MAX_REDIRECTS": str(self.outbound_max_redirects),
+            "OUTBOUND_MAX_PROBE_BYTES": str(limits.probe),
+            "OUTBOUND_MAX_PROMETHEUS_BYTES": str(limits.prometheus),
+            "OUTBOUND_MAX_REFERENCE_BYTES": str(limits.reference),
+            "OUTBOUND_MAX_WEBHOOK_BYTES": str(limits.webhook),
+            "OUTBOUND_BUFFER_BYTES": str(limits.buffer),
+        }
+
     @property
     def liveness_endpoint(self) -> str:
         return f"http://0.0.0.0:{self.health_port}/healthz"
@@ -104,17 +136,21 @@ def load_config(
     token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
-    HEALTH_PORT, PAYLOAD_PORT, PEERING_NAME, PEERING_PRIORITY, STANDALONE, MAX_CONCURRENT_RUNS,
-    ENDPOINT_RESOLUTION, PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT,
-    RETRAIN_SERVICE_ACCOUNTS, SCOPE, POD_NAMESPACE, RECHECK_SECONDS, REFERENCE_MAX_DECODED_BYTES,
-    REFERENCE_MAX_ROWS, REFERENCE_MAX_CELLS; KUBERNETES_SERVICE_HOST and
-    the ServiceAccount token at ``token_path`` tell whether it runs in a cluster; JOB_NAME,
+    HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
+    STANDALONE, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
+    PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
+    SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
+    OUTBOUND_MAX_{PROBE,PROMETHEUS,REFERENCE,WEBHOOK}_BYTES, OUTBOUND_BUFFER_BYTES,
+    REFERENCE_MAX_{DECODED_BYTES,ROWS,CELLS}; KUBERNETES_SERVICE_HOST/PORT and the
+    ServiceAccount token at ``token_path`` tell whether it runs in a cluster; JOB_NAME,
     JOB_UID in a job-mode pod) into one config. SCOPE=namespace with no WATCH_NAMESPACES
     watches the operator's own namespace.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster. RETRAIN_SERVICE_ACCOUNTS is a comma-separated list of the ServiceAccounts a
     retrain jobTemplate may run as; unset or blank means only ``default``.
+    OUTBOUND_ALLOW_CIDRS is a comma-separated list of CIDRs the operator may connect to
+    although they are link-local, loopback or unspecified (docs/outbound.md).
     """
     env = os.environ if env is None else env
     if all_namespaces:
@@ -158,11 +194,18 @@ def load_config(
         metrics_port=metrics_port or int(env.get("METRICS_PORT", defaults.metrics_port)),
         health_port=health_port or int(env.get("HEALTH_PORT", defaults.health_port)),
         payload_port=payload_port or _port(env, "PAYLOAD_PORT", defaults.payload_port),
+        payload_url=_base_url(env.get("PAYLOAD_URL", "").strip() or defaults.payload_url),
+        payload_max_bytes=_bytes(env, "PAYLOAD_MAX_BYTES", defaults.payload_max_bytes),
         peering_name=peering_name or defaults.peering_name,
         standalone=is_standalone,
         priority=priority,
         recheck_seconds=float(env.get("RECHECK_SECONDS", defaults.recheck_seconds)),
-        max_concurrent_runs=int(env.get("MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs)),
+        max_concurrent_runs=_count(
+            env, "MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs, minimum=1
+        ),
+        max_runs_per_namespace=_count(
+            env, "MAX_RUNS_PER_NAMESPACE", defaults.max_runs_per_namespace, minimum=0
+        ),
         endpoint_resolution=_resolution(
             env.get("ENDPOINT_RESOLUTION", defaults.endpoint_resolution)
         ),
@@ -175,13 +218,23 @@ def load_config(
             _split(env.get("RETRAIN_SERVICE_ACCOUNTS", "")) or defaults.retrain_service_accounts
         ),
         in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(token_path),
+        outbound_allow_cidrs=_cidrs(env.get("OUTBOUND_ALLOW_CIDRS", "")),
+        outbound_max_redirects=_count(
+            env, "OUTBOUND_MAX_REDIRECTS", defaults.outbound_max_redirects
+        ),
+        response_limits=_limits(env),
+        api_service=_api_service(env),
         job_name=env.get("JOB_NAME", ""),
         job_uid=env.get("JOB_UID", ""),
-        reference_max_decoded_bytes=_positive(
-            env, "REFERENCE_MAX_DECODED_BYTES", defaults.reference_max_decoded_bytes
+        reference_max_decoded_bytes=_count(
+            env, "REFERENCE_MAX_DECODED_BYTES", defaults.reference_max_decoded_bytes, minimum=1
         ),
-        reference_max_rows=_positive(env, "REFERENCE_MAX_ROWS", defaults.reference_max_rows),
-        reference_max_cells=_positive(env, "REFERENCE_MAX_CELLS", defaults.reference_max_cells),
+        reference_max_rows=_count(
+            env, "REFERENCE_MAX_ROWS", defaults.reference_max_rows, minimum=1
+        ),
+        reference_max_cells=_count(
+            env, "REFERENCE_MAX_CELLS", defaults.reference_max_cells, minimum=1
+        ),
     )
 
 
@@ -193,16 +246,6 @@ def _resolution(value: str) -> str:
     return value
 
 
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    """A positive integer from ``env[name]`` (``default`` when unset or blank)."""
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name}={text!r} is not a positive integer")
-    return int(text)
-
-
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     """A TCP port from ``env[name]`` (``default`` when unset or blank)."""
     text = env.get(name, "").strip()
@@ -211,3 +254,75 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"{name}={text!r} is not a TCP port (1-65535)")
     return int(text)
+
+
+def _cidrs(value: str) -> tuple[str, ...]:
+    """OUTBOUND_ALLOW_CIDRS, each entry checked (ValueError naming the one that is not)."""
+    cidrs = _split(value)
+    try:
+        OutboundPolicy.parse(cidrs)
+    except ValueError as exc:
+        raise ValueError(f"OUTBOUND_ALLOW_CIDRS: {exc}") from None
+    return cidrs
+
+
+def _count(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` from ``env[name]`` (``default`` when unset or blank)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < minimum:
+        raise ValueError(f"{name}={text!r} is not a whole number >= {minimum}")
+    return int(text)
+
+
+def _limits(env: Mapping[str, str]) -> ResponseLimits:
+    """The response body caps, in bytes (OUTBOUND_MAX_*_BYTES, OUTBOUND_BUFFER_BYTES)."""
+    d = ResponseLimits()
+    return ResponseLimits(
+        probe=_count(env, "OUTBOUND_MAX_PROBE_BYTES", d.probe, minimum=1),
+        prometheus=_count(env, "OUTBOUND_MAX_PROMETHEUS_BYTES", d.prometheus, minimum=1),
+        reference=_count(env, "OUTBOUND_MAX_REFERENCE_BYTES", d.reference, minimum=1),
+        webhook=_count(env, "OUTBOUND_MAX_WEBHOOK_BYTES", d.webhook, minimum=1),
+        buffer=_count(env, "OUTBOUND_BUFFER_BYTES", d.buffer, minimum=1),
+    )
+
+
+def _api_service(env: Mapping[str, str]) -> str:
+    """``host:port`` of the in-cluster API service (KUBERNETES_SERVICE_HOST/PORT), or ""."""
+    host = env.get("KUBERNETES_SERVICE_HOST", "").strip()
+    if not host:
+        return ""
+    port = env.get("KUBERNETES_SERVICE_PORT", "").strip() or "443"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_MIN_PAYLOAD_BYTES = 1024 * 1024
+
+
+def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    """A byte count from ``env[name]`` (``default`` when unset or blank), at least 1 MiB."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < _MIN_PAYLOAD_BYTES:
+        raise ValueError(f"{name}={text!r} is not a byte count of at least {_MIN_PAYLOAD_BYTES}")
+    return int(text)
+
+
+def _base_url(text: str) -> str:
+    """PAYLOAD_URL: http(s)://host[:port][/path], no user, query or fragment (it becomes
+    the start of every monitor's logger URL, which the token ends)."""
+    parts = urllib.parse.urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"PAYLOAD_URL={text!r} must be http(s)://host[:port][/path] without user, "
+            "query or fragment"
+        )
+    return text.rstrip("/")

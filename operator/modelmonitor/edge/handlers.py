@@ -20,15 +20,19 @@ import kopf
 from modelmonitor import GROUP, PLURAL, VERSION
 from modelmonitor.adapters.kube import KubeClient
 from modelmonitor.adapters.metrics import MetricsRecorder
+from modelmonitor.core.events import REPORTING_COMPONENT
+from modelmonitor.core.payload_token import TokenError, payload_status
 from modelmonitor.core.report import Report
 from modelmonitor.core.status import find_condition
 from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.edge.config import OperatorConfig
 from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
+from modelmonitor.engine.slots import RunSlots
 from modelmonitor.engine.validation import evaluate, needs_recheck
 from modelmonitor.sources.payload.server import start_payload_server, stop_payload_server
 from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
+from modelmonitor.sources.payload.tokens import ensure_token
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class OperatorContext:
     kube: KubeClient
     metrics: MetricsRecorder
     runner: Runner
-    run_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    run_slots: RunSlots = field(default_factory=lambda: RunSlots(16))
     payloads: PayloadStore = field(default_factory=PayloadStore)
     payload_port: int = 8082
     payload_server: Any = None
@@ -73,6 +77,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.persistence.finalizer = FINALIZER
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
+    settings.posting.reporting_component = REPORTING_COMPONENT  # as the keyed Events' "From"
     settings.peering.priority = ctx.config.priority
     settings.peering.name = ctx.config.peering_name
     settings.peering.standalone = ctx.config.standalone
@@ -106,17 +111,36 @@ async def shutdown(memo: Any, **_: Any) -> None:
         ctx.payload_server = None
 
 
-def _register_payloads(
-    ctx: OperatorContext, namespace: str, name: str, spec: Any, logger: Any
-) -> None:
-    """Give a monitor with spec.data.payloadLog its window in the collector (or drop it)."""
-    if spec is None:
+async def _register_payloads(ctx: OperatorContext, body: kopf.Body, spec: Any, logger: Any) -> None:
+    """Give a monitor with spec.data.payloadLog its token and its window in the
+    collector (or drop the window). A failure is logged and posted as a Warning Event;
+    neither ever holds the token."""
+    namespace = body.metadata.namespace or "default"
+    name = body.metadata.name or ""
+    if spec is None or spec.payload_log is None:
         ctx.payloads.forget(namespace, name)
         return
     try:
-        ctx.payloads.register(namespace, name, spec)
-    except PayloadStoreFullError as exc:
+        token = await asyncio.to_thread(
+            ensure_token, ctx.kube, namespace, name, body.metadata.uid or "", ctx.config.payload_url
+        )
+        ctx.payloads.register(namespace, name, spec, token)
+    except (TokenError, PayloadStoreFullError) as exc:
+        ctx.payloads.forget(namespace, name)
         logger.warning("payload log not collected: %s", exc)
+        kopf.event(
+            body, type="Warning", reason="PayloadLogUnavailable", message=f"payload log: {exc}"
+        )
+
+
+def _payload_status(ctx: OperatorContext, namespace: str, name: str, spec: Any) -> Any:
+    """status.payloadLog: where the logger URL is kept (None clears it)."""
+    if spec is None or spec.payload_log is None:
+        return None
+    try:
+        return payload_status(ctx.config.payload_url, namespace, name)
+    except TokenError:
+        return None
 
 
 async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
@@ -136,7 +160,8 @@ async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
         )
         seen["old"] = find_condition((obj.get("status") or {}).get("conditions"), "Ready")
         seen["result"] = result
-        return result.status_patch
+        spec = result.spec if result.valid else None
+        return {**result.status_patch, "payloadLog": _payload_status(ctx, namespace, name, spec)}
 
     try:
         written = await asyncio.to_thread(ctx.kube.update_monitor_status, namespace, name, compute)
@@ -146,7 +171,7 @@ async def _reconcile(body: kopf.Body, memo: Any, logger: Any) -> None:
     if written is None:
         return  # deleted meanwhile
     result = seen["result"]
-    _register_payloads(ctx, namespace, name, result.spec if result.valid else None, logger)
+    await _register_payloads(ctx, body, result.spec if result.valid else None, logger)
     ctx.metrics.set_phase(namespace, name, result.phase)
     ctx.metrics.reconciles.labels(result="ok" if result.valid else "invalid").inc()
     ctx.metrics.reconcile_duration.observe(time.perf_counter() - started)

@@ -16,6 +16,7 @@ from modelmonitor.core.jobs import build_report_configmap
 
 def job_command(args: argparse.Namespace) -> int:
     from modelmonitor.adapters.kube import KubeClient, load_api_client
+    from modelmonitor.adapters.outbound import Outbound, api_server_endpoints
     from modelmonitor.core.spec import SpecError, parse_spec
     from modelmonitor.edge.config import load_config
     from modelmonitor.engine.runner import InlineRunner
@@ -26,7 +27,8 @@ def job_command(args: argparse.Namespace) -> int:
     job = args.job_name or cfg.job_name
     job_uid = args.job_uid or cfg.job_uid
     try:
-        kube = KubeClient(load_api_client())
+        api_client = load_api_client()
+        kube = KubeClient(api_client)
         monitor = kube.get_monitor(args.namespace, args.name)
     except Exception as exc:
         print(
@@ -45,9 +47,17 @@ def job_command(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(f"modelmonitor job: invalid spec: {exc}", file=sys.stderr)
         return 2
+    servers = api_server_endpoints([api_client.configuration.host, cfg.api_service])
+    outbound = Outbound(cfg.outbound_policy().with_api_servers(servers), cfg.response_limits)
     runner = InlineRunner(
         Clients(
-            references=ReferenceCache(kube, limits=cfg.reference_limits),
+            references=ReferenceCache(
+                kube,
+                volume_root=args.reference_root or None,
+                outbound=outbound,
+                limits=cfg.reference_limits,
+            ),
+            outbound=outbound,
             lookup=kube,
             resolution=cfg.resolution(),  # type: ignore[arg-type]
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from modelmonitor.edge.logs import configure_logging
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from modelmonitor.adapters.outbound import Outbound
     from modelmonitor.core.cluster import ClusterApi
     from modelmonitor.engine.remediation import Remediation
 
@@ -45,12 +45,15 @@ def run_command(args: argparse.Namespace, *, remediation: RemediationFactory | N
     return run_operator(cfg, remediation=remediation)
 
 
-def remediator_factory(cfg: OperatorConfig) -> RemediationFactory:
-    """The default remediation: every registered executor, with the operator's settings."""
+def remediator_factory(cfg: OperatorConfig, outbound: Outbound | None = None) -> RemediationFactory:
+    """The default remediation: every registered executor, with the operator's settings
+    (``outbound``: the fence the webhook is sent through)."""
     from modelmonitor.actions import registry
     from modelmonitor.engine.remediation import Remediator
 
-    executors = registry.all_executors(retrain_service_accounts=cfg.retrain_service_accounts)
+    executors = registry.all_executors(
+        retrain_service_accounts=cfg.retrain_service_accounts, outbound=outbound
+    )
     return lambda api: Remediator(api, executors=executors)
 
 
@@ -63,11 +66,13 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         load_api_client,
     )
     from modelmonitor.adapters.metrics import MetricsRecorder
+    from modelmonitor.adapters.outbound import Outbound, api_server_endpoints
     from modelmonitor.core.jobs import JobSettings
     from modelmonitor.edge import handlers
     from modelmonitor.engine.job_runner import JobRunner
     from modelmonitor.engine.runloop import ModeRunner
     from modelmonitor.engine.runner import InlineRunner
+    from modelmonitor.engine.slots import RunSlots
     from modelmonitor.sources.base import Clients
     from modelmonitor.sources.payload.store import PayloadStore
     from modelmonitor.sources.reference import ReferenceCache
@@ -81,36 +86,48 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     except RuntimeError as exc:
         log.error("%s", exc)
         return 1
+    try:
+        servers = api_server_endpoints([api_client.configuration.host, cfg.api_service])
+        outbound = Outbound(cfg.outbound_policy().with_api_servers(servers), cfg.response_limits)
+    except ValueError as exc:
+        log.error("outbound settings: %s", exc)
+        return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
-    payloads = PayloadStore()
+    payloads = PayloadStore(max_bytes=cfg.payload_max_bytes)
     metrics.watch_payloads(payloads)
+    metrics.watch_outbound(outbound)
     inline = InlineRunner(
         Clients(
-            references=ReferenceCache(kube, limits=cfg.reference_limits),
+            references=ReferenceCache(kube, outbound=outbound, limits=cfg.reference_limits),
             lookup=kube,
             resolution=cfg.resolution(),  # type: ignore[arg-type]
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
             payloads=payloads,
+            outbound=outbound,
         )
     )
     job_env = {
         "ENDPOINT_RESOLUTION": cfg.endpoint_resolution,
         "PROMETHEUS_MIN_WINDOW_SECONDS": f"{cfg.prometheus_min_window_seconds:g}",
         "LOG_FORMAT": cfg.log_format,
+        **cfg.outbound_env(),
         **cfg.reference_limits_env(),
     }
-    jobs = JobRunner(kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env))
+    slots = RunSlots(cfg.max_concurrent_runs, cfg.max_runs_per_namespace)
+    jobs = JobRunner(
+        kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env), slots=slots
+    )
     runner = ModeRunner(inline, jobs)
     context = handlers.OperatorContext(
         cfg,
         kube,
         metrics,
         runner,
-        asyncio.Semaphore(cfg.max_concurrent_runs),
+        slots,
         payloads=payloads,
         payload_port=cfg.payload_port,
-        remediator=(remediation or remediator_factory(cfg))(KubePaths(api_client)),
+        remediator=(remediation or remediator_factory(cfg, outbound))(KubePaths(api_client)),
     )
     handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)

@@ -11,7 +11,11 @@ Two steps, each one conflict-safe status write:
 
 An operator killed between the two finds the request still pending after its restart
 and carries it out then; executors mark what they change with the request id, so one
-killed after acting but before recording does not act twice.
+killed after acting but before recording does not act twice. The Events of the intent
+(``IncidentConfirmed``, ``ActionPlanned``) are keyed (:mod:`modelmonitor.core.events`)
+and posted by :meth:`Remediator.announce` before acting: after a restart
+:meth:`Remediator.announcements` rebuilds them from the recorded intent, and the API
+server's refusal of a second Event of the same name keeps each to one.
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ from typing import Any, Protocol
 from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
-from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi
+from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
+from modelmonitor.core.events import build_event
 from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
     Decision,
     Note,
-    Observation,
     PolicyContext,
     Signal,
     history_entry,
@@ -83,6 +87,10 @@ class Remediation(Protocol):
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]: ...
 
+    def announcements(self, obj: Mapping[str, Any], spec: MonitorSpec) -> list[Event]: ...
+
+    def announce(self, obj: Mapping[str, Any], events: Sequence[Event]) -> None: ...
+
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
     ) -> ActionResult: ...
@@ -120,6 +128,12 @@ class NoRemediation:
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
         return []
+
+    def announcements(self, obj: Mapping[str, Any], spec: MonitorSpec) -> list[Event]:
+        return []
+
+    def announce(self, obj: Mapping[str, Any], events: Sequence[Event]) -> None:
+        return None
 
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
@@ -212,7 +226,7 @@ class Remediator:
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
-        events = list(_transition_events(decision, obs, spec))
+        events = list(_transition_events(decision, spec))
         entries = []
         for note in decision.notes:
             entries.append(
@@ -227,15 +241,7 @@ class Remediator:
                 )
             )
             events.append(Event("Warning", note.reason, f"{note.action}: {note.message}"))
-        for request in decision.requests:
-            what = "dry run of" if request.dry_run else "carrying out"
-            events.append(
-                Event(
-                    "Warning" if not request.dry_run else "Normal",
-                    "ActionPlanned",
-                    f"{what} {request.action} ({request.id}) for incident {request.incident}",
-                )
-            )
+        events.extend(planned_event(request) for request in decision.requests)
         if entries:
             history = with_history(status, entries)
             result.update(history)
@@ -255,6 +261,51 @@ class Remediator:
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
         """What a previous decision wrote and nobody has recorded a result for."""
         return pending_requests(obj)
+
+    def announcements(self, obj: Mapping[str, Any], spec: MonitorSpec) -> list[Event]:
+        """The keyed Events the recorded intent promises: posted before, or to post now.
+
+        For the requests still pending: their incident's ``IncidentConfirmed`` and each
+        one's ``ActionPlanned``, with the messages :meth:`plan` gave them.
+        """
+        incident = read_incident(obj.get("status") or {})
+        requests = pending_requests(obj)
+        events: list[Event] = []
+        confirmed = incident.state in (IncidentState.BREACHED, IncidentState.REMEDIATING)
+        if confirmed and incident.id and any(r.incident == incident.id for r in requests):
+            events.append(confirmed_event(incident, spec))
+        events.extend(planned_event(r) for r in requests)
+        return events
+
+    def announce(self, obj: Mapping[str, Any], events: Sequence[Event]) -> None:
+        """Post each keyed Event once: a second one of the same key is refused (409)."""
+        metadata = obj.get("metadata") or {}
+        namespace = str(metadata.get("namespace") or "default")
+        now = self.clock()
+        for event in events:
+            if not event.key:
+                continue
+            body = build_event(
+                monitor=obj,
+                key=event.key,
+                type_=event.type,
+                reason=event.reason,
+                message=event.message,
+                now=now,
+            )
+            try:
+                api = NamespacedApi(self.api, namespace)
+                api.create(resource_path("/api/v1", namespace, "events"), body)
+            except ApiError as exc:
+                if exc.status == 409:
+                    log.debug("%s (%s) was posted already", event.reason, event.key)
+                else:
+                    log.warning("cannot post %s (%s): %s", event.reason, event.key, exc)
+                continue
+            except Exception:  # an Event lost must never stop the action it announces
+                log.exception("cannot post %s (%s)", event.reason, event.key)
+                continue
+            log.info("%s: %s", event.reason, event.message)
 
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
@@ -374,22 +425,36 @@ def result_event(request: ActionRequest, result: ActionResult) -> Event:
     return Event("Normal" if good else "Warning", result.reason, result.message)
 
 
-def _transition_events(decision: Decision, obs: Observation, spec: MonitorSpec) -> Sequence[Event]:
+def confirmed_event(incident: Incident, spec: MonitorSpec) -> Event:
+    """``IncidentConfirmed``, keyed on the incident: from the record, as after a restart."""
+    return Event(
+        "Warning",
+        "IncidentConfirmed",
+        f"incident {incident.id}: {incident.breaches} breaching runs in a row "
+        f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {incident.reason}"[:1024],
+        key=f"IncidentConfirmed/{incident.id}",
+    )
+
+
+def planned_event(request: ActionRequest) -> Event:
+    """``ActionPlanned``, keyed on the request id: from the request, as status keeps it."""
+    what = "dry run of" if request.dry_run else "carrying out"
+    return Event(
+        "Warning" if not request.dry_run else "Normal",
+        "ActionPlanned",
+        f"{what} {request.action} ({request.id}) for incident {request.incident}",
+        key=f"ActionPlanned/{request.id}",
+    )
+
+
+def _transition_events(decision: Decision, spec: MonitorSpec) -> Sequence[Event]:
     if decision.transition is None:
         return ()
     old, new = decision.transition
     incident = decision.incident
     confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
     if new in confirmed and old not in confirmed:
-        runs = incident.breaches
-        return (
-            Event(
-                "Warning",
-                "IncidentConfirmed",
-                f"incident {incident.id}: {runs} breaching runs in a row "
-                f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {obs.reason}"[:1024],
-            ),
-        )
+        return (confirmed_event(incident, spec),)
     if new == IncidentState.RECOVERED or (
         new == IncidentState.HEALTHY and old in (IncidentState.BREACHED, IncidentState.REMEDIATING)
     ):
@@ -410,7 +475,9 @@ __all__ = [
     "Plan",
     "Remediation",
     "Remediator",
+    "confirmed_event",
     "is_paused",
     "pending_requests",
+    "planned_event",
     "result_event",
 ]

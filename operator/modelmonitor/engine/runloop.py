@@ -1,25 +1,29 @@
 """The per-monitor loop that schedules runs and writes their verdicts.
 
 One loop per ModelMonitor (a kopf daemon): it waits until the next run is due
-(:mod:`modelmonitor.core.scheduling`), takes one of the operator-wide run slots (bounded
-concurrency), asks the :class:`Runner` for a :class:`~modelmonitor.core.report.Report`,
-and writes the verdict (:mod:`modelmonitor.core.verdict`) to status with a conflict-safe
-patch, Events on transitions and metrics. A monitor never has two runs at once: the loop
-runs them one after another.
+(:mod:`modelmonitor.core.scheduling`), takes one of the operator-wide run slots within its
+namespace's share (:mod:`modelmonitor.engine.slots`), asks the :class:`Runner` for a
+:class:`~modelmonitor.core.report.Report` within the run's deadline
+(``spec.schedule.runTimeout``), and writes the verdict (:mod:`modelmonitor.core.verdict`)
+to status with a conflict-safe patch, Events on transitions and metrics. A monitor never
+has two runs at once: the loop runs them one after another. A job-mode run takes no slot
+here: its runner holds one only for its API calls, not while the Job runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelmonitor.core.incident import ActionRequest, ActionResult
-from modelmonitor.core.report import Report
+from modelmonitor.core.report import Report, timed_out
 from modelmonitor.core.scheduling import next_due, parse_time
 from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import ConditionType, find_condition
@@ -30,10 +34,15 @@ from modelmonitor.engine.remediation import (
     Revisions,
     result_event,
 )
+from modelmonitor.engine.run_failure import report_failure
+from modelmonitor.engine.slots import RunSlots
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_SECONDS = 5.0  # re-read the (live) spec at least this often while waiting
+# A job-mode runner stops waiting for its Job at the deadline itself (and deletes it);
+# the loop's own timeout, this much later, is the backstop if the API hangs.
+JOB_DEADLINE_MARGIN_SECONDS = 30.0
 
 
 class Runner(Protocol):
@@ -77,7 +86,7 @@ class Stopped(Protocol):
 class LoopDeps:
     runner: Runner
     writer: StatusWriter
-    slots: asyncio.Semaphore
+    slots: RunSlots
     post_event: Callable[[Event], None]
     on_verdict: Callable[[Report, Verdict, float], None]
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
@@ -122,6 +131,8 @@ async def run_loop(
         # left pending by a decision whose operator stopped before acting on it
         leftover = [r for r in deps.remediator.pending(body) if r.id not in done]
         if leftover:
+            # the intent's Events, which a stop right after recording it may have lost
+            await _post(body, deps.remediator.announcements(body, spec), deps)
             await _act(namespace, name, spec, leftover, body, done, deps)
         if not _ready(status):
             await stopped.wait(idle_seconds)  # invalid or not yet validated
@@ -138,24 +149,65 @@ async def run_loop(
         if delay > 0:
             await stopped.wait(min(delay, idle_seconds))
             continue
-        async with deps.slots:
+        async with _slot(deps.slots, namespace, spec):
             if stopped:
                 break
             lag = max(0.0, (deps.clock() - due).total_seconds())
+            started = deps.clock()
             try:
                 before = await _observe(namespace, spec, deps)
-                report = await deps.runner.run(namespace, name, spec, status)
+                report = await run_within_deadline(
+                    deps.runner, namespace, name, spec, status, deps.clock
+                )
                 after = await _observe(namespace, spec, deps)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("run of %s failed unexpectedly", key)
                 last_local = deps.clock()
+                await report_failure(namespace, name, spec, exc, started, lag, deps)
                 continue
         last_local = report.finished
         requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
         if requests:
             await _act(namespace, name, spec, requests, body, done, deps)
+
+
+def _slot(
+    slots: RunSlots, namespace: str, spec: MonitorSpec
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The loop holds a slot for an inline run; a job-mode runner takes its own, briefly."""
+    if spec.schedule.mode == "job":
+        return contextlib.nullcontext()
+    return slots.hold(namespace)
+
+
+async def run_within_deadline(
+    runner: Runner,
+    namespace: str,
+    name: str,
+    spec: MonitorSpec,
+    status: Mapping[str, Any],
+    clock: Callable[[], dt.datetime],
+) -> Report:
+    """One run, stopped at ``spec.schedule.runTimeout``: then a RunTimedOut report.
+
+    Stopping cancels the run (its requests are closed, its slot is freed at once); a
+    statistic already computing in a worker thread finishes there, unseen.
+    """
+    limit = spec.schedule.run_timeout_seconds
+    hard = limit + (JOB_DEADLINE_MARGIN_SECONDS if spec.schedule.mode == "job" else 0.0)
+    started = clock()
+    t0 = time.perf_counter()
+    deadline = asyncio.timeout(hard)
+    try:
+        async with deadline:
+            return await runner.run(namespace, name, spec, status)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the runner's own error, not the deadline
+        log.warning("run of %s/%s stopped at its deadline (%gs)", namespace, name, limit)
+        return timed_out(started, time.perf_counter() - t0, spec.schedule.mode, limit)
 
 
 async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:
@@ -196,11 +248,20 @@ async def _write(
         deps.post_event(event)
     deps.on_verdict(report, verdict, lag)
     plan = holder["plan"]
-    for event in plan.events:
-        deps.post_event(event)
+    await _post(written[0], plan.events, deps)
     for action, result in plan.results:
         deps.on_action(action, result)
     return tuple(plan.requests)
+
+
+async def _post(obj: Mapping[str, Any], events: Sequence[Event], deps: LoopDeps) -> None:
+    """Post Events; the keyed ones (an incident's intent) once, before anything is done."""
+    keyed = [e for e in events if e.key]
+    if keyed:
+        await asyncio.to_thread(deps.remediator.announce, obj, keyed)
+    for event in events:
+        if not event.key:
+            deps.post_event(event)
 
 
 async def _act(

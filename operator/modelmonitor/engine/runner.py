@@ -31,6 +31,7 @@ from modelmonitor.core.report import (
     SLOOutcome,
 )
 from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.spec.drift_options import drift_options
 from modelmonitor.core.stats import analyze
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality
@@ -145,7 +146,7 @@ class InlineRunner:
                 "insufficient_data",
                 message=f"{current.n_rows} samples < minSamples {spec.drift.min_samples}",
             )
-        methods = {f.name: f.method for f in spec.features if f.method and f.method != "auto"}
+        options = drift_options(spec.drift, spec.features, features)
         try:
             report = await asyncio.to_thread(
                 analyze,
@@ -153,8 +154,9 @@ class InlineRunner:
                 _align(current, features),
                 features=features,
                 method=spec.drift.method,
-                methods=methods or None,
+                methods=options.methods,
                 threshold=spec.drift.threshold,
+                thresholds=options.thresholds,
                 correction=spec.drift.correction,
                 drift_share=spec.drift.drift_share,
             )

@@ -26,7 +26,9 @@ from modelmonitor.core.status import (
 from modelmonitor.engine.references import check_references
 
 # Phases that a monitoring run sets; a spec change keeps them until the next run.
-RUN_PHASES = frozenset({Phase.HEALTHY, Phase.DRIFTED, Phase.BREACHED, Phase.DEGRADED})
+RUN_PHASES = frozenset(
+    {Phase.HEALTHY, Phase.DRIFTED, Phase.BREACHED, Phase.DEGRADED, Phase.NO_DATA}
+)
 # Reasons that a later change elsewhere in the cluster can cure (re-checked on a timer).
 RECHECK_REASONS = frozenset(
     {

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.dataset import Column, Dataset, Feature
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
@@ -53,6 +54,7 @@ class Clients:
     transport: Transport | None = None  # tests only; production opens an HTTP session
     payloads: PayloadStore | None = None  # the collector's windows (inline mode only)
     prometheus_min_window_seconds: float = 60.0
+    outbound: Outbound = field(default_factory=Outbound)  # the fence every request goes through
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,14 @@ from typing import Any, Literal, Protocol
 import aiohttp
 import numpy as np
 
+from modelmonitor.adapters.outbound import (
+    BufferBusy,
+    FenceError,
+    Outbound,
+    OutboundRefused,
+    describe,
+    find_refusal,
+)
 from modelmonitor.core.codecs.inference import (
     DEFAULT_JSON_PATH,
     PROTOCOLS,
@@ -44,9 +52,13 @@ from modelmonitor.core.codecs.inference import (
     prediction_values,
 )
 from modelmonitor.core.dataset import Dataset, FeatureType, FloatArray
+from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
+from modelmonitor.core.url_paths import has_dot_segment
 from modelmonitor.sources.probe_result import (
     ENDPOINT_UNREACHABLE,
+    OPERATOR_BUSY,
+    OUTBOUND_REFUSED,
     ErrorKind,
     ProbeErrors,
     ProbeResult,
@@ -55,19 +67,23 @@ from modelmonitor.sources.probe_result import (
     prediction_column,
 )
 
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-
-
 RETRYABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.HTTP_5XX})
 _NO_HTTP_ANSWER = frozenset({ErrorKind.CONNECTION, ErrorKind.TIMEOUT})
 
 
 class TransportError(Exception):
-    """A request that got no HTTP answer: ``kind`` is TIMEOUT or CONNECTION."""
+    """A request that got no HTTP answer: ``kind`` is TIMEOUT or CONNECTION; ``refused``
+    when the outbound fence refused the address (nothing was sent); ``unmeasured`` when
+    the answer was not read for the operator's own reasons (its body budget was spent):
+    neither counts for or against the endpoint."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, refused: bool = False, unmeasured: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.refused = refused
+        self.unmeasured = unmeasured
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -102,6 +118,10 @@ class ProbeConfig:
             problems.append(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
         if self.protocol in ("v1", "v2") and not self.model:
             problems.append(f"protocol {self.protocol} needs a model name")
+        elif self.protocol in ("v1", "v2") and self.model in (".", ".."):
+            problems.append(f"model name {self.model!r} would leave the inference path")
+        if self.protocol == "json" and has_dot_segment(self._json_path):
+            problems.append(f"path {self._json_path!r} may not contain '.' or '..' segments")
         if not self.url.startswith(("http://", "https://")):
             problems.append(f"url {self.url!r} must start with http:// or https://")
         if not self.timeout_seconds > 0:
@@ -116,14 +136,20 @@ class ProbeConfig:
             raise ValueError("; ".join(problems))
 
     @property
+    def _json_path(self) -> str:
+        path = self.path or DEFAULT_JSON_PATH
+        return path if path.startswith("/") else f"/{path}"
+
+    @property
     def request_path(self) -> str:
+        """The path, percent-quoted: what quoting cannot neutralise (``.``/``..``
+        segments, which HTTP clients collapse) is refused in __post_init__."""
         model = urllib.parse.quote(self.model or "", safe="")
         if self.protocol == "v1":
             return f"/v1/models/{model}:predict"
         if self.protocol == "v2":
             return f"/v2/models/{model}/infer"
-        path = self.path or DEFAULT_JSON_PATH
-        return path if path.startswith("/") else f"/{path}"
+        return urllib.parse.quote(self._json_path, safe="/:@!$&'()*+,;=-._~")
 
     @property
     def request_url(self) -> str:
@@ -188,8 +214,11 @@ def parse_response(config: ProbeConfig, payload: Any, n_rows: int) -> BatchOutpu
 
 @dataclass(frozen=True)
 class HttpReply:
+    """An answer; ``error`` when it could not be read (too large, a refused redirect)."""
+
     status: int
     body: bytes
+    error: str = ""
 
 
 class Transport(Protocol):
@@ -205,32 +234,33 @@ _CONNECT_TIMEOUTS: tuple[type[BaseException], ...] = tuple(
 
 
 class AiohttpTransport:
-    """The production transport over one aiohttp session (not owned: the caller closes it)."""
+    """The production transport over one fenced aiohttp session (not owned: the caller
+    closes it); bodies are read within ``fence.limits.probe`` bytes."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, max_body: int = MAX_RESPONSE_BYTES):
+    def __init__(self, session: aiohttp.ClientSession, fence: Outbound) -> None:
         self._session = session
-        self._max_body = max_body
+        self._fence = fence
 
     async def post(
         self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str]
     ) -> HttpReply:
         all_headers = {"Content-Type": "application/json", **headers}
         try:
-            async with self._session.post(
+            reply = await self._fence.fetch(
+                self._session,
+                "POST",
                 url,
+                cap=self._fence.limits.probe,
                 data=body,
                 headers=all_headers,
                 timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=timeout),
-            ) as resp:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > self._max_body:
-                        chunks = [b"response larger than the limit"]  # a bad response
-                        break
-                    chunks.append(chunk)
-                return HttpReply(resp.status, b"".join(chunks))
+            )
+        except OutboundRefused as exc:
+            raise TransportError(ErrorKind.CONNECTION, str(exc), refused=True) from exc
+        except BufferBusy as exc:
+            raise TransportError(ErrorKind.CONNECTION, str(exc), unmeasured=True) from exc
+        except FenceError as exc:  # answered, but not readable: too large, a redirect
+            return HttpReply(0, b"", error=str(exc))
         except _CONNECT_TIMEOUTS as exc:
             raise TransportError(
                 ErrorKind.CONNECTION, f"connect timeout after {timeout:g}s"
@@ -238,12 +268,9 @@ class AiohttpTransport:
         except TimeoutError as exc:
             raise TransportError(ErrorKind.TIMEOUT, f"no answer within {timeout:g}s") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(ErrorKind.CONNECTION, _describe(exc)) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+            refused = find_refusal(exc) is not None
+            raise TransportError(ErrorKind.CONNECTION, describe(exc, url), refused=refused) from exc
+        return HttpReply(reply.status, reply.body)
 
 
 # --- results ----------------------------------------------------------------------------
@@ -262,6 +289,8 @@ class _Outcome:
     kind: ErrorKind | None = None
     message: str = ""
     sent: bool = True
+    refused: bool = False  # the fence refused the address: nothing reached the endpoint
+    unmeasured: bool = False  # answered, but not read (the operator's budget): not an SLI
 
 
 def backoff_delay(attempt: int, config: ProbeConfig, rng: random.Random) -> float:
@@ -323,7 +352,11 @@ class _Prober:
             )
         except TransportError as exc:
             outcome.latency_ms = (self.clock() - start) * 1000.0
+            if exc.unmeasured:
+                outcome.kind, outcome.message, outcome.unmeasured = None, str(exc), True
+                return
             outcome.kind, outcome.message = exc.kind, str(exc)
+            outcome.refused = exc.refused
             self.unanswered += 1
         else:
             outcome.latency_ms = (self.clock() - start) * 1000.0
@@ -333,6 +366,9 @@ class _Prober:
     def _read(self, reply: HttpReply, batch: RowBatch, outcome: _Outcome) -> None:
         status = reply.status
         outcome.kind, outcome.message = None, ""
+        if reply.error:
+            outcome.kind, outcome.message = ErrorKind.BAD_RESPONSE, reply.error
+            return
         if 200 <= status < 300:
             try:
                 out = parse_response(self.config, decode_json(reply.body), batch.n_rows)
@@ -341,7 +377,8 @@ class _Prober:
                 )
                 outcome.probabilities = out.probabilities
             except BadResponseError as exc:
-                outcome.kind, outcome.message = ErrorKind.BAD_RESPONSE, str(exc)
+                # The reason may quote the body (field names, a snippet): keep it short.
+                outcome.kind, outcome.message = ErrorKind.BAD_RESPONSE, sanitize(str(exc))
             return
         detail = _error_detail(reply.body)
         if status >= 500:
@@ -367,7 +404,7 @@ def _error_detail(body: bytes) -> str:
                     text = str(payload[key])
                     break
         text = text or json.dumps(payload)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return sanitize(text)
 
 
 async def probe(
@@ -380,8 +417,11 @@ async def probe(
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    outbound: Outbound | None = None,
 ) -> ProbeResult:
     """Send ``rows`` to the endpoint and measure what comes back.
+
+    ``outbound``: the fence the requests go through (default: the strict one).
 
     ``features``: the model's inputs, in order (default: every column but
     ``label_column``). ``label_column``: the golden set's expected values. Raise
@@ -399,11 +439,23 @@ async def probe(
         return empty_result(config.prediction_type)
     started = clock()
     if transport is None:
-        connector = aiohttp.TCPConnector(limit=config.concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            outcomes = await _run(config, AiohttpTransport(session), batches, clock, sleep, rng)
+        fence = outbound or Outbound()
+        async with fence.session(limit=config.concurrency) as session:
+            outcomes = await _run(
+                config, AiohttpTransport(session, fence), batches, clock, sleep, rng
+            )
     else:
         outcomes = await _run(config, transport, batches, clock, sleep, rng)
+    sent = [o for o in outcomes if o.sent and not o.unmeasured]
+    if not sent and any(o.unmeasured for o in outcomes):
+        busy = next(o.message for o in outcomes if o.unmeasured)
+        message = f"{redact_url(config.request_url)}: {busy}"
+        return empty_result(config.prediction_type, failure=OPERATOR_BUSY, message=message)
+    if sent and all(o.refused for o in sent):
+        # A fence refusal is the monitor's configuration, not the model's availability:
+        # no request counts for or against an SLO.
+        message = f"{redact_url(config.request_url)}: {sent[0].message}"
+        return empty_result(config.prediction_type, failure=OUTBOUND_REFUSED, message=message)
     attempts = sum(o.attempts for o in outcomes)
     return _assemble(config, rows, label_column, outcomes, attempts, clock() - started)
 
@@ -428,7 +480,7 @@ def _assemble(
     attempts: int,
     duration: float,
 ) -> ProbeResult:
-    sent = [o for o in outcomes if o.sent]
+    sent = [o for o in outcomes if o.sent and not o.unmeasured]
     answered = [o for o in sent if o.values is not None]
     counts: dict[ErrorKind, int] = {}
     messages: dict[ErrorKind, list[str]] = {}
@@ -454,10 +506,10 @@ def _assemble(
     if sent and not answered and all(o.kind in _NO_HTTP_ANSWER for o in sent):
         failure = ENDPOINT_UNREACHABLE
         first = next(iter(messages.values()), [""])[0] if messages else ""
-        message = f"{config.request_url}: no answer to {len(sent)} request(s): {first}"
+        message = f"{redact_url(config.request_url)}: no answer to {len(sent)} request(s): {first}"
     return ProbeResult(
         n_sent=sum(o.rows.shape[0] for o in sent),
-        n_skipped=sum(o.rows.shape[0] for o in outcomes if not o.sent),
+        n_skipped=sum(o.rows.shape[0] for o in outcomes if not o.sent or o.unmeasured),
         predictions=prediction_column(values, config.prediction_type),
         rows=idx,
         latencies_ms=np.asarray([o.latency_ms for o in sent], dtype=np.float64),

@@ -23,6 +23,10 @@ from modelmonitor.core.codecs.inference import (
 from modelmonitor.core.dataset import CategoricalColumn, Column, FeatureType, FloatArray
 
 ENDPOINT_UNREACHABLE = "EndpointUnreachable"
+# The outbound fence refused the endpoint's address: a configuration problem, no SLI.
+OUTBOUND_REFUSED = "OutboundRefused"
+# No answer could be read for the operator's own reasons (its response buffer was spent).
+OPERATOR_BUSY = "OperatorBusy"
 
 
 BoolArray: TypeAlias = npt.NDArray[np.bool_]

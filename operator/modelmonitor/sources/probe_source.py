@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelmonitor.core.dataset import Column, Dataset
+from modelmonitor.core.outbound import redact_url
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.slo.budget import (
     EventCounts,
@@ -43,7 +44,12 @@ from modelmonitor.sources.base import (
 )
 from modelmonitor.sources.endpoint import EndpointResolutionError, resolve_endpoint
 from modelmonitor.sources.probe import config_from_spec, probe, sample_rows
-from modelmonitor.sources.probe_result import ProbeResult, unreachable_result
+from modelmonitor.sources.probe_result import (
+    OPERATOR_BUSY,
+    OUTBOUND_REFUSED,
+    ProbeResult,
+    unreachable_result,
+)
 from modelmonitor.sources.reference import ColumnPlan, LoadedReference, ReferenceLoadError
 
 
@@ -139,10 +145,19 @@ async def _probe(
     )
     rows = sample_rows(pool, probe_spec.samples)
     result = await probe(
-        config, rows, features=inputs, label_column=label, transport=ctx.clients.transport
+        config,
+        rows,
+        features=inputs,
+        label_column=label,
+        transport=ctx.clients.transport,
+        outbound=ctx.clients.outbound,
     )
+    if result.failure in (OUTBOUND_REFUSED, OPERATOR_BUSY):
+        problems.append(Problem(result.failure, result.failure_message))
+        return result, None
     if result.unreachable:
-        problems.append(Problem("EndpointUnreachable", f"{resolved.url}: {result.failure_message}"))
+        shown = redact_url(resolved.url)
+        problems.append(Problem("EndpointUnreachable", f"{shown}: {result.failure_message}"))
         return result, None
     answered = rows.take(result.rows)
     columns: dict[str, Column] = {}

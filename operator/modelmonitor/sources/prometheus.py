@@ -29,6 +29,14 @@ from typing import Any
 
 import aiohttp
 
+from modelmonitor.adapters.outbound import (
+    BufferBusy,
+    FenceError,
+    Outbound,
+    describe,
+    find_refusal,
+)
+from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.slo.budget import (
     EventCounts,
     counts_from_values,
@@ -56,6 +64,10 @@ class PrometheusError(Exception):
 
 class PrometheusUnavailable(PrometheusError):  # noqa: N818 (named as the Degraded reason)
     """The server could not be asked: refused, unresolvable, timed out, or 5xx."""
+
+
+class PrometheusRefused(PrometheusUnavailable):
+    """The outbound fence refused Prometheus' address (a setting or the URL to fix)."""
 
 
 class PrometheusQueryError(PrometheusError):
@@ -158,21 +170,24 @@ class RangeResult:
 class PrometheusClient:
     """Queries one Prometheus server. Use as ``async with PrometheusClient(url) as prom``.
 
-    Pass ``session`` to share an :class:`aiohttp.ClientSession` (it is then not closed
-    here). ``timeout_seconds`` bounds each request, and is also sent to Prometheus as
-    the query's evaluation timeout.
+    Every request goes through ``fence`` (default: the strict outbound fence), which
+    checks the address, follows same-origin redirects only and caps the body at
+    ``fence.limits.prometheus`` bytes. ``timeout_seconds`` bounds each request, and is
+    also sent to Prometheus as the query's evaluation timeout. Messages name the URL
+    without userinfo or query (``shown``).
     """
 
     url: str
     timeout_seconds: float = 5.0
-    session: aiohttp.ClientSession | None = None
+    fence: Outbound = field(default_factory=Outbound)
     headers: Mapping[str, str] = field(default_factory=dict)
     _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
+        self.shown = redact_url(self.url)
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"Prometheus URL must start with http:// or https://: {self.url!r}")
+            raise ValueError(f"Prometheus URL must start with http:// or https://: {self.shown}")
         if not self.timeout_seconds > 0:
             raise ValueError("timeout_seconds must be > 0")
 
@@ -193,10 +208,8 @@ class PrometheusClient:
             self._own_session = None
 
     def _session(self) -> aiohttp.ClientSession:
-        if self.session is not None:
-            return self.session
         if self._own_session is None or self._own_session.closed:
-            self._own_session = aiohttp.ClientSession(headers=dict(self.headers))
+            self._own_session = self.fence.session(headers=dict(self.headers))
         return self._own_session
 
     # -- queries -----------------------------------------------------------------------------
@@ -216,8 +229,8 @@ class PrometheusClient:
             else:
                 raise PrometheusResponseError(
                     f"instant query {_short(promql)} gave an unusable result type "
-                    f"{result_type!r} (expected a vector or a scalar)",
-                    url=self.url,
+                    f"{sanitize(repr(result_type), 60)} (expected a vector or a scalar)",
+                    url=self.shown,
                     query=promql,
                 )
         except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -226,7 +239,7 @@ class PrometheusClient:
             query=promql,
             result_type=str(result_type),
             samples=samples,
-            warnings=tuple(str(w) for w in data.get("_warnings", ())),
+            warnings=_warnings(data),
         )
 
     async def query_value(self, promql: str, *, at: float | None = None) -> float | NoData:
@@ -251,9 +264,9 @@ class PrometheusClient:
         data = await self._post(API_QUERY_RANGE, form, promql)
         if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
             raise PrometheusResponseError(
-                f"range query {_short(promql)} gave result type {data.get('resultType')!r}, "
-                "expected a matrix",
-                url=self.url,
+                f"range query {_short(promql)} gave result type "
+                f"{sanitize(repr(data.get('resultType')), 60)}, expected a matrix",
+                url=self.shown,
                 query=promql,
             )
         try:
@@ -269,7 +282,7 @@ class PrometheusClient:
         return RangeResult(
             query=promql,
             series=series,
-            warnings=tuple(str(w) for w in data.get("_warnings", ())),
+            warnings=_warnings(data),
         )
 
     # -- transport ---------------------------------------------------------------------------
@@ -277,61 +290,75 @@ class PrometheusClient:
         endpoint = f"{self.url}{path}"
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
         try:
-            async with self._session().post(endpoint, data=dict(form), timeout=timeout) as resp:
-                status = resp.status
-                text = await resp.text(errors="replace")
-                body = _json_or_none(text)
+            reply = await self.fence.fetch(
+                self._session(),
+                "POST",
+                endpoint,
+                cap=self.fence.limits.prometheus,
+                data=dict(form),
+                timeout=timeout,
+            )
         except TimeoutError as exc:
             raise PrometheusUnavailable(
-                f"Prometheus at {self.url} did not answer within {self.timeout_seconds:g}s",
-                url=self.url,
+                f"Prometheus at {self.shown} did not answer within {self.timeout_seconds:g}s",
+                url=self.shown,
                 query=promql,
             ) from exc
-        except aiohttp.ClientError as exc:
-            raise PrometheusUnavailable(
-                f"Prometheus at {self.url} is unreachable: {exc.__class__.__name__}: {exc}",
-                url=self.url,
-                query=promql,
-            ) from exc
-        return self._check(status, text, body, promql)
+        except (FenceError, aiohttp.ClientError, OSError) as exc:
+            detail = describe(exc, endpoint)
+            error: type[PrometheusError]
+            if find_refusal(exc) is not None:
+                message, error = f"Prometheus at {self.shown}: {detail}", PrometheusRefused
+            elif isinstance(exc, BufferBusy):  # the operator's budget, not Prometheus' fault
+                message, error = f"Prometheus at {self.shown}: {detail}", PrometheusUnavailable
+            elif isinstance(exc, FenceError):  # too large, a redirect: not an API answer
+                message, error = f"Prometheus at {self.shown}: {detail}", PrometheusResponseError
+            else:
+                message, error = (
+                    f"Prometheus at {self.shown} is unreachable: {detail}",
+                    PrometheusUnavailable,
+                )
+            raise error(message, url=self.shown, query=promql) from exc
+        text = reply.body.decode("utf-8", "replace")
+        return self._check(reply.status, text, _json_or_none(text), promql)
 
     def _check(self, status: int, text: str, body: Any, promql: str) -> dict[str, Any]:
         error_type = str(body.get("errorType", "")) if isinstance(body, dict) else ""
-        error = str(body.get("error", "")) if isinstance(body, dict) else ""
+        error = sanitize(str(body.get("error", ""))) if isinstance(body, dict) else ""
         if status in (400, 422) and error:
             kind = "refused" if status == 400 else "could not execute"
             raise PrometheusQueryError(
                 f"Prometheus {kind} the query {_short(promql)}: {error}",
-                url=self.url,
+                url=self.shown,
                 query=promql,
                 error_type=error_type,
             )
         if status >= 500 or error_type in ("timeout", "canceled", "unavailable"):
             detail = error or _snippet(text) or f"HTTP {status}"
             raise PrometheusUnavailable(
-                f"Prometheus at {self.url} answered HTTP {status}: {detail}",
-                url=self.url,
+                f"Prometheus at {self.shown} answered HTTP {status}: {detail}",
+                url=self.shown,
                 query=promql,
             )
         if not isinstance(body, dict):
             raise PrometheusResponseError(
-                f"{self.url} answered HTTP {status} with something that is not a Prometheus "
+                f"{self.shown} answered HTTP {status} with something that is not a Prometheus "
                 f"API response ({_snippet(text) or 'empty body'}); is this a Prometheus URL?",
-                url=self.url,
+                url=self.shown,
                 query=promql,
             )
         if status != 200 or body.get("status") != "success":
             raise PrometheusResponseError(
-                f"{self.url} answered HTTP {status}, status {body.get('status')!r}: "
-                f"{error or _snippet(text)}",
-                url=self.url,
+                f"{self.shown} answered HTTP {status}, status "
+                f"{sanitize(repr(body.get('status')), 60)}: {error or _snippet(text)}",
+                url=self.shown,
                 query=promql,
             )
         data = body.get("data")
         if not isinstance(data, dict):
             raise PrometheusResponseError(
-                f"{self.url}: response to {_short(promql)} has no data object",
-                url=self.url,
+                f"{self.shown}: response to {_short(promql)} has no data object",
+                url=self.shown,
                 query=promql,
             )
         warnings = body.get("warnings")
@@ -341,8 +368,9 @@ class PrometheusClient:
 
     def _malformed(self, promql: str, exc: Exception) -> PrometheusResponseError:
         return PrometheusResponseError(
-            f"{self.url}: malformed result for {_short(promql)}: {exc.__class__.__name__}: {exc}",
-            url=self.url,
+            f"{self.shown}: malformed result for {_short(promql)}: "
+            f"{exc.__class__.__name__}: {sanitize(str(exc))}",
+            url=self.shown,
             query=promql,
         )
 
@@ -374,6 +402,11 @@ def _sample(item: Any) -> Sample:
     return Sample(labels=_labels(item), value=_number(value), timestamp=float(timestamp))
 
 
+def _warnings(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Prometheus' warnings, the first few, each short and printable."""
+    return tuple(sanitize(str(w)) for w in list(data.get("_warnings", ()))[:5])
+
+
 def _json_or_none(text: str) -> Any:
     try:
         return json.loads(text)
@@ -389,8 +422,8 @@ def _short(query: str) -> str:
 
 
 def _snippet(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A short, printable piece of a body: never more of it reaches status."""
+    return sanitize(text, limit)
 
 
 # -- SLOs from Prometheus ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from modelmonitor.sources.base import Gathered, RunContext
 from modelmonitor.sources.prometheus import (
     PrometheusClient,
     PrometheusError,
+    PrometheusRefused,
     PrometheusUnavailable,
     evaluate_prometheus_slo,
 )
@@ -37,7 +38,7 @@ class PrometheusSource:
         now = ctx.started.timestamp()
         min_window = ctx.clients.prometheus_min_window_seconds
         async with PrometheusClient(
-            prometheus.url, timeout_seconds=prometheus.timeout_seconds
+            prometheus.url, timeout_seconds=prometheus.timeout_seconds, fence=ctx.clients.outbound
         ) as client:
             results = await asyncio.gather(
                 *(
@@ -70,7 +71,9 @@ async def _evaluate(
             client, slo, now=now, history=history, min_window_seconds=min_window
         )
     except PrometheusError as exc:
-        if isinstance(exc, PrometheusUnavailable):
+        if isinstance(exc, PrometheusRefused):
+            reason, what = "OutboundRefused", "outbound request refused"
+        elif isinstance(exc, PrometheusUnavailable):
             reason, what = "PrometheusUnavailable", "Prometheus unavailable"
         else:
             reason, what = "PrometheusQueryFailed", "query failed"

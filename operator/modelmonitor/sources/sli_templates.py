@@ -44,6 +44,12 @@ from modelmonitor.core.slo.budget import format_duration
 from modelmonitor.core.spec import SLOSpec
 
 WINDOW_PLACEHOLDER = re.compile(r"\$\{window\}|\$window\b")
+# PromQL string literals ("..." and '...' with backslash escapes, `...` raw): text a user
+# wrote, such as a label value, where a placeholder is never replaced.
+_STRING_OR_WINDOW = re.compile(
+    r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`|' + WINDOW_PLACEHOLDER.pattern
+)
+_SELECTOR_PLACEHOLDER = re.compile(r"\{selector(?:_and)?\}")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -162,13 +168,17 @@ def label_matchers(labels: Mapping[str, str], regex: Mapping[str, str] | None = 
 
 
 def render_window(query: str, window_seconds: float) -> str:
-    """Replace ``$window`` / ``${window}`` with a Prometheus duration."""
-    return WINDOW_PLACEHOLDER.sub(format_duration(window_seconds), query)
+    """Replace ``$window`` / ``${window}`` with a Prometheus duration, outside string
+    literals only: ``job="$window"`` is a label value the user wrote and stays."""
+    duration = format_duration(window_seconds)
+    return _STRING_OR_WINDOW.sub(
+        lambda m: duration if WINDOW_PLACEHOLDER.fullmatch(m.group()) else m.group(), query
+    )
 
 
 def has_window(query: str) -> bool:
-    """Whether a query can be asked per window (it mentions ``$window``)."""
-    return WINDOW_PLACEHOLDER.search(query) is not None
+    """Whether a query can be asked per window (``$window`` outside string literals)."""
+    return any(WINDOW_PLACEHOLDER.fullmatch(m.group()) for m in _STRING_OR_WINDOW.finditer(query))
 
 
 def _selector_labels(
@@ -196,8 +206,12 @@ def render_error_ratio(
     selector_and = "{" + (matchers + "," if matchers else "")
 
     def fill(query: str) -> str:
-        text = query.replace("{selector_and}", selector_and).replace("{selector}", selector)
-        return render_window(text, window_seconds)
+        # the window first, then the selectors in one pass: a label value the user wrote
+        # ("$window", "{selector}") is never read as a placeholder
+        text = render_window(query, window_seconds)
+        return _SELECTOR_PLACEHOLDER.sub(
+            lambda m: selector_and if m.group() == "{selector_and}" else selector, text
+        )
 
     return ErrorRatioQueries(errors=fill(t.errors), total=fill(t.total))
 

@@ -17,10 +17,12 @@ from modelmonitor.actions.notify import (
     HttpResponse,
     build_payload,
     execute_notify,
+    fenced_post,
 )
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import ActionsSpec, MonitorSpec, NotifySpec, ReferenceSpec, TargetSpec
 from tests.unit.actions.fake_api import FakeApi
+from tests.unit.loopback import LOOPBACK_ALLOWED
 from tests.webhook import WebhookRecorder
 
 NOW = datetime(2026, 11, 26, 15, 45, 3, tzinfo=UTC)
@@ -78,6 +80,7 @@ def hook() -> Iterator[WebhookRecorder]:
 def notify(url: str, fmt: str = "json", **kwargs: Any) -> tuple[ActionResult, Sleeps]:
     sleeps = Sleeps()
     kwargs.setdefault("now", lambda: NOW)
+    kwargs.setdefault("post", fenced_post(LOOPBACK_ALLOWED))
     result = execute_notify(
         api_with_url(url), make_spec(fmt), make_request(), sleep=sleeps, **kwargs
     )

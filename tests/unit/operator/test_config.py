@@ -95,6 +95,49 @@ def test_retrain_service_accounts_default_to_the_namespace_default_only() -> Non
     assert load_config(env=env).retrain_service_accounts == ("trainer", "default")
 
 
+def test_run_slots_and_the_per_namespace_cap() -> None:
+    cfg = load_config(env={})
+    assert (cfg.max_concurrent_runs, cfg.max_runs_per_namespace) == (16, 0)  # 0: fair share
+    cfg = load_config(env={"MAX_CONCURRENT_RUNS": "32", "MAX_RUNS_PER_NAMESPACE": "4"})
+    assert (cfg.max_concurrent_runs, cfg.max_runs_per_namespace) == (32, 4)
+    for name, bad in (("MAX_RUNS_PER_NAMESPACE", "-1"), ("MAX_CONCURRENT_RUNS", "0")):
+        with pytest.raises(ValueError, match=f"{name}='{bad}' is not a whole number"):
+            load_config(env={name: bad})
+
+
+def test_payload_url_and_byte_budget() -> None:
+    cfg = load_config(env={})
+    assert cfg.payload_url == "http://modelmonitor-payload.modelmonitor-system.svc:8082"
+    assert cfg.payload_max_bytes == 256 * 1024 * 1024
+    cfg = load_config(
+        env={"PAYLOAD_URL": "https://collector.ml.svc:9000/", "PAYLOAD_MAX_BYTES": "1048576"}
+    )
+    assert cfg.payload_url == "https://collector.ml.svc:9000"
+    assert cfg.payload_max_bytes == 1048576
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://x",
+        "collector:8082",
+        "http://user:pw@x",
+        "http://x/?token=1",
+        "http://x/#f",
+        "http://",
+    ],
+)
+def test_bad_payload_url(url: str) -> None:
+    with pytest.raises(ValueError, match="PAYLOAD_URL"):
+        load_config(env={"PAYLOAD_URL": url})
+
+
+@pytest.mark.parametrize("value", ["0", "1000", "-5", "1e9", "lots"])
+def test_bad_payload_byte_budget(value: str) -> None:
+    with pytest.raises(ValueError, match="PAYLOAD_MAX_BYTES"):
+        load_config(env={"PAYLOAD_MAX_BYTES": value})
+
+
 def test_reference_limits_are_settings_passed_on_to_job_pods() -> None:
     from modelmonitor.core.limits import REFERENCE_LIMITS
 

@@ -28,6 +28,7 @@ from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import HttpReply
 from modelmonitor.sources.reference import ReferenceCache
 from modelmonitor.sources.registry import Registry, UnknownSourceError
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 ENDPOINT = "http://model.test"
@@ -97,9 +98,10 @@ def runner(
 ) -> InlineRunner:
     objects = objects or Objects()
     clients = Clients(
-        references=ReferenceCache(objects),
+        references=ReferenceCache(objects, outbound=LOOPBACK_ALLOWED),
         lookup=objects,
         clock=lambda: NOW,
+        outbound=LOOPBACK_ALLOWED,
         transport=model or Model(),
         payloads=payloads,
         **kw,
@@ -155,6 +157,38 @@ def test_probe_without_a_golden_set_sends_the_reference_and_checks_predictions_o
     assert report.model_quality is not None  # the reference has the label column
     assert report.model_quality["rows"] == 60
     assert "sloHistory" not in report.details
+
+
+GOLDEN_PROBE = {"probe": {"samples": 1000, "retries": 0, "dataset": {"inline": GOLDEN}}}
+
+
+def test_ks_with_a_categorical_prediction_judges_the_prediction_by_auto() -> None:
+    # ks fits x, not the categorical prediction: the prediction is judged by auto's test
+    # at alpha (not ks's 0.01), the report names the method used, and the run succeeds
+    spec = monitor(drift={"minSamples": 10, "method": "ks", "threshold": 0.01}, data=GOLDEN_PROBE)
+    report = run(spec)
+    assert report.problems == ()
+    assert report.drift.status == "ok"
+    used = {f.name: (f.method, f.threshold) for f in report.drift.features}
+    assert used["x"] == ("ks", 0.01)
+    assert used["prediction"][0] in ("chi2", "fisher", "ztest")
+    assert used["prediction"][1] == 0.05
+
+
+def test_a_feature_threshold_flips_that_feature_in_a_run() -> None:
+    # the golden set moved x by ~2 reference sd: wasserstein far above 0.1, below 5
+    def x_drifted(feature: dict[str, Any]) -> bool:
+        spec = monitor(
+            features=[{"name": "x", "type": "numerical", **feature}],
+            drift={"minSamples": 10, "method": "wasserstein"},
+            data=GOLDEN_PROBE,
+        )
+        x = next(f for f in run(spec).drift.features if f.name == "x")
+        return x.drifted
+
+    assert x_drifted({})
+    assert not x_drifted({"threshold": 5})
+    assert not x_drifted({"method": "psi", "threshold": 10})
 
 
 def test_an_unreachable_endpoint_is_a_problem_and_no_drift_verdict() -> None:
@@ -213,7 +247,7 @@ def log_events(store: PayloadStore, rows: Sequence[float]) -> None:
 def test_payload_log_window_is_the_current_data() -> None:
     store = PayloadStore()
     spec = payload_spec()
-    store.register("ml", "watch", spec)
+    store.register("ml", "watch", spec, "t" * 43)
     log_events(store, [4 + i / 10 for i in range(20)])
     report = run(spec, runner(payloads=store))
     assert report.problems == ()
@@ -227,7 +261,7 @@ def test_payload_log_window_is_the_current_data() -> None:
 def test_payload_log_below_min_samples_is_insufficient_data() -> None:
     store = PayloadStore()
     spec = payload_spec()
-    store.register("ml", "watch", spec)
+    store.register("ml", "watch", spec, "t" * 43)
     log_events(store, [1.0, 2.0])
     report = run(spec, runner(payloads=store))
     assert report.drift.status == "insufficient_data"
@@ -250,7 +284,7 @@ def test_payload_log_window_replaces_the_probe_answers() -> None:
         },
         data={"probe": {"samples": 1000}, "payloadLog": {"minSamples": 5}},
     )
-    store.register("ml", "watch", spec)
+    store.register("ml", "watch", spec, "t" * 43)
     report = run(spec, runner(payloads=store))
     assert report.drift.status == "insufficient_data"
     assert report.samples == 0

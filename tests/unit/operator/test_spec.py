@@ -35,6 +35,10 @@ def test_minimal_spec_gets_defaults() -> None:
     assert spec.target.kind == "Deployment"
     assert spec.schedule.interval_seconds == 60
     assert spec.schedule.mode == "inline"
+    assert spec.schedule.run_timeout_seconds == 600
+    assert (
+        parse_spec(with_changes(schedule={"runTimeout": "90s"})).schedule.run_timeout_seconds == 90
+    )
     assert spec.drift.method == "auto"
     assert spec.drift.correction == "bonferroni"
     assert spec.drift.drift_share == 0.5
@@ -60,6 +64,17 @@ def test_parse_duration_rejects(text: str) -> None:
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("interval too short", with_changes(schedule={"interval": "5s"}), "spec.schedule.interval"),
+    (
+        "run timeout above 1h",
+        with_changes(schedule={"runTimeout": "2h"}),
+        "spec.schedule.runTimeout",
+    ),
+    (
+        "run timeout below 1s",
+        with_changes(schedule={"runTimeout": "500ms"}),
+        "spec.schedule.runTimeout",
+    ),
+    ("run timeout a number", with_changes(schedule={"runTimeout": 30}), "spec.schedule.runTimeout"),
     ("bad kind", with_changes(target={"name": "x", "kind": "StatefulSet"}), "spec.target.kind"),
     ("no target", {"reference": MINIMAL["reference"]}, "spec.target"),
     (
@@ -204,6 +219,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
         else None,
         "spec.schedule.interval": "60s" if spec.schedule.interval_seconds == 60 else None,
         "spec.schedule.mode": spec.schedule.mode,
+        "spec.schedule.runTimeout": "10m" if spec.schedule.run_timeout_seconds == 600 else None,
         "spec.schedule.job.activeDeadlineSeconds": spec.schedule.job_active_deadline_seconds,
         "spec.reference.format": spec.reference.format,
         "spec.features[].type": spec.features[0].type,

@@ -84,7 +84,7 @@ def test_insufficient_data_is_unknown_not_healthy() -> None:
     )
     c = cond(v.status_patch, "DriftDetected")
     assert (c["status"], c["reason"]) == ("Unknown", "InsufficientData")
-    assert v.phase.value == "Pending"
+    assert v.phase.value == "NoData"  # a run finished: no longer Pending
     assert v.status_patch["drift"]["summary"] == "-"
 
 
@@ -163,3 +163,80 @@ def test_report_round_trips_through_json() -> None:
     assert back.slos[0].to_dict()["value"] == 412.0
     assert back.problems == r.problems
     assert back.finished == r.finished
+
+
+def test_a_monitor_that_measured_nothing_says_no_data_not_healthy() -> None:
+    # drift off, the only SLO without data: nothing was measured
+    v = decide(
+        report(DriftSummary("disabled"), (SLO("avail", None, "no data for the query"),)),
+        {},
+        generation=1,
+        now=NOW,
+    )
+    assert v.phase.value == "NoData"
+    assert cond(v.status_patch, "SLOBreached")["status"] == "Unknown"
+    assert cond(v.status_patch, "SLOBreached")["reason"] == "InsufficientData"
+    # and as soon as the SLO has data, it is a verdict again
+    met = decide(
+        report(DriftSummary("disabled"), (SLO("avail", True, "0.1% <= 1%"),)),
+        v.status_patch,
+        generation=1,
+        now=NOW,
+    )
+    assert met.phase.value == "Healthy"
+
+
+def test_drift_off_and_no_slo_at_all_is_no_data() -> None:
+    v = decide(report(DriftSummary("disabled")), {}, generation=1, now=NOW)
+    assert v.phase.value == "NoData"
+
+
+def test_failed_run_keeps_the_verdict_and_degrades() -> None:
+    from modelmonitor.core.verdict import failed_run
+
+    drifted_run = decide(report(drifted()), {}, generation=1, now=NOW)
+    later = NOW + dt.timedelta(seconds=30)
+    v = failed_run(
+        ValueError("bad\x1b[31m value"),
+        drifted_run.status_patch,
+        generation=2,
+        started=later - dt.timedelta(seconds=3),
+        now=later,
+        mode="inline",
+    )
+    assert v.phase.value == "Degraded"
+    assert v.status_patch["phase"] == "Degraded"
+    degraded = cond(v.status_patch, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "RunFailed")
+    assert (
+        degraded["message"]
+        == "the run failed: ValueError: bad [31m value; the last verdict is kept"
+    )
+    assert degraded["observedGeneration"] == 2
+    assert cond(v.status_patch, "DriftDetected")["status"] == "True"
+    assert v.status_patch["lastRun"] == {
+        "time": format_time(later),
+        "durationSeconds": 3.0,
+        "samples": 0,
+        "mode": "inline",
+    }
+    assert "drift" not in v.status_patch
+    assert "slos" not in v.status_patch
+    assert [(e.type, e.reason) for e in v.events] == [("Warning", "RunFailed")]
+    again = failed_run(
+        ValueError("bad"), v.status_patch, generation=2, started=later, now=later, mode="job"
+    )
+    assert again.events == ()  # no Event per failing run
+
+
+def test_failure_messages_are_short_and_carry_no_url_secrets() -> None:
+    from modelmonitor.core.verdict import MAX_FAILURE_MESSAGE, describe_failure
+
+    text = describe_failure(
+        RuntimeError("GET http://bob:hunter2@10.0.0.1/x?sig=abc#frag failed\nbody: secret")
+    )
+    assert text == "RuntimeError: GET http://10.0.0.1/x failed"
+    assert describe_failure(KeyError()) == "KeyError"
+    long = describe_failure(ValueError("x" * 5000))
+    assert len(long) == MAX_FAILURE_MESSAGE
+    assert long.endswith("...")

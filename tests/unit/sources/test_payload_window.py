@@ -372,33 +372,33 @@ def monitor_spec(
 
 def test_store_registers_resolves_and_forgets() -> None:
     store = PayloadStore()
-    w = store.register("ml", "m1", monitor_spec())
+    w = store.register("ml", "m1", monitor_spec(), "t" * 43)
     assert w is not None
     assert w.limits.window_seconds == 600.0
-    store.register("ml", "m2", monitor_spec())
-    store.register("ml", "m3", monitor_spec("other"))
-    store.register("ml", "m4", monitor_spec("iris", "Deployment"))
-    store.register("prod", "m5", monitor_spec())
+    store.register("ml", "m2", monitor_spec(), "t" * 43)
+    store.register("ml", "m3", monitor_spec("other"), "t" * 43)
+    store.register("ml", "m4", monitor_spec("iris", "Deployment"), "t" * 43)
+    store.register("prod", "m5", monitor_spec(), "t" * 43)
     assert store.resolve("ml", "iris") == ["m1", "m2"]
     assert store.window("ml", "m1") is w
-    assert store.register("ml", "m1", monitor_spec()) is w  # same spec: same window
+    assert store.register("ml", "m1", monitor_spec(), "t" * 43) is w  # same spec: same window
     assert store.forget("ml", "m1")
     assert not store.forget("ml", "m1")
     assert store.window("ml", "m1") is None
     assert store.resolve("ml", "iris") == ["m2"]
     no_log = MonitorSpec(target=TargetSpec("iris"), reference=ReferenceSpec(source="inline"))
-    assert store.register("ml", "m2", no_log) is None
+    assert store.register("ml", "m2", no_log, "t" * 43) is None
     assert store.window("ml", "m2") is None
     assert sorted(store) == [("ml", "m3"), ("ml", "m4"), ("prod", "m5")]
 
 
 def test_store_update_keeps_rows_and_applies_new_bounds() -> None:
     store = PayloadStore()
-    w = store.register("ml", "m", monitor_spec(max_samples=100))
+    w = store.register("ml", "m", monitor_spec(max_samples=100), "t" * 43)
     assert w is not None
     for i in range(10):
         feed(w, v1_pair(str(i), [[float(i), 0.0]], [0]))
-    assert store.register("ml", "m", monitor_spec(max_samples=4)) is w
+    assert store.register("ml", "m", monitor_spec(max_samples=4), "t" * 43) is w
     data = w.snapshot(T0, NUM)
     assert data is not None
     np.testing.assert_array_equal(data["a"], [6.0, 7.0, 8.0, 9.0])
@@ -406,10 +406,10 @@ def test_store_update_keeps_rows_and_applies_new_bounds() -> None:
 
 def test_store_update_stops_storing_columns_no_longer_monitored() -> None:
     store = PayloadStore()
-    w = store.register("ml", "m", monitor_spec())
+    w = store.register("ml", "m", monitor_spec(), "t" * 43)
     assert w is not None
     feed(w, v1_pair("1", [{"a": 1.0, "b": 2.0}], [0]))
-    store.register("ml", "m", monitor_spec(features=("a",)))
+    store.register("ml", "m", monitor_spec(features=("a",)), "t" * 43)
     feed(w, v1_pair("2", [{"a": 3.0, "b": 4.0}], [0]))
     data = w.snapshot(T0, NUM)
     assert data is not None
@@ -419,18 +419,20 @@ def test_store_update_stops_storing_columns_no_longer_monitored() -> None:
 
 def test_store_caps() -> None:
     store = PayloadStore(max_monitors=2, max_total_samples=1500)
-    store.register("ml", "a", monitor_spec(max_samples=1000))
+    store.register("ml", "a", monitor_spec(max_samples=1000), "t" * 43)
     with pytest.raises(PayloadStoreFullError, match="past 1500 samples"):
-        store.register("ml", "b", monitor_spec(max_samples=600))
-    store.register("ml", "b", monitor_spec(max_samples=500))
+        store.register("ml", "b", monitor_spec(max_samples=600), "t" * 43)
+    store.register("ml", "b", monitor_spec(max_samples=500), "t" * 43)
     with pytest.raises(PayloadStoreFullError, match="already collects for 2 monitors"):
-        store.register("ml", "c", monitor_spec(max_samples=1))
-    store.register("ml", "a", monitor_spec(max_samples=900))  # an update is no new monitor
+        store.register("ml", "c", monitor_spec(max_samples=1), "t" * 43)
+    store.register(
+        "ml", "a", monitor_spec(max_samples=900), "t" * 43
+    )  # an update is no new monitor
 
 
 def test_store_counters_and_rejections() -> None:
     store = PayloadStore()
-    w = store.register("ml", "m", monitor_spec())
+    w = store.register("ml", "m", monitor_spec(), "t" * 43)
     assert w is not None
     feed(w, v1_pair("1", [[1.0]], [0]))
     w.record_malformed()
@@ -447,5 +449,6 @@ def test_store_counters_and_rejections() -> None:
         "expired_rows": 0,
         "evicted_rows": 0,
         "truncated": 0,
+        "over_budget": 0,
     }
     assert store.rejected == {"unknown_monitor": 2}

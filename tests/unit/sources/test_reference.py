@@ -28,6 +28,7 @@ from modelmonitor.sources.reference import (
     build_reference,
 )
 from modelmonitor.sources.registry import UnknownSourceError
+from tests.unit.loopback import LOOPBACK_ALLOWED
 
 CSV = "amount,country\n1.5,de\n2.5,fr\n3.5,de\n"
 
@@ -142,18 +143,81 @@ def test_saved_profile_file(tmp_path: Any) -> None:
     profile = build_reference(ds, version="v", source="s").profile
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(profile.to_dict()))
-    loaded = run(
-        ReferenceCache(Objects()).load("ml", "m", ReferenceSpec(source="pvc", path=str(path)))
-    )
+    cache = ReferenceCache(Objects(), volume_root=str(tmp_path))
+    loaded = run(cache.load("ml", "m", ReferenceSpec(source="pvc", path="profile.json")))
     assert loaded.rows is None
     assert loaded.profile.n_rows == 50
 
 
 def test_missing_file(tmp_path: Any) -> None:
-    ref = ReferenceSpec(source="pvc", path=str(tmp_path / "nope.csv"))
+    ref = ReferenceSpec(source="pvc", claim_name="data", path="nope.csv")
     with pytest.raises(ReferenceLoadError) as info:
-        run(ReferenceCache(Objects()).load("ml", "m", ref))
+        run(ReferenceCache(Objects(), volume_root=str(tmp_path)).load("ml", "m", ref))
     assert info.value.reason == "ReferenceNotFound"
+    assert str(tmp_path) not in str(info.value)  # the path as the spec wrote it
+
+
+# -- pvc: the file is read inside the claim's mount, never outside ------------------------
+
+
+@pytest.fixture
+def volume(tmp_path: Any) -> Any:
+    """A mounted claim with ``data/ref.csv``, next to a file it must not reach."""
+    root = tmp_path / "mount"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "ref.csv").write_text(CSV)
+    (tmp_path / "token").write_text("amount,country\n9,secret\n")
+    return root
+
+
+def load_pvc(root: Any, path: str) -> Any:
+    ref = ReferenceSpec(source="pvc", claim_name="data", path=path)
+    return run(ReferenceCache(Objects(), volume_root=str(root)).load("ml", "m", ref))
+
+
+@pytest.mark.parametrize("path", ["data/ref.csv", "/data/ref.csv", "./data//ref.csv"])
+def test_pvc_path_is_inside_the_claim(volume: Any, path: str) -> None:
+    loaded = load_pvc(volume, path)
+    assert loaded.rows is not None
+    assert loaded.rows.n_rows == 3
+    assert loaded.source == f"pvc data: {path}"
+
+
+@pytest.mark.parametrize("path", ["../token", "data/../../token", "/../token", ".."])
+def test_pvc_path_that_climbs_out_is_refused(volume: Any, path: str) -> None:
+    with pytest.raises(ReferenceLoadError) as info:
+        load_pvc(volume, path)
+    assert info.value.reason == "ReferenceUnreadable"
+    assert "inside the volume" in str(info.value)
+
+
+def test_a_link_on_the_volume_that_leads_outside_is_refused(volume: Any) -> None:
+    (volume / "data" / "escape.csv").symlink_to(volume.parent / "token")
+    (volume / "up").symlink_to(volume.parent)
+    for path in ("data/escape.csv", "up/token"):
+        with pytest.raises(ReferenceLoadError) as info:
+            load_pvc(volume, path)
+        assert info.value.reason == "ReferenceUnreadable"
+        assert "leads outside the volume" in str(info.value)
+        assert "token" not in str(info.value).replace(path, "")  # the target is not named
+
+
+def test_a_link_that_stays_on_the_volume_is_followed(volume: Any) -> None:
+    (volume / "current.csv").symlink_to(volume / "data" / "ref.csv")
+    assert load_pvc(volume, "current.csv").rows.n_rows == 3
+
+
+def test_a_directory_is_not_a_reference(volume: Any) -> None:
+    with pytest.raises(ReferenceLoadError) as info:
+        load_pvc(volume, "/data/")
+    assert info.value.reason == "ReferenceNotFound"
+
+
+def test_a_pvc_reference_outside_a_job_pod_is_unavailable(volume: Any) -> None:
+    ref = ReferenceSpec(source="pvc", claim_name="data", path=str(volume / "data" / "ref.csv"))
+    with pytest.raises(ReferenceLoadError) as info:
+        run(ReferenceCache(Objects()).load("ml", "m", ref))  # no mount: the operator itself
+    assert info.value.reason == "ReferenceUnavailable"
 
 
 def test_extras_kept_when_present_and_typed() -> None:
@@ -208,7 +272,7 @@ def test_url_etag_and_size_limit() -> None:
     async def scenario() -> None:
         runner, base = await _serve(handler)
         try:
-            cache = ReferenceCache(Objects(), max_bytes=4096)
+            cache = ReferenceCache(Objects(), max_bytes=4096, outbound=LOOPBACK_ALLOWED)
             ref = ReferenceSpec(source="url", url=f"{base}/reference.csv")
             first = await cache.load("ml", "m", ref)
             second = await cache.load("ml", "m", ref)
@@ -226,7 +290,11 @@ def test_url_etag_and_size_limit() -> None:
 def test_unreachable_url() -> None:
     ref = ReferenceSpec(source="url", url="http://127.0.0.1:9/reference.csv")
     with pytest.raises(ReferenceLoadError) as info:
-        run(ReferenceCache(Objects(), http_timeout=2).load("ml", "m", ref))
+        run(
+            ReferenceCache(Objects(), http_timeout=2, outbound=LOOPBACK_ALLOWED).load(
+                "ml", "m", ref
+            )
+        )
     assert info.value.reason == "ReferenceUnavailable"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -257,6 +258,41 @@ def test_threshold_overrides() -> None:
     low = analyze(ref, cur, method="ttest", threshold=0.01, features=num).feature("amount")
     assert low.threshold == 0.01
     assert low.kind == "test"
+
+
+def test_per_feature_threshold_flips_that_feature_only() -> None:
+    # wasserstein (normed) of amount with a 0.15 sd shift is about 0.15: the default 0.1
+    # flags it; a looser 0.5 for amount alone clears it, a stricter 0.01 for age flags age
+    ref, cur = data(5000), data(5000, shift=0.15, seed=3)
+    nums = [Feature("amount", "numerical"), Feature("age", "numerical")]
+    base = analyze(ref, cur, method="wasserstein", features=nums)
+    assert base.feature("amount").drifted
+    assert not base.feature("age").drifted
+    own = analyze(
+        ref, cur, method="wasserstein", features=nums, thresholds={"amount": 0.5, "age": 0.01}
+    )
+    assert (own.feature("amount").threshold, own.feature("amount").drifted) == (0.5, False)
+    assert (own.feature("age").threshold, own.feature("age").drifted) == (0.01, True)
+    # a test's threshold is its level: 1e-300 clears a feature whose p-value is ~1e-30
+    num = [Feature("amount", "numerical")]
+    strict = analyze(ref, cur, method="ks", features=num, thresholds={"amount": 1e-300})
+    assert not strict.feature("amount").drifted
+    assert analyze(ref, cur, method="ks", features=num).feature("amount").drifted
+
+
+def test_global_threshold_belongs_to_the_global_method() -> None:
+    # drift.threshold 0.01 is ks's level; a feature given psi takes psi's default (0.2),
+    # not 0.01 (which would flag any noise), unless it has a threshold of its own
+    ref, cur = data(5000), data(5000, seed=3)
+    nums = [Feature("amount", "numerical"), Feature("age", "numerical")]
+    kw: dict[str, Any] = {"method": "ks", "threshold": 0.01, "features": nums}
+    report = analyze(ref, cur, methods={"amount": "psi"}, **kw)
+    assert report.feature("age").threshold == 0.01
+    assert report.feature("amount").threshold == 0.2
+    own = analyze(ref, cur, methods={"amount": "psi"}, thresholds={"amount": 0.3}, **kw)
+    assert own.feature("amount").threshold == 0.3
+    with pytest.raises(ValueError, match="threshold"):
+        analyze(ref, cur, thresholds={"amount": -1.0})
 
 
 def test_exact_profile_and_raw_reference_agree() -> None:

@@ -29,6 +29,10 @@ SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
 
 MIN_INTERVAL_SECONDS = 10.0
 MAX_INTERVAL_SECONDS = 24 * 3600.0
+# A run's deadline (spec.schedule.runTimeout): a run holds an operator-wide slot while it
+# lasts, so the CRD and the parser cap it.
+MIN_RUN_TIMEOUT_SECONDS = 1.0
+MAX_RUN_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class TargetSpec:
 class ScheduleSpec:
     interval_seconds: float = 60.0
     mode: Literal["inline", "job"] = "inline"
+    run_timeout_seconds: float = 600.0
     job_active_deadline_seconds: int = 600
     job_resources: Mapping[str, Any] = field(default_factory=dict)
 
@@ -95,9 +100,13 @@ class ProbeSpec:
     dataset: ReferenceSpec | None = None  # the probe set; None = a sample of the reference
 
 
+MAX_PAYLOAD_SAMPLES = 200_000
+
+
 @dataclass(frozen=True)
 class PayloadLogSpec:
     window_seconds: int = 3600
+    # min/maxSamples are at most MAX_PAYLOAD_SAMPLES (the CRD's maximum, see docs/sources.md)
     min_samples: int = 500
     max_samples: int = 50000
 

@@ -13,7 +13,7 @@ the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelmonitor.core.action_names import ActionName
@@ -23,7 +23,10 @@ from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
     MAX_INTERVAL_SECONDS,
+    MAX_PAYLOAD_SAMPLES,
+    MAX_RUN_TIMEOUT_SECONDS,
     MIN_INTERVAL_SECONDS,
+    MIN_RUN_TIMEOUT_SECONDS,
     NOTIFY_FORMATS,
     REFERENCE_FORMATS,
     SCHEDULE_MODES,
@@ -46,7 +49,9 @@ from modelmonitor.core.spec.model import (
 )
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
-from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY
+from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY, threshold_problem
+from modelmonitor.core.url_paths import path_segment_problem, url_path_problem
+from modelmonitor.core.volume_paths import volume_path_problem
 
 
 def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
@@ -115,8 +120,8 @@ def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
             service_name=service_name,
             service_port=service_port,
             url=url,
-            model=r.string(ep, "model", ep_path),
-            path=r.string(ep, "path", ep_path),
+            model=_url_piece(r, ep, "model", ep_path, path_segment_problem),
+            path=_url_piece(r, ep, "path", ep_path, url_path_problem),
             input_field=r.string(
                 json_map, "inputField", f"{ep_path}.json", default=EndpointSpec.input_field
             )
@@ -131,6 +136,22 @@ def _parse_target(r: FieldReader, spec: Mapping[str, Any]) -> TargetSpec | None:
     if name is None:
         return None
     return TargetSpec(name=name, kind=kind or TargetSpec.kind, endpoint=endpoint)  # type: ignore[arg-type]
+
+
+def _url_piece(
+    r: FieldReader,
+    data: Mapping[str, Any],
+    key: str,
+    path: str,
+    rule: Callable[[str], str | None],
+) -> str | None:
+    """An optional piece of the request URL's path; invalid: recorded, never used."""
+    value = r.string(data, key, path)
+    problem = rule(value) if value is not None else None
+    if problem is not None:
+        r.problem(f"{path}.{key}", problem)
+        return None
+    return value
 
 
 def _parse_reference(r: FieldReader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
@@ -174,11 +195,15 @@ def _parse_reference_like(
         return ReferenceSpec(source="url", format=fmt, url=url)
     if kind == "pvc":
         pvc = r.obj(data, "pvc", path) or {}
+        file = r.string(pvc, "path", f"{path}.pvc", required=True)
+        problem = None if file is None else volume_path_problem(file)
+        if problem is not None:
+            r.problem(f"{path}.pvc.path", problem)
         return ReferenceSpec(
             source="pvc",
             format=fmt,
             claim_name=r.name(pvc, "claimName", f"{path}.pvc", subdomain_problem),
-            path=r.string(pvc, "path", f"{path}.pvc", required=True),
+            path=file,
         )
     rows = data.get("inline")
     if not isinstance(rows, list) or not rows or not all(isinstance(x, Mapping) for x in rows):
@@ -194,10 +219,14 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
     if interval is not None and not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
         r.problem(f"{path}.interval", "must be between 10s and 24h")
     mode = r.string(data, "mode", path, default=ScheduleSpec.mode, choices=SCHEDULE_MODES)
+    timeout = r.duration(data, "runTimeout", path, default=ScheduleSpec.run_timeout_seconds)
+    if timeout is not None and not MIN_RUN_TIMEOUT_SECONDS <= timeout <= MAX_RUN_TIMEOUT_SECONDS:
+        r.problem(f"{path}.runTimeout", "must be between 1s and 1h")
     job = r.obj(data, "job", path) or {}
     return ScheduleSpec(
         interval_seconds=interval or ScheduleSpec.interval_seconds,
         mode=mode or ScheduleSpec.mode,  # type: ignore[arg-type]
+        run_timeout_seconds=timeout or ScheduleSpec.run_timeout_seconds,
         job_active_deadline_seconds=r.integer(
             job,
             "activeDeadlineSeconds",
@@ -303,10 +332,20 @@ def _parse_data(
                 high=604800,
             ),
             min_samples=r.integer(
-                pl, "minSamples", path, default=PayloadLogSpec.min_samples, low=1, high=1000000
+                pl,
+                "minSamples",
+                path,
+                default=PayloadLogSpec.min_samples,
+                low=1,
+                high=MAX_PAYLOAD_SAMPLES,
             ),
             max_samples=r.integer(
-                pl, "maxSamples", path, default=PayloadLogSpec.max_samples, low=1, high=1000000
+                pl,
+                "maxSamples",
+                path,
+                default=PayloadLogSpec.max_samples,
+                low=1,
+                high=MAX_PAYLOAD_SAMPLES,
             ),
         )
         if payload.min_samples > payload.max_samples:
@@ -486,6 +525,16 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
             check_method_fits(
                 r, f"spec.features[{i}] (spec.drift.method)", spec.drift.method, feature.type
             )
+    _check_thresholds(r, spec)
+    prediction_name = (spec.prediction or PredictionSpec()).name
+    for i, feature in enumerate(spec.features):
+        if feature.name == prediction_name:
+            r.problem(
+                f"spec.features[{i}].name",
+                f"{prediction_name!r} is also the prediction column (spec.prediction.name, "
+                "default 'prediction'): the model's output would replace this input; "
+                "rename one of them",
+            )
     if spec.prediction is not None:
         label = spec.prediction.label_column
         if label is not None and label in features:
@@ -495,3 +544,14 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
+
+
+def _check_thresholds(r: FieldReader, spec: MonitorSpec) -> None:
+    """Each threshold on its method's scale (a p-value level below 1, and so on)."""
+    drift = spec.drift
+    if drift.threshold is not None and (bad := threshold_problem(drift.method, drift.threshold)):
+        r.problem("spec.drift.threshold", f"{bad} (spec.drift.method {drift.method!r})")
+    for i, feature in enumerate(spec.features):
+        method = feature.method or drift.method
+        if feature.threshold is not None and (bad := threshold_problem(method, feature.threshold)):
+            r.problem(f"spec.features[{i}].threshold", f"{bad} (method {method!r})")

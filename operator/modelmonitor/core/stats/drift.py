@@ -294,15 +294,26 @@ class _Options:
     method: str
     methods: Mapping[str, str]
     threshold: float | None
+    thresholds: Mapping[str, float | None]
     alpha: float
     correction: str
     drift_share: float
+
+    def for_feature(self, name: str) -> tuple[str, float | None]:
+        """The method requested for one feature and its threshold (see :func:`analyze`):
+        ``threshold`` belongs to ``method``, so a feature given another method takes
+        that method's defaults unless ``thresholds`` names it."""
+        method = self.methods.get(name, self.method)
+        if name in self.thresholds:
+            return method, self.thresholds[name]
+        return method, self.threshold if method == self.method else None
 
 
 def _validate_options(
     method: str,
     methods: Mapping[str, str] | None,
     threshold: float | None,
+    thresholds: Mapping[str, float | None] | None,
     alpha: float,
     correction: str,
     drift_share: float,
@@ -311,13 +322,22 @@ def _validate_options(
     for m in (methods or {}).values():
         validate_method_name(m)
     validate_correction(correction)
-    if threshold is not None and not (math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    for t in (threshold, *(thresholds or {}).values()):
+        if t is not None and not (math.isfinite(t) and t >= 0):
+            raise ValueError(f"threshold must be a finite number >= 0, got {t!r}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     if not 0.0 < drift_share <= 1.0:
         raise ValueError(f"drift_share must lie in (0, 1], got {drift_share!r}")
-    return _Options(method, dict(methods or {}), threshold, alpha, correction, drift_share)
+    return _Options(
+        method,
+        dict(methods or {}),
+        threshold,
+        dict(thresholds or {}),
+        alpha,
+        correction,
+        drift_share,
+    )
 
 
 def _resolve_features(
@@ -380,7 +400,7 @@ def _feature_drift(
     feature: Feature, ref: ColumnProfile, current: Dataset, opts: _Options
 ) -> tuple[FeatureDrift, MethodSpec | None]:
     n_ref, ref_missing, ref_inf = _ref_counts(ref)
-    requested = opts.methods.get(feature.name, opts.method)
+    requested, own_threshold = opts.for_feature(feature.name)
     column = current.columns.get(feature.name)
     if column is None or (feature.type == "numerical" and isinstance(column, CategoricalColumn)):
         name = requested if requested != AUTO else choose_method(ref)
@@ -391,16 +411,16 @@ def _feature_drift(
             if column is None
             else "numerical in the reference, categorical in the current data"
         )
+        threshold = _threshold(spec, requested, own_threshold, opts.alpha)
         return FeatureDrift(
-            feature.name, feature.type, spec.name, spec.kind, None, None,
-            _threshold(spec, opts), False, status, reason, None, n_ref, 0, ref_missing, 0,
-            ref_inf, 0,
+            feature.name, feature.type, spec.name, spec.kind, None, None, threshold, False,
+            status, reason, None, n_ref, 0, ref_missing, 0, ref_inf, 0,
         ), None  # fmt: skip
     cur = _prepare_current(feature, column)
     name = requested if requested != AUTO else choose_method(ref, cur.values, n_current=cur.n_valid)
     spec = get_method(name, feature.type, feature=feature.name)
-    threshold = _threshold(spec, opts)
-    if requested == AUTO and spec.kind == "distance" and opts.threshold is None:
+    threshold = _threshold(spec, requested, own_threshold, opts.alpha)
+    if requested == AUTO and spec.kind == "distance" and own_threshold is None:
         threshold = _auto_threshold(spec, ref, cur, threshold)
 
     def make(
@@ -437,12 +457,12 @@ def _feature_drift(
     return make(result.statistic, None, result.statistic >= threshold), spec
 
 
-def _threshold(spec: MethodSpec, opts: _Options) -> float:
+def _threshold(spec: MethodSpec, requested: str, threshold: float | None, alpha: float) -> float:
+    """A test named for the feature takes ``threshold`` as its level; one ``auto`` picked
+    keeps ``alpha``. A distance takes ``threshold``, else its default."""
     if spec.kind == "test":
-        if opts.method != AUTO and opts.threshold is not None:
-            return opts.threshold
-        return opts.alpha
-    return opts.threshold if opts.threshold is not None else spec.default_threshold
+        return threshold if requested != AUTO and threshold is not None else alpha
+    return threshold if threshold is not None else spec.default_threshold
 
 
 # --- the entry point ------------------------------------------------------------------------
@@ -454,6 +474,7 @@ def analyze(
     method: str = AUTO,
     methods: Mapping[str, str] | None = None,
     threshold: float | None = None,
+    thresholds: Mapping[str, float | None] | None = None,
     alpha: float = DEFAULT_ALPHA,
     correction: str = "bonferroni",
     drift_share: float = 0.5,
@@ -471,11 +492,15 @@ def analyze(
     method
         ``auto`` or one method name for every feature (see
         :data:`~modelmonitor.core.stats.methods.METHOD_NAMES`); ``methods`` overrides it
-        per feature name.
+        per feature name (a feature given another method than ``method`` does not take
+        ``threshold``: its method's defaults apply unless ``thresholds`` names it).
     threshold
         With an explicit method: its threshold (for a test, the significance level).
         With ``auto``: the threshold of the distance methods it picks; tests use
         ``alpha``. None: per-method defaults.
+    thresholds
+        Per feature name, the ``threshold`` for that feature (same meaning, judged by the
+        feature's own method); a name mapped to None takes the per-method defaults.
     alpha
         Significance level of the tests (after correction).
     correction
@@ -483,7 +508,7 @@ def analyze(
     drift_share
         The data set drifts when at least this share of evaluated features drifted.
     """
-    opts = _validate_options(method, methods, threshold, alpha, correction, drift_share)
+    opts = _validate_options(method, methods, threshold, thresholds, alpha, correction, drift_share)
     feats = _resolve_features(reference, features)
     results: list[FeatureDrift] = []
     tests: list[int] = []

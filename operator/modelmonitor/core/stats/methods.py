@@ -26,6 +26,13 @@ ztest           categorical  test       alpha 0.05 (at most 2 categories)
 
 Unknown names and names that do not fit the feature's type raise ValueError; there is
 no silent fallback.
+
+Largest threshold per method (:func:`threshold_problem`): a p-value level is below 1 (a
+level of 1 or more flags identical data: 5 meant as 5% is 0.05); Jensen-Shannon and
+Hellinger lie in [0, 1], and ``auto`` may pick Jensen-Shannon, so at most 1; the
+unbounded distances (Wasserstein and energy in reference standard deviations, PSI, KL)
+at most 10, far above any threshold in use (PSI's "significant" band is 0.25), so a
+value written as a percentage (25 for 0.25) is caught. The CRD states the same limits.
 """
 
 from __future__ import annotations
@@ -110,6 +117,37 @@ REGISTRY: dict[FeatureType, dict[str, MethodSpec]] = {
 
 #: Every accepted method name (what ``spec.drift.method`` may say).
 METHOD_NAMES: tuple[str, ...] = (AUTO, *sorted(set(NUMERICAL) | set(CATEGORICAL)))
+
+
+#: Methods with a p-value: their threshold is a significance level, below 1.
+TEST_METHODS: tuple[str, ...] = tuple(
+    sorted({n for reg in (NUMERICAL, CATEGORICAL) for n, s in reg.items() if s.kind == "test"})
+)
+#: Methods whose threshold is at most :data:`BOUNDED_MAX` (the distance lies in [0, 1];
+#: ``auto`` may pick Jensen-Shannon).
+BOUNDED_METHODS: tuple[str, ...] = (AUTO, "hellinger", "jensenshannon")
+BOUNDED_MAX = 1.0
+#: The largest threshold of the unbounded distances (wasserstein, energy, psi, kl).
+UNBOUNDED_MAX = 10.0
+
+
+def threshold_problem(method: str, threshold: float) -> str | None:
+    """None when ``threshold`` fits ``method``'s scale, else what is wrong (see above)."""
+    if method in TEST_METHODS:
+        if threshold < 1.0:
+            return None
+        return (
+            f"{threshold:g} is not a significance level for the test {method!r}: it must be "
+            "below 1 (0.05 means 5%)"
+        )
+    if method in BOUNDED_METHODS:
+        if threshold <= BOUNDED_MAX:
+            return None
+        what = "auto's distances (jensenshannon lies in [0, 1])" if method == AUTO else method
+        return f"{threshold:g} is above {BOUNDED_MAX:g}, the largest threshold of {what}"
+    if threshold <= UNBOUNDED_MAX:
+        return None
+    return f"{threshold:g} is above {UNBOUNDED_MAX:g}, the largest threshold of {method}"
 
 
 def validate_method_name(name: str) -> str:

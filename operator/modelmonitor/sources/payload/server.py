@@ -1,18 +1,22 @@
 """The payload-log collector's HTTP side: an aiohttp app on a port of its own.
 
 KServe's payload logger POSTs each request and response of an InferenceService as a
-CloudEvent to the URL in ``spec.predictor.logger.url``. Two routes take them:
+CloudEvent to the URL in ``spec.predictor.logger.url``. The one route that takes them:
 
-* ``POST /v1/logs/{namespace}/{monitor}``: the events of one monitor (the URL a user
-  puts into ``logger.url``);
-* ``POST /``: events routed by their ``ce-namespace`` and ``ce-inferenceservicename``
-  extensions to every monitor that the ``resolver`` names (by default the store's:
-  the monitors whose ``spec.target`` is that InferenceService).
+* ``POST /v1/logs/{namespace}/{monitor}/{token}``: the events of one monitor, shown its
+  token (the URL a user puts into ``logger.url``, kept in a Secret the monitor owns;
+  see :mod:`.tokens`).
 
-Answers: 202 accepted; 400 with a one-line reason for an event that cannot be read (or
-that comes from another InferenceService than the monitor's target); 404 for a monitor
-that does not collect payload logs; 413 above ``max_body_bytes``. ``GET /healthz``
-answers 200. Everything else - parsing, pairing, windows, counters - lives in the pure
+Answers: 202 accepted; 401 without a token (``/v1/logs/{namespace}/{monitor}``, or
+``POST /``); 403 for a wrong token or a monitor that does not collect payload logs (one
+answer for both), and for an event whose CloudEvents extensions name another namespace
+or InferenceService than the monitor's target; 400 with a one-line reason for an event
+that cannot be read; 408 for a body slower than ``READ_SECONDS``; 413 above
+``max_body_bytes``. Every refusal is counted by reason
+(``PayloadStore.rejected``), and a refused sender's body is never read. At most
+``max_parsing`` bodies are read and decoded at once, so many senders cannot multiply
+the memory one body may take. ``GET /healthz`` answers 200. Everything else -
+parsing, pairing, windows, counters - lives in the pure
 :mod:`modelmonitor.sources.payload`; this module knows nothing of kopf. The port is the
 operator's setting (``OperatorConfig.payload_port``: ``--payload-port`` or
 ``PAYLOAD_PORT``), passed in.
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -36,21 +40,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "0.0.0.0"
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_PARSING = 4  # bodies read and decoded at once
+READ_SECONDS = 30.0  # a sender holding a parsing slot longer is cut off
 OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed in a worker thread
-LOGS_ROUTE = "/v1/logs/{namespace}/{monitor}"
+LOGS_ROUTE = "/v1/logs/{namespace}/{monitor}/{token}"
 # CloudEvents' HTTP binding takes any 2xx as delivered; KServe's logger logs the status
 # of every answer other than 200 (at info level) and never retries.
 ACCEPTED = 202
 
-Resolver = Callable[[str, str], Iterable[str]]  # (namespace, InferenceService) -> monitors
 Clock = Callable[[], float]
 
 
 class _Settings:
-    def __init__(self, resolver: Resolver, max_body_bytes: int, clock: Clock) -> None:
-        self.resolver = resolver
+    def __init__(self, max_body_bytes: int, clock: Clock, max_parsing: int) -> None:
         self.max_body_bytes = max_body_bytes
         self.clock = clock
+        self.parsing = asyncio.Semaphore(max_parsing)
 
 
 _STORE = web.AppKey("payload_store", PayloadStore)
@@ -64,16 +69,17 @@ class _TooLargeError(Exception):
 def make_app(
     store: PayloadStore,
     *,
-    resolver: Resolver | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     clock: Clock = time.time,
+    max_parsing: int = MAX_PARSING,
 ) -> web.Application:
     """The collector's aiohttp application (see the module docstring for its routes)."""
     app = web.Application(client_max_size=max_body_bytes)
     app[_STORE] = store
-    app[_SETTINGS] = _Settings(resolver or store.resolve, max_body_bytes, clock)
+    app[_SETTINGS] = _Settings(max_body_bytes, clock, max_parsing)
     app.router.add_post(LOGS_ROUTE, _monitor_logs)
-    app.router.add_post("/", _routed_logs)
+    app.router.add_post("/v1/logs/{namespace}/{monitor}", _unauthenticated)
+    app.router.add_post("/", _unauthenticated)
     app.router.add_get("/healthz", _healthz)
     return app
 
@@ -81,7 +87,6 @@ def make_app(
 async def start_payload_server(
     store: PayloadStore,
     port: int,
-    resolver: Resolver | None = None,
     *,
     host: str = DEFAULT_HOST,
     max_body_bytes: int = MAX_BODY_BYTES,
@@ -89,7 +94,7 @@ async def start_payload_server(
 ) -> web.AppRunner:
     """Serve the collector on ``host:port`` (port 0: a free one, see :func:`bound_port`)
     until :func:`stop_payload_server`."""
-    app = make_app(store, resolver=resolver, max_body_bytes=max_body_bytes, clock=clock)
+    app = make_app(store, max_body_bytes=max_body_bytes, clock=clock)
     runner = web.AppRunner(app, access_log=None)  # one line per event would flood the log
     await runner.setup()
     try:
@@ -122,19 +127,39 @@ async def _healthz(request: web.Request) -> web.Response:
     return _reply(200, "ok")
 
 
+async def _unauthenticated(request: web.Request) -> web.Response:
+    """A logger URL without the monitor's token: refused before the body is read."""
+    request.app[_STORE].reject("token_missing")
+    return _refuse(
+        401,
+        "this collector takes the events of a monitor only at its logger URL with its "
+        "token: /v1/logs/{namespace}/{monitor}/{token} (the monitor's "
+        "status.payloadLog names the Secret that holds it)",
+    )
+
+
 async def _monitor_logs(request: web.Request) -> web.Response:
     store = request.app[_STORE]
     settings = request.app[_SETTINGS]
     namespace = request.match_info["namespace"]
     monitor = request.match_info["monitor"]
-    window = store.window(namespace, monitor)
+    refused = store.authenticate(namespace, monitor, request.match_info["token"])
+    window = store.window(namespace, monitor) if refused is None else None
     if window is None:
-        store.reject("unknown_monitor")
-        return _reply(
-            404, f"no monitor {namespace}/{monitor} collects payload logs (spec.data.payloadLog)"
+        store.reject(refused or "unknown_monitor")
+        # One answer for a wrong token and a monitor that does not collect: a sender
+        # without the token learns nothing about which monitors exist.
+        return _refuse(
+            403,
+            f"no monitor {namespace}/{monitor} with this token collects payload logs "
+            "(spec.data.payloadLog; the URL is in the Secret named by status.payloadLog)",
         )
     try:
-        events = await _events(request, settings.max_body_bytes)
+        async with settings.parsing, asyncio.timeout(READ_SECONDS):
+            events = await _events(request, settings.max_body_bytes)
+    except TimeoutError:
+        store.reject("slow_body")
+        return _refuse(408, f"the body took longer than {READ_SECONDS:g} s to arrive")
     except _TooLargeError:
         store.reject("too_large")
         return _too_large(settings.max_body_bytes)
@@ -146,47 +171,9 @@ async def _monitor_logs(request: web.Request) -> web.Response:
         wrong = store.mismatch(namespace, monitor, event)
         if wrong is not None:
             window.record_malformed()
-            return _reply(400, wrong)
+            store.reject("foreign_source")
+            return _reply(403, wrong)
     return _add(window, events, settings.clock())
-
-
-async def _routed_logs(request: web.Request) -> web.Response:
-    store = request.app[_STORE]
-    settings = request.app[_SETTINGS]
-    try:
-        events = await _events(request, settings.max_body_bytes)
-    except _TooLargeError:
-        store.reject("too_large")
-        return _too_large(settings.max_body_bytes)
-    except MalformedEventError as exc:
-        store.reject("malformed")
-        return _reply(400, str(exc))
-    routed: list[tuple[PayloadWindow, PayloadEvent]] = []
-    unknown: list[str] = []
-    for event in events:
-        if not (event.namespace and event.service):
-            store.reject("unrouted")
-            return _reply(
-                400,
-                f"{event.kind} {event.id}: POST / routes by the ce-namespace and "
-                "ce-inferenceservicename extensions; use /v1/logs/{namespace}/{monitor}",
-            )
-        windows = [
-            w
-            for name in settings.resolver(event.namespace, event.service)
-            if (w := store.window(event.namespace, name)) is not None
-        ]
-        if not windows:
-            store.reject("unknown_monitor")
-            unknown.append(f"{event.namespace}/{event.service}")
-        routed.extend((w, event) for w in windows)
-    if not routed:
-        return _reply(
-            404, f"no monitor collects payload logs of InferenceService {', '.join(unknown)}"
-        )
-    now = settings.clock()
-    failures = [r for w, e in routed if (r := _add(w, [e], now)).status != ACCEPTED]
-    return failures[0] if failures else _reply(ACCEPTED, "accepted")
 
 
 def _add(window: PayloadWindow, events: list[PayloadEvent], now: float) -> web.Response:
@@ -196,6 +183,12 @@ def _add(window: PayloadWindow, events: list[PayloadEvent], now: float) -> web.R
         except MalformedEventError as exc:
             return _reply(400, str(exc))
     return _reply(ACCEPTED, "accepted")
+
+
+def _refuse(status: int, text: str) -> web.Response:
+    response = _reply(status, text)
+    response.force_close()  # the body is never read: do not keep the connection for it
+    return response
 
 
 def _too_large(limit: int) -> web.Response:

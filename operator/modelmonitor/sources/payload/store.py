@@ -3,10 +3,16 @@
 The collector's HTTP side (:mod:`.server`) routes events here; a run takes a snapshot of
 its monitor's window (:mod:`.window`). Thread-safe: the server adds from the event loop
 (and worker threads for large bodies) while runs read.
+
+Each window belongs to one monitor and is written only by a sender that shows the
+monitor's token (:meth:`PayloadStore.authenticate`, compared in constant time), and
+holds at most its share of the store's byte budget: ``max_bytes`` divided by the number
+of windows, so one tenant flooding its window cannot take memory from the others.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +33,10 @@ DEFAULT_MAX_MONITORS = 1000
 DEFAULT_MAX_TOTAL_SAMPLES = 5_000_000
 
 
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the payload store's share of the operator's memory
+_NO_TOKEN = "-" * 43  # compared against when a monitor is unknown: the same work either way
+
+
 class PayloadStoreFullError(RuntimeError):
     """Registering one more monitor would pass a global cap."""
 
@@ -41,15 +51,18 @@ class _Target:
 class _Entry:
     window: PayloadWindow
     target: _Target
+    token: str
 
 
 class PayloadStore:
     """The windows of all monitors with ``spec.data.payloadLog``, thread-safe.
 
-    Caps: ``max_monitors`` windows, and ``max_total_samples`` summed over their
-    ``maxSamples`` (what a full store can hold: about 12 bytes per value and 9 per row).
-    ``rejected`` counts requests turned away before reaching a window, by reason
-    (``unknown_monitor``, ``malformed``, ``too_large``, ``unrouted``).
+    Caps: ``max_monitors`` windows, ``max_total_samples`` summed over their
+    ``maxSamples``, and ``max_bytes`` of memory shared equally by the windows (each one
+    gives up its oldest rows past ``max_bytes / len(store)``). ``rejected`` counts
+    requests turned away before reaching a window, by reason (``token_missing``,
+    ``token_wrong``, ``unknown_monitor``, ``foreign_source``, ``malformed``,
+    ``too_large``).
     """
 
     def __init__(
@@ -57,21 +70,30 @@ class PayloadStore:
         *,
         max_monitors: int = DEFAULT_MAX_MONITORS,
         max_total_samples: int = DEFAULT_MAX_TOTAL_SAMPLES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         pending_seconds: float = DEFAULT_PENDING_SECONDS,
         max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.max_monitors = max_monitors
         self.max_total_samples = max_total_samples
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self.max_bytes = max_bytes
         self.pending_seconds = pending_seconds
         self.max_pending = max_pending
         self.rejected: dict[str, int] = {}
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
 
-    def register(self, namespace: str, monitor: str, spec: MonitorSpec) -> PayloadWindow | None:
-        """Create or update the monitor's window from its spec; a spec without
-        ``data.payloadLog`` forgets it (and returns None). An update keeps the rows.
-        Raise PayloadStoreFullError when a new window would pass a cap."""
+    def register(
+        self, namespace: str, monitor: str, spec: MonitorSpec, token: str
+    ) -> PayloadWindow | None:
+        """Create or update the monitor's window from its spec, written only by senders
+        that show ``token``; a spec without ``data.payloadLog`` forgets it (and returns
+        None). An update keeps the rows. Raise PayloadStoreFullError when a new window
+        would pass a cap."""
+        if not token:
+            raise ValueError("a payload-log window needs a token")
         if spec.payload_log is None:
             self.forget(namespace, monitor)
             return None
@@ -97,9 +119,11 @@ class PayloadStore:
                 )
             if entry is None:
                 window = PayloadWindow(limits, allowed_names=names)
-                entry = self._entries[key] = _Entry(window, target)
+                entry = self._entries[key] = _Entry(window, target, token)
+                self._share_bytes()
             else:
                 entry.target = target
+                entry.token = token
                 if entry.window.limits != limits or entry.window.allowed_names != (
                     frozenset(names) if names else None
                 ):
@@ -108,7 +132,40 @@ class PayloadStore:
 
     def forget(self, namespace: str, monitor: str) -> bool:
         with self._lock:
-            return self._entries.pop((namespace, monitor), None) is not None
+            gone = self._entries.pop((namespace, monitor), None) is not None
+            if gone:
+                self._share_bytes()
+            return gone
+
+    def _share_bytes(self) -> None:
+        """Give every window its equal share of ``max_bytes`` (under the store's lock)."""
+        share = self.max_bytes // max(1, len(self._entries))
+        for entry in self._entries.values():
+            entry.window.set_byte_limit(share)
+
+    def nbytes(self) -> int:
+        """Memory held by all windows, as counted against the budget."""
+        with self._lock:
+            windows = [e.window for e in self._entries.values()]
+        return sum(w.nbytes() for w in windows)
+
+    def window_bytes(self) -> dict[tuple[str, str], int]:
+        """Each window's memory, as counted against its share (for the metrics)."""
+        with self._lock:
+            entries = list(self._entries.items())
+        return {k: e.window.nbytes() for k, e in entries}
+
+    def authenticate(self, namespace: str, monitor: str, token: str) -> str | None:
+        """None when ``token`` is the monitor's; else the reason to refuse
+        (``unknown_monitor`` or ``token_wrong``). Tokens are compared in constant time,
+        and an unknown monitor costs the same comparison, so timing tells nothing."""
+        with self._lock:
+            entry = self._entries.get((namespace, monitor))
+        expected = entry.token if entry is not None else _NO_TOKEN
+        same = hmac.compare_digest(token.encode(), expected.encode())
+        if entry is None:
+            return "unknown_monitor"
+        return None if same else "token_wrong"
 
     def window(self, namespace: str, monitor: str) -> PayloadWindow | None:
         with self._lock:
@@ -116,8 +173,7 @@ class PayloadStore:
             return entry.window if entry is not None else None
 
     def resolve(self, namespace: str, service: str) -> list[str]:
-        """The monitors in ``namespace`` whose target is the InferenceService ``service``
-        (what the server routes a ``POST /`` to)."""
+        """The monitors in ``namespace`` whose target is the InferenceService ``service``."""
         with self._lock:
             return sorted(
                 mon
@@ -126,18 +182,36 @@ class PayloadStore:
             )
 
     def mismatch(self, namespace: str, monitor: str, event: PayloadEvent) -> str | None:
-        """Why ``event``, sent to this monitor, cannot be its data (None when it can):
-        it names another namespace or InferenceService than the monitor's target."""
+        """Why ``event``, sent to this monitor, cannot be its data (None when it can).
+
+        Its ``ce-namespace``, when present, must be the monitor's namespace. For an
+        InferenceService target both ``ce-namespace`` and ``ce-inferenceservicename``
+        must be present (KServe's logger always sets them) and name the target; other
+        targets have no KServe logger, so a sender without the extensions is taken on
+        the strength of its token.
+        """
         with self._lock:
             entry = self._entries.get((namespace, monitor))
-        if entry is None or entry.target.kind != "InferenceService":
+        if entry is None:
             return None
-        theirs = f"{event.namespace or namespace}/{event.service or entry.target.name}"
-        ours = f"{namespace}/{entry.target.name}"
-        if theirs != ours:
+        what = f"{event.kind} {event.id}"
+        if event.namespace is not None and event.namespace != namespace:
             return (
-                f"{event.kind} {event.id} comes from InferenceService {theirs}; monitor "
-                f"{namespace}/{monitor} watches {ours}"
+                f"{what} comes from namespace {event.namespace}; monitor "
+                f"{namespace}/{monitor} takes only events of namespace {namespace}"
+            )
+        if entry.target.kind != "InferenceService":
+            return None
+        if event.namespace is None or event.service is None:
+            return (
+                f"{what} lacks the ce-namespace or ce-inferenceservicename extension that "
+                f"KServe's logger sets; monitor {namespace}/{monitor} takes only the logs "
+                f"of InferenceService {namespace}/{entry.target.name}"
+            )
+        if event.service != entry.target.name:
+            return (
+                f"{what} comes from InferenceService {namespace}/{event.service}; monitor "
+                f"{namespace}/{monitor} watches {namespace}/{entry.target.name}"
             )
         return None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -33,11 +33,9 @@ from modelmonitor.core.codecs.cloudevents import (
     PayloadEvent,
     Values,
 )
-from modelmonitor.core.codecs.inference import (
-    label_text,
-)
-from modelmonitor.core.dataset import CategoricalColumn, CodeArray, Column, Dataset, FloatArray
+from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, FloatArray
 from modelmonitor.core.spec import PayloadLogSpec
+from modelmonitor.sources.payload.columns import ColumnStore
 
 # Defaults of the bounds that the spec does not set (see WindowLimits).
 DEFAULT_PENDING_SECONDS = 300.0
@@ -46,6 +44,7 @@ DEFAULT_MAX_COLUMNS = 256
 DEFAULT_MAX_CATEGORIES = 10000
 DEFAULT_MAX_LABEL_CHARS = 256
 _INITIAL_CAPACITY = 256
+_RECENT_BYTES = 100  # one remembered id, besides its text
 
 AddOutcome: TypeAlias = Literal["pending", "paired", "duplicate"]
 
@@ -94,6 +93,7 @@ class PayloadCounters:
     expired_rows: int = 0  # rows that aged out of windowSeconds
     evicted_rows: int = 0  # rows pushed out by maxSamples
     truncated: int = 0  # values not stored because a column or category cap was reached
+    over_budget: int = 0  # rows and unpaired halves given up to stay within the byte share
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -138,135 +138,11 @@ class FeatureLike(Protocol):
     def type(self) -> str: ...
 
 
-class _Store:
-    """One column's storage in the ring: a number or a label code per slot."""
-
-    def __init__(self, capacity: int) -> None:
-        self.values: FloatArray = np.full(capacity, np.nan)
-        self.codes: CodeArray = np.full(capacity, -1, dtype=np.int32)
-        self.vocab: list[str] = []
-        self.index: dict[str, int] = {}
-        self.compacted_at = 0  # the window's removed-rows count at the last compaction
-        self.remap: CodeArray | None = None  # old code -> new code, set by compact()
-        self._floats: FloatArray | None = None  # the labels as numbers, cached
-
-    def resize(self, order: npt.NDArray[np.intp], capacity: int) -> None:
-        values = np.full(capacity, np.nan)
-        codes = np.full(capacity, -1, dtype=np.int32)
-        values[: order.size] = self.values[order]
-        codes[: order.size] = self.codes[order]
-        self.values, self.codes = values, codes
-
-    def clear(self, slots: npt.NDArray[np.intp]) -> None:
-        self.values[slots] = np.nan
-        self.codes[slots] = -1
-
-    def put(self, slots: npt.NDArray[np.intp], data: Values, window: PayloadWindow) -> int:
-        """Store ``data`` at ``slots``; return how many labels a cap turned into missing."""
-        if data.dtype != object:
-            self.values[slots] = data
-            self.codes[slots] = -1
-            return 0
-        lost = 0
-        values = np.full(slots.size, np.nan)
-        codes = np.full(slots.size, -1, dtype=np.int32)
-        limit = window.limits.max_label_chars
-        for i, v in enumerate(data.tolist()):
-            if isinstance(v, str):
-                self.remap = None
-                code = self.code(v[:limit], window)
-                if self.remap is not None:  # compacted: renumber the codes of this batch
-                    codes[:i] = self.remap[codes[:i]]
-                if code < 0:
-                    lost += 1
-                codes[i] = code
-            elif v is not None:
-                values[i] = v
-        self.values[slots] = values
-        self.codes[slots] = codes
-        return lost
-
-    def code(self, label: str, window: PayloadWindow) -> int:
-        code = self.index.get(label)
-        if code is not None:
-            return code
-        if len(self.vocab) >= window.limits.max_categories:
-            if not window.compaction_due(self):
-                return -1
-            self.compact(window.live_slots())
-            self.compacted_at = window.removed_rows
-            if len(self.vocab) >= window.limits.max_categories:
-                return -1
-        code = self.index[label] = len(self.vocab)
-        self.vocab.append(label)
-        self._floats = None
-        return code
-
-    def compact(self, live: npt.NDArray[np.intp]) -> None:
-        """Forget the labels no row in the window uses any more."""
-        codes = self.codes[live]
-        used = np.unique(codes[codes >= 0])
-        remap = np.full(len(self.vocab) + 1, -1, dtype=np.int32)
-        remap[used] = np.arange(used.size, dtype=np.int32)
-        self.codes[live] = remap[codes]  # -1 -> remap[-1] == -1
-        self.vocab = [self.vocab[i] for i in used.tolist()]
-        self.index = {label: i for i, label in enumerate(self.vocab)}
-        self.remap = remap
-        self._floats = None
-
-    def numbers(self, slots: npt.NDArray[np.intp]) -> FloatArray:
-        values = self.values[slots]
-        codes = self.codes[slots]
-        has = codes >= 0
-        if has.any():
-            if self._floats is None:
-                self._floats = np.asarray([_label_float(s) for s in self.vocab], dtype=np.float64)
-            values[has] = self._floats[codes[has]]
-        return values
-
-    def labels(self, slots: npt.NDArray[np.intp], table: dict[str, int]) -> CodeArray:
-        """Codes into ``table`` (extended with new labels): numbers spelled as label text."""
-        values = self.values[slots]
-        codes = self.codes[slots]
-        out = np.full(slots.size, -1, dtype=np.int32)
-        has = codes >= 0
-        if has.any():
-            used, inverse = np.unique(codes[has], return_inverse=True)
-            mapped = [_intern(table, self.vocab[u]) for u in used.tolist()]
-            out[has] = np.asarray(mapped, dtype=np.int32)[inverse]
-        num = ~has & np.isfinite(values)
-        if num.any():
-            uniq, inverse = np.unique(values[num], return_inverse=True)
-            mapped = [_intern(table, label_text(float(x)) or "") for x in uniq.tolist()]
-            out[num] = np.asarray(mapped, dtype=np.int32)[inverse]
-        return out
-
-    def nbytes(self) -> int:
-        return int(self.values.nbytes + self.codes.nbytes) + sum(len(s) + 100 for s in self.vocab)
-
-
-def _intern(table: dict[str, int], label: str) -> int:
-    code = table.get(label)
-    if code is None:
-        code = table[label] = len(table)
-    return code
-
-
-def _label_float(label: str) -> float:
-    if label == "true":
-        return 1.0
-    if label == "false":
-        return 0.0
-    try:
-        return float(label)
-    except ValueError:
-        return math.nan
-
-
 @dataclass
 class _Pending:
     received: float
     event: PayloadEvent
+    nbytes: int  # as counted against the byte share
 
 
 class PayloadWindow:
@@ -283,15 +159,18 @@ class PayloadWindow:
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._recent: OrderedDict[str, float] = OrderedDict()  # paired ids, for duplicates
+        self._recent_bytes = 0
+        self.byte_limit: int | None = None  # the store's share for this window (None: no cap)
         self._capacity = 0
         self._head = 0
         self._size = 0
         self._times: FloatArray = np.zeros(0)
         self._endpoints: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         self._endpoint_names: list[str] = []
-        self._columns: dict[ColumnKey, _Store] = {}
-        self._prediction = _Store(0)
+        self._columns: dict[ColumnKey, ColumnStore] = {}
+        self._prediction = ColumnStore(0)
         self._last_now = -math.inf
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
 
@@ -315,6 +194,7 @@ class PayloadWindow:
                 return "duplicate"
             del self._pending[event.id]
             self._pending_rows -= other.event.n_rows
+            self._pending_bytes -= other.nbytes
             self._remember(event.id, now)
             request, response = (
                 (event, other.event) if event.kind == "request" else (other.event, event)
@@ -327,6 +207,7 @@ class PayloadWindow:
                 )
             self._append(request, response, now)
             self.counters.paired += 1
+            self._fit_bytes()
             return "paired"
 
     def record_malformed(self) -> None:
@@ -403,12 +284,17 @@ class PayloadWindow:
                 self._resize(limits.max_samples)
 
     def nbytes(self) -> int:
-        """Approximate memory held: ring buffers, labels and unpaired halves."""
+        """Memory held, as counted against the byte share: ring buffers, labels,
+        unpaired halves and the ids remembered for duplicates."""
         with self._lock:
-            ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
-            ring += sum(store.nbytes() for store in self._columns.values())
-            pending = sum(_event_nbytes(p.event) for p in self._pending.values())
-            return int(ring + pending + 100 * len(self._recent))
+            return self._nbytes()
+
+    def set_byte_limit(self, limit: int | None) -> None:
+        """A new byte share (the store's budget divided among its windows); a window above
+        it gives up its oldest unpaired halves, then its oldest rows, at once."""
+        with self._lock:
+            self.byte_limit = limit
+            self._fit_bytes()
 
     def __len__(self) -> int:
         return self._size
@@ -420,31 +306,65 @@ class PayloadWindow:
         return self._last_now
 
     def _hold(self, event: PayloadEvent, now: float) -> None:
-        self._pending[event.id] = _Pending(now, event)
+        held = self._pending[event.id] = _Pending(now, event, _event_nbytes(event))
         self._pending_rows += event.n_rows
+        self._pending_bytes += held.nbytes
         # The newest half always stays (a request larger than the window still pairs).
         while len(self._pending) > 1 and (
             len(self._pending) > self.limits.max_pending
             or self._pending_rows > self.limits.max_samples
         ):
             self._drop_oldest_pending()
+        self._fit_bytes()
 
     def _drop_oldest_pending(self) -> None:
         _, gone = self._pending.popitem(last=False)
         self._pending_rows -= gone.event.n_rows
+        self._pending_bytes -= gone.nbytes
         self.counters.dropped += 1
 
     def _remember(self, event_id: str, now: float) -> None:
         self._recent[event_id] = now
+        self._recent_bytes += _RECENT_BYTES + len(event_id)
         while len(self._recent) > 4 * self.limits.max_pending:
-            self._recent.popitem(last=False)
+            self._forget_oldest_id()
+
+    def _forget_oldest_id(self) -> None:
+        event_id, _ = self._recent.popitem(last=False)
+        self._recent_bytes -= _RECENT_BYTES + len(event_id)
+
+    def _nbytes(self) -> int:
+        ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
+        ring += sum(store.nbytes() for store in self._columns.values())
+        return int(ring + self._pending_bytes + self._recent_bytes)
+
+    def _fit_bytes(self) -> None:
+        """Stay within ``byte_limit``: give up the oldest unpaired halves, then forget
+        half of the ids kept for duplicates, then evict the oldest quarter of the rows and
+        shrink the ring - until the window fits (an empty window always does)."""
+        limit = self.byte_limit
+        while limit is not None and self._nbytes() > limit:
+            if self._pending:
+                self._drop_oldest_pending()
+                self.counters.over_budget += 1
+            elif self._recent:
+                for _ in range(max(1, len(self._recent) // 2)):
+                    self._forget_oldest_id()
+            elif self._size:
+                n = max(1, self._size // 4)
+                self._evict(n, counted=False)
+                self.counters.over_budget += n
+                self._shrink(max(self._size, 1))
+            else:
+                self._shrink(0)
+                return
 
     def _expire(self, now: float) -> None:
         horizon = now - self.limits.pending_seconds
         while self._pending and next(iter(self._pending.values())).received < horizon:
             self._drop_oldest_pending()
         while self._recent and next(iter(self._recent.values())) < horizon:
-            self._recent.popitem(last=False)
+            self._forget_oldest_id()
         if self._size:
             times = self._times[self._slots()]
             old = int(np.searchsorted(times, now - self.limits.window_seconds, side="left"))
@@ -460,7 +380,7 @@ class PayloadWindow:
     def live_slots(self) -> npt.NDArray[np.intp]:
         return self._slots()
 
-    def compaction_due(self, store: _Store) -> bool:
+    def compaction_due(self, store: ColumnStore) -> bool:
         """Compact a full vocabulary only when a quarter of the ring has turned over since
         its last compaction, so a column of ever-new labels costs amortised O(1)."""
         return self.removed_rows - store.compacted_at >= max(1, self._capacity // 4)
@@ -489,6 +409,23 @@ class PayloadWindow:
             store.resize(order, capacity)
         self._head, self._capacity = 0, capacity
 
+    def _shrink(self, capacity: int) -> None:
+        """A smaller ring, and only the labels its rows still use."""
+        self._resize(capacity)
+        live = self._slots()
+        for store in (*self._columns.values(), self._prediction):
+            store.compact(live)
+
+    def _max_rows(self, incoming: Mapping[ColumnKey, object]) -> int:
+        """``maxSamples``, or fewer when rows of this width would pass the byte share
+        (8 bytes of time, 1 of endpoint, 12 per input column and the prediction)."""
+        if self.byte_limit is None:
+            return self.limits.max_samples
+        keys = set(self._columns)
+        keys.update(k for k in incoming if not isinstance(k, str) or self._monitored(k))
+        width = min(len(keys), self.limits.max_columns) + 1
+        return max(1, min(self.limits.max_samples, self.byte_limit // (9 + 12 * width)))
+
     def _endpoint_code(self, name: str, *, create: bool = True) -> int:
         if name in self._endpoint_names:
             return self._endpoint_names.index(name) + 1
@@ -501,16 +438,17 @@ class PayloadWindow:
         assert request.rows is not None
         assert response.predictions is not None
         n = request.n_rows
-        skip = max(0, n - self.limits.max_samples)  # a batch larger than the whole window
+        max_rows = self._max_rows(request.rows.columns)
+        skip = max(0, n - max_rows)  # a batch larger than the whole window
         keep = n - skip
         if keep == 0:
             return
         self.counters.rows += n
         self.counters.evicted_rows += skip
-        self._evict(self._size + keep - self.limits.max_samples)
+        self._evict(self._size + keep - max_rows)
         if self._size + keep > self._capacity:
             grown = max(2 * self._capacity, self._size + keep, _INITIAL_CAPACITY)
-            self._resize(min(self.limits.max_samples, grown))
+            self._resize(min(max_rows, grown))
         slots = (self._head + self._size + np.arange(keep, dtype=np.intp)) % self._capacity
         self._size += keep
         self._times[slots] = now
@@ -534,17 +472,17 @@ class PayloadWindow:
     def _monitored(self, name: str) -> bool:
         return self.allowed_names is None or name in self.allowed_names
 
-    def _column(self, key: ColumnKey) -> _Store | None:
+    def _column(self, key: ColumnKey) -> ColumnStore | None:
         store = self._columns.get(key)
         if store is not None:
             return store
         if len(self._columns) >= self.limits.max_columns:
             return None
-        store = self._columns[key] = _Store(self._capacity)
+        store = self._columns[key] = ColumnStore(self._capacity)
         return store
 
 
-def _materialize(stores: Sequence[_Store], slots: npt.NDArray[np.intp], ftype: str) -> Column:
+def _materialize(stores: Sequence[ColumnStore], slots: npt.NDArray[np.intp], ftype: str) -> Column:
     """One feature's column from its named and positional storage (the first wins)."""
     if ftype == "categorical":
         table: dict[str, int] = {}
@@ -565,12 +503,19 @@ def _materialize(stores: Sequence[_Store], slots: npt.NDArray[np.intp], ftype: s
 
 
 def _event_nbytes(event: PayloadEvent) -> int:
+    """An unpaired half's memory: its arrays, its strings (64 bytes of object each
+    plus the text) and its id."""
     arrays: list[Values] = []
     if event.rows is not None:
         arrays.extend(event.rows.columns.values())
     if event.predictions is not None:
         arrays.append(event.predictions)
-    return sum(a.nbytes + (64 * a.size if a.dtype == object else 0) for a in arrays) + 300
+    total = 300 + len(event.id)
+    for a in arrays:
+        total += a.nbytes
+        if a.dtype == object:
+            total += sum(64 + (len(v) if isinstance(v, str) else 0) for v in a.tolist())
+    return total
 
 
 # --- the store -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from modelmonitor.adapters.files import (
     read_dataset,
 )
 from modelmonitor.core.dataset import Dataset, Feature
+from modelmonitor.core.outbound import sanitize
 from modelmonitor.core.spec import FeatureSpec
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.profile import ReferenceProfile
@@ -136,7 +137,9 @@ def parse_reference_bytes(
             profile = parse_profile(payload)
         except ProfileError as exc:
             raise ReferenceLoadError(
-                "ReferenceUnreadable", f"{source}: not a reference profile: {exc}", version=version
+                "ReferenceUnreadable",
+                f"{source}: not a reference profile: {sanitize(str(exc))}",
+                version=version,
             ) from None
         return LoadedReference(profile, None, version, source)
     with tempfile.TemporaryDirectory(prefix="modelmonitor-ref-") as tmp:
@@ -178,8 +181,9 @@ def read_reference_file(
             version=version,
         ) from None
     except (DataError, ValueError) as exc:
+        # The error may quote the data (a CSV line): short and printable in status.
         raise ReferenceLoadError(
-            "ReferenceUnreadable", f"{source}: {exc}", version=version
+            "ReferenceUnreadable", f"{source}: {sanitize(str(exc))}", version=version
         ) from exc
 
 

@@ -16,9 +16,11 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from modelmonitor.adapters.files import ReadLimits
+from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.cluster import ObjectLookup
 from modelmonitor.core.limits import REFERENCE_LIMITS
 from modelmonitor.core.spec import ReferenceSpec
@@ -30,7 +32,6 @@ from modelmonitor.sources.reference.build import (
 )
 from modelmonitor.sources.reference.loaders import LOADERS, LoadRequest
 
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_HTTP_TIMEOUT = 30.0
 
 
@@ -46,14 +47,21 @@ class ReferenceCache:
         lookup: ObjectLookup,
         *,
         max_entries: int = 512,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        volume_root: str | None = None,
+        outbound: Outbound | None = None,
         limits: ReadLimits = REFERENCE_LIMITS,
     ) -> None:
+        """``max_bytes``: of a fetched or read reference (default: the fence's
+        ``limits.reference``); ``outbound``: the fence URLs are fetched through."""
+        self._outbound = outbound or Outbound()
         self._lookup = lookup
+        # Where a pvc reference's claim is mounted: a job-mode run's pod only.
+        self._volume_root = Path(volume_root) if volume_root else None
         self._entries: OrderedDict[tuple[str, str], LoadedReference] = OrderedDict()
         self._max_entries = max_entries
-        self._max_bytes = max_bytes
+        self._max_bytes = max_bytes if max_bytes is not None else self._outbound.limits.reference
         self._http_timeout = http_timeout
         self._limits = limits
         self._refusals: dict[tuple[str, str], ReferenceLoadError] = {}
@@ -86,6 +94,8 @@ class ReferenceCache:
                 lookup=self._lookup,
                 max_bytes=self._max_bytes,
                 http_timeout=self._http_timeout,
+                volume_root=self._volume_root,
+                outbound=self._outbound,
                 limits=self._limits,
             )
             try:

@@ -22,8 +22,17 @@ from typing import Protocol
 import aiohttp
 
 from modelmonitor.adapters.files import ReadLimits
+from modelmonitor.adapters.outbound import (
+    FenceError,
+    Outbound,
+    ResponseTooLarge,
+    describe,
+    find_refusal,
+)
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
+from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.spec import ReferenceSpec
+from modelmonitor.core.volume_paths import inside_volume
 from modelmonitor.sources.reference.build import (
     ColumnPlan,
     LoadedReference,
@@ -48,6 +57,8 @@ class LoadRequest:
     lookup: ObjectLookup
     max_bytes: int
     http_timeout: float
+    volume_root: Path | None = None  # where a pvc reference's claim is mounted (job mode)
+    outbound: Outbound = field(default_factory=Outbound)
     limits: ReadLimits = field(default_factory=ReadLimits)  # what the content may decode to
 
     async def parse(
@@ -134,67 +145,68 @@ class UrlLoader:
                 headers["If-None-Match"] = validator[5:]
             elif validator.startswith("lm="):
                 headers["If-Modified-Since"] = validator[3:]
-        timeout = aiohttp.ClientTimeout(total=request.http_timeout)
+        shown = redact_url(url)  # userinfo and query never reach status or logs
+        fence = request.outbound
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url, headers=headers) as resp,
-            ):
-                if resp.status == 304 and cached is not None:
-                    return cached
-                if resp.status == 404:
-                    raise ReferenceLoadError("ReferenceNotFound", f"{url}: HTTP 404")
-                if resp.status >= 400:
-                    raise ReferenceLoadError(
-                        "ReferenceUnavailable", f"{url}: HTTP {resp.status} {resp.reason}"
-                    )
-                length = resp.content_length
-                if length is not None and length > limit:
-                    raise ReferenceLoadError(
-                        "ReferenceTooLarge",
-                        f"{url}: {length} bytes is over the {limit}-byte limit",
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.content.iter_chunked(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise ReferenceLoadError(
-                            "ReferenceTooLarge", f"{url}: over the {limit}-byte limit"
-                        )
-                    chunks.append(chunk)
-                etag = resp.headers.get("ETag")
-                modified = resp.headers.get("Last-Modified")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with fence.session() as session:
+                reply = await fence.fetch(
+                    session,
+                    "GET",
+                    url,
+                    cap=limit,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=request.http_timeout),
+                )
+        except (FenceError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            reason = "ReferenceUnavailable"
+            if find_refusal(exc) is not None:
+                reason = "OutboundRefused"
+            elif isinstance(exc, ResponseTooLarge):
+                reason = "ReferenceTooLarge"
+            raise ReferenceLoadError(reason, f"{shown}: {describe(exc, url)}") from exc
+        if reply.status == 304 and cached is not None:
+            return cached
+        if reply.status == 404:
+            raise ReferenceLoadError("ReferenceNotFound", f"{shown}: HTTP 404")
+        if reply.status >= 400:
             raise ReferenceLoadError(
-                "ReferenceUnavailable", f"{url}: {type(exc).__name__}: {exc}"
-            ) from exc
+                "ReferenceUnavailable", f"{shown}: HTTP {reply.status} {sanitize(reply.reason, 80)}"
+            )
+        etag = reply.headers.get("ETag")
+        modified = reply.headers.get("Last-Modified")
         validator = f"etag={etag}" if etag else f"lm={modified}" if modified else "none"
-        payload = b"".join(chunks)
+        payload = reply.body
         version = f"url:{request.digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
         if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
             return LoadedReference(cached.profile, cached.rows, version, cached.source)
-        name_hint = url.split("?", 1)[0].rsplit("/", 1)[-1]
-        return await request.parse(payload, name_hint=name_hint, version=version, source=url)
+        name_hint = shown.split("?", 1)[0].rsplit("/", 1)[-1]
+        return await request.parse(payload, name_hint=name_hint, version=version, source=shown)
 
 
 class PvcLoader:
-    """A file on a mounted volume (``pvc: {claimName, path}``; job mode mounts it)."""
+    """A file on a mounted volume (``pvc: {claimName, path}``; job mode mounts it).
+
+    ``path`` is read inside the claim's mount (``request.volume_root``), never outside:
+    a ``..`` is refused, and so is a symbolic link on the volume that leads elsewhere
+    (the pod's token, another mount). Messages name the path as the spec wrote it.
+    """
 
     key = "pvc"
 
     async def load(self, request: LoadRequest) -> LoadedReference:
-        path = Path(request.reference.path or "")
+        ref = request.reference
+        shown = f"pvc {ref.claim_name}: {ref.path}"
+        path = _inside_volume(request.volume_root, ref.path or "", shown)
         try:
             st = path.stat()
         except OSError as exc:
-            raise ReferenceLoadError("ReferenceNotFound", f"{path}: {exc.strerror}") from exc
+            raise ReferenceLoadError("ReferenceNotFound", f"{shown}: {exc.strerror}") from exc
         version = f"file:{request.digest}:{st.st_size}:{st.st_mtime_ns}"
         if request.cached is not None and request.cached.version == version:
             return request.cached
         if st.st_size > request.max_bytes:
             raise ReferenceLoadError(
-                "ReferenceTooLarge", f"{path}: {st.st_size} bytes is over the limit"
+                "ReferenceTooLarge", f"{shown}: {st.st_size} bytes is over the limit"
             )
         fmt = request.reference.format
         if fmt == "profile" or (fmt == "auto" and path.suffix.lower() == ".json"):
@@ -205,7 +217,7 @@ class PvcLoader:
                 name_hint=path.name,
                 plan=request.plan,
                 version=version,
-                source=str(path),
+                source=shown,
                 limits=request.limits,
             )
         if fmt == "auto":
@@ -216,9 +228,36 @@ class PvcLoader:
             fmt,
             request.plan,
             version=version,
-            source=str(path),
+            source=shown,
             limits=request.limits,
         )
+
+
+def _inside_volume(root: Path | None, written: str, shown: str) -> Path:
+    """The file ``written`` names inside the volume mounted at ``root``, links resolved."""
+    if root is None:
+        raise ReferenceLoadError(
+            "ReferenceUnavailable",
+            f"{shown}: a pvc reference is read by job mode's run pod, which mounts the claim",
+        )
+    try:
+        relative = inside_volume(written)
+    except ValueError as exc:
+        raise ReferenceLoadError("ReferenceUnreadable", str(exc)) from exc
+    base = root.resolve()
+    try:
+        resolved = (base / relative).resolve(strict=True)
+    except OSError as exc:
+        raise ReferenceLoadError("ReferenceNotFound", f"{shown}: {exc.strerror}") from exc
+    except RuntimeError as exc:  # a symbolic link loop
+        raise ReferenceLoadError("ReferenceUnreadable", f"{shown}: {exc}") from exc
+    if not resolved.is_relative_to(base):
+        raise ReferenceLoadError(
+            "ReferenceUnreadable", f"{shown}: a symbolic link leads outside the volume"
+        )
+    if not resolved.is_file():
+        raise ReferenceLoadError("ReferenceNotFound", f"{shown}: not a file")
+    return resolved
 
 
 #: Every ``spec.reference`` source, by ``ReferenceSpec.source``.

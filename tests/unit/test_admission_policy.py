@@ -1,0 +1,186 @@
+"""The requester-rights admission policy: shipped in sync, and covering the whole CRD.
+
+policy/ is the source; ``make crd`` copies it into the chart and manifests/ like the CRDs
+(checked here without a shell). The coverage tests walk the ModelMonitor schema: a new
+field that names an object, or a new action, fails here until the policy checks the
+requester's right to it or the field is listed below as naming no object. What the
+policy does against a real API server is tested in tests/e2e/test_admission_policy.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = Path("policy")
+COPIES = (Path("charts/modelmonitor/files/policy"), Path("manifests/policy"))
+POLICY_NAME = "requester-rights.yaml"
+CRD = ROOT / "crds" / "modelmonitor.io_modelmonitors.yaml"
+SCRIPT = Path("hack/sync-crds.sh")
+
+Doc = dict[str, Any]
+
+# Schema fields that look like object names but name none (columns, SLOs, an enum).
+NOT_OBJECT_NAMES = {
+    "spec.features[].name": "a column of the data",
+    "spec.prediction.name": "a column of the data",
+    "spec.slos[].name": "the SLO's own name",
+    "spec.slos[].template.name": "an enum of query templates",
+}
+
+# What each action in the CRD's enum needs, as the text of the policy's check.
+ACTION_CHECKS = {
+    "rollback": "'rollback' in variables.actions",
+    "scale": "'scale' in variables.actions",
+    "retrain": "'retrain' in variables.actions",
+    "notify": "object.spec.actions.notify.webhookSecretRef.name",
+    "none": None,
+}
+
+
+def policy_sync_problems(root: Path) -> list[str]:
+    """Every way the policy copies under ``root`` differ from ``root/policy``."""
+    sources = {p.name: p.read_bytes() for p in sorted((root / SOURCE).glob("*.yaml"))}
+    if not sources:
+        return [f"no policies in {SOURCE}/"]
+    problems: list[str] = []
+    for copy_dir in COPIES:
+        copies = {p.name: p.read_bytes() for p in sorted((root / copy_dir).glob("*.yaml"))}
+        for name, content in sources.items():
+            if name not in copies:
+                problems.append(f"{copy_dir / name} is missing")
+            elif copies[name] != content:
+                problems.append(f"{copy_dir / name} differs from {SOURCE / name}")
+        problems.extend(f"{copy_dir / name} is stale" for name in copies.keys() - sources.keys())
+    return problems
+
+
+@pytest.fixture(scope="module")
+def docs() -> tuple[Doc, Doc]:
+    loaded = [d for d in yaml.safe_load_all((ROOT / SOURCE / POLICY_NAME).read_text()) if d]
+    assert [d["kind"] for d in loaded] == [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ]
+    return loaded[0], loaded[1]
+
+
+def _expressions(policy: Doc) -> str:
+    spec = policy["spec"]
+    parts = [v["expression"] for v in spec["variables"]]
+    parts += [v["expression"] for v in spec["validations"]]
+    return "\n".join(" ".join(p.split()) for p in parts)
+
+
+def _object_name_fields(node: Doc, path: str) -> list[str]:
+    """Dotted paths of string fields called ``name`` or ``*Name`` anywhere under ``node``."""
+    found: list[str] = []
+    for key, sub in (node.get("properties") or {}).items():
+        sub_path = f"{path}.{key}"
+        if (key == "name" or key.endswith("Name")) and sub.get("type") == "string":
+            found.append(sub_path)
+        found.extend(_object_name_fields(sub, sub_path))
+    if "items" in node:
+        found.extend(_object_name_fields(node["items"], f"{path}[]"))
+    return found
+
+
+def _spec_schema() -> Doc:
+    crd = yaml.safe_load(CRD.read_text())
+    (version,) = crd["spec"]["versions"]
+    schema: Doc = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return schema
+
+
+# -- in sync ---------------------------------------------------------------------------------
+def test_chart_and_manifests_carry_exactly_the_policy_from_the_source() -> None:
+    problems = policy_sync_problems(ROOT)
+    assert not problems, "run `make crd` and commit the result:\n" + "\n".join(problems)
+
+
+def test_sync_script_copies_and_verifies_the_policy(tmp_path: Path) -> None:
+    (tmp_path / "hack").mkdir()
+    shutil.copy(ROOT / SCRIPT, tmp_path / SCRIPT)
+    for directory in (Path("crds"), SOURCE):
+        (tmp_path / directory).mkdir()
+    (tmp_path / "crds" / "a.yaml").write_text("kind: CustomResourceDefinition\n")
+    (tmp_path / SOURCE / "p.yaml").write_text("kind: ValidatingAdmissionPolicy\n")
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["bash", str(tmp_path / SCRIPT), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+    assert script("--verify").returncode == 1
+    assert script().returncode == 0
+    assert policy_sync_problems(tmp_path) == []
+    (tmp_path / COPIES[1] / "p.yaml").write_text("kind: ValidatingAdmissionPolicy  # edited\n")
+    result = script("--verify")
+    assert result.returncode == 1
+    assert "manifests/policy/p.yaml differs from policy/p.yaml" in result.stderr
+    assert script().returncode == 0
+    assert script("--verify").returncode == 0
+
+
+# -- what the policy is ------------------------------------------------------------------------
+def test_policy_refuses_on_create_and_spec_update_and_fails_closed(docs: tuple[Doc, Doc]) -> None:
+    policy, binding = docs
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    assert rule["apiGroups"] == ["modelmonitor.io"]
+    assert rule["resources"] == ["modelmonitors"]  # not modelmonitors/status
+    assert rule["operations"] == ["CREATE", "UPDATE"]
+    (condition,) = spec["matchConditions"]
+    assert condition["expression"] == (
+        "request.operation == 'CREATE' || object.spec != oldObject.spec"
+    )
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+
+
+def test_every_validation_says_which_right_is_missing(docs: tuple[Doc, Doc]) -> None:
+    for validation in docs[0]["spec"]["validations"]:
+        expression = " ".join(validation["expression"].split())
+        assert "authorizer." in expression, expression
+        assert validation["reason"] == "Forbidden", expression
+        message = validation["messageExpression"]
+        assert message.startswith("variables.denied + '"), message
+        verb = expression.split(".check('")[1].split("'")[0]
+        assert message.split("'")[1].startswith(f"{verb} "), (verb, message)
+
+
+def test_every_field_that_names_an_object_is_checked(docs: tuple[Doc, Doc]) -> None:
+    expressions = _expressions(docs[0])
+    fields = _object_name_fields(_spec_schema(), "spec")
+    assert set(NOT_OBJECT_NAMES) <= set(fields), "stale entries in NOT_OBJECT_NAMES"
+    unchecked = [
+        field
+        for field in fields
+        if field not in NOT_OBJECT_NAMES and f"object.{field}" not in expressions
+    ]
+    assert not unchecked, f"the policy does not check the requester's right to: {unchecked}"
+
+
+def test_every_action_is_checked(docs: tuple[Doc, Doc]) -> None:
+    actions = _spec_schema()["properties"]["actions"]["properties"]
+    for field in ("onSLOBreach", "onDrift"):
+        assert set(actions[field]["items"]["enum"]) == set(ACTION_CHECKS), field
+    expressions = _expressions(docs[0])
+    for action, check in ACTION_CHECKS.items():
+        assert check is None or check in expressions, action
+
+
+def test_chart_template_reads_the_copy_and_has_an_off_switch() -> None:
+    template = (ROOT / "charts/modelmonitor/templates/admission-policy.yaml").read_text()
+    assert f'.Files.Get "files/policy/{POLICY_NAME}"' in template
+    assert "{{- if .Values.admissionPolicy.enabled }}" in template
+    values = yaml.safe_load((ROOT / "charts/modelmonitor/values.yaml").read_text())
+    assert values["admissionPolicy"] == {"enabled": True, "validationActions": ["Deny"]}
