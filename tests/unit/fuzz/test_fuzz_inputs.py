@@ -44,7 +44,8 @@ from tests.unit.fuzz.strategies import JSON, mutated
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parents[3]
-#: Examples per test: 150 keeps the file under 30 s; FUZZ_EXAMPLES=5000 for a deep run.
+#: Examples per test: 150 keeps the file under 30 s. A deep run:
+#: ``FUZZ_EXAMPLES=10000 pytest tests/unit/fuzz --timeout=0`` (minutes per test).
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
     deadline=None,
