@@ -34,7 +34,10 @@ from _measure import Phases, current_rss_mib, emit, peak_rss_mib
 T_IMPORT = time.perf_counter()
 import numpy as np  # noqa: E402
 
-from modelmonitor.adapters.files import iter_datasets, read_dataset  # noqa: E402
+from modelmonitor.adapters.files import ReadLimits, iter_datasets, read_dataset  # noqa: E402
+
+#: Benchmark data is our own and sized on purpose: the input caps do not apply.
+UNBOUNDED = ReadLimits.unbounded()
 from modelmonitor.core.dataset import CategoricalColumn, Dataset  # noqa: E402
 from modelmonitor.core.stats.drift import analyze  # noqa: E402
 from modelmonitor.core.stats.profile import ReferenceProfile  # noqa: E402
@@ -59,8 +62,8 @@ def _drifted(out: dict[str, Any]) -> list[str]:
 def e2e(args: argparse.Namespace) -> None:
     phases = Phases()
     rss0 = current_rss_mib()
-    ref = phases.run("load_reference", lambda: read_dataset(args.reference))
-    cur = phases.run("load_current", lambda: read_dataset(args.current))
+    ref = phases.run("load_reference", lambda: read_dataset(args.reference, limits=UNBOUNDED))
+    cur = phases.run("load_current", lambda: read_dataset(args.current, limits=UNBOUNDED))
     feats = ref.inferred_features()
     if args.setup == "auto":
         profile = phases.run("profile", lambda: ReferenceProfile.from_dataset(ref, feats))
@@ -115,7 +118,7 @@ def _best_wall_cpu(fn: Any, repeat: int) -> tuple[list[float], list[float]]:
 
 def profile_run(args: argparse.Namespace) -> None:
     profile = ReferenceProfile.load(args.profile)
-    cur = read_dataset(args.current)
+    cur = read_dataset(args.current, limits=UNBOUNDED)
     arrays = _window_arrays(cur)
     raw_bytes = sum(a.nbytes for a in arrays)
     _run(profile, cur)  # warm the profile's caches (bin edges, quantile grid): done once
@@ -196,7 +199,7 @@ def scaling(args: argparse.Namespace) -> None:
 def baseline(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     rss0 = current_rss_mib()
-    profile = ReferenceProfile.from_chunks(iter_datasets(args.reference))
+    profile = ReferenceProfile.from_chunks(iter_datasets(args.reference, limits=UNBOUNDED))
     profile.save(args.profile)
     emit(
         {
@@ -217,6 +220,7 @@ def cli(args: argparse.Namespace) -> None:
 
     cmd = [sys.executable, "-m", "modelmonitor", "check", "--reference", args.profile]
     cmd += ["--current", args.current, "--format", "json"]
+    cmd += ["--max-rows", "1Gi", "--max-cells", "1Gi", "--max-decoded-bytes", "64Gi"]
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
 from modelmonitor import __version__
+from modelmonitor.core.limits import ReadLimits
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -102,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-drift",
         action="store_true",
-        help="exit 1 (instead of 0) when the dataset drifted, for CI pipelines",
+        help="exit 1 (instead of 0) when the dataset drifted, and 3 when no feature could "
+        "be evaluated, for CI pipelines",
     )
+    add_limit_arguments(p)
     p.set_defaults(handler=_lazy("modelmonitor.edge.offline:check_command"))
 
     p = sub.add_parser(
@@ -113,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'check --reference PROFILE' and the operator's reference.",
     )
     p.add_argument("--data", required=True, help="reference data file (csv, jsonl, parquet, npy)")
-    p.add_argument("--output", required=True, help="where to write the profile (JSON)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="where to write the profile (JSON); its directory must exist",
+    )
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
     p.add_argument(
         "--exact-limit",
@@ -122,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the exact sample of numerical features with at most this many values "
         "(p-value tests need it); larger ones are summarised by a quantile sketch (default 1000)",
     )
+    add_limit_arguments(p)
     p.set_defaults(handler=_lazy("modelmonitor.edge.offline:baseline_command"))
 
     p = sub.add_parser(
@@ -168,6 +177,47 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--peering", default=None, help="kopf peering name ('' disables peering)")
     p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+
+
+_UNITS = {"": 1, "k": 1000, "ki": 1 << 10, "m": 10**6, "mi": 1 << 20, "g": 10**9, "gi": 1 << 30}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?)?\s*$", re.IGNORECASE)
+
+
+def size_argument(text: str) -> int:
+    """An argparse type: a positive size such as ``1000000``, ``256Mi`` or ``1Gi``."""
+    match = _SIZE.match(text)
+    if not match or int(match.group(1)) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive size (e.g. 5000000, 256Mi, 1Gi)"
+        )
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+
+
+def add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """``--max-decoded-bytes``, ``--max-rows``, ``--max-cells`` with the defaults."""
+    d = ReadLimits()
+    p.add_argument(
+        "--max-decoded-bytes",
+        type=size_argument,
+        default=d.max_decoded_bytes,
+        metavar="SIZE",
+        help="refuse an input that decompresses or decodes to more bytes (default 1Gi; "
+        "gzip/bz2 inputs are inflated as a stream and refused as soon as they pass it)",
+    )
+    p.add_argument(
+        "--max-rows",
+        type=size_argument,
+        default=d.max_rows,
+        metavar="N",
+        help=f"refuse an input with more rows (default {d.max_rows:,})",
+    )
+    p.add_argument(
+        "--max-cells",
+        type=size_argument,
+        default=d.max_cells,
+        metavar="N",
+        help=f"refuse an input with more rows x columns read (default {d.max_cells:,})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

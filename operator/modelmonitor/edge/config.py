@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
 from modelmonitor.core.outbound import OutboundPolicy, ResponseLimits
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
 
@@ -50,6 +51,24 @@ class OperatorConfig:
     # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
     job_name: str = ""
     job_uid: str = ""
+    # what a reference may decode to (REFERENCE_MAX_DECODED_BYTES, _ROWS, _CELLS)
+    reference_max_decoded_bytes: int = REFERENCE_LIMITS.max_decoded_bytes
+    reference_max_rows: int = REFERENCE_LIMITS.max_rows
+    reference_max_cells: int = REFERENCE_LIMITS.max_cells
+
+    @property
+    def reference_limits(self) -> ReadLimits:
+        return ReadLimits(
+            self.reference_max_decoded_bytes, self.reference_max_rows, self.reference_max_cells
+        )
+
+    def reference_limits_env(self) -> dict[str, str]:
+        """The reference limits as environment, for a job-mode pod to apply the same caps."""
+        return {
+            "REFERENCE_MAX_DECODED_BYTES": str(self.reference_max_decoded_bytes),
+            "REFERENCE_MAX_ROWS": str(self.reference_max_rows),
+            "REFERENCE_MAX_CELLS": str(self.reference_max_cells),
+        }
 
     def resolution(self) -> str:
         """DNS inside a cluster; outside it (development, tests) the ready pods' addresses."""
@@ -121,10 +140,11 @@ def load_config(
     STANDALONE, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
     PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
     SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
-    OUTBOUND_MAX_{PROBE,PROMETHEUS,REFERENCE,WEBHOOK}_BYTES, OUTBOUND_BUFFER_BYTES;
-    KUBERNETES_SERVICE_HOST/PORT and the ServiceAccount token at ``token_path`` tell whether
-    it runs in a cluster; JOB_NAME, JOB_UID in a job-mode pod) into one config.
-    SCOPE=namespace with no WATCH_NAMESPACES watches the operator's own namespace.
+    OUTBOUND_MAX_{PROBE,PROMETHEUS,REFERENCE,WEBHOOK}_BYTES, OUTBOUND_BUFFER_BYTES,
+    REFERENCE_MAX_{DECODED_BYTES,ROWS,CELLS}; KUBERNETES_SERVICE_HOST/PORT and the
+    ServiceAccount token at ``token_path`` tell whether it runs in a cluster; JOB_NAME,
+    JOB_UID in a job-mode pod) into one config. SCOPE=namespace with no WATCH_NAMESPACES
+    watches the operator's own namespace.
 
     WATCH_NAMESPACES is a comma-separated list (globs allowed); empty or ``*`` means the
     whole cluster. RETRAIN_SERVICE_ACCOUNTS is a comma-separated list of the ServiceAccounts a
@@ -206,6 +226,15 @@ def load_config(
         api_service=_api_service(env),
         job_name=env.get("JOB_NAME", ""),
         job_uid=env.get("JOB_UID", ""),
+        reference_max_decoded_bytes=_count(
+            env, "REFERENCE_MAX_DECODED_BYTES", defaults.reference_max_decoded_bytes, minimum=1
+        ),
+        reference_max_rows=_count(
+            env, "REFERENCE_MAX_ROWS", defaults.reference_max_rows, minimum=1
+        ),
+        reference_max_cells=_count(
+            env, "REFERENCE_MAX_CELLS", defaults.reference_max_cells, minimum=1
+        ),
     )
 
 

@@ -52,7 +52,10 @@ def job_command(args: argparse.Namespace) -> int:
     runner = InlineRunner(
         Clients(
             references=ReferenceCache(
-                kube, volume_root=args.reference_root or None, outbound=outbound
+                kube,
+                volume_root=args.reference_root or None,
+                outbound=outbound,
+                limits=cfg.reference_limits,
             ),
             outbound=outbound,
             lookup=kube,

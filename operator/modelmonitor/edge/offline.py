@@ -7,7 +7,8 @@ JSON object (the shape docs/cli.md documents). ``baseline`` streams a data file 
 mergeable reference profile and saves it, so later checks cost O(current window).
 
 Exit codes: 0 when the analysis ran (drift or not; 1 instead on drift with
-``--fail-on-drift``), 2 with a one-line reason on stderr for bad input. These commands
+``--fail-on-drift``, 3 when no feature could be evaluated), 2 with a one-line reason on
+stderr for bad input (an input over the size caps of :mod:`.offline_inputs` too). These commands
 import only the data readers and the statistics engine: never kopf or the Kubernetes
 client (a unit test holds this).
 """
@@ -28,6 +29,7 @@ import numpy as np
 
 from modelmonitor.adapters.files import (
     DataError,
+    ReadLimits,
     is_data_file,
     iter_datasets,
     load_features_file,
@@ -45,11 +47,13 @@ from modelmonitor.core.stats.model_quality import (
 )
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import DataQualityReport, data_quality
+from modelmonitor.edge.offline_inputs import check_output, limits_from, load_profile
 from modelmonitor.edge.report_common import drifted_first
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOT_EVALUATED = 3
 
 #: Methods that need the reference's exact sample: a raw reference keeps it for them.
 #: A reference data file with at most this many rows keeps its exact sorted sample in the
@@ -109,9 +113,13 @@ def _check(args: argparse.Namespace) -> int:
     _validate_method(method)
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
-    reference = load_reference(Path(args.reference), features, method=method)
+    limits = limits_from(args)
+    reference = load_reference(Path(args.reference), features, method=method, limits=limits)
     current, extra = read_current(
-        Path(args.current), reference.features, also=labels.columns if labels else ()
+        Path(args.current),
+        reference.features,
+        also=labels.columns if labels else (),
+        limits=limits,
     )
     drift_input, mismatched = _drift_view(current, reference.features)
     try:
@@ -136,7 +144,7 @@ def _check(args: argparse.Namespace) -> int:
     )
     result = build_result(report, quality, mismatched, reference, Path(args.current), current)
     if labels is not None:
-        ref_quality = reference_model_quality(reference, labels)
+        ref_quality = reference_model_quality(reference, labels, limits=limits)
         result["model_quality"] = model_quality(current, labels, reference=ref_quality).to_dict()
     result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
     out: TextIO = sys.stdout
@@ -147,7 +155,16 @@ def _check(args: argparse.Namespace) -> int:
     else:
         out.write(format_table(result))
     drifted = bool(result["dataset"]["drifted"])
-    return EXIT_DRIFT if drifted and getattr(args, "fail_on_drift", False) else EXIT_OK
+    if not getattr(args, "fail_on_drift", False):
+        return EXIT_OK
+    if not any(f.get("status", "ok") == "ok" for f in result["features"]):
+        print(
+            "modelmonitor: error: no feature could be evaluated (see each feature's status), "
+            "so drift was not checked",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_EVALUATED
+    return EXIT_DRIFT if drifted else EXIT_OK
 
 
 def _render(fmt: str, result: dict[str, Any], reference: Reference, current: Dataset) -> str:
@@ -199,11 +216,15 @@ def _needs_exact(method: str) -> bool:
 
 
 def load_reference(
-    path: Path, features: Sequence[Feature] | None, *, method: str = AUTO
+    path: Path,
+    features: Sequence[Feature] | None,
+    *,
+    method: str = AUTO,
+    limits: ReadLimits | None = None,
 ) -> Reference:
     """Read a reference data file (profiled here) or load a saved profile."""
     if is_data_file(path):
-        ds = read_dataset(path, features=features)
+        ds = read_dataset(path, features=features, limits=limits)
         feats = list(features) if features is not None else ds.inferred_features()
         if _needs_exact(method):
             # p-value methods need the exact sample: let the engine keep all of it
@@ -230,34 +251,12 @@ def load_reference(
     return Reference(path, "profile", profile, list(features))
 
 
-def load_profile(path: Path) -> ReferenceProfile:
-    """Load a profile saved by ``baseline``, with one-line errors."""
-    if not path.exists():
-        raise DataError(path, "file not found")
-    if path.is_dir():
-        raise DataError(path, "is a directory, not a file")
-    if path.stat().st_size == 0:
-        raise DataError(path, "empty file")
-    try:
-        return ReferenceProfile.load(path)
-    except UnicodeDecodeError:
-        raise DataError(
-            path,
-            "neither a data file (.csv, .tsv, .jsonl, .parquet, .npy) nor a saved profile",
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, KeyError):
-            text = f"missing key {text}"
-        raise DataError(
-            path,
-            f"not a readable profile ({text}); data files need a .csv, .tsv, .jsonl, "
-            ".parquet or .npy extension",
-        ) from None
-
-
 def read_current(
-    path: Path, features: Sequence[Feature], *, also: Sequence[str] = ()
+    path: Path,
+    features: Sequence[Feature],
+    *,
+    also: Sequence[str] = (),
+    limits: ReadLimits | None = None,
 ) -> tuple[Dataset, list[str]]:
     """Read the reference's features from the current file, leniently typed.
 
@@ -279,7 +278,7 @@ def read_current(
     inferred = {f.name: f for f in columns}
     present += [inferred[n] for n in dict.fromkeys(also) if n not in wanted]
     extra = [n for n in available if n not in wanted]
-    return read_dataset(path, features=present, lenient=True), extra
+    return read_dataset(path, features=present, lenient=True, limits=limits), extra
 
 
 def _label_spec(args: argparse.Namespace) -> LabelSpec | None:
@@ -347,14 +346,17 @@ def _infer_task(y: Column, pred: Column | None, labels: LabelSpec) -> str:
     return "regression"
 
 
-def reference_model_quality(reference: Reference, labels: LabelSpec) -> ModelQuality | None:
+def reference_model_quality(
+    reference: Reference, labels: LabelSpec, *, limits: ReadLimits | None = None
+) -> ModelQuality | None:
     """The reference's own metrics when it is a data file with the label columns."""
     if reference.kind != "data":
         return None
     have = {f.name: f for f in read_columns(reference.path)}
     if any(n not in have for n in labels.columns):
         return None
-    ds = read_dataset(reference.path, features=[have[n] for n in dict.fromkeys(labels.columns)])
+    wanted = [have[n] for n in dict.fromkeys(labels.columns)]
+    ds = read_dataset(reference.path, features=wanted, limits=limits)
     return model_quality(ds, labels)
 
 
@@ -536,16 +538,15 @@ def _baseline(args: argparse.Namespace) -> int:
     exact_limit = getattr(args, "exact_limit", DEFAULT_EXACT_LIMIT)
     if exact_limit is not None and exact_limit < 0:
         raise UsageError("--exact-limit must be >= 0")
+    check_output(output)
     profile = build_profile(
         data,
         features,
         exact_limit=exact_limit,
         chunk_rows=getattr(args, "chunk_rows", None),
+        limits=limits_from(args),
     )
-    if output.exists() and output.is_dir():
-        raise DataError(output, "is a directory, not a file")
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         profile.save(output)
     except OSError as exc:
         raise DataError(output, f"cannot write profile: {exc.strerror or exc}") from None
@@ -564,10 +565,11 @@ def build_profile(
     *,
     exact_limit: int | None = DEFAULT_EXACT_LIMIT,
     chunk_rows: int | None = None,
+    limits: ReadLimits | None = None,
 ) -> ReferenceProfile:
     """Stream a data file chunk by chunk into one merged profile (bounded memory)."""
     kwargs: dict[str, Any] = {} if chunk_rows is None else {"chunk_rows": chunk_rows}
-    chunks = iter_datasets(data, features=features, **kwargs)
+    chunks = iter_datasets(data, features=features, limits=limits, **kwargs)
     return ReferenceProfile.from_chunks(chunks, features, exact_limit=exact_limit)
 
 

@@ -99,7 +99,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     metrics.watch_outbound(outbound)
     inline = InlineRunner(
         Clients(
-            references=ReferenceCache(kube, outbound=outbound),
+            references=ReferenceCache(kube, outbound=outbound, limits=cfg.reference_limits),
             lookup=kube,
             resolution=cfg.resolution(),  # type: ignore[arg-type]
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
@@ -112,6 +112,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         "PROMETHEUS_MIN_WINDOW_SECONDS": f"{cfg.prometheus_min_window_seconds:g}",
         "LOG_FORMAT": cfg.log_format,
         **cfg.outbound_env(),
+        **cfg.reference_limits_env(),
     }
     slots = RunSlots(cfg.max_concurrent_runs, cfg.max_runs_per_namespace)
     jobs = JobRunner(

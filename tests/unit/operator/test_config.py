@@ -136,3 +136,25 @@ def test_bad_payload_url(url: str) -> None:
 def test_bad_payload_byte_budget(value: str) -> None:
     with pytest.raises(ValueError, match="PAYLOAD_MAX_BYTES"):
         load_config(env={"PAYLOAD_MAX_BYTES": value})
+
+
+def test_reference_limits_are_settings_passed_on_to_job_pods() -> None:
+    from modelmonitor.core.limits import REFERENCE_LIMITS
+
+    assert load_config(env={}).reference_limits == REFERENCE_LIMITS
+    cfg = load_config(
+        env={
+            "REFERENCE_MAX_DECODED_BYTES": "1048576",
+            "REFERENCE_MAX_ROWS": "1000",
+            "REFERENCE_MAX_CELLS": "5000",
+        }
+    )
+    assert (cfg.reference_limits.max_decoded_bytes, cfg.reference_limits.max_rows) == (
+        1048576,
+        1000,
+    )
+    assert cfg.reference_limits.max_cells == 5000
+    assert load_config(env=cfg.reference_limits_env()).reference_limits == cfg.reference_limits
+    for bad in ("0", "-5", "lots"):
+        with pytest.raises(ValueError, match="REFERENCE_MAX_ROWS"):
+            load_config(env={"REFERENCE_MAX_ROWS": bad})

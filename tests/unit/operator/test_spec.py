@@ -270,3 +270,20 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
     }
     assert defaults == expected
+
+
+def test_an_action_list_holding_non_names_is_a_spec_error() -> None:
+    # found by tests/unit/fuzz: a nested list here raised TypeError (unhashable)
+    spec = with_changes(actions={"onSLOBreach": [["rollback"]], "onDrift": [{"a": 1}]})
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    assert "spec.actions.onSLOBreach" in str(info.value)
+    assert "must be a list of action names" in str(info.value)
+
+
+def test_job_resources_that_are_not_an_object_are_a_spec_error() -> None:
+    # found by tests/unit/fuzz: dict() of a number or a string raised TypeError/ValueError
+    for bad in (1, "0", ["cpu"]):
+        spec = with_changes(schedule={"mode": "job", "job": {"resources": bad}})
+        with pytest.raises(SpecError, match=r"spec\.schedule\.job\.resources: must be an object"):
+            parse_spec(spec)

@@ -7,6 +7,7 @@ one-line message.
 
 from modelmonitor.adapters.files.errors import DataError
 from modelmonitor.adapters.files.features import load_features_file, parse_features
+from modelmonitor.adapters.files.limits import ReadLimits, TooLargeError
 from modelmonitor.adapters.files.readers import (
     DEFAULT_CHUNK_ROWS,
     FORMAT_NAMES,
@@ -21,6 +22,8 @@ __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "FORMAT_NAMES",
     "DataError",
+    "ReadLimits",
+    "TooLargeError",
     "detect_format",
     "is_data_file",
     "iter_datasets",

@@ -110,6 +110,8 @@ def convert_column(
     if pa.types.is_dictionary(t):
         if declared != "numerical" and _is_text(t.value_type):
             return dictionary_to_categorical(arr)
+        if declared == "numerical" and _is_text(t.value_type):
+            return _dictionary_to_numbers(name, arr, lenient=lenient, source=source)
         arr = arr.cast(t.value_type)
         t = arr.type
     kind = declared or inferred_type(t)
@@ -166,6 +168,29 @@ def to_categorical(arr: ArrowColumn) -> CategoricalColumn:
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     labels = tuple(str(v) for v in dictionary.to_pylist())
     return CategoricalColumn(np.ascontiguousarray(codes, dtype=np.int32), labels)
+
+
+def _dictionary_to_numbers(name: str, arr: ArrowColumn, *, lenient: bool, source: object) -> Column:
+    """Dictionary-encoded text declared numerical: parse each label once, then index.
+
+    Never expands the labels row by row (a long label repeated in every row would
+    take its length times the rows).
+    """
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    parts: list[FloatArray] = []
+    for chunk in chunks:
+        try:
+            values = pc.cast(chunk.dictionary, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            if lenient:
+                return dictionary_to_categorical(arr)
+            raise DataError(
+                source, f"column {name!r} is declared numerical but holds text ({_first_line(exc)})"
+            ) from None
+        parts.append(to_float64(pc.take(values, chunk.indices)))
+    if not parts:
+        return np.empty(0, dtype=np.float64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _is_text(t: pa.DataType) -> bool:

@@ -11,6 +11,7 @@ data does not have.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,12 +27,14 @@ from modelmonitor.adapters.files.formats import (
     ReadPlan,
     read_types,
 )
+from modelmonitor.adapters.files.limits import ReadLimits
 from modelmonitor.core.dataset import Dataset, Feature, FeatureType
 
 T = TypeVar("T")
 
 DEFAULT_CHUNK_ROWS = 1 << 17
 FORMAT_NAMES = ("csv", "tsv", "jsonl", "parquet", "npy")
+_TEXT_FORMATS = ("csv", "tsv", "jsonl")
 _LABELS = {"csv": "CSV", "tsv": "TSV", "jsonl": "JSON lines", "parquet": "Parquet", "npy": "npy"}
 
 
@@ -60,22 +63,29 @@ def read_dataset(
     features: Sequence[Feature] | None = None,
     lenient: bool = False,
     format: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> Dataset:
     """Read a whole file.
 
     ``features`` selects the columns (in its order) and fixes their types; without it
     every supported column is read with inferred types. ``lenient=True`` keeps a column
     declared numerical that holds text as categorical instead of failing (data quality
-    then reports the type mismatch).
+    then reports the type mismatch). ``limits`` (default :class:`ReadLimits`) is checked
+    before anything is decoded.
     """
     p, reader = _open(path, format)
     plan, declared = _plan(p, reader, features)
+    _guard(p, reader, lambda: reader.check_size(p, plan, limits or ReadLimits()))
     table = _guard(p, reader, lambda: reader.read(p, plan))
     if table.num_rows == 0:
         raise DataError(p, "no data rows")
     arrow = {name: table.column(name) for name in table.column_names}
     del table  # the columns alone keep the data: each is freed once converted
-    dataset = columns_to_dataset(arrow, declared=declared, lenient=lenient, source=p)
+    dataset = _guard(
+        p,
+        reader,
+        lambda: columns_to_dataset(arrow, declared=declared, lenient=lenient, source=p),
+    )
     pa.default_memory_pool().release_unused()  # hand decode buffers back to the system
     return dataset
 
@@ -86,16 +96,18 @@ def iter_datasets(
     features: Sequence[Feature] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     format: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[Dataset]:
     """Stream a file as datasets of about ``chunk_rows`` rows (types fixed by the plan).
 
     Categorical chunks are encoded independently: match categories across chunks by
-    label, not by code.
+    label, not by code. ``limits`` is checked before the first chunk is decoded.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
     p, reader = _open(path, format)
     plan, declared = _plan(p, reader, features)
+    _guard(p, reader, lambda: reader.check_size(p, plan, limits or ReadLimits()))
     stream = _guard(p, reader, lambda: reader.batches(p, plan, chunk_rows))
     rows = 0
     while True:
@@ -103,7 +115,7 @@ def iter_datasets(
         if table is None:
             break
         rows += table.num_rows
-        yield table_to_dataset(table, declared=declared, source=p)
+        yield _guard(p, reader, partial(table_to_dataset, table, declared=declared, source=p))
     if rows == 0:
         raise DataError(p, "no data rows")
 
@@ -112,6 +124,7 @@ def read_columns(path: str | Path, *, format: str | None = None) -> list[Feature
     """The columns a file has and their inferred types, without reading it all."""
     p, reader = _open(path, format)
     schema = _guard(p, reader, lambda: reader.schema(p))
+    _refuse_binary(p, reader, schema, list(schema.names))
     out: list[Feature] = []
     for f in schema:
         kind = inferred_type(f.type)
@@ -143,6 +156,8 @@ def _plan(
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise DataError(p, f"duplicate column name(s): {', '.join(dupes)}")
+    wanted = names if features is None else [f.name for f in features if f.name in names]
+    _refuse_binary(p, reader, schema, wanted)
     if features is not None:
         check_present(features, names, source=p)
         columns = tuple(f.name for f in features)
@@ -163,6 +178,14 @@ def _plan(
     return ReadPlan(columns, types), declared
 
 
+def _refuse_binary(p: Path, reader: FormatReader, schema: pa.Schema, names: list[str]) -> None:
+    """Arrow reads text that is not UTF-8 as bytes: say so, not "unsupported type"."""
+    if reader.name in _TEXT_FORMATS:
+        binary = [n for n in names if pa.types.is_binary(schema.field(n).type)]
+        if binary:
+            raise DataError(p, f"column {binary[0]!r} is not UTF-8 text")
+
+
 def _guard(p: Path, reader: FormatReader, action: Callable[[], T]) -> T:
     try:
         return action()
@@ -170,12 +193,14 @@ def _guard(p: Path, reader: FormatReader, action: Callable[[], T]) -> T:
         raise
     except FileNotFoundError:
         raise DataError(p, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(p, f"is not UTF-8 text (byte {exc.start} of a value)") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         text = _first_line(exc)
         if text.startswith("Empty "):
             raise DataError(p, "empty file") from None
         raise DataError(p, f"cannot parse as {_LABELS[reader.name]}: {text}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(p, f"cannot read as {_LABELS[reader.name]}: {_first_line(exc)}") from None
 
 

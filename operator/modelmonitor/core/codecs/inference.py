@@ -269,7 +269,11 @@ def _parse_items(items: Any, n_rows: int, what: str) -> BatchOutput:
         widths = {len(v) for v in items}
         if widths == {1}:
             items = [v[0] for v in items]
-        elif len(widths) == 1 and all(_is_number(x) for v in items for x in v):
+        elif (
+            widths not in ({0}, set())
+            and len(widths) == 1
+            and all(_is_number(x) for v in items for x in v)
+        ):
             return BatchOutput(None, np.asarray(items, dtype=np.float64).reshape(n_rows, -1))
         else:
             raise BadResponseError(

@@ -177,8 +177,8 @@ class FieldReader:
 
     def action_list(self, data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
         value = data.get(key) or []
-        if not isinstance(value, list):
-            self.problem(f"{path}.{key}", "must be a list")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(f"{path}.{key}", "must be a list of action names")
             return ()
         for item in value:
             if item not in ACTIONS:

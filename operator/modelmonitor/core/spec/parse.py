@@ -235,7 +235,7 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
             low=10,
             high=86400,
         ),
-        job_resources=dict(job.get("resources") or {}),
+        job_resources=dict(r.obj(job, "resources", f"{path}.job") or {}),
     )
 
 

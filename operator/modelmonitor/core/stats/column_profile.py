@@ -35,7 +35,21 @@ def _encode_floats(values: FloatArray) -> str:
 
 
 def _decode_floats(text: str, n: int) -> FloatArray:
-    raw = np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.uint8)
+    return decode_floats(base64.b64decode(text), n)
+
+
+def decode_floats(packed: bytes, n: int) -> FloatArray:
+    """Inverse of :func:`_encode_floats`; inflates at most ``8 * n`` bytes (no zlib bomb)."""
+    if n < 0:
+        raise ValueError(f"negative count {n}")
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(packed, 8 * n + 1) if n else inflater.decompress(packed, 1)
+    except zlib.error as exc:
+        raise ValueError(f"not zlib-compressed floats ({exc})") from None
+    if len(data) != 8 * n or inflater.unconsumed_tail:
+        raise ValueError(f"does not hold exactly {n} values")
+    raw = np.frombuffer(data, dtype=np.uint8)
     out = raw.reshape(8, n).T.copy().view("<f8").reshape(n)
     return out.astype(np.float64, copy=False)
 

@@ -6,7 +6,6 @@ the spec declares, profiles them once, and keeps a seeded sample of rows for the
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,23 +14,41 @@ from typing import Any
 
 import numpy as np
 
-from modelmonitor.adapters.files import DataError, detect_format, read_dataset
+from modelmonitor.adapters.files import (
+    DataError,
+    ReadLimits,
+    TooLargeError,
+    detect_format,
+    read_dataset,
+)
 from modelmonitor.core.dataset import Dataset, Feature
 from modelmonitor.core.outbound import sanitize
 from modelmonitor.core.spec import FeatureSpec
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.profile import ReferenceProfile
+from modelmonitor.core.stats.profile_check import ProfileError, parse_profile
 
 PROBE_POOL_ROWS = 10_000
-_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
+_SUFFIX = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl", "parquet": ".parquet", "npy": ".npy"}
 
 
 class ReferenceLoadError(Exception):
-    """The reference could not be loaded; ``reason`` is a status condition reason."""
+    """The reference could not be loaded; ``reason`` is a status condition reason.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``version`` is the source's version when the content itself was refused (unreadable
+    or too large): the cache remembers the refusal and does not decode the same content
+    again; None when the source could not be reached (worth retrying).
+    """
+
+    def __init__(self, reason: str, message: str, *, version: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.version = version
+
+
+#: The profile of a cached refusal: a loader that finds its source unchanged returns the
+#: cached entry, and the cache, seeing this profile, raises the refusal again.
+REFUSED_PROFILE = ReferenceProfile({}, 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +61,11 @@ class LoadedReference:
     @property
     def features(self) -> list[Feature]:
         return self.profile.features
+
+    @property
+    def refused(self) -> bool:
+        """True for the cache's record of content that was refused (see REFUSED_PROFILE)."""
+        return self.profile is REFUSED_PROFILE
 
 
 @dataclass(frozen=True)
@@ -101,22 +123,30 @@ def parse_reference_bytes(
     plan: ColumnPlan | None,
     version: str,
     source: str,
+    limits: ReadLimits | None = None,
 ) -> LoadedReference:
-    """Turn raw file content into a :class:`LoadedReference` (format from ``fmt`` or name)."""
+    """Turn raw file content into a :class:`LoadedReference` (format from ``fmt`` or name).
+
+    gzip or bz2 content (told by its first bytes) is inflated as a stream under
+    ``limits``; every format is checked against ``limits`` before it is decoded.
+    """
     if fmt == "auto":
         fmt = "profile" if name_hint.lower().endswith(".json") else format_from_name(name_hint)
     if fmt == "profile":
         try:
-            profile = ReferenceProfile.from_dict(json.loads(payload))
-        except (ValueError, KeyError, TypeError) as exc:
+            profile = parse_profile(payload)
+        except ProfileError as exc:
             raise ReferenceLoadError(
-                "ReferenceUnreadable", f"{source}: not a reference profile: {sanitize(str(exc))}"
-            ) from exc
+                "ReferenceUnreadable",
+                f"{source}: not a reference profile: {sanitize(str(exc))}",
+                version=version,
+            ) from None
         return LoadedReference(profile, None, version, source)
     with tempfile.TemporaryDirectory(prefix="modelmonitor-ref-") as tmp:
         path = Path(tmp) / f"reference{_SUFFIX[fmt]}"
         path.write_bytes(payload)
-        return read_reference_file(path, fmt, plan, version=version, source=source)
+        del payload
+        return read_reference_file(path, fmt, plan, version=version, source=source, limits=limits)
 
 
 def format_from_name(name: str) -> str:
@@ -131,15 +161,30 @@ def format_from_name(name: str) -> str:
 
 
 def read_reference_file(
-    path: Path, fmt: str, plan: ColumnPlan | None, *, version: str, source: str
+    path: Path,
+    fmt: str,
+    plan: ColumnPlan | None,
+    *,
+    version: str,
+    source: str,
+    limits: ReadLimits | None = None,
 ) -> LoadedReference:
-    """Read a data file in ``fmt`` and build the reference from it."""
+    """Read a data file in ``fmt`` (checked against ``limits`` first) and build the reference."""
     try:
-        dataset = read_dataset(path, format=fmt, lenient=True)
+        dataset = read_dataset(path, format=fmt, lenient=True, limits=limits)
         return build_reference(dataset, plan, version=version, source=source)
+    except TooLargeError as exc:
+        raise ReferenceLoadError(
+            "ReferenceTooLarge",
+            f"{source}: reference {exc.reason}; raise the operator's reference limits or "
+            "save a profile with 'modelmonitor baseline' and reference it",
+            version=version,
+        ) from None
     except (DataError, ValueError) as exc:
         # The error may quote the data (a CSV line): short and printable in status.
-        raise ReferenceLoadError("ReferenceUnreadable", f"{source}: {sanitize(str(exc))}") from exc
+        raise ReferenceLoadError(
+            "ReferenceUnreadable", f"{source}: {sanitize(str(exc))}", version=version
+        ) from exc
 
 
 def inline_reference(

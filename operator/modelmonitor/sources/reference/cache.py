@@ -4,6 +4,10 @@ The cache only keeps entries and serializes loads of the same entry; fetching is
 loaders' (:mod:`.loaders`), one per ``spec.reference`` source, found by
 ``ReferenceSpec.source`` in :data:`~.loaders.LOADERS` (an unknown source is an
 :class:`~modelmonitor.sources.registry.UnknownSourceError`).
+
+Content that was refused (unreadable, or decoding to more than the limits allow) is
+remembered with its source version like a loaded reference: while the source does not
+change, each run reports the same refusal without fetching-and-decoding it again.
 """
 
 from __future__ import annotations
@@ -15,10 +19,17 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from modelmonitor.adapters.files import ReadLimits
 from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.cluster import ObjectLookup
+from modelmonitor.core.limits import REFERENCE_LIMITS
 from modelmonitor.core.spec import ReferenceSpec
-from modelmonitor.sources.reference.build import ColumnPlan, LoadedReference
+from modelmonitor.sources.reference.build import (
+    REFUSED_PROFILE,
+    ColumnPlan,
+    LoadedReference,
+    ReferenceLoadError,
+)
 from modelmonitor.sources.reference.loaders import LOADERS, LoadRequest
 
 DEFAULT_HTTP_TIMEOUT = 30.0
@@ -40,6 +51,7 @@ class ReferenceCache:
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
         volume_root: str | None = None,
         outbound: Outbound | None = None,
+        limits: ReadLimits = REFERENCE_LIMITS,
     ) -> None:
         """``max_bytes``: of a fetched or read reference (default: the fence's
         ``limits.reference``); ``outbound``: the fence URLs are fetched through."""
@@ -51,6 +63,8 @@ class ReferenceCache:
         self._max_entries = max_entries
         self._max_bytes = max_bytes if max_bytes is not None else self._outbound.limits.reference
         self._http_timeout = http_timeout
+        self._limits = limits
+        self._refusals: dict[tuple[str, str], ReferenceLoadError] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def forget(self, namespace: str, monitor: str) -> None:
@@ -82,11 +96,27 @@ class ReferenceCache:
                 http_timeout=self._http_timeout,
                 volume_root=self._volume_root,
                 outbound=self._outbound,
+                limits=self._limits,
             )
-            loaded = await loader.load(request)
-            self._entries[key] = loaded
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                old, _ = self._entries.popitem(last=False)
-                self._locks.pop(old, None)
+            try:
+                loaded = await loader.load(request)
+            except ReferenceLoadError as exc:
+                if exc.version is None:
+                    raise  # the source could not be reached: try again next run
+                loaded = LoadedReference(REFUSED_PROFILE, None, exc.version, str(exc))
+                self._refusals[key] = exc
+            if loaded.refused:
+                self._remember(key, loaded)
+                refusal = self._refusals[key]
+                raise ReferenceLoadError(refusal.reason, str(refusal), version=refusal.version)
+            self._refusals.pop(key, None)
+            self._remember(key, loaded)
             return loaded
+
+    def _remember(self, key: tuple[str, str], loaded: LoadedReference) -> None:
+        self._entries[key] = loaded
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            old, _ = self._entries.popitem(last=False)
+            self._locks.pop(old, None)
+            self._refusals.pop(old, None)

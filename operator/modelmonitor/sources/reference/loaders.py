@@ -21,6 +21,7 @@ from typing import Protocol
 
 import aiohttp
 
+from modelmonitor.adapters.files import ReadLimits
 from modelmonitor.adapters.outbound import (
     FenceError,
     Outbound,
@@ -58,6 +59,7 @@ class LoadRequest:
     http_timeout: float
     volume_root: Path | None = None  # where a pvc reference's claim is mounted (job mode)
     outbound: Outbound = field(default_factory=Outbound)
+    limits: ReadLimits = field(default_factory=ReadLimits)  # what the content may decode to
 
     async def parse(
         self, payload: bytes, *, name_hint: str, version: str, source: str
@@ -71,6 +73,7 @@ class LoadRequest:
             plan=self.plan,
             version=version,
             source=source,
+            limits=self.limits,
         )
 
 
@@ -215,11 +218,18 @@ class PvcLoader:
                 plan=request.plan,
                 version=version,
                 source=shown,
+                limits=request.limits,
             )
         if fmt == "auto":
             fmt = format_from_name(path.name)
         return await asyncio.to_thread(
-            read_reference_file, path, fmt, request.plan, version=version, source=shown
+            read_reference_file,
+            path,
+            fmt,
+            request.plan,
+            version=version,
+            source=shown,
+            limits=request.limits,
         )
 
 
