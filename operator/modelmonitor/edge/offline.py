@@ -19,7 +19,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,7 +34,7 @@ from modelmonitor.adapters.files import (
     read_columns,
     read_dataset,
 )
-from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature
+from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
 from modelmonitor.core.stats.column_profile import DEFAULT_EXACT_LIMIT, as_categorical
 from modelmonitor.core.stats.drift import DriftReport, analyze
 from modelmonitor.core.stats.methods import AUTO, REGISTRY, validate_method_name
@@ -45,6 +45,16 @@ from modelmonitor.core.stats.model_quality import (
 )
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import DataQualityReport, data_quality
+from modelmonitor.core.stats.thresholds import method_thresholds, unused_threshold_note
+from modelmonitor.edge.labels import (
+    LabelSpec,
+    apply_types,
+    column_types,
+    infer_task,
+    parse_columns,
+    resolve_task,
+    typed_columns,
+)
 from modelmonitor.edge.report_common import drifted_first
 
 EXIT_OK = 0
@@ -77,24 +87,6 @@ class Reference:
         return self.data.n_rows
 
 
-@dataclass(frozen=True)
-class LabelSpec:
-    """Which columns hold the true labels, the predictions and class probabilities."""
-
-    target: str
-    prediction: str | None = None
-    proba: tuple[str, ...] = ()
-    task: str = "auto"  # auto | classification | regression
-
-    @property
-    def columns(self) -> list[str]:
-        return [
-            self.target,
-            *([self.prediction] if self.prediction else []),
-            *self.proba,
-        ]
-
-
 # --- check -------------------------------------------------------------------------------
 
 
@@ -109,7 +101,18 @@ def _check(args: argparse.Namespace) -> int:
     _validate_method(method)
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
-    reference = load_reference(Path(args.reference), features, method=method)
+    if labels is not None and labels.task == "auto":
+        labels = replace(labels, task=resolve_task(Path(args.current), labels))
+    types = column_types(labels, features, getattr(args, "categorical", None))
+    if features is not None:
+        features = apply_types(features, types)
+    reference = load_reference(
+        Path(args.reference),
+        features,
+        method=method,
+        types=types,
+        required=parse_columns(getattr(args, "categorical", None)),
+    )
     current, extra = read_current(
         Path(args.current), reference.features, also=labels.columns if labels else ()
     )
@@ -135,6 +138,7 @@ def _check(args: argparse.Namespace) -> int:
         extra_columns=quality.extra_columns + tuple(n for n in extra if n not in known),
     )
     result = build_result(report, quality, mismatched, reference, Path(args.current), current)
+    _add_decision_rules(result, report, method, args.threshold)
     if labels is not None:
         ref_quality = reference_model_quality(reference, labels)
         result["model_quality"] = model_quality(current, labels, reference=ref_quality).to_dict()
@@ -199,10 +203,24 @@ def _needs_exact(method: str) -> bool:
 
 
 def load_reference(
-    path: Path, features: Sequence[Feature] | None, *, method: str = AUTO
+    path: Path,
+    features: Sequence[Feature] | None,
+    *,
+    method: str = AUTO,
+    types: Mapping[str, FeatureType] | None = None,
+    required: Sequence[str] = (),
 ) -> Reference:
-    """Read a reference data file (profiled here) or load a saved profile."""
+    """Read a reference data file (profiled here) or load a saved profile.
+
+    ``types`` sets the type of the columns it names that the reference has (label
+    columns, ``--categorical``); each of ``required`` must be one of them.
+    """
+    types = types or {}
     if is_data_file(path):
+        if types:
+            have = features if features is not None else read_columns(path)
+            types = typed_columns(path, types, [f.name for f in have], required=required)
+            features = apply_types(have, types)
         ds = read_dataset(path, features=features)
         feats = list(features) if features is not None else ds.inferred_features()
         if _needs_exact(method):
@@ -212,6 +230,15 @@ def load_reference(
         profile = ReferenceProfile.from_dataset(ds, feats, exact_limit=limit)
         return Reference(path, "data", profile, feats)
     profile = load_profile(path)
+    names = [f.name for f in features] if features is not None else list(profile.columns)
+    types = typed_columns(path, types, names, required=required)
+    for name, kind in types.items():
+        if profile[name].type != kind:
+            raise DataError(
+                path,
+                f"column {name!r} is {profile[name].type} in the profile but {kind} here "
+                "(task or --categorical); build the profile with a features file that types it",
+            )
     if features is None:
         return Reference(path, "profile", profile, profile.features)
     absent = [f.name for f in features if f.name not in profile]
@@ -306,7 +333,7 @@ def model_quality(
     pred = data[labels.prediction] if labels.prediction else None
     task = labels.task
     if task == "auto":
-        task = _infer_task(y, pred, labels)
+        task = infer_task(y, pred, labels)
     try:
         if task == "regression":
             assert pred is not None
@@ -328,23 +355,6 @@ def model_quality(
         return classification_quality(y, pred, proba=proba, reference=reference)
     except ValueError as exc:
         raise UsageError(f"model quality: {exc}") from None
-
-
-#: ``--task auto`` reads integer labels with at most this many distinct values as classes.
-MAX_AUTO_CLASSES = 20
-
-
-def _infer_task(y: Column, pred: Column | None, labels: LabelSpec) -> str:
-    """classification for text labels, with --proba, or for few integer labels."""
-    if labels.proba or isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
-        return "classification"
-    values = [np.asarray(y)] + ([] if pred is None else [np.asarray(pred)])
-    finite = [v[np.isfinite(v)] for v in values]
-    if all(np.array_equal(v, np.round(v)) for v in finite):
-        distinct = np.unique(np.concatenate(finite))
-        if distinct.size <= MAX_AUTO_CLASSES:
-            return "classification"
-    return "regression"
 
 
 def reference_model_quality(reference: Reference, labels: LabelSpec) -> ModelQuality | None:
@@ -409,6 +419,16 @@ def build_result(
     return result
 
 
+def _add_decision_rules(
+    result: dict[str, Any], report: DriftReport, method: str, threshold: float | None
+) -> None:
+    """Per method, what decided drift (``thresholds``), and ``notes`` on options that
+    did not apply everywhere: the header never names a level no feature used."""
+    result["thresholds"] = [t.to_dict(report.correction) for t in method_thresholds(report)]
+    note = unused_threshold_note(report, method, threshold)
+    result.setdefault("notes", []).extend([note] if note else [])
+
+
 def _json_safe(obj: Any) -> Any:
     """JSON has no NaN/inf: NaN -> null, +/-inf -> +/- the largest float."""
     if isinstance(obj, float):
@@ -447,7 +467,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"Reference: {result['reference']['path']} ({result['reference']['rows']:,} rows, "
         f"{result['reference']['kind']})   Current: {result['current']['path']} "
         f"({result['current']['rows']:,} rows)",
-        f"Correction: {result['correction']}, alpha {result['alpha']}",
+        "Drift when: "
+        + ("; ".join(t["rule"] for t in result.get("thresholds", [])) or "no feature evaluated"),
         "",
     ]
     header = [
@@ -517,6 +538,9 @@ def format_table(result: dict[str, Any]) -> str:
             )
         for note in mq["notes"]:
             lines.append(f"  note: {note}")
+    if result.get("notes"):
+        lines.append("")
+        lines.extend(f"Note: {note}" for note in result["notes"])
     return "\n".join(lines) + "\n"
 
 
