@@ -94,3 +94,42 @@ def test_statistics_modules_do_not_import_scipy_stats() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("n_bins", [2, 3, 5, 20, 101, 1000])
+@pytest.mark.parametrize("n_eff", [10.0, 700.0, 40_000.0])
+def test_noise_floor_bound_is_an_upper_bound(n_bins: int, n_eff: float) -> None:
+    from modelmonitor.core.stats.drift import noise_floor_bound
+
+    exact = noise_floor("jensenshannon", n_eff, n_bins)
+    bound = noise_floor_bound("jensenshannon", n_eff, n_bins)
+    assert exact <= bound <= 1.5 * exact  # never below, and not loose enough to matter
+    assert noise_floor_bound("wasserstein", n_eff, n_bins) == noise_floor(
+        "wasserstein", n_eff, n_bins
+    )
+
+
+def test_large_auto_run_imports_no_scipy_at_all() -> None:
+    """At sizes where auto picks distances (and the JS noise floor is below 0.1), a whole
+    run with data quality needs neither scipy.stats nor scipy.special."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from modelmonitor.core.dataset import CategoricalColumn, Dataset\n"
+        "from modelmonitor.core.stats.drift import analyze\n"
+        "from modelmonitor.core.stats.quality import data_quality\n"
+        "rng = np.random.default_rng(0)\n"
+        "def ds(n):\n"
+        "    cat = CategoricalColumn(rng.integers(0, 5, n).astype(np.int32), tuple('abcde'))\n"
+        "    return Dataset({'x': rng.normal(size=n), 'c': cat})\n"
+        "ref, cur = ds(20000), ds(5000)\n"
+        "report = analyze(ref, cur)\n"
+        "assert {f.method for f in report.features} == {'wasserstein', 'jensenshannon'}\n"
+        "data_quality(cur, ref)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import math
 
-from scipy import special
-
 
 def _log_binom(a: int, b: int) -> float:
     if b < 0 or b > a:
         return -math.inf
-    return float(special.gammaln(a + 1) - special.gammaln(b + 1) - special.gammaln(a - b + 1))
+    return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
 
 def out_of_range_pvalue(k: int, n_reference: int, n_current: int) -> float:
