@@ -196,3 +196,16 @@ def test_threshold_that_reached_no_feature_is_never_silent(cancer: dict[str, Pat
     named = _json(*args, "--method", "ks", "--threshold", "0.01")
     assert _feature(named, "mean_radius")["threshold"] == 0.01
     assert named["notes"] == []
+
+
+def test_threshold_of_a_named_method_notes_the_features_it_does_not_fit(
+    cancer: dict[str, Path],
+) -> None:
+    report = _json(
+        "--reference", str(cancer["ref"]), "--current", str(cancer["cur"]),
+        "--target", "target", "--prediction", "prediction",
+        "--method", "ks", "--threshold", "0.01",
+    )  # fmt: skip
+    assert _feature(report, "target")["threshold"] == 0.05  # ztest: auto's default level
+    (note,) = report["notes"]
+    assert note.startswith("--threshold 0.01 applies to ks only: the 2 feature(s)")

@@ -65,10 +65,20 @@ def method_thresholds(report: DriftReport) -> list[MethodThreshold]:
 
 
 def unused_threshold_note(report: DriftReport, method: str, threshold: float | None) -> str | None:
-    """A note when ``threshold`` was requested under ``auto`` and some features were
-    judged by a test instead (their level is ``alpha``), or none used it at all."""
-    if threshold is None or method != AUTO:
+    """A note when ``threshold`` did not reach every evaluated feature: under ``auto``
+    the features judged by a test (their level is ``alpha``); with a named method the
+    features it does not fit (judged by ``auto``'s defaults)."""
+    if threshold is None:
         return None
+    if method != AUTO:
+        others = sorted({f.method for f in report.features if f.status == "ok"} - {method})
+        if not others:
+            return None
+        n_other = sum(1 for f in report.features if f.status == "ok" and f.method != method)
+        return (
+            f"--threshold {threshold:g} applies to {method} only: the {n_other} feature(s) "
+            f"it does not fit were judged by auto ({', '.join(others)}) at their defaults."
+        )
     tests = sorted({f.method for f in report.features if f.status == "ok" and f.kind == "test"})
     if not tests:
         return None
