@@ -209,3 +209,16 @@ def test_threshold_of_a_named_method_notes_the_features_it_does_not_fit(
     assert _feature(report, "target")["threshold"] == 0.05  # ztest: auto's default level
     (note,) = report["notes"]
     assert note.startswith("--threshold 0.01 applies to ks only: the 2 feature(s)")
+
+
+def test_markdown_and_html_state_the_rule_and_the_note(cancer: dict[str, Path]) -> None:
+    args = ("--reference", str(cancer["ref"]), "--current", str(cancer["cur"]))
+    md = _run(*args, "--threshold", "0.2", "--format", "markdown").stdout
+    assert "drift when: ks\\: p-value" in md
+    assert ", alpha 0.05" not in md  # the old header
+    assert "> **Note:** --threshold 0.2 applied to no feature" in md
+    page = _run(*args, "--threshold", "0.2", "--format", "html")
+    if page.returncode == 2 and "matplotlib" in page.stderr:
+        pytest.skip("the report extra (matplotlib) is not installed")
+    assert "drift when: ks: p-value (bonferroni-adjusted) &lt; 0.05" in page.stdout
+    assert '<p class="note">--threshold 0.2 applied to no feature' in page.stdout
