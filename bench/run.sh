@@ -4,7 +4,7 @@
 #
 # Environment knobs: REF_ROWS (1000000), CUR_ROWS (100000), REPEAT (3 rounds of ours and
 # Alibi Detect), EVIDENTLY_REPEAT (1), SCALING_ROWS (1000,...,10000000), SKIP_RIVALS=1,
-# SKIP_EVIDENTLY=1, SKIP_SCALING=1.
+# SKIP_EVIDENTLY=1, SKIP_SCALING=1, SKIP_PROCESSES=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,3 +81,16 @@ if [[ -z "${SKIP_SCALING:-}" ]]; then
   run $PY bench/ours.py scaling --profile "$PROFILE" --rows "$SCALING_ROWS"
 fi
 $PY bench/summarize.py "$out" | tee "${out%.jsonl}.md"
+
+# Whole processes side by side (interpreter start and imports included), at a small size
+# and at the size above: bench/results/processes-<time>.{jsonl,md}.
+if [[ -z "${SKIP_PROCESSES:-}" ]]; then
+  skip=()
+  [[ -n "${SKIP_RIVALS:-}" ]] && skip=(--skip-alibi --skip-evidently)
+  [[ -n "${SKIP_EVIDENTLY:-}" ]] && skip+=(--skip-evidently)
+  $PY bench/processes.py --reference-rows 200000 --current-rows 50000 \
+    --numerical 16 --categorical 4 --repeat "$REPEAT" "${skip[@]}"
+  $PY bench/processes.py --reference-rows 1000000 --current-rows 100000 \
+    --numerical 40 --categorical 10 --repeat "$REPEAT" --evidently-repeat "$EVIDENTLY_REPEAT" \
+    "${skip[@]}"
+fi

@@ -70,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drift method for every feature it fits (others use auto), e.g. ks, wasserstein, "
         "psi, jensenshannon, chi2 (default: auto)",
     )
-    p.add_argument("--threshold", type=float, default=None, help="override the method's threshold")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="the method's threshold (a named test: its level); under auto, the threshold of "
+        "the distances auto picks (tests auto picks use --alpha; the report notes it)",
+    )
     p.add_argument(
         "--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)"
     )
@@ -81,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiple-testing correction across features",
     )
     p.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share (0-1]")
+    p.add_argument(
+        "--categorical",
+        metavar="COLS",
+        help="comma-separated columns to treat as categorical (e.g. integer-coded classes)",
+    )
     p.add_argument(
         "--format",
         default="table",
@@ -99,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         default="auto",
         choices=["auto", "classification", "regression"],
-        help="model quality task (auto: classification for text labels or with --proba)",
+        help="model quality task; also types --target/--prediction for drift: categorical "
+        "for classification (auto: text labels, --proba, or <= 20 integer values)",
     )
     p.add_argument(
         "--fail-on-drift",

@@ -20,7 +20,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,7 +36,7 @@ from modelmonitor.adapters.files import (
     read_columns,
     read_dataset,
 )
-from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature
+from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
 from modelmonitor.core.stats.column_profile import DEFAULT_EXACT_LIMIT, as_categorical
 from modelmonitor.core.stats.drift import DriftReport, analyze
 from modelmonitor.core.stats.methods import AUTO, REGISTRY, validate_method_name
@@ -47,8 +47,18 @@ from modelmonitor.core.stats.model_quality import (
 )
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import DataQualityReport, data_quality
+from modelmonitor.core.stats.thresholds import method_thresholds, unused_threshold_note
+from modelmonitor.edge.labels import (
+    LabelSpec,
+    apply_types,
+    column_types,
+    infer_task,
+    parse_columns,
+    resolve_task,
+    typed_columns,
+)
 from modelmonitor.edge.offline_inputs import check_output, limits_from, load_profile
-from modelmonitor.edge.report_common import drifted_first
+from modelmonitor.edge.report_table import format_table
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -81,24 +91,6 @@ class Reference:
         return self.data.n_rows
 
 
-@dataclass(frozen=True)
-class LabelSpec:
-    """Which columns hold the true labels, the predictions and class probabilities."""
-
-    target: str
-    prediction: str | None = None
-    proba: tuple[str, ...] = ()
-    task: str = "auto"  # auto | classification | regression
-
-    @property
-    def columns(self) -> list[str]:
-        return [
-            self.target,
-            *([self.prediction] if self.prediction else []),
-            *self.proba,
-        ]
-
-
 # --- check -------------------------------------------------------------------------------
 
 
@@ -114,7 +106,19 @@ def _check(args: argparse.Namespace) -> int:
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
     limits = limits_from(args)
-    reference = load_reference(Path(args.reference), features, method=method, limits=limits)
+    if labels is not None and labels.task == "auto":
+        labels = replace(labels, task=resolve_task(Path(args.current), labels, limits=limits))
+    types = column_types(labels, features, getattr(args, "categorical", None))
+    if features is not None:
+        features = apply_types(features, types)
+    reference = load_reference(
+        Path(args.reference),
+        features,
+        method=method,
+        limits=limits,
+        types=types,
+        required=parse_columns(getattr(args, "categorical", None)),
+    )
     current, extra = read_current(
         Path(args.current),
         reference.features,
@@ -143,6 +147,7 @@ def _check(args: argparse.Namespace) -> int:
         extra_columns=quality.extra_columns + tuple(n for n in extra if n not in known),
     )
     result = build_result(report, quality, mismatched, reference, Path(args.current), current)
+    _add_decision_rules(result, report, method, args.threshold)
     if labels is not None:
         ref_quality = reference_model_quality(reference, labels, limits=limits)
         result["model_quality"] = model_quality(current, labels, reference=ref_quality).to_dict()
@@ -221,9 +226,20 @@ def load_reference(
     *,
     method: str = AUTO,
     limits: ReadLimits | None = None,
+    types: Mapping[str, FeatureType] | None = None,
+    required: Sequence[str] = (),
 ) -> Reference:
-    """Read a reference data file (profiled here) or load a saved profile."""
+    """Read a reference data file (profiled here) or load a saved profile.
+
+    ``types`` sets the type of the columns it names that the reference has (label
+    columns, ``--categorical``); each of ``required`` must be one of them.
+    """
+    types = types or {}
     if is_data_file(path):
+        if types:
+            have = features if features is not None else read_columns(path)
+            types = typed_columns(path, types, [f.name for f in have], required=required)
+            features = apply_types(have, types)
         ds = read_dataset(path, features=features, limits=limits)
         feats = list(features) if features is not None else ds.inferred_features()
         if _needs_exact(method):
@@ -233,6 +249,15 @@ def load_reference(
         profile = ReferenceProfile.from_dataset(ds, feats, exact_limit=limit)
         return Reference(path, "data", profile, feats)
     profile = load_profile(path)
+    names = [f.name for f in features] if features is not None else list(profile.columns)
+    types = typed_columns(path, types, names, required=required)
+    for name, kind in types.items():
+        if profile[name].type != kind:
+            raise DataError(
+                path,
+                f"column {name!r} is {profile[name].type} in the profile but {kind} here "
+                "(task or --categorical); build the profile with a features file that types it",
+            )
     if features is None:
         return Reference(path, "profile", profile, profile.features)
     absent = [f.name for f in features if f.name not in profile]
@@ -305,7 +330,7 @@ def model_quality(
     pred = data[labels.prediction] if labels.prediction else None
     task = labels.task
     if task == "auto":
-        task = _infer_task(y, pred, labels)
+        task = infer_task(y, pred, labels)
     try:
         if task == "regression":
             assert pred is not None
@@ -327,23 +352,6 @@ def model_quality(
         return classification_quality(y, pred, proba=proba, reference=reference)
     except ValueError as exc:
         raise UsageError(f"model quality: {exc}") from None
-
-
-#: ``--task auto`` reads integer labels with at most this many distinct values as classes.
-MAX_AUTO_CLASSES = 20
-
-
-def _infer_task(y: Column, pred: Column | None, labels: LabelSpec) -> str:
-    """classification for text labels, with --proba, or for few integer labels."""
-    if labels.proba or isinstance(y, CategoricalColumn) or isinstance(pred, CategoricalColumn):
-        return "classification"
-    values = [np.asarray(y)] + ([] if pred is None else [np.asarray(pred)])
-    finite = [v[np.isfinite(v)] for v in values]
-    if all(np.array_equal(v, np.round(v)) for v in finite):
-        distinct = np.unique(np.concatenate(finite))
-        if distinct.size <= MAX_AUTO_CLASSES:
-            return "classification"
-    return "regression"
 
 
 def reference_model_quality(
@@ -411,6 +419,16 @@ def build_result(
     return result
 
 
+def _add_decision_rules(
+    result: dict[str, Any], report: DriftReport, method: str, threshold: float | None
+) -> None:
+    """Per method, what decided drift (``thresholds``), and ``notes`` on options that
+    did not apply everywhere: the header never names a level no feature used."""
+    result["thresholds"] = [t.to_dict(report.correction) for t in method_thresholds(report)]
+    note = unused_threshold_note(report, method, threshold)
+    result.setdefault("notes", []).extend([note] if note else [])
+
+
 def _json_safe(obj: Any) -> Any:
     """JSON has no NaN/inf: NaN -> null, +/-inf -> +/- the largest float."""
     if isinstance(obj, float):
@@ -424,102 +442,6 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_json_safe(v) for v in obj]
     return obj
-
-
-# --- table output -------------------------------------------------------------------------
-
-
-def _fmt_num(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-            return f"{v:.3e}"
-        return f"{v:.4f}"
-    return str(v)
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """The report for a terminal: a verdict line, one row per feature, quality issues."""
-    ds = result["dataset"]
-    verdict = "DRIFT DETECTED" if ds["drifted"] else "no dataset drift"
-    lines = [
-        f"Dataset: {verdict} - {ds['drifted_features']} of {ds['total_features']} features "
-        f"drifted ({ds['share']:.1%}; dataset drift at >= {ds['drift_share']:.0%})",
-        f"Reference: {result['reference']['path']} ({result['reference']['rows']:,} rows, "
-        f"{result['reference']['kind']})   Current: {result['current']['path']} "
-        f"({result['current']['rows']:,} rows)",
-        f"Correction: {result['correction']}, alpha {result['alpha']}",
-        "",
-    ]
-    header = [
-        "feature",
-        "type",
-        "method",
-        "statistic",
-        "p-value",
-        "threshold",
-        "drifted",
-    ]
-    rows = []
-    for f in drifted_first(result["features"]):
-        drifted = "YES" if f["drifted"] else "no"
-        if f.get("status", "ok") != "ok":
-            drifted = f"- ({f['status']})"
-        p = f["p_value"]
-        p_text = _fmt_num(p)
-        if p is not None and f.get("p_value_adjusted") is not None:
-            p_text += f" (adj {_fmt_num(f['p_value_adjusted'])})"
-        rows.append(
-            [
-                f["name"],
-                f["type"],
-                f["method"],
-                _fmt_num(f["statistic"]),
-                p_text,
-                _fmt_num(f["threshold"]),
-                drifted,
-            ]
-        )
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    dq = result["data_quality"]
-    lines.append("")
-    if dq["issues"]:
-        lines.append(f"Data quality: {len(dq['issues'])} issue(s)")
-        name_w = max(len(i["feature"]) for i in dq["issues"])
-        kind_w = max(len(i["kind"]) for i in dq["issues"])
-        for i in dq["issues"]:
-            lines.append(
-                f"  {i['feature'].ljust(name_w)}  {i['kind'].ljust(kind_w)}  {i['message']}"
-            )
-    else:
-        lines.append("Data quality: no issues")
-    if dq["extra_columns"]:
-        lines.append(f"  extra columns (not in the reference): {', '.join(dq['extra_columns'])}")
-    mq = result.get("model_quality")
-    if mq:
-        lines.append("")
-        lines.append(f"Model quality ({mq['task']}, {mq['rows']:,} rows):")
-        mq_rows = [["metric", "value", "reference", "change"]]
-        for m in mq["metrics"]:
-            mq_rows.append(
-                [
-                    m["name"],
-                    _fmt_num(m["value"]),
-                    _fmt_num(m["reference"]),
-                    _fmt_num(m["change"]),
-                ]
-            )
-        mq_widths = [max(len(r[i]) for r in mq_rows) for i in range(4)]
-        for r in mq_rows:
-            lines.append(
-                "  " + "  ".join(c.ljust(w) for c, w in zip(r, mq_widths, strict=True)).rstrip()
-            )
-        for note in mq["notes"]:
-            lines.append(f"  note: {note}")
-    return "\n".join(lines) + "\n"
 
 
 # --- baseline -----------------------------------------------------------------------------

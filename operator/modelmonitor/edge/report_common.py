@@ -70,3 +70,9 @@ def verdict_line(result: Mapping[str, Any]) -> str:
         f"{verdict} - {ds['drifted_features']} of {ds['total_features']} features drifted "
         f"({ds['share']:.1%}; dataset drift at >= {ds['drift_share']:.0%})"
     )
+
+
+def decision_rules(result: Mapping[str, Any]) -> str:
+    """What decided drift, per method used (the report's ``thresholds``), in one line."""
+    rules = [str(t["rule"]) for t in result.get("thresholds", [])]
+    return "; ".join(rules) or "no feature evaluated"

@@ -28,6 +28,7 @@ from modelmonitor.edge.report_charts import CURRENT_COLOUR, REFERENCE_COLOUR, ch
 from modelmonitor.edge.report_common import (
     MAX_FEATURE_ROWS,
     MAX_ISSUE_ROWS,
+    decision_rules,
     drifted_first,
     drifted_text,
     fmt_num,
@@ -80,8 +81,8 @@ def render_html(result: Mapping[str, Any], distributions: Mapping[str, Distribut
         f'<p class="verdict {"drift" if ds["drifted"] else "ok"}">{esc(verdict_line(result))}</p>',
         f"<p>Reference <code>{esc(ref['path'])}</code> ({ref['rows']:,} rows, "
         f"{esc(ref['kind'])}) &middot; current <code>{esc(cur['path'])}</code> "
-        f"({cur['rows']:,} rows) &middot; correction {esc(result['correction'])}, "
-        f"alpha {esc(fmt_num(result['alpha']))}</p>",
+        f"({cur['rows']:,} rows) &middot; drift when: {esc(decision_rules(result))}</p>",
+        *[f'<p class="note">{esc(n)}</p>' for n in result.get("notes", [])],
         *_feature_table(ordered, anchors, distributions),
         *_charts(ordered, anchors, distributions),
         *_quality(result["data_quality"]),

@@ -21,6 +21,7 @@ from typing import Any
 from modelmonitor.edge.report_common import (
     MAX_FEATURE_ROWS,
     MAX_ISSUE_ROWS,
+    decision_rules,
     drifted_first,
     drifted_text,
     fmt_num,
@@ -62,9 +63,10 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"## {icon} modelmonitor check: {md_escape(verdict_line(result))}",
         "",
         f"Reference {md_escape(ref['path'])} ({ref['rows']:,} rows, {md_escape(ref['kind'])})"
-        f" - current {md_escape(cur['path'])} ({cur['rows']:,} rows) - correction "
-        f"{md_escape(result['correction'])}, alpha {fmt_num(result['alpha'])}",
+        f" - current {md_escape(cur['path'])} ({cur['rows']:,} rows) - drift when: "
+        f"{md_escape(decision_rules(result))}",
         "",
+        *[f"> **Note:** {md_escape(n)}\n" for n in result.get("notes", [])],
     ]
     lines += _features(result["features"])
     lines += ["", *_quality(result["data_quality"])]

@@ -42,11 +42,11 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 from modelmonitor.core.dataset import FloatArray
 from modelmonitor.core.stats.column_profile import PSI_BINS, NumericalProfile
 from modelmonitor.core.stats.errors import DegenerateInputWarning
+from modelmonitor.core.stats.ks_dist import ks_2samp_pvalue, prefer_scipy
 from modelmonitor.core.stats.results import DistanceResult, TestResult
 
 HIST_BINS = 20
@@ -114,25 +114,23 @@ def _ref_values(ref: NumericalProfile) -> FloatArray:
 
 
 # --- tests --------------------------------------------------------------------------------
-KS_EXACT_MAX_N = 10_000  # scipy's ks_2samp is exact up to this size, asymptotic above
-
-
 def ks(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
     """Two-sample Kolmogorov-Smirnov test (two-sided; exact p-value for small samples).
 
-    Equal to ``scipy.stats.ks_2samp``. Above 10,000 values in a sample (where scipy
-    switches to the asymptotic p-value) the statistic is computed from the profile's
-    already sorted reference, costing O(m log n) for a window of m values instead of
-    re-sorting the reference on every run.
+    Equal to ``scipy.stats.ks_2samp`` (exact up to 10,000 values per sample, asymptotic
+    above; see :mod:`modelmonitor.core.stats.ks_dist`). The statistic is computed from the
+    profile's already sorted reference, costing O(m log n) for a window of m values
+    instead of re-sorting the reference on every run.
     """
     ref, cur = _validate(reference, current, method="ks", needs_exact=True)
     values = _ref_values(ref)
-    if max(values.shape[0], cur.shape[0]) <= KS_EXACT_MAX_N:
-        res = sps.ks_2samp(values, cur)
+    n1, n2 = values.shape[0], cur.shape[0]
+    if prefer_scipy(n1, n2):
+        from scipy import stats  # heavy: imported only when it is faster
+
+        res = stats.ks_2samp(values, cur)
         return TestResult(float(res.statistic), float(res.pvalue))
-    d = ks_statistic_sorted(values, np.sort(cur))
-    m, n = sorted((float(values.shape[0]), float(cur.shape[0])), reverse=True)
-    pvalue = float(np.clip(sps.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
+    d, pvalue = ks_2samp_pvalue(ks_statistic_sorted(values, np.sort(cur)), n1, n2)
     return TestResult(d, pvalue)
 
 
@@ -169,13 +167,15 @@ def anderson(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike
             "anderson: both samples hold one and the same value", DegenerateInputWarning, 2
         )
         return TestResult(0.0, 1.0)
+    from scipy import stats  # heavy: only runs with this method pay
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            res = sps.anderson_ksamp(samples, variant="midrank")
+            res = stats.anderson_ksamp(samples, variant="midrank")
         except TypeError:  # scipy < 1.17 has no ``variant``
-            res = sps.anderson_ksamp(samples, midrank=True)
+            res = stats.anderson_ksamp(samples, midrank=True)
     return TestResult(float(res.statistic), float(res.pvalue))
 
 
@@ -184,7 +184,9 @@ def cramervonmises(
 ) -> TestResult:
     """Two-sample Cramér-von Mises test (exact p-value for small samples)."""
     ref, cur = _validate(reference, current, method="cramervonmises", needs_exact=True, min_n=2)
-    res = sps.cramervonmises_2samp(_ref_values(ref), cur)
+    from scipy import stats  # heavy: only runs with this method pay
+
+    res = stats.cramervonmises_2samp(_ref_values(ref), cur)
     return TestResult(float(res.statistic), float(res.pvalue))
 
 
@@ -208,7 +210,9 @@ def ttest(reference: NumericalProfile | npt.ArrayLike, current: npt.ArrayLike) -
     t = diff / math.sqrt(se2)
     share_r, share_c = se2_r / se2, se2_c / se2  # scaled, so tiny variances cannot underflow
     df = 1.0 / (share_r * share_r / (ref.n - 1) + share_c * share_c / (m - 1))
-    p = float(2.0 * sps.t.sf(abs(t), df))
+    from scipy import special  # imported by the runs that test, not by every run
+
+    p = float(2.0 * special.stdtr(df, -abs(t)))  # = scipy.stats.t.sf(|t|, df)
     return TestResult(t, min(1.0, p))
 
 

@@ -4,7 +4,8 @@ Per feature it counts what a model owner wants to hear about before any drift nu
 
 * missing values: the share in the current window next to the reference's share;
 * infinities (+inf / -inf) in numerical columns, reported apart from missing values;
-* out-of-range values: finite values outside the reference's [min, max];
+* out-of-range values: finite values outside the reference's [min, max], flagged only
+  when more of them than chance would put there (:mod:`~modelmonitor.core.stats.exceedance`);
 * new categories: labels the reference never had, with their count and share;
 * constant columns: a single distinct value (or none at all) in the current window;
 * type mismatches: numerical in the reference, text in the current window (or the
@@ -31,6 +32,7 @@ import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
 from modelmonitor.core.stats.column_profile import CategoricalProfile, NumericalProfile
+from modelmonitor.core.stats.exceedance import out_of_range_pvalue
 from modelmonitor.core.stats.profile import ReferenceProfile
 
 IssueKind: TypeAlias = Literal[
@@ -54,10 +56,14 @@ class QualityThresholds:
 
     * ``missing_share_increase``: flag when the current missing share exceeds the
       reference's by more than this (absolute; default 0.05 = 5 percentage points);
-    * ``out_of_range_share``: flag when more than this share of the non-missing values
-      lies outside the reference's range (default 0.01). A current window from the same
-      continuous distribution has about 2 / (reference size + 1) of its values out of
-      range, which is far below 1% for any reference worth the name;
+    * ``out_of_range_share`` and ``out_of_range_alpha``: flag when more than this share
+      of the non-missing values lies outside the reference's range (default 0.01) *and*
+      that many would be that far out by chance with probability below
+      ``out_of_range_alpha`` (default 0.001). A window from the reference's own
+      distribution puts each value outside the range with probability 2 / (n + 1): for
+      a reference of 400 rows, 2 of 170 values (1.2%) happen in one window of five, so a
+      share alone raised false alarms on small data; the exact rank probability
+      (:func:`~modelmonitor.core.stats.exceedance.out_of_range_pvalue`) does not;
     * ``new_category_share``: flag when new categories make up more than this share of
       the non-missing values (default 0: any new category is flagged);
     * infinities are flagged when the current window has them and the reference had none;
@@ -66,6 +72,7 @@ class QualityThresholds:
 
     missing_share_increase: float = 0.05
     out_of_range_share: float = 0.01
+    out_of_range_alpha: float = 0.001
     new_category_share: float = 0.0
 
 
@@ -116,6 +123,8 @@ class FeatureQuality:
     reference_max: float | None = None
     out_of_range: int = 0
     out_of_range_share: float | None = None
+    out_of_range_pvalue: float | None = None
+    """P(this many or more values out of range | same distribution as the reference)."""
     new_categories: tuple[NewCategory, ...] = ()
     new_category_count: int = 0
     """Values (not labels) in the current window whose label the reference never had."""
@@ -154,6 +163,7 @@ class FeatureQuality:
             "reference_max": self.reference_max,
             "out_of_range": self.out_of_range,
             "out_of_range_share": self.out_of_range_share,
+            "out_of_range_pvalue": self.out_of_range_pvalue,
             "new_categories": [c.to_dict() for c in self.new_categories],
             "new_category_count": self.new_category_count,
             "new_category_share": self.new_category_share,
@@ -310,6 +320,11 @@ def _numerical_quality(name: str, x: np.ndarray, ref: _Ref) -> FeatureQuality:
             out += int(np.count_nonzero(x > ref.hi)) - pos
         out_share = out / present
     finite = present - pos - neg
+    out_p = (
+        out_of_range_pvalue(out, ref.rows - ref.missing - ref.inf, finite)
+        if out_share is not None
+        else None
+    )
     distinct = 0 if finite == 0 else (1 if lo == hi else 2)
     return FeatureQuality(
         name=name,
@@ -328,6 +343,7 @@ def _numerical_quality(name: str, x: np.ndarray, ref: _Ref) -> FeatureQuality:
         reference_max=_none_if_nan(ref.hi),
         out_of_range=out,
         out_of_range_share=out_share,
+        out_of_range_pvalue=out_p,
         distinct=distinct,
         constant=distinct == 1,
         reference_constant=ref.constant,
@@ -417,13 +433,22 @@ def _issues(f: FeatureQuality, t: QualityThresholds) -> list[Issue]:
                 f"{n_inf} infinite value(s) (+inf {f.pos_inf}, -inf {f.neg_inf})",
             )
         )
-    if f.out_of_range_share is not None and f.out_of_range_share > t.out_of_range_share:
+    if (
+        f.out_of_range_share is not None
+        and f.out_of_range_share > t.out_of_range_share
+        and (f.out_of_range_pvalue is None or f.out_of_range_pvalue < t.out_of_range_alpha)
+    ):
         out.append(
             Issue(
                 f.name,
                 "out_of_range",
                 f"{f.out_of_range_share:.1%} of values outside the reference range "
-                f"[{f.reference_min:.6g}, {f.reference_max:.6g}]",
+                f"[{f.reference_min:.6g}, {f.reference_max:.6g}]"
+                + (
+                    f" ({f.out_of_range} values; p={f.out_of_range_pvalue:.2g} by chance)"
+                    if f.out_of_range_pvalue is not None
+                    else ""
+                ),
             )
         )
     if f.new_category_share is not None and f.new_category_share > t.new_category_share:
