@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -180,7 +181,9 @@ class PrometheusClient:
     url: str
     timeout_seconds: float = 5.0
     fence: Outbound = field(default_factory=Outbound)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
+    server_name: str | None = None  # verify the certificate against this name
     _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,7 +212,7 @@ class PrometheusClient:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._own_session is None or self._own_session.closed:
-            self._own_session = self.fence.session(headers=dict(self.headers))
+            self._own_session = self.fence.session(headers=dict(self.headers), tls=self.tls)
         return self._own_session
 
     # -- queries -----------------------------------------------------------------------------
@@ -297,6 +300,7 @@ class PrometheusClient:
                 cap=self.fence.limits.prometheus,
                 data=dict(form),
                 timeout=timeout,
+                server_hostname=self.server_name,
             )
         except TimeoutError as exc:
             raise PrometheusUnavailable(
