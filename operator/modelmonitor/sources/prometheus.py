@@ -184,6 +184,8 @@ class PrometheusClient:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
     tls: ssl.SSLContext | None = field(default=None, repr=False)
     server_name: str | None = None  # verify the certificate against this name
+    # Credentials sent in headers: blanked out of any error body before it is shown.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -324,7 +326,13 @@ class PrometheusClient:
                 )
             raise error(message, url=self.shown, query=promql) from exc
         text = reply.body.decode("utf-8", "replace")
-        return self._check(reply.status, text, _json_or_none(text), promql)
+        body = _json_or_none(text)
+        if self.secrets and not (
+            reply.status == 200 and isinstance(body, dict) and body.get("status") == "success"
+        ):  # an error page may echo the request's headers; status must not show them
+            text = _scrub(text, self.secrets)
+            body = _json_or_none(text)
+        return self._check(reply.status, text, body, promql)
 
     def _check(self, status: int, text: str, body: Any, promql: str) -> dict[str, Any]:
         error_type = str(body.get("errorType", "")) if isinstance(body, dict) else ""
@@ -377,6 +385,14 @@ class PrometheusClient:
             url=self.shown,
             query=promql,
         )
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every credential (longest first) replaced by ``[redacted]``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _format_time(epoch_seconds: float) -> str:

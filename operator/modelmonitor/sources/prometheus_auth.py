@@ -42,6 +42,7 @@ class PrometheusAuth:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     tls: ssl.SSLContext | None = field(default=None, repr=False)
     server_name: str | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # to blank out of messages
 
 
 async def load_prometheus_auth(
@@ -53,19 +54,22 @@ async def load_prometheus_auth(
     LookupFailed, InvalidCredentials) naming the field, never a value.
     """
     refs = spec.refs()
-    if not refs:
+    if not refs and spec.tls is None:
         return PrometheusAuth()
     values = await asyncio.gather(*(_read(lookup, namespace, ref) for ref in refs))
     read = dict(zip(refs, values, strict=True))
     headers: dict[str, str] = {}
+    secrets: list[str] = []
     for header in spec.headers:
         if header.secret is not None:
             headers[header.name] = _header_text(namespace, header.secret, read[header.secret])
+            secrets.append(headers[header.name])
         elif header.value is not None:
             headers[header.name] = header.value
     if spec.bearer_token is not None:
         token = _header_text(namespace, spec.bearer_token, read[spec.bearer_token])
         headers["Authorization"] = f"{spec.authorization_type} {token}"
+        secrets.append(token)
     if spec.basic_auth is not None:
         user_ref, password_ref = spec.basic_auth
         user = _header_text(namespace, user_ref, read[user_ref])
@@ -78,9 +82,10 @@ async def load_prometheus_auth(
             )
         pair = base64.b64encode(f"{user}:{password}".encode()).decode()
         headers["Authorization"] = f"Basic {pair}"
+        secrets.extend((pair, password))
     tls = spec.tls
     if tls is None:
-        return PrometheusAuth(headers=headers)
+        return PrometheusAuth(headers=headers, secrets=tuple(secrets))
     context = _tls_context(
         namespace,
         ca=(tls.ca, read[tls.ca]) if tls.ca is not None else None,
@@ -88,7 +93,9 @@ async def load_prometheus_auth(
         key=(tls.key, read[tls.key]) if tls.key is not None else None,
         insecure=tls.insecure_skip_verify,
     )
-    return PrometheusAuth(headers=headers, tls=context, server_name=tls.server_name)
+    return PrometheusAuth(
+        headers=headers, tls=context, server_name=tls.server_name, secrets=tuple(secrets)
+    )
 
 
 async def _read(lookup: EndpointLookup, namespace: str, ref: KeyRef) -> bytes:

@@ -51,6 +51,7 @@ class PrometheusSource:
             headers=auth.headers,
             tls=auth.tls,
             server_name=auth.server_name,
+            secrets=auth.secrets,
         ) as client:
             results = await asyncio.gather(
                 *(
