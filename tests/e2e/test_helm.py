@@ -39,6 +39,7 @@ from tests.unit.test_packaging import (
     JOB_RUN_GRANTS,
     MONITORING_GRANTS,
     PAYLOAD_TOKEN_GRANTS,
+    PROMETHEUS_AUTH_GRANTS,
     assert_restricted_pod,
     by_kind,
     env_of,
@@ -134,12 +135,14 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     for kind in ("Role", "RoleBinding", "KopfPeering"):
         namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
-        # Roles: monitoring, actions and payload-log tokens in each namespace
-        expected = ["ml", "ml-staging"] * (3 if kind.startswith("Role") else 1)
+        # Roles: monitoring, actions, payload-log tokens, Prometheus credentials in each
+        expected = ["ml", "ml-staging"] * (4 if kind.startswith("Role") else 1)
         assert namespaces == sorted(expected), kind
     for role in by_kind(docs, "Role"):
         if role["metadata"]["name"].endswith("-payload-tokens"):
             assert grants(role) == PAYLOAD_TOKEN_GRANTS
+        elif role["metadata"]["name"].endswith("-prometheus-auth"):
+            assert grants(role) == PROMETHEUS_AUTH_GRANTS
         elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
@@ -340,6 +343,9 @@ def test_chart_payload_tokens_role_and_ingress_policy(cluster: KubeCluster) -> N
     )
     roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     assert grants(roles["mm-modelmonitor-payload-tokens"]) == PAYLOAD_TOKEN_GRANTS
+    assert grants(roles["mm-modelmonitor-prometheus-auth"]) == PROMETHEUS_AUTH_GRANTS
+    no_prometheus_auth = helm_template(cluster, "pl", "rbac.prometheusAuth=false")
+    assert not [d for d in no_prometheus_auth if d["metadata"]["name"].endswith("-prometheus-auth")]
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["PAYLOAD_URL"].startswith("http://mm-modelmonitor-payload.pl.")
@@ -479,6 +485,7 @@ def test_helm_install_and_uninstall(
         f"--set=peering.name={peering}",
         "--set=rbac.actions.notify=false",
         "--set=rbac.payloadLogTokens=false",  # no other Secret rights either
+        "--set=rbac.prometheusAuth=false",
         "--set=replicas=2",
     )
     status = cluster.helm("status", release, "-n", namespace, "-o", "json").stdout

@@ -30,8 +30,8 @@ from modelmonitor.sources.prometheus import (
 from modelmonitor.sources.prometheus_auth import CredentialsUnavailable, load_prometheus_auth
 from modelmonitor.sources.prometheus_source import PrometheusSource
 from modelmonitor.sources.reference import ReferenceCache
+from tests.tls_certs import TestCA, make_ca
 from tests.unit.loopback import LOOPBACK_ALLOWED
-from tests.unit.sources.tls_certs import TestCA, make_ca
 
 T = TypeVar("T")
 NS = "ml"
