@@ -118,8 +118,13 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
     off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
     docs = helm_template(cluster, "ops", *off)
-    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == ["mm-modelmonitor"]
-    assert len(by_kind(docs, "ClusterRoleBinding")) == 1
+    # No actions role; the payload-log tokens' and Prometheus credentials' roles are no action's.
+    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")] == [
+        "mm-modelmonitor",
+        "mm-modelmonitor-payload-tokens",
+        "mm-modelmonitor-prometheus-auth",
+    ]
+    assert len(by_kind(docs, "ClusterRoleBinding")) == 3
     for action, expected in ACTION_GRANTS.items():
         only = [s for s in off if not s.startswith(f"rbac.actions.{action}=")]
         docs = helm_template(cluster, "ops", *only, f"rbac.actions.{action}=true")

@@ -54,8 +54,6 @@ async def load_prometheus_auth(
     LookupFailed, InvalidCredentials) naming the field, never a value.
     """
     refs = spec.refs()
-    if not refs and spec.tls is None:
-        return PrometheusAuth()
     values = await asyncio.gather(*(_read(lookup, namespace, ref) for ref in refs))
     read = dict(zip(refs, values, strict=True))
     headers: dict[str, str] = {}

@@ -325,6 +325,13 @@ def test_bearer_token_and_tenant_headers_reach_the_server() -> None:
     assert all(r[1] == NS for r in objects.reads)
 
 
+def test_plain_headers_alone_reach_the_server() -> None:
+    """No Secret named at all: the tenant header is still sent."""
+    server = Server(lambda r: r.headers.get("X-Scope-OrgID") == "team-a")
+    fields = {"headers": [{"name": "X-Scope-OrgID", "value": "team-a"}]}
+    assert serve(server, lambda url: ask(url, Objects(), **fields)) == 0.5
+
+
 def test_basic_auth_reaches_the_server() -> None:
     objects = Objects().secret("prom-basic", username="alice", password="pa ss:wörd")
     expected = "Basic " + base64.b64encode("alice:pa ss:wörd".encode()).decode()
