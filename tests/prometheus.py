@@ -8,6 +8,10 @@ own TSDB directory and log under ``<repo>/.state/prometheus/<owner pid>-<name>/`
     with running_prometheus("demo", targets=[ScrapeTarget("model", "127.0.0.1:8082")]) as prom:
         prom.wait_for("up{job='model'} == 1")
 
+With ``web=WebAuth(...)`` the server sits behind its own ``--web.config.file``: TLS with
+a test CA and HTTP basic auth on every endpoint, so nothing reaches it without both (the
+harness's own requests and its self-scrape carry them).
+
 ``stop()`` and ``start()`` keep the port and the data, so a test can take Prometheus
 away and bring it back. The child gets SIGKILL if the test process dies
 (``PR_SET_PDEATHSIG``), and :func:`reap_orphans` removes what killed sessions left.
@@ -15,6 +19,7 @@ away and bring it back. The child gets SIGKILL if the test process dies
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -22,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -99,6 +105,26 @@ def reap_orphans(root: Path = STATE_ROOT) -> None:
         shutil.rmtree(state, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class WebAuth:
+    """What the server's ``--web.config.file`` demands: TLS (``cert_file``/``key_file``,
+    issued by ``ca_file``) and basic auth (``password_hash`` is bcrypt's hash of
+    ``password``)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    username: str
+    password: str
+    password_hash: str
+
+    def web_config(self) -> dict[str, Any]:
+        return {
+            "tls_server_config": {"cert_file": str(self.cert_file), "key_file": str(self.key_file)},
+            "basic_auth_users": {self.username: self.password_hash},
+        }
+
+
 class PrometheusServer:
     """One Prometheus process; see the module docstring."""
 
@@ -109,8 +135,11 @@ class PrometheusServer:
         targets: Sequence[ScrapeTarget] = (),
         state_root: Path = STATE_ROOT,
         binary: str = PROMETHEUS_BIN,
+        web: WebAuth | None = None,
     ) -> None:
         self.name = name
+        self.web = web
+        self.web_config_file = state_root / f"{os.getpid()}-{name}" / "web.yml"
         self.binary = binary
         self.state_dir = state_root / f"{os.getpid()}-{name}"
         self.data_dir = self.state_dir / "data"
@@ -123,7 +152,8 @@ class PrometheusServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.web else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -134,6 +164,12 @@ class PrometheusServer:
         jobs: list[dict[str, Any]] = [
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
         ]
+        if self.web is not None:  # scraping itself needs what everyone needs
+            jobs[0].update(
+                scheme="https",
+                tls_config={"ca_file": str(self.web.ca_file)},
+                basic_auth={"username": self.web.username, "password": self.web.password},
+            )
         for t in self.targets:
             static: dict[str, Any] = {"targets": [t.address]}
             if t.labels:
@@ -156,6 +192,8 @@ class PrometheusServer:
     def _write_config(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        if self.web is not None:
+            self.web_config_file.write_text(yaml.safe_dump(self.web.web_config()))
 
     def set_targets(self, targets: Sequence[ScrapeTarget]) -> None:
         """Replace the scrape targets (besides itself) and reload a running server."""
@@ -192,6 +230,8 @@ class PrometheusServer:
             "--storage.tsdb.retention.time=1d",
             "--log.level=info",
         ]
+        if self.web is not None:
+            argv.append(f"--web.config.file={self.web_config_file}")
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 argv,
@@ -253,8 +293,13 @@ class PrometheusServer:
         self, method: str, path: str, *, data: bytes | None = None, timeout: float = 5
     ) -> tuple[int, bytes]:
         request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        context = None
+        if self.web is not None:
+            context = ssl.create_default_context(cafile=str(self.web.ca_file))
+            pair = f"{self.web.username}:{self.web.password}".encode()
+            request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
                 return int(resp.status), resp.read()
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read()

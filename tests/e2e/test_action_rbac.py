@@ -112,8 +112,13 @@ def test_chart_grants_exactly_what_the_enabled_executors_call(
     # None: no actions role (nor binding) at all; the monitoring role is untouched.
     docs = helm_template(cluster, "ops", *scope_sets, *off)
     roles = _roles(docs, kind)
-    # (the payload-log tokens' role is no action's: rbac.payloadLogTokens)
-    assert set(roles) == {"mm-modelmonitor", "mm-modelmonitor-payload-tokens"}
+    # (the payload-log tokens' and Prometheus credentials' roles are no action's:
+    # rbac.payloadLogTokens, rbac.prometheusAuth)
+    assert set(roles) == {
+        "mm-modelmonitor",
+        "mm-modelmonitor-payload-tokens",
+        "mm-modelmonitor-prometheus-auth",
+    }
     monitoring = grants(roles["mm-modelmonitor"])
     assert monitoring >= MONITORING_GRANTS
     assert not any(

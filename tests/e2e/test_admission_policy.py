@@ -43,6 +43,21 @@ FULL_SPEC: Doc = {
     "target": {"name": "app", "endpoint": {"service": {"name": "app", "port": 8080}}},
     "reference": {"configMapRef": {"name": "ref", "key": "reference.csv"}},
     "data": {"probe": {"dataset": {"configMapRef": {"name": "golden", "key": "golden.csv"}}}},
+    "prometheus": {
+        "url": "https://prometheus:9090",
+        "basicAuth": {
+            "username": {"name": "prom-user", "key": "username"},
+            "password": {"name": "prom-pass", "key": "password"},
+        },
+        "headers": [
+            {"name": "X-Scope-OrgID", "value": "team-a"},
+            {"name": "X-Api-Key", "valueFrom": {"secretKeyRef": {"name": "prom-key", "key": "k"}}},
+        ],
+        "tlsConfig": {
+            "ca": {"configMapKeyRef": {"name": "prom-ca", "key": "ca.crt"}},
+            "clientCertSecretRef": {"name": "prom-client"},
+        },
+    },
     "actions": {
         "onSLOBreach": ["rollback", "scale", "notify"],
         "onDrift": ["retrain"],
@@ -69,6 +84,11 @@ FULL_RIGHTS: list[tuple[Right, str]] = [
     (("", "configmaps", "get", ("ref",)), "may not get configmaps/ref"),
     (("", "configmaps", "get", ("golden",)), "may not get configmaps/golden"),
     (("", "services", "get", ("app",)), "may not get services/app"),
+    (("", "secrets", "get", ("prom-user",)), "may not get secrets/prom-user"),
+    (("", "secrets", "get", ("prom-pass",)), "may not get secrets/prom-pass"),
+    (("", "secrets", "get", ("prom-key",)), "may not get secrets/prom-key"),
+    (("", "configmaps", "get", ("prom-ca",)), "may not get configmaps/prom-ca"),
+    (("", "secrets", "get", ("prom-client",)), "may not get secrets/prom-client"),
 ]
 
 
@@ -226,6 +246,25 @@ def test_rights_are_checked_per_object_name(policy: KubeCluster, ns: str) -> Non
             {**spec, "target": {"name": "payments"}, "actions": {}},
         )
     )
+
+
+def test_prometheus_token_and_ca_secret_need_get_on_them(policy: KubeCluster, ns: str) -> None:
+    """The two Prometheus references FULL_SPEC cannot hold next to its others."""
+    grant(policy, ns, "pat", [("", "secrets", "get", ("prom-token",))])
+    spec = {
+        "target": {"name": "app", "kind": "External", "endpoint": {"url": "http://app:8080"}},
+        "reference": {"inline": [{"x": 1}]},
+        "prometheus": {
+            "url": "https://prometheus:9090",
+            "authorization": {"credentials": {"name": "prom-token", "key": "token"}},
+            "tlsConfig": {"ca": {"secretKeyRef": {"name": "prom-ca-secret", "key": "ca.crt"}}},
+        },
+    }
+    assert_refused(create_as(policy, ns, "pat", "ca", spec), "get secrets/prom-ca-secret")
+    grant(policy, ns, "pat", [("", "secrets", "get", ("prom-token", "prom-ca-secret"))])
+    assert_admitted(create_as(policy, ns, "pat", "both", spec))
+    grant(policy, ns, "pat", [("", "secrets", "get", ("prom-ca-secret",))])
+    assert_refused(create_as(policy, ns, "pat", "token", spec), "get secrets/prom-token")
 
 
 def test_inferenceservice_rollback_needs_patch_on_it(policy: KubeCluster, ns: str) -> None:

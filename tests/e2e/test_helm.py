@@ -39,6 +39,7 @@ from tests.unit.test_packaging import (
     JOB_RUN_GRANTS,
     MONITORING_GRANTS,
     PAYLOAD_TOKEN_GRANTS,
+    PROMETHEUS_AUTH_GRANTS,
     assert_restricted_pod,
     by_kind,
     env_of,
@@ -118,13 +119,20 @@ def test_chart_action_toggles(cluster: KubeCluster) -> None:
     off = [f"rbac.actions.{a}=false" for a in ACTION_GRANTS]
     people = ["mm-modelmonitor-admin", "mm-modelmonitor-edit", "mm-modelmonitor-view"]
     # for people (aggregated into admin/edit/view), bound to nobody
-    # The payload-log token role is not an action: it stays until turned off itself.
+    # The payload-log token and Prometheus credential roles are no action's: they stay
+    # until turned off themselves.
     docs = helm_template(cluster, "ops", *off)
     assert sorted(d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")) == sorted(
-        ["mm-modelmonitor", "mm-modelmonitor-payload-tokens", *people]
+        [
+            "mm-modelmonitor",
+            "mm-modelmonitor-payload-tokens",
+            "mm-modelmonitor-prometheus-auth",
+            *people,
+        ]
     )
-    assert len(by_kind(docs, "ClusterRoleBinding")) == 2  # monitoring, payload tokens
-    off.append("rbac.payloadLogTokens=false")
+    # monitoring, payload tokens, Prometheus credentials
+    assert len(by_kind(docs, "ClusterRoleBinding")) == 3
+    off += ["rbac.payloadLogTokens=false", "rbac.prometheusAuth=false"]
     docs = helm_template(cluster, "ops", *off)
     assert sorted(d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")) == sorted(
         ["mm-modelmonitor", *people]
@@ -145,12 +153,14 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     for kind in ("Role", "RoleBinding", "KopfPeering"):
         namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
-        # Roles: monitoring, actions and payload-log tokens in each namespace
-        expected = ["ml", "ml-staging"] * (3 if kind.startswith("Role") else 1)
+        # Roles: monitoring, actions, payload-log tokens, Prometheus credentials in each
+        expected = ["ml", "ml-staging"] * (4 if kind.startswith("Role") else 1)
         assert namespaces == sorted(expected), kind
     for role in by_kind(docs, "Role"):
         if role["metadata"]["name"].endswith("-payload-tokens"):
             assert grants(role) == PAYLOAD_TOKEN_GRANTS
+        elif role["metadata"]["name"].endswith("-prometheus-auth"):
+            assert grants(role) == PROMETHEUS_AUTH_GRANTS
         elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
@@ -351,6 +361,9 @@ def test_chart_payload_tokens_role_and_ingress_policy(cluster: KubeCluster) -> N
     )
     roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     assert grants(roles["mm-modelmonitor-payload-tokens"]) == PAYLOAD_TOKEN_GRANTS
+    assert grants(roles["mm-modelmonitor-prometheus-auth"]) == PROMETHEUS_AUTH_GRANTS
+    no_prometheus_auth = helm_template(cluster, "pl", "rbac.prometheusAuth=false")
+    assert not [d for d in no_prometheus_auth if d["metadata"]["name"].endswith("-prometheus-auth")]
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["PAYLOAD_URL"].startswith("http://mm-modelmonitor-payload.pl.")
@@ -490,6 +503,7 @@ def test_helm_install_and_uninstall(
         f"--set=peering.name={peering}",
         "--set=rbac.actions.notify=false",
         "--set=rbac.payloadLogTokens=false",  # no other Secret rights either
+        "--set=rbac.prometheusAuth=false",
         "--set=replicas=2",
     )
     status = cluster.helm("status", release, "-n", namespace, "-o", "json").stdout

@@ -32,6 +32,8 @@ NOT_OBJECT_NAMES = {
     "spec.prediction.name": "a column of the data",
     "spec.slos[].name": "the SLO's own name",
     "spec.slos[].template.name": "an enum of query templates",
+    "spec.prometheus.headers[].name": "an HTTP header's name",
+    "spec.prometheus.tlsConfig.serverName": "a DNS name to verify a certificate against",
 }
 
 # What each action in the CRD's enum needs, as the text of the policy's check.
@@ -164,9 +166,34 @@ def test_every_field_that_names_an_object_is_checked(docs: tuple[Doc, Doc]) -> N
     unchecked = [
         field
         for field in fields
-        if field not in NOT_OBJECT_NAMES and f"object.{field}" not in expressions
+        if field not in NOT_OBJECT_NAMES and not _checked(field, expressions)
     ]
     assert not unchecked, f"the policy does not check the requester's right to: {unchecked}"
+
+
+def _checked(field: str, expressions: str) -> bool:
+    """``object.<field>`` is in a check; for a field inside a list (``a.b[].c.name``),
+    the list is walked with ``all`` and each item's field checked: ``object.a.b.all(x,``
+    and ``x.c.name`` in the same expression."""
+    if "[]" not in field:
+        return f"object.{field}" in expressions
+    outer, inner = field.split("[]", 1)
+    for expression in expressions.splitlines():
+        start = expression.find(f"object.{outer}.all(")
+        if start < 0:
+            continue
+        var = expression[start + len(f"object.{outer}.all(") :].split(",", 1)[0].strip()
+        if f"{var}{inner}" in expression and "[]" not in inner:
+            return True
+    return False
+
+
+def test_a_field_in_a_list_counts_only_when_each_item_is_checked() -> None:
+    field = "spec.prometheus.headers[].valueFrom.secretKeyRef.name"
+    each = "object.spec.prometheus.headers.all(h, authorizer.x.name(h.valueFrom.secretKeyRef.name))"
+    assert _checked(field, each)
+    assert not _checked(field, "object.spec.prometheus.headers[0].valueFrom.secretKeyRef.name")
+    assert not _checked(field, "object.spec.prometheus.headers.all(h, true) && other")
 
 
 def test_every_action_is_checked(docs: tuple[Doc, Doc]) -> None:

@@ -421,6 +421,26 @@ def test_payload_token_role_grants_only_get_and_create_on_secrets() -> None:
         assert int(env["PAYLOAD_MAX_BYTES"]) == 256 * 1024 * 1024
 
 
+# The Prometheus credentials' own role: read (never list) the Secrets spec.prometheus names.
+PROMETHEUS_AUTH_GRANTS: set[Grant] = {("", "secrets", "get")}
+
+
+def test_prometheus_auth_role_grants_only_get_on_secrets() -> None:
+    """Never list or watch: the operator reads the Secrets a monitor names, one by one,
+    and cannot enumerate the others; bound to the operator alone."""
+    for name in INSTALL_FILES:
+        docs = load_docs(MANIFESTS / name)
+        roles = roles_by_name(docs)
+        assert grants(roles["modelmonitor-prometheus-auth"]) == PROMETHEUS_AUTH_GRANTS, name
+        bindings = [
+            d
+            for d in docs
+            if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+            and d["roleRef"]["name"] == "modelmonitor-prometheus-auth"
+        ]
+        assert [[s["name"] for s in b["subjects"]] for b in bindings] == [["modelmonitor"]], name
+
+
 # -- chart (static parts; rendering is tested with helm in tests/e2e/test_helm.py) ----------
 JOB_RUN_GRANTS: set[Grant] = {
     ("modelmonitor.io", "modelmonitors", "get"),

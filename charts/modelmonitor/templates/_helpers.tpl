@@ -141,6 +141,12 @@ scope=namespace: exact names only, [] = the release namespace.
 {{- end }}
 
 {{/* Payload-log tokens: create each monitor's token Secret, read it back. */}}
+{{- define "modelmonitor.prometheusAuthRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+
 {{- define "modelmonitor.payloadTokenRules" -}}
 - apiGroups: [""]
   resources: [secrets]

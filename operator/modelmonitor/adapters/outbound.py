@@ -152,10 +152,19 @@ class Outbound:
         return socket.socket(family=family, type=type_, proto=proto)
 
     # -- aiohttp ---------------------------------------------------------------------------------
-    def session(self, *, limit: int = 100, **kwargs: Any) -> aiohttp.ClientSession:
-        """A session whose every connection is checked; never uses environment proxies."""
+    def session(
+        self, *, limit: int = 100, tls: ssl.SSLContext | None = None, **kwargs: Any
+    ) -> aiohttp.ClientSession:
+        """A session whose every connection is checked; never uses environment proxies.
+
+        ``tls``: how to verify servers and which client certificate to present (a
+        monitor's CA bundle); None is the system's trust store. The same fenced
+        connector either way, so TLS settings never open a way around the fence."""
         connector = aiohttp.TCPConnector(
-            limit=limit, resolver=_FencedResolver(self), socket_factory=self._socket_factory
+            limit=limit,
+            resolver=_FencedResolver(self),
+            socket_factory=self._socket_factory,
+            ssl=tls if tls is not None else True,
         )
         return aiohttp.ClientSession(connector=connector, trust_env=False, **kwargs)
 
@@ -169,6 +178,7 @@ class Outbound:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        server_hostname: str | None = None,
     ) -> Reply:
         """One request, same-origin redirects followed, the body read within ``cap``.
 
@@ -177,6 +187,8 @@ class Outbound:
         """
         hops = 0
         options: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        if server_hostname is not None:  # the name to verify the certificate against
+            options["server_hostname"] = server_hostname
         while True:
             async with session.request(
                 method,
@@ -360,6 +372,10 @@ def describe(exc: BaseException, url: str = "") -> str:
         return str(exc)
     if isinstance(exc, aiohttp.InvalidURL):
         return f"invalid URL {redact_url(url)}" if url else "invalid URL"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        detail = getattr(cause, "verify_message", "") or type(cause).__name__
+        return f"TLS: the certificate of {exc.host}:{exc.port} is not trusted: {sanitize(detail)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         cause = exc.os_error
         detail = cause.strerror or type(cause).__name__

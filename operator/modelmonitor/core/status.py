@@ -43,6 +43,7 @@ class Reason(StrEnum):
     SERVICE_NOT_FOUND = "ServiceNotFound"
     REFERENCE_NOT_FOUND = "ReferenceNotFound"
     SECRET_NOT_FOUND = "SecretNotFound"
+    CONFIG_MAP_NOT_FOUND = "ConfigMapNotFound"  # e.g. spec.prometheus.tlsConfig.ca
     LOOKUP_FAILED = "LookupFailed"
     # spec.actions.retrain.jobTemplate asks for more than a tenant may (core/pod_policy.py)
     RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
-from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.key_refs import not_found_message, ref_value
+from modelmonitor.core.spec import KeyRef, MonitorSpec
 from modelmonitor.core.status import Reason
 
 
@@ -97,6 +98,8 @@ def _check_reference(
 def _check_secrets(
     spec: MonitorSpec, namespace: str, lookup: ObjectLookup, problems: list[ReferenceProblem]
 ) -> None:
+    if spec.prometheus is not None:
+        _check_key_refs(spec.prometheus.refs(), namespace, lookup, problems)
     notify = spec.actions.notify
     if notify is None:
         return
@@ -113,3 +116,18 @@ def _check_secrets(
                 f"{where} does not exist or has no key {notify.secret_key!r}",
             )
         )
+
+
+def _check_key_refs(
+    refs: tuple[KeyRef, ...],
+    namespace: str,
+    lookup: ObjectLookup,
+    problems: list[ReferenceProblem],
+) -> None:
+    """Each Secret/ConfigMap key is there (one message for an absent object or key)."""
+    for ref in refs:
+        if ref_value(lookup.get(ref.kind, namespace, ref.name), ref) is None:
+            reason = (
+                Reason.SECRET_NOT_FOUND if ref.kind == "Secret" else Reason.CONFIG_MAP_NOT_FOUND
+            )
+            problems.append(ReferenceProblem(reason, not_found_message(namespace, ref)))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -180,7 +181,11 @@ class PrometheusClient:
     url: str
     timeout_seconds: float = 5.0
     fence: Outbound = field(default_factory=Outbound)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
+    server_name: str | None = None  # verify the certificate against this name
+    # Credentials sent in headers: blanked out of any error body before it is shown.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     _own_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,7 +214,7 @@ class PrometheusClient:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._own_session is None or self._own_session.closed:
-            self._own_session = self.fence.session(headers=dict(self.headers))
+            self._own_session = self.fence.session(headers=dict(self.headers), tls=self.tls)
         return self._own_session
 
     # -- queries -----------------------------------------------------------------------------
@@ -297,6 +302,7 @@ class PrometheusClient:
                 cap=self.fence.limits.prometheus,
                 data=dict(form),
                 timeout=timeout,
+                server_hostname=self.server_name,
             )
         except TimeoutError as exc:
             raise PrometheusUnavailable(
@@ -320,7 +326,13 @@ class PrometheusClient:
                 )
             raise error(message, url=self.shown, query=promql) from exc
         text = reply.body.decode("utf-8", "replace")
-        return self._check(reply.status, text, _json_or_none(text), promql)
+        body = _json_or_none(text)
+        if self.secrets and not (
+            reply.status == 200 and isinstance(body, dict) and body.get("status") == "success"
+        ):  # an error page may echo the request's headers; status must not show them
+            text = _scrub(text, self.secrets)
+            body = _json_or_none(text)
+        return self._check(reply.status, text, body, promql)
 
     def _check(self, status: int, text: str, body: Any, promql: str) -> dict[str, Any]:
         error_type = str(body.get("errorType", "")) if isinstance(body, dict) else ""
@@ -373,6 +385,14 @@ class PrometheusClient:
             url=self.shown,
             query=promql,
         )
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every credential (longest first) replaced by ``[redacted]``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _format_time(epoch_seconds: float) -> str:

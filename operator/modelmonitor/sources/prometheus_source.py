@@ -1,7 +1,9 @@
 """The ``prometheus`` source: the SLIs of the SLOs with ``source: prometheus``.
 
 Each SLO's queries (its own, or a template's) go to ``spec.prometheus`` concurrently
-(:func:`~modelmonitor.sources.prometheus.evaluate_prometheus_slo`). An unreachable
+(:func:`~modelmonitor.sources.prometheus.evaluate_prometheus_slo`), with the
+credentials ``spec.prometheus`` names, read again at each run
+(:mod:`~modelmonitor.sources.prometheus_auth`). An unreachable
 server is ``PrometheusUnavailable``, refused PromQL ``PrometheusQueryFailed``: the SLO
 then has no data this run and keeps the history it had; each reason is reported once.
 """
@@ -22,6 +24,7 @@ from modelmonitor.sources.prometheus import (
     PrometheusUnavailable,
     evaluate_prometheus_slo,
 )
+from modelmonitor.sources.prometheus_auth import CredentialsUnavailable, load_prometheus_auth
 
 
 class PrometheusSource:
@@ -37,8 +40,18 @@ class PrometheusSource:
         slos = ctx.slos(self.key)
         now = ctx.started.timestamp()
         min_window = ctx.clients.prometheus_min_window_seconds
+        try:
+            auth = await load_prometheus_auth(ctx.clients.lookup, ctx.namespace, prometheus)
+        except CredentialsUnavailable as exc:
+            return _without_credentials(ctx, slos, exc)
         async with PrometheusClient(
-            prometheus.url, timeout_seconds=prometheus.timeout_seconds, fence=ctx.clients.outbound
+            prometheus.url,
+            timeout_seconds=prometheus.timeout_seconds,
+            fence=ctx.clients.outbound,
+            headers=auth.headers,
+            tls=auth.tls,
+            server_name=auth.server_name,
+            secrets=auth.secrets,
         ) as client:
             results = await asyncio.gather(
                 *(
@@ -56,6 +69,19 @@ class PrometheusSource:
             if problem is not None and problem.reason not in {p.reason for p in problems}:
                 problems.append(problem)
         return Gathered(slos=tuple(outcomes), histories=histories, problems=tuple(problems))
+
+
+def _without_credentials(
+    ctx: RunContext, slos: list[SLOSpec], exc: CredentialsUnavailable
+) -> Gathered:
+    """No query is sent without its credentials: each SLO has no data this run and keeps
+    its history; the problem names the Secret or ConfigMap and the field, never a value."""
+    stored = {slo.name: ctx.stored_history(slo.name) for slo in slos}
+    return Gathered(
+        slos=tuple(StoredSLO(slo.name, None, f"no data: {exc}") for slo in slos),
+        histories={name: h for name, h in stored.items() if h is not None},
+        problems=(Problem(exc.reason, str(exc)),),
+    )
 
 
 async def _evaluate(

@@ -93,6 +93,37 @@ def test_a_missing_secret_and_a_missing_key_read_the_same() -> None:
     assert with_the_key.valid
 
 
+def test_prometheus_credentials_must_exist_and_absence_reads_the_same() -> None:
+    """Ready waits for each Secret/ConfigMap key spec.prometheus names; a missing object
+    and a missing key give one message, naming the field and never a value."""
+    prometheus = {
+        "url": "https://prometheus:9090",
+        "basicAuth": {
+            "username": {"name": "prom", "key": "user"},
+            "password": {"name": "prom", "key": "password"},
+        },
+        "tlsConfig": {"ca": {"configMapKeyRef": {"name": "corp-ca", "key": "ca.crt"}}},
+    }
+    body = monitor(prometheus=prometheus)
+    ca = {("ConfigMap", "corp-ca"): {"data": {"ca.crt": "PEM"}}}
+    secret = {"data": {"user": "YWxpY2U=", "password": "c2VjcmV0"}}  # alice, secret
+    ready = evaluate(body, DictLookup({**ALL, **ca, ("Secret", "prom"): secret}), now=NOW)
+    assert ready.valid
+    without_secret = evaluate(body, DictLookup({**ALL, **ca}), now=NOW)
+    partial = {"data": {"other": "c2VjcmV0"}}
+    without_key = evaluate(body, DictLookup({**ALL, **ca, ("Secret", "prom"): partial}), now=NOW)
+    missing = [r.status_patch["conditions"][0] for r in (without_secret, without_key)]
+    assert missing[0] == missing[1]
+    assert missing[0]["reason"] == "SecretNotFound"
+    assert "spec.prometheus.basicAuth.password" in missing[0]["message"]
+    assert "other" not in missing[0]["message"]
+    assert "c2VjcmV0" not in missing[0]["message"]
+    no_ca = evaluate(body, DictLookup({**ALL, ("Secret", "prom"): secret}), now=NOW)
+    ready_condition = no_ca.status_patch["conditions"][0]
+    assert ready_condition["reason"] == "ConfigMapNotFound"
+    assert "spec.prometheus.tlsConfig.ca.configMapKeyRef" in ready_condition["message"]
+
+
 def test_service_port_mismatch() -> None:
     objects = dict(ALL)
     objects[("Service", "fraud")] = {"spec": {"ports": [{"port": 9000}]}}

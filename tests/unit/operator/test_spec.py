@@ -198,7 +198,11 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "prediction": {},
         "data": {"probe": {"dataset": {"inline": [{"a": 1}]}}, "payloadLog": {}},
         "slos": [{"name": "s", "latency": {"thresholdMs": 100}}],
-        "prometheus": {"url": "http://p:9090"},
+        "prometheus": {
+            "url": "https://p:9090",
+            "authorization": {"credentials": {"name": "t", "key": "k"}},
+            "tlsConfig": {},
+        },
         "actions": {
             "scale": {"maxReplicas": 3},
             "notify": {"webhookSecretRef": {"name": "a", "key": "b"}},
@@ -258,6 +262,12 @@ def test_python_defaults_equal_crd_defaults() -> None:
         else None,
         "spec.prometheus.timeoutSeconds": spec.prometheus.timeout_seconds
         if spec.prometheus
+        else None,
+        "spec.prometheus.authorization.type": spec.prometheus.authorization_type
+        if spec.prometheus
+        else None,
+        "spec.prometheus.tlsConfig.insecureSkipVerify": spec.prometheus.tls.insecure_skip_verify
+        if spec.prometheus and spec.prometheus.tls
         else None,
         "spec.actions.dryRun": spec.actions.dry_run,
         "spec.actions.cooldownSeconds": spec.actions.cooldown_seconds,

@@ -165,9 +165,54 @@ class SLOSpec:
 
 
 @dataclass(frozen=True)
+class KeyRef:
+    """One key of a Secret or ConfigMap in the monitor's namespace."""
+
+    kind: Literal["Secret", "ConfigMap"]
+    name: str
+    key: str
+    field: str  # where the spec names it, for messages (spec.prometheus.basicAuth.password)
+
+
+@dataclass(frozen=True)
+class HeaderSpec:
+    """A header sent with every query: a plain ``value`` or one read from a Secret."""
+
+    name: str
+    value: str | None = None
+    secret: KeyRef | None = None
+
+
+@dataclass(frozen=True)
+class PrometheusTLSSpec:
+    ca: KeyRef | None = None  # a PEM bundle; None: the system's trust store
+    cert: KeyRef | None = None  # the client certificate (tls.crt of a kubernetes.io/tls Secret)
+    key: KeyRef | None = None  # its private key (tls.key of the same Secret)
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
 class PrometheusSpec:
     url: str
     timeout_seconds: float = 5.0
+    bearer_token: KeyRef | None = None  # spec.prometheus.authorization.credentials
+    authorization_type: str = "Bearer"
+    basic_auth: tuple[KeyRef, KeyRef] | None = None  # (username, password)
+    headers: tuple[HeaderSpec, ...] = ()
+    tls: PrometheusTLSSpec | None = None
+
+    def refs(self) -> tuple[KeyRef, ...]:
+        """Every Secret and ConfigMap key this server's credentials are read from."""
+        refs: list[KeyRef] = []
+        if self.bearer_token is not None:
+            refs.append(self.bearer_token)
+        if self.basic_auth is not None:
+            refs.extend(self.basic_auth)
+        refs.extend(h.secret for h in self.headers if h.secret is not None)
+        if self.tls is not None:
+            refs.extend(r for r in (self.tls.ca, self.tls.cert, self.tls.key) if r is not None)
+        return tuple(refs)
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,12 @@ from modelmonitor.core.spec.model import (
     PayloadLogSpec,
     PredictionSpec,
     ProbeSpec,
-    PrometheusSpec,
     ReferenceSpec,
     ScaleSpec,
     ScheduleSpec,
     TargetSpec,
 )
+from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import AUTO, METHOD_NAMES, REGISTRY, threshold_problem
@@ -65,7 +65,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     probe, payload_log = _parse_data(r, spec)
     drift = _parse_drift(r, spec)
     slos = parse_slos(r, spec)
-    prometheus = _parse_prometheus(r, spec)
+    prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
 
     if target is None or reference is None:
@@ -399,29 +399,6 @@ def _parse_drift(r: FieldReader, spec: Mapping[str, Any]) -> DriftSpec:
                 mv, "maxSamples", mv_path, default=MultivariateSpec.max_samples, low=10, high=5000
             ),
         ),
-    )
-
-
-def _parse_prometheus(r: FieldReader, spec: Mapping[str, Any]) -> PrometheusSpec | None:
-    data = r.obj(spec, "prometheus", "spec")
-    if data is None:
-        return None
-    path = "spec.prometheus"
-    url = r.string(data, "url", path, required=True)
-    if url is not None and not re.match(r"^https?://\S+$", url):
-        r.problem(f"{path}.url", "must be an http:// or https:// URL")
-    return PrometheusSpec(
-        url=url or "",
-        timeout_seconds=r.number(
-            data,
-            "timeoutSeconds",
-            path,
-            default=PrometheusSpec.timeout_seconds,
-            low=0,
-            high=120,
-            low_open=True,
-        )
-        or PrometheusSpec.timeout_seconds,
     )
 
 
