@@ -117,3 +117,10 @@ def test_the_changelog_keeps_an_unreleased_section() -> None:
     assert "Keep a Changelog" in text
     assert re.search(r"^## \[Unreleased\]$", text, re.M)
     assert re.search(r"^### Added$", text, re.M)
+
+
+def test_the_walkthrough_reference_holds_the_class_each_iris_should_get() -> None:
+    from tests.iris import reference_csv
+
+    path = ROOT / "docs" / "examples" / "data" / "iris-reference-predictions.csv"
+    assert path.read_text() == reference_csv()
