@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
 # The modelmonitor operator image.
 #
-#   docker build -t modelmonitor:dev .
+#   docker build -t modelmonitor:dev \
+#     --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#
+# Without a Docker engine, `make image` builds the same file with buildah on a Debian
+# base assembled from Debian packages (hack/image.sh, docs/image.md).
 #
 # Two stages: the builder installs the package and its dependencies into a virtualenv
 # (binary wheels only: no compiler is needed even there, and a dependency without a
@@ -26,6 +30,8 @@ RUN pip install --only-binary=:all: --upgrade pip setuptools wheel \
  && pip install --only-binary=:all: . \
  && pip uninstall -y modelmonitor
 COPY operator ./operator
+# LICENSE lands in the package's dist-info inside the venv, so the image carries it.
+COPY LICENSE ./
 RUN pip install --no-deps . \
  && pip uninstall -y setuptools wheel \
  && python -m compileall -q -j 0 /opt/venv/lib \
@@ -33,9 +39,13 @@ RUN pip install --no-deps . \
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/modelmonitor/modelmonitor
 LABEL org.opencontainers.image.title="modelmonitor" \
       org.opencontainers.image.description="Kubernetes operator that monitors ML inference services for drift and SLO breaches" \
+      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 # A named account for the numeric uid: some libraries look the user name up.
 RUN groupadd --system --gid 65532 modelmonitor \
@@ -49,6 +59,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TMPDIR=/tmp
 WORKDIR /tmp
 USER 65532:65532
-EXPOSE 8080 8081
+# metrics (METRICS_PORT), health (HEALTH_PORT), payload-log collector (PAYLOAD_PORT)
+EXPOSE 8080 8081 8082
 ENTRYPOINT ["modelmonitor"]
 CMD ["run"]

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv testbin deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale clean
+.PHONY: help venv testbin deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale image image-smoke clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -66,6 +66,12 @@ bench: venv ## drift benchmarks against Evidently and Alibi Detect (see bench/RE
 bench-scale: deps ## operator scale benchmark: 200 and 1,000 monitors (bench/README.md)
 	$(PY) bench/scale.py --monitors 200
 	$(PY) bench/scale.py --monitors 1000
+
+image: ## build the operator image with buildah, no Docker engine (hack/image.sh, docs/image.md)
+	bash hack/image.sh
+
+image-smoke: ## run the image's entry point and check its labels and ports (after make image)
+	bash hack/image-smoke.sh
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
