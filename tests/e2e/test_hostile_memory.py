@@ -81,7 +81,8 @@ class HostileHandler(BaseHTTPRequestHandler):
                 written += len(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the reader stopped reading: what it should do
-        HostileHandler.sent[self.path] = HostileHandler.sent.get(self.path, 0) + written
+        # the most one request of this path got out before the reader hung up
+        HostileHandler.sent[self.path] = max(HostileHandler.sent.get(self.path, 0), written)
 
     def _answer(self) -> None:
         if self.path in self.files:
@@ -276,7 +277,8 @@ def test_hostile_monitors_do_not_crash_the_operator_nor_delay_others(
             c.get("reason", "") for c in hostile_status[name]["conditions"]
         ), (name, hostile_status[name])
         assert messages, name
-    # No hostile body was read whole: every stream was cut near its cap.
+    # No hostile body was read whole: every stream was cut near its cap (what the
+    # socket buffers hold on top of it is the kernel's).
     for path, written in HostileHandler.sent.items():
         assert written < 64 * MiB or (path.startswith("/api/v1/") and written < 100 * MiB), (
             path,
