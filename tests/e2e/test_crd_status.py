@@ -14,7 +14,7 @@ import yaml
 
 from modelmonitor.core.status import replacing
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.unit.status_samples import every_status
+from tests.unit.status_samples import every_status, without_nulls
 
 MONITOR = {
     "apiVersion": "modelmonitor.io/v1alpha1",
@@ -48,11 +48,29 @@ def test_explain_prints_the_descriptions(crds: KubeCluster) -> None:
     assert "deterministic id" in pending
 
 
+def differences(sent: object, stored: object, path: str = "status") -> list[str]:
+    """Where ``stored`` is not ``sent``: a path and both values."""
+    if isinstance(sent, dict) and isinstance(stored, dict):
+        return [
+            d
+            for key in sent.keys() | stored.keys()
+            for d in differences(sent.get(key, "<absent>"), stored.get(key, "<absent>"),
+                                 f"{path}.{key}")
+        ]  # fmt: skip
+    if isinstance(sent, list) and isinstance(stored, list) and len(sent) == len(stored):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(sent, stored, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if sent == stored else [f"{path}: sent {sent!r}, stored {stored!r}"]
+
+
 def test_every_status_the_operator_writes_is_kept_whole(crds: KubeCluster, namespace: str) -> None:
     crds.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(MONITOR))
     name = MONITOR["metadata"]["name"]  # type: ignore[index]
     old: dict[str, object] = {}
-    lost = []
+    lost: list[str] = []
     for what, status in every_status():
         patch = json.dumps({"status": replacing(old, status)})
         crds.kubectl(
@@ -60,7 +78,9 @@ def test_every_status_the_operator_writes_is_kept_whole(crds: KubeCluster, names
             "-p", patch,
         )  # fmt: skip
         stored = crds.get("mm", name, "-n", namespace).get("status") or {}
-        if stored != json.loads(json.dumps(status)):
-            lost.append((what, status, stored))
+        lost.extend(
+            f"{what}: {d}"
+            for d in differences(without_nulls(json.loads(json.dumps(status))), stored)
+        )
         old = stored
     assert lost == []

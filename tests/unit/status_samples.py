@@ -123,10 +123,23 @@ def schema_problems(value: Any, schema: Mapping[str, Any], path: str = "status")
     return out
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` without the null members of its objects, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return copy.deepcopy(value)
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies the operator's status patches."""
+    """RFC 7386, as the API server applies the operator's status patches.
+
+    Like the API server's implementation, it drops null members of the objects inside
+    an array it copies as well (a null there is never stored).
+    """
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
+        return without_nulls(patch)
     out = dict(target) if isinstance(target, Mapping) else {}
     for key, value in patch.items():
         if value is None:
