@@ -135,3 +135,13 @@ def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iter
     )
     yield name
     kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture
+def hostile_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second namespace for a test's hostile tenant, next to ``namespace``."""
+    name = _namespace_name("hostile-" + request.node.name)
+    kube_cluster.kubectl("create", "namespace", name)
+    kube_cluster.kubectl("label", "namespace", name, "modelmonitor.io/e2e=true")
+    yield name
+    kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

@@ -118,39 +118,57 @@ JOB_IMAGE = "modelmonitor:dev"  # the harness-as-node runs it as the local CLI
 JOB_SERVICE_ACCOUNT = "modelmonitor-job"
 
 
-@pytest.fixture
-def operator_process(
-    crds: KubeCluster, tmp_path: Path, namespace: str
-) -> Iterator[OperatorProcess]:
-    """The operator, watching the test's namespace, started and stopped around the test."""
-    op = OperatorProcess(
-        crds,
-        tmp_path / "operator.log",
-        "--namespace",
-        namespace,
+def watching(
+    cluster: KubeCluster,
+    log_path: Path,
+    *namespaces: str,
+    metrics_port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> OperatorProcess:
+    """An operator watching ``namespaces``, on free ports, logging JSON (not started)."""
+    args = [arg for ns in namespaces for arg in ("--namespace", ns)]
+    return OperatorProcess(
+        cluster,
+        log_path,
+        *args,
         "--metrics-port",
-        str(free_port()),
+        str(metrics_port or free_port()),
         "--health-port",
         str(free_port()),
         "--payload-port",
         str(free_port()),
         "--log-format",
         "json",
+        env=env,
+    )
+
+
+def start_and_wait(op: OperatorProcess) -> None:
+    """Start ``op`` and wait until kopf watches (it logs once the peering is set up)."""
+    op.start()
+    wait_for(
+        lambda: "modelmonitor operator starting" in op.logs() or not op.alive(),
+        timeout=60,
+        what="operator start",
+    )
+    if not op.alive():
+        pytest.fail(f"operator exited early:\n{op.logs()[-3000:]}")
+
+
+@pytest.fixture
+def operator_process(
+    crds: KubeCluster, tmp_path: Path, namespace: str
+) -> Iterator[OperatorProcess]:
+    """The operator, watching the test's namespace, started and stopped around the test."""
+    op = watching(
+        crds,
+        tmp_path / "operator.log",
+        namespace,
         env={"JOB_IMAGE": JOB_IMAGE, "JOB_SERVICE_ACCOUNT": JOB_SERVICE_ACCOUNT},
     )
-    op.start()
     try:
-        # Ready when kopf has started watching (it logs once the peering is set up).
-        wait_for(
-            lambda: "modelmonitor operator starting" in op.logs() or not op.alive(),
-            timeout=60,
-            what="operator start",
-        )
-        if not op.alive():
-            pytest.fail(f"operator exited early:\n{op.logs()}")
+        start_and_wait(op)
         time.sleep(0.5)
         yield op
     finally:
         op.stop()
-        if not os.environ.get("CI"):
-            pass

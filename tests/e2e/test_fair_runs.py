@@ -18,11 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.e2e.conftest import _namespace_name
-from tests.e2e.operator_fixtures import OperatorProcess, free_port
+from tests.e2e.operator_fixtures import free_port, start_and_wait, watching
 from tests.e2e.test_runs import condition, monitor, setup
 from tests.modelserver import ModelServer
 
@@ -64,15 +61,6 @@ def silent_endpoint() -> Iterator[tuple[str, list[int]]]:
         server.close()
 
 
-@pytest.fixture
-def hostile_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = _namespace_name("hostile-" + request.node.name)
-    kube_cluster.kubectl("create", "namespace", name)
-    kube_cluster.kubectl("label", "namespace", name, "modelmonitor.io/e2e=true")
-    yield name
-    kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
-
-
 def _time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -86,31 +74,12 @@ def test_a_hostile_namespace_does_not_delay_a_healthy_monitor(
 ) -> None:
     cluster = crds
     metrics_port = free_port()
-    op = OperatorProcess(
-        cluster,
-        tmp_path / "operator.log",
-        "--namespace",
-        namespace,
-        "--namespace",
-        hostile_namespace,
-        "--metrics-port",
-        str(metrics_port),
-        "--health-port",
-        str(free_port()),
-        "--payload-port",
-        str(free_port()),
-        "--log-format",
-        "json",
+    op = watching(
+        cluster, tmp_path / "operator.log", namespace, hostile_namespace, metrics_port=metrics_port
     )
     with silent_endpoint() as (silent, accepted):
-        op.start()
         try:
-            wait_for(
-                lambda: "modelmonitor operator starting" in op.logs() or not op.alive(),
-                timeout=60,
-                what="operator start",
-            )
-            assert op.alive(), op.logs()[-3000:]
+            start_and_wait(op)
             setup(cluster, hostile_namespace)
             hostile = []
             for i in range(HOSTILE_MONITORS):

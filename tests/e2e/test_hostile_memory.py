@@ -29,11 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from tests.cluster.kube import KubeCluster, wait_for
-from tests.e2e.conftest import _namespace_name
-from tests.e2e.operator_fixtures import OperatorProcess, free_port
+from tests.cluster.kube import KubeCluster
+from tests.e2e.operator_fixtures import start_and_wait, watching
 from tests.e2e.test_runs import monitor, setup
 from tests.modelserver import ModelServer
 
@@ -119,15 +117,6 @@ def hostile_server() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture
-def hostile_namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = _namespace_name("hostile-" + request.node.name)
-    kube_cluster.kubectl("create", "namespace", name)
-    kube_cluster.kubectl("label", "namespace", name, "modelmonitor.io/e2e=true")
-    yield name
-    kube_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
-
-
 def peak_rss(pid: int) -> int:
     """The process's peak resident set (VmHWM), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -180,31 +169,10 @@ def test_hostile_monitors_do_not_crash_the_operator_nor_delay_others(
     model_server: ModelServer,
 ) -> None:
     cluster = crds
-    op = OperatorProcess(
-        cluster,
-        tmp_path / "operator.log",
-        "--namespace",
-        namespace,
-        "--namespace",
-        hostile_namespace,
-        "--metrics-port",
-        str(free_port()),
-        "--health-port",
-        str(free_port()),
-        "--payload-port",
-        str(free_port()),
-        "--log-format",
-        "json",
-    )
+    op = watching(cluster, tmp_path / "operator.log", namespace, hostile_namespace)
     with hostile_server() as hostile:
-        op.start()
         try:
-            wait_for(
-                lambda: "modelmonitor operator starting" in op.logs() or not op.alive(),
-                timeout=60,
-                what="operator start",
-            )
-            assert op.alive(), op.logs()[-3000:]
+            start_and_wait(op)
             assert op.proc is not None
             baseline = peak_rss(op.proc.pid)
 

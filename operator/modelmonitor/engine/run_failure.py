@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class StatusWriter(Protocol):
+    """Writes a monitor's status through a read-modify-write ``compute``."""
+
     def update_monitor_status(
         self,
         namespace: str,

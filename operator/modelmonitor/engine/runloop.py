@@ -34,7 +34,7 @@ from modelmonitor.engine.remediation import (
     Revisions,
     result_event,
 )
-from modelmonitor.engine.run_failure import report_failure
+from modelmonitor.engine.run_failure import StatusWriter, report_failure
 from modelmonitor.engine.slots import RunSlots
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,6 @@ class ModeRunner:
     ) -> Report:
         runner = self.job if spec.schedule.mode == "job" else self.inline
         return await runner.run(namespace, name, spec, status)
-
-
-class StatusWriter(Protocol):
-    def update_monitor_status(
-        self,
-        namespace: str,
-        name: str,
-        compute: Callable[[dict[str, Any]], dict[str, Any] | None],
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
 
 
 class Stopped(Protocol):
