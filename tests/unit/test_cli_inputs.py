@@ -18,11 +18,15 @@ import pytest
 
 from tests.hostile_files import gzip_bomb, parquet_claiming_rows
 
+# The child's own peak resident set: VmHWM of its memory map. Not ru_maxrss, which on
+# Linux carries the parent's high-water mark over a (v)fork and exec, so that a big
+# pytest process would be counted as the child's peak.
 _MEASURED = (
-    "import resource, sys\n"
+    "import sys\n"
     "from modelmonitor.edge.cli import main\n"
     "rc = main(sys.argv[1:])\n"
-    "print(f'maxrss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n"
+    "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "print(f'maxrss_kib={hwm}', file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
 
