@@ -136,8 +136,9 @@ class ByteBudget:
                 "is in use by other requests; not read this time"
             )
         if verdict == "share":
+            who = f"namespace {namespace}" if namespace else "this reader"
             raise BufferBusy(
-                f"namespace {namespace}'s share of the operator's response buffer "
+                f"{who}'s share of the operator's response buffer "
                 f"({self.total} bytes, OUTBOUND_BUFFER_BYTES, shared between the namespaces "
                 "reading) is in use by its other requests; not read this time"
             )
