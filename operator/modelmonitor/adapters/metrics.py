@@ -23,10 +23,14 @@ class CounterSet(Protocol):
 
 
 class BlockCounting(Protocol):
-    """What the outbound fence tells the metrics: requests it stopped, by rule."""
+    """What the outbound fence tells the metrics: requests it stopped, by rule, and the
+    bytes of bodies being read now, by namespace."""
 
     @property
     def blocked(self) -> Mapping[str, int]: ...
+
+    @property
+    def buffer_held(self) -> Mapping[str, int]: ...
 
 
 class PayloadCounting(Protocol):
@@ -343,3 +347,12 @@ class _OutboundCollector(Collector):
         for rule, value in dict(self._fence.blocked).items():
             blocked.add_metric([rule], float(value))
         yield blocked
+        held = GaugeMetricFamily(
+            "modelmonitor_outbound_buffer_bytes",
+            "Bytes of response bodies being read now, by namespace (OUTBOUND_BUFFER_BYTES is "
+            "shared between the namespaces reading; a namespace reading nothing is absent).",
+            labels=["namespace"],
+        )
+        for namespace, value in sorted(self._fence.buffer_held.items()):
+            held.add_metric([namespace], float(value))
+        yield held

@@ -19,12 +19,15 @@ What it enforces (the decisions are :mod:`modelmonitor.core.outbound`'s):
 * **Bodies.** :meth:`Outbound.fetch` reads at most ``cap`` bytes, refusing a declared
   Content-Length over the cap without reading and stopping a stream at the cap (the
   connection is then closed, not drained); all bodies being read at once draw on one
-  process-wide budget (``limits.buffer``), so concurrency x cap cannot exceed it; a
-  reader that would overdraw it is refused (:class:`BufferBusy`), not made to wait.
+  process-wide budget (``limits.buffer``), so concurrency x cap cannot exceed it, and
+  each namespace holds at most its share of it (:func:`modelmonitor.core.outbound.buffer_share`;
+  the namespace is the :meth:`Outbound.for_namespace` view's); a reader that would
+  overdraw either is refused (:class:`BufferBusy`), not made to wait.
 """
 
 from __future__ import annotations
 
+import copy
 import http.client
 import socket
 import ssl
@@ -38,8 +41,10 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from modelmonitor.core.outbound import (
+    BufferVerdict,
     OutboundPolicy,
     ResponseLimits,
+    buffer_refusal,
     redact_url,
     refusal,
     refused_message,
@@ -97,34 +102,66 @@ class Reply:
 
 
 class BufferBusy(FenceError):  # noqa: N818
-    """The process-wide body budget is spent by other requests: this answer was not read.
+    """The process-wide body budget, or this namespace's share of it, is spent by other
+    requests: this answer was not read.
     Not the endpoint's fault, so never counted against it."""
 
 
 class ByteBudget:
     """The bytes of response bodies being read at once, process-wide, taken chunk by
-    chunk as they arrive. A reader that would go past ``total`` gets :class:`BufferBusy`
-    at once rather than waiting: a wait would show up as the endpoint's latency (and
-    could breach another team's SLO), a refusal is reported as not measured."""
+    chunk as they arrive, and each namespace's part of them. A reader that would go past
+    ``total``, or past its namespace's share (:func:`~modelmonitor.core.outbound.buffer_share`),
+    gets :class:`BufferBusy` at once rather than waiting: a wait would show up as the
+    endpoint's latency (and could breach another team's SLO), a refusal is reported as
+    not measured. Used from the event loop only (not thread-safe)."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.free = total
+        self.held: dict[str, int] = {}  # namespace -> bytes it holds now (none: absent)
 
-    def take(self, n: int) -> None:
-        if n > self.free:
+    def take(self, n: int, namespace: str | None = None, cap: int = 0) -> None:
+        """Take ``n`` bytes for a read of at most ``cap`` by ``namespace`` (None: drawn on
+        the whole buffer only, for a read on no monitor's behalf)."""
+        if namespace is None:
+            verdict: BufferVerdict = "budget" if n > self.free else None
+            mine = 0
+        else:
+            mine = self.held.get(namespace, 0)
+            active = len(self.held) + (0 if mine else 1)
+            verdict = buffer_refusal(self.total, self.total - self.free, mine, active, n, cap)
+        if verdict == "budget":
             raise BufferBusy(
                 f"the operator's response buffer ({self.total} bytes, OUTBOUND_BUFFER_BYTES) "
                 "is in use by other requests; not read this time"
             )
+        if verdict == "share":
+            who = f"namespace {namespace}" if namespace else "this reader"
+            raise BufferBusy(
+                f"{who}'s share of the operator's response buffer "
+                f"({self.total} bytes, OUTBOUND_BUFFER_BYTES, shared between the namespaces "
+                "reading) is in use by its other requests; not read this time"
+            )
         self.free -= n
+        if namespace is not None and mine + n > 0:
+            self.held[namespace] = mine + n
 
-    def give(self, n: int) -> None:
+    def give(self, n: int, namespace: str | None = None) -> None:
         self.free += n
+        if namespace is None:
+            return
+        left = self.held.get(namespace, 0) - n
+        if left > 0:
+            self.held[namespace] = left
+        else:
+            self.held.pop(namespace, None)
 
 
 class Outbound:
-    """The fence with its settings: the aiohttp sessions and the urllib opener to use."""
+    """The fence with its settings: the aiohttp sessions and the urllib opener to use.
+
+    ``namespace``: whose behalf bodies are read on, for the buffer's per-namespace share;
+    :meth:`for_namespace` gives each monitor's run its view of the one fence."""
 
     def __init__(
         self, policy: OutboundPolicy | None = None, limits: ResponseLimits | None = None
@@ -133,6 +170,19 @@ class Outbound:
         self.limits = limits or ResponseLimits()
         self.budget = ByteBudget(self.limits.buffer)
         self.blocked: dict[str, int] = {}  # requests stopped, by rule (a metric)
+        self.namespace = ""  # the operator's own reads, unless a view says whose
+
+    def for_namespace(self, namespace: str) -> Outbound:
+        """This fence reading on behalf of ``namespace``'s monitors: the same policy,
+        budget and counters, its bodies counted against that namespace's share."""
+        view = copy.copy(self)
+        view.namespace = namespace
+        return view
+
+    @property
+    def buffer_held(self) -> Mapping[str, int]:
+        """Bytes of bodies being read now, by namespace (a metric)."""
+        return dict(self.budget.held)
 
     def _count(self, rule: str) -> None:
         key = _RULES.get(rule, rule)
@@ -234,7 +284,7 @@ class Outbound:
         held = 0
         try:
             if length is not None:  # all of it at once: refused before any is read
-                self.budget.take(length)
+                self.budget.take(length, self.namespace, cap)
                 held = length
             chunks: list[bytes] = []
             size = 0
@@ -244,7 +294,7 @@ class Outbound:
                     self._count("too_large")
                     raise ResponseTooLarge(too_large_message(cap))
                 if size > held:
-                    self.budget.take(size - held)
+                    self.budget.take(size - held, self.namespace, cap)
                     held = size
                 chunks.append(chunk)
             return b"".join(chunks)
@@ -252,7 +302,7 @@ class Outbound:
             self._count("buffer_busy")
             raise
         finally:
-            self.budget.give(held)
+            self.budget.give(held, self.namespace)
 
     # -- urllib (the webhook) ------------------------------------------------------------------
     def create_connection(self, host: str, port: int, timeout: float | None) -> socket.socket:

@@ -15,6 +15,9 @@ import ipaddress
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
+
+from modelmonitor.core.scheduling import namespace_share
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -174,3 +177,34 @@ def too_large_message(limit: int, length: int | None = None) -> str:
     """The one wording of a body over its cap."""
     size = f"{length} bytes, " if length is not None else ""
     return f"response body too large ({size}over the {limit}-byte limit); not read"
+
+
+# -- the response buffer, shared between namespaces -----------------------------------------
+BufferVerdict = Literal["budget", "share"] | None
+
+
+def buffer_share(budget: int, active: int, body_cap: int) -> int:
+    """How many bytes of bodies being read one namespace may hold at once.
+
+    Shared as run slots are (:func:`~modelmonitor.core.scheduling.namespace_share`): the
+    budget less a reserve of a quarter, split between the ``active`` namespaces reading
+    (the asking one counted), so one team's big answers cannot leave another team's
+    unread. Never less than one body of ``body_cap`` (the cap of the read asking), so
+    any namespace can read an answer up to its cap however many others read, and never
+    more than the budget less the reserve: a single namespace never takes the reserve.
+    """
+    alone = namespace_share(budget, 1)  # the budget less the reserve
+    return min(alone, max(body_cap, namespace_share(budget, active)))
+
+
+def buffer_refusal(
+    budget: int, held: int, held_namespace: int, active: int, n: int, body_cap: int
+) -> BufferVerdict:
+    """Whether a namespace holding ``held_namespace`` bytes may take ``n`` more while all
+    readers hold ``held``: None, or why not: ``"budget"`` (the whole buffer would be
+    overdrawn) or ``"share"`` (the namespace would pass :func:`buffer_share`)."""
+    if held + n > budget:
+        return "budget"
+    if held_namespace + n > buffer_share(budget, active, body_cap):
+        return "share"
+    return None

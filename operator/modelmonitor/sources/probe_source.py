@@ -150,7 +150,7 @@ async def _probe(
         features=inputs,
         label_column=label,
         transport=ctx.clients.transport,
-        outbound=ctx.clients.outbound,
+        outbound=ctx.clients.outbound.for_namespace(ctx.namespace),
     )
     if result.failure in (OUTBOUND_REFUSED, OPERATOR_BUSY):
         problems.append(Problem(result.failure, result.failure_message))

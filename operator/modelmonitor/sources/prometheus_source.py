@@ -47,7 +47,7 @@ class PrometheusSource:
         async with PrometheusClient(
             prometheus.url,
             timeout_seconds=prometheus.timeout_seconds,
-            fence=ctx.clients.outbound,
+            fence=ctx.clients.outbound.for_namespace(ctx.namespace),
             headers=auth.headers,
             tls=auth.tls,
             server_name=auth.server_name,

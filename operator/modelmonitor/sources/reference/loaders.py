@@ -146,7 +146,7 @@ class UrlLoader:
             elif validator.startswith("lm="):
                 headers["If-Modified-Since"] = validator[3:]
         shown = redact_url(url)  # userinfo and query never reach status or logs
-        fence = request.outbound
+        fence = request.outbound.for_namespace(request.namespace)  # its buffer share
         try:
             async with fence.session() as session:
                 reply = await fence.fetch(
