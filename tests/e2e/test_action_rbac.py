@@ -114,11 +114,21 @@ def test_chart_grants_exactly_what_the_enabled_executors_call(
     roles = _roles(docs, kind)
     # (the payload-log tokens' and Prometheus credentials' roles are no action's:
     # rbac.payloadLogTokens, rbac.prometheusAuth)
+    # Cluster scope also renders the aggregated view/edit/admin roles for tenants
+    # (rbac.aggregateToDefaultRoles); they grant ModelMonitors, never an action.
+    user_roles = (
+        {"mm-modelmonitor-view", "mm-modelmonitor-edit", "mm-modelmonitor-admin"}
+        if kind == "ClusterRole"
+        else set()
+    )
     assert set(roles) == {
         "mm-modelmonitor",
         "mm-modelmonitor-payload-tokens",
         "mm-modelmonitor-prometheus-auth",
+        *user_roles,
     }
+    for name in user_roles:
+        assert {g[0] for g in grants(roles[name])} <= {"modelmonitor.io"}, name
     monitoring = grants(roles["mm-modelmonitor"])
     assert monitoring >= MONITORING_GRANTS
     assert not any(
