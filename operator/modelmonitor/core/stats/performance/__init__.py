@@ -15,6 +15,7 @@ from modelmonitor.core.stats.performance.report import (
     PerformanceReport,
     classification_performance,
     disagreeing,
+    labelled_classification_performance,
     regression_performance,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "PerformanceReport",
     "classification_performance",
     "disagreeing",
+    "labelled_classification_performance",
     "regression_performance",
 ]

@@ -66,10 +66,16 @@ def realized_classification(
     proba: Array | None,
     pos: int | None,
     z: float,
+    *,
+    k: int | None = None,
 ) -> tuple[dict[str, Estimate], list[int]]:
     """Accuracy, precision, recall, F1 and (with ``proba``) ROC AUC, with intervals; and
-    the classes left out of the macro AUC."""
-    k = proba.shape[1] if proba is not None else int(max(t_idx.max(), p_idx.max())) + 1
+    the classes left out of the macro AUC. ``k``: the number of classes (default: the
+    probability columns)."""
+    if k is None:
+        if proba is None:
+            raise ValueError("give k (the number of classes) or proba")
+        k = proba.shape[1]
     out = count_metrics(t_idx, p_idx, k, pos, z)
     skipped: list[int] = []
     if proba is not None:

@@ -384,6 +384,71 @@ def disagreeing(
     return tuple(out)
 
 
+CLASSIFICATION_NOT_ESTIMATED = (
+    "estimated performance needs the model's class probabilities (--proba, or the "
+    "monitor's probability columns): predicted classes alone say nothing about how sure "
+    "the model was"
+)
+
+
+def labelled_classification_performance(
+    reference_y: LabelArray,
+    reference_pred: LabelArray,
+    current_pred: LabelArray,
+    current_y: LabelArray,
+    *,
+    labels: Sequence[str | float] | None = None,
+    confidence: float = 0.95,
+) -> PerformanceReport:
+    """Reference and realized accuracy, precision, recall and F1 with intervals, from
+    predicted classes only (no probabilities: no ROC AUC and no estimate)."""
+    z = z_value(confidence)
+    arrays = [
+        _labels_array(a).ravel() for a in (reference_y, reference_pred, current_pred, current_y)
+    ]
+    ry, rpred, cpred, cy = arrays
+    _check_rows("reference predictions", rpred, ry.size)
+    _check_rows("current labels", cy, cpred.size)
+    rkeep = ~(_missing_mask(ry) | _missing_mask(rpred))
+    ckeep = ~(_missing_mask(cy) | _missing_mask(cpred))
+    if not rkeep.any():
+        raise ValueError("the reference has no row with a label and a prediction")
+    text = any(a.dtype.kind not in "biuf" for a in arrays)
+    seen = [a[m] for a, m in ((ry, rkeep), (rpred, rkeep), (cpred, ckeep), (cy, ckeep))]
+    if labels is not None:
+        classes = np.asarray(list(labels))
+    else:
+        classes = np.unique(
+            np.concatenate([a.astype(str) if text else a.astype(np.float64) for a in seen])
+        )
+    k = classes.size
+    if k < 2:
+        raise ValueError("classification needs at least two classes")
+    pos = k - 1 if k == 2 else None
+    enc = [
+        _encode(a, classes, what)
+        for a, what in zip(seen, ("labels", "predictions") * 2, strict=True)
+    ]
+    ref_metrics, _ = realized_classification(enc[0], enc[1], None, pos, z, k=k)
+    n_labelled = int(np.count_nonzero(ckeep))
+    realized = None
+    if n_labelled:
+        realized, _ = realized_classification(enc[3], enc[2], None, pos, z, k=k)
+    return PerformanceReport(
+        task="binary" if pos is not None else "multiclass",
+        rows=int(cpred.size - np.count_nonzero(_missing_mask(cpred))),
+        labelled_rows=n_labelled,
+        confidence=confidence,
+        reference={m: e.value for m, e in ref_metrics.items()},
+        estimated=None,
+        realized=realized,
+        concept_drift=False,
+        labels=tuple(_py(c) for c in classes),
+        positive_label=None if pos is None else _py(classes[pos]),
+        notes=(CLASSIFICATION_NOT_ESTIMATED,),
+    )
+
+
 # --- regression ---------------------------------------------------------------------------
 
 
