@@ -35,7 +35,7 @@ from modelmonitor.core.stats.performance.calibration import (
     check_calibration,
 )
 from modelmonitor.core.stats.performance.cbpe import estimate_classification
-from modelmonitor.core.stats.performance.intervals import Estimate, z_value
+from modelmonitor.core.stats.performance.intervals import Estimate, around, z_value
 from modelmonitor.core.stats.performance.realized import (
     realized_classification,
     realized_regression,
@@ -150,6 +150,8 @@ class ClassificationReference:
     reference: dict[str, float | None]
     confidence: float
     notes: tuple[str, ...]
+    rows: int = 0
+    """Reference rows the calibration was fitted on."""
 
     @property
     def k(self) -> int:
@@ -230,7 +232,25 @@ class ClassificationReference:
             reference={m: e.value for m, e in metrics.items()},
             confidence=confidence,
             notes=tuple(notes),
+            rows=int(ry.size),
         )
+
+    def _estimate(
+        self, calibrated: Array, scores: Array, p_idx: npt.NDArray[np.intp], z: float
+    ) -> tuple[dict[str, Estimate], list[int]]:
+        """The estimates, their spread widened by the calibration map's own error.
+
+        The map is learnt from the reference's labels, so its error in an expected rate
+        is about the rate's sampling error over the reference's rows: the variance grows
+        by the factor ``1 + n / n_reference`` (negligible for a reference much larger
+        than the window, 10% for one ten times larger).
+        """
+        est, skipped = estimate_classification(calibrated, scores, p_idx, self.pos, z)
+        grow = math.sqrt(1.0 + p_idx.size / max(self.rows, 1))
+        return {
+            m: e if e.value is None or e.std is None else around(e.value, e.std * grow, z)
+            for m, e in est.items()
+        }, skipped
 
     def evaluate(
         self,
@@ -271,7 +291,7 @@ class ClassificationReference:
             _predicted(cs, pos) if cpred is None else _encode(cpred, classes, "current predictions")
         )
         calibrated = self.calibrator(cs)
-        estimated, skipped = estimate_classification(calibrated, cs, cpi, pos, z)
+        estimated, skipped = self._estimate(calibrated, cs, cpi, z)
         if skipped:
             notes.append(
                 "estimated roc_auc leaves out class(es) the calibrated scores never expect"
@@ -305,8 +325,8 @@ class ClassificationReference:
                 else:
                     on_labelled = estimated
                     if n_labelled < cy.size:
-                        on_labelled, _ = estimate_classification(
-                            calibrated[labelled], cs[labelled], cpi[labelled], pos, z
+                        on_labelled, _ = self._estimate(
+                            calibrated[labelled], cs[labelled], cpi[labelled], z
                         )
                     drift_metrics = disagreeing(on_labelled, realized, self.confidence)
         return PerformanceReport(
