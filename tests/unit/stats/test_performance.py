@@ -349,3 +349,23 @@ def test_bad_input_is_a_value_error(kwargs: dict[str, object], message: str) -> 
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         classification_performance(**args)  # type: ignore[arg-type]
+
+
+def test_degenerate_windows_never_crash() -> None:
+    rng = np.random.default_rng(30)
+    ry, rs = _binary(rng, 2000)
+    ref = ClassificationReference.fit(ry, rs)
+    one = ref.evaluate(rs[:1], current_y=ry[:1])
+    assert one.estimated is not None
+    assert one.estimated["roc_auc"].value is None
+    assert any("concept drift not checked" in n for n in one.notes)
+    assert not one.concept_drift
+    holes = ref.evaluate(np.r_[rs[:50], [np.nan, np.inf]])
+    assert holes.rows == 50
+    assert any("2 row(s) with a missing score" in n for n in holes.notes)
+    single_class = ref.evaluate(rs[:100], current_y=np.ones(100))
+    assert single_class.realized is not None
+    assert single_class.realized["roc_auc"].value is None
+    assert any("absent from the labels" in n for n in single_class.notes)
+    with pytest.raises(ValueError, match="outside the classes"):
+        ref.evaluate(rs[:10], current_y=np.r_[ry[:9], [7]])

@@ -294,7 +294,8 @@ class ClassificationReference:
         estimated, skipped = self._estimate(calibrated, cs, cpi, z)
         if skipped:
             notes.append(
-                "estimated roc_auc leaves out class(es) the calibrated scores never expect"
+                "estimated roc_auc leaves out class(es) the window is expected to hold less "
+                "than one row of (or all but one)"
             )
 
         realized: dict[str, Estimate] | None = None
