@@ -1,7 +1,7 @@
 """Seeded data for the performance-estimation benchmark (bench/README.md).
 
 A binary classifier whose scores are calibrated (the score is the true probability of
-the positive class), a reference of 100,000 rows, and 60 analysis windows of 2,000 rows
+the positive class), a reference of 100,000 rows, and 300 analysis windows of 2,000 rows
 whose inputs drift (covariate shift: the mean of x1 moves from 0 to 1.5 and x2's spread
 grows), so accuracy and ROC AUC change while P(y | x) does not. Labels are drawn from
 the true probabilities. Also a reference and a window of 1,000,000 rows each for timing.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-WINDOWS = 60
+WINDOWS = 300
 WINDOW_ROWS = 2000
 
 

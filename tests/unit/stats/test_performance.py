@@ -369,3 +369,11 @@ def test_degenerate_windows_never_crash() -> None:
     assert any("absent from the labels" in n for n in single_class.notes)
     with pytest.raises(ValueError, match="outside the classes"):
         ref.evaluate(rs[:10], current_y=np.r_[ry[:9], [7]])
+
+
+def test_midranks_equal_model_qualitys_average_ranks() -> None:
+    from modelmonitor.core.stats.model_quality import average_ranks
+    from modelmonitor.core.stats.performance.auc import midranks
+
+    x = np.round(np.random.default_rng(31).random(5000), 2)  # many ties
+    np.testing.assert_array_equal(midranks(x), average_ranks(x))

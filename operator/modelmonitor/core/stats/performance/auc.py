@@ -26,10 +26,21 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from modelmonitor.core.stats.model_quality import average_ranks
 from modelmonitor.core.stats.performance.intervals import UNDEFINED, Estimate, around
 
 Array = npt.NDArray[np.float64]
+
+
+def midranks(x: Array) -> Array:
+    """1-based ranks, ties given the mean of the ranks they span (one unstable sort)."""
+    n = x.size
+    order = np.argsort(x)
+    xs = x[order]
+    starts = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1])))
+    size = np.diff(np.append(starts, n))
+    ranks = np.empty(n)
+    ranks[order] = np.repeat(starts + (size + 1) / 2.0, size)
+    return ranks
 
 
 def _influence(positive: npt.NDArray[np.bool_], score: Array) -> tuple[float, Array] | None:
@@ -40,7 +51,7 @@ def _influence(positive: npt.NDArray[np.bool_], score: Array) -> tuple[float, Ar
     n0 = n - n1
     if n1 == 0 or n0 == 0:
         return None
-    order = np.argsort(score, kind="stable")
+    order = np.argsort(score)  # ties are grouped below, so no stable sort is needed
     s = score[order]
     is_pos = positive[order]
     starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
@@ -98,7 +109,7 @@ def expected_auc(
     n, k = calibrated.shape
     classes = [pos] if pos is not None else list(range(k))
     p = calibrated[:, classes]
-    r = np.column_stack([average_ranks(scores[:, c]) for c in classes])
+    r = np.column_stack([midranks(scores[:, c]) for c in classes])
     m = p.sum(axis=0)  # E n1 per class
     es = (p * r).sum(axis=0)  # E S per class
     # Cov of (S_1..S_c, n1_1..n1_c): each row adds diag(p) - p p' (one categorical draw)

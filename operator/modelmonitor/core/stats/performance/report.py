@@ -108,9 +108,10 @@ def _scores(prob: Array, k: int, pos: int) -> Array:
     return out
 
 
-def _predicted(scores: Array, pos: int | None) -> npt.NDArray[np.intp]:
-    """The predicted class: binary, positive when its score is >= 0.5; else the top one."""
-    if pos is not None:
+def _predicted(scores: Array, pos: int | None, columns: int) -> npt.NDArray[np.intp]:
+    """The predicted class, as model quality picks it: from one probability column, the
+    positive class when it is >= 0.5; from one column per class, the top one."""
+    if pos is not None and columns == 1:
         return np.where(scores[:, pos] >= 0.5, pos, 1 - pos).astype(np.intp)
     return np.asarray(scores.argmax(axis=1), dtype=np.intp)
 
@@ -210,7 +211,7 @@ class ClassificationReference:
         rt = _encode(ry, classes, "reference labels")
         rs = _scores(rp, k, k - 1)
         rpi = (
-            _predicted(rs, pos)
+            _predicted(rs, pos, 1 if rp.ndim == 1 else k)
             if rpred is None
             else _encode(rpred, classes, "reference predictions")
         )
@@ -288,7 +289,9 @@ class ClassificationReference:
             raise ValueError("the current window has no row with scores")
         cs = _scores(cp, k, k - 1)
         cpi = (
-            _predicted(cs, pos) if cpred is None else _encode(cpred, classes, "current predictions")
+            _predicted(cs, pos, self.columns)
+            if cpred is None
+            else _encode(cpred, classes, "current predictions")
         )
         calibrated = self.calibrator(cs)
         estimated, skipped = self._estimate(calibrated, cs, cpi, z)
