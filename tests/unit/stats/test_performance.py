@@ -377,3 +377,68 @@ def test_midranks_equal_model_qualitys_average_ranks() -> None:
 
     x = np.round(np.random.default_rng(31).random(5000), 2)  # many ties
     np.testing.assert_array_equal(midranks(x), average_ranks(x))
+
+
+@pytest.mark.parametrize("pos", [None, 1])
+def test_closed_form_variances_equal_the_full_covariance_delta_method(pos: int | None) -> None:
+    """The closed forms (O(K^2) realized, O(n K) estimated) against the textbook route:
+    a numerical gradient over the K*K cells and the full K^2 x K^2 covariance."""
+    from modelmonitor.core.stats.performance.confusion import (
+        count_metrics,
+        expected_confusion,
+        expected_var,
+        multinomial_var,
+    )
+
+    rng = np.random.default_rng(40)
+    k = 2 if pos is not None else 4
+    n = 400
+    proba = rng.dirichlet(np.ones(k), n)
+    pred = rng.integers(0, k, n).astype(np.intp)
+    e = expected_confusion(proba, pred, k)
+    cm = rng.integers(1, 60, (k, k)).astype(float)
+
+    def values(c: np.ndarray) -> dict[str, float]:
+        return {m: v for m, (v, _) in count_metrics(c, pos).items()}
+
+    h = 1e-5
+    full_e = np.zeros((k * k, k * k))
+    for c in range(k):
+        rows = proba[pred == c]
+        idx = np.arange(k) * k + c
+        full_e[np.ix_(idx, idx)] = np.diag(rows.sum(axis=0)) - rows.T @ rows
+    pi = cm.ravel() / cm.sum()
+    full_m = cm.sum() * (np.diag(pi) - np.outer(pi, pi))
+    for m, (_, g) in count_metrics(cm, pos).items():
+        numeric = np.array(
+            [
+                (values(cm + h * np.eye(k * k)[j].reshape(k, k))[m]
+                 - values(cm - h * np.eye(k * k)[j].reshape(k, k))[m]) / (2 * h)
+                for j in range(k * k)
+            ]
+        )  # fmt: skip
+        np.testing.assert_allclose(g.ravel(), numeric, atol=1e-7)
+        assert multinomial_var(cm, g) == pytest.approx(numeric @ full_m @ numeric, rel=1e-6)
+    for m, (_, g) in count_metrics(e, pos).items():
+        gv = g.ravel()
+        assert expected_var(proba, pred, e, g) == pytest.approx(gv @ full_e @ gv, rel=1e-9), m
+
+
+def test_hundreds_of_classes_stay_cheap() -> None:
+    """A window with 300 text classes: no K^2 x K^2 matrix (it would be 65 GB)."""
+    from modelmonitor.core.stats.performance import labelled_classification_performance
+
+    rng = np.random.default_rng(41)
+    names = np.array([f"c{i:03d}" for i in range(300)])
+    y = names[rng.integers(0, 300, 20000)]
+    pred = np.where(rng.random(20000) < 0.7, y, names[rng.integers(0, 300, 20000)])
+    r = labelled_classification_performance(y, pred, pred[:5000], y[:5000])
+    assert r.realized is not None
+    assert r.realized["f1"].value == pytest.approx(
+        skm.f1_score(y[:5000], pred[:5000], average="macro"), rel=1e-12
+    )
+    proba = rng.dirichlet(np.ones(300), 3000)
+    labels = (rng.random(3000)[:, None] > np.cumsum(proba, axis=1)).sum(axis=1)
+    est = classification_performance(labels[:2000], proba[:2000], proba[2000:])
+    assert est.estimated is not None
+    assert est.estimated["f1"].lower is not None

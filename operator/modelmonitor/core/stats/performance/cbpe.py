@@ -23,17 +23,18 @@ concept drift; rows are independent.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from modelmonitor.core.stats.performance.auc import expected_auc
 from modelmonitor.core.stats.performance.confusion import (
-    COUNT_METRICS,
+    count_metrics,
     expected_confusion,
-    gradients,
-    metrics_of,
+    expected_var,
 )
-from modelmonitor.core.stats.performance.intervals import Estimate, around, delta_std
+from modelmonitor.core.stats.performance.intervals import Estimate, around
 
 Array = npt.NDArray[np.float64]
 
@@ -54,9 +55,10 @@ def estimate_classification(
     occur).
     """
     k = calibrated.shape[1]
-    cm, cov = expected_confusion(calibrated, p_idx, k)
-    values = metrics_of(cm, pos)
-    grads = gradients(cm, pos)
-    out = {m: around(float(values[m]), delta_std(grads[m], cov), z) for m in COUNT_METRICS}
+    cm = expected_confusion(calibrated, p_idx, k)
+    out = {
+        m: around(value, math.sqrt(max(expected_var(calibrated, p_idx, cm, g), 0.0)), z)
+        for m, (value, g) in count_metrics(cm, pos).items()
+    }
     out["roc_auc"], skipped = expected_auc(calibrated, scores, pos, z)
     return out, skipped

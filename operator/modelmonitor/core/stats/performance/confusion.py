@@ -1,15 +1,13 @@
-"""Accuracy, precision, recall and F1 as functions of a confusion matrix, and their
-standard errors by the delta method.
+"""Accuracy, precision, recall and F1 as functions of a confusion matrix, their gradients,
+and the variances the delta method needs.
 
-``C[j, k]`` counts rows of true class ``j`` predicted as ``k``. Binary tasks report the
+``C[j, c]`` counts rows of true class ``j`` predicted as ``c``. Binary tasks report the
 positive class's precision, recall and F1; more classes report their unweighted (macro)
 mean, a ratio with a zero denominator counting 0 (as :mod:`..model_quality` does).
 
-The functions take a stack of matrices (``(..., K, K)``), so the gradient of every metric
-is computed at once by central differences over the K*K cells (2 K^2 evaluations of a
-few array operations; K is small). The covariance of the cells comes from the caller:
-multinomial for realized values (rows drawn from the population), block-diagonal by
-predicted class for estimated ones (labels drawn from calibrated probabilities).
+Every gradient is a K x K matrix in closed form, and every variance is a sum over cells or
+rows, so the cost is O(K^2) for realized values and O(n K) for estimated ones: never a
+K^2 x K^2 covariance, which a window with hundreds of classes could not hold.
 """
 
 from __future__ import annotations
@@ -22,61 +20,65 @@ COUNT_METRICS = ("accuracy", "precision", "recall", "f1")
 Array = npt.NDArray[np.float64]
 
 
-def _ratio(num: Array, den: Array) -> Array:
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+def _div(num: Array, den: Array) -> Array:
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
 
 
-def metrics_of(cm: Array, pos: int | None) -> dict[str, Array]:
-    """The four count metrics of a stack of confusion matrices (``pos`` None: macro)."""
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    true_n = cm.sum(axis=-1)
-    pred_n = cm.sum(axis=-2)
-    total = true_n.sum(axis=-1)
-    precision = _ratio(tp, pred_n)
-    recall = _ratio(tp, true_n)
-    f1 = _ratio(2 * tp, true_n + pred_n)
-    out = {"accuracy": _ratio(tp.sum(axis=-1), total)}
-    if pos is None:
-        out.update(precision=precision.mean(-1), recall=recall.mean(-1), f1=f1.mean(-1))
-    else:
-        out.update(precision=precision[..., pos], recall=recall[..., pos], f1=f1[..., pos])
-    return out
+def count_metrics(cm: Array, pos: int | None) -> dict[str, tuple[float, Array]]:
+    """Each count metric's value and its gradient d metric / d C (K x K).
 
-
-def gradients(cm: Array, pos: int | None) -> dict[str, Array]:
-    """d metric / d C[j, k], flattened row-major (K*K,), by central differences."""
-    k = cm.shape[0]
-    h = max(1e-6 * float(cm.sum()), 1e-9)
-    eye = np.eye(k * k).reshape(k * k, k, k) * h
-    up = metrics_of(cm[None] + eye, pos)
-    down = metrics_of(cm[None] + -eye, pos)
-    return {m: (up[m] - down[m]) / (2 * h) for m in COUNT_METRICS}
-
-
-def multinomial_cov(cm: Array) -> Array:
-    """Covariance of the cells of a confusion matrix of n rows drawn i.i.d. from the
-    population whose cell shares are ``cm / n`` (plugged in): ``n (diag pi - pi pi')``."""
-    n = float(cm.sum())
-    pi = cm.ravel() / n if n > 0 else cm.ravel()
-    return n * (np.diag(pi) - np.outer(pi, pi))
-
-
-def expected_confusion(proba: Array, pred: npt.NDArray[np.intp], k: int) -> tuple[Array, Array]:
-    """The expected confusion matrix when each row's class is drawn from its calibrated
-    probabilities ``proba`` (n, k), and the covariance of its cells.
-
-    ``E C[j, c] = sum over rows predicted c of p_ij``. Rows predicted ``c`` only fill
-    column ``c``, and rows are independent, so the covariance is block-diagonal by column:
-    ``Cov(C[:, c]) = sum over rows predicted c of (diag p_i - p_i p_i')``.
+    Per class ``c``: precision ``C_cc / P_c`` depends on column ``c`` only (``P`` the
+    column sums), recall ``C_cc / T_c`` on row ``c`` (``T`` the row sums), F1
+    ``2 C_cc / (T_c + P_c)`` on both. The reported value is ``sum_c w_c metric_c`` with
+    ``w`` one-hot at ``pos`` (binary) or ``1/K`` (macro).
     """
-    expected = np.zeros((k, k))
-    cov = np.zeros((k * k, k * k))
-    for c in range(k):
-        rows = proba[pred == c]
-        if rows.shape[0] == 0:
-            continue
-        expected[:, c] = rows.sum(axis=0)
-        block = np.diag(expected[:, c]) - rows.T @ rows
-        idx = np.arange(k) * k + c
-        cov[np.ix_(idx, idx)] = block
-    return expected, cov
+    k = cm.shape[0]
+    n = float(cm.sum())
+    tp = np.diag(cm).astype(np.float64)
+    t = cm.sum(axis=1).astype(np.float64)
+    p = cm.sum(axis=0).astype(np.float64)
+    eye = np.eye(k)
+    w = np.full(k, 1.0 / k) if pos is None else np.eye(k)[pos]
+    precision = _div(tp, p)
+    recall = _div(tp, t)
+    d = t + p
+    f1 = _div(2 * tp, d)
+    acc = tp.sum() / n if n > 0 else 0.0
+    g_acc = (eye - acc) / n if n > 0 else np.zeros((k, k))
+    g_prec = _div((eye - precision[None, :]) * w[None, :], np.broadcast_to(p[None, :], (k, k)))
+    g_rec = _div((eye - recall[:, None]) * w[:, None], np.broadcast_to(t[:, None], (k, k)))
+    side = _div(w * f1, d)
+    g_f1 = np.diag(_div(2 * w, d)) - side[:, None] - side[None, :]
+    return {
+        "accuracy": (float(acc), g_acc),
+        "precision": (float(w @ precision), g_prec),
+        "recall": (float(w @ recall), g_rec),
+        "f1": (float(w @ f1), g_f1),
+    }
+
+
+def multinomial_var(cm: Array, g: Array) -> float:
+    """Var of ``sum g * C`` when the n rows are drawn i.i.d. from the population whose cell
+    shares are ``C / n`` (plugged in): ``n (sum g^2 pi - (sum g pi)^2)``."""
+    n = float(cm.sum())
+    if n <= 0:
+        return 0.0
+    pi = cm / n
+    return n * float((g * g * pi).sum() - float((g * pi).sum()) ** 2)
+
+
+def expected_confusion(proba: Array, pred: npt.NDArray[np.intp], k: int) -> Array:
+    """``E C[j, c] = sum over rows predicted c of p_ij`` when each row's class is drawn
+    from its calibrated probabilities ``proba`` (n, k)."""
+    e = np.zeros((k, k))
+    np.add.at(e.T, pred, proba)
+    return e
+
+
+def expected_var(proba: Array, pred: npt.NDArray[np.intp], e: Array, g: Array) -> float:
+    """Var of ``sum g * C`` under those draws. Rows are independent and row ``i`` adds
+    ``g[Y_i, pred_i]`` with ``Y_i`` categorical(``p_i``), so the variance is
+    ``sum_i (sum_j g[j, pred_i]^2 p_ij - (sum_j g[j, pred_i] p_ij)^2)``
+    ``= sum g^2 * E C - sum_i (p_i . g[:, pred_i])^2``: O(n K)."""
+    s = np.einsum("ij,ij->i", proba, g.T[pred])
+    return float((g * g * e).sum() - float(s @ s))

@@ -6,8 +6,9 @@ stated confidence. Three constructions are used, each where it is the standard o
 * :func:`wilson` for a proportion with a fixed denominator (accuracy; binary precision and
   recall given the predicted or the actual positives): Wilson's score interval, which stays
   inside [0, 1] and keeps its coverage near 0 and 1 where the Wald interval collapses;
-* :func:`delta` for a smooth function of a vector of sums with a known covariance (F1,
-  macro averages, ROC AUC): the first-order delta method, ``var f(X) = g' Cov(X) g``;
+* the first-order delta method for a smooth function of sums with a known covariance
+  (F1, macro averages, ROC AUC), ``var f(X) = g' Cov(X) g``, computed where the sums are
+  (:mod:`.confusion`, :mod:`.auc`) without forming ``Cov(X)``;
 * :func:`normal` for a mean (MAE, MAPE) and, through its square root, RMSE.
 """
 
@@ -81,13 +82,6 @@ def wilson(successes: float, n: float, z: float) -> Estimate:
         1.0 if successes >= n else min(1.0, centre + half),
         math.sqrt(max(p * (1 - p), 0.0) / n),
     )
-
-
-def delta_std(gradient: npt.NDArray[np.float64], cov: npt.NDArray[np.float64]) -> float:
-    """``sqrt(g' Cov g)``: the delta method's standard error (NaN when not finite)."""
-    g = np.nan_to_num(gradient, nan=0.0, posinf=0.0, neginf=0.0)
-    var = float(g @ cov @ g)
-    return math.sqrt(var) if var > 0 else 0.0
 
 
 def normal(values: npt.NDArray[np.float64], z: float) -> Estimate:

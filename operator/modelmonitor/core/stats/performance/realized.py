@@ -13,21 +13,18 @@ being monotone.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from modelmonitor.core.stats.performance.auc import realized_auc
-from modelmonitor.core.stats.performance.confusion import (
-    COUNT_METRICS,
-    gradients,
-    metrics_of,
-    multinomial_cov,
-)
+from modelmonitor.core.stats.performance.confusion import count_metrics as _metrics
+from modelmonitor.core.stats.performance.confusion import multinomial_var
 from modelmonitor.core.stats.performance.intervals import (
     UNDEFINED,
     Estimate,
     around,
-    delta_std,
     normal,
     wilson,
 )
@@ -43,10 +40,10 @@ def count_metrics(
     t_idx: npt.NDArray[np.intp], p_idx: npt.NDArray[np.intp], k: int, pos: int | None, z: float
 ) -> dict[str, Estimate]:
     cm = confusion_matrix(t_idx, p_idx, k)
-    values = metrics_of(cm, pos)
-    grads = gradients(cm, pos)
-    cov = multinomial_cov(cm)
-    out = {m: around(float(values[m]), delta_std(grads[m], cov), z) for m in COUNT_METRICS}
+    out = {
+        m: around(value, math.sqrt(max(multinomial_var(cm, g), 0.0)), z)
+        for m, (value, g) in _metrics(cm, pos).items()
+    }
     out["accuracy"] = wilson(float(np.trace(cm)), float(cm.sum()), z)
     if pos is not None:
         tp = float(cm[pos, pos])
