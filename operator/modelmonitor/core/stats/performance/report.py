@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from modelmonitor.core.dataset import CategoricalColumn
-from modelmonitor.core.stats.model_quality import (
-    _encode,
-    _labels_array,
-    _missing_mask,
-    _py,
+from modelmonitor.core.stats.label_encoding import (
+    encode_labels,
+    json_label,
+    labels_array,
+    missing_mask,
 )
 from modelmonitor.core.stats.performance.calibration import (
     SMALL_REFERENCE,
@@ -120,7 +120,7 @@ def _rows_ok(prob: Array, pred: np.ndarray | None) -> npt.NDArray[np.bool_]:
     bad = ~np.isfinite(prob)
     ok = ~(bad if prob.ndim == 1 else bad.any(axis=1))
     if pred is not None:
-        ok &= ~_missing_mask(pred)
+        ok &= ~missing_mask(pred)
     return np.asarray(ok, dtype=bool)
 
 
@@ -179,15 +179,15 @@ class ClassificationReference:
         positive class is the last of them.
         """
         z = z_value(confidence)
-        ry = _labels_array(reference_y).ravel()
+        ry = labels_array(reference_y).ravel()
         rp = np.asarray(reference_proba, dtype=np.float64)
-        rpred = None if reference_pred is None else _labels_array(reference_pred).ravel()
+        rpred = None if reference_pred is None else labels_array(reference_pred).ravel()
         if rp.ndim not in (1, 2):
             raise ValueError("probabilities must be 1-D (binary) or 2-D (n, classes)")
         _check_rows("reference probabilities", rp, ry.size)
         _check_rows("reference predictions", rpred, ry.size)
         notes: list[str] = []
-        keep = _rows_ok(rp, rpred) & ~_missing_mask(ry)
+        keep = _rows_ok(rp, rpred) & ~missing_mask(ry)
         dropped = int(ry.size - np.count_nonzero(keep))
         if dropped:
             notes.append(
@@ -208,12 +208,12 @@ class ClassificationReference:
         if rp.ndim == 1 and k != 2:
             raise ValueError("one probability column is the positive class of a binary task")
         pos = k - 1 if k == 2 else None
-        rt = _encode(ry, classes, "reference labels")
+        rt = encode_labels(ry, classes, "reference labels")
         rs = _scores(rp, k, k - 1)
         rpi = (
             _predicted(rs, pos, 1 if rp.ndim == 1 else k)
             if rpred is None
-            else _encode(rpred, classes, "reference predictions")
+            else encode_labels(rpred, classes, "reference predictions")
         )
         metrics, _ = realized_classification(rt, rpi, rs, pos, z)
         check = check_calibration(rt, rs, pos)
@@ -274,8 +274,8 @@ class ClassificationReference:
             raise ValueError(
                 f"reference and current probabilities must have the same columns ({self.columns})"
             )
-        cpred = None if current_pred is None else _labels_array(current_pred).ravel()
-        cy = None if current_y is None else _labels_array(current_y).ravel()
+        cpred = None if current_pred is None else labels_array(current_pred).ravel()
+        cy = None if current_y is None else labels_array(current_y).ravel()
         _check_rows("current predictions", cpred, cp.shape[0])
         _check_rows("current labels", cy, cp.shape[0])
         ckeep = _rows_ok(cp, cpred)
@@ -291,7 +291,7 @@ class ClassificationReference:
         cpi = (
             _predicted(cs, pos, self.columns)
             if cpred is None
-            else _encode(cpred, classes, "current predictions")
+            else encode_labels(cpred, classes, "current predictions")
         )
         calibrated = self.calibrator(cs)
         estimated, skipped = self._estimate(calibrated, cs, cpi, z)
@@ -305,7 +305,7 @@ class ClassificationReference:
         n_labelled = 0
         drift_metrics: tuple[str, ...] = ()
         if cy is not None:
-            labelled = ~_missing_mask(cy)
+            labelled = ~missing_mask(cy)
             n_labelled = int(np.count_nonzero(labelled))
             if n_labelled < cy.size:
                 notes.append(
@@ -314,10 +314,10 @@ class ClassificationReference:
             if n_labelled == 0:
                 notes.append("current: no row has a label: realized performance not computed")
             else:
-                ct = _encode(cy[labelled], classes, "current labels")
+                ct = encode_labels(cy[labelled], classes, "current labels")
                 realized, rskip = realized_classification(ct, cpi[labelled], cs[labelled], pos, z)
                 if rskip:
-                    names = ", ".join(str(_py(classes[c])) for c in rskip)
+                    names = ", ".join(str(json_label(classes[c])) for c in rskip)
                     notes.append(
                         f"realized roc_auc leaves out class(es) absent from the labels: {names}"
                     )
@@ -344,8 +344,8 @@ class ClassificationReference:
             concept_drift=bool(drift_metrics),
             concept_drift_metrics=drift_metrics,
             calibration=self.calibration,
-            labels=tuple(_py(c) for c in classes),
-            positive_label=None if pos is None else _py(classes[pos]),
+            labels=tuple(json_label(c) for c in classes),
+            positive_label=None if pos is None else json_label(classes[pos]),
             notes=tuple(notes),
         )
 
@@ -428,13 +428,13 @@ def labelled_classification_performance(
     predicted classes only (no probabilities: no ROC AUC and no estimate)."""
     z = z_value(confidence)
     arrays = [
-        _labels_array(a).ravel() for a in (reference_y, reference_pred, current_pred, current_y)
+        labels_array(a).ravel() for a in (reference_y, reference_pred, current_pred, current_y)
     ]
     ry, rpred, cpred, cy = arrays
     _check_rows("reference predictions", rpred, ry.size)
     _check_rows("current labels", cy, cpred.size)
-    rkeep = ~(_missing_mask(ry) | _missing_mask(rpred))
-    ckeep = ~(_missing_mask(cy) | _missing_mask(cpred))
+    rkeep = ~(missing_mask(ry) | missing_mask(rpred))
+    ckeep = ~(missing_mask(cy) | missing_mask(cpred))
     if not rkeep.any():
         raise ValueError("the reference has no row with a label and a prediction")
     text = any(a.dtype.kind not in "biuf" for a in arrays)
@@ -450,7 +450,7 @@ def labelled_classification_performance(
         raise ValueError("classification needs at least two classes")
     pos = k - 1 if k == 2 else None
     enc = [
-        _encode(a, classes, what)
+        encode_labels(a, classes, what)
         for a, what in zip(seen, ("labels", "predictions") * 2, strict=True)
     ]
     ref_metrics, _ = realized_classification(enc[0], enc[1], None, pos, z, k=k)
@@ -460,15 +460,15 @@ def labelled_classification_performance(
         realized, _ = realized_classification(enc[3], enc[2], None, pos, z, k=k)
     return PerformanceReport(
         task="binary" if pos is not None else "multiclass",
-        rows=int(cpred.size - np.count_nonzero(_missing_mask(cpred))),
+        rows=int(cpred.size - np.count_nonzero(missing_mask(cpred))),
         labelled_rows=n_labelled,
         confidence=confidence,
         reference={m: e.value for m, e in ref_metrics.items()},
         estimated=None,
         realized=realized,
         concept_drift=False,
-        labels=tuple(_py(c) for c in classes),
-        positive_label=None if pos is None else _py(classes[pos]),
+        labels=tuple(json_label(c) for c in classes),
+        positive_label=None if pos is None else json_label(classes[pos]),
         notes=(CLASSIFICATION_NOT_ESTIMATED,),
     )
 
