@@ -119,7 +119,7 @@ def concept_drift_text(perf: Mapping[str, Any]) -> str:
     if perf["concept_drift"]:
         return f"Concept drift: YES ({', '.join(perf.get('concept_drift_metrics', []))})"
     if perf.get("estimated") is None:
-        return "Concept drift: not checked (no estimate for this task)"
+        return "Concept drift: not checked (no estimate; the notes say why)"
     if "realized" not in perf:
         return "Concept drift: not checked (no labels in the current window)"
     return "Concept drift: no"

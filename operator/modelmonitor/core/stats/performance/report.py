@@ -409,9 +409,8 @@ def disagreeing(
 
 
 CLASSIFICATION_NOT_ESTIMATED = (
-    "estimated performance needs the model's class probabilities (--proba, or the "
-    "monitor's probability columns): predicted classes alone say nothing about how sure "
-    "the model was"
+    "estimated performance needs the model's class probabilities (--proba): predicted "
+    "classes alone say nothing about how sure the model was"
 )
 
 
