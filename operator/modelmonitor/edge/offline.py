@@ -59,8 +59,10 @@ from modelmonitor.edge.labels import (
 )
 from modelmonitor.edge.offline_inputs import check_output, limits_from, load_profile
 from modelmonitor.edge.offline_performance import (
+    LateLabelsError,
     PerformanceUnavailableError,
     performance,
+    read_late_labels,
     reference_label_data,
 )
 from modelmonitor.edge.report_table import format_table
@@ -111,14 +113,21 @@ def _check(args: argparse.Namespace) -> int:
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
     limits = limits_from(args)
-    # with --proba the current window may lack the labels: performance is then estimated
+    try:
+        late = read_late_labels(args, labels, limits=limits)
+    except LateLabelsError as exc:
+        raise UsageError(str(exc)) from None
+    # with --proba (or --labels) the current window may lack the labels: performance is
+    # then estimated (or joined from the late labels)
     unlabelled = (
         labels is not None
-        and bool(labels.proba)
+        and (bool(labels.proba) or late is not None)
         and labels.target not in {f.name for f in read_columns(Path(args.current))}
     )
     if labels is not None and labels.task == "auto":
         task = "classification" if labels.proba else None
+        if task is None and late is not None:
+            task = infer_task(late.data[labels.target], None, labels)
         task = task or resolve_task(Path(args.current), labels, limits=limits)
         labels = replace(labels, task=task)
     types = column_types(labels, features, getattr(args, "categorical", None))
@@ -140,10 +149,14 @@ def _check(args: argparse.Namespace) -> int:
         Path(args.current),
         reference.features,
         also=[c for c in labels.columns if not (unlabelled and c == labels.target)]
+        + ([late.id_column] if late is not None else [])
         if labels
         else (),
         limits=limits,
     )
+    joined = None
+    if late is not None and labels is not None:
+        current, joined = late.join(current, labels.target)
     drift_input, mismatched = _drift_view(current, reference.features)
     try:
         report = analyze(
@@ -169,12 +182,16 @@ def _check(args: argparse.Namespace) -> int:
     _add_decision_rules(result, report, method, args.threshold)
     if labels is not None:
         ref_labels = reference_label_data(reference.path, reference.kind, labels, limits=limits)
-        if not unlabelled:
+        if not unlabelled or joined is not None:
             ref_quality = None if ref_labels is None else model_quality(ref_labels, labels)
             result["model_quality"] = model_quality(
                 current, labels, reference=ref_quality
             ).to_dict()
         _add_performance(result, ref_labels, current, labels)
+        if late is not None and joined is not None:
+            result["labels"] = late.summary(joined, current.n_rows)
+            if "performance" in result:
+                result["performance"]["notes"] += late.notes(joined, current.n_rows)
     result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
     out: TextIO = sys.stdout
     if args.format == "json":

@@ -10,12 +10,14 @@ performance; its estimate is ``null`` with a note saying why.
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelmonitor.adapters.files import ReadLimits, read_columns, read_dataset
+from modelmonitor.adapters.files import DataError, ReadLimits, read_columns, read_dataset
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.performance import (
@@ -24,7 +26,12 @@ from modelmonitor.core.stats.performance import (
     labelled_classification_performance,
     regression_performance,
 )
+from modelmonitor.core.stats.performance.late_labels import LabelJoin, join_labels
 from modelmonitor.edge.labels import LabelSpec
+
+
+class LateLabelsError(ValueError):
+    """Bad --labels input; the message is the one line printed."""
 
 
 class PerformanceUnavailableError(Exception):
@@ -124,3 +131,81 @@ def performance(
         current_pred=cpred,
         current_y=cy,
     )
+
+
+def _text(column: Column) -> np.ndarray:
+    """A column as text labels (numbers as ``7``, not ``7.0``), None for missing."""
+    return as_categorical(column).labels()
+
+
+@dataclass(frozen=True)
+class LateLabels:
+    """The ``--labels`` file: ``(id, label)`` rows to join to the current window."""
+
+    path: Path
+    id_column: str
+    data: Dataset
+
+    def join(self, current: Dataset, target: str) -> tuple[Dataset, LabelJoin]:
+        """``current`` with the ``target`` column joined by id (missing: no label yet)."""
+        label_col = self.data[target]
+        values = (
+            _text(label_col)
+            if isinstance(label_col, CategoricalColumn)
+            else np.asarray(label_col, dtype=np.float64)
+        )
+        joined = join_labels(
+            _text(current[self.id_column]), _text(self.data[self.id_column]), values
+        )
+        column: Column = (
+            joined.labels
+            if joined.labels.dtype.kind == "f"
+            else CategoricalColumn.from_values(joined.labels.tolist())
+        )
+        return Dataset({**current.columns, target: column}), joined
+
+    def summary(self, joined: LabelJoin, rows: int) -> dict[str, Any]:
+        """The report's ``labels`` object."""
+        return {
+            "path": str(self.path),
+            "id_column": self.id_column,
+            "rows": rows,
+            "labelled_rows": joined.matched,
+            "unmatched_labels": joined.unmatched_labels,
+            "duplicate_ids": joined.duplicate_ids,
+            "missing_ids": joined.missing_ids,
+        }
+
+    def notes(self, joined: LabelJoin, rows: int) -> list[str]:
+        head = (
+            f"labels joined from {self.path} by {self.id_column!r}: {joined.matched:,} of "
+            f"{rows:,} row(s) labelled"
+        )
+        return [head, *joined.notes()]
+
+
+def read_late_labels(
+    args: argparse.Namespace, labels: LabelSpec | None, *, limits: ReadLimits | None = None
+) -> LateLabels | None:
+    """The ``--labels`` file (id and target columns only, within the read limits)."""
+    path_arg = getattr(args, "labels", None)
+    if not path_arg:
+        return None
+    if labels is None:
+        raise LateLabelsError("--labels needs --target (its label column's name)")
+    path = Path(path_arg)
+    id_column = str(getattr(args, "id_column", None) or "id")
+    if id_column == labels.target:
+        raise LateLabelsError("--id-column and --target must name different columns")
+    current = {f.name for f in read_columns(Path(args.current))}
+    if labels.target in current:
+        raise LateLabelsError(
+            f"--labels: the current file already has the target column {labels.target!r}; "
+            "give the labels in one place"
+        )
+    have = {f.name: f for f in read_columns(path)}
+    absent = [n for n in (id_column, labels.target) if n not in have]
+    if absent:
+        raise DataError(path, f"has no column(s) {', '.join(map(repr, absent))} (late labels)")
+    data = read_dataset(path, features=[have[id_column], have[labels.target]], limits=limits)
+    return LateLabels(path, id_column, data)
