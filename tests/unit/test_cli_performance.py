@@ -232,3 +232,59 @@ def test_bad_performance_input_is_one_line_and_exit_2(
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_late_labels_are_joined_by_id(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cur = pq.read_table(files["cur"]).to_pydict()
+    n = len(cur["y"])
+    ids = [f"req-{i}" for i in range(n)]
+    window = {k: v for k, v in cur.items() if k != "y"} | {"id": ids}
+    pq.write_table(pa.table(window), tmp_path / "window.parquet")
+    order = np.random.default_rng(1).permutation(n)[:900]
+    # 900 labels arrived, one of them twice (a correction: the last one counts), plus one
+    # for a request outside this window
+    late_ids = [ids[i] for i in order] + [ids[order[0]], "req-elsewhere"]
+    late_y = [cur["y"][i] for i in order] + [1 - cur["y"][order[0]], 1]
+    pq.write_table(pa.table({"id": late_ids, "y": late_y}), tmp_path / "labels.parquet")
+    args = ["--reference", str(files["ref"]), "--current", str(tmp_path / "window.parquet")]
+    report = _json(
+        capsys,
+        *args,
+        "--target",
+        "y",
+        "--proba",
+        "p1",
+        "--labels",
+        str(tmp_path / "labels.parquet"),
+    )
+    assert report["labels"] == {
+        "path": str(tmp_path / "labels.parquet"),
+        "id_column": "id",
+        "rows": n,
+        "labelled_rows": 900,
+        "unmatched_labels": 1,
+        "duplicate_ids": 1,
+        "missing_ids": 0,
+    }
+    perf = report["performance"]
+    assert perf["labelled_rows"] == 900
+    y = np.array(cur["y"])[order]
+    y[0] = 1 - y[0]  # the correction
+    pred = (np.array(cur["p1"])[order] >= 0.5).astype(int)
+    assert perf["realized"]["accuracy"]["value"] == pytest.approx(
+        skm.accuracy_score(y, pred), rel=1e-12
+    )
+    assert any("900 of 1,500 row(s) labelled" in note for note in perf["notes"])
+    assert report["model_quality"]["rows"] == 900
+    # the target in both places is refused, as is --labels without --target
+    code, _, err = _check(
+        capsys, *_args(files, "ref", "cur", "--target", "y", "--proba", "p1"),
+        "--labels", str(tmp_path / "labels.parquet"),
+    )  # fmt: skip
+    assert code == 2
+    assert "already has the target column 'y'" in err
+    code, _, err = _check(capsys, *args, "--labels", str(tmp_path / "labels.parquet"))
+    assert code == 2
+    assert "--labels needs --target" in err

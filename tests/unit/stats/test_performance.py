@@ -442,3 +442,19 @@ def test_hundreds_of_classes_stay_cheap() -> None:
     est = classification_performance(labels[:2000], proba[:2000], proba[2000:])
     assert est.estimated is not None
     assert est.estimated["f1"].lower is not None
+
+
+def test_late_labels_join_by_id_keeps_the_last_label_and_counts_the_rest() -> None:
+    from modelmonitor.core.stats.performance.late_labels import join_labels
+
+    window = np.array(["a", "b", "c", "a", None, float("nan")], dtype=object)
+    ids = np.array(["b", "a", "zz", "b", None], dtype=object)
+    j = join_labels(window, ids, np.array([1.0, 0.0, 1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(j.labels, [0.0, 0.0, np.nan, 0.0, np.nan, np.nan])
+    assert (j.matched, j.unmatched_labels, j.duplicate_ids, j.missing_ids) == (3, 1, 1, 1)
+    assert len(j.notes()) == 3
+    text = join_labels(np.array(["7", "8"]), np.array(["8"]), np.array(["cat"], dtype=object))
+    assert text.labels.tolist() == [None, "cat"]
+    empty = join_labels(np.array(["7"]), np.array([], dtype=str), np.array([], dtype=float))
+    assert empty.matched == 0
+    assert np.isnan(empty.labels[0])
