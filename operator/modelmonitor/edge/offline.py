@@ -142,8 +142,10 @@ def _check(args: argparse.Namespace) -> int:
         required=parse_columns(getattr(args, "categorical", None)),
     )
     if unlabelled and labels is not None:
-        # the labels are expected to be absent: no missing-column drift or quality issue
-        kept = [f for f in reference.features if f.name != labels.target]
+        # the labels are expected to be absent: no missing-column drift or quality issue;
+        # a request id (--labels) is no feature either
+        skip = {labels.target, *([late.id_column] if late is not None else [])}
+        kept = [f for f in reference.features if f.name not in skip]
         reference = replace(reference, features=kept)
     current, extra = read_current(
         Path(args.current),
