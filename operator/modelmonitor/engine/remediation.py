@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Any, Protocol
 
 from modelmonitor.actions import registry
@@ -31,7 +32,22 @@ from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
 from modelmonitor.core.events import build_event
-from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
+from modelmonitor.core.gitops import (
+    GitOpsOwner,
+    GitOpsSettings,
+    Resume,
+    resume_decision,
+    source_revision,
+    written_back,
+)
+from modelmonitor.core.incident import (
+    OPEN_STATES,
+    ActionRequest,
+    ActionResult,
+    Incident,
+    IncidentState,
+    Outcome,
+)
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
     Decision,
@@ -68,6 +84,16 @@ class Plan:
     results: tuple[tuple[str, str], ...] = ()  # (action, result) for the metric
 
 
+@dataclass(frozen=True)
+class GitOpsView:
+    """The target's GitOps owner as one run saw it, and what became of an owner we paused."""
+
+    owner: GitOpsOwner | None
+    images: tuple[str, ...] | None = None  # the Deployment's template images now
+    resumed: Resume | None = None  # RESUME: resumed now; FORGET: resumed by a person
+    message: str = ""
+
+
 class Remediation(Protocol):
     """What the run loop asks of remediation: :class:`Remediator`, or
     :class:`NoRemediation` where there is none."""
@@ -83,7 +109,14 @@ class Remediation(Protocol):
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan: ...
+
+    def tracks_gitops(self, spec: MonitorSpec, status: Mapping[str, Any]) -> bool: ...
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None: ...
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]: ...
 
@@ -123,8 +156,17 @@ class NoRemediation:
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan:
         return Plan({})
+
+    def tracks_gitops(self, spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
+        return False
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None:
+        return None
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
         return []
@@ -157,6 +199,7 @@ class Remediator:
     api: ClusterApi
     executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    gitops_settings: GitOpsSettings = field(default_factory=GitOpsSettings)
 
     # -- observing the target --------------------------------------------------------
     @staticmethod
@@ -176,6 +219,59 @@ class Remediator:
             log.warning("cannot read deployment %s/%s: %s", namespace, spec.target.name, exc)
             return None
 
+    @staticmethod
+    def tracks_gitops(spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
+        """A monitor that may roll back, or that paused an owner, watches the GitOps owner."""
+        return spec.actions.uses(ActionName.ROLLBACK) or bool(_paused_record(status))
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None:
+        """Read the target's owner; resume an owner this monitor paused once its source
+        moved past the bad revision (None when the target cannot be read)."""
+        from modelmonitor.actions import gitops
+
+        api = NamespacedApi(self.api, namespace)
+        try:
+            target, owner = gitops.find_owner(api, spec, namespace, self.gitops_settings)
+        except ApiError as exc:
+            log.warning("cannot read the target of %s: %s", namespace, exc)
+            return None
+        if target is None:
+            return None
+        images = None
+        if spec.target.kind == "Deployment":
+            template = (target.get("spec") or {}).get("template") or {}
+            containers = (template.get("spec") or {}).get("containers") or []
+            images = tuple(str(c.get("image") or "") for c in containers if isinstance(c, Mapping))
+        view = GitOpsView(owner, images)
+        record = _paused_record(status)
+        paused = GitOpsOwner.from_dict(record)
+        if paused is None:
+            return view
+        bad = str(record.get("badRevision") or "")
+        try:
+            paused_obj = api.get(gitops.owner_path(paused))
+            decision = resume_decision(paused_obj, paused.kind, bad)
+            if decision == Resume.RESUME:
+                previous = record.get("previousAutomated")
+                gitops.resume(api, paused, previous if isinstance(previous, Mapping) else None)
+                now_at = source_revision(paused.kind, paused_obj or {})
+                message = (
+                    f"resumed {paused.describe()}: its source moved from {bad or 'unknown'} "
+                    f"to {now_at}"
+                )
+                return dc_replace(view, resumed=decision, message=message)
+            if decision == Resume.FORGET:
+                message = (
+                    f"{paused.describe()} was resumed (or removed) by someone else; "
+                    "the monitor no longer holds it"
+                )
+                return dc_replace(view, resumed=decision, message=message)
+        except ApiError as exc:
+            log.warning("cannot check the paused owner %s: %s", paused.describe(), exc)
+        return view
+
     # -- deciding --------------------------------------------------------------------
     def plan(
         self,
@@ -184,6 +280,7 @@ class Remediator:
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan:
         """The policy's decision for this run, as a status patch to merge into the verdict's."""
         metadata = obj.get("metadata") or {}
@@ -209,8 +306,11 @@ class Remediator:
             if updated != healthy:
                 healthy = updated
                 result["healthyRevisions"] = healthy
+        gitops_events: list[Event] = []
+        if gitops is not None:
+            gitops_events = _gitops_status(status, gitops, result)
         if not spec.actions.on_slo_breach and not spec.actions.on_drift:
-            return Plan(result)
+            return Plan(result, events=tuple(gitops_events))
         ctx = PolicyContext(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),
@@ -223,10 +323,13 @@ class Remediator:
             healthy_revisions=tuple(healthy),
         )
         decision = step(obs, read_incident(status), ctx)
+        extra: list[Condition] = []
+        if gitops is not None:
+            decision = _guard(decision, status, spec, gitops, ctx, result, gitops_events, extra)
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
-        events = list(_transition_events(decision, spec))
+        events = [*gitops_events, *_transition_events(decision, spec)]
         entries = []
         for note in decision.notes:
             entries.append(
@@ -246,10 +349,9 @@ class Remediator:
             history = with_history(status, entries)
             result.update(history)
             result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
-            condition = incident_condition(history["actionHistory"], decision.incident.id)
-            result["conditions"] = verdict.conditions_with(
-                [condition], generation=generation, now=now
-            )
+            extra.append(incident_condition(history["actionHistory"], decision.incident.id))
+        if extra:
+            result["conditions"] = verdict.conditions_with(extra, generation=generation, now=now)
         return Plan(
             result,
             decision.requests,
@@ -368,6 +470,11 @@ class Remediator:
             "incident": replacing(status.get("incident"), incident.to_dict()),
             "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
         }
+        paused = _paused_by(result, request, now)
+        if paused is not None:
+            gitops_status = dict(status.get("gitOps") or {})
+            gitops_status["paused"] = paused
+            patch["gitOps"] = gitops_status
         patch["conditions"] = merge_conditions(
             status.get("conditions"),
             [condition],
@@ -393,6 +500,131 @@ def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> C
     message = "; ".join(f"{a}: {e.get('message')}" for a, e in latest.items())
     outcome = Outcome.SUCCEEDED if succeeded else Outcome(str(lead.get("result")))
     return remediated_condition(outcome, str(lead.get("reason")), message)
+
+
+REVERTED_CONDITION = "RollbackReverted"
+
+
+def _paused_record(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    gitops = status.get("gitOps")
+    paused = gitops.get("paused") if isinstance(gitops, Mapping) else None
+    return paused if isinstance(paused, Mapping) else {}
+
+
+def _paused_by(
+    result: ActionResult, request: ActionRequest, now: dt.datetime
+) -> dict[str, Any] | None:
+    """``status.gitOps.paused`` after a rollback that paused the owner (None: it did not)."""
+    info = result.details.get("gitOps")
+    if request.action != ActionName.ROLLBACK or not isinstance(info, Mapping):
+        return None
+    if not info.get("paused") or result.outcome != Outcome.SUCCEEDED:
+        return None
+    previous = info.get("previousAutomated")
+    return {
+        "kind": info.get("kind"),
+        "name": info.get("name"),
+        "namespace": info.get("namespace"),
+        "badRevision": str(info.get("badRevision") or ""),
+        "previousAutomated": dict(previous) if isinstance(previous, Mapping) else None,
+        "incident": request.incident,
+        "time": format_time(now),
+    }
+
+
+def _gitops_status(
+    status: Mapping[str, Any], view: GitOpsView, result: dict[str, Any]
+) -> list[Event]:
+    """``status.target.gitOpsOwner`` and the end of a pause, into ``result``; their Events."""
+    owner = view.owner.to_dict() if view.owner is not None else None
+    found = status.get("target")
+    target: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    if not target or target.get("gitOpsOwner") != owner:
+        result["target"] = {**target, "gitOpsOwner": owner}
+    if view.resumed is None:
+        return []
+    gitops = dict(status.get("gitOps") or {})
+    gitops["paused"] = None
+    result["gitOps"] = gitops
+    reason = "GitOpsOwnerResumed" if view.resumed == Resume.RESUME else "GitOpsOwnerReleased"
+    return [Event("Normal", reason, view.message)]
+
+
+def _succeeded_rollback(status: Mapping[str, Any], incident: str) -> Mapping[str, Any] | None:
+    for entry in reversed(status.get("actionHistory") or []):
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("type") == ActionName.ROLLBACK
+            and entry.get("incident") == incident
+            and entry.get("result") == Outcome.SUCCEEDED
+            and not entry.get("dryRun")
+        ):
+            return entry
+    return None
+
+
+def _guard(
+    decision: Decision,
+    status: Mapping[str, Any],
+    spec: MonitorSpec,
+    view: GitOpsView,
+    ctx: PolicyContext,
+    result: dict[str, Any],
+    events: list[Event],
+    conditions: list[Condition],
+) -> Decision:
+    """The owner wrote back what this incident's rollback left: say so, page, never fight.
+
+    Reported once per incident (``status.gitOps.writtenBack``), with a ``RollbackReverted``
+    condition, a Warning Event and, when the monitor notifies, one more notify request
+    (``<incident>-notify-writeback``). The policy never plans a second rollback for the
+    same incident, so nothing rolls back again.
+    """
+    incident = decision.incident
+    if not incident.id or incident.state not in OPEN_STATES or view.images is None:
+        return decision
+    found = status.get("gitOps")
+    gitops: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    seen = gitops.get("writtenBack")
+    if isinstance(seen, Mapping) and seen.get("incident") == incident.id:
+        return decision
+    rollback = _succeeded_rollback(status, incident.id)
+    if rollback is None or not written_back(list(view.images), rollback):
+        return decision
+    if incident.pending:
+        return decision  # after the actions in flight: the next run reports it
+    owner = view.owner.describe() if view.owner is not None else "someone"
+    message = (
+        f"incident {incident.id}: the rollback of {spec.target.kind.lower()}/"
+        f"{spec.target.name} was undone: it serves {', '.join(view.images)} again, written "
+        f"back by {owner}; not rolling back again. Revert the change in Git"
+    )[:1024]
+    result["gitOps"] = {
+        **(result.get("gitOps") or gitops),
+        "writtenBack": {
+            "incident": incident.id,
+            "time": format_time(ctx.now),
+            "images": list(view.images),
+        },
+    }
+    events.append(Event("Warning", "RollbackReverted", message))
+    conditions.append(Condition(REVERTED_CONDITION, "True", "OwnerWroteBack", message))
+    if not spec.actions.uses(ActionName.NOTIFY):
+        return decision
+    request = ActionRequest(
+        id=f"{incident.id}-notify-writeback",
+        action=ActionName.NOTIFY,
+        namespace=ctx.namespace,
+        monitor=ctx.monitor,
+        monitor_uid=ctx.monitor_uid,
+        incident=incident.id,
+        trigger=",".join(incident.triggers),
+        reason=message,
+        dry_run=ctx.actions.dry_run,
+        created=format_time(ctx.now),
+    )
+    updated = dc_replace(incident, pending=(*incident.pending, request))
+    return dc_replace(decision, incident=updated, requests=(*decision.requests, request))
 
 
 def is_paused(metadata: Mapping[str, Any]) -> bool:
