@@ -24,7 +24,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from dataclasses import replace as dc_replace
 from typing import Any, Protocol
 
 from modelmonitor.actions import registry
@@ -32,16 +31,8 @@ from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
 from modelmonitor.core.events import build_event
-from modelmonitor.core.gitops import (
-    GitOpsOwner,
-    GitOpsSettings,
-    Resume,
-    resume_decision,
-    source_revision,
-    written_back,
-)
+from modelmonitor.core.gitops import GitOpsSettings
 from modelmonitor.core.incident import (
-    OPEN_STATES,
     ActionRequest,
     ActionResult,
     Incident,
@@ -64,6 +55,14 @@ from modelmonitor.core.policy import (
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.engine.gitops_watch import (
+    GitOpsView,
+    gitops_status,
+    guard,
+    observe_gitops,
+    paused_by,
+    paused_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +81,6 @@ class Plan:
     requests: tuple[ActionRequest, ...] = ()
     events: tuple[Event, ...] = ()
     results: tuple[tuple[str, str], ...] = ()  # (action, result) for the metric
-
-
-@dataclass(frozen=True)
-class GitOpsView:
-    """The target's GitOps owner as one run saw it, and what became of an owner we paused."""
-
-    owner: GitOpsOwner | None
-    images: tuple[str, ...] | None = None  # the Deployment's template images now
-    resumed: Resume | None = None  # RESUME: resumed now; FORGET: resumed by a person
-    message: str = ""
 
 
 class Remediation(Protocol):
@@ -222,55 +211,16 @@ class Remediator:
     @staticmethod
     def tracks_gitops(spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
         """A monitor that may roll back, or that paused an owner, watches the GitOps owner."""
-        return spec.actions.uses(ActionName.ROLLBACK) or bool(_paused_record(status))
+        return spec.actions.uses(ActionName.ROLLBACK) or bool(paused_record(status))
 
     def observe_gitops(
         self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
     ) -> GitOpsView | None:
-        """Read the target's owner; resume an owner this monitor paused once its source
-        moved past the bad revision (None when the target cannot be read)."""
-        from modelmonitor.actions import gitops
-
-        api = NamespacedApi(self.api, namespace)
-        try:
-            target, owner = gitops.find_owner(api, spec, namespace, self.gitops_settings)
-        except ApiError as exc:
-            log.warning("cannot read the target of %s: %s", namespace, exc)
-            return None
-        if target is None:
-            return None
-        images = None
-        if spec.target.kind == "Deployment":
-            template = (target.get("spec") or {}).get("template") or {}
-            containers = (template.get("spec") or {}).get("containers") or []
-            images = tuple(str(c.get("image") or "") for c in containers if isinstance(c, Mapping))
-        view = GitOpsView(owner, images)
-        record = _paused_record(status)
-        paused = GitOpsOwner.from_dict(record)
-        if paused is None:
-            return view
-        bad = str(record.get("badRevision") or "")
-        try:
-            paused_obj = api.get(gitops.owner_path(paused))
-            decision = resume_decision(paused_obj, paused.kind, bad)
-            if decision == Resume.RESUME:
-                previous = record.get("previousAutomated")
-                gitops.resume(api, paused, previous if isinstance(previous, Mapping) else None)
-                now_at = source_revision(paused.kind, paused_obj or {})
-                message = (
-                    f"resumed {paused.describe()}: its source moved from {bad or 'unknown'} "
-                    f"to {now_at}"
-                )
-                return dc_replace(view, resumed=decision, message=message)
-            if decision == Resume.FORGET:
-                message = (
-                    f"{paused.describe()} was resumed (or removed) by someone else; "
-                    "the monitor no longer holds it"
-                )
-                return dc_replace(view, resumed=decision, message=message)
-        except ApiError as exc:
-            log.warning("cannot check the paused owner %s: %s", paused.describe(), exc)
-        return view
+        """The target's GitOps owner now; resumes an owner this monitor paused once its
+        source moved past the bad revision (None when the target cannot be read)."""
+        return observe_gitops(
+            NamespacedApi(self.api, namespace), namespace, spec, status, self.gitops_settings
+        )
 
     # -- deciding --------------------------------------------------------------------
     def plan(
@@ -308,7 +258,7 @@ class Remediator:
                 result["healthyRevisions"] = healthy
         gitops_events: list[Event] = []
         if gitops is not None:
-            gitops_events = _gitops_status(status, gitops, result)
+            gitops_events = gitops_status(status, gitops, result)
         if not spec.actions.on_slo_breach and not spec.actions.on_drift:
             return Plan(result, events=tuple(gitops_events))
         ctx = PolicyContext(
@@ -325,7 +275,7 @@ class Remediator:
         decision = step(obs, read_incident(status), ctx)
         extra: list[Condition] = []
         if gitops is not None:
-            decision = _guard(decision, status, spec, gitops, ctx, result, gitops_events, extra)
+            decision = guard(decision, status, spec, gitops, ctx, result, gitops_events, extra)
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
@@ -470,7 +420,7 @@ class Remediator:
             "incident": replacing(status.get("incident"), incident.to_dict()),
             "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
         }
-        paused = _paused_by(result, request, now)
+        paused = paused_by(result, request, now)
         if paused is not None:
             gitops_status = dict(status.get("gitOps") or {})
             gitops_status["paused"] = paused
@@ -500,131 +450,6 @@ def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> C
     message = "; ".join(f"{a}: {e.get('message')}" for a, e in latest.items())
     outcome = Outcome.SUCCEEDED if succeeded else Outcome(str(lead.get("result")))
     return remediated_condition(outcome, str(lead.get("reason")), message)
-
-
-REVERTED_CONDITION = "RollbackReverted"
-
-
-def _paused_record(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    gitops = status.get("gitOps")
-    paused = gitops.get("paused") if isinstance(gitops, Mapping) else None
-    return paused if isinstance(paused, Mapping) else {}
-
-
-def _paused_by(
-    result: ActionResult, request: ActionRequest, now: dt.datetime
-) -> dict[str, Any] | None:
-    """``status.gitOps.paused`` after a rollback that paused the owner (None: it did not)."""
-    info = result.details.get("gitOps")
-    if request.action != ActionName.ROLLBACK or not isinstance(info, Mapping):
-        return None
-    if not info.get("paused") or result.outcome != Outcome.SUCCEEDED:
-        return None
-    previous = info.get("previousAutomated")
-    return {
-        "kind": info.get("kind"),
-        "name": info.get("name"),
-        "namespace": info.get("namespace"),
-        "badRevision": str(info.get("badRevision") or ""),
-        "previousAutomated": dict(previous) if isinstance(previous, Mapping) else None,
-        "incident": request.incident,
-        "time": format_time(now),
-    }
-
-
-def _gitops_status(
-    status: Mapping[str, Any], view: GitOpsView, result: dict[str, Any]
-) -> list[Event]:
-    """``status.target.gitOpsOwner`` and the end of a pause, into ``result``; their Events."""
-    owner = view.owner.to_dict() if view.owner is not None else None
-    found = status.get("target")
-    target: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    if not target or target.get("gitOpsOwner") != owner:
-        result["target"] = {**target, "gitOpsOwner": owner}
-    if view.resumed is None:
-        return []
-    gitops = dict(status.get("gitOps") or {})
-    gitops["paused"] = None
-    result["gitOps"] = gitops
-    reason = "GitOpsOwnerResumed" if view.resumed == Resume.RESUME else "GitOpsOwnerReleased"
-    return [Event("Normal", reason, view.message)]
-
-
-def _succeeded_rollback(status: Mapping[str, Any], incident: str) -> Mapping[str, Any] | None:
-    for entry in reversed(status.get("actionHistory") or []):
-        if (
-            isinstance(entry, Mapping)
-            and entry.get("type") == ActionName.ROLLBACK
-            and entry.get("incident") == incident
-            and entry.get("result") == Outcome.SUCCEEDED
-            and not entry.get("dryRun")
-        ):
-            return entry
-    return None
-
-
-def _guard(
-    decision: Decision,
-    status: Mapping[str, Any],
-    spec: MonitorSpec,
-    view: GitOpsView,
-    ctx: PolicyContext,
-    result: dict[str, Any],
-    events: list[Event],
-    conditions: list[Condition],
-) -> Decision:
-    """The owner wrote back what this incident's rollback left: say so, page, never fight.
-
-    Reported once per incident (``status.gitOps.writtenBack``), with a ``RollbackReverted``
-    condition, a Warning Event and, when the monitor notifies, one more notify request
-    (``<incident>-notify-writeback``). The policy never plans a second rollback for the
-    same incident, so nothing rolls back again.
-    """
-    incident = decision.incident
-    if not incident.id or incident.state not in OPEN_STATES or view.images is None:
-        return decision
-    found = status.get("gitOps")
-    gitops: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    seen = gitops.get("writtenBack")
-    if isinstance(seen, Mapping) and seen.get("incident") == incident.id:
-        return decision
-    rollback = _succeeded_rollback(status, incident.id)
-    if rollback is None or not written_back(list(view.images), rollback):
-        return decision
-    if incident.pending:
-        return decision  # after the actions in flight: the next run reports it
-    owner = view.owner.describe() if view.owner is not None else "someone"
-    message = (
-        f"incident {incident.id}: the rollback of {spec.target.kind.lower()}/"
-        f"{spec.target.name} was undone: it serves {', '.join(view.images)} again, written "
-        f"back by {owner}; not rolling back again. Revert the change in Git"
-    )[:1024]
-    result["gitOps"] = {
-        **(result.get("gitOps") or gitops),
-        "writtenBack": {
-            "incident": incident.id,
-            "time": format_time(ctx.now),
-            "images": list(view.images),
-        },
-    }
-    events.append(Event("Warning", "RollbackReverted", message))
-    conditions.append(Condition(REVERTED_CONDITION, "True", "OwnerWroteBack", message))
-    if not spec.actions.uses(ActionName.NOTIFY):
-        return decision
-    request = ActionRequest(
-        id=f"{incident.id}-notify-writeback",
-        action=ActionName.NOTIFY,
-        namespace=ctx.namespace,
-        monitor=ctx.monitor,
-        monitor_uid=ctx.monitor_uid,
-        incident=incident.id,
-        trigger=",".join(incident.triggers),
-        reason=message,
-        dry_run=ctx.actions.dry_run,
-        created=format_time(ctx.now),
-    )
-    updated = dc_replace(incident, pending=(*incident.pending, request))
-    return dc_replace(decision, incident=updated, requests=(*decision.requests, request))
 
 
 def is_paused(metadata: Mapping[str, Any]) -> bool:
@@ -702,6 +527,7 @@ def _transition_events(decision: Decision, spec: MonitorSpec) -> Sequence[Event]
 
 
 __all__ = [
+    "GitOpsView",
     "NoRemediation",
     "Note",
     "Plan",

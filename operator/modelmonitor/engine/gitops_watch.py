@@ -1,0 +1,237 @@
+"""The target's GitOps owner, run by run: shown in status, resumed, and watched for write-backs.
+
+:mod:`modelmonitor.actions.gitops` pauses an Argo CD Application or a Flux
+Kustomization/HelmRelease before a rollback (``spec.actions.gitops: pause``). This module
+is the rest of that story, for :class:`~modelmonitor.engine.remediation.Remediator`:
+
+* :func:`observe_gitops` (I/O, before a run's status write) reads the target and its owner,
+  and resumes an owner the monitor paused once its source moved to another revision than
+  the bad one (or forgets it when a person resumed it);
+* :func:`gitops_status` (pure) writes ``status.target.gitOpsOwner`` and the end of a pause;
+* :func:`guard` (pure) notices the owner writing back what the incident's rollback left,
+  and says so once (condition ``RollbackReverted``, a Warning Event, a notify request)
+  instead of fighting: the policy never plans a second rollback for one incident.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
+from typing import Any
+
+from modelmonitor.actions import gitops
+from modelmonitor.core.action_names import ActionName
+from modelmonitor.core.cluster import ApiError, ClusterApi
+from modelmonitor.core.gitops import (
+    GitOpsOwner,
+    GitOpsSettings,
+    Resume,
+    resume_decision,
+    source_revision,
+    written_back,
+)
+from modelmonitor.core.incident import OPEN_STATES, ActionRequest, ActionResult, Outcome
+from modelmonitor.core.policy import Decision, PolicyContext
+from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.status import Condition, format_time
+from modelmonitor.core.verdict import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GitOpsView:
+    """The target's GitOps owner as one run saw it, and what became of an owner we paused."""
+
+    owner: GitOpsOwner | None
+    images: tuple[str, ...] | None = None  # the Deployment's template images now
+    resumed: Resume | None = None  # RESUME: resumed now; FORGET: resumed by a person
+    message: str = ""
+
+
+def observe_gitops(
+    api: ClusterApi,
+    namespace: str,
+    spec: MonitorSpec,
+    status: Mapping[str, Any],
+    settings: GitOpsSettings,
+) -> GitOpsView | None:
+    """Read the target's owner; resume an owner this monitor paused once its source
+    moved past the bad revision (None when the target cannot be read)."""
+    try:
+        target, owner = gitops.find_owner(api, spec, namespace, settings)
+    except ApiError as exc:
+        log.warning("cannot read the target of %s: %s", namespace, exc)
+        return None
+    if target is None:
+        return None
+    images = None
+    if spec.target.kind == "Deployment":
+        template = (target.get("spec") or {}).get("template") or {}
+        containers = (template.get("spec") or {}).get("containers") or []
+        images = tuple(str(c.get("image") or "") for c in containers if isinstance(c, Mapping))
+    view = GitOpsView(owner, images)
+    record = paused_record(status)
+    paused = GitOpsOwner.from_dict(record)
+    if paused is None:
+        return view
+    bad = str(record.get("badRevision") or "")
+    try:
+        paused_obj = api.get(gitops.owner_path(paused))
+        decision = resume_decision(paused_obj, paused.kind, bad)
+        if decision == Resume.RESUME:
+            previous = record.get("previousAutomated")
+            gitops.resume(api, paused, previous if isinstance(previous, Mapping) else None)
+            now_at = source_revision(paused.kind, paused_obj or {})
+            message = (
+                f"resumed {paused.describe()}: its source moved from {bad or 'unknown'} to {now_at}"
+            )
+            return dc_replace(view, resumed=decision, message=message)
+        if decision == Resume.FORGET:
+            message = (
+                f"{paused.describe()} was resumed (or removed) by someone else; "
+                "the monitor no longer holds it"
+            )
+            return dc_replace(view, resumed=decision, message=message)
+    except ApiError as exc:
+        log.warning("cannot check the paused owner %s: %s", paused.describe(), exc)
+    return view
+
+
+REVERTED_CONDITION = "RollbackReverted"
+
+
+def paused_record(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    gitops = status.get("gitOps")
+    paused = gitops.get("paused") if isinstance(gitops, Mapping) else None
+    return paused if isinstance(paused, Mapping) else {}
+
+
+def paused_by(
+    result: ActionResult, request: ActionRequest, now: dt.datetime
+) -> dict[str, Any] | None:
+    """``status.gitOps.paused`` after a rollback that paused the owner (None: it did not)."""
+    info = result.details.get("gitOps")
+    if request.action != ActionName.ROLLBACK or not isinstance(info, Mapping):
+        return None
+    if not info.get("paused") or result.outcome != Outcome.SUCCEEDED:
+        return None
+    previous = info.get("previousAutomated")
+    return {
+        "kind": info.get("kind"),
+        "name": info.get("name"),
+        "namespace": info.get("namespace"),
+        "badRevision": str(info.get("badRevision") or ""),
+        "previousAutomated": dict(previous) if isinstance(previous, Mapping) else None,
+        "incident": request.incident,
+        "time": format_time(now),
+    }
+
+
+def gitops_status(
+    status: Mapping[str, Any], view: GitOpsView, result: dict[str, Any]
+) -> list[Event]:
+    """``status.target.gitOpsOwner`` and the end of a pause, into ``result``; their Events."""
+    owner = view.owner.to_dict() if view.owner is not None else None
+    found = status.get("target")
+    target: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    if not target or target.get("gitOpsOwner") != owner:
+        result["target"] = {**target, "gitOpsOwner": owner}
+    if view.resumed is None:
+        return []
+    gitops = dict(status.get("gitOps") or {})
+    gitops["paused"] = None
+    result["gitOps"] = gitops
+    reason = "GitOpsOwnerResumed" if view.resumed == Resume.RESUME else "GitOpsOwnerReleased"
+    return [Event("Normal", reason, view.message)]
+
+
+def _succeeded_rollback(status: Mapping[str, Any], incident: str) -> Mapping[str, Any] | None:
+    for entry in reversed(status.get("actionHistory") or []):
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("type") == ActionName.ROLLBACK
+            and entry.get("incident") == incident
+            and entry.get("result") == Outcome.SUCCEEDED
+            and not entry.get("dryRun")
+        ):
+            return entry
+    return None
+
+
+def guard(
+    decision: Decision,
+    status: Mapping[str, Any],
+    spec: MonitorSpec,
+    view: GitOpsView,
+    ctx: PolicyContext,
+    result: dict[str, Any],
+    events: list[Event],
+    conditions: list[Condition],
+) -> Decision:
+    """The owner wrote back what this incident's rollback left: say so, page, never fight.
+
+    Reported once per incident (``status.gitOps.writtenBack``), with a ``RollbackReverted``
+    condition, a Warning Event and, when the monitor notifies, one more notify request
+    (``<incident>-notify-writeback``). The policy never plans a second rollback for the
+    same incident, so nothing rolls back again.
+    """
+    incident = decision.incident
+    if not incident.id or incident.state not in OPEN_STATES or view.images is None:
+        return decision
+    found = status.get("gitOps")
+    gitops: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    seen = gitops.get("writtenBack")
+    if isinstance(seen, Mapping) and seen.get("incident") == incident.id:
+        return decision
+    rollback = _succeeded_rollback(status, incident.id)
+    if rollback is None or not written_back(list(view.images), rollback):
+        return decision
+    if incident.pending:
+        return decision  # after the actions in flight: the next run reports it
+    owner = view.owner.describe() if view.owner is not None else "someone"
+    message = (
+        f"incident {incident.id}: the rollback of {spec.target.kind.lower()}/"
+        f"{spec.target.name} was undone: it serves {', '.join(view.images)} again, written "
+        f"back by {owner}; not rolling back again. Revert the change in Git"
+    )[:1024]
+    result["gitOps"] = {
+        **(result.get("gitOps") or gitops),
+        "writtenBack": {
+            "incident": incident.id,
+            "time": format_time(ctx.now),
+            "images": list(view.images),
+        },
+    }
+    events.append(Event("Warning", "RollbackReverted", message))
+    conditions.append(Condition(REVERTED_CONDITION, "True", "OwnerWroteBack", message))
+    if not spec.actions.uses(ActionName.NOTIFY):
+        return decision
+    request = ActionRequest(
+        id=f"{incident.id}-notify-writeback",
+        action=ActionName.NOTIFY,
+        namespace=ctx.namespace,
+        monitor=ctx.monitor,
+        monitor_uid=ctx.monitor_uid,
+        incident=incident.id,
+        trigger=",".join(incident.triggers),
+        reason=message,
+        dry_run=ctx.actions.dry_run,
+        created=format_time(ctx.now),
+    )
+    updated = dc_replace(incident, pending=(*incident.pending, request))
+    return dc_replace(decision, incident=updated, requests=(*decision.requests, request))
+
+
+__all__ = [
+    "REVERTED_CONDITION",
+    "GitOpsView",
+    "gitops_status",
+    "guard",
+    "observe_gitops",
+    "paused_by",
+    "paused_record",
+]
