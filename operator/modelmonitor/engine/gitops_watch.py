@@ -33,8 +33,14 @@ from modelmonitor.core.gitops import (
     source_revision,
     written_back,
 )
-from modelmonitor.core.incident import OPEN_STATES, ActionRequest, ActionResult, Outcome
-from modelmonitor.core.policy import Decision, PolicyContext
+from modelmonitor.core.incident import (
+    OPEN_STATES,
+    ActionRequest,
+    ActionResult,
+    IncidentState,
+    Outcome,
+)
+from modelmonitor.core.policy import Decision, Note, PolicyContext
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.status import Condition, format_time
 from modelmonitor.core.verdict import Event
@@ -102,6 +108,7 @@ def observe_gitops(
 
 
 REVERTED_CONDITION = "RollbackReverted"
+WROTE_BACK = "OwnerWroteBack"
 
 
 def paused_record(status: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -149,17 +156,46 @@ def gitops_status(
     return [Event("Normal", reason, view.message)]
 
 
-def _succeeded_rollback(status: Mapping[str, Any], incident: str) -> Mapping[str, Any] | None:
+def _last_rollback(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The newest rollback that changed the target (any incident: one may have closed)."""
     for entry in reversed(status.get("actionHistory") or []):
         if (
             isinstance(entry, Mapping)
             and entry.get("type") == ActionName.ROLLBACK
-            and entry.get("incident") == incident
             and entry.get("result") == Outcome.SUCCEEDED
             and not entry.get("dryRun")
         ):
             return entry
     return None
+
+
+def _without_rollback(decision: Decision, message: str) -> tuple[Decision, bool]:
+    """``decision`` without a rollback it planned; suppressed (noted once per incident)."""
+    incident = decision.incident
+    planned = [r for r in decision.requests if r.action == ActionName.ROLLBACK]
+    already = incident.suppressed.get(ActionName.ROLLBACK) == WROTE_BACK
+    if not planned and (already or not incident.id or incident.state not in OPEN_STATES):
+        return decision, False
+    keep = tuple(r for r in decision.requests if r.action != ActionName.ROLLBACK)
+    planned_ids = {r.id for r in planned}
+    pending = tuple(p for p in incident.pending if p.id not in planned_ids)
+    acted = dict(incident.acted)
+    if planned:
+        acted.pop(ActionName.ROLLBACK, None)  # planned just now: not acted after all
+    state = incident.state
+    if state == IncidentState.REMEDIATING and not pending and not acted:
+        state = IncidentState.BREACHED  # it was about to act, and now does not
+    updated = dc_replace(
+        incident,
+        acted=acted,
+        suppressed={**incident.suppressed, ActionName.ROLLBACK: WROTE_BACK},
+        pending=pending,
+        state=state,
+    )
+    notes = decision.notes
+    if not already:
+        notes = (*notes, Note(ActionName.ROLLBACK, WROTE_BACK, message))
+    return dc_replace(decision, incident=updated, requests=keep, notes=notes), True
 
 
 def guard(
@@ -172,43 +208,57 @@ def guard(
     events: list[Event],
     conditions: list[Condition],
 ) -> Decision:
-    """The owner wrote back what this incident's rollback left: say so, page, never fight.
+    """The owner wrote back what a rollback left: say so, page, never fight.
 
-    Reported once per incident (``status.gitOps.writtenBack``), with a ``RollbackReverted``
-    condition, a Warning Event and, when the monitor notifies, one more notify request
-    (``<incident>-notify-writeback``). The policy never plans a second rollback for the
-    same incident, so nothing rolls back again.
+    While the target serves the images the last rollback left (``fromImages``), no
+    rollback is planned (suppressed, reason ``OwnerWroteBack``), in this incident or a
+    later one. The first time it is seen (``status.gitOps.writtenBack`` names the
+    rollback), a ``RollbackReverted`` condition, a Warning Event and, when the monitor
+    notifies, one more notify request (``<incident>-notify-writeback``). Once the target
+    serves something else (a fix from Git), the record is cleared and the condition False.
     """
-    incident = decision.incident
-    if not incident.id or incident.state not in OPEN_STATES or view.images is None:
+    if view.images is None:
         return decision
     found = status.get("gitOps")
     gitops: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     seen = gitops.get("writtenBack")
-    if isinstance(seen, Mapping) and seen.get("incident") == incident.id:
-        return decision
-    rollback = _succeeded_rollback(status, incident.id)
+    seen = seen if isinstance(seen, Mapping) else None
+    rollback = _last_rollback(status)
     if rollback is None or not written_back(list(view.images), rollback):
+        if seen is not None:
+            result["gitOps"] = {**(result.get("gitOps") or gitops), "writtenBack": None}
+            conditions.append(
+                Condition(
+                    REVERTED_CONDITION,
+                    "False",
+                    "BadImagesGone",
+                    f"the target no longer serves {', '.join(seen.get('images') or [])}",
+                )
+            )
         return decision
-    if incident.pending:
-        return decision  # after the actions in flight: the next run reports it
     owner = view.owner.describe() if view.owner is not None else "someone"
+    what = f"{spec.target.kind.lower()}/{spec.target.name}"
     message = (
-        f"incident {incident.id}: the rollback of {spec.target.kind.lower()}/"
-        f"{spec.target.name} was undone: it serves {', '.join(view.images)} again, written "
-        f"back by {owner}; not rolling back again. Revert the change in Git"
+        f"the rollback {rollback.get('id') or ''} of {what} was undone: it serves "
+        f"{', '.join(view.images)} again, written back by {owner}; not rolling back "
+        "again. Revert the change in Git"
     )[:1024]
+    decision, _dropped = _without_rollback(decision, message)
+    if seen is not None and seen.get("rollback") == rollback.get("id"):
+        return decision  # reported already
+    incident = decision.incident
     result["gitOps"] = {
         **(result.get("gitOps") or gitops),
         "writtenBack": {
-            "incident": incident.id,
+            "incident": incident.id or str(rollback.get("incident") or ""),
+            "rollback": str(rollback.get("id") or ""),
             "time": format_time(ctx.now),
             "images": list(view.images),
         },
     }
-    events.append(Event("Warning", "RollbackReverted", message))
-    conditions.append(Condition(REVERTED_CONDITION, "True", "OwnerWroteBack", message))
-    if not spec.actions.uses(ActionName.NOTIFY):
+    events.append(Event("Warning", REVERTED_CONDITION, message))
+    conditions.append(Condition(REVERTED_CONDITION, "True", WROTE_BACK, message))
+    if not spec.actions.uses(ActionName.NOTIFY) or not incident.id:
         return decision
     request = ActionRequest(
         id=f"{incident.id}-notify-writeback",
@@ -218,10 +268,12 @@ def guard(
         monitor_uid=ctx.monitor_uid,
         incident=incident.id,
         trigger=",".join(incident.triggers),
-        reason=message,
+        reason=f"incident {incident.id}: {message}"[:1024],
         dry_run=ctx.actions.dry_run,
         created=format_time(ctx.now),
     )
+    if any(p.id == request.id for p in incident.pending):
+        return decision
     updated = dc_replace(incident, pending=(*incident.pending, request))
     return dc_replace(decision, incident=updated, requests=(*decision.requests, request))
 

@@ -316,6 +316,7 @@ def _incident_status(images_from: list[str], images_to: list[str]) -> dict[str, 
         "incident": incident.to_dict(),
         "actionHistory": [
             {
+                "id": "m-1-rollback-1",
                 "type": "rollback",
                 "result": "succeeded",
                 "incident": "m-1",
@@ -353,6 +354,50 @@ def test_guard_reports_a_write_back_once_pages_and_never_rolls_back_again() -> N
     )
     assert again.requests == ()
     assert "RollbackReverted" not in [e.reason for e in again.events]
+
+
+def test_guard_holds_back_a_new_incidents_rollback_while_the_bad_images_are_served() -> None:
+    """The first incident recovered after the rollback; the owner's write-back breaches
+    again: the new incident does not roll back (no fight), and says why once."""
+    monitor = spec("ignore", "rollback", "notify")
+    status = _incident_status(["iris:v3"], ["iris:v1"])
+    closed = Incident(id="m-1", state=IncidentState.RECOVERED, acted={"rollback": "succeeded"})
+    status["incident"] = closed.to_dict()
+    obj = {"metadata": {"name": "m", "namespace": NS, "uid": "u"}, "status": status}
+    view = GitOpsView(GitOpsOwner("Application", "iris", NS, ""), ("iris:v3",))
+    remediator = Remediator(api=FakeApi(), executors={})
+    plan = remediator.plan(obj, monitor, _verdict(True), (None, None), NOW, view)
+    assert "rollback" not in [r.action for r in plan.requests]
+    (page,) = plan.requests  # on the incident open now, not the closed one
+    assert page.action == "notify"
+    assert page.id.endswith("-notify-writeback")
+    assert page.incident != "m-1"
+    incident = plan.status_patch["incident"]
+    assert incident["suppressed"]["rollback"] == "OwnerWroteBack"
+    assert all(p["action"] != "rollback" for p in incident["pending"])
+    assert plan.status_patch["gitOps"]["writtenBack"]["rollback"] == "m-1-rollback-1"
+    notes = [e for e in plan.status_patch["actionHistory"] if e["reason"] == "OwnerWroteBack"]
+    assert len(notes) == 1
+    assert notes[0]["result"] == "suppressed"
+    # later runs of that incident: still no rollback, no second report
+    status2 = {**status, **plan.status_patch}
+    again = remediator.plan(
+        {**obj, "status": status2}, monitor, _verdict(True), (None, None), NOW, view
+    )
+    assert "rollback" not in [r.action for r in again.requests]
+    assert "RollbackReverted" not in [e.reason for e in again.events]
+    # a fix from Git: the record is cleared, the condition turns False
+    fixed = remediator.plan(
+        {**obj, "status": status2},
+        monitor,
+        _verdict(False),
+        (None, None),
+        NOW,
+        GitOpsView(view.owner, ("iris:v4",)),
+    )
+    assert fixed.status_patch["gitOps"]["writtenBack"] is None
+    (cond,) = [c for c in fixed.status_patch["conditions"] if c["type"] == "RollbackReverted"]
+    assert cond["status"] == "False"
 
 
 def test_guard_is_quiet_while_the_rollback_holds() -> None:
