@@ -60,7 +60,8 @@ def cluster(kube_cluster: KubeCluster) -> KubeCluster:
 #   retrain   operator/modelmonitor/actions/retrain.py: LIST Jobs, POST (create) a Job.
 #   gitops    operator/modelmonitor/actions/gitops.py guarded (spec.actions.gitops: pause):
 #             GET and PATCH the owner (Application, Kustomization or HelmRelease) to pause
-#             it; Remediator.observe_gitops GETs it and PATCHes it to resume.
+#             it; engine/gitops_watch.py observe_gitops GETs it and PATCHes it to resume,
+#             and GETs a paused Kustomization's GitRepository or OCIRepository.
 EXECUTOR_CALLS: dict[str, set[Grant]] = {
     "rollback": {
         ("get", "apps", "deployments"),
@@ -88,7 +89,8 @@ EXECUTOR_CALLS: dict[str, set[Grant]] = {
             ("helm.toolkit.fluxcd.io", "helmreleases"),
         )
         for verb in ("get", "patch")
-    },
+    }
+    | {("get", "source.toolkit.fluxcd.io", r) for r in ("gitrepositories", "ocirepositories")},
 }
 
 

@@ -36,7 +36,11 @@ from tests.webhook import WebhookRecorder
 pytestmark = pytest.mark.timeout(420)
 
 CRDS = Path(__file__).resolve().parent / "data" / "gitops-owner-crds.yaml"
-CRD_NAMES = ("kustomizations.kustomize.toolkit.fluxcd.io", "applications.argoproj.io")
+CRD_NAMES = (
+    "kustomizations.kustomize.toolkit.fluxcd.io",
+    "gitrepositories.source.toolkit.fluxcd.io",
+    "applications.argoproj.io",
+)
 BAD, FIX = "main@sha1:0bad0bad", "main@sha1:f1f1f1f1"
 
 
@@ -61,17 +65,28 @@ def gitops(
 
 
 def flux_owned(cluster: KubeCluster, namespace: str) -> None:
-    """Kustomization ``apps`` (at the bad revision) and the labels it would put on iris."""
+    """GitRepository and Kustomization ``apps`` at the bad revision, and the labels
+    kustomize-controller would put on iris."""
+    source = {"kind": "GitRepository", "name": "apps"}
     cluster.apply(
-        {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "metadata": {"name": "apps"},
-            "spec": {"interval": "1m", "path": "./apps", "prune": True},
-        },
+        [
+            {
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                **source,
+                "metadata": {"name": "apps"},
+                "spec": {"interval": "1m", "url": "https://git.example/apps.git"},
+            },
+            {
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                "kind": "Kustomization",
+                "metadata": {"name": "apps"},
+                "spec": {"interval": "1m", "path": "./apps", "prune": True, "sourceRef": source},
+            },
+        ],
         "-n",
         namespace,
     )
+    fetched(cluster, namespace, BAD)
     applied(cluster, namespace, BAD)
     cluster.kubectl(
         "label",
@@ -88,6 +103,15 @@ def applied(cluster: KubeCluster, namespace: str, revision: str) -> None:
     status = {"status": {"lastAppliedRevision": revision}}
     cluster.kubectl(
         "patch", "kustomization", "apps", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(status),
+    )  # fmt: skip
+
+
+def fetched(cluster: KubeCluster, namespace: str, revision: str) -> None:
+    """What source-controller writes once it has fetched ``revision`` from Git."""
+    status = {"status": {"artifact": {"revision": revision, "path": "x", "url": "x"}}}
+    cluster.kubectl(
+        "patch", "gitrepository", "apps", "-n", namespace, "--subresource=status",
         "--type=merge", "-p", json.dumps(status),
     )  # fmt: skip
 
@@ -144,6 +168,14 @@ def test_pause_suspends_the_kustomization_rolls_back_and_resumes_on_a_new_revisi
     cluster.apply(monitor("iris", {**ACTIONS, "gitops": "pause"}), "-n", namespace)
     healthy_with_revision(cluster, namespace, "iris", "1")
     roll_out(cluster, namespace, iris_images["v2-slow"], "v2")
+    rolled_out = time.monotonic()
+    wait_for(
+        lambda: kustomization(cluster, namespace)["spec"].get("suspend") is True,
+        timeout=120,
+        interval=0.25,
+        what="the Kustomization suspended",
+    )
+    suspended = time.monotonic()
     last = rollback_result(cluster, namespace, "iris")
     rolled_back = time.monotonic()
     assert (last["result"], last["reason"]) == ("succeeded", "RolledBack"), last
@@ -163,7 +195,7 @@ def test_pause_suspends_the_kustomization_rolls_back_and_resumes_on_a_new_revisi
     wait_runs(cluster, namespace, "iris", 2)
     assert kustomization(cluster, namespace)["spec"]["suspend"] is True
 
-    applied(cluster, namespace, FIX)  # a fixing commit reached the source
+    fetched(cluster, namespace, FIX)  # a fixing commit reached the Git source
     fixed = time.monotonic()
     status = wait_status(
         cluster, namespace, "iris", lambda s: (s.get("gitOps") or {}).get("paused") is None,
@@ -175,8 +207,9 @@ def test_pause_suspends_the_kustomization_rolls_back_and_resumes_on_a_new_revisi
     assert "modelmonitor.io/paused-by" not in (ks["metadata"].get("annotations") or {})
     assert "GitOpsOwnerResumed" in reasons(cluster, namespace, "iris")
     print(
-        f"\nrollback recorded with the Kustomization suspended: {last['time']}; "
-        f"fixing revision applied -> resumed: {resumed - fixed:.1f}s "
+        f"\nbad rollout -> Kustomization suspended: {suspended - rolled_out:.1f}s; "
+        f"suspended -> rollback recorded: {rolled_back - suspended:.1f}s; "
+        f"fixing revision fetched -> resumed: {resumed - fixed:.1f}s "
         f"(rollback seen -> fix written: {fixed - rolled_back:.1f}s)"
     )
 

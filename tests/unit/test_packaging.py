@@ -334,7 +334,8 @@ ACTION_GRANTS: dict[str, set[Grant]] = {
             ("helm.toolkit.fluxcd.io", "helmreleases"),
         )
         for verb in ("get", "patch")
-    },
+    }
+    | {("source.toolkit.fluxcd.io", r, "get") for r in ("gitrepositories", "ocirepositories")},
 }
 # Actions the manifests leave off by default, as the chart does (rbac.actions.*: false):
 # retrain creates Jobs from a tenant's template, so it is enabled deliberately.

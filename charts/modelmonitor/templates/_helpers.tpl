@@ -228,6 +228,10 @@ tests/e2e/test_action_rbac.py holds the table these blocks must match.
 - apiGroups: [helm.toolkit.fluxcd.io]
   resources: [helmreleases]
   verbs: [get, patch]
+# and read the revision a paused Kustomization's source fetched (to resume it).
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories, ocirepositories]
+  verbs: [get]
 {{- end }}
 {{- end }}
 

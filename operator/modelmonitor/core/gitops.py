@@ -273,11 +273,63 @@ class Resume(StrEnum):
     FORGET = "forget"  # a person resumed it (or it is gone): nothing left to undo
 
 
-def resume_decision(owner_obj: Mapping[str, Any] | None, kind: str, bad_revision: str) -> Resume:
-    """What to do about an owner the operator paused, seen now."""
+# Flux sources a Kustomization may name, by kind: (api prefix, plural). A suspended
+# Kustomization applies nothing, so its lastAppliedRevision stays at the bad revision;
+# its source (source-controller, never suspended by us) keeps fetching Git.
+FLUX_SOURCES: dict[str, tuple[str, str]] = {
+    "GitRepository": ("/apis/source.toolkit.fluxcd.io/v1", "gitrepositories"),
+    "OCIRepository": ("/apis/source.toolkit.fluxcd.io/v1beta2", "ocirepositories"),
+}
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    kind: str
+    name: str
+    namespace: str
+
+    @property
+    def api(self) -> tuple[str, str]:
+        return FLUX_SOURCES[self.kind]
+
+
+def flux_source(owner: GitOpsOwner, obj: Mapping[str, Any]) -> SourceRef | None:
+    """The GitRepository or OCIRepository a Kustomization applies from (None: other)."""
+    if owner.kind != "Kustomization":
+        return None
+    spec = obj.get("spec") or {}
+    ref = spec.get("sourceRef") if isinstance(spec, Mapping) else None
+    if not isinstance(ref, Mapping) or ref.get("kind") not in FLUX_SOURCES:
+        return None
+    name, namespace = ref.get("name"), ref.get("namespace") or owner.namespace
+    if not _valid(name, namespace):
+        return None
+    return SourceRef(str(ref["kind"]), str(name), str(namespace))
+
+
+def artifact_revision(source: Mapping[str, Any] | None) -> str:
+    """A Flux source's ``status.artifact.revision`` ("" when unknown)."""
+    status = (source or {}).get("status") or {}
+    artifact = status.get("artifact") if isinstance(status, Mapping) else None
+    value = artifact.get("revision") if isinstance(artifact, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
+def resume_decision(
+    owner_obj: Mapping[str, Any] | None,
+    kind: str,
+    bad_revision: str,
+    source_now: str = "",
+) -> Resume:
+    """What to do about an owner the operator paused, seen now.
+
+    ``source_now`` is the revision its Flux source fetched last, when known; otherwise
+    the owner's own (Argo CD keeps refreshing ``status.sync.revision`` without automated
+    sync).
+    """
     if owner_obj is None or not is_suspended(kind, owner_obj):
         return Resume.FORGET
-    current = source_revision(kind, owner_obj)
+    current = source_now or source_revision(kind, owner_obj)
     if current and current != bad_revision:
         return Resume.RESUME
     return Resume.HOLD
@@ -304,7 +356,9 @@ __all__ = [
     "GitOpsSettings",
     "PausePlan",
     "Resume",
+    "artifact_revision",
     "detect_owner",
+    "flux_source",
     "is_suspended",
     "pause_refusal",
     "plan_pause",

@@ -24,11 +24,13 @@ from typing import Any
 
 from modelmonitor.actions import gitops
 from modelmonitor.core.action_names import ActionName
-from modelmonitor.core.cluster import ApiError, ClusterApi
+from modelmonitor.core.cluster import ApiError, ClusterApi, resource_path
 from modelmonitor.core.gitops import (
     GitOpsOwner,
     GitOpsSettings,
     Resume,
+    artifact_revision,
+    flux_source,
     resume_decision,
     source_revision,
     written_back,
@@ -56,6 +58,24 @@ class GitOpsView:
     images: tuple[str, ...] | None = None  # the Deployment's template images now
     resumed: Resume | None = None  # RESUME: resumed now; FORGET: resumed by a person
     message: str = ""
+
+
+def _source_revision(
+    api: ClusterApi, owner: GitOpsOwner, obj: Mapping[str, Any] | None, namespace: str
+) -> str:
+    """The revision a paused Kustomization's source fetched last ("" when not readable).
+
+    Only a source in the monitor's namespace is read, like the owner itself.
+    """
+    ref = flux_source(owner, obj or {})
+    if ref is None or ref.namespace != namespace:
+        return ""
+    prefix, plural = ref.api
+    try:
+        return artifact_revision(api.get(resource_path(prefix, ref.namespace, plural, ref.name)))
+    except ApiError as exc:
+        log.warning("cannot read the source %s/%s: %s", ref.namespace, ref.name, exc)
+        return ""
 
 
 def observe_gitops(
@@ -87,11 +107,12 @@ def observe_gitops(
     bad = str(record.get("badRevision") or "")
     try:
         paused_obj = api.get(gitops.owner_path(paused))
-        decision = resume_decision(paused_obj, paused.kind, bad)
+        source_now = _source_revision(api, paused, paused_obj, namespace)
+        decision = resume_decision(paused_obj, paused.kind, bad, source_now)
         if decision == Resume.RESUME:
             previous = record.get("previousAutomated")
             gitops.resume(api, paused, previous if isinstance(previous, Mapping) else None)
-            now_at = source_revision(paused.kind, paused_obj or {})
+            now_at = source_now or source_revision(paused.kind, paused_obj or {})
             message = (
                 f"resumed {paused.describe()}: its source moved from {bad or 'unknown'} to {now_at}"
             )

@@ -488,3 +488,41 @@ def gitops_statuses() -> Any:
     )
     none = remediator.plan(obj, monitor, _verdict(False), (None, None), NOW, GitOpsView(None))
     yield "no gitOps owner", {"target": none.status_patch["target"]}
+
+
+GIT_PATH = f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{NS}/gitrepositories/apps"
+
+
+def test_a_suspended_kustomization_is_resumed_when_its_git_source_moves() -> None:
+    """A suspended Kustomization's lastAppliedRevision stays put; its GitRepository's
+    artifact revision is what moves when the fix is pushed."""
+    api = owned_by(FLUX)
+    api.put(
+        KS_PATH,
+        {**kustomization(), "spec": {"sourceRef": {"kind": "GitRepository", "name": "apps"}}},
+    )
+    api.put(GIT_PATH, {"status": {"artifact": {"revision": "main@sha1:bad"}}})
+    result = execute(api, spec("pause"))
+    status = {"gitOps": {"paused": {**result.details["gitOps"], "incident": "i"}}}
+    remediator = Remediator(api=api, executors={})
+    view = remediator.observe_gitops(NS, spec("pause"), status)
+    assert view is not None
+    assert view.resumed is None
+    api.objects[GIT_PATH]["status"]["artifact"]["revision"] = "main@sha1:fix"
+    view = remediator.observe_gitops(NS, spec("pause"), status)
+    assert view is not None
+    assert view.resumed == Resume.RESUME
+    assert "to main@sha1:fix" in view.message
+    assert api.objects[KS_PATH]["spec"]["suspend"] is False
+
+
+def test_a_source_in_another_namespace_is_not_read() -> None:
+    api = owned_by(FLUX)
+    ref = {"kind": "GitRepository", "name": "apps", "namespace": "flux-system"}
+    api.put(KS_PATH, {**kustomization(), "spec": {"sourceRef": ref}})
+    result = execute(api, spec("pause"))
+    status = {"gitOps": {"paused": {**result.details["gitOps"], "incident": "i"}}}
+    view = Remediator(api=api, executors={}).observe_gitops(NS, spec("pause"), status)
+    assert view is not None
+    assert view.resumed is None
+    assert not any("flux-system" in path for _, path in api.calls)
