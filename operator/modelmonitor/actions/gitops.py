@@ -160,7 +160,8 @@ def guarded(rollback: Executor, settings: GitOpsSettings | None = None) -> Execu
             return ActionResult(
                 Outcome.SKIPPED,
                 "GitOpsOwnerNotFound",
-                f"not rolling back {what}: {exc}; it would be undone if the owner exists",
+                f"not rolling back {what}: {exc} (named by its {owner.mark}); a stale mark "
+                "can be removed, or spec.actions.gitops set to ignore",
                 {"gitOps": info},
             )
         except ApiError as exc:
