@@ -72,7 +72,7 @@ def flux_owned(cluster: KubeCluster, namespace: str) -> None:
         [
             {
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
-                **source,
+                "kind": "GitRepository",
                 "metadata": {"name": "apps"},
                 "spec": {"interval": "1m", "url": "https://git.example/apps.git"},
             },
