@@ -306,7 +306,8 @@ def test_gitops_pause_needs_patch_on_every_owner_kind(policy: KubeCluster, ns: s
     grant(policy, ns, "gina", [*target, *owners[1:]])  # Flux only
     assert_refused(
         create_as(policy, ns, "gina", "paused", spec),
-        "which spec.actions.gitops (pause) would have the operator do",
+        f"may not patch applications.argoproj.io in namespace {ns}, which spec.actions.gitops "
+        "(pause) would have the operator do",
     )
     # refuse and ignore change no owner: no right needed
     refuse = {**spec, "actions": {"onSLOBreach": ["rollback"], "gitops": "refuse"}}
