@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
+from modelmonitor.adapters.webhook import Post, urllib_post
+from modelmonitor.core import alerting
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
 from modelmonitor.core.events import build_event
@@ -48,6 +50,7 @@ from modelmonitor.core.policy import (
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.engine import notifications
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,20 @@ class Remediation(Protocol):
         now: dt.datetime,
     ) -> dict[str, Any] | None: ...
 
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool: ...
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]: ...
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]: ...
+
 
 class NoRemediation:
     """No remediation: observes no revision, plans nothing, finds nothing pending.
@@ -149,6 +166,23 @@ class NoRemediation:
     ) -> dict[str, Any] | None:
         return None
 
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        return False
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]:
+        return []
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        return None, []
+
 
 @dataclass
 class Remediator:
@@ -157,6 +191,7 @@ class Remediator:
     api: ClusterApi
     executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    post: Post = field(default=urllib_post)  # the incident notifications' fenced POST
 
     # -- observing the target --------------------------------------------------------
     @staticmethod
@@ -226,6 +261,9 @@ class Remediator:
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
+        queued = notifications.queue_lifecycle(status, spec, ctx, decision, verdict, now)
+        if queued is not None:
+            result["alerting"] = queued
         events = list(_transition_events(decision, spec))
         entries = []
         for note in decision.notes:
@@ -374,7 +412,31 @@ class Remediator:
             generation=gen if isinstance(gen, int) else None,
             now=now,
         )
+        queued = notifications.queue_action_result(obj, incident, request, result, now)
+        if queued is not None:
+            patch["alerting"] = queued
         return patch
+
+    # -- notifying (engine/notifications.py) --------------------------------------
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        """Whether ``status.alerting.outbox`` holds an entry due now."""
+        return notifications.deliveries_due(obj, now)
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]:
+        """One attempt for each due outbox entry (blocking: run it on a worker thread)."""
+        return notifications.deliver(self.api, self.post, self.clock, spec, obj, now)
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        """The status patch recording ``attempts``; and (sink, type, result) for the metric."""
+        return notifications.record_deliveries(obj, spec, attempts, now)
 
 
 def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> Condition:
