@@ -244,8 +244,8 @@ class Remediator:
             if updated != healthy:
                 healthy = updated
                 result["healthyRevisions"] = healthy
-        if not spec.actions.on_slo_breach and not spec.actions.on_drift:
-            return Plan(result)
+        if not spec.actions.on_slo_breach and not spec.actions.on_drift and not spec.alerting.sinks:
+            return Plan(result)  # no incident to keep: nobody acts on it nor hears of it
         ctx = PolicyContext(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),

@@ -8,9 +8,8 @@ from enum import StrEnum
 from typing import Any
 
 from modelmonitor.core import records
+from modelmonitor.core.spec import SEVERITIES  # lowest first: a sink hears those at or above
 
-# Severities, lowest first; a sink hears the incidents at or above its minSeverity.
-SEVERITIES = ("warning", "critical")
 MAX_MEASUREMENTS = 10
 MAX_TEXT = 1024
 
