@@ -155,11 +155,15 @@ def due_entries(status: AlertingStatus, now: dt.datetime, *, limit: int = 10) ->
 
 
 def next_due(status: AlertingStatus) -> dt.datetime | None:
-    """The earliest time an entry becomes due (None: nothing queued; past: due now)."""
-    times = [_parse(e.next_attempt_at) for e in status.outbox]
-    if any(t is None for t in times):
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
-    return min((t for t in times if t is not None), default=None)
+    """The earliest time an entry becomes due (None: nothing queued; past: due now): each
+    sink's oldest entry decides for the sink's others."""
+    heads: dict[str, dt.datetime] = {}
+    for entry in status.outbox:
+        if entry.sink not in heads:
+            heads[entry.sink] = _parse(entry.next_attempt_at) or dt.datetime.min.replace(
+                tzinfo=dt.UTC
+            )
+    return min(heads.values(), default=None)
 
 
 def apply_attempts(
