@@ -162,6 +162,17 @@ def test_an_incident_fires_in_alertmanager_survives_a_restart_and_resolves(
         assert "p95-latency" in alert["annotations"]["description"]
         assert alert["generatorURL"] == "https://grafana.example/d/iris"
 
+        # Everyone heard the opening (so the kill below cannot cut a send short).
+        wait_status(
+            cluster,
+            namespace,
+            "iris",
+            lambda s: all(
+                x.get("delivered", 0) >= 1 for x in (s.get("alerting") or {}).get("sinks", [])
+            ),
+            "the opening delivered to every sink",
+            timeout=30,
+        )
         # The operator dies (SIGKILL) and comes back: the alert stays firing meanwhile.
         operator_process.kill()
         time.sleep(RESEND_SECONDS + 2)

@@ -169,7 +169,8 @@ async def run_loop(
         requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
         if requests:
             await _act(namespace, name, spec, requests, body, done, deps)
-        await _deliver(namespace, name, spec, deps)
+        if spec.alerting.sinks or (status.get("alerting") or {}).get("outbox"):
+            await _deliver(namespace, name, spec, deps)  # what this run queued
 
 
 def _slot(
