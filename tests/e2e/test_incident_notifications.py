@@ -27,6 +27,9 @@ from tests import notification_schemas as schemas
 from tests.alertmanager import AlertmanagerServer, reap_orphans
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.operator_fixtures import OperatorProcess, start_and_wait
+from tests.e2e.test_admission_policy import assert_refused as assert_forbidden
+from tests.e2e.test_admission_policy import create_as, grant, ns, policy  # noqa: F401
+from tests.e2e.test_crd import _monitor, assert_refused, spec_with
 from tests.e2e.test_remediation import (
     metrics_port,
     monitor,
@@ -250,3 +253,91 @@ def test_an_incident_fires_in_alertmanager_survives_a_restart_and_resolves(
     text = str(status_of(cluster, namespace, "iris"))
     assert ROUTING_KEY not in text
     assert "secret-token" not in text
+
+
+def _sinks(*sinks: dict[str, Any]) -> dict[str, Any]:
+    return spec_with("alerting", {"sinks": list(sinks)})
+
+
+AM = {"name": "am", "type": "alertmanager", "url": "http://am.monitoring:9093"}
+REF = {"name": "oncall", "key": "k"}
+# (case, spec, the field path the API server's message must name)
+REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    ("alertmanager without url", _sinks({"name": "am", "type": "alertmanager"}), "url"),
+    ("pagerduty without secretRef", _sinks({"name": "p", "type": "pagerduty"}), "secretRef"),
+    (
+        "a webhook URL in the spec",
+        _sinks(
+            {"name": "s", "type": "slack", "url": "https://hooks.slack.com/x", "secretRef": REF}
+        ),
+        "url",
+    ),
+    ("a secretRef on alertmanager", _sinks({**AM, "secretRef": REF}), "secretRef"),
+    ("an unknown type", _sinks({"name": "x", "type": "sms", "secretRef": REF}), "type"),
+    ("an info severity", _sinks({**AM, "minSeverity": "info"}), "minSeverity"),
+    ("a reserved label", _sinks({**AM, "labels": {"severity": "low"}}), "labels"),
+    ("a label that is no label name", _sinks({**AM, "labels": {"a-b": "x"}}), "labels"),
+    (
+        "labels on a webhook",
+        _sinks({"name": "h", "type": "webhook", "secretRef": REF, "labels": {"a": "b"}}),
+        "labels",
+    ),
+    ("the same name twice", _sinks(AM, AM), "spec.alerting.sinks"),
+    (
+        "a secret in another namespace",
+        _sinks({"name": "h", "type": "webhook", "secretRef": {"name": "../x", "key": "k"}}),
+        "secretRef.name",
+    ),
+    ("a resend below 10s", _sinks({**AM, "resendSeconds": 5}), "resendSeconds"),
+    ("a url with a query", _sinks({**AM, "url": "http://am:9093/?x=1"}), "url"),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "field"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_the_api_server_refuses_sinks_that_cannot_work(
+    crds: KubeCluster, namespace: str, case: str, spec: dict[str, Any], field: str
+) -> None:
+    assert_refused(crds, namespace, case, spec, field)
+
+
+def test_every_sink_type_is_accepted_with_what_it_needs(crds: KubeCluster, namespace: str) -> None:
+    spec = _sinks(
+        {**AM, "labels": {"team": "fraud"}},
+        {"name": "pd", "type": "pagerduty", "secretRef": REF, "minSeverity": "critical"},
+        {
+            "name": "pd-eu",
+            "type": "pagerduty",
+            "secretRef": REF,
+            "url": "https://events.eu.pagerduty.com",
+        },
+        {"name": "slack", "type": "slack", "secretRef": REF},
+        {"name": "teams", "type": "teams", "secretRef": REF},
+        {"name": "hook", "type": "webhook", "secretRef": REF},
+        {"name": "ce", "type": "cloudevents", "secretRef": REF},
+    )
+    crds.kubectl("apply", "-n", namespace, "-f", "-", input=_monitor("sinks", spec))
+    stored = crds.get("mm", "sinks", "-n", namespace)["spec"]["alerting"]["sinks"]
+    assert [s.get("minSeverity") for s in stored][:2] == ["warning", "critical"]  # defaulted
+    assert stored[0]["resendSeconds"] == 60
+
+
+def test_a_sink_credential_needs_get_on_its_secret(policy: KubeCluster, ns: str) -> None:  # noqa: F811
+    """Attack: a monitor author names a Secret they cannot read (another team's PagerDuty
+    key, in a namespace they share) so that the operator would use it for them."""
+    spec = {
+        "target": {"name": "app", "kind": "External", "endpoint": {"url": "http://app:8080"}},
+        "reference": {"inline": [{"x": 1}]},
+        "alerting": {
+            "sinks": [
+                {"name": "own", "type": "webhook", "secretRef": {"name": "mine", "key": "url"}},
+                {"name": "pd", "type": "pagerduty", "secretRef": {"name": "theirs", "key": "k"}},
+            ]
+        },
+    }
+    grant(policy, ns, "eve", [("", "secrets", "get", ("mine",))])
+    assert_forbidden(
+        create_as(policy, ns, "eve", "borrow", spec), "get secrets/mine or secrets/theirs"
+    )
+    assert policy.kubectl("get", "mm", "borrow", "-n", ns, check=False).returncode != 0
+    grant(policy, ns, "eve", [("", "secrets", "get", ("mine", "theirs"))])
+    assert create_as(policy, ns, "eve", "owned", spec).returncode == 0
