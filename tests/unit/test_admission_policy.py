@@ -34,6 +34,7 @@ NOT_OBJECT_NAMES = {
     "spec.slos[].template.name": "an enum of query templates",
     "spec.prometheus.headers[].name": "an HTTP header's name",
     "spec.prometheus.tlsConfig.serverName": "a DNS name to verify a certificate against",
+    "spec.alerting.sinks[].name": "the sink's own name",
 }
 
 # What each action in the CRD's enum needs, as the text of the policy's check.

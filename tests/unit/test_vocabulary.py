@@ -66,6 +66,8 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.actions.onDrift[]": spec.ACTIONS,
     "spec.actions.notify.format": spec.NOTIFY_FORMATS,
     "spec.actions.gitops": GITOPS_POLICIES,
+    "spec.alerting.sinks[].type": spec.SINK_TYPES,
+    "spec.alerting.sinks[].minSeverity": spec.SEVERITIES,
     "status.phase": tuple(p.value for p in Phase),
     "status.conditions[].status": ("True", "False", "Unknown"),
 }

@@ -49,6 +49,7 @@ def remediator_factory(cfg: OperatorConfig, outbound: Outbound | None = None) ->
     """The default remediation: every registered executor, with the operator's settings
     (``outbound``: the fence the webhook is sent through)."""
     from modelmonitor.actions import registry
+    from modelmonitor.adapters.webhook import fenced_post
     from modelmonitor.engine.remediation import Remediator
 
     executors = registry.all_executors(
@@ -56,7 +57,8 @@ def remediator_factory(cfg: OperatorConfig, outbound: Outbound | None = None) ->
         outbound=outbound,
         gitops_settings=cfg.gitops,
     )
-    return lambda api: Remediator(api, executors=executors, gitops_settings=cfg.gitops)
+    post = fenced_post(outbound)  # incident notifications: the same fence as notify
+    return lambda api: Remediator(api, executors=executors, gitops_settings=cfg.gitops, post=post)
 
 
 def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None = None) -> int:

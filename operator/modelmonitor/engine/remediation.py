@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
+from modelmonitor.adapters.webhook import Post, urllib_post
+from modelmonitor.core import alerting
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
 from modelmonitor.core.events import build_event
@@ -41,7 +43,6 @@ from modelmonitor.core.incident import (
 )
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
-    Decision,
     Note,
     PolicyContext,
     Signal,
@@ -55,6 +56,7 @@ from modelmonitor.core.policy import (
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.engine import notifications
 from modelmonitor.engine.gitops_watch import (
     GitOpsView,
     gitops_status,
@@ -62,6 +64,12 @@ from modelmonitor.engine.gitops_watch import (
     observe_gitops,
     paused_by,
     paused_record,
+)
+from modelmonitor.engine.incident_events import (
+    confirmed_event,
+    planned_event,
+    result_event,
+    transition_events,
 )
 
 log = logging.getLogger(__name__)
@@ -125,6 +133,20 @@ class Remediation(Protocol):
         now: dt.datetime,
     ) -> dict[str, Any] | None: ...
 
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool: ...
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]: ...
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]: ...
+
 
 class NoRemediation:
     """No remediation: observes no revision, plans nothing, finds nothing pending.
@@ -180,6 +202,23 @@ class NoRemediation:
     ) -> dict[str, Any] | None:
         return None
 
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        return False
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]:
+        return []
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        return None, []
+
 
 @dataclass
 class Remediator:
@@ -189,6 +228,7 @@ class Remediator:
     executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     gitops_settings: GitOpsSettings = field(default_factory=GitOpsSettings)
+    post: Post = field(default=urllib_post)  # the incident notifications' fenced POST
 
     # -- observing the target --------------------------------------------------------
     @staticmethod
@@ -259,7 +299,8 @@ class Remediator:
         gitops_events: list[Event] = []
         if gitops is not None:
             gitops_events = gitops_status(status, gitops, result)
-        if not spec.actions.on_slo_breach and not spec.actions.on_drift:
+        if not spec.actions.on_slo_breach and not spec.actions.on_drift and not spec.alerting.sinks:
+            # no incident to keep: nobody acts on it nor hears of it
             return Plan(result, events=tuple(gitops_events))
         ctx = PolicyContext(
             namespace=str(metadata.get("namespace") or "default"),
@@ -279,7 +320,10 @@ class Remediator:
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
-        events = [*gitops_events, *_transition_events(decision, spec)]
+        queued = notifications.queue_lifecycle(status, spec, ctx, decision, verdict, now)
+        if queued is not None:
+            result["alerting"] = queued
+        events = [*gitops_events, *transition_events(decision, spec)]
         entries = []
         for note in decision.notes:
             entries.append(
@@ -431,7 +475,31 @@ class Remediator:
             generation=gen if isinstance(gen, int) else None,
             now=now,
         )
+        queued = notifications.queue_action_result(obj, incident, request, result, now)
+        if queued is not None:
+            patch["alerting"] = queued
         return patch
+
+    # -- notifying (engine/notifications.py) --------------------------------------
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        """Whether ``status.alerting.outbox`` holds an entry due now."""
+        return notifications.deliveries_due(obj, now)
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]:
+        """One attempt for each due outbox entry (blocking: run it on a worker thread)."""
+        return notifications.deliver(self.api, self.post, self.clock, spec, obj, now)
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        """The status patch recording ``attempts``; and (sink, type, result) for the metric."""
+        return notifications.record_deliveries(obj, spec, attempts, now)
 
 
 def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> Condition:
@@ -475,55 +543,6 @@ def pending_requests(obj: Mapping[str, Any]) -> list[ActionRequest]:
         for p in read_incident(obj.get("status") or {}).pending
         if p.id
     ]
-
-
-def result_event(request: ActionRequest, result: ActionResult) -> Event:
-    good = result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN)
-    return Event("Normal" if good else "Warning", result.reason, result.message)
-
-
-def confirmed_event(incident: Incident, spec: MonitorSpec) -> Event:
-    """``IncidentConfirmed``, keyed on the incident: from the record, as after a restart."""
-    return Event(
-        "Warning",
-        "IncidentConfirmed",
-        f"incident {incident.id}: {incident.breaches} breaching runs in a row "
-        f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {incident.reason}"[:1024],
-        key=f"IncidentConfirmed/{incident.id}",
-    )
-
-
-def planned_event(request: ActionRequest) -> Event:
-    """``ActionPlanned``, keyed on the request id: from the request, as status keeps it."""
-    what = "dry run of" if request.dry_run else "carrying out"
-    return Event(
-        "Warning" if not request.dry_run else "Normal",
-        "ActionPlanned",
-        f"{what} {request.action} ({request.id}) for incident {request.incident}",
-        key=f"ActionPlanned/{request.id}",
-    )
-
-
-def _transition_events(decision: Decision, spec: MonitorSpec) -> Sequence[Event]:
-    if decision.transition is None:
-        return ()
-    old, new = decision.transition
-    incident = decision.incident
-    confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
-    if new in confirmed and old not in confirmed:
-        return (confirmed_event(incident, spec),)
-    if new == IncidentState.RECOVERED or (
-        new == IncidentState.HEALTHY and old in (IncidentState.BREACHED, IncidentState.REMEDIATING)
-    ):
-        return (
-            Event(
-                "Normal",
-                "IncidentResolved",
-                f"incident {incident.id}: healthy for {incident.healthy_runs} runs "
-                f"in a row ({new})",
-            ),
-        )
-    return ()
 
 
 __all__ = [

@@ -208,6 +208,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
             "notify": {"webhookSecretRef": {"name": "a", "key": "b"}},
         },
         "drift": {"multivariate": {}},
+        "alerting": {"sinks": [{"name": "am", "type": "alertmanager", "url": "http://am:9093"}]},
     }
     spec = parse_spec(full)
     expected = {
@@ -279,6 +280,8 @@ def test_python_defaults_equal_crd_defaults() -> None:
             spec.actions.scale.stabilization_seconds if spec.actions.scale else None
         ),
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
+        "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
+        "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,
     }
     assert defaults == expected
 

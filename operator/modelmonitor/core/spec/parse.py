@@ -47,6 +47,7 @@ from modelmonitor.core.spec.model import (
     ScheduleSpec,
     TargetSpec,
 )
+from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -68,6 +69,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
+    alerting = parse_alerting(r, spec)
 
     if target is None or reference is None:
         raise SpecError(r.problems or [("spec", "target and reference are required")])
@@ -83,6 +85,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         slos=slos,
         prometheus=prometheus,
         actions=actions,
+        alerting=alerting,
     )
     _cross_checks(r, result)
     if r.problems:
