@@ -2,7 +2,8 @@
 
 The reference is a :class:`~modelmonitor.core.stats.profile.CategoricalProfile` (exact
 category counts) or any column (a ``CategoricalColumn``, or a sequence of labels);
-the current window is a column. Missing values (code -1 / None) are dropped.
+the current window is a column, or a window profile's (possibly estimated) counts.
+Missing values (code -1 / None) are dropped.
 
 Both samples are compared over the **union** of their categories, reference order
 first, categories seen in the current window only appended. A category that never
@@ -53,20 +54,26 @@ def _as_profile(values: CategoricalInput) -> CategoricalProfile:
 
 
 def align(
-    reference: CategoricalInput, current: Column | Iterable[object]
+    reference: CategoricalInput, current: CategoricalInput
 ) -> tuple[tuple[str, ...], FloatArray, FloatArray]:
     """(labels, reference counts, current counts) over the union of observed categories.
 
     Categories with zero count in both samples are left out.
     """
     ref = _as_profile(reference)
-    col = as_categorical(_as_column(current))
-    cur_counts = np.bincount(col.codes[col.codes >= 0], minlength=len(col.categories))
-    index = {label: i for i, label in enumerate(ref.counts)}
-    labels = list(ref.counts)
-    ref_counts = list(ref.counts.values())
+    if isinstance(current, CategoricalProfile):  # a window profile: its (estimated) counts
+        window = current.estimated_counts()
+        cur_labels, cur_list = list(window), list(window.values())
+    else:
+        col = as_categorical(_as_column(current))
+        cur_counts = np.bincount(col.codes[col.codes >= 0], minlength=len(col.categories))
+        cur_labels, cur_list = list(col.categories), cur_counts.tolist()
+    ref_map = ref.estimated_counts()
+    index = {label: i for i, label in enumerate(ref_map)}
+    labels = list(ref_map)
+    ref_counts = list(ref_map.values())
     cur_aligned = [0] * len(labels)
-    for label, count in zip(col.categories, cur_counts.tolist(), strict=True):
+    for label, count in zip(cur_labels, cur_list, strict=True):
         i = index.get(label)
         if i is None:
             index[label] = len(labels)
@@ -83,7 +90,7 @@ def align(
 
 def _validate(
     reference: CategoricalInput,
-    current: Column | Iterable[object],
+    current: CategoricalInput,
     *,
     method: str,
     max_categories: int | None = None,
@@ -103,7 +110,7 @@ def _validate(
     return labels, r, c
 
 
-def chi2(reference: CategoricalInput, current: Column | Iterable[object]) -> TestResult:
+def chi2(reference: CategoricalInput, current: CategoricalInput) -> TestResult:
     """Chi-squared test of homogeneity over the union of categories (no Yates correction)."""
     _, r, c = _validate(reference, current, method="chi2")
     if r.shape[0] < 2:
@@ -118,22 +125,20 @@ def chi2(reference: CategoricalInput, current: Column | Iterable[object]) -> Tes
 
 
 def psi(
-    reference: CategoricalInput, current: Column | Iterable[object], *, eps: float = EPS
+    reference: CategoricalInput, current: CategoricalInput, *, eps: float = EPS
 ) -> DistanceResult:
     """Population stability index over category proportions (smoothed)."""
     _, r, c = _validate(reference, current, method="psi")
     return DistanceResult(psi_from_proportions(r / r.sum(), c / c.sum(), eps))
 
 
-def jensenshannon(
-    reference: CategoricalInput, current: Column | Iterable[object]
-) -> DistanceResult:
+def jensenshannon(reference: CategoricalInput, current: CategoricalInput) -> DistanceResult:
     """Jensen-Shannon distance (base 2, in [0, 1]) over category proportions."""
     _, r, c = _validate(reference, current, method="jensenshannon")
     return DistanceResult(js_from_proportions(r / r.sum(), c / c.sum()))
 
 
-def fisher(reference: CategoricalInput, current: Column | Iterable[object]) -> TestResult:
+def fisher(reference: CategoricalInput, current: CategoricalInput) -> TestResult:
     """Fisher's exact test (two-sided) on the 2 x 2 table; statistic is the odds ratio."""
     _, r, c = _validate(reference, current, method="fisher", max_categories=2)
     if r.shape[0] < 2:
@@ -146,7 +151,7 @@ def fisher(reference: CategoricalInput, current: Column | Iterable[object]) -> T
     return TestResult(odds, min(1.0, float(res.pvalue)))
 
 
-def ztest(reference: CategoricalInput, current: Column | Iterable[object]) -> TestResult:
+def ztest(reference: CategoricalInput, current: CategoricalInput) -> TestResult:
     """Two-proportion z-test with pooled variance (two-sided), binary features.
 
     ``statistic = (p_cur - p_ref) / sqrt(p (1 - p) (1/n_ref + 1/n_cur))`` where p_* is the

@@ -62,8 +62,10 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature, FeatureType
+from modelmonitor.core.stats import window_methods
 from modelmonitor.core.stats.categorical import align
 from modelmonitor.core.stats.column_profile import (
+    CategoricalProfile,
     ColumnProfile,
     NumericalProfile,
     as_categorical,
@@ -141,6 +143,9 @@ class FeatureDrift:
     current_missing: int = 0
     reference_inf: int = 0
     current_inf: int = 0
+    approximate: bool = False
+    """True when the statistic was read from a sketch of the current window (a
+    partitioned window past its exact limit); see docs/statistics.md for the error."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +166,7 @@ class FeatureDrift:
             "current_missing": self.current_missing,
             "reference_inf": self.reference_inf,
             "current_inf": self.current_inf,
+            "approximate": self.approximate,
         }
 
 
@@ -301,8 +307,12 @@ def _auto_threshold(spec: MethodSpec, ref: ColumnProfile, cur: _Prepared, defaul
     if isinstance(ref, NumericalProfile):
         n_bins = ref.bin_edges(HIST_BINS).shape[0] + 1
     else:  # categories of either sample (labels only: no pass over the rows)
-        seen = {k for k, v in ref.counts.items() if v > 0}
-        n_bins = len(seen.union(cur.values.categories))
+        seen = {k for k, v in ref.estimated_counts().items() if v > 0}
+        if isinstance(cur.values, CategoricalProfile):
+            labels: Any = [k for k, v in cur.values.estimated_counts().items() if v > 0]
+        else:
+            labels = cur.values.categories
+        n_bins = len(seen.union(labels))
     if noise_floor_bound(spec.name, n_eff, n_bins) <= default:
         return default  # the exact floor is lower still
     return max(default, noise_floor(spec.name, n_eff, n_bins))
@@ -397,6 +407,11 @@ class _Prepared:
 
 
 def _prepare_current(feature: Feature, column: Any) -> _Prepared:
+    if isinstance(column, NumericalProfile):  # a window profile: its exact sample if kept
+        values: Any = column.values if column.exact else column
+        return _Prepared(values, column.n, column.n_missing, column.n_inf)
+    if isinstance(column, CategoricalProfile):
+        return _Prepared(column, column.n, column.n_missing, 0)
     if feature.type == "numerical":
         arr = as_numerical(feature.name, column)
         finite = np.isfinite(arr)
@@ -416,13 +431,19 @@ def _ref_counts(ref: ColumnProfile) -> tuple[int, int, int]:
     return ref.n, ref.n_missing, 0
 
 
+def _mismatched(feature: Feature, column: Any) -> bool:
+    if isinstance(column, NumericalProfile | CategoricalProfile):
+        return column.type != feature.type
+    return feature.type == "numerical" and isinstance(column, CategoricalColumn)
+
+
 def _feature_drift(
-    feature: Feature, ref: ColumnProfile, current: Dataset, opts: _Options
+    feature: Feature, ref: ColumnProfile, current: Dataset | ReferenceProfile, opts: _Options
 ) -> tuple[FeatureDrift, MethodSpec | None]:
     n_ref, ref_missing, ref_inf = _ref_counts(ref)
     requested, own_threshold = opts.for_feature(feature.name)
     column = current.columns.get(feature.name)
-    if column is None or (feature.type == "numerical" and isinstance(column, CategoricalColumn)):
+    if column is None or _mismatched(feature, column):
         name = requested if requested != AUTO else choose_method(ref)
         spec = get_method(name, feature.type, feature=feature.name)
         status: FeatureStatus = "missing_column" if column is None else "type_mismatch"
@@ -430,6 +451,8 @@ def _feature_drift(
             "column missing from the current data"
             if column is None
             else "numerical in the reference, categorical in the current data"
+            if feature.type == "numerical"
+            else "categorical in the reference, numerical in the current data"
         )
         threshold = _threshold(spec, requested, own_threshold, opts.alpha)
         return FeatureDrift(
@@ -464,17 +487,33 @@ def _feature_drift(
             f"reference has {n_ref}, current {cur.n_valid}"
         )
         return make(None, None, False, "insufficient_data", reason), None
+    approximate = _approximate(spec.name, cur.values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateInputWarning)
-        result = spec.func(ref, cur.values)
+        if isinstance(cur.values, NumericalProfile) and isinstance(ref, NumericalProfile):
+            result = window_methods.run(spec.name, ref, cur.values)
+        else:
+            result = spec.func(ref, cur.values)
     p_value = result.pvalue if isinstance(result, TestResult) else None
     if math.isnan(result.statistic) or (p_value is not None and math.isnan(p_value)):
         # a guard: every method defines its degenerate cases, but NaN must never vote
         reason = f"{spec.name} is undefined for this data (degenerate input)"
         return make(None, None, False, "insufficient_data", reason), None
+    if approximate:
+        if p_value is not None:
+            return replace(make(result.statistic, p_value, False), approximate=True), spec
+        fd = make(result.statistic, None, result.statistic >= threshold)
+        return replace(fd, approximate=True), spec
     if p_value is not None:
         return make(result.statistic, p_value, False), spec
     return make(result.statistic, None, result.statistic >= threshold), spec
+
+
+def _approximate(method: str, current: Any) -> bool:
+    """Whether the statistic comes from a sketch of the window (docs/statistics.md)."""
+    if isinstance(current, NumericalProfile):
+        return method != "ttest"  # moments are exact in every profile
+    return isinstance(current, CategoricalProfile) and not current.exact
 
 
 def _threshold(spec: MethodSpec, requested: str, threshold: float | None, alpha: float) -> float:
@@ -488,7 +527,7 @@ def _threshold(spec: MethodSpec, requested: str, threshold: float | None, alpha:
 # --- the entry point ------------------------------------------------------------------------
 def analyze(
     reference: Dataset | ReferenceProfile,
-    current: Dataset,
+    current: Dataset | ReferenceProfile,
     *,
     features: Sequence[Feature] | None = None,
     method: str = AUTO,
@@ -503,6 +542,11 @@ def analyze(
 
     Parameters
     ----------
+    current
+        The window's rows, or the merged profile of a partitioned window
+        (:mod:`modelmonitor.core.stats.partitions`): exact samples and counts give the
+        same answer as the rows; sketched columns give approximate statistics, marked
+        ``approximate`` (:mod:`modelmonitor.core.stats.window_methods`).
     reference
         A saved/precomputed profile, or raw data. Raw data is profiled here one column at
         a time with its exact sorted sample (no sketch), so results on raw data are exact
