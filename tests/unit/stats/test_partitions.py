@@ -7,6 +7,7 @@ tolerance, sketches within their stated rank error; and in any order.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -53,7 +54,7 @@ def _split(ds: Dataset, parts: int, seed: int = 0) -> list[Dataset]:
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.choice(np.arange(1, ds.n_rows), parts - 1, replace=False))
     bounds = [0, *cuts.tolist(), ds.n_rows]
-    return [ds.take(np.arange(a, b)) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [ds.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
 
 
 def _true_cdf(values: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -85,7 +86,7 @@ def _assert_exact_parts(a: ReferenceProfile, b: ReferenceProfile) -> None:
 def test_the_stated_rank_error_is_the_libraries_for_k_1000() -> None:
     # Apache DataSketches' a-priori bound, single rank, 99% confidence
     assert WINDOW_SKETCH_K == 1000
-    assert WINDOW_RANK_EPSILON == pytest.approx(0.00278, abs=1e-5)
+    assert pytest.approx(0.00278, abs=1e-5) == WINDOW_RANK_EPSILON
 
 
 def test_merged_partitions_equal_the_one_pass_profile() -> None:
@@ -162,8 +163,10 @@ def test_drift_on_a_sketched_window_is_marked_approximate_and_close() -> None:
     rows = analyze(ref, ds, features=FEATURES, method="ks", methods={"c": "chi2"})
     approx = analyze(ref, prof, features=FEATURES, method="ks", methods={"c": "chi2"})
     ks_rows, ks_approx = rows.feature("x"), approx.feature("x")
-    assert ks_approx.approximate and not ks_rows.approximate
-    assert ks_rows.statistic is not None and ks_approx.statistic is not None
+    assert ks_approx.approximate
+    assert not ks_rows.approximate
+    assert ks_rows.statistic is not None
+    assert ks_approx.statistic is not None
     assert abs(ks_approx.statistic - ks_rows.statistic) <= WINDOW_RANK_EPSILON
     chi_rows, chi_approx = rows.feature("c"), approx.feature("c")
     assert not chi_approx.approximate  # counts under the cap: exact
@@ -182,7 +185,8 @@ def test_sketched_window_distances_are_close_to_the_rows(method: str) -> None:
     prof = profile_stream(_split(ds, 10), ProfileSchema(FEATURES[:1]))
     exact = analyze(ref, ds, features=FEATURES[:1], method=method).features[0]
     approx = analyze(ref, prof, features=FEATURES[:1], method=method).features[0]
-    assert exact.statistic is not None and approx.statistic is not None
+    assert exact.statistic is not None
+    assert approx.statistic is not None
     if method == "ttest":  # moments: exact in the profile
         assert approx.statistic == pytest.approx(exact.statistic, rel=1e-9)
         assert not approx.approximate
@@ -288,10 +292,12 @@ def test_any_split_in_any_order_merges_to_the_one_pass_profile(
     values: list[float], cuts: list[int], seed: int
 ) -> None:
     x = np.asarray(values, dtype=np.float64)
-    labels = CategoricalColumn.from_values(["a" if v > 0 else "b" if v < 0 else None for v in values])
+    labels = CategoricalColumn.from_values(
+        ["a" if v > 0 else "b" if v < 0 else None for v in values]
+    )
     ds = Dataset({"x": x, "c": labels})
     bounds = sorted({0, x.size, *(c for c in cuts if c <= x.size)})
-    parts = [ds.take(np.arange(a, b)) for a, b in zip(bounds, bounds[1:], strict=False)]
+    parts = [ds.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
     schema = ProfileSchema(FEATURES, exact_limit=500)
     profiles = [profile_partition(p, schema) for p in parts]
     order = np.random.default_rng(seed).permutation(len(profiles))
