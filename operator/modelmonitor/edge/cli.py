@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "read inside it",
     )
     p.add_argument(
+        "--window-root",
+        default="",
+        help="where spec.data.partitions' claim is mounted (the Job sets it); its path is "
+        "read inside it",
+    )
+    p.add_argument(
         "--print-only", action="store_true", help="print the report, store nothing (debugging)"
     )
     p.set_defaults(handler=_lazy("modelmonitor.edge.job_command:job_command"))

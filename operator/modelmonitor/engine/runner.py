@@ -35,6 +35,7 @@ from modelmonitor.core.spec.drift_options import drift_options
 from modelmonitor.core.stats import analyze
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import data_quality
 from modelmonitor.sources.base import (
     HISTORY_FIELD,
@@ -80,7 +81,7 @@ class InlineRunner:
             if source.supplies_rows:
                 gathered.add(await source.gather(ctx))
         current = gathered.current
-        rows = current.rows if current is not None else None
+        rows = current.window if current is not None else None
         drift = await self._drift(
             spec, reference, current, problems, any(s.supplies_rows for s in sources)
         )
@@ -129,7 +130,7 @@ class InlineRunner:
             return DriftSummary("disabled")
         if window is not None and window.insufficient is not None:
             return DriftSummary("insufficient_data", message=window.insufficient)
-        current = window.rows if window is not None else None
+        current = window.window if window is not None else None
         if reference is None or current is None:
             if not any_window_source:
                 return DriftSummary("disabled", message="no current data source configured")
@@ -151,7 +152,7 @@ class InlineRunner:
             report = await asyncio.to_thread(
                 analyze,
                 reference.profile,
-                _align(current, features),
+                _align(current, features) if isinstance(current, Dataset) else current,
                 features=features,
                 method=spec.drift.method,
                 methods=options.methods,
@@ -189,7 +190,10 @@ class InlineRunner:
         )
 
     async def _data_quality(
-        self, spec: MonitorSpec, reference: LoadedReference | None, current: Dataset | None
+        self,
+        spec: MonitorSpec,
+        reference: LoadedReference | None,
+        current: Dataset | ReferenceProfile | None,
     ) -> Mapping[str, Any] | None:
         if reference is None or current is None or current.n_rows == 0:
             return None
