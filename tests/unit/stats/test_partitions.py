@@ -229,6 +229,40 @@ def test_categories_past_the_cap_become_a_frequent_items_sketch() -> None:
             assert abs(count - truth[int(label[1:])]) <= col.count_error
 
 
+def test_tests_are_refused_on_sketched_categories_and_auto_picks_a_distance() -> None:
+    ref = ReferenceProfile.from_dataset(_data(500, seed=3, n_labels=400), list(FEATURES))
+    ds = _data(60_000, seed=4, n_labels=400)
+    prof = profile_stream(_split(ds, 6), ProfileSchema(FEATURES, category_cap=100))
+    with pytest.raises(ValueError, match="frequent-items sketch; use jensenshannon or psi"):
+        analyze(ref, prof, features=FEATURES, methods={"c": "chi2"})
+    auto = analyze(ref, prof, features=FEATURES).feature("c")
+    assert auto.method == "jensenshannon"
+    assert auto.approximate
+
+
+def test_sketched_categories_are_compared_over_well_known_labels_and_one_pool() -> None:
+    rng = np.random.default_rng(9)
+    k = 3000
+    weights = 1.0 / np.arange(1, k + 1)
+    p = weights / weights.sum()
+    labels = tuple(f"v{i}" for i in range(k))
+    ref_col = CategoricalColumn(rng.choice(k, 50_000, p=p).astype(np.int32), labels)
+    ref = ReferenceProfile.from_dataset(Dataset({"c": ref_col}), list(FEATURES[1:]))
+    cur = Dataset({"c": CategoricalColumn(rng.choice(k, 100_000, p=p).astype(np.int32), labels)})
+    prof = profile_stream(_split(cur, 5), ProfileSchema(FEATURES[1:], category_cap=500))
+    col = prof["c"]
+    assert isinstance(col, CategoricalProfile)
+    listed = {k: v for k, v in col.estimated_counts().items() if k != OTHER_CATEGORIES}
+    raw = cur["c"]
+    assert isinstance(raw, CategoricalColumn)
+    truth = np.bincount(raw.codes, minlength=k)
+    for label, count in listed.items():  # each listed count within 10% of the truth
+        assert abs(count - truth[int(label[1:])]) <= 0.1 * truth[int(label[1:])]
+    # same distribution: the pooled comparison raises no alarm
+    same = analyze(ref, prof, features=FEATURES[1:], method="jensenshannon").features[0]
+    assert not same.drifted
+
+
 def test_a_window_with_few_categories_stays_exact_under_the_cap() -> None:
     ds = _data(50_000, seed=6)
     schema = ProfileSchema(FEATURES, category_cap=6)

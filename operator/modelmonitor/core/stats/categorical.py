@@ -31,7 +31,11 @@ from collections.abc import Iterable
 import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, FloatArray
-from modelmonitor.core.stats.column_profile import CategoricalProfile, as_categorical
+from modelmonitor.core.stats.column_profile import (
+    OTHER_CATEGORIES,
+    CategoricalProfile,
+    as_categorical,
+)
 from modelmonitor.core.stats.errors import DegenerateInputWarning
 from modelmonitor.core.stats.numerical import EPS, js_from_proportions, psi_from_proportions
 from modelmonitor.core.stats.results import DistanceResult, TestResult
@@ -69,6 +73,13 @@ def align(
         cur_counts = np.bincount(col.codes[col.codes >= 0], minlength=len(col.categories))
         cur_labels, cur_list = list(col.categories), cur_counts.tolist()
     ref_map = ref.estimated_counts()
+    if not ref.exact or _is_sketch(current):
+        window_map = _pooled(ref_map, dict(zip(cur_labels, cur_list, strict=True)), ref, current)
+        ref_map, cur_labels, cur_list = (
+            window_map[0],
+            list(window_map[1]),
+            list(window_map[1].values()),
+        )
     index = {label: i for i, label in enumerate(ref_map)}
     labels = list(ref_map)
     ref_counts = list(ref_map.values())
@@ -86,6 +97,37 @@ def align(
     c = np.asarray(cur_aligned, dtype=np.float64)
     keep = (r + c) > 0
     return tuple(np.asarray(labels, dtype=object)[keep].tolist()), r[keep], c[keep]
+
+
+def _pooled(
+    ref_map: dict[str, int], cur_map: dict[str, int], ref: CategoricalProfile, current: object
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Both sides over the labels every sketched side lists; the rest pooled into one
+    :data:`OTHER_CATEGORIES` bucket on both sides, so an unlisted label is never
+    compared with zero (a frequent-items sketch knows only its frequent labels)."""
+    listed: set[str] | None = None
+    for side, sketched in ((ref_map, not ref.exact), (cur_map, _is_sketch(current))):
+        if sketched:
+            keys = set(side) - {OTHER_CATEGORIES}
+            listed = keys if listed is None else listed & keys
+    assert listed is not None
+    out: list[dict[str, int]] = []
+    for side in (ref_map, cur_map):
+        pooled: dict[str, int] = {}
+        rest = 0
+        for label, count in side.items():
+            if label in listed:
+                pooled[label] = count
+            else:
+                rest += count
+        if rest:
+            pooled[OTHER_CATEGORIES] = rest
+        out.append(pooled)
+    return out[0], out[1]
+
+
+def _is_sketch(current: object) -> bool:
+    return isinstance(current, CategoricalProfile) and not current.exact
 
 
 def _validate(

@@ -30,6 +30,9 @@ PSI_BINS = 10
 #: estimated count is within ``epsilon * n`` of the true count, epsilon = 3.5 / 4,096
 #: = 0.085% (Apache DataSketches' a-priori bound for this size).
 FREQUENT_LG_MAX = 12
+#: A sketched column lists a label when its count's lower bound is at least this many
+#: times the sketch's largest error (so each listed count is within 10%).
+LISTED_ERROR_MULTIPLE = 10
 #: Label of the bucket that collects the weight a frequent-items sketch does not list.
 OTHER_CATEGORIES = "(other categories)"
 
@@ -435,13 +438,19 @@ class CategoricalProfile:
         return float(self._sketch().epsilon) * self.n
 
     def estimated_counts(self) -> dict[str, int]:
-        """Counts per label; for a sketch, its estimates of the labels it lists, and the
-        weight it does not list under :data:`OTHER_CATEGORIES` (so they sum to ``n``)."""
+        """Counts per label; for a sketch, its estimates of the labels it lists (those
+        whose count is known within 10%, :data:`LISTED_ERROR_MULTIPLE`), and the weight
+        it does not list under :data:`OTHER_CATEGORIES` (so they sum to ``n``)."""
         if self.frequent is None:
             return dict(self.counts)
         cached = self._cache.get("estimated")
         if cached is None:
-            items = self._sketch().get_frequent_items(frequent_items_error_type.NO_FALSE_NEGATIVES)
+            # only labels whose count is known to within a tenth: a lower bound of at
+            # least ten times the sketch's largest error (no false positives)
+            floor = math.ceil(LISTED_ERROR_MULTIPLE * self.count_error)
+            items = self._sketch().get_frequent_items(
+                frequent_items_error_type.NO_FALSE_POSITIVES, floor
+            )
             cached = {str(item): int(est) for item, est, _lo, _hi in items}
             rest = self.n - sum(cached.values())
             if rest > 0:

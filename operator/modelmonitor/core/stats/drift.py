@@ -246,7 +246,8 @@ def choose_method(
     n_eff = profile.n if n_cur is None else effective_n(profile.n, n_cur)
     if isinstance(profile, NumericalProfile):
         return "ks" if profile.exact and n_eff <= AUTO_TEST_MAX_N else "wasserstein"
-    if n_eff > AUTO_TEST_MAX_N:
+    if n_eff > AUTO_TEST_MAX_N or (isinstance(current, CategoricalProfile) and not current.exact):
+        # a sketched window's counts are estimates: no test (window_methods' docstring)
         return "jensenshannon"
     if current is None:
         return "chi2"
@@ -488,6 +489,12 @@ def _feature_drift(
         )
         return make(None, None, False, "insufficient_data", reason), None
     approximate = _approximate(spec.name, cur.values)
+    if approximate and spec.kind == "test" and isinstance(cur.values, CategoricalProfile):
+        raise ValueError(
+            f"method {spec.name!r} tests exact counts, but feature {feature.name!r} of this "
+            f"partitioned window has more categories than the cap and is summarised by a "
+            "frequent-items sketch; use jensenshannon or psi"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateInputWarning)
         if isinstance(cur.values, NumericalProfile) and isinstance(ref, NumericalProfile):

@@ -28,9 +28,13 @@ cramervonmises
 
 Categorical windows keep exact counts up to the category cap; chi2, fisher, ztest, psi
 and jensen-shannon on them are exact (the counts are the data's sufficient statistics).
-Beyond the cap the counts are frequent-items estimates, each within 0.085% of n, and the
-labels the sketch does not list are pooled into one bucket: every categorical method is
-then approximate.
+Beyond the cap the counts are frequent-items estimates. Both sides are then compared over
+the labels the sketch knows to within 10% (a count at least ten times the sketch's
+largest error, 0.085% of n), every other label pooled into one bucket on both sides:
+psi and jensen-shannon on that coarser table are approximate; the tests (chi2, fisher,
+ztest) are refused, because at the sizes that overflow the cap a 10% error in one count
+alone is a significant chi-squared (measured in docs/statistics.md), and ``auto`` picks
+jensen-shannon.
 """
 
 from __future__ import annotations
