@@ -506,14 +506,11 @@ def _feature_drift(
         # a guard: every method defines its degenerate cases, but NaN must never vote
         reason = f"{spec.name} is undefined for this data (degenerate input)"
         return make(None, None, False, "insufficient_data", reason), None
-    if approximate:
-        if p_value is not None:
-            return replace(make(result.statistic, p_value, False), approximate=True), spec
+    if p_value is not None:  # drifted once the correction is applied (analyze)
+        fd = make(result.statistic, p_value, False)
+    else:
         fd = make(result.statistic, None, result.statistic >= threshold)
-        return replace(fd, approximate=True), spec
-    if p_value is not None:
-        return make(result.statistic, p_value, False), spec
-    return make(result.statistic, None, result.statistic >= threshold), spec
+    return (replace(fd, approximate=True) if approximate else fd), spec
 
 
 def _approximate(method: str, current: Any) -> bool:
