@@ -36,12 +36,7 @@ from modelmonitor.adapters.files import (
     read_columns,
     read_dataset,
 )
-from modelmonitor.adapters.files.partitions import (
-    is_partitioned,
-    iter_partitions,
-    present_features,
-    resolve_partitions,
-)
+from modelmonitor.adapters.files.partitions import is_partitioned
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
 from modelmonitor.core.stats.column_profile import DEFAULT_EXACT_LIMIT, as_categorical
 from modelmonitor.core.stats.drift import DriftReport, analyze
@@ -51,7 +46,6 @@ from modelmonitor.core.stats.model_quality import (
     classification_quality,
     regression_quality,
 )
-from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import DataQualityReport, data_quality
 from modelmonitor.core.stats.thresholds import method_thresholds, unused_threshold_note
@@ -114,7 +108,9 @@ def _check(args: argparse.Namespace) -> int:
     labels = _label_spec(args)
     limits = limits_from(args)
     if is_partitioned(args.current):
-        return _check_partitioned(args, method, features, labels, limits, started)
+        from modelmonitor.edge.offline_partitions import check_partitioned
+
+        return check_partitioned(args, method, features, labels, limits, started)
     if labels is not None and labels.task == "auto":
         labels = replace(labels, task=resolve_task(Path(args.current), labels, limits=limits))
     types = column_types(labels, features, getattr(args, "categorical", None))
@@ -169,85 +165,6 @@ def _check(args: argparse.Namespace) -> int:
     else:
         out.write(format_table(result))
     return _exit_code(args, result)
-
-
-def _check_partitioned(
-    args: argparse.Namespace,
-    method: str,
-    features: list[Feature] | None,
-    labels: LabelSpec | None,
-    limits: ReadLimits,
-    started: float,
-) -> int:
-    """``check`` of a partitioned current window: streamed into one merged profile.
-
-    Memory holds one chunk of one file and the running profile, whatever the number of
-    files; each file is held to the size caps before it is decoded.
-    """
-    if labels is not None:
-        raise UsageError(
-            "--target/--prediction/--proba need the rows of one current file; a partitioned "
-            "window is summarised, not held (check model quality on one partition)"
-        )
-    if args.format in ("markdown", "html"):
-        raise UsageError(
-            f"--format {args.format} draws the current rows; a partitioned window has only "
-            "its profile: use --format table or json"
-        )
-    types = column_types(None, features, getattr(args, "categorical", None))
-    if features is not None:
-        features = apply_types(features, types)
-    reference = load_reference(
-        Path(args.reference),
-        features,
-        method=method,
-        limits=limits,
-        types=types,
-        required=parse_columns(getattr(args, "categorical", None)),
-    )
-    paths = resolve_partitions(args.current)
-    present = present_features(paths, reference.features)
-    if not present:
-        shown = ", ".join(f.name for f in reference.features[:8])
-        raise DataError(paths[0], f"has none of the reference's features ({shown})")
-    schema = ProfileSchema(tuple(present))
-    window = profile_stream(iter_partitions(paths, present, limits=limits), schema)
-    try:
-        report = analyze(
-            reference.data,
-            window,
-            features=reference.features,
-            method=method,
-            methods=_methods_for(method, reference.features),
-            threshold=args.threshold,
-            alpha=args.alpha,
-            correction=args.correction,
-            drift_share=args.drift_share,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    quality = data_quality(window, reference.data, features=reference.features)
-    result = report.to_dict()
-    result["data_quality"] = quality.to_dict()
-    result["reference"] = {
-        "path": str(reference.path),
-        "kind": reference.kind,
-        "rows": reference.rows,
-    }
-    result["current"] = {
-        "path": str(args.current),
-        "rows": window.n_rows,
-        "partitions": len(paths),
-        "rank_error": schema.rank_epsilon,
-    }
-    _add_decision_rules(result, report, method, args.threshold)
-    if any(f.approximate for f in report.features):
-        result["notes"].append(
-            "statistics marked approximate were read from the window's quantile sketches "
-            f"(rank error {schema.rank_epsilon:.2%}; docs/statistics.md)"
-        )
-    result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
-    return _emit(args, result)
 
 
 def _emit(args: argparse.Namespace, result: dict[str, Any]) -> int:

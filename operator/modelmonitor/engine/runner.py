@@ -37,6 +37,7 @@ from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import data_quality
+from modelmonitor.core.stats.quality_window import window_quality
 from modelmonitor.sources.base import (
     HISTORY_FIELD,
     Clients,
@@ -201,9 +202,14 @@ class InlineRunner:
         if not features:
             return None
         try:
-            report = await asyncio.to_thread(
-                data_quality, current, reference.profile, features=features
-            )
+            if isinstance(current, Dataset):
+                report = await asyncio.to_thread(
+                    data_quality, current, reference.profile, features=features
+                )
+            else:  # a partitioned window's profile
+                report = await asyncio.to_thread(
+                    window_quality, current, reference.profile, features=features
+                )
         except ValueError as exc:
             return {"error": str(exc)}
         return report.to_dict()

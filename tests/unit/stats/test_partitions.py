@@ -32,6 +32,7 @@ from modelmonitor.core.stats.partitions import (
 )
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import data_quality
+from modelmonitor.core.stats.quality_window import window_quality
 from modelmonitor.core.stats.window_methods import ks_statistic
 
 FEATURES = (Feature("x", "numerical"), Feature("c", "categorical"))
@@ -299,7 +300,7 @@ def test_data_quality_of_a_window_profile_matches_the_rows_on_exact_parts() -> N
     ds = _data(40_000, seed=32)
     prof = profile_stream(_split(ds, 8), ProfileSchema(FEATURES))
     rows = data_quality(ds, ref, features=list(FEATURES)).to_dict()
-    merged = data_quality(prof, ref, features=list(FEATURES)).to_dict()
+    merged = window_quality(prof, ref, features=list(FEATURES)).to_dict()
     for fr, fm in zip(rows["features"], merged["features"], strict=True):
         for key in ("rows", "missing", "pos_inf", "neg_inf", "min", "max", "new_category_count"):
             assert fr[key] == fm[key], key

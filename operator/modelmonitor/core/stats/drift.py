@@ -82,6 +82,12 @@ from modelmonitor.core.stats.methods import (
     get_method,
     validate_method_name,
 )
+from modelmonitor.core.stats.noise_floor import (
+    AUTO_NOISE_QUANTILE,
+    AUTO_WASSERSTEIN_NOISE,
+    noise_floor,
+    noise_floor_bound,
+)
 from modelmonitor.core.stats.numerical import HIST_BINS, require_exact
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.results import TestResult
@@ -90,20 +96,20 @@ from modelmonitor.core.stats.results import TestResult
 AUTO_TEST_MAX_N = 1000
 #: Smallest expected 2 x 2 cell count for which ``auto`` trusts the z-test over Fisher.
 AUTO_FISHER_MIN_EXPECTED = 5.0
-#: ``auto`` raises a distance's threshold to the level its no-shift noise reaches in
-#: 1% of windows of the current size (see :func:`noise_floor`).
-AUTO_NOISE_QUANTILE = 0.99
-AUTO_WASSERSTEIN_NOISE = 3.5
 
 FeatureStatus: TypeAlias = Literal["ok", "insufficient_data", "missing_column", "type_mismatch"]
 
 __all__ = [
+    "AUTO_NOISE_QUANTILE",
     "AUTO_TEST_MAX_N",
+    "AUTO_WASSERSTEIN_NOISE",
     "DatasetDrift",
     "DriftReport",
     "FeatureDrift",
     "analyze",
     "choose_method",
+    "noise_floor",
+    "noise_floor_bound",
 ]
 
 
@@ -262,45 +268,6 @@ def choose_method(
         return "ztest"
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / total
     return "fisher" if float(expected.min()) < AUTO_FISHER_MIN_EXPECTED else "ztest"
-
-
-def noise_floor(method: str, n_eff: float, n_bins: int) -> float:
-    """The value a distance exceeds in ~1% of windows without any shift (see docstring).
-
-    * ``jensenshannon`` over B bins: JS distance (base 2) is about
-      ``sqrt(chi2_{B-1} / (8 ln 2 n_eff))`` under no shift; its 99th percentile.
-    * ``wasserstein`` (normed): ``3.5 / sqrt(n_eff)``, the largest 99th percentile of
-      ``W sqrt(n_eff)`` measured on normal, lognormal, exponential and t(3) data
-      (docs/statistics.md).
-    * other methods: 0 (no floor).
-    """
-    if n_eff <= 0:
-        return 0.0  # nothing to compare: the feature is reported as insufficient data
-    if method == "wasserstein":
-        return AUTO_WASSERSTEIN_NOISE / math.sqrt(n_eff)
-    if method == "jensenshannon":
-        from scipy import special  # only runs that need the exact floor pay for the import
-
-        df = max(n_bins - 1, 1)
-        q = float(2.0 * special.gammaincinv(df / 2.0, AUTO_NOISE_QUANTILE))  # = chi2.ppf
-        return math.sqrt(q / (8.0 * math.log(2.0) * n_eff))
-    return 0.0
-
-
-def noise_floor_bound(method: str, n_eff: float, n_bins: int) -> float:
-    """An upper bound of :func:`noise_floor` from elementary functions.
-
-    For ``jensenshannon`` the chi-squared quantile is bounded by Laurent and Massart's
-    inequality, ``P(X >= k + 2 sqrt(k x) + 2 x) <= exp(-x)`` with ``x = -ln(1 - 0.99)``:
-    when the bound is below the default threshold the floor changes nothing, and the
-    exact quantile (scipy.special, ~0.1-0.2 s to import) is never needed.
-    """
-    if method != "jensenshannon" or n_eff <= 0:
-        return noise_floor(method, n_eff, n_bins)
-    k = max(n_bins - 1, 1)
-    x = -math.log(1.0 - AUTO_NOISE_QUANTILE)
-    q = k + 2.0 * math.sqrt(k * x) + 2.0 * x
-    return math.sqrt(q / (8.0 * math.log(2.0) * n_eff))
 
 
 def _auto_threshold(spec: MethodSpec, ref: ColumnProfile, cur: _Prepared, default: float) -> float:
@@ -488,13 +455,7 @@ def _feature_drift(
             f"reference has {n_ref}, current {cur.n_valid}"
         )
         return make(None, None, False, "insufficient_data", reason), None
-    approximate = _approximate(spec.name, cur.values)
-    if approximate and spec.kind == "test" and isinstance(cur.values, CategoricalProfile):
-        raise ValueError(
-            f"method {spec.name!r} tests exact counts, but feature {feature.name!r} of this "
-            f"partitioned window has more categories than the cap and is summarised by a "
-            "frequent-items sketch; use jensenshannon or psi"
-        )
+    approximate = window_methods.approximate(spec.name, spec.kind, cur.values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateInputWarning)
         if isinstance(cur.values, NumericalProfile) and isinstance(ref, NumericalProfile):
@@ -511,13 +472,6 @@ def _feature_drift(
     else:
         fd = make(result.statistic, None, result.statistic >= threshold)
     return (replace(fd, approximate=True) if approximate else fd), spec
-
-
-def _approximate(method: str, current: Any) -> bool:
-    """Whether the statistic comes from a sketch of the window (docs/statistics.md)."""
-    if isinstance(current, NumericalProfile):
-        return method != "ttest"  # moments are exact in every profile
-    return isinstance(current, CategoricalProfile) and not current.exact
 
 
 def _threshold(spec: MethodSpec, requested: str, threshold: float | None, alpha: float) -> float:
@@ -547,10 +501,8 @@ def analyze(
     Parameters
     ----------
     current
-        The window's rows, or the merged profile of a partitioned window
-        (:mod:`modelmonitor.core.stats.partitions`): exact samples and counts give the
-        same answer as the rows; sketched columns give approximate statistics, marked
-        ``approximate`` (:mod:`modelmonitor.core.stats.window_methods`).
+        The window's rows, or a partitioned window's merged profile: sketched columns
+        give ``approximate`` statistics (:mod:`modelmonitor.core.stats.window_methods`).
     reference
         A saved/precomputed profile, or raw data. Raw data is profiled here one column at
         a time with its exact sorted sample (no sketch), so results on raw data are exact

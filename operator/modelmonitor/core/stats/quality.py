@@ -31,11 +31,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
-from modelmonitor.core.stats.column_profile import (
-    OTHER_CATEGORIES,
-    CategoricalProfile,
-    NumericalProfile,
-)
+from modelmonitor.core.stats.column_profile import CategoricalProfile, NumericalProfile
 from modelmonitor.core.stats.exceedance import out_of_range_pvalue
 from modelmonitor.core.stats.profile import ReferenceProfile
 
@@ -387,91 +383,6 @@ def _categorical_quality(name: str, col: CategoricalColumn, ref: _Ref) -> Featur
     )
 
 
-def _out_of_range_from_profile(col: NumericalProfile, ref: _Ref) -> int:
-    """Finite values outside the reference's range: exact from an exact sample or when the
-    window's own min/max lie inside it, else estimated from the window's sketch (within
-    its rank error times n)."""
-    out = 0
-    if col.min < ref.lo:
-        if col.values is not None:
-            out += int(np.searchsorted(col.values, ref.lo, side="left"))
-        else:
-            below = float(col.cdf(np.array([np.nextafter(ref.lo, -np.inf)]))[0])
-            out += max(1, round(below * col.n))  # at least the window's own minimum
-    if col.max > ref.hi:
-        if col.values is not None:
-            out += col.n - int(np.searchsorted(col.values, ref.hi, side="right"))
-        else:
-            above = 1.0 - float(col.cdf(np.array([ref.hi]))[0])
-            out += max(1, round(above * col.n))
-    return out
-
-
-def _numerical_quality_profile(name: str, col: NumericalProfile, ref: _Ref) -> FeatureQuality:
-    rows, nan = col.n_total, col.n_missing
-    present = rows - nan
-    out_share: float | None = None
-    out = 0
-    if not math.isnan(ref.lo) and present:
-        out = _out_of_range_from_profile(col, ref) if col.n else 0
-        out_share = out / present
-    out_p = (
-        out_of_range_pvalue(out, ref.rows - ref.missing - ref.inf, col.n)
-        if out_share is not None
-        else None
-    )
-    distinct = 0 if col.n == 0 else (1 if col.min == col.max else 2)
-    return FeatureQuality(
-        name=name,
-        type="numerical",
-        reference_type=ref.type,
-        rows=rows,
-        missing=nan,
-        missing_share=nan / rows if rows else 0.0,
-        reference_missing_share=ref.missing_share,
-        pos_inf=col.n_pos_inf,
-        neg_inf=col.n_neg_inf,
-        reference_inf=ref.inf,
-        min=_none_if_nan(col.min),
-        max=_none_if_nan(col.max),
-        reference_min=_none_if_nan(ref.lo),
-        reference_max=_none_if_nan(ref.hi),
-        out_of_range=out,
-        out_of_range_share=out_share,
-        out_of_range_pvalue=out_p,
-        distinct=distinct,
-        constant=distinct == 1,
-        reference_constant=ref.constant,
-    )
-
-
-def _categorical_quality_profile(name: str, col: CategoricalProfile, ref: _Ref) -> FeatureQuality:
-    counts = {k: v for k, v in col.estimated_counts().items() if v > 0}
-    counts.pop(OTHER_CATEGORIES, None)  # a sketch's unlisted labels: unknown, not new
-    rows, present = col.n_total, col.n
-    new = sorted(
-        ((k, v) for k, v in counts.items() if k not in ref.categories), key=lambda kv: -kv[1]
-    )
-    new_count = sum(v for _, v in new)
-    listed = tuple(NewCategory(k, v, v / present) for k, v in new[:MAX_LISTED_CATEGORIES])
-    distinct = len(counts)
-    return FeatureQuality(
-        name=name,
-        type="categorical",
-        reference_type=ref.type,
-        rows=rows,
-        missing=col.n_missing,
-        missing_share=col.n_missing / rows if rows else 0.0,
-        reference_missing_share=ref.missing_share,
-        new_categories=listed,
-        new_category_count=new_count,
-        new_category_share=_share(new_count, present),
-        distinct=distinct,
-        constant=distinct == 1,
-        reference_constant=ref.constant,
-    )
-
-
 def _mismatch_quality(name: str, col: Column, ref: _Ref) -> FeatureQuality:
     if isinstance(col, CategoricalColumn):
         kind: FeatureType = "categorical"
@@ -559,7 +470,7 @@ def _issues(f: FeatureQuality, t: QualityThresholds) -> list[Issue]:
 
 
 def data_quality(
-    current: Dataset | ReferenceProfile,
+    current: Dataset,
     reference: ReferenceProfile | Dataset,
     *,
     features: Sequence[Feature] | None = None,
@@ -570,11 +481,8 @@ def data_quality(
     ``features`` restricts the check to those names (default: every reference column);
     types are the reference's. Current columns outside that set are extra columns. A
     feature the reference does not have is a caller error (ValueError).
-
-    ``current`` may be the merged profile of a partitioned window: counts, missing
-    shares, infinities, min/max and new categories are then exact (up to the category
-    cap); out-of-range counts are exact unless the window's column is sketched and
-    reaches outside the reference's range, when they are estimated from the sketch.
+    A partitioned window's merged profile is checked by
+    :func:`modelmonitor.core.stats.quality_window.window_quality` instead.
     """
     t = thresholds or QualityThresholds()
     refs, ref_rows = _reference_summaries(reference)
@@ -592,17 +500,6 @@ def data_quality(
             issues.append(Issue(name, "missing_column", "column missing from the current data"))
             continue
         col = current[name]
-        if isinstance(col, NumericalProfile | CategoricalProfile):
-            if col.type != ref.type:
-                raise ValueError(f"feature {name!r}: window profiled as {col.type}")
-            fq = (
-                _numerical_quality_profile(name, col, ref)
-                if isinstance(col, NumericalProfile)
-                else _categorical_quality_profile(name, col, ref)
-            )
-            results.append(fq)
-            issues.extend(_issues(fq, t))
-            continue
         is_cat = isinstance(col, CategoricalColumn)
         if is_cat != (ref.type == "categorical"):
             fq = _mismatch_quality(name, col, ref)
@@ -613,8 +510,7 @@ def data_quality(
         results.append(fq)
         issues.extend(_issues(fq, t))
     wanted = set(names)
-    have = current.names if isinstance(current, Dataset) else list(current.columns)
-    extra = tuple(n for n in have if n not in wanted)
+    extra = tuple(n for n in current.names if n not in wanted)
     return DataQualityReport(
         rows=current.n_rows,
         reference_rows=ref_rows,

@@ -47,7 +47,7 @@ import numpy as np
 
 from modelmonitor.core.dataset import FloatArray
 from modelmonitor.core.stats import numerical
-from modelmonitor.core.stats.column_profile import PSI_BINS, NumericalProfile
+from modelmonitor.core.stats.column_profile import PSI_BINS, CategoricalProfile, NumericalProfile
 from modelmonitor.core.stats.errors import DegenerateInputWarning
 from modelmonitor.core.stats.ks_dist import ks_2samp_pvalue
 from modelmonitor.core.stats.results import DistanceResult, MethodResult, TestResult
@@ -168,3 +168,21 @@ def run(method: str, ref: NumericalProfile, cur: NumericalProfile) -> MethodResu
     if method == "ks" and not ref.exact:
         numerical.require_exact(ref, method)
     return func(ref, cur)
+
+
+def approximate(method: str, kind: str, current: object) -> bool:
+    """Whether ``method`` on this current column reads a sketch (marked ``approximate``).
+
+    A test on a sketched categorical column is refused here (ValueError), see above.
+    """
+    if isinstance(current, NumericalProfile):
+        return method != "ttest"  # moments are exact in every profile
+    if not isinstance(current, CategoricalProfile) or current.exact:
+        return False
+    if kind == "test":
+        raise ValueError(
+            f"method {method!r} tests exact counts, but feature {current.name!r} of this "
+            "partitioned window has more categories than the cap and is summarised by a "
+            "frequent-items sketch; use jensenshannon or psi"
+        )
+    return True
