@@ -56,7 +56,7 @@ def test_a_partitioned_window_is_streamed_in_the_run_pod(
     (day / "_SUCCESS").write_text("")
     cluster.apply(claim_on_host(namespace, "exports", volume))
     try:
-        doc = monitor("batch", model_server.url, "iris")
+        doc = monitor("batch", model_server.url, "iris", drift={"driftShare": 0.2})
         doc["spec"]["schedule"] = {
             "interval": "60s",
             "mode": "job",
