@@ -105,7 +105,7 @@ def check_partitioned(
     _add_decision_rules(result, report, method, args.threshold)
     if any(f.approximate for f in report.features):
         result["notes"].append(
-            "statistics marked approximate were read from the window's quantile sketches "
+            "statistics marked approximate (~ in the table) were read from the window's sketches "
             f"(rank error {schema.rank_epsilon:.2%}; docs/statistics.md)"
         )
     result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
