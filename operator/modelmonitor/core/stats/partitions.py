@@ -33,7 +33,7 @@ category counts              exact up to ``category_cap`` (10,000) labels, then 
 
 The window's k is five times the saved reference profiles' 200 because the window is
 where the tests look: a KS statistic read from a window sketch is within its epsilon of
-the exact one, and 0.28% is a tenth of the KS critical value at n_eff = 1,000 (docs/
+the exact one, and 0.28% is a fifteenth of the KS critical value at n_eff = 1,000 (docs/
 statistics.md measures the effect on each method).
 """
 
