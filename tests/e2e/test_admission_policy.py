@@ -338,6 +338,23 @@ def test_job_mode_reference_claim_needs_get_on_it(policy: KubeCluster, ns: str) 
     assert_admitted(create_as(policy, ns, "heidi", "pvc", spec))
 
 
+def test_a_partitioned_window_s_claim_needs_get_on_it(policy: KubeCluster, ns: str) -> None:
+    spec = {
+        "target": {"name": "app"},
+        "schedule": {"mode": "job"},
+        "reference": {"configMapRef": {"name": "ref", "key": "ref.csv"}},
+        "data": {"partitions": {"claimName": "exports", "path": "day/*.parquet"}},
+    }
+    base = [("apps", "deployments", "get", ("app",)), ("", "configmaps", "get", ("ref",))]
+    grant(policy, ns, "ivan", base)
+    assert_refused(
+        create_as(policy, ns, "ivan", "parts", spec),
+        "may not get persistentvolumeclaims/exports",
+    )
+    grant(policy, ns, "judy", [*base, ("", "persistentvolumeclaims", "get", ("exports",))])
+    assert_admitted(create_as(policy, ns, "judy", "parts", spec))
+
+
 # -- updates --------------------------------------------------------------------------------
 def test_spec_edits_are_checked_but_metadata_and_status_writes_are_not(
     policy: KubeCluster, ns: str

@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="reference data file (csv, tsv, jsonl, parquet, npy) or a saved profile",
     )
-    p.add_argument("--current", required=True, help="current data file")
+    p.add_argument(
+        "--current",
+        required=True,
+        help="current data file, or a partitioned window: a directory of data files or a "
+        "quoted glob ('day/*.parquet'), profiled file by file in bounded memory",
+    )
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
     p.add_argument(
         "--method",
@@ -170,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference-root",
         default="",
         help="where spec.reference.pvc's claim is mounted (the Job sets it); pvc.path is "
+        "read inside it",
+    )
+    p.add_argument(
+        "--window-root",
+        default="",
+        help="where spec.data.partitions' claim is mounted (the Job sets it); its path is "
         "read inside it",
     )
     p.add_argument(

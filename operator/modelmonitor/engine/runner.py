@@ -35,7 +35,9 @@ from modelmonitor.core.spec.drift_options import drift_options
 from modelmonitor.core.stats import analyze
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import data_quality
+from modelmonitor.core.stats.quality_window import window_quality
 from modelmonitor.sources.base import (
     HISTORY_FIELD,
     Clients,
@@ -80,7 +82,7 @@ class InlineRunner:
             if source.supplies_rows:
                 gathered.add(await source.gather(ctx))
         current = gathered.current
-        rows = current.rows if current is not None else None
+        rows = current.window if current is not None else None
         drift = await self._drift(
             spec, reference, current, problems, any(s.supplies_rows for s in sources)
         )
@@ -129,7 +131,7 @@ class InlineRunner:
             return DriftSummary("disabled")
         if window is not None and window.insufficient is not None:
             return DriftSummary("insufficient_data", message=window.insufficient)
-        current = window.rows if window is not None else None
+        current = window.window if window is not None else None
         if reference is None or current is None:
             if not any_window_source:
                 return DriftSummary("disabled", message="no current data source configured")
@@ -151,7 +153,7 @@ class InlineRunner:
             report = await asyncio.to_thread(
                 analyze,
                 reference.profile,
-                _align(current, features),
+                _align(current, features) if isinstance(current, Dataset) else current,
                 features=features,
                 method=spec.drift.method,
                 methods=options.methods,
@@ -189,7 +191,10 @@ class InlineRunner:
         )
 
     async def _data_quality(
-        self, spec: MonitorSpec, reference: LoadedReference | None, current: Dataset | None
+        self,
+        spec: MonitorSpec,
+        reference: LoadedReference | None,
+        current: Dataset | ReferenceProfile | None,
     ) -> Mapping[str, Any] | None:
         if reference is None or current is None or current.n_rows == 0:
             return None
@@ -197,9 +202,14 @@ class InlineRunner:
         if not features:
             return None
         try:
-            report = await asyncio.to_thread(
-                data_quality, current, reference.profile, features=features
-            )
+            if isinstance(current, Dataset):
+                report = await asyncio.to_thread(
+                    data_quality, current, reference.profile, features=features
+                )
+            else:  # a partitioned window's profile
+                report = await asyncio.to_thread(
+                    window_quality, current, reference.profile, features=features
+                )
         except ValueError as exc:
             return {"error": str(exc)}
         return report.to_dict()

@@ -116,6 +116,15 @@ class PayloadLogSpec:
 
 
 @dataclass(frozen=True)
+class PartitionsSpec:
+    """A partitioned current window on a volume: the files a folder or glob names inside
+    the claim, streamed partition by partition into one profile (job mode only)."""
+
+    claim_name: str
+    path: str
+
+
+@dataclass(frozen=True)
 class MultivariateSpec:
     enabled: bool = False
     permutations: int = 200
@@ -286,6 +295,7 @@ class MonitorSpec:
     prediction: PredictionSpec | None = None
     probe: ProbeSpec | None = None
     payload_log: PayloadLogSpec | None = None
+    partitions: PartitionsSpec | None = None
     drift: DriftSpec = field(default_factory=DriftSpec)
     slos: tuple[SLOSpec, ...] = ()
     prometheus: PrometheusSpec | None = None

@@ -39,6 +39,7 @@ from modelmonitor.core.spec.model import (
     MonitorSpec,
     MultivariateSpec,
     NotifySpec,
+    PartitionsSpec,
     PayloadLogSpec,
     PredictionSpec,
     ProbeSpec,
@@ -65,6 +66,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     features = _parse_features(r, spec)
     prediction = _parse_prediction(r, spec)
     probe, payload_log = _parse_data(r, spec)
+    partitions = _parse_partitions(r, spec)
     drift = _parse_drift(r, spec)
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
@@ -81,6 +83,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         prediction=prediction,
         probe=probe,
         payload_log=payload_log,
+        partitions=partitions,
         drift=drift,
         slos=slos,
         prometheus=prometheus,
@@ -357,6 +360,22 @@ def _parse_data(
     return probe, payload
 
 
+def _parse_partitions(r: FieldReader, spec: Mapping[str, Any]) -> PartitionsSpec | None:
+    data = r.obj(spec, "data", "spec") or {}
+    part = r.obj(data, "partitions", "spec.data")
+    if part is None:
+        return None
+    path = "spec.data.partitions"
+    where = r.string(part, "path", path, required=True)
+    problem = None if where is None else volume_path_problem(where)
+    if problem is not None:
+        r.problem(f"{path}.path", problem)
+    return PartitionsSpec(
+        claim_name=r.name(part, "claimName", path, subdomain_problem) or "",
+        path=where or "",
+    )
+
+
 def _parse_probe_dataset(
     r: FieldReader, probe: Mapping[str, Any], path: str
 ) -> ReferenceSpec | None:
@@ -485,6 +504,8 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
         r.problem("spec.target.endpoint", "is required when spec.data.probe is set")
     if spec.payload_log is not None and spec.schedule.mode != "inline":
         r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
+    if spec.partitions is not None and spec.schedule.mode != "job":
+        r.problem("spec.data.partitions", "needs spec.schedule.mode 'job'")
     if spec.reference.source == "pvc" and spec.schedule.mode != "job":
         r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
     actions = spec.actions
