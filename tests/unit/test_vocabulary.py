@@ -18,6 +18,7 @@ import yaml
 
 from modelmonitor.adapters.files import FORMAT_NAMES
 from modelmonitor.core import spec
+from modelmonitor.core.anomaly.outcome import ANOMALY_STATES
 from modelmonitor.core.codecs.inference import PROTOCOLS
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import METHOD_NAMES
@@ -64,6 +65,9 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.actions.onSLOBreach[]": spec.ACTIONS,
     "spec.actions.onDrift[]": spec.ACTIONS,
     "spec.actions.notify.format": spec.NOTIFY_FORMATS,
+    "spec.anomalies[].sli": spec.ANOMALY_SLIS,
+    "spec.anomalies[].template.name": spec.SLI_TEMPLATE_NAMES,
+    "status.anomalies[].state": ANOMALY_STATES,
     "status.phase": tuple(p.value for p in Phase),
     "status.conditions[].status": ("True", "False", "Unknown"),
 }

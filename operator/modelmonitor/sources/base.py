@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelmonitor.adapters.outbound import Outbound
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.dataset import Column, Dataset, Feature
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
+from modelmonitor.sources.anomaly_cache import SeriesCache
 from modelmonitor.sources.endpoint import EndpointLookup, Resolution
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import Transport
@@ -55,6 +57,8 @@ class Clients:
     payloads: PayloadStore | None = None  # the collector's windows (inline mode only)
     prometheus_min_window_seconds: float = 60.0
     outbound: Outbound = field(default_factory=Outbound)  # the fence every request goes through
+    # spec.anomalies' series between runs (a run fetches only the new tail)
+    series_cache: SeriesCache = field(default_factory=SeriesCache)
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Gathered:
     histories: Mapping[str, Any] = field(default_factory=dict)  # by SLO name, for status
     problems: tuple[Problem, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)  # merged into Report.details
+    anomalies: tuple[AnomalyOutcome, ...] = ()  # spec.anomalies' series (core/anomaly)
 
 
 class Source(Protocol):

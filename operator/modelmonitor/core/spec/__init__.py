@@ -6,6 +6,7 @@ The names below are the spec's public face: import them from ``modelmonitor.core
 from modelmonitor.core.spec.fields import SpecError, parse_duration
 from modelmonitor.core.spec.model import (
     ACTIONS,
+    ANOMALY_SLIS,
     FEATURE_TYPES,
     MAX_INTERVAL_SECONDS,
     MAX_RUN_TIMEOUT_SECONDS,
@@ -18,6 +19,7 @@ from modelmonitor.core.spec.model import (
     SLO_SOURCES,
     TARGET_KINDS,
     ActionsSpec,
+    AnomalySpec,
     DriftSpec,
     EndpointSpec,
     ErrorRatioSpec,
@@ -44,6 +46,7 @@ from modelmonitor.core.spec.parse import parse_spec
 
 __all__ = [
     "ACTIONS",
+    "ANOMALY_SLIS",
     "FEATURE_TYPES",
     "MAX_INTERVAL_SECONDS",
     "MAX_RUN_TIMEOUT_SECONDS",
@@ -56,6 +59,7 @@ __all__ = [
     "SLO_SOURCES",
     "TARGET_KINDS",
     "ActionsSpec",
+    "AnomalySpec",
     "DriftSpec",
     "EndpointSpec",
     "ErrorRatioSpec",
