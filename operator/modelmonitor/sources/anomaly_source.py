@@ -32,6 +32,7 @@ from modelmonitor.sources.prometheus import (
     PrometheusError,
     PrometheusQueryError,
     PrometheusRefused,
+    PrometheusResponseError,
     PrometheusUnavailable,
 )
 from modelmonitor.sources.prometheus_auth import CredentialsUnavailable, load_prometheus_auth
@@ -171,8 +172,16 @@ async def fetch_range(
                 error_type="ambiguous",
             )
         for series in result.series:
+            if len(series.points) > (hi - lo) / step + 2:
+                raise PrometheusResponseError(
+                    f"{client.shown}: {len(series.points)} points for a range of "
+                    f"{(hi - lo) / step + 1:.0f} steps",
+                    url=client.shown,
+                    query=query,
+                )
             for ts, value in series.points:
-                if not math.isnan(value):
+                # a point outside the range asked is not an answer to it
+                if lo <= ts <= hi and not math.isnan(value):
                     times.append(ts)
                     values.append(value)
         lo = hi + step

@@ -15,6 +15,7 @@ from modelmonitor.core.anomaly import (
     detect,
     parse_seasons,
 )
+from modelmonitor.core.anomaly.outcome import summarize
 from modelmonitor.core.anomaly.seasonal import WARMUP
 
 STEP = 300.0
@@ -70,6 +71,18 @@ def test_a_departure_shorter_than_for_is_not_an_anomaly_but_pending() -> None:
     r = detect(t, v, SeasonalOptions(for_seconds=900))
     assert r.anomalies == ()
     assert r.pending_seconds() == STEP
+    single = v.copy()
+    single[-2] -= 8  # only the very last point is outside: pending 0s, still outside
+    one = summarize(
+        "s",
+        detect(t, single, SeasonalOptions(for_seconds=900)),
+        now=t[-1],
+        stale_after=900,
+        for_seconds=900,
+    )
+    assert one.state == "Normal"
+    assert "outside band" in one.message
+    assert "for 0s (not yet for 900s)" in one.message
     r0 = detect(t, v, SeasonalOptions(for_seconds=0))
     assert r0.anomalies[-1].open
     assert r0.anomalies[-1].start == t[-2]
@@ -254,3 +267,10 @@ def _fixed_anomalies(t, v, threshold, opts, judged):
     upper = np.where(judged, threshold, np.nan)
     outside = judged & (v > threshold)
     return _anomalies(t, v, median, lower, upper, outside, judged, opts)
+
+
+def test_times_out_of_range_or_spanning_ages_are_refused_before_allocating() -> None:
+    with pytest.raises(SeriesError, match="milliseconds"):
+        detect([0.0, 1.7e12], [1.0, 2.0])  # epoch milliseconds
+    with pytest.raises(SeriesError, match="too long to bin"):
+        detect([-9e10, 9e10], [1.0, 2.0])

@@ -277,3 +277,37 @@ def test_the_cache_is_bounded_and_drops_a_series_asked_differently() -> None:
     assert cache.get(("ns", "m", "c"), entry.fingerprint) is None  # dropped with it
     cache.forget("ns", "m")
     assert len(cache) == 0
+
+
+def test_a_hostile_answer_cannot_blow_up_the_detector() -> None:
+    """Points the server was not asked for (far in the future, or more than the range
+    holds) are dropped or refused: never a grid of astronomical size."""
+
+    class Hostile(FakeRangeApi):
+        async def handle(self, request: web.Request) -> web.Response:
+            form = await request.post()
+            start = float(form["start"])
+            values = [[start, "1"], [1e15, "1"], [-1e15, "2"]]
+            result = [{"metric": {}, "values": values}]
+            return web.json_response(
+                {"status": "success", "data": {"resultType": "matrix", "result": result}}
+            )
+
+    (report,) = runs(Hostile(daily), [START])
+    assert report.anomalies[0].state == "WarmingUp"  # the one real point, nothing else
+    assert report.problems == ()
+
+    class Flood(FakeRangeApi):
+        async def handle(self, request: web.Request) -> web.Response:
+            form = await request.post()
+            start = float(form["start"])
+            values = [[start, "1"]] * 20_000
+            result = [{"metric": {}, "values": values}]
+            return web.json_response(
+                {"status": "success", "data": {"resultType": "matrix", "result": result}}
+            )
+
+    (report,) = runs(Flood(daily), [START])
+    assert report.anomalies[0].state == "Unavailable"
+    assert report.problems[0].reason == "PrometheusQueryFailed"
+    assert "points for a range of" in report.problems[0].message

@@ -175,7 +175,7 @@ def summarize(
             **counts,
         )
     pending = result.pending_seconds()
-    if pending > 0:
+    if result.outside[i]:
         text = (
             f"{name}: {_g(value)} outside band [{_g(lower)}, {_g(upper)}] for {pending:g}s "
             f"(not yet for {for_seconds:g}s)"

@@ -47,6 +47,9 @@ WEEK = 7 * DAY
 #: series is too irregular to be binned (resample it) or too long (shorten it).
 MAX_GRID_CELLS = 20_000_000
 WARMUP = -1  # season_index of a point without a baseline
+#: Times beyond this many seconds from the epoch (the year 5138) are refused: no series
+#: holds them, and they would overflow the cycle arithmetic.
+MAX_ABS_TIME = 1e11
 
 
 class SeriesError(ValueError):
@@ -206,6 +209,11 @@ def detect(
         raise SeriesError(f"times and values must be 1-d and of one length ({t.shape}, {v.shape})")
     if not np.isfinite(t).all():
         raise SeriesError("every time must be a finite number of seconds")
+    if t.size and float(np.abs(t).max()) > MAX_ABS_TIME:
+        raise SeriesError(
+            "a time is out of range (more than 1e11 seconds from 1970): are these "
+            "milliseconds or nanoseconds instead of seconds?"
+        )
     v = np.where(np.isinf(v), np.nan, v)  # +Inf (a quantile past the last bucket): no value
     order = np.argsort(t, kind="stable")
     t, v = t[order], v[order]
@@ -251,6 +259,11 @@ def _season_baseline(
     cell = slot * n_cycles + cycle
     valid = np.isfinite(v)
     n_cells = n_slots * n_cycles
+    if n_cells > MAX_GRID_CELLS:
+        raise SeriesError(
+            f"the series spans {n_cycles:,} cycles of {season:g}s: too long to bin "
+            "(shorten it, or use a longer season)"
+        )
     counts = np.bincount(cell[valid], minlength=n_cells)
     width = int(counts.max()) if counts.size else 0
     history = min(o.max_cycles, n_cycles)
