@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.kube import KubeCluster
 from tests.e2e.operator_fixtures import OperatorProcess
+from tests.e2e.test_crd import _monitor, assert_refused, spec_with
 from tests.e2e.test_runs import condition, wait_status
 from tests.prometheus import PrometheusServer, ScrapeTarget, free_port
 
@@ -191,3 +193,70 @@ def test_a_spike_in_a_seasonal_series_is_anomalous_and_recovers(
     assert anomalous[0]["type"] == "Warning"
     assert "outside band [" in anomalous[0]["message"]
     assert any(e["reason"] == "NoAnomaly" for e in events["items"])
+
+
+PROM = {"url": "http://prometheus.monitoring:9090"}
+LATENCY = {"name": "p95", "sli": "latency", "template": {"name": "mlserver", "model": "m"}}
+
+# (case, spec, the field path the API server's message must name)
+REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    ("anomalies without prometheus", spec_with("anomalies", [LATENCY]), "spec.prometheus"),
+    (
+        "query and sli",
+        spec_with("anomalies", [{**LATENCY, "query": "up"}], spec_with("prometheus", PROM)),
+        "spec.anomalies[0]",
+    ),
+    (
+        "sli without template",
+        spec_with("anomalies", [{"name": "a", "sli": "traffic"}], spec_with("prometheus", PROM)),
+        "spec.anomalies[0].template",
+    ),
+    (
+        "kserve traffic",
+        spec_with(
+            "anomalies",
+            [{"name": "a", "sli": "traffic", "template": {"name": "kserve"}}],
+            spec_with("prometheus", PROM),
+        ),
+        "spec.anomalies[0].template.name",
+    ),
+    (
+        "a season of minutes",
+        spec_with("anomalies", [{**LATENCY, "seasons": ["30m"]}], spec_with("prometheus", PROM)),
+        "spec.anomalies[0].seasons[0]",
+    ),
+    (
+        "a step of a day",
+        spec_with("anomalies", [{**LATENCY, "step": "1d"}], spec_with("prometheus", PROM)),
+        "spec.anomalies[0].step",
+    ),
+    (
+        "sensitivity 0",
+        spec_with("anomalies", [{**LATENCY, "sensitivity": 0}], spec_with("prometheus", PROM)),
+        "spec.anomalies[0].sensitivity",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "field"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_bad_anomaly_specs_are_refused_by_the_api_server(
+    crds: KubeCluster, namespace: str, case: str, spec: dict[str, Any], field: str
+) -> None:
+    assert_refused(crds, namespace, case, spec, field)
+
+
+def test_a_full_anomaly_spec_is_accepted_with_its_defaults(
+    crds: KubeCluster, namespace: str
+) -> None:
+    spec = spec_with(
+        "anomalies",
+        [LATENCY, {"name": "q", "query": "sum(rate(x[$window]))", "seasons": ["1d", "7d"]}],
+        spec_with("prometheus", PROM),
+    )
+    crds.kubectl("apply", "-n", namespace, "-f", "-", input=_monitor("full", spec))
+    stored = crds.get("mm", "full", "-n", namespace)["spec"]["anomalies"]
+    assert stored[0]["step"] == "5m"
+    assert stored[0]["lookback"] == "14d"
+    assert stored[0]["for"] == "10m"
+    assert stored[0]["warmupCycles"] == 2
+    assert stored[1]["seasons"] == ["1d", "7d"]
