@@ -235,6 +235,11 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         spec_with("anomalies", [{**LATENCY, "sensitivity": 0}], spec_with("prometheus", PROM)),
         "spec.anomalies[0].sensitivity",
     ),
+    (
+        "sensitivity 0.4",
+        spec_with("anomalies", [{**LATENCY, "sensitivity": 0.4}], spec_with("prometheus", PROM)),
+        "spec.anomalies[0].sensitivity",
+    ),
 ]
 
 
