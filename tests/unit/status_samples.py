@@ -40,7 +40,7 @@ from modelmonitor.core.slo.budget import EventCounts, required_windows
 from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
 from modelmonitor.core.status import Condition, format_time, merge_conditions
 from modelmonitor.core.verdict import decide, failed_run
-from tests.unit.actions import test_kserve, test_rollback, test_scale
+from tests.unit.actions import test_gitops, test_kserve, test_rollback, test_scale
 from tests.unit.actions.fake_api import FakeApi
 
 CRD = Path(__file__).resolve().parents[2] / "crds" / "modelmonitor.io_modelmonitors.yaml"
@@ -355,6 +355,7 @@ def _results() -> Iterator[tuple[ActionRequest | None, str, ActionResult]]:
     job = {"job": "iris-retrain-1"}
     yield retrain, "retrain", ActionResult(Outcome.DRY_RUN, "DryRun", "would create", job)
     yield None, "rollback", ActionResult(Outcome.SUPPRESSED, "Cooldown", "cooling down")
+    yield rollback, "rollback", test_gitops.argo_paused_result()
 
 
 def remediation_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -380,6 +381,7 @@ def remediation_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
         status = merge_patch(status, with_history(status, [entry]))
         yield f"lastAction {entry['type']} {entry['result']}", dict(status)
     yield "healthy revisions", {"healthyRevisions": _healthy()}
+    yield from test_gitops.gitops_statuses()
 
 
 def every_status() -> list[tuple[str, dict[str, Any]]]:

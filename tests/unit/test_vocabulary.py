@@ -20,6 +20,7 @@ from modelmonitor.adapters.files import FORMAT_NAMES
 from modelmonitor.core import spec
 from modelmonitor.core.anomaly.outcome import ANOMALY_STATES
 from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.gitops import GITOPS_POLICIES
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import METHOD_NAMES
 from modelmonitor.core.status import Phase
@@ -65,6 +66,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.actions.onSLOBreach[]": spec.ACTIONS,
     "spec.actions.onDrift[]": spec.ACTIONS,
     "spec.actions.notify.format": spec.NOTIFY_FORMATS,
+    "spec.actions.gitops": GITOPS_POLICIES,
     "spec.anomalies[].sli": spec.ANOMALY_SLIS,
     "spec.anomalies[].template.name": spec.SLI_TEMPLATE_NAMES,
     "status.anomalies[].state": ANOMALY_STATES,

@@ -107,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(binary) or one per class in sorted class order",
     )
     p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="performance with late labels: a file of (id, label) rows, the label column "
+        "named as --target, joined to the current file's rows by --id-column; rows without "
+        "a label yet are estimated only",
+    )
+    p.add_argument(
+        "--id-column",
+        default="id",
+        metavar="COL",
+        help="with --labels: the request id column, in both files (default: id)",
+    )
+    p.add_argument(
         "--task",
         default="auto",
         choices=["auto", "classification", "regression"],

@@ -58,6 +58,13 @@ from modelmonitor.edge.labels import (
     typed_columns,
 )
 from modelmonitor.edge.offline_inputs import check_output, limits_from, load_profile
+from modelmonitor.edge.offline_performance import (
+    LateLabelsError,
+    PerformanceUnavailableError,
+    performance,
+    read_late_labels,
+    reference_label_data,
+)
 from modelmonitor.edge.report_table import format_table
 
 EXIT_OK = 0
@@ -106,8 +113,23 @@ def _check(args: argparse.Namespace) -> int:
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
     limits = limits_from(args)
+    try:
+        late = read_late_labels(args, labels, limits=limits)
+    except LateLabelsError as exc:
+        raise UsageError(str(exc)) from None
+    # with --proba (or --labels) the current window may lack the labels: performance is
+    # then estimated (or joined from the late labels)
+    unlabelled = (
+        labels is not None
+        and (bool(labels.proba) or late is not None)
+        and labels.target not in {f.name for f in read_columns(Path(args.current))}
+    )
     if labels is not None and labels.task == "auto":
-        labels = replace(labels, task=resolve_task(Path(args.current), labels, limits=limits))
+        task = "classification" if labels.proba else None
+        if task is None and late is not None:
+            task = infer_task(late.data[labels.target], None, labels)
+        task = task or resolve_task(Path(args.current), labels, limits=limits)
+        labels = replace(labels, task=task)
     types = column_types(labels, features, getattr(args, "categorical", None))
     if features is not None:
         features = apply_types(features, types)
@@ -119,12 +141,24 @@ def _check(args: argparse.Namespace) -> int:
         types=types,
         required=parse_columns(getattr(args, "categorical", None)),
     )
+    if unlabelled and labels is not None:
+        # the labels are expected to be absent: no missing-column drift or quality issue;
+        # a request id (--labels) is no feature either
+        skip = {labels.target, *([late.id_column] if late is not None else [])}
+        kept = [f for f in reference.features if f.name not in skip]
+        reference = replace(reference, features=kept)
     current, extra = read_current(
         Path(args.current),
         reference.features,
-        also=labels.columns if labels else (),
+        also=[c for c in labels.columns if not (unlabelled and c == labels.target)]
+        + ([late.id_column] if late is not None else [])
+        if labels
+        else (),
         limits=limits,
     )
+    joined = None
+    if late is not None and labels is not None:
+        current, joined = late.join(current, labels.target)
     drift_input, mismatched = _drift_view(current, reference.features)
     try:
         report = analyze(
@@ -149,8 +183,17 @@ def _check(args: argparse.Namespace) -> int:
     result = build_result(report, quality, mismatched, reference, Path(args.current), current)
     _add_decision_rules(result, report, method, args.threshold)
     if labels is not None:
-        ref_quality = reference_model_quality(reference, labels, limits=limits)
-        result["model_quality"] = model_quality(current, labels, reference=ref_quality).to_dict()
+        ref_labels = reference_label_data(reference.path, reference.kind, labels, limits=limits)
+        if not unlabelled or joined is not None:
+            ref_quality = None if ref_labels is None else model_quality(ref_labels, labels)
+            result["model_quality"] = model_quality(
+                current, labels, reference=ref_quality
+            ).to_dict()
+        _add_performance(result, ref_labels, current, labels)
+        if late is not None and joined is not None:
+            result["labels"] = late.summary(joined, current.n_rows)
+            if "performance" in result:
+                result["performance"]["notes"] += late.notes(joined, current.n_rows)
     result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
     out: TextIO = sys.stdout
     if args.format == "json":
@@ -358,14 +401,27 @@ def reference_model_quality(
     reference: Reference, labels: LabelSpec, *, limits: ReadLimits | None = None
 ) -> ModelQuality | None:
     """The reference's own metrics when it is a data file with the label columns."""
-    if reference.kind != "data":
-        return None
-    have = {f.name: f for f in read_columns(reference.path)}
-    if any(n not in have for n in labels.columns):
-        return None
-    wanted = [have[n] for n in dict.fromkeys(labels.columns)]
-    ds = read_dataset(reference.path, features=wanted, limits=limits)
-    return model_quality(ds, labels)
+    ds = reference_label_data(reference.path, reference.kind, labels, limits=limits)
+    return None if ds is None else model_quality(ds, labels)
+
+
+def _add_performance(
+    result: dict[str, Any], reference: Dataset | None, current: Dataset, labels: LabelSpec
+) -> None:
+    """``result["performance"]`` (docs/cli.md), or a note saying why there is none."""
+    task = labels.task
+    if task == "auto":
+        pred = current[labels.prediction] if labels.prediction else None
+        task = infer_task(current[labels.target], pred, labels)
+    try:
+        report = performance(reference, current, labels, task)
+    except PerformanceUnavailableError as exc:
+        if labels.proba:  # asked for an estimate: say why there is none
+            result.setdefault("notes", []).append(str(exc))
+        return
+    except ValueError as exc:
+        raise UsageError(f"performance: {exc}") from None
+    result["performance"] = report.to_dict()
 
 
 def _drift_view(current: Dataset, features: Sequence[Feature]) -> tuple[Dataset, set[str]]:

@@ -52,9 +52,11 @@ def remediator_factory(cfg: OperatorConfig, outbound: Outbound | None = None) ->
     from modelmonitor.engine.remediation import Remediator
 
     executors = registry.all_executors(
-        retrain_service_accounts=cfg.retrain_service_accounts, outbound=outbound
+        retrain_service_accounts=cfg.retrain_service_accounts,
+        outbound=outbound,
+        gitops_settings=cfg.gitops,
     )
-    return lambda api: Remediator(api, executors=executors)
+    return lambda api: Remediator(api, executors=executors, gitops_settings=cfg.gitops)
 
 
 def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None = None) -> int:

@@ -76,3 +76,50 @@ def decision_rules(result: Mapping[str, Any]) -> str:
     """What decided drift, per method used (the report's ``thresholds``), in one line."""
     rules = [str(t["rule"]) for t in result.get("thresholds", [])]
     return "; ".join(rules) or "no feature evaluated"
+
+
+def interval_text(e: Mapping[str, Any] | None) -> str:
+    """``0.8123 [0.7900, 0.8340]`` for an estimate, '-' when absent."""
+    if not e or e.get("value") is None:
+        return "-"
+    if e.get("lower") is None or e.get("upper") is None:
+        return fmt_num(e["value"])
+    return f"{fmt_num(e['value'])} [{fmt_num(e['lower'])}, {fmt_num(e['upper'])}]"
+
+
+PERFORMANCE_HEADER = ("metric", "reference", "estimated", "realized")
+
+
+def performance_title(perf: Mapping[str, Any]) -> str:
+    """``Performance (binary, 1,000 rows, 600 labelled; 95% intervals)``."""
+    return (
+        f"Performance ({perf['task']}, {perf['rows']:,} rows, {perf['labelled_rows']:,} "
+        f"labelled; {perf['confidence']:.0%} intervals)"
+    )
+
+
+def performance_rows(perf: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row per metric: name, reference value, estimate and realized with intervals."""
+    estimated = perf.get("estimated") or {}
+    realized = perf.get("realized") or {}
+    names = list(dict.fromkeys([*perf["reference"], *estimated, *realized]))
+    return [
+        (
+            str(m),
+            fmt_num(perf["reference"].get(m)),
+            interval_text(estimated.get(m)),
+            interval_text(realized.get(m)),
+        )
+        for m in names
+    ]
+
+
+def concept_drift_text(perf: Mapping[str, Any]) -> str:
+    """``Concept drift: YES (accuracy, f1)``, ``no``, or why it was not checked."""
+    if perf["concept_drift"]:
+        return f"Concept drift: YES ({', '.join(perf.get('concept_drift_metrics', []))})"
+    if perf.get("estimated") is None:
+        return "Concept drift: not checked (no estimate; the notes say why)"
+    if "realized" not in perf:
+        return "Concept drift: not checked (no labels in the current window)"
+    return "Concept drift: no"

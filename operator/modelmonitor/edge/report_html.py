@@ -28,12 +28,16 @@ from modelmonitor.edge.report_charts import CURRENT_COLOUR, REFERENCE_COLOUR, ch
 from modelmonitor.edge.report_common import (
     MAX_FEATURE_ROWS,
     MAX_ISSUE_ROWS,
+    PERFORMANCE_HEADER,
+    concept_drift_text,
     decision_rules,
     drifted_first,
     drifted_text,
     fmt_num,
     fmt_share,
     p_value_text,
+    performance_rows,
+    performance_title,
     verdict_line,
 )
 
@@ -90,6 +94,9 @@ def render_html(result: Mapping[str, Any], distributions: Mapping[str, Distribut
     mq = result.get("model_quality")
     if mq:
         body += _model_quality(mq)
+    perf = result.get("performance")
+    if perf:
+        body += _performance(perf)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
@@ -298,5 +305,23 @@ def _model_quality(mq: Mapping[str, Any]) -> list[str]:
         _head("metric", "value", "reference", "change"),
         *rows,
         "</table>",
+        notes,
+    ]
+
+
+def _performance(perf: Mapping[str, Any]) -> list[str]:
+    rows = [
+        _row([(esc(name), False), (esc(ref), True), (esc(est), True), (esc(real), True)])
+        for name, ref, est, real in performance_rows(perf)
+    ]
+    cls = "verdict drift" if perf["concept_drift"] else "verdict ok"
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in perf["notes"])
+    return [
+        f"<h2>{esc(performance_title(perf))}</h2>",
+        "<table>",
+        _head(*PERFORMANCE_HEADER),
+        *rows,
+        "</table>",
+        f'<p class="{cls}">{esc(concept_drift_text(perf))}</p>',
         notes,
     ]

@@ -21,12 +21,16 @@ from typing import Any
 from modelmonitor.edge.report_common import (
     MAX_FEATURE_ROWS,
     MAX_ISSUE_ROWS,
+    PERFORMANCE_HEADER,
+    concept_drift_text,
     decision_rules,
     drifted_first,
     drifted_text,
     fmt_num,
     fmt_share,
     p_value_text,
+    performance_rows,
+    performance_title,
     verdict_line,
 )
 
@@ -73,6 +77,9 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     mq = result.get("model_quality")
     if mq:
         lines += ["", *_model_quality(mq)]
+    perf = result.get("performance")
+    if perf:
+        lines += ["", *_performance(perf)]
     return "\n".join(lines) + "\n"
 
 
@@ -140,4 +147,14 @@ def _model_quality(mq: Mapping[str, Any]) -> list[str]:
     ]
     out += _table(["metric", "value", "reference", "change"], rows, "lrrr")
     out += [f"- note: {md_escape(n)}" for n in mq["notes"]]
+    return out
+
+
+def _performance(perf: Mapping[str, Any]) -> list[str]:
+    out = [f"### {md_escape(performance_title(perf))}", ""]
+    rows = [[md_escape(c) for c in row] for row in performance_rows(perf)]
+    out += _table(list(PERFORMANCE_HEADER), rows, "lrrr")
+    drift = concept_drift_text(perf)
+    out += ["", f"**{md_escape(drift)}**" if perf["concept_drift"] else md_escape(drift), ""]
+    out += [f"- note: {md_escape(n)}" for n in perf["notes"]]
     return out

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmonitor.edge.report_common import decision_rules, drifted_first
+from modelmonitor.edge.report_common import (
+    PERFORMANCE_HEADER,
+    concept_drift_text,
+    decision_rules,
+    drifted_first,
+    performance_rows,
+    performance_title,
+)
 
 
 def _fmt_num(v: Any) -> str:
@@ -101,6 +108,17 @@ def format_table(result: dict[str, Any]) -> str:
             )
         for note in mq["notes"]:
             lines.append(f"  note: {note}")
+    perf = result.get("performance")
+    if perf:
+        lines.append("")
+        lines.append(performance_title(perf) + ":")
+        p_rows: list[tuple[str, ...]] = [PERFORMANCE_HEADER, *performance_rows(perf)]
+        p_widths = [max(len(row[i]) for row in p_rows) for i in range(4)]
+        for row in p_rows:
+            cells = "  ".join(c.ljust(w) for c, w in zip(row, p_widths, strict=True))
+            lines.append("  " + cells.rstrip())
+        lines.append("  " + concept_drift_text(perf))
+        lines.extend(f"  note: {note}" for note in perf["notes"])
     if result.get("notes"):
         lines.append("")
         lines.extend(f"Note: {note}" for note in result["notes"])

@@ -31,7 +31,14 @@ from modelmonitor.actions.base import Executor
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
 from modelmonitor.core.events import build_event
-from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
+from modelmonitor.core.gitops import GitOpsSettings
+from modelmonitor.core.incident import (
+    ActionRequest,
+    ActionResult,
+    Incident,
+    IncidentState,
+    Outcome,
+)
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
     Decision,
@@ -48,6 +55,14 @@ from modelmonitor.core.policy import (
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.engine.gitops_watch import (
+    GitOpsView,
+    gitops_status,
+    guard,
+    observe_gitops,
+    paused_by,
+    paused_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +98,14 @@ class Remediation(Protocol):
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan: ...
+
+    def tracks_gitops(self, spec: MonitorSpec, status: Mapping[str, Any]) -> bool: ...
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None: ...
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]: ...
 
@@ -123,8 +145,17 @@ class NoRemediation:
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan:
         return Plan({})
+
+    def tracks_gitops(self, spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
+        return False
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None:
+        return None
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
         return []
@@ -157,6 +188,7 @@ class Remediator:
     api: ClusterApi
     executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    gitops_settings: GitOpsSettings = field(default_factory=GitOpsSettings)
 
     # -- observing the target --------------------------------------------------------
     @staticmethod
@@ -176,6 +208,20 @@ class Remediator:
             log.warning("cannot read deployment %s/%s: %s", namespace, spec.target.name, exc)
             return None
 
+    @staticmethod
+    def tracks_gitops(spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
+        """A monitor that may roll back, or that paused an owner, watches the GitOps owner."""
+        return spec.actions.uses(ActionName.ROLLBACK) or bool(paused_record(status))
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None:
+        """The target's GitOps owner now; resumes an owner this monitor paused once its
+        source moved past the bad revision (None when the target cannot be read)."""
+        return observe_gitops(
+            NamespacedApi(self.api, namespace), namespace, spec, status, self.gitops_settings
+        )
+
     # -- deciding --------------------------------------------------------------------
     def plan(
         self,
@@ -184,6 +230,7 @@ class Remediator:
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan:
         """The policy's decision for this run, as a status patch to merge into the verdict's."""
         metadata = obj.get("metadata") or {}
@@ -209,8 +256,11 @@ class Remediator:
             if updated != healthy:
                 healthy = updated
                 result["healthyRevisions"] = healthy
+        gitops_events: list[Event] = []
+        if gitops is not None:
+            gitops_events = gitops_status(status, gitops, result)
         if not spec.actions.on_slo_breach and not spec.actions.on_drift:
-            return Plan(result)
+            return Plan(result, events=tuple(gitops_events))
         ctx = PolicyContext(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),
@@ -223,10 +273,13 @@ class Remediator:
             healthy_revisions=tuple(healthy),
         )
         decision = step(obs, read_incident(status), ctx)
+        extra: list[Condition] = []
+        if gitops is not None:
+            decision = guard(decision, status, spec, gitops, ctx, result, gitops_events, extra)
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
-        events = list(_transition_events(decision, spec))
+        events = [*gitops_events, *_transition_events(decision, spec)]
         entries = []
         for note in decision.notes:
             entries.append(
@@ -246,10 +299,9 @@ class Remediator:
             history = with_history(status, entries)
             result.update(history)
             result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
-            condition = incident_condition(history["actionHistory"], decision.incident.id)
-            result["conditions"] = verdict.conditions_with(
-                [condition], generation=generation, now=now
-            )
+            extra.append(incident_condition(history["actionHistory"], decision.incident.id))
+        if extra:
+            result["conditions"] = verdict.conditions_with(extra, generation=generation, now=now)
         return Plan(
             result,
             decision.requests,
@@ -368,6 +420,11 @@ class Remediator:
             "incident": replacing(status.get("incident"), incident.to_dict()),
             "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
         }
+        paused = paused_by(result, request, now)
+        if paused is not None:
+            gitops_status = dict(status.get("gitOps") or {})
+            gitops_status["paused"] = paused
+            patch["gitOps"] = gitops_status
         patch["conditions"] = merge_conditions(
             status.get("conditions"),
             [condition],
@@ -470,6 +527,7 @@ def _transition_events(decision: Decision, spec: MonitorSpec) -> Sequence[Event]
 
 
 __all__ = [
+    "GitOpsView",
     "NoRemediation",
     "Note",
     "Plan",

@@ -29,6 +29,7 @@ from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import ConditionType, find_condition
 from modelmonitor.core.verdict import Event, Verdict, decide
 from modelmonitor.engine.remediation import (
+    GitOpsView,
     NoRemediation,
     Remediation,
     Revisions,
@@ -151,6 +152,7 @@ async def run_loop(
                     deps.runner, namespace, name, spec, status, deps.clock
                 )
                 after = await _observe(namespace, spec, deps)
+                gitops = await _observe_gitops(namespace, spec, status, deps)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -159,7 +161,9 @@ async def run_loop(
                 await report_failure(namespace, name, spec, exc, started, lag, deps)
                 continue
         last_local = report.finished
-        requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
+        requests = await _write(
+            namespace, name, spec, report, (before, after), lag, deps, gitops=gitops
+        )
         if requests:
             await _act(namespace, name, spec, requests, body, done, deps)
 
@@ -207,6 +211,14 @@ async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[st
     return await asyncio.to_thread(deps.remediator.observe_revision, namespace, spec)
 
 
+async def _observe_gitops(
+    namespace: str, spec: MonitorSpec, status: Mapping[str, Any], deps: LoopDeps
+) -> GitOpsView | None:
+    if not deps.remediator.tracks_gitops(spec, status):
+        return None
+    return await asyncio.to_thread(deps.remediator.observe_gitops, namespace, spec, status)
+
+
 async def _write(
     namespace: str,
     name: str,
@@ -215,6 +227,8 @@ async def _write(
     revisions: Revisions,
     lag: float,
     deps: LoopDeps,
+    *,
+    gitops: GitOpsView | None = None,
 ) -> tuple[ActionRequest, ...]:
     """Write the verdict and, in the same write, the policy's decision; return what to do."""
     holder: dict[str, Any] = {}
@@ -227,7 +241,7 @@ async def _write(
         now = deps.clock()
         verdict = decide(report, status, generation=gen if isinstance(gen, int) else None, now=now)
         holder["verdict"] = verdict
-        plan = deps.remediator.plan(obj, spec, verdict, revisions, now)
+        plan = deps.remediator.plan(obj, spec, verdict, revisions, now, gitops)
         holder["plan"] = plan
         return {**verdict.status_patch, **plan.status_patch}
 

@@ -275,6 +275,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.cooldownSeconds": spec.actions.cooldown_seconds,
         "spec.actions.consecutiveBreaches": spec.actions.consecutive_breaches,
         "spec.actions.maxActionsPerHour": spec.actions.max_actions_per_hour,
+        "spec.actions.gitops": spec.actions.gitops,
         "spec.actions.scale.step": spec.actions.scale.step if spec.actions.scale else None,
         "spec.actions.scale.stabilizationSeconds": (
             spec.actions.scale.stabilization_seconds if spec.actions.scale else None

@@ -280,6 +280,8 @@ class ActionsSpec:
     scale: ScaleSpec | None = None
     notify: NotifySpec | None = None
     retrain_job_template: Mapping[str, Any] | None = None
+    # what rollback does when a GitOps tool owns the target: refuse | pause | ignore
+    gitops: str = "refuse"
 
     def uses(self, action: str) -> bool:
         return action in self.on_slo_breach or action in self.on_drift

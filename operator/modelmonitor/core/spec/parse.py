@@ -18,6 +18,7 @@ from typing import Any
 
 from modelmonitor.core.action_names import ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.gitops import GITOPS_POLICIES
 from modelmonitor.core.names import key_problem, service_name_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
@@ -469,6 +470,8 @@ def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
         scale=scale,
         notify=notify,
         retrain_job_template=template,
+        gitops=r.string(data, "gitops", path, default=ActionsSpec.gitops, choices=GITOPS_POLICIES)
+        or ActionsSpec.gitops,
     )
 
 

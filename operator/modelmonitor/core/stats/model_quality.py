@@ -34,6 +34,10 @@ import numpy as np
 import numpy.typing as npt
 
 from modelmonitor.core.dataset import CategoricalColumn
+from modelmonitor.core.stats.label_encoding import encode_labels as _encode
+from modelmonitor.core.stats.label_encoding import json_label as _py
+from modelmonitor.core.stats.label_encoding import labels_array as _labels_array
+from modelmonitor.core.stats.label_encoding import missing_mask as _missing_mask
 
 Task: TypeAlias = Literal["binary", "multiclass", "regression"]
 ReferenceValues: TypeAlias = "Mapping[str, float | None] | ModelQuality | None"
@@ -120,39 +124,11 @@ class ModelQuality:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _labels_array(y: object) -> np.ndarray:
-    if isinstance(y, CategoricalColumn):
-        return y.labels()
-    return np.asarray(y)
-
-
-def _missing_mask(arr: np.ndarray) -> npt.NDArray[np.bool_]:
-    if arr.dtype.kind in "fc":
-        return np.asarray(~np.isfinite(arr), dtype=bool)
-    if arr.dtype.kind == "O":
-        return np.fromiter(
-            (v is None or (isinstance(v, float) and not math.isfinite(v)) for v in arr),
-            dtype=bool,
-            count=arr.size,
-        )
-    return np.zeros(arr.shape, dtype=bool)
-
-
 def _common_labels(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both label arrays in one comparable dtype: numbers stay numbers, else text."""
     if t.dtype.kind in "biuf" and p.dtype.kind in "biuf":
         return t.astype(np.float64), p.astype(np.float64)
     return t.astype(str), p.astype(str)
-
-
-def _py(v: Any) -> str | float:
-    """A class label as a JSON-friendly Python value (2.0 -> 2)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, str):
-        return v
-    f = float(v)
-    return int(f) if f.is_integer() else f
 
 
 def _reference_values(reference: ReferenceValues) -> Mapping[str, float | None]:
@@ -319,22 +295,6 @@ def classification_quality(
         average="binary" if binary else "macro",
         notes=tuple(notes),
     )
-
-
-def _encode(values: np.ndarray, classes: np.ndarray, what: str) -> npt.NDArray[np.intp]:
-    if classes.dtype.kind in "biuf" and values.dtype.kind in "biuf":
-        v, c = values.astype(np.float64), classes.astype(np.float64)
-    else:
-        v, c = values.astype(str), classes.astype(str)
-    order = np.argsort(c, kind="stable")
-    sc = c[order]
-    at = np.searchsorted(sc, v)
-    at = np.clip(at, 0, sc.size - 1)
-    found = sc[at] == v
-    if not found.all():
-        unknown = np.unique(v[~found])[:3].tolist()
-        raise ValueError(f"{what} has label(s) outside the classes: {unknown}")
-    return np.asarray(order[at], dtype=np.intp)
 
 
 def _roc_auc(
