@@ -24,13 +24,8 @@ def crds(kube_cluster: KubeCluster) -> KubeCluster:
     """The project's CRDs, applied and Established."""
     for path in sorted(CRD_DIR.glob("*.yaml")):
         kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    kube_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/modelmonitors.modelmonitor.io",
-        "crd/kopfpeerings.kopf.dev",
-        "crd/clusterkopfpeerings.kopf.dev",
+    kube_cluster.wait_established(
+        "modelmonitors.modelmonitor.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"
     )
     return kube_cluster
 

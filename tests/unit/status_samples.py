@@ -25,6 +25,8 @@ from modelmonitor.actions.rollback import execute_rollback, record_healthy
 from modelmonitor.actions.scale import execute_scale, execute_scale_back
 from modelmonitor.core import alerting, records
 from modelmonitor.core.alerting import AlertingStatus, notices
+from modelmonitor.core.anomaly import SeasonalOptions, detect
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome, summarize
 from modelmonitor.core.incident import (
     ActionRequest,
     ActionResult,
@@ -234,6 +236,29 @@ def verdict_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
     yield "an invalid spec", {"phase": "Invalid", "conditions": invalid, "observedGeneration": 2}
     payload = {"url": "http://p/v1/<token>", "secretName": "m-payload", "secretKey": "url"}
     yield "a payload-log monitor", {"phase": "Pending", "payloadLog": payload}
+    series = Report(NOW, 0.2, "inline", 0, DriftSummary("disabled"), anomalies=anomaly_outcomes())
+    yield "anomaly series", merge_patch({}, decide(series, {}, generation=1, now=NOW).status_patch)
+
+
+def anomaly_outcomes() -> tuple[AnomalyOutcome, ...]:
+    """Every state a spec.anomalies series can be in, the judged ones from real detection
+    (an open anomaly; a departure shorter than `for`), so every status field is set."""
+    import numpy as np
+
+    t = NOW.timestamp() - np.arange(6 * 288)[::-1] * 300.0
+    v = 10 + np.sin(2 * np.pi * t / DAY)
+    opts = SeasonalOptions(for_seconds=900)
+    spiked = v.copy()
+    spiked[-6:] += 5
+    pending = v.copy()
+    pending[-2:] += 5
+    now = NOW.timestamp()
+    return (
+        summarize("latency", detect(t, spiked, opts), now=now, stale_after=900, for_seconds=900),
+        summarize("traffic", detect(t, pending, opts), now=now, stale_after=900, for_seconds=900),
+        summarize("fresh", detect(t[-10:], v[-10:], opts), now=now, stale_after=900, for_seconds=9),
+        AnomalyOutcome("errors", "Unavailable", "errors: no data: Prometheus unavailable"),
+    )
 
 
 def _healthy() -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ class ConditionType(StrEnum):
     SLO_BREACHED = "SLOBreached"
     REMEDIATED = "Remediated"
     DEGRADED = "Degraded"
+    ANOMALOUS = "Anomalous"  # a spec.anomalies series is outside its seasonal band
 
 
 class Reason(StrEnum):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature
 from modelmonitor.core.report import (
     DriftSummary,
@@ -106,6 +107,7 @@ class InlineRunner:
             data_quality=quality,
             model_quality=model_quality,
             details=details,
+            anomalies=tuple(_in_anomaly_order(spec, gathered.anomalies)),
         )
 
     async def _reference(
@@ -225,6 +227,7 @@ class _Gathering:
     slos: list[SLOOutcome] = field(default_factory=list)
     histories: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    anomalies: list[AnomalyOutcome] = field(default_factory=list)
 
     def add(self, gathered: Gathered) -> None:
         if gathered.current is not None:
@@ -235,6 +238,7 @@ class _Gathering:
         self.histories.update(gathered.histories)
         self.problems.extend(gathered.problems)
         self.details.update(gathered.details)
+        self.anomalies.extend(gathered.anomalies)
 
 
 def _model_quality(spec: MonitorSpec, labelled: Labelled | None) -> Mapping[str, Any] | None:
@@ -252,6 +256,13 @@ def _model_quality(spec: MonitorSpec, labelled: Labelled | None) -> Mapping[str,
 
 def _in_spec_order(spec: MonitorSpec, outcomes: Sequence[SLOOutcome]) -> list[SLOOutcome]:
     order = {slo.name: i for i, slo in enumerate(spec.slos)}
+    return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
+
+
+def _in_anomaly_order(
+    spec: MonitorSpec, outcomes: Sequence[AnomalyOutcome]
+) -> list[AnomalyOutcome]:
+    order = {a.name: i for i, a in enumerate(spec.anomalies)}
     return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
 
 

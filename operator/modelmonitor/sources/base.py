@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelmonitor.adapters.outbound import Outbound
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.dataset import Column, Dataset, Feature
 from modelmonitor.core.limits import ReadLimits
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
 from modelmonitor.core.stats.profile import ReferenceProfile
+from modelmonitor.sources.anomaly_cache import SeriesCache
 from modelmonitor.sources.endpoint import EndpointLookup, Resolution
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import Transport
@@ -59,6 +61,8 @@ class Clients:
     outbound: Outbound = field(default_factory=Outbound)  # the fence every request goes through
     window_root: str | None = None  # where spec.data.partitions' claim is mounted (job mode)
     window_limits: ReadLimits = field(default_factory=ReadLimits)  # caps per partition file
+    # spec.anomalies' series between runs (a run fetches only the new tail)
+    series_cache: SeriesCache = field(default_factory=SeriesCache)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Gathered:
     histories: Mapping[str, Any] = field(default_factory=dict)  # by SLO name, for status
     problems: tuple[Problem, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)  # merged into Report.details
+    anomalies: tuple[AnomalyOutcome, ...] = ()  # spec.anomalies' series (core/anomaly)
 
 
 class Source(Protocol):

@@ -209,8 +209,10 @@ def test_python_defaults_equal_crd_defaults() -> None:
         },
         "drift": {"multivariate": {}},
         "alerting": {"sinks": [{"name": "am", "type": "alertmanager", "url": "http://am:9093"}]},
+        "anomalies": [{"name": "a", "query": "up", "floor": {}}],
     }
     spec = parse_spec(full)
+    a = spec.anomalies[0]
     expected = {
         "spec.target.kind": spec.target.kind,
         "spec.target.endpoint.protocol": spec.target.endpoint.protocol
@@ -282,6 +284,13 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
         "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
         "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,
+        "spec.anomalies[].step": "5m" if a.step_seconds == 300 else None,
+        "spec.anomalies[].lookback": "14d" if a.lookback_seconds == 14 * 86400 else None,
+        "spec.anomalies[].for": "10m" if a.for_seconds == 600 else None,
+        "spec.anomalies[].sensitivity": a.sensitivity,
+        "spec.anomalies[].warmupCycles": a.warmup_cycles,
+        "spec.anomalies[].floor.absolute": a.absolute_floor,
+        "spec.anomalies[].floor.relative": a.relative_floor,
     }
     assert defaults == expected
 

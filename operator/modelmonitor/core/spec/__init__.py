@@ -6,6 +6,7 @@ The names below are the spec's public face: import them from ``modelmonitor.core
 from modelmonitor.core.spec.fields import SpecError, parse_duration
 from modelmonitor.core.spec.model import (
     ACTIONS,
+    ANOMALY_SLIS,
     FEATURE_TYPES,
     MAX_INTERVAL_SECONDS,
     MAX_RUN_TIMEOUT_SECONDS,
@@ -23,6 +24,7 @@ from modelmonitor.core.spec.model import (
     TARGET_KINDS,
     ActionsSpec,
     AlertingSpec,
+    AnomalySpec,
     DriftSpec,
     EndpointSpec,
     ErrorRatioSpec,
@@ -50,6 +52,7 @@ from modelmonitor.core.spec.parse import parse_spec
 
 __all__ = [
     "ACTIONS",
+    "ANOMALY_SLIS",
     "FEATURE_TYPES",
     "MAX_INTERVAL_SECONDS",
     "MAX_RUN_TIMEOUT_SECONDS",
@@ -67,6 +70,7 @@ __all__ = [
     "TARGET_KINDS",
     "ActionsSpec",
     "AlertingSpec",
+    "AnomalySpec",
     "DriftSpec",
     "EndpointSpec",
     "ErrorRatioSpec",

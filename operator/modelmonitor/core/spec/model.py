@@ -30,6 +30,7 @@ SEVERITIES = ("warning", "critical")
 MAX_SINKS = 8
 PAGERDUTY_URL = "https://events.pagerduty.com"
 SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
+ANOMALY_SLIS = ("latency", "traffic", "errorRatio")  # spec.anomalies[].sli
 
 MIN_INTERVAL_SECONDS = 10.0
 MAX_INTERVAL_SECONDS = 24 * 3600.0
@@ -177,6 +178,45 @@ class SLOSpec:
     window_scale: float = 1.0
 
 
+# spec.anomalies: a range query holds at most this many points per series (lookback /
+# step), so a series costs at most ~320 KiB in the operator's cache; a query asks for at
+# most MAX_POINTS_PER_QUERY (Prometheus refuses more than 11,000 per series).
+MAX_ANOMALY_POINTS = 20_160
+MAX_ANOMALIES = 10
+MIN_ANOMALY_STEP_SECONDS = 10.0
+MAX_ANOMALY_STEP_SECONDS = 3600.0
+MAX_ANOMALY_SEASON_SECONDS = 28 * 86400.0
+MIN_ANOMALY_SEASON_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """One series judged against its robust seasonal baseline (spec.anomalies[]).
+
+    The series is ``query`` (PromQL, one series; ``$window`` becomes the rate window) or
+    an ``sli`` of a ``template``: latency (the ``percentile``, seconds), traffic
+    (requests per second) or errorRatio.
+    """
+
+    name: str
+    query: str | None = None
+    sli: Literal["latency", "traffic", "errorRatio"] | None = None
+    template: SLITemplateSpec | None = None
+    percentile: float = 95.0
+    step_seconds: float = 300.0
+    lookback_seconds: float = 14 * 86400.0
+    seasons: tuple[float, ...] = (86400.0,)
+    sensitivity: float = 3.0
+    for_seconds: float = 600.0
+    warmup_cycles: int = 2
+    absolute_floor: float = 0.0
+    relative_floor: float = 0.05
+
+    @property
+    def points(self) -> float:
+        return self.lookback_seconds / self.step_seconds
+
+
 @dataclass(frozen=True)
 class KeyRef:
     """One key of a Secret or ConfigMap in the monitor's namespace."""
@@ -301,3 +341,4 @@ class MonitorSpec:
     prometheus: PrometheusSpec | None = None
     actions: ActionsSpec = field(default_factory=ActionsSpec)
     alerting: AlertingSpec = field(default_factory=AlertingSpec)
+    anomalies: tuple[AnomalySpec, ...] = ()

@@ -49,6 +49,7 @@ from modelmonitor.core.spec.model import (
     TargetSpec,
 )
 from modelmonitor.core.spec.parse_alerting import parse_alerting
+from modelmonitor.core.spec.parse_anomalies import parse_anomalies
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -72,6 +73,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
     alerting = parse_alerting(r, spec)
+    anomalies = parse_anomalies(r, spec)
 
     if target is None or reference is None:
         raise SpecError(r.problems or [("spec", "target and reference are required")])
@@ -89,6 +91,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         prometheus=prometheus,
         actions=actions,
         alerting=alerting,
+        anomalies=anomalies,
     )
     _cross_checks(r, result)
     if r.problems:
@@ -498,6 +501,8 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     """Rules that relate fields to each other (the CRD's CEL rules, and more)."""
     if any(s.source == "prometheus" for s in spec.slos) and spec.prometheus is None:
         r.problem("spec.prometheus", "is required when an SLO has source 'prometheus'")
+    if spec.anomalies and spec.prometheus is None:
+        r.problem("spec.prometheus", "is required when spec.anomalies is set")
     if any(s.source == "probe" for s in spec.slos) and spec.probe is None:
         r.problem("spec.data.probe", "is required when an SLO has source 'probe'")
     if spec.probe is not None and spec.target.endpoint is None:
