@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,7 +121,7 @@ class KubeCluster:
             )
 
         for name in crds:
-            wait_for(lambda: established(name), timeout=timeout, what=f"crd/{name} Established")
+            wait_for(partial(established, name), timeout=timeout, what=f"crd/{name} Established")
 
     def get(self, *args: str) -> Any:
         """``kubectl get ... -o json``, parsed."""
