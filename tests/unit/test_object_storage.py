@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import posixpath
+import urllib.parse
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelmonitor.core.object_storage import (
     EMPTY_SHA256,
@@ -162,7 +166,20 @@ def test_keys_are_quoted_into_the_bucket_path(key: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["../other/x.csv", "a/../../b", "a/./b", ".", "..", "/abs", "a//b", "dir/", "a\nb", ""]
+    "key",
+    [
+        "../other/x.csv",
+        "a/../../b",
+        "a/./b",
+        ".",
+        "..",
+        "/abs",
+        "a//b",
+        "dir/",
+        "a\nb",
+        "",
+        "\ud800",
+    ],
 )
 def test_keys_that_could_leave_the_bucket_are_refused(key: str) -> None:
     assert object_key_problem(key) is not None
@@ -253,3 +270,18 @@ def test_error_code_is_read_from_xml_only() -> None:
     assert error_code(body) == "SignatureDoesNotMatch"
     assert error_code(b"<Code>evil\ninjected</Code>") is None
     assert error_code(b"not xml") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=60))
+def test_no_accepted_key_leaves_its_bucket(key: str) -> None:
+    """Any key the rule accepts round-trips through quoting and stays under /bucket/,
+    however a server decodes and normalizes the path."""
+    if object_key_problem(key) is not None:
+        return
+    url = object_url("s3", bucket="refs", key=key, endpoint="http://s3.local", path_style=True).url
+    path = urllib.parse.urlsplit(url).path
+    assert "?" not in url
+    assert "#" not in url
+    assert urllib.parse.unquote(path) == f"/refs/{key}"
+    assert posixpath.normpath(urllib.parse.unquote(path)).startswith("/refs/")

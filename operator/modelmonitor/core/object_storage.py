@@ -112,7 +112,11 @@ def object_key_problem(key: str) -> str | None:
     """
     if not key:
         return "must not be empty"
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid UTF-8 text"
+    if len(encoded) > MAX_KEY_BYTES:
         return f"must be at most {MAX_KEY_BYTES} bytes of UTF-8"
     if any(not ch.isprintable() and ch != " " for ch in key):
         return "may not contain control characters"
