@@ -105,6 +105,18 @@ def test_a_reference_in_a_bucket_gives_healthy_and_drifted_runs(
 
     wait_for(revalidated, timeout=30, interval=1, what="a 304 for the reference's ETag")
 
+    # A changed object (a new ETag) is read again: the probe set, replaced by rows like
+    # the reference's, no longer drifts.
+    s3.put(BUCKET, DRIFTED_KEY, reference_csv().encode())
+    st = wait_status(
+        cluster,
+        namespace,
+        "bucket-drifted",
+        lambda s: condition(s, "DriftDetected").get("status") == "False",
+        "no drift after the probe set changed",
+    )
+    assert "petal_length (ks" not in condition(st, "DriftDetected")["message"]
+
 
 def test_wrong_credentials_are_degraded_with_the_servers_reason(
     operator_process: OperatorProcess, namespace: str, model_server: ModelServer, s3: S3Server
