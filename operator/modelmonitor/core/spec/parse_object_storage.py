@@ -52,7 +52,7 @@ def parse_object_storage(
         path_style = r.boolean(obj, "forcePathStyle", where, default=ObjectStorageSpec.path_style)
     else:
         region, path_style = GCS_REGION, True
-    secret, credentials = _secret_ref(r, obj, where, azure=False)
+    secret, credentials = _secret_ref(r, obj, where, azure=False, token=kind == "s3")
     if bucket is None or key is None or secret is None or region is None:
         return None
     return ObjectStorageSpec(
@@ -119,8 +119,10 @@ def _endpoint(
 
 
 def _secret_ref(
-    r: FieldReader, obj: Mapping[str, Any], where: str, *, azure: bool
+    r: FieldReader, obj: Mapping[str, Any], where: str, *, azure: bool, token: bool = False
 ) -> tuple[str | None, dict[str, KeyRef]]:
+    """The Secret's name and a KeyRef per credential; ``token``: a session token may be
+    given (S3's temporary credentials; GCS's HMAC keys have none)."""
     ref_path = f"{where}.secretRef"
     ref = r.obj(obj, "secretRef", where)
     if ref is None:
@@ -138,8 +140,9 @@ def _secret_ref(
         wanted = {
             "accessKeyId": DEFAULT_ACCESS_KEY_ID_KEY,
             "secretAccessKey": DEFAULT_SECRET_ACCESS_KEY_KEY,
-            "sessionToken": None,
         }
+        if token:
+            wanted["sessionToken"] = None
     credentials: dict[str, KeyRef] = {}
     for role, default in wanted.items():
         field = f"{role}Key"
