@@ -292,6 +292,21 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.anomalies[].floor.absolute": a.absolute_floor,
         "spec.anomalies[].floor.relative": a.relative_floor,
     }
+    # Object storage sources (spec.reference and the probe set share their schema).
+    for source in ("s3", "gcs"):
+        stored = {"bucket": "refs", "key": "k.csv", "secretRef": {"name": "creds"}}
+        ref = parse_spec({**full, "reference": {source: stored}}).reference.object_storage
+        assert ref is not None
+        for where in ("spec.reference", "spec.data.probe.dataset"):
+            expected[f"{where}.{source}.secretRef.accessKeyIdKey"] = ref.credentials[
+                "accessKeyId"
+            ].key
+            expected[f"{where}.{source}.secretRef.secretAccessKeyKey"] = ref.credentials[
+                "secretAccessKey"
+            ].key
+            if source == "s3":
+                expected[f"{where}.s3.region"] = ref.region
+                expected[f"{where}.s3.forcePathStyle"] = ref.path_style
     assert defaults == expected
 
 

@@ -69,8 +69,33 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class ObjectStorageSpec:
+    """One object in S3 (or an S3-compatible server), Google Cloud Storage or Azure Blob.
+
+    ``bucket`` is the S3/GCS bucket or the Azure container; ``key`` the object key or
+    blob name. ``credentials`` maps what each value is (``accessKeyId``,
+    ``secretAccessKey``, ``sessionToken``; ``accountKey``; ``sasToken``) to the key of
+    the one Secret (``secretRef.name``) it is read from.
+    """
+
+    provider: Literal["s3", "gcs", "azureBlob"]
+    bucket: str
+    key: str
+    secret_name: str
+    credentials: Mapping[str, KeyRef] = field(default_factory=dict)
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    path_style: bool = False
+    account: str | None = None  # Azure: the storage account
+
+    def refs(self) -> tuple[KeyRef, ...]:
+        """Every Secret key the credentials are read from."""
+        return tuple(self.credentials.values())
+
+
+@dataclass(frozen=True)
 class ReferenceSpec:
-    source: Literal["configMap", "url", "pvc", "inline"]
+    source: Literal["configMap", "url", "pvc", "inline", "s3", "gcs", "azureBlob"]
     format: str = "auto"
     config_map_name: str | None = None
     config_map_key: str | None = None
@@ -78,6 +103,7 @@ class ReferenceSpec:
     claim_name: str | None = None
     path: str | None = None
     inline_rows: tuple[Mapping[str, Any], ...] = ()
+    object_storage: ObjectStorageSpec | None = None
 
 
 @dataclass(frozen=True)

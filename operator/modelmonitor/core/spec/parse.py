@@ -50,6 +50,10 @@ from modelmonitor.core.spec.model import (
 )
 from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_anomalies import parse_anomalies
+from modelmonitor.core.spec.parse_object_storage import (
+    OBJECT_STORAGE_SOURCES,
+    parse_object_storage,
+)
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -180,12 +184,13 @@ def _parse_reference_like(
         r.string(data, "format", path, default=ReferenceSpec.format, choices=REFERENCE_FORMATS)
         or ReferenceSpec.format
     )
-    present = [k for k in ("configMapRef", "url", "pvc", "inline") if data.get(k) is not None]
+    kinds = ("configMapRef", "url", "pvc", "inline", *OBJECT_STORAGE_SOURCES)
+    present = [k for k in kinds if data.get(k) is not None]
     if len(present) != 1:
         sources = (
-            "configMapRef, url or inline"
+            "configMapRef, url, s3, gcs, azureBlob or inline"
             if "probe" in path
-            else ("configMapRef, url, pvc or inline")
+            else ("configMapRef, url, pvc, s3, gcs, azureBlob or inline")
         )
         r.problem(path, f"set exactly one of {sources}")
         return None
@@ -198,6 +203,11 @@ def _parse_reference_like(
             config_map_name=r.name(ref, "name", f"{path}.configMapRef", subdomain_problem),
             config_map_key=r.name(ref, "key", f"{path}.configMapRef", key_problem),
         )
+    if kind in OBJECT_STORAGE_SOURCES:
+        stored = parse_object_storage(r, data, kind, path)
+        if stored is None:
+            return None
+        return ReferenceSpec(source=stored.provider, format=fmt, object_storage=stored)
     if kind == "url":
         url = r.string(data, "url", path, required=True)
         if url is not None and not re.match(r"^https?://\S+$", url):
