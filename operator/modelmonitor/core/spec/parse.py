@@ -22,6 +22,7 @@ from modelmonitor.core.names import key_problem, service_name_problem, subdomain
 from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
+    LEGACY_DEFAULTS,
     MAX_INTERVAL_SECONDS,
     MAX_PAYLOAD_SAMPLES,
     MAX_RUN_TIMEOUT_SECONDS,
@@ -68,8 +69,8 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
 
-    if target is None or reference is None:
-        raise SpecError(r.problems or [("spec", "target and reference are required")])
+    if target is None:
+        raise SpecError(r.problems or [("spec.target", "is required")])
     result = MonitorSpec(
         target=target,
         reference=reference,
@@ -82,6 +83,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         slos=slos,
         prometheus=prometheus,
         actions=actions,
+        deprecations=tuple(r.deprecations),
     )
     _cross_checks(r, result)
     if r.problems:
@@ -156,11 +158,9 @@ def _url_piece(
 
 def _parse_reference(r: FieldReader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
     data = r.obj(spec, "reference", "spec")
-    path = "spec.reference"
     if data is None:
-        r.problem(path, "is required")
-        return None
-    return _parse_reference_like(r, data, path)
+        return None  # optional: _cross_checks requires it where a check needs it
+    return _parse_reference_like(r, data, "spec.reference")
 
 
 def _parse_reference_like(
@@ -300,16 +300,18 @@ def _parse_data(
         path = "spec.data.probe"
         probe = ProbeSpec(
             samples=r.integer(p, "samples", path, default=ProbeSpec.samples, low=1, high=100000),
-            timeout_seconds=r.number(
+            timeout_seconds=r.duration_or_legacy(
                 p,
+                "timeout",
                 "timeoutSeconds",
                 path,
+                unit=1.0,
                 default=ProbeSpec.timeout_seconds,
+                legacy_default=LEGACY_DEFAULTS["spec.data.probe.timeoutSeconds"],
                 low=0,
                 high=300,
                 low_open=True,
-            )
-            or ProbeSpec.timeout_seconds,
+            ),
             concurrency=r.integer(
                 p, "concurrency", path, default=ProbeSpec.concurrency, low=1, high=64
             ),
@@ -323,13 +325,19 @@ def _parse_data(
     if pl is not None:
         path = "spec.data.payloadLog"
         payload = PayloadLogSpec(
-            window_seconds=r.integer(
-                pl,
-                "windowSeconds",
-                path,
-                default=PayloadLogSpec.window_seconds,
-                low=60,
-                high=604800,
+            window_seconds=round(
+                r.duration_or_legacy(
+                    pl,
+                    "window",
+                    "windowSeconds",
+                    path,
+                    unit=1.0,
+                    default=PayloadLogSpec.window_seconds,
+                    legacy_default=LEGACY_DEFAULTS["spec.data.payloadLog.windowSeconds"],
+                    low=60,
+                    high=604800,
+                    integer=True,
+                )
             ),
             min_samples=r.integer(
                 pl,
@@ -411,13 +419,19 @@ def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
         scale = ScaleSpec(
             max_replicas=r.integer(s, "maxReplicas", f"{path}.scale", default=0, low=1, high=1000),
             step=r.integer(s, "step", f"{path}.scale", default=ScaleSpec.step, low=1, high=100),
-            stabilization_seconds=r.integer(
-                s,
-                "stabilizationSeconds",
-                f"{path}.scale",
-                default=ScaleSpec.stabilization_seconds,
-                low=0,
-                high=86400,
+            stabilization_seconds=round(
+                r.duration_or_legacy(
+                    s,
+                    "stabilizationWindow",
+                    "stabilizationSeconds",
+                    f"{path}.scale",
+                    unit=1.0,
+                    default=ScaleSpec.stabilization_seconds,
+                    legacy_default=LEGACY_DEFAULTS["spec.actions.scale.stabilizationSeconds"],
+                    low=0,
+                    high=86400,
+                    integer=True,
+                )
             ),
         )
     n = r.obj(data, "notify", path)
@@ -442,8 +456,19 @@ def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
             r.problem(f"{path}.retrain.jobTemplate", "is required")
     return ActionsSpec(
         dry_run=r.boolean(data, "dryRun", path, default=ActionsSpec.dry_run),
-        cooldown_seconds=r.integer(
-            data, "cooldownSeconds", path, default=ActionsSpec.cooldown_seconds, low=0, high=604800
+        cooldown_seconds=round(
+            r.duration_or_legacy(
+                data,
+                "cooldown",
+                "cooldownSeconds",
+                path,
+                unit=1.0,
+                default=ActionsSpec.cooldown_seconds,
+                legacy_default=LEGACY_DEFAULTS["spec.actions.cooldownSeconds"],
+                low=0,
+                high=604800,
+                integer=True,
+            )
         ),
         consecutive_breaches=r.integer(
             data,
@@ -479,7 +504,10 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
         r.problem("spec.target.endpoint", "is required when spec.data.probe is set")
     if spec.payload_log is not None and spec.schedule.mode != "inline":
         r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
-    if spec.reference.source == "pvc" and spec.schedule.mode != "job":
+    if spec.reference is None:
+        for need in reference_needs(spec):
+            r.problem("spec.reference", f"is required: {need}")
+    elif spec.reference.source == "pvc" and spec.schedule.mode != "job":
         r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
     actions = spec.actions
     rollback_kinds = ("Deployment", "InferenceService")
@@ -521,6 +549,24 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
+
+
+def reference_needs(spec: MonitorSpec) -> list[str]:
+    """What in ``spec`` needs ``spec.reference``, one phrase each (empty: nothing does).
+
+    The CRD holds the same three rules (and messages) as CEL.
+    """
+    needs = []
+    if spec.payload_log is not None:
+        needs.append("spec.data.payloadLog takes the logged requests' columns from it")
+    if spec.probe is not None and spec.probe.dataset is None:
+        needs.append("spec.data.probe sends a sample of it (or set spec.data.probe.dataset)")
+    if (spec.probe is not None or spec.payload_log is not None) and spec.drift.enabled:
+        needs.append(
+            "drift detection and data quality (spec.drift.enabled, on by default) compare "
+            "the current data with it; set spec.drift.enabled: false to check SLOs only"
+        )
+    return needs
 
 
 def _check_thresholds(r: FieldReader, spec: MonitorSpec) -> None:
