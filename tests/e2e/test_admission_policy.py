@@ -217,6 +217,24 @@ def test_each_missing_right_is_refused_naming_it(
     assert policy.kubectl("get", "mm", "deputy", "-n", ns, check=False).returncode != 0
 
 
+def test_a_monitor_without_reference_is_admitted(policy: KubeCluster, ns: str) -> None:
+    """spec.reference is optional (SLOs only): the policy's reference checks must not
+    fail on its absence (a CEL error would refuse every such monitor)."""
+    grant(policy, ns, "sam", [("apps", "deployments", "get", ("app",))])
+    spec: Doc = {
+        "target": {"name": "app"},
+        "prometheus": {"url": "http://prometheus:9090"},
+        "slos": [
+            {
+                "name": "avail",
+                "source": "prometheus",
+                "errorRatio": {"errors": "sum(rate(e[$window]))", "total": "sum(rate(t[$window]))"},
+            }
+        ],
+    }
+    assert_admitted(create_as(policy, ns, "sam", "slo-only", spec))
+
+
 def test_rights_are_checked_per_object_name(policy: KubeCluster, ns: str) -> None:
     """A Role for Deployment ``app`` is no right over Deployment ``payments``."""
     grant(

@@ -337,7 +337,7 @@ def test_a_second_incident_inside_the_cooldown_is_not_acted_upon(
         lambda s: (s.get("lastAction") or {}).get("reason") == "Cooldown",
         "the second rollback suppressed by the cooldown",
     )
-    assert "cooldownSeconds is 3600" in status["lastAction"]["message"]
+    assert "cooldown is 1h" in status["lastAction"]["message"]
     after = wait_runs(cluster, namespace, "cool", 2)
     assert image_of(cluster, namespace) == iris_images["v2-slow"]
     assert [a["result"] for a in actions_of(after, "rollback")] == ["succeeded", "suppressed"]

@@ -175,6 +175,47 @@ def test_slow_and_erroring_model_breach_slos(
     assert st["sloSummary"] == "breached: errors"
 
 
+def test_slo_only_monitor_needs_no_reference(
+    operator_process: OperatorProcess, namespace: str, model_server: ModelServer
+) -> None:
+    """No spec.reference: the probe set is the model's input (drift off), probeErrors
+    counts the failed requests, durations are strings; nothing is loaded, DRIFT is '-'."""
+    cluster = operator_process.cluster
+    setup(cluster, namespace)
+    doc = monitor(
+        "slo-only",
+        model_server.url,
+        "iris-flaky",
+        slos=[{"name": "errors", "objective": 99, "window": "7d", "probeErrors": {}}],
+        drift={"enabled": False},
+        actions={"cooldown": "10m"},
+    )
+    del doc["spec"]["reference"], doc["spec"]["features"]
+    doc["spec"]["data"]["probe"] = {
+        "samples": 20,
+        "batchSize": 2,
+        "retries": 0,
+        "timeout": "5s",
+        "dataset": {"inline": drifted_rows()},
+    }
+    cluster.apply(doc, "-n", namespace)
+    st = wait_status(
+        cluster, namespace, "slo-only", lambda s: s.get("phase") == "Breached", "phase Breached"
+    )
+    ready = condition(st, "Ready")
+    assert ready["status"] == "True", ready
+    assert "deprecated" not in ready["message"], ready
+    assert "Degraded" not in [c["type"] for c in st["conditions"] if c["status"] == "True"]
+    slo = st["slos"][0]
+    assert slo["met"] is False
+    # A 7-day SLO's first page alert: 1h and 5m scaled by 7/30.
+    assert "over 14m and" in slo["message"], slo["message"]
+    assert {"14m", "1m10s"} <= set(slo["burnRates"]), slo["burnRates"]
+    assert st["drift"]["summary"] == "-"
+    row = cluster.kubectl("get", "mm", "slo-only", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:4] == ["slo-only", "iris-model", "Breached", "-"], row
+
+
 def test_unreachable_endpoint_is_degraded(
     operator_process: OperatorProcess, namespace: str
 ) -> None:

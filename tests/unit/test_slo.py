@@ -464,8 +464,11 @@ def test_spec_template_and_window_scale() -> None:
     assert slo.template is not None
     assert (slo.template.name, slo.template.model) == ("mlserver", "iris")
     assert dict(slo.template.labels) == {"namespace": "ml"}
+    assert slo.window_scale is not None
     assert scale_alerts(slo.window_scale)[0].long_seconds == pytest.approx(5.0)
-    assert parse_spec(_slo_spec(errorRatio={"errors": "e", "total": "t"})).slos[0].window_scale == 1
+    assert (
+        parse_spec(_slo_spec(errorRatio={"errors": "e", "total": "t"})).slos[0].window_scale is None
+    )
 
 
 @pytest.mark.parametrize(

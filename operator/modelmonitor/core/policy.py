@@ -15,7 +15,7 @@ Rules (see docs/actions.md):
   (InsufficientData, Pending) neither counts towards a breach nor towards recovery;
 * each configured action runs at most once per incident (``scale`` may step again after
   another ``consecutiveBreaches`` breaching runs, up to ``maxReplicas``);
-* ``cooldownSeconds`` separates the actions of different incidents, ``maxActionsPerHour``
+* ``cooldown`` separates the actions of different incidents, ``maxActionsPerHour``
   caps actions in any rolling hour, the ``modelmonitor.io/paused`` annotation suspends
   acting; each of these is reported once per incident and action, not once per run;
 * ``dryRun`` plans and reports ("would roll back deployment/x from revision 7 to 6")
@@ -44,6 +44,7 @@ from modelmonitor.core.incident import (
     Outcome,
     Restore,
 )
+from modelmonitor.core.slo.budget import format_duration
 from modelmonitor.core.spec import ActionsSpec
 from modelmonitor.core.status import Condition, ConditionType, Phase, format_time
 
@@ -325,7 +326,7 @@ def _plan(
                         action,
                         "Cooldown",
                         f"not acting: last action {elapsed:.0f}s ago, "
-                        f"cooldownSeconds is {actions.cooldown_seconds}",
+                        f"cooldown is {format_duration(actions.cooldown_seconds)}",
                     )
                     continue
             if len(recent) >= actions.max_actions_per_hour:

@@ -77,7 +77,7 @@ def _check_reference(
     spec: MonitorSpec, namespace: str, lookup: ObjectLookup, problems: list[ReferenceProblem]
 ) -> None:
     ref = spec.reference
-    if ref.source != "configMap" or ref.config_map_name is None:
+    if ref is None or ref.source != "configMap" or ref.config_map_name is None:
         return
     cm = lookup.get("ConfigMap", namespace, ref.config_map_name)
     where = f"ConfigMap {namespace}/{ref.config_map_name} (spec.reference.configMapRef)"

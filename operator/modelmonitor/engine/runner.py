@@ -113,6 +113,8 @@ class InlineRunner:
     async def _reference(
         self, namespace: str, name: str, spec: MonitorSpec, problems: list[Problem]
     ) -> LoadedReference | None:
+        if spec.reference is None:
+            return None  # an SLO-only monitor: nothing to load, and nothing is missing
         plan = ColumnPlan.from_spec(spec.features, prediction_features(spec))
         try:
             return await self.clients.references.load(namespace, name, spec.reference, plan)

@@ -95,12 +95,13 @@ def evaluate(
 
     target = spec.target
     what = f"{target.kind} {target.name}" if target.kind != "External" else "external endpoint"
-    ready = Condition(
-        ConditionType.READY,
-        "True",
-        Reason.CONFIGURED,
-        f"monitoring {what} every {spec.schedule.interval_seconds:g}s ({spec.schedule.mode} mode)",
+    message = (
+        f"monitoring {what} every {spec.schedule.interval_seconds:g}s ({spec.schedule.mode} mode)"
     )
+    if spec.deprecations:
+        # Deprecated fields still work for this API version; say so where people look.
+        message += "; " + "; ".join(f"{path} is {note}" for path, note in spec.deprecations)
+    ready = Condition(ConditionType.READY, "True", Reason.CONFIGURED, message)
     current = status.get("phase")
     phase = Phase(current) if current in RUN_PHASES else Phase.PENDING
     return _result(spec, phase, ready, status, generation, now)

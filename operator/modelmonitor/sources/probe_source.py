@@ -28,7 +28,7 @@ from modelmonitor.core.slo.budget import (
     EventCounts,
     history_retention,
     required_windows,
-    scale_alerts,
+    slo_alerts,
     summarize_latency,
 )
 from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
@@ -65,7 +65,11 @@ class ProbeSource:
         result: ProbeResult | None = None
         current: Dataset | None = None
         details: dict[str, Any] = {}
-        if ctx.spec.probe is not None and ctx.reference is not None:
+        probe_spec = ctx.spec.probe
+        # Without spec.reference (an SLO-only monitor) the probe set is spec.data.probe.dataset
+        # (the parser requires one); with it, nothing is probed when it failed to load.
+        no_reference = ctx.spec.reference is None
+        if probe_spec is not None and (ctx.reference is not None or no_reference):
             result, current = await _probe(ctx, ctx.reference, problems)
             details["probe"] = result.summary()
         outcomes: list[SLOOutcome] = []
@@ -90,14 +94,14 @@ class ProbeSource:
 
 
 async def _probe(
-    ctx: RunContext, reference: LoadedReference, problems: list[Problem]
+    ctx: RunContext, reference: LoadedReference | None, problems: list[Problem]
 ) -> tuple[ProbeResult, Dataset | None]:
     spec = ctx.spec
     assert spec.probe is not None
     probe_spec = spec.probe
     prediction_type = spec.prediction.type if spec.prediction else "categorical"
     label = spec.prediction.label_column if spec.prediction else None
-    inputs = input_names(spec, reference)
+    inputs = input_names(spec, reference) if reference is not None else []
     if probe_spec.dataset is not None:
         try:
             loaded = await ctx.clients.references.load(
@@ -110,8 +114,12 @@ async def _probe(
             problems.append(Problem("ProbeSetUnavailable", str(exc)))
             return unreachable_result(str(exc), prediction_type), None
         pool = loaded.rows
-    else:
+        if reference is None:  # no reference: the declared features, or the set's columns
+            inputs = [f.name for f in spec.features] or input_names(spec, loaded)
+    elif reference is not None:
         pool = reference.rows
+    else:
+        pool = None
     if pool is None or pool.n_rows == 0:
         message = "no rows to probe with: a saved profile has none; set spec.data.probe.dataset"
         problems.append(Problem("ProbeSetUnavailable", message))
@@ -171,7 +179,7 @@ async def _probe(
 def _probe_slo(
     slo: SLOSpec, result: ProbeResult | None, history: EventHistory, now: float
 ) -> tuple[SLOOutcome, EventHistory]:
-    alerts = scale_alerts(slo.window_scale)
+    alerts = slo_alerts(slo.window_seconds, slo.window_scale)
     windows = required_windows(slo.window_seconds, alerts)
     retention = history_retention(slo.window_seconds, alerts)
     failed = 0 if result is None else int(np.count_nonzero(~result.request_ok))

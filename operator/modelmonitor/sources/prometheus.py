@@ -42,7 +42,7 @@ from modelmonitor.core.slo.budget import (
     EventCounts,
     counts_from_values,
     required_windows,
-    scale_alerts,
+    slo_alerts,
 )
 from modelmonitor.core.slo.evaluation import SLOResult, evaluate_error_ratio, evaluate_latency
 from modelmonitor.core.slo.history import EventHistory
@@ -460,16 +460,16 @@ async def evaluate_prometheus_slo(
     """Evaluate one ``source: prometheus`` SLO, every query evaluated at ``now``.
 
     When the queries take ``$window`` (templates always do), each burn-rate window
-    (scaled by ``burnRate.windowScale``) and the SLO window are asked separately; a
-    window shorter than ``min_window_seconds`` is asked over that instead (a range under
-    two scrape intervals has no rate). Queries without ``$window`` answer once per run:
-    that answer goes into ``history`` (returned updated, for status) and the windows are
-    read from it, as for probe SLOs.
+    (scaled to the SLO window, or by ``burnRate.windowScale``) and the SLO window are
+    asked separately; a window shorter than ``min_window_seconds`` is asked over that
+    instead (a range under two scrape intervals has no rate). Queries without ``$window``
+    answer once per run: that answer goes into ``history`` (returned updated, for status)
+    and the windows are read from it, as for probe SLOs.
 
     Raises :class:`PrometheusUnavailable` or :class:`PrometheusQueryError`; an empty
     answer is never an error, it is InsufficientData in the result.
     """
-    alerts = scale_alerts(slo.window_scale)
+    alerts = slo_alerts(slo.window_seconds, slo.window_scale)
     windows = required_windows(slo.window_seconds, alerts)
     retention = max(windows)
 

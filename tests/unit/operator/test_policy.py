@@ -141,7 +141,7 @@ def test_a_second_incident_inside_the_cooldown_does_not_act_and_says_so_once() -
     assert mon.executed == ["rollback"]
     assert [n.reason for n in notes[0]] == ["Cooldown"]
     assert notes[1] == ()
-    assert "cooldownSeconds is 600" in notes[0][0].message
+    assert "cooldown is 10m" in notes[0][0].message
     mon.now = dt.datetime.fromisoformat(first.replace("Z", "+00:00")) + dt.timedelta(seconds=601)
     decision = mon.run(BREACH)  # still the same incident, cooldown over: acts now
     assert [r.action for r in decision.requests] == ["rollback"]

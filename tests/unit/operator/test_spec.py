@@ -233,16 +233,12 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.prediction.name": spec.prediction.name if spec.prediction else None,
         "spec.prediction.type": spec.prediction.type if spec.prediction else None,
         "spec.data.probe.samples": spec.probe.samples if spec.probe else None,
-        "spec.data.probe.timeoutSeconds": spec.probe.timeout_seconds if spec.probe else None,
         "spec.data.probe.concurrency": spec.probe.concurrency if spec.probe else None,
         "spec.data.probe.retries": spec.probe.retries if spec.probe else None,
         "spec.data.probe.batchSize": spec.probe.batch_size if spec.probe else None,
         "spec.data.probe.dataset.format": (
             spec.probe.dataset.format if spec.probe and spec.probe.dataset else None
         ),
-        "spec.data.payloadLog.windowSeconds": spec.payload_log.window_seconds
-        if spec.payload_log
-        else None,
         "spec.data.payloadLog.minSamples": spec.payload_log.min_samples
         if spec.payload_log
         else None,
@@ -263,9 +259,6 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.slos[].latency.percentile": spec.slos[0].latency.percentile
         if spec.slos[0].latency
         else None,
-        "spec.prometheus.timeoutSeconds": spec.prometheus.timeout_seconds
-        if spec.prometheus
-        else None,
         "spec.prometheus.authorization.type": spec.prometheus.authorization_type
         if spec.prometheus
         else None,
@@ -273,14 +266,10 @@ def test_python_defaults_equal_crd_defaults() -> None:
         if spec.prometheus and spec.prometheus.tls
         else None,
         "spec.actions.dryRun": spec.actions.dry_run,
-        "spec.actions.cooldownSeconds": spec.actions.cooldown_seconds,
         "spec.actions.consecutiveBreaches": spec.actions.consecutive_breaches,
         "spec.actions.maxActionsPerHour": spec.actions.max_actions_per_hour,
         "spec.actions.gitops": spec.actions.gitops,
         "spec.actions.scale.step": spec.actions.scale.step if spec.actions.scale else None,
-        "spec.actions.scale.stabilizationSeconds": (
-            spec.actions.scale.stabilization_seconds if spec.actions.scale else None
-        ),
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
         "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
         "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,

@@ -159,6 +159,41 @@ def scale_alerts(
     )
 
 
+# The period the workbook's windows are made for, and the shortest window a scaled alert
+# asks about: a rate over less than a minute holds one or two scrapes of a typical
+# Prometheus (15-30 s), and a probe SLO sees one run a minute by default.
+WORKBOOK_PERIOD = 30 * DAY
+MIN_SCALED_WINDOW = 1 * MINUTE
+
+
+def slo_alerts(
+    slo_window_seconds: float, window_scale: float | None = None
+) -> tuple[BurnRateAlert, ...]:
+    """The burn-rate alerts of an SLO over ``slo_window_seconds``.
+
+    By default (``window_scale`` None) the workbook's windows are scaled to the SLO
+    window, as Pyrra does: every window times ``slo_window / 30d``, rounded to whole
+    seconds and at least :data:`MIN_SCALED_WINDOW`; the factors stay, so each alert
+    still fires after the same share of the budget (14.4 x 1 h / 30 d = 2 %). A 7-day
+    SLO pages on 14m/1m10s and 1h24m/7m. An explicit ``window_scale``
+    (``burnRate.windowScale``) multiplies the 30-day windows instead, with no floor:
+    what it always meant, and how tests and demos get windows of seconds.
+    """
+    if window_scale is not None:
+        return scale_alerts(window_scale)
+    if not (math.isfinite(slo_window_seconds) and slo_window_seconds > 0):
+        raise ValueError(f"SLO window must be > 0, got {slo_window_seconds}")
+    ratio = slo_window_seconds / WORKBOOK_PERIOD
+
+    def scaled(seconds: float) -> float:
+        return max(float(round(seconds * ratio)), MIN_SCALED_WINDOW)
+
+    return tuple(
+        BurnRateAlert(a.severity, scaled(a.long_seconds), scaled(a.short_seconds), a.factor)
+        for a in SRE_WORKBOOK_ALERTS
+    )
+
+
 def alert_windows(alerts: Iterable[BurnRateAlert]) -> tuple[float, ...]:
     """The distinct windows the alerts need, shortest first."""
     return tuple(sorted({w for a in alerts for w in (a.long_seconds, a.short_seconds)}))

@@ -7,6 +7,7 @@ spec in one round instead of one error at a time.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,11 +44,25 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def _seconds_text(seconds: float, unit: float) -> str:
+    if unit < 1:
+        return f"{seconds * 1000:g}ms"
+    for name, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{name}"
+    return f"{seconds:g}s"
+
+
 class FieldReader:
-    """Typed access to a nested mapping that records problems instead of raising early."""
+    """Typed access to a nested mapping that records problems instead of raising early.
+
+    ``deprecations`` lists the deprecated fields a spec still uses, with what replaces
+    them (see :meth:`duration_or_legacy`).
+    """
 
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
+        self.deprecations: list[tuple[str, str]] = []
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append((path, message))
@@ -174,6 +189,63 @@ class FieldReader:
         except ValueError as exc:
             self.problem(f"{path}.{key}", str(exc))
             return None
+
+    def duration_or_legacy(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        legacy: str,
+        path: str,
+        *,
+        unit: float,
+        default: float,
+        legacy_default: float | None,
+        low: float,
+        high: float,
+        low_open: bool = False,
+        integer: bool = False,
+    ) -> float:
+        """Seconds from ``key`` (a duration string) or its deprecated numeric ``legacy``.
+
+        ``legacy`` counts ``unit`` seconds (1 for ``cooldownSeconds``, 0.001 for
+        ``thresholdMs``). Setting both is a problem, except when ``legacy`` holds
+        ``legacy_default``: older CRDs stored that default in every object, and an
+        object updated to the new field keeps it unless removed; the new field wins.
+        A legacy value other than that default is listed in :attr:`deprecations`.
+        The result is held to ``low``..``high`` seconds; ``default`` when neither is set.
+        """
+        new_path, old_path = f"{path}.{key}", f"{path}.{legacy}"
+        old = data.get(legacy)
+        if data.get(key) is not None:
+            seconds = self.duration(data, key, path, default=default)
+            if old is not None and old != legacy_default:
+                self.problem(
+                    new_path, f"set {key} or the deprecated {legacy}, not both (remove {legacy})"
+                )
+            where = new_path
+        elif old is not None:
+            number = (
+                self.integer(data, legacy, path, default=0)
+                if integer
+                else self.number(data, legacy, path, default=None)
+            )
+            seconds = None if number is None else number * unit
+            if old != legacy_default:
+                self.deprecations.append((old_path, f"deprecated: use {key} (a duration)"))
+            where = old_path
+        else:
+            return default
+        if seconds is None:
+            return default
+        too_low = seconds < low or (low_open and seconds == low)
+        if too_low or seconds > high:
+            low_text = "more than" if low_open else "at least"
+            text = f"must be {low_text} {_seconds_text(low, unit)}"
+            if math.isfinite(high):
+                text += f" and at most {_seconds_text(high, unit)}"
+            self.problem(where, text)
+            return default
+        return seconds
 
     def action_list(self, data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
         value = data.get(key) or []

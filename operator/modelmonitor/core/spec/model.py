@@ -32,6 +32,17 @@ PAGERDUTY_URL = "https://events.pagerduty.com"
 SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
 ANOMALY_SLIS = ("latency", "traffic", "errorRatio")  # spec.anomalies[].sli
 
+# The defaults older CRDs wrote into the deprecated numeric duration fields. Objects
+# created then still hold them; next to the new duration field such a value is ignored
+# (see FieldReader.duration_or_legacy) rather than refused.
+LEGACY_DEFAULTS: dict[str, float] = {
+    "spec.data.probe.timeoutSeconds": 2,
+    "spec.data.payloadLog.windowSeconds": 3600,
+    "spec.prometheus.timeoutSeconds": 5,
+    "spec.actions.cooldownSeconds": 600,
+    "spec.actions.scale.stabilizationSeconds": 300,
+}
+
 MIN_INTERVAL_SECONDS = 10.0
 MAX_INTERVAL_SECONDS = 24 * 3600.0
 # A run's deadline (spec.schedule.runTimeout): a run holds an operator-wide slot while it
@@ -200,8 +211,12 @@ class SLOSpec:
     latency: LatencySpec | None = None
     error_ratio: ErrorRatioSpec | None = None
     template: SLITemplateSpec | None = None
-    # Multiplies the burn-rate alert windows (spec.slos[].burnRate.windowScale).
-    window_scale: float = 1.0
+    # spec.slos[].burnRate.windowScale: multiplies the 30-day workbook's alert windows;
+    # None (the default) scales them to the SLO window (core.slo.budget.slo_alerts).
+    window_scale: float | None = None
+    # probeErrors: {} (or the older errorRatio: {} with source probe) - failed probe
+    # requests are the bad events; error_ratio is then an ErrorRatioSpec without queries.
+    probe_errors: bool = False
 
 
 # spec.anomalies: a range query holds at most this many points per series (lookback /
@@ -355,7 +370,9 @@ class ActionsSpec:
 @dataclass(frozen=True)
 class MonitorSpec:
     target: TargetSpec
-    reference: ReferenceSpec
+    # None: a monitor without drift or data quality checks (SLOs only); the parser
+    # requires it whenever a check needs it (see parse.reference_needs).
+    reference: ReferenceSpec | None = None
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     features: tuple[FeatureSpec, ...] = ()
     prediction: PredictionSpec | None = None
@@ -368,3 +385,5 @@ class MonitorSpec:
     actions: ActionsSpec = field(default_factory=ActionsSpec)
     alerting: AlertingSpec = field(default_factory=AlertingSpec)
     anomalies: tuple[AnomalySpec, ...] = ()
+    # Deprecated fields the spec still uses: (field path, what replaces it).
+    deprecations: tuple[tuple[str, str], ...] = ()

@@ -18,36 +18,33 @@ from typing import Any
 
 from modelmonitor.core.action_names import ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
-from modelmonitor.core.gitops import GITOPS_POLICIES
 from modelmonitor.core.names import key_problem, service_name_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
+    LEGACY_DEFAULTS,
     MAX_INTERVAL_SECONDS,
     MAX_PAYLOAD_SAMPLES,
     MAX_RUN_TIMEOUT_SECONDS,
     MIN_INTERVAL_SECONDS,
     MIN_RUN_TIMEOUT_SECONDS,
-    NOTIFY_FORMATS,
     REFERENCE_FORMATS,
     SCHEDULE_MODES,
     TARGET_KINDS,
-    ActionsSpec,
     DriftSpec,
     EndpointSpec,
     FeatureSpec,
     MonitorSpec,
     MultivariateSpec,
-    NotifySpec,
     PartitionsSpec,
     PayloadLogSpec,
     PredictionSpec,
     ProbeSpec,
     ReferenceSpec,
-    ScaleSpec,
     ScheduleSpec,
     TargetSpec,
 )
+from modelmonitor.core.spec.parse_actions import parse_actions
 from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_anomalies import parse_anomalies
 from modelmonitor.core.spec.parse_object_storage import (
@@ -75,12 +72,12 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     drift = _parse_drift(r, spec)
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
-    actions = _parse_actions(r, spec)
+    actions = parse_actions(r, spec)
     alerting = parse_alerting(r, spec)
     anomalies = parse_anomalies(r, spec)
 
-    if target is None or reference is None:
-        raise SpecError(r.problems or [("spec", "target and reference are required")])
+    if target is None:
+        raise SpecError(r.problems or [("spec.target", "is required")])
     result = MonitorSpec(
         target=target,
         reference=reference,
@@ -96,8 +93,9 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         actions=actions,
         alerting=alerting,
         anomalies=anomalies,
+        deprecations=tuple(r.deprecations),
     )
-    _cross_checks(r, result)
+    _cross_checks(r, result, reference_given=spec.get("reference") is not None)
     if r.problems:
         raise SpecError(r.problems)
     return result
@@ -170,11 +168,9 @@ def _url_piece(
 
 def _parse_reference(r: FieldReader, spec: Mapping[str, Any]) -> ReferenceSpec | None:
     data = r.obj(spec, "reference", "spec")
-    path = "spec.reference"
     if data is None:
-        r.problem(path, "is required")
-        return None
-    return _parse_reference_like(r, data, path)
+        return None  # optional: _cross_checks requires it where a check needs it
+    return _parse_reference_like(r, data, "spec.reference")
 
 
 def _parse_reference_like(
@@ -320,16 +316,18 @@ def _parse_data(
         path = "spec.data.probe"
         probe = ProbeSpec(
             samples=r.integer(p, "samples", path, default=ProbeSpec.samples, low=1, high=100000),
-            timeout_seconds=r.number(
+            timeout_seconds=r.duration_or_legacy(
                 p,
+                "timeout",
                 "timeoutSeconds",
                 path,
+                unit=1.0,
                 default=ProbeSpec.timeout_seconds,
+                legacy_default=LEGACY_DEFAULTS["spec.data.probe.timeoutSeconds"],
                 low=0,
                 high=300,
                 low_open=True,
-            )
-            or ProbeSpec.timeout_seconds,
+            ),
             concurrency=r.integer(
                 p, "concurrency", path, default=ProbeSpec.concurrency, low=1, high=64
             ),
@@ -343,13 +341,19 @@ def _parse_data(
     if pl is not None:
         path = "spec.data.payloadLog"
         payload = PayloadLogSpec(
-            window_seconds=r.integer(
-                pl,
-                "windowSeconds",
-                path,
-                default=PayloadLogSpec.window_seconds,
-                low=60,
-                high=604800,
+            window_seconds=round(
+                r.duration_or_legacy(
+                    pl,
+                    "window",
+                    "windowSeconds",
+                    path,
+                    unit=1.0,
+                    default=PayloadLogSpec.window_seconds,
+                    legacy_default=LEGACY_DEFAULTS["spec.data.payloadLog.windowSeconds"],
+                    low=60,
+                    high=604800,
+                    integer=True,
+                )
             ),
             min_samples=r.integer(
                 pl,
@@ -438,76 +442,7 @@ def _parse_drift(r: FieldReader, spec: Mapping[str, Any]) -> DriftSpec:
     )
 
 
-def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
-    data = r.obj(spec, "actions", "spec") or {}
-    path = "spec.actions"
-    scale = notify = None
-    s = r.obj(data, "scale", path)
-    if s is not None:
-        scale = ScaleSpec(
-            max_replicas=r.integer(s, "maxReplicas", f"{path}.scale", default=0, low=1, high=1000),
-            step=r.integer(s, "step", f"{path}.scale", default=ScaleSpec.step, low=1, high=100),
-            stabilization_seconds=r.integer(
-                s,
-                "stabilizationSeconds",
-                f"{path}.scale",
-                default=ScaleSpec.stabilization_seconds,
-                low=0,
-                high=86400,
-            ),
-        )
-    n = r.obj(data, "notify", path)
-    if n is not None:
-        ref = r.obj(n, "webhookSecretRef", f"{path}.notify")
-        if ref is None:
-            r.problem(f"{path}.notify.webhookSecretRef", "is required")
-            ref = {}
-        notify = NotifySpec(
-            secret_name=r.name(ref, "name", f"{path}.notify.webhookSecretRef", subdomain_problem)
-            or "",
-            secret_key=r.name(ref, "key", f"{path}.notify.webhookSecretRef", key_problem) or "",
-            format=r.string(  # type: ignore[arg-type]
-                n, "format", f"{path}.notify", default=NotifySpec.format, choices=NOTIFY_FORMATS
-            ),
-        )
-    retrain = r.obj(data, "retrain", path)
-    template = None
-    if retrain is not None:
-        template = r.obj(retrain, "jobTemplate", f"{path}.retrain")
-        if template is None:
-            r.problem(f"{path}.retrain.jobTemplate", "is required")
-    return ActionsSpec(
-        dry_run=r.boolean(data, "dryRun", path, default=ActionsSpec.dry_run),
-        cooldown_seconds=r.integer(
-            data, "cooldownSeconds", path, default=ActionsSpec.cooldown_seconds, low=0, high=604800
-        ),
-        consecutive_breaches=r.integer(
-            data,
-            "consecutiveBreaches",
-            path,
-            default=ActionsSpec.consecutive_breaches,
-            low=1,
-            high=100,
-        ),
-        max_actions_per_hour=r.integer(
-            data,
-            "maxActionsPerHour",
-            path,
-            default=ActionsSpec.max_actions_per_hour,
-            low=1,
-            high=100,
-        ),
-        on_slo_breach=r.action_list(data, "onSLOBreach", path),
-        on_drift=r.action_list(data, "onDrift", path),
-        scale=scale,
-        notify=notify,
-        retrain_job_template=template,
-        gitops=r.string(data, "gitops", path, default=ActionsSpec.gitops, choices=GITOPS_POLICIES)
-        or ActionsSpec.gitops,
-    )
-
-
-def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
+def _cross_checks(r: FieldReader, spec: MonitorSpec, *, reference_given: bool) -> None:
     """Rules that relate fields to each other (the CRD's CEL rules, and more)."""
     if any(s.source == "prometheus" for s in spec.slos) and spec.prometheus is None:
         r.problem("spec.prometheus", "is required when an SLO has source 'prometheus'")
@@ -521,7 +456,11 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
         r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
     if spec.partitions is not None and spec.schedule.mode != "job":
         r.problem("spec.data.partitions", "needs spec.schedule.mode 'job'")
-    if spec.reference.source == "pvc" and spec.schedule.mode != "job":
+    if spec.reference is None:
+        # a reference that was written but refused has its own problems already
+        for need in () if reference_given else reference_needs(spec):
+            r.problem("spec.reference", f"is required: {need}")
+    elif spec.reference.source == "pvc" and spec.schedule.mode != "job":
         r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
     actions = spec.actions
     rollback_kinds = ("Deployment", "InferenceService")
@@ -563,6 +502,26 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
+
+
+def reference_needs(spec: MonitorSpec) -> list[str]:
+    """What in ``spec`` needs ``spec.reference``, one phrase each (empty: nothing does).
+
+    The CRD holds the same rules (and messages) as CEL.
+    """
+    needs = []
+    if spec.payload_log is not None:
+        needs.append("spec.data.payloadLog takes the logged requests' columns from it")
+    if spec.probe is not None and spec.probe.dataset is None:
+        needs.append("spec.data.probe sends a sample of it (or set spec.data.probe.dataset)")
+    if spec.partitions is not None:
+        needs.append("spec.data.partitions is read with its columns and types")
+    if (spec.probe is not None or spec.payload_log is not None) and spec.drift.enabled:
+        needs.append(
+            "drift detection and data quality (spec.drift.enabled, on by default) compare "
+            "the current data with it; set spec.drift.enabled: false to check SLOs only"
+        )
+    return needs
 
 
 def _check_thresholds(r: FieldReader, spec: MonitorSpec) -> None:

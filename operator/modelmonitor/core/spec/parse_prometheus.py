@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 from modelmonitor.core.names import key_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader
-from modelmonitor.core.spec.model import HeaderSpec, KeyRef, PrometheusSpec, PrometheusTLSSpec
+from modelmonitor.core.spec.model import (
+    LEGACY_DEFAULTS,
+    HeaderSpec,
+    KeyRef,
+    PrometheusSpec,
+    PrometheusTLSSpec,
+)
 
 MAX_HEADERS = 16
 MAX_HEADER_VALUE = 4096
@@ -51,11 +57,14 @@ def parse_prometheus(r: FieldReader, spec: Mapping[str, Any]) -> PrometheusSpec 
     url = r.string(data, "url", path, required=True)
     if url is not None and not re.match(r"^https?://\S+$", url):
         r.problem(f"{path}.url", "must be an http:// or https:// URL")
-    timeout = r.number(
+    timeout = r.duration_or_legacy(
         data,
+        "timeout",
         "timeoutSeconds",
         path,
+        unit=1.0,
         default=PrometheusSpec.timeout_seconds,
+        legacy_default=LEGACY_DEFAULTS["spec.prometheus.timeoutSeconds"],
         low=0,
         high=120,
         low_open=True,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -46,28 +47,42 @@ def parse_slos(r: FieldReader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
         window = r.duration(item, "window", path, default=SLOSpec.window_seconds)
         lat = r.obj(item, "latency", path)
         err = r.obj(item, "errorRatio", path)
+        probe_errors = r.obj(item, "probeErrors", path)
         tpl = _parse_slo_template(r, item, path, source, lat, err)
         burn = r.obj(item, "burnRate", path) or {}
         scale = r.number(
             burn,
             "windowScale",
             f"{path}.burnRate",
-            default=SLOSpec.window_scale,
+            default=None,
             low=0,
             high=1,
             low_open=True,
         )
-        if (lat is None) == (err is None):
-            r.problem(path, "set exactly one of latency or errorRatio")
+        if sum(x is not None for x in (lat, err, probe_errors)) != 1:
+            r.problem(path, "set exactly one of latency, errorRatio or probeErrors")
+        if probe_errors is not None and source != "probe":
+            r.problem(f"{path}.probeErrors", "needs source probe (failed probe requests)")
         latency = error_ratio = None
         if lat is not None:
-            threshold = r.number(
-                lat, "thresholdMs", f"{path}.latency", default=None, low=0, low_open=True
+            if lat.get("threshold") is None and lat.get("thresholdMs") is None:
+                r.problem(f"{path}.latency.threshold", "is required (a duration such as 250ms)")
+            threshold = r.duration_or_legacy(
+                lat,
+                "threshold",
+                "thresholdMs",
+                f"{path}.latency",
+                unit=0.001,
+                default=0.0,
+                legacy_default=None,
+                low=0,
+                high=math.inf,
+                low_open=True,
             )
-            if threshold is None:
-                r.problem(f"{path}.latency.thresholdMs", "is required")
             latency = LatencySpec(
-                threshold_ms=threshold or 0.0,
+                # rounded: 0.123 s * 1000 is 123.00000000000001, and a template matches
+                # the threshold against histogram bucket bounds
+                threshold_ms=round(threshold * 1000, 9),
                 percentile=r.number(
                     lat,
                     "percentile",
@@ -96,6 +111,12 @@ def parse_slos(r: FieldReader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
                     f"{path}.errorRatio",
                     "errors and total queries are required for source prometheus",
                 )
+        if probe_errors is not None:
+            error_ratio = ErrorRatioSpec()
+        elif err is not None and source == "probe":
+            r.deprecations.append(
+                (f"{path}.errorRatio", "deprecated with source probe: use probeErrors: {}")
+            )
         if name is None:
             continue
         if name in seen:
@@ -110,7 +131,8 @@ def parse_slos(r: FieldReader, spec: Mapping[str, Any]) -> tuple[SLOSpec, ...]:
                 latency=latency,
                 error_ratio=error_ratio,
                 template=tpl,
-                window_scale=scale or SLOSpec.window_scale,
+                window_scale=scale,
+                probe_errors=probe_errors is not None or (source == "probe" and err is not None),
             )
         )
     return tuple(out)
