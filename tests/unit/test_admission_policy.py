@@ -174,13 +174,28 @@ def test_every_field_that_names_an_object_is_checked(docs: tuple[Doc, Doc]) -> N
     assert not unchecked, f"the policy does not check the requester's right to: {unchecked}"
 
 
+def _max_items(list_path: str) -> int | None:
+    """The CRD's ``maxItems`` of the list at ``spec.a.b`` (None when unbounded)."""
+    node = _spec_schema()
+    for key in list_path.split(".")[1:]:
+        node = node["properties"][key]
+    value = node.get("maxItems")
+    return int(value) if value is not None else None
+
+
 def _checked(field: str, expressions: str) -> bool:
     """``object.<field>`` is in a check; for a field inside a list (``a.b[].c.name``),
-    the list is walked with ``all`` and each item's field checked: ``object.a.b.all(x,``
-    and ``x.c.name`` in the same expression."""
+    either the list is walked with ``all`` and each item's field checked
+    (``object.a.b.all(x,`` and ``x.c.name`` in the same expression), or there is one
+    check per index up to the list's ``maxItems`` (``object.a.b[0].c.name``, ...)."""
     if "[]" not in field:
         return f"object.{field}" in expressions
     outer, inner = field.split("[]", 1)
+    bound = _max_items(outer) if "[]" not in inner else None
+    if bound is not None and all(
+        f"object.{outer}[{i}]{inner}" in expressions for i in range(bound)
+    ):
+        return True
     for expression in expressions.splitlines():
         start = expression.find(f"object.{outer}.all(")
         if start < 0:
@@ -196,6 +211,11 @@ def test_a_field_in_a_list_counts_only_when_each_item_is_checked() -> None:
     each = "object.spec.prometheus.headers.all(h, authorizer.x.name(h.valueFrom.secretKeyRef.name))"
     assert _checked(field, each)
     assert not _checked(field, "object.spec.prometheus.headers[0].valueFrom.secretKeyRef.name")
+    every_index = "\n".join(
+        f"object.spec.prometheus.headers[{i}].valueFrom.secretKeyRef.name" for i in range(16)
+    )
+    assert _checked(field, every_index)
+    assert not _checked(field, every_index.rsplit("\n", 1)[0])  # the last index unchecked
     assert not _checked(field, "object.spec.prometheus.headers.all(h, true) && other")
 
 

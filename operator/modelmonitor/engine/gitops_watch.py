@@ -39,6 +39,7 @@ from modelmonitor.core.incident import (
     OPEN_STATES,
     ActionRequest,
     ActionResult,
+    Incident,
     IncidentState,
     Outcome,
 )
@@ -190,11 +191,22 @@ def _last_rollback(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def _without_rollback(decision: Decision, message: str) -> tuple[Decision, bool]:
-    """``decision`` without a rollback it planned; suppressed (noted once per incident)."""
+def _without_rollback(
+    decision: Decision, message: str, previous: Incident
+) -> tuple[Decision, bool]:
+    """``decision`` without a rollback it planned; suppressed (noted once per incident).
+
+    The write-back outranks the policy's own reasons not to roll back (a cooldown, the
+    hourly cap): once this incident noted it, the policy's rollback notes are dropped, so
+    the two reasons do not take turns in ``actionHistory`` run after run.
+    """
     incident = decision.incident
     planned = [r for r in decision.requests if r.action == ActionName.ROLLBACK]
-    already = incident.suppressed.get(ActionName.ROLLBACK) == WROTE_BACK
+    already = incident.suppressed.get(ActionName.ROLLBACK) == WROTE_BACK or (
+        bool(incident.id)
+        and previous.id == incident.id
+        and previous.suppressed.get(ActionName.ROLLBACK) == WROTE_BACK
+    )
     if not planned and (already or not incident.id or incident.state not in OPEN_STATES):
         return decision, False
     keep = tuple(r for r in decision.requests if r.action != ActionName.ROLLBACK)
@@ -213,7 +225,7 @@ def _without_rollback(decision: Decision, message: str) -> tuple[Decision, bool]
         pending=pending,
         state=state,
     )
-    notes = decision.notes
+    notes = tuple(n for n in decision.notes if n.action != ActionName.ROLLBACK)
     if not already:
         notes = (*notes, Note(ActionName.ROLLBACK, WROTE_BACK, message))
     return dc_replace(decision, incident=updated, requests=keep, notes=notes), True
@@ -238,7 +250,9 @@ def guard(
     notifies, one more notify request (``<incident>-notify-writeback``). Once the target
     serves something else (a fix from Git), the record is cleared and the condition False.
     """
-    if view.images is None:
+    if view.images is None or view.owner is None:
+        # Without a GitOps owner a redeployed image is a person's new rollout: the
+        # policy (cooldown, cap) decides, as for any other incident.
         return decision
     found = status.get("gitOps")
     gitops: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
@@ -257,14 +271,17 @@ def guard(
                 )
             )
         return decision
-    owner = view.owner.describe() if view.owner is not None else "someone"
+    owner = view.owner.describe()
     what = f"{spec.target.kind.lower()}/{spec.target.name}"
     message = (
         f"the rollback {rollback.get('id') or ''} of {what} was undone: it serves "
         f"{', '.join(view.images)} again, written back by {owner}; not rolling back "
         "again. Revert the change in Git"
     )[:1024]
-    decision, _dropped = _without_rollback(decision, message)
+    previous = status.get("incident")
+    decision, _dropped = _without_rollback(
+        decision, message, Incident.from_dict(previous if isinstance(previous, Mapping) else {})
+    )
     if seen is not None and seen.get("rollback") == rollback.get("id"):
         return decision  # reported already
     incident = decision.incident

@@ -526,3 +526,54 @@ def test_a_source_in_another_namespace_is_not_read() -> None:
     assert view is not None
     assert view.resumed is None
     assert not any("flux-system" in path for _, path in api.calls)
+
+
+def test_without_an_owner_a_redeployed_image_is_left_to_the_policy() -> None:
+    """No GitOps owner: someone rolled the bad image out again by hand. The guard stays
+    out of it; the policy (here: no cooldown left to wait) rolls back as for any incident."""
+    monitor = spec("ignore", "rollback")
+    status = _incident_status(["iris:v3"], ["iris:v1"])
+    closed = Incident(id="m-1", state=IncidentState.RECOVERED, acted={"rollback": "succeeded"})
+    status["incident"] = closed.to_dict()
+    obj = {"metadata": {"name": "m", "namespace": NS, "uid": "u"}, "status": status}
+    view = GitOpsView(None, ("iris:v3",))
+    plan = Remediator(api=FakeApi(), executors={}).plan(
+        obj, monitor, _verdict(True), (None, None), NOW, view
+    )
+    assert "gitOps" not in plan.status_patch
+    assert all(
+        e.get("reason") != "OwnerWroteBack" for e in plan.status_patch.get("actionHistory", [])
+    )
+
+
+def test_a_write_back_inside_the_cooldown_is_noted_once_not_every_run() -> None:
+    """The policy's Cooldown and the guard's OwnerWroteBack must not take turns in
+    actionHistory run after run: the write-back is noted once and outranks the cooldown."""
+    monitor = parse_spec(
+        {
+            "target": {"name": "iris"},
+            "reference": {"configMapRef": {"name": "iris-reference", "key": "reference.csv"}},
+            "actions": {
+                "gitops": "ignore",
+                "onSLOBreach": ["rollback"],
+                "cooldown": "1h",
+                "consecutiveBreaches": 1,
+            },
+        }
+    )
+    status = _incident_status(["iris:v3"], ["iris:v1"])
+    status["actionHistory"][0]["time"] = "2026-11-26T15:59:00Z"  # a minute before NOW
+    closed = Incident(id="m-1", state=IncidentState.RECOVERED, acted={"rollback": "succeeded"})
+    status["incident"] = closed.to_dict()
+    obj: dict[str, Any] = {"metadata": {"name": "m", "namespace": NS, "uid": "u"}, "status": status}
+    view = GitOpsView(GitOpsOwner("Kustomization", "apps", NS, ""), ("iris:v3",))
+    remediator = Remediator(api=FakeApi(), executors={})
+    reasons: list[str] = []
+    for _ in range(4):
+        plan = remediator.plan(obj, monitor, _verdict(True), (None, None), NOW, view)
+        history = plan.status_patch.get("actionHistory")
+        if history is not None:
+            reasons = [e["reason"] for e in history if e.get("result") == "suppressed"]
+        obj = {**obj, "status": {**obj["status"], **plan.status_patch}}
+    assert reasons.count("OwnerWroteBack") == 1
+    assert "Cooldown" not in reasons
