@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelmonitor.core.spec import (
+    PerformanceSpec,
     SpecError,
     parse_duration,
     parse_spec,
@@ -278,6 +279,10 @@ def test_python_defaults_equal_crd_defaults() -> None:
             spec.actions.scale.stabilization_seconds if spec.actions.scale else None
         ),
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
+        "spec.performance.task": PerformanceSpec.task,
+        "spec.performance.confidence": PerformanceSpec.confidence,
+        "spec.performance.minRows": PerformanceSpec.min_rows,
+        "spec.performance.predictionOutput": PerformanceSpec.prediction_output,
     }
     assert defaults == expected
 

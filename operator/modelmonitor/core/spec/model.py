@@ -26,6 +26,8 @@ SCHEDULE_MODES = ("inline", "job")
 SLO_SOURCES = ("probe", "prometheus")
 NOTIFY_FORMATS = ("slack", "json")
 SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
+PERFORMANCE_TASKS = ("classification",)
+PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 MIN_INTERVAL_SECONDS = 10.0
 MAX_INTERVAL_SECONDS = 24 * 3600.0
@@ -165,6 +167,33 @@ class SLOSpec:
 
 
 @dataclass(frozen=True)
+class PerformanceSpec:
+    """Estimated (and, with a golden set's labels, realized) model performance.
+
+    ``target`` and ``probabilities`` are reference columns: the true label and the
+    model's class probabilities (one column: the positive class's; else one per class,
+    in the model's output order). A metric breaches when the interval's upper bound is
+    below ``minimum[m]`` or below the reference's value less ``max_drop[m]``.
+    """
+
+    target: str
+    probabilities: tuple[str, ...]
+    task: Literal["classification"] = "classification"
+    metrics: tuple[str, ...] = PERFORMANCE_METRICS
+    minimum: Mapping[str, float] = field(default_factory=dict)
+    max_drop: Mapping[str, float] = field(default_factory=dict)
+    confidence: float = 0.95
+    min_rows: int = 100
+    # Open Inference Protocol outputs to ask for (v2 only); None: read what comes back.
+    probability_output: str | None = None
+    prediction_output: str = "predict"
+
+    def thresholds(self) -> tuple[str, ...]:
+        """The metrics with a floor or a drop limit: the ones that can breach."""
+        return tuple(m for m in self.metrics if m in self.minimum or m in self.max_drop)
+
+
+@dataclass(frozen=True)
 class KeyRef:
     """One key of a Secret or ConfigMap in the monitor's namespace."""
 
@@ -237,12 +266,17 @@ class ActionsSpec:
     max_actions_per_hour: int = 3
     on_slo_breach: tuple[str, ...] = ()
     on_drift: tuple[str, ...] = ()
+    on_performance_drop: tuple[str, ...] = ()
     scale: ScaleSpec | None = None
     notify: NotifySpec | None = None
     retrain_job_template: Mapping[str, Any] | None = None
 
     def uses(self, action: str) -> bool:
-        return action in self.on_slo_breach or action in self.on_drift
+        return (
+            action in self.on_slo_breach
+            or action in self.on_drift
+            or action in self.on_performance_drop
+        )
 
 
 @dataclass(frozen=True)
@@ -258,3 +292,4 @@ class MonitorSpec:
     slos: tuple[SLOSpec, ...] = ()
     prometheus: PrometheusSpec | None = None
     actions: ActionsSpec = field(default_factory=ActionsSpec)
+    performance: PerformanceSpec | None = None

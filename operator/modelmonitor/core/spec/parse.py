@@ -46,6 +46,7 @@ from modelmonitor.core.spec.model import (
     ScheduleSpec,
     TargetSpec,
 )
+from modelmonitor.core.spec.parse_performance import parse_performance
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -67,6 +68,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
+    performance = parse_performance(r, spec)
 
     if target is None or reference is None:
         raise SpecError(r.problems or [("spec", "target and reference are required")])
@@ -82,6 +84,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         slos=slos,
         prometheus=prometheus,
         actions=actions,
+        performance=performance,
     )
     _cross_checks(r, result)
     if r.problems:
@@ -463,6 +466,7 @@ def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
         ),
         on_slo_breach=r.action_list(data, "onSLOBreach", path),
         on_drift=r.action_list(data, "onDrift", path),
+        on_performance_drop=r.action_list(data, "onPerformanceDrop", path),
         scale=scale,
         notify=notify,
         retrain_job_template=template,
@@ -518,9 +522,36 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
             r.problem("spec.prediction.labelColumn", f"{label!r} is also listed as a feature")
         if label is not None and label == spec.prediction.name:
             r.problem("spec.prediction.labelColumn", "must differ from spec.prediction.name")
+    _check_performance(r, spec)
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
+
+
+def _check_performance(r: FieldReader, spec: MonitorSpec) -> None:
+    perf = spec.performance
+    if spec.actions.on_performance_drop and (perf is None or not perf.thresholds()):
+        r.problem(
+            "spec.actions.onPerformanceDrop",
+            "needs spec.performance with a minimum or maxDrop: nothing else can drop",
+        )
+    if perf is None:
+        return
+    if spec.probe is None:
+        r.problem(
+            "spec.performance",
+            "needs spec.data.probe: the probe's answers carry the class probabilities",
+        )
+    names = {f.name for f in spec.features}
+    for column in (perf.target, *perf.probabilities):
+        if column in names:
+            r.problem("spec.performance", f"{column!r} is also listed as a feature")
+    if spec.prediction is not None and spec.prediction.type == "numerical":
+        r.problem("spec.performance", "needs a categorical spec.prediction (a classifier)")
+    if perf.probability_output is not None and (
+        spec.target.endpoint is not None and spec.target.endpoint.protocol != "v2"
+    ):
+        r.problem("spec.performance.probabilityOutput", "applies to protocol v2 only")
 
 
 def _check_thresholds(r: FieldReader, spec: MonitorSpec) -> None:
