@@ -167,6 +167,8 @@ class Report:
     data_quality: Mapping[str, Any] | None = None
     model_quality: Mapping[str, Any] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # status.performance as PerformanceSummary.to_status() writes it; None: not configured
+    performance: Mapping[str, Any] | None = None
 
     @property
     def finished(self) -> dt.datetime:
@@ -187,6 +189,7 @@ class Report:
             "dataQuality": self.data_quality,
             "modelQuality": self.model_quality,
             "details": dict(self.details),
+            "performance": None if self.performance is None else dict(self.performance),
         }
 
     @classmethod
@@ -205,6 +208,7 @@ class Report:
             data_quality=d.get("dataQuality"),
             model_quality=d.get("modelQuality"),
             details=d.get("details") or {},
+            performance=d.get("performance"),
         )
 
 

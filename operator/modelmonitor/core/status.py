@@ -32,6 +32,8 @@ class ConditionType(StrEnum):
     SLO_BREACHED = "SLOBreached"
     REMEDIATED = "Remediated"
     DEGRADED = "Degraded"
+    PERFORMANCE_DEGRADED = "PerformanceDegraded"  # spec.performance below its floor
+    CONCEPT_DRIFT = "ConceptDrift"  # realized performance outside the estimate's interval
 
 
 class Reason(StrEnum):
@@ -49,6 +51,12 @@ class Reason(StrEnum):
     RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"
     # Degraded: a run raised instead of reporting (core/verdict.py, failed_run)
     RUN_FAILED = "RunFailed"
+    # PerformanceDegraded / ConceptDrift (core/verdict.py, performance_conditions)
+    ESTIMATED_PERFORMANCE_DROPPED = "EstimatedPerformanceDropped"
+    REALIZED_PERFORMANCE_DROPPED = "RealizedPerformanceDropped"
+    PERFORMANCE_MET = "PerformanceMet"
+    CONCEPT_DRIFT = "ConceptDrift"
+    ESTIMATE_HOLDS = "EstimateHolds"
 
 
 CONDITION_STATUSES = ("True", "False", "Unknown")

@@ -128,6 +128,49 @@ def slo_condition(
     )
 
 
+def performance_conditions(report: Report) -> list[Condition]:
+    """PerformanceDegraded (and ConceptDrift when labels allowed the check), or none
+    without spec.performance. Bad data is Unknown, never True."""
+    perf = report.performance
+    if perf is None:
+        return []
+    status = perf.get("status")
+    message = _cap(str(perf.get("message") or ""))
+    kind = ConditionType.PERFORMANCE_DEGRADED
+    if status == "degraded":
+        reason = (
+            Reason.REALIZED_PERFORMANCE_DROPPED
+            if perf.get("basis") == "realized"
+            else Reason.ESTIMATED_PERFORMANCE_DROPPED
+        )
+        out = [Condition(kind, "True", reason, message)]
+    elif status == "ok":
+        out = [Condition(kind, "False", Reason.PERFORMANCE_MET, message)]
+    else:
+        return [Condition(kind, "Unknown", "InsufficientData", message or "no estimate")]
+    if perf.get("labelledRows"):
+        metrics = ", ".join(str(m) for m in perf.get("conceptDriftMetrics") or [])
+        if perf.get("conceptDrift"):
+            out.append(
+                Condition(
+                    ConditionType.CONCEPT_DRIFT,
+                    "True",
+                    Reason.CONCEPT_DRIFT,
+                    _cap(f"realized {metrics} outside the estimate's interval: {message}"),
+                )
+            )
+        else:
+            out.append(
+                Condition(
+                    ConditionType.CONCEPT_DRIFT,
+                    "False",
+                    Reason.ESTIMATE_HOLDS,
+                    "realized performance within the estimate's intervals",
+                )
+            )
+    return out
+
+
 def degraded_condition(report: Report) -> Condition:
     if not report.problems:
         return Condition(
@@ -165,6 +208,7 @@ def decide(
     slo_cond, effective = slo_condition(report, old.get("slos"))
     if slo_cond is not None:
         updates.append(slo_cond)
+    updates.extend(performance_conditions(report))
     updates.append(degraded_condition(report))
 
     conditions = merge_conditions(old_conditions, updates, generation=generation, now=now)
@@ -198,6 +242,8 @@ def decide(
             for s in report.slos[:MAX_SLO_ENTRIES]
         ],
     }
+    if report.performance is not None:
+        patch["performance"] = dict(report.performance)
     history = report.details.get("sloHistory")
     if isinstance(history, Mapping):
         patch["sloHistory"] = dict(history)
@@ -297,7 +343,7 @@ def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
         cond = find_condition(conditions, kind)
         return cond is not None and cond.get("status") == "True"
 
-    if is_true(ConditionType.SLO_BREACHED):
+    if is_true(ConditionType.SLO_BREACHED) or is_true(ConditionType.PERFORMANCE_DEGRADED):
         return Phase.BREACHED
     if is_true(ConditionType.DRIFT_DETECTED):
         return Phase.DRIFTED
@@ -307,7 +353,9 @@ def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
     # off measures nothing, and an SLO without data is never a pass.
     measured_drift = report.drift.status == "ok"
     measured_slo = any(s.met is not None for s in report.slos)
-    if not measured_drift and not measured_slo:
+    perf = report.performance
+    measured_perf = perf is not None and perf.get("status") == "ok"
+    if not measured_drift and not measured_slo and not measured_perf:
         return Phase.NO_DATA
     return Phase.HEALTHY
 
@@ -316,6 +364,8 @@ _WARNING_WHEN_TRUE = {
     ConditionType.DRIFT_DETECTED,
     ConditionType.SLO_BREACHED,
     ConditionType.DEGRADED,
+    ConditionType.PERFORMANCE_DEGRADED,
+    ConditionType.CONCEPT_DRIFT,
 }
 
 
