@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests need. Idempotent: installs only what is missing.
 # chromium: tests/unit/test_cli_report.py screenshots the HTML report headless.
+# prometheus-alertmanager: tests/e2e/test_incident_notifications.py (a real Alertmanager).
 set -euo pipefail
-pkgs=(openssl curl iproute2 prometheus chromium)
+pkgs=(openssl curl iproute2 prometheus prometheus-alertmanager chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -58,6 +58,10 @@ def cluster(kube_cluster: KubeCluster) -> KubeCluster:
 #   notify    operator/modelmonitor/actions/notify.py: api.secret_value = GET the Secret.
 #   kserve    operator/modelmonitor/actions/kserve.py: GET, PATCH the InferenceService.
 #   retrain   operator/modelmonitor/actions/retrain.py: LIST Jobs, POST (create) a Job.
+#   gitops    operator/modelmonitor/actions/gitops.py guarded (spec.actions.gitops: pause):
+#             GET and PATCH the owner (Application, Kustomization or HelmRelease) to pause
+#             it; engine/gitops_watch.py observe_gitops GETs it and PATCHes it to resume,
+#             and GETs a paused Kustomization's GitRepository or OCIRepository.
 EXECUTOR_CALLS: dict[str, set[Grant]] = {
     "rollback": {
         ("get", "apps", "deployments"),
@@ -77,6 +81,16 @@ EXECUTOR_CALLS: dict[str, set[Grant]] = {
         ("patch", "serving.kserve.io", "inferenceservices"),
     },
     "retrain": {("list", "batch", "jobs"), ("create", "batch", "jobs")},
+    "gitops": {
+        (verb, group, resource)
+        for group, resource in (
+            ("argoproj.io", "applications"),
+            ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+            ("helm.toolkit.fluxcd.io", "helmreleases"),
+        )
+        for verb in ("get", "patch")
+    }
+    | {("get", "source.toolkit.fluxcd.io", r) for r in ("gitrepositories", "ocirepositories")},
 }
 
 

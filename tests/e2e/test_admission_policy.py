@@ -289,6 +289,33 @@ def test_inferenceservice_rollback_needs_patch_on_it(policy: KubeCluster, ns: st
     assert_admitted(create_as(policy, ns, "frank", "canary", spec))
 
 
+def test_gitops_pause_needs_patch_on_every_owner_kind(policy: KubeCluster, ns: str) -> None:
+    """spec.actions.gitops: pause suspends whichever owner the target's labels name: the
+    requester must be able to patch Applications, Kustomizations and HelmReleases there."""
+    spec = {
+        "target": {"name": "app"},
+        "reference": {"inline": [{"x": 1}]},
+        "actions": {"onSLOBreach": ["rollback"], "gitops": "pause"},
+    }
+    target = [("apps", "deployments", v, ("app",)) for v in ("get", "patch")]
+    owners = [
+        ("argoproj.io", "applications", "patch", None),
+        ("kustomize.toolkit.fluxcd.io", "kustomizations", "patch", None),
+        ("helm.toolkit.fluxcd.io", "helmreleases", "patch", None),
+    ]
+    grant(policy, ns, "gina", [*target, *owners[1:]])  # Flux only
+    assert_refused(
+        create_as(policy, ns, "gina", "paused", spec),
+        f"may not patch applications.argoproj.io in namespace {ns}, which spec.actions.gitops "
+        "(pause) would have the operator do",
+    )
+    # refuse and ignore change no owner: no right needed
+    refuse = {**spec, "actions": {"onSLOBreach": ["rollback"], "gitops": "refuse"}}
+    assert_admitted(create_as(policy, ns, "gina", "refusing", refuse))
+    grant(policy, ns, "hank", [*target, *owners])
+    assert_admitted(create_as(policy, ns, "hank", "paused", spec))
+
+
 def test_job_mode_reference_claim_needs_get_on_it(policy: KubeCluster, ns: str) -> None:
     spec = {
         "target": {"name": "app"},

@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import yaml
 from modelmonitor.actions.kserve import execute_canary_rollback
 from modelmonitor.actions.rollback import execute_rollback, record_healthy
 from modelmonitor.actions.scale import execute_scale, execute_scale_back
-from modelmonitor.core import records
+from modelmonitor.core import alerting, records
+from modelmonitor.core.alerting import AlertingStatus, notices
 from modelmonitor.core.incident import (
     ActionRequest,
     ActionResult,
@@ -37,12 +39,12 @@ from modelmonitor.core.policy import history_entry, with_history
 from modelmonitor.core.report import DriftSummary, FeatureSummary, Problem, Report
 from modelmonitor.core.slo.budget import EventCounts, required_windows
 from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
-from modelmonitor.core.spec import PerformanceSpec
+from modelmonitor.core.spec import PerformanceSpec, SinkSpec
 from modelmonitor.core.stats.performance import classification_performance
 from modelmonitor.core.stats.performance.monitor import insufficient, summarize
 from modelmonitor.core.status import Condition, format_time, merge_conditions
 from modelmonitor.core.verdict import decide, failed_run
-from tests.unit.actions import test_kserve, test_rollback, test_scale
+from tests.unit.actions import test_gitops, test_kserve, test_rollback, test_scale
 from tests.unit.actions.fake_api import FakeApi
 
 CRD = Path(__file__).resolve().parents[2] / "crds" / "modelmonitor.io_modelmonitors.yaml"
@@ -353,6 +355,7 @@ def _results() -> Iterator[tuple[ActionRequest | None, str, ActionResult]]:
     job = {"job": "iris-retrain-1"}
     yield retrain, "retrain", ActionResult(Outcome.DRY_RUN, "DryRun", "would create", job)
     yield None, "rollback", ActionResult(Outcome.SUPPRESSED, "Cooldown", "cooling down")
+    yield rollback, "rollback", test_gitops.argo_paused_result()
 
 
 def remediation_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -378,7 +381,53 @@ def remediation_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
         status = merge_patch(status, with_history(status, [entry]))
         yield f"lastAction {entry['type']} {entry['result']}", dict(status)
     yield "healthy revisions", {"healthyRevisions": _healthy()}
+    yield from test_gitops.gitops_statuses()
+
+
+def full_alerting() -> AlertingStatus:
+    """``status.alerting`` with every field set: a failed and a delivered Alertmanager
+    notice, an action result waiting for its retry, with measurements from a verdict."""
+    sinks = (
+        SinkSpec(name="am", type="alertmanager", url="http://am.example:9093"),
+        SinkSpec(name="hook", type="webhook", secret=None),
+    )
+    incident = replace(full_incident(), state=IncidentState.REMEDIATING, triggers=("slo",))
+    found = notices.measurements(
+        {
+            "slos": [
+                {"name": "p95", "kind": "latency", "value": 412.0, "threshold": 250, "met": False},
+                {"name": "avail", "kind": "errorRatio", "value": math.inf, "objective": 99.5},
+            ],
+            "drift": {"status": "ok", "share": 0.25},
+        },
+        0.5,
+    )
+    stamp = format_time(NOW)
+    opened = notices.opened(
+        incident, namespace="ml", monitor="iris", found=found, time=stamp, valid_seconds=240
+    )
+    request = test_rollback.request()
+    result = ActionResult(Outcome.SUCCEEDED, "RolledBack", "rolled back 3 -> 1")
+    acted = notices.action_result(
+        incident, request, result, time=stamp, valid_seconds=240, found=found
+    )
+    status = alerting.enqueue(AlertingStatus(), [opened, acted], sinks)
+    status, _ = alerting.apply_attempts(
+        status, [alerting.Attempt(opened.id, "am", ok=True)], NOW, sinks
+    )
+    later = NOW + dt.timedelta(seconds=30)
+    status, _ = alerting.apply_attempts(
+        status,
+        [alerting.Attempt(acted.id, "hook", ok=False, retryable=True, error="HTTP 503")],
+        later,
+        sinks,
+    )
+    return status
+
+
+def alerting_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
+    yield "incident notifications", {"alerting": full_alerting().to_dict()}
 
 
 def every_status() -> list[tuple[str, dict[str, Any]]]:
-    return [*verdict_statuses(), *remediation_statuses()]
+    return [*verdict_statuses(), *remediation_statuses(), *alerting_statuses()]

@@ -34,6 +34,7 @@ NOT_OBJECT_NAMES = {
     "spec.slos[].template.name": "an enum of query templates",
     "spec.prometheus.headers[].name": "an HTTP header's name",
     "spec.prometheus.tlsConfig.serverName": "a DNS name to verify a certificate against",
+    "spec.alerting.sinks[].name": "the sink's own name",
 }
 
 # What each action in the CRD's enum needs, as the text of the policy's check.
@@ -211,3 +212,15 @@ def test_chart_template_reads_the_copy_and_has_an_off_switch() -> None:
     assert "{{- if .Values.admissionPolicy.enabled }}" in template
     values = yaml.safe_load((ROOT / "charts/modelmonitor/values.yaml").read_text())
     assert values["admissionPolicy"] == {"enabled": True, "validationActions": ["Deny"]}
+
+
+def test_gitops_pause_is_checked_for_every_owner_kind(docs: tuple[Doc, Doc]) -> None:
+    """pause patches an owner found only when the rollback runs: all three kinds are checked."""
+    expressions = _expressions(docs[0])
+    assert "object.spec.actions.gitops != 'pause'" in expressions
+    for group, resource in (
+        ("argoproj.io", "applications"),
+        ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+        ("helm.toolkit.fluxcd.io", "helmreleases"),
+    ):
+        assert f"authorizer.group('{group}').resource('{resource}')" in expressions, resource

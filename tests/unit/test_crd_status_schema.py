@@ -14,6 +14,7 @@ import pytest
 from modelmonitor.core.incident import Incident, PendingAction, Restore
 from tests.unit.status_samples import (
     every_status,
+    full_alerting,
     full_incident,
     schema_problems,
     status_schema,
@@ -40,6 +41,20 @@ def test_the_incident_sample_sets_every_field_the_records_declare() -> None:
     assert set(PendingAction.from_dict(scale_back.to_dict()).to_dict()) >= {"restore"}
     assert Restore.from_dict(dict(scale_back.restore or {})).extra == {}
     assert Incident.from_dict(incident.to_dict()).extra == {}
+
+
+def test_the_alerting_sample_sets_every_field_the_records_declare() -> None:
+    # A field added to the outbox records must join the sample (and so the schema).
+    status = full_alerting()
+    entry = next(e for e in status.outbox if e.attempts)
+    assert entry.action is not None
+    assert unset_keys(entry) == set()
+    assert unset_keys(status.sinks[0]) == set()  # the Alertmanager sink: delivered and firing
+    measured = status_schema()["properties"]["alerting"]["properties"]["outbox"]["items"]
+    assert set(measured["properties"]["measurements"]["items"]["properties"]) == set(
+        entry.measurements[0]
+    )
+    assert set(measured["properties"]["action"]["properties"]) == set(entry.action)
 
 
 def test_samples_cover_every_status_part_the_schema_lists() -> None:

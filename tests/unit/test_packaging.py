@@ -326,10 +326,22 @@ ACTION_GRANTS: dict[str, set[Grant]] = {
     "notify": {("", "secrets", "get")},
     "kserve": {("serving.kserve.io", "inferenceservices", v) for v in ("get", "patch")},
     "retrain": {("batch", "jobs", v) for v in ("list", "create")},
+    "gitops": {
+        (group, resource, verb)
+        for group, resource in (
+            ("argoproj.io", "applications"),
+            ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+            ("helm.toolkit.fluxcd.io", "helmreleases"),
+        )
+        for verb in ("get", "patch")
+    }
+    | {("source.toolkit.fluxcd.io", r, "get") for r in ("gitrepositories", "ocirepositories")},
 }
 # Actions the manifests leave off by default, as the chart does (rbac.actions.*: false):
 # retrain creates Jobs from a tenant's template, so it is enabled deliberately.
-OFF_BY_DEFAULT = {"retrain"}
+# gitops (pausing a target's Argo CD or Flux owner) is off too: it writes objects outside
+# the workloads, enabled by an admin who knows the tenants' owners live in their namespaces.
+OFF_BY_DEFAULT = {"retrain", "gitops"}
 # What the operator needs for job-mode runs (jobMode.enabled in the chart); manifests/
 # grants it per namespace in job-mode.yaml, never in the install's actions role.
 JOB_MODE_OPERATOR_GRANTS: set[Grant] = {

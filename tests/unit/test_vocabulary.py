@@ -19,6 +19,7 @@ import yaml
 from modelmonitor.adapters.files import FORMAT_NAMES
 from modelmonitor.core import spec
 from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.gitops import GITOPS_POLICIES
 from modelmonitor.core.stats.correction import CORRECTIONS
 from modelmonitor.core.stats.methods import METHOD_NAMES
 from modelmonitor.core.status import Phase
@@ -67,6 +68,9 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.performance.task": spec.PERFORMANCE_TASKS,
     "spec.performance.metrics[]": spec.PERFORMANCE_METRICS,
     "spec.actions.notify.format": spec.NOTIFY_FORMATS,
+    "spec.actions.gitops": GITOPS_POLICIES,
+    "spec.alerting.sinks[].type": spec.SINK_TYPES,
+    "spec.alerting.sinks[].minSeverity": spec.SEVERITIES,
     "status.phase": tuple(p.value for p in Phase),
     "status.conditions[].status": ("True", "False", "Unknown"),
 }

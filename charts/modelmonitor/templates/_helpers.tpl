@@ -98,7 +98,7 @@ scope=namespace: exact names only, [] = the release namespace.
 {{/* Whether any remediation action is granted. */}}
 {{- define "modelmonitor.anyAction" -}}
 {{- $a := .Values.rbac.actions }}
-{{- if or $a.rollback $a.scale $a.notify $a.kserve $a.retrain }}true{{ end }}
+{{- if or $a.rollback $a.scale $a.notify $a.kserve $a.retrain $a.gitops }}true{{ end }}
 {{- end }}
 
 {{/* Rules the operator needs in every namespace it watches. */}}
@@ -214,6 +214,24 @@ tests/e2e/test_action_rbac.py holds the table these blocks must match.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, create]
+{{- end }}
+{{- if $a.gitops }}
+# gitops (actions/gitops.py, spec.actions.gitops: pause): suspend and resume the Argo CD
+# Application or Flux Kustomization/HelmRelease that owns a rolled-back target. Only
+# owners in the monitor's own namespace are ever touched (docs/actions.md).
+- apiGroups: [argoproj.io]
+  resources: [applications]
+  verbs: [get, patch]
+- apiGroups: [kustomize.toolkit.fluxcd.io]
+  resources: [kustomizations]
+  verbs: [get, patch]
+- apiGroups: [helm.toolkit.fluxcd.io]
+  resources: [helmreleases]
+  verbs: [get, patch]
+# and read the revision a paused Kustomization's source fetched (to resume it).
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories, ocirepositories]
+  verbs: [get]
 {{- end }}
 {{- end }}
 

@@ -36,21 +36,24 @@ Slack bodies (``format: slack``) are Block Kit messages with a plain ``text`` fa
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import logging
-import ssl
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import modelmonitor
-from modelmonitor.adapters.outbound import Outbound, find_refusal
+from modelmonitor.adapters.webhook import (  # re-exported: the notify action's interface
+    HttpResponse,
+    Post,
+    fenced_post,
+    urllib_post,
+)
+from modelmonitor.adapters.webhook import error_class as _error_class
+from modelmonitor.adapters.webhook import retryable_error as _retryable_error
+from modelmonitor.adapters.webhook import retryable_status as _retryable_status
+from modelmonitor.adapters.webhook import valid_url as _valid_url
 from modelmonitor.core.cluster import ClusterApi
 from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import MonitorSpec, NotifySpec
@@ -69,46 +72,6 @@ MAX_RETRY_AFTER_SECONDS = 10.0
 _SLACK_HEADER_MAX = 150
 _SLACK_TEXT_MAX = 3000
 _SLACK_FIELD_MAX = 2000
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """What the sender needs of an answer: the status and the headers (Retry-After)."""
-
-    status: int
-    headers: Mapping[str, str]
-
-
-# post(url, body, headers, timeout) -> the answer, any status; raises OSError (connection
-# errors, timeouts) or http.client.HTTPException when there is no answer.
-Post = Callable[[str, bytes, Mapping[str, str], float], HttpResponse]
-
-
-def fenced_post(outbound: Outbound | None = None) -> Post:
-    """A POST through ``outbound`` (default: the strict fence): its addresses checked, no
-    redirect followed, no proxy, at most ``limits.webhook`` bytes of the answer read."""
-    fence = outbound or Outbound()
-    opener = fence.opener()
-
-    def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-        try:
-            with opener.open(request, timeout=timeout) as response:
-                response.read(fence.limits.webhook)  # a little, so keep-alive peers are not reset
-                return HttpResponse(response.status, dict(response.headers.items()))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return HttpResponse(exc.code, dict(exc.headers.items()) if exc.headers else {})
-
-    return post
-
-
-def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
-    """POST ``body`` through the strict fence; every status is an answer, not an error."""
-    return _STRICT_POST(url, body, headers, timeout)
-
-
-_STRICT_POST = fenced_post()
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -208,18 +171,6 @@ def _slack_payload(request: ActionRequest, spec: MonitorSpec, *, now: datetime) 
     }
 
 
-def _valid_url(url: str) -> bool:
-    """An absolute http(s) URL that urllib can send without an error quoting it."""
-    if not url.isprintable() or any(c.isspace() for c in url):
-        return False
-    try:
-        parts = urllib.parse.urlsplit(url)
-        _ = parts.port  # ValueError on a port that is not a number
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
 def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
@@ -235,29 +186,6 @@ def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-def _error_class(exc: BaseException) -> str:
-    """The class of what went wrong, never its text (which may quote the URL); a refused
-    address names the rule that refused it, not the address."""
-    refused = find_refusal(exc)
-    if refused is not None:
-        return f"OutboundRefused ({refused.reason})"
-    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
-        return type(exc.reason).__name__
-    return type(exc).__name__
-
-
-def _retryable_error(exc: BaseException) -> bool:
-    """Connection errors and timeouts are worth another try; TLS verification is not."""
-    cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(cause, ssl.SSLCertVerificationError) or find_refusal(exc) is not None:
-        return False
-    return isinstance(exc, OSError | http.client.HTTPException)
-
-
-def _retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500
 
 
 def execute_notify(
@@ -399,3 +327,14 @@ def _deliver(
         f"the webhook in {where} failed: {what} ({final})",
         details,
     )
+
+
+__all__ = [
+    "ACTION_ID_HEADER",
+    "HttpResponse",
+    "Post",
+    "build_payload",
+    "execute_notify",
+    "fenced_post",
+    "urllib_post",
+]

@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping
 
-from modelmonitor.actions import kserve, notify, retrain, rollback, scale
+from modelmonitor.actions import gitops, kserve, notify, retrain, rollback, scale
 from modelmonitor.actions.base import Executor
 from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ClusterApi
+from modelmonitor.core.gitops import GitOpsSettings
 from modelmonitor.core.incident import ActionRequest, ActionResult
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
 from modelmonitor.core.spec import MonitorSpec
@@ -37,10 +38,13 @@ def by_target_kind(default: Executor, **kinds: Executor) -> Executor:
     return execute
 
 
+ROLLBACK_BY_KIND: Executor = by_target_kind(
+    rollback.execute_rollback, InferenceService=kserve.execute_canary_rollback
+)
+
 EXECUTORS: Mapping[str, Executor] = {
-    ActionName.ROLLBACK: by_target_kind(
-        rollback.execute_rollback, InferenceService=kserve.execute_canary_rollback
-    ),
+    # spec.actions.gitops decides first whether a target a GitOps tool owns is rolled back
+    ActionName.ROLLBACK: gitops.guarded(ROLLBACK_BY_KIND),
     ActionName.SCALE: scale.execute_scale,
     ActionName.NOTIFY: notify.execute_notify,
     ActionName.RETRAIN: retrain.execute_retrain,
@@ -56,10 +60,12 @@ def all_executors(
     *,
     retrain_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,),
     outbound: Outbound | None = None,
+    gitops_settings: GitOpsSettings | None = None,
 ) -> dict[str, Executor]:
     """Every request's executor by its ``action``: the listed actions and the follow-ups;
     retrain lets a Job run as one of ``retrain_service_accounts`` (the operator's setting),
-    notify posts through ``outbound`` (the operator's fence; default: the strict one)."""
+    notify posts through ``outbound`` (the operator's fence; default: the strict one),
+    rollback finds GitOps owners with ``gitops_settings``."""
     retrain_with_allowlist = functools.partial(
         retrain.execute_retrain, allowed_service_accounts=tuple(retrain_service_accounts)
     )
@@ -68,6 +74,7 @@ def all_executors(
         **EXECUTORS,
         ActionName.RETRAIN: retrain_with_allowlist,
         ActionName.NOTIFY: notify_fenced,
+        ActionName.ROLLBACK: gitops.guarded(ROLLBACK_BY_KIND, gitops_settings),
         **FOLLOW_UPS,
     }
 

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelmonitor import GROUP, PLURAL, VERSION
 from modelmonitor.core.cluster import (
+    FIELD_MANAGER,
     ApiError,
     PatchType,
     PathError,
@@ -312,10 +313,13 @@ class KubePaths:
         return [dict(item) for item in self._call("GET", path + query).get("items") or []]
 
     def patch(self, path: str, body: Any, *, patch_type: PatchType = "merge") -> dict[str, Any]:
-        return self._call("PATCH", path, body=body, content_type=_PATCH_TYPES[patch_type])
+        # One fixed field manager for every change an action makes, so that GitOps tools
+        # can be told to leave those fields alone (docs/actions.md, GitOps owners).
+        query = f"?fieldManager={FIELD_MANAGER}"
+        return self._call("PATCH", path + query, body=body, content_type=_PATCH_TYPES[patch_type])
 
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._call("POST", path, body=body)
+        return self._call("POST", path + f"?fieldManager={FIELD_MANAGER}", body=body)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         secret = self.get(resource_path("/api/v1", namespace, "secrets", name))

@@ -198,6 +198,13 @@ class MetricsRecorder:
             ["namespace", "monitor", "action", "result"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "modelmonitor_notifications_total",
+            "Incident notification attempts by sink (spec.alerting.sinks[].name), sink type "
+            "and result: delivered, retrying, failed (refused or out of attempts), dropped.",
+            ["namespace", "monitor", "sink", "type", "result"],
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
         self._last_runs: dict[tuple[str, str], float] = {}
 
@@ -323,6 +330,12 @@ class MetricsRecorder:
     def record_action(self, namespace: str, monitor: str, action: str, result: str) -> None:
         """One remediation decision or action and how it ended (succeeded, dryrun, ...)."""
         self.actions.labels(namespace, monitor, action, result).inc()
+
+    def record_notification(
+        self, namespace: str, monitor: str, sink: str, type_: str, result: str
+    ) -> None:
+        """One attempt to deliver an incident notification and its result."""
+        self.notifications.labels(namespace, monitor, sink, type_, result).inc()
 
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor, so no stale gauges linger."""

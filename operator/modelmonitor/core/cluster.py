@@ -23,6 +23,8 @@ from modelmonitor.core.names import key_problem, label_problem, subdomain_proble
 ACTION_ANNOTATION = "modelmonitor.io/action-id"
 MONITOR_LABEL = "modelmonitor.io/monitor"
 INCIDENT_LABEL = "modelmonitor.io/incident"
+# The field manager of every write an action makes (?fieldManager= on PATCH and POST).
+FIELD_MANAGER = "modelmonitor"
 
 PatchType = Literal["merge", "json", "strategic"]
 

@@ -12,7 +12,9 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from modelmonitor.core.gitops import GitOpsSettings
 from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
+from modelmonitor.core.names import label_problem
 from modelmonitor.core.outbound import OutboundPolicy, ResponseLimits
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
 
@@ -41,6 +43,9 @@ class OperatorConfig:
     job_service_account: str = "modelmonitor-job"
     # ServiceAccounts a retrain jobTemplate may name (in the monitor's namespace)
     retrain_service_accounts: tuple[str, ...] = (DEFAULT_SERVICE_ACCOUNT,)
+    # where Argo CD keeps Applications a tracking id names without a namespace, and
+    # whether its label tracking (app.kubernetes.io/instance) is trusted (docs/actions.md)
+    gitops: GitOpsSettings = field(default_factory=GitOpsSettings)
     in_cluster: bool = False  # inside a pod with a ServiceAccount token
     # The outbound fence: CIDRs opened although link-local/loopback, redirects, body caps
     outbound_allow_cidrs: tuple[str, ...] = ()
@@ -139,6 +144,7 @@ def load_config(
     HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
     STANDALONE, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
     PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
+    ARGOCD_NAMESPACE, ARGOCD_LABEL_TRACKING,
     SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
     OUTBOUND_MAX_{PROBE,PROMETHEUS,REFERENCE,WEBHOOK}_BYTES, OUTBOUND_BUFFER_BYTES,
     REFERENCE_MAX_{DECODED_BYTES,ROWS,CELLS}; KUBERNETES_SERVICE_HOST/PORT and the
@@ -217,6 +223,7 @@ def load_config(
         retrain_service_accounts=(
             _split(env.get("RETRAIN_SERVICE_ACCOUNTS", "")) or defaults.retrain_service_accounts
         ),
+        gitops=_gitops(env),
         in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(token_path),
         outbound_allow_cidrs=_cidrs(env.get("OUTBOUND_ALLOW_CIDRS", "")),
         outbound_max_redirects=_count(
@@ -326,3 +333,18 @@ def _base_url(text: str) -> str:
             "query or fragment"
         )
     return text.rstrip("/")
+
+
+def _gitops(env: Mapping[str, str]) -> GitOpsSettings:
+    """ARGOCD_NAMESPACE (a namespace name, default argocd) and ARGOCD_LABEL_TRACKING."""
+    defaults = GitOpsSettings()
+    namespace = env.get("ARGOCD_NAMESPACE", "").strip() or defaults.argocd_namespace
+    problem = label_problem(namespace)
+    if problem is not None:
+        raise ValueError(f"ARGOCD_NAMESPACE {problem}")
+    tracking = env.get("ARGOCD_LABEL_TRACKING", "").strip().lower()
+    if tracking not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"ARGOCD_LABEL_TRACKING must be true or false, not {tracking!r}")
+    return GitOpsSettings(
+        argocd_namespace=namespace, argocd_label_tracking=tracking in ("true", "1", "yes")
+    )

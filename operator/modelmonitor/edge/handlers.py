@@ -273,6 +273,9 @@ async def monitoring_runs(
     def on_action(action: str, result: str) -> None:
         ctx.metrics.record_action(namespace, name, action, result)
 
+    def on_notification(sink: str, type_: str, result: str) -> None:
+        ctx.metrics.record_notification(namespace, name, sink, type_, result)
+
     deps = LoopDeps(
         ctx.runner,
         ctx.kube,
@@ -281,6 +284,7 @@ async def monitoring_runs(
         on_verdict,
         remediator=ctx.remediator,
         on_action=on_action,
+        on_notification=on_notification,
     )
     await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
 

@@ -49,12 +49,16 @@ def remediator_factory(cfg: OperatorConfig, outbound: Outbound | None = None) ->
     """The default remediation: every registered executor, with the operator's settings
     (``outbound``: the fence the webhook is sent through)."""
     from modelmonitor.actions import registry
+    from modelmonitor.adapters.webhook import fenced_post
     from modelmonitor.engine.remediation import Remediator
 
     executors = registry.all_executors(
-        retrain_service_accounts=cfg.retrain_service_accounts, outbound=outbound
+        retrain_service_accounts=cfg.retrain_service_accounts,
+        outbound=outbound,
+        gitops_settings=cfg.gitops,
     )
-    return lambda api: Remediator(api, executors=executors)
+    post = fenced_post(outbound)  # incident notifications: the same fence as notify
+    return lambda api: Remediator(api, executors=executors, gitops_settings=cfg.gitops, post=post)
 
 
 def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None = None) -> int:

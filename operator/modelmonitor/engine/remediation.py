@@ -28,13 +28,21 @@ from typing import Any, Protocol
 
 from modelmonitor.actions import registry
 from modelmonitor.actions.base import Executor
+from modelmonitor.adapters.webhook import Post, urllib_post
+from modelmonitor.core import alerting
 from modelmonitor.core.action_names import SCALE_BACK, ActionName
 from modelmonitor.core.cluster import ApiError, ClusterApi, NamespacedApi, resource_path
 from modelmonitor.core.events import build_event
-from modelmonitor.core.incident import ActionRequest, ActionResult, Incident, IncidentState, Outcome
+from modelmonitor.core.gitops import GitOpsSettings
+from modelmonitor.core.incident import (
+    ActionRequest,
+    ActionResult,
+    Incident,
+    IncidentState,
+    Outcome,
+)
 from modelmonitor.core.policy import (
     PAUSE_ANNOTATION,
-    Decision,
     Note,
     PolicyContext,
     Signal,
@@ -48,6 +56,21 @@ from modelmonitor.core.policy import (
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.core.status import Condition, format_time, merge_conditions, replacing
 from modelmonitor.core.verdict import Event, Verdict
+from modelmonitor.engine import notifications
+from modelmonitor.engine.gitops_watch import (
+    GitOpsView,
+    gitops_status,
+    guard,
+    observe_gitops,
+    paused_by,
+    paused_record,
+)
+from modelmonitor.engine.incident_events import (
+    confirmed_event,
+    planned_event,
+    result_event,
+    transition_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +106,14 @@ class Remediation(Protocol):
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan: ...
+
+    def tracks_gitops(self, spec: MonitorSpec, status: Mapping[str, Any]) -> bool: ...
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None: ...
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]: ...
 
@@ -102,6 +132,20 @@ class Remediation(Protocol):
         result: ActionResult,
         now: dt.datetime,
     ) -> dict[str, Any] | None: ...
+
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool: ...
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]: ...
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]: ...
 
 
 class NoRemediation:
@@ -123,8 +167,17 @@ class NoRemediation:
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan:
         return Plan({})
+
+    def tracks_gitops(self, spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
+        return False
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None:
+        return None
 
     def pending(self, obj: Mapping[str, Any]) -> list[ActionRequest]:
         return []
@@ -149,6 +202,23 @@ class NoRemediation:
     ) -> dict[str, Any] | None:
         return None
 
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        return False
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]:
+        return []
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        return None, []
+
 
 @dataclass
 class Remediator:
@@ -157,6 +227,8 @@ class Remediator:
     api: ClusterApi
     executors: Mapping[str, Executor] = field(default_factory=registry.all_executors)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    gitops_settings: GitOpsSettings = field(default_factory=GitOpsSettings)
+    post: Post = field(default=urllib_post)  # the incident notifications' fenced POST
 
     # -- observing the target --------------------------------------------------------
     @staticmethod
@@ -176,6 +248,20 @@ class Remediator:
             log.warning("cannot read deployment %s/%s: %s", namespace, spec.target.name, exc)
             return None
 
+    @staticmethod
+    def tracks_gitops(spec: MonitorSpec, status: Mapping[str, Any]) -> bool:
+        """A monitor that may roll back, or that paused an owner, watches the GitOps owner."""
+        return spec.actions.uses(ActionName.ROLLBACK) or bool(paused_record(status))
+
+    def observe_gitops(
+        self, namespace: str, spec: MonitorSpec, status: Mapping[str, Any]
+    ) -> GitOpsView | None:
+        """The target's GitOps owner now; resumes an owner this monitor paused once its
+        source moved past the bad revision (None when the target cannot be read)."""
+        return observe_gitops(
+            NamespacedApi(self.api, namespace), namespace, spec, status, self.gitops_settings
+        )
+
     # -- deciding --------------------------------------------------------------------
     def plan(
         self,
@@ -184,6 +270,7 @@ class Remediator:
         verdict: Verdict,
         revisions: Revisions,
         now: dt.datetime,
+        gitops: GitOpsView | None = None,
     ) -> Plan:
         """The policy's decision for this run, as a status patch to merge into the verdict's."""
         metadata = obj.get("metadata") or {}
@@ -209,8 +296,15 @@ class Remediator:
             if updated != healthy:
                 healthy = updated
                 result["healthyRevisions"] = healthy
-        if not spec.actions.on_slo_breach and not spec.actions.on_drift:
-            return Plan(result)
+        gitops_events: list[Event] = []
+        if gitops is not None:
+            gitops_events = gitops_status(status, gitops, result)
+        actions = spec.actions
+        if not (actions.on_slo_breach or actions.on_drift or actions.on_performance_drop) and (
+            not spec.alerting.sinks
+        ):
+            # no incident to keep: nobody acts on it nor hears of it
+            return Plan(result, events=tuple(gitops_events))
         ctx = PolicyContext(
             namespace=str(metadata.get("namespace") or "default"),
             monitor=str(metadata.get("name") or ""),
@@ -223,10 +317,16 @@ class Remediator:
             healthy_revisions=tuple(healthy),
         )
         decision = step(obs, read_incident(status), ctx)
+        extra: list[Condition] = []
+        if gitops is not None:
+            decision = guard(decision, status, spec, gitops, ctx, result, gitops_events, extra)
         written = decision.incident.to_dict()
         if written != (status.get("incident") or {}):
             result["incident"] = replacing(status.get("incident"), written)
-        events = list(_transition_events(decision, spec))
+        queued = notifications.queue_lifecycle(status, spec, ctx, decision, verdict, now)
+        if queued is not None:
+            result["alerting"] = queued
+        events = [*gitops_events, *transition_events(decision, spec)]
         entries = []
         for note in decision.notes:
             entries.append(
@@ -246,10 +346,9 @@ class Remediator:
             history = with_history(status, entries)
             result.update(history)
             result["lastAction"] = replacing(status.get("lastAction"), history["lastAction"])
-            condition = incident_condition(history["actionHistory"], decision.incident.id)
-            result["conditions"] = verdict.conditions_with(
-                [condition], generation=generation, now=now
-            )
+            extra.append(incident_condition(history["actionHistory"], decision.incident.id))
+        if extra:
+            result["conditions"] = verdict.conditions_with(extra, generation=generation, now=now)
         return Plan(
             result,
             decision.requests,
@@ -368,13 +467,42 @@ class Remediator:
             "incident": replacing(status.get("incident"), incident.to_dict()),
             "lastAction": replacing(status.get("lastAction"), history["lastAction"]),
         }
+        paused = paused_by(result, request, now)
+        if paused is not None:
+            gitops_status = dict(status.get("gitOps") or {})
+            gitops_status["paused"] = paused
+            patch["gitOps"] = gitops_status
         patch["conditions"] = merge_conditions(
             status.get("conditions"),
             [condition],
             generation=gen if isinstance(gen, int) else None,
             now=now,
         )
+        queued = notifications.queue_action_result(obj, incident, request, result, now)
+        if queued is not None:
+            patch["alerting"] = queued
         return patch
+
+    # -- notifying (engine/notifications.py) --------------------------------------
+    def deliveries_due(self, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        """Whether ``status.alerting.outbox`` holds an entry due now."""
+        return notifications.deliveries_due(obj, now)
+
+    def deliver(
+        self, spec: MonitorSpec, obj: Mapping[str, Any], now: dt.datetime
+    ) -> list[alerting.Attempt]:
+        """One attempt for each due outbox entry (blocking: run it on a worker thread)."""
+        return notifications.deliver(self.api, self.post, self.clock, spec, obj, now)
+
+    def record_deliveries(
+        self,
+        obj: Mapping[str, Any],
+        spec: MonitorSpec,
+        attempts: Sequence[alerting.Attempt],
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        """The status patch recording ``attempts``; and (sink, type, result) for the metric."""
+        return notifications.record_deliveries(obj, spec, attempts, now)
 
 
 def incident_condition(history: Sequence[Mapping[str, Any]], incident: str) -> Condition:
@@ -420,56 +548,8 @@ def pending_requests(obj: Mapping[str, Any]) -> list[ActionRequest]:
     ]
 
 
-def result_event(request: ActionRequest, result: ActionResult) -> Event:
-    good = result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN)
-    return Event("Normal" if good else "Warning", result.reason, result.message)
-
-
-def confirmed_event(incident: Incident, spec: MonitorSpec) -> Event:
-    """``IncidentConfirmed``, keyed on the incident: from the record, as after a restart."""
-    return Event(
-        "Warning",
-        "IncidentConfirmed",
-        f"incident {incident.id}: {incident.breaches} breaching runs in a row "
-        f"(consecutiveBreaches {spec.actions.consecutive_breaches}): {incident.reason}"[:1024],
-        key=f"IncidentConfirmed/{incident.id}",
-    )
-
-
-def planned_event(request: ActionRequest) -> Event:
-    """``ActionPlanned``, keyed on the request id: from the request, as status keeps it."""
-    what = "dry run of" if request.dry_run else "carrying out"
-    return Event(
-        "Warning" if not request.dry_run else "Normal",
-        "ActionPlanned",
-        f"{what} {request.action} ({request.id}) for incident {request.incident}",
-        key=f"ActionPlanned/{request.id}",
-    )
-
-
-def _transition_events(decision: Decision, spec: MonitorSpec) -> Sequence[Event]:
-    if decision.transition is None:
-        return ()
-    old, new = decision.transition
-    incident = decision.incident
-    confirmed = (IncidentState.BREACHED, IncidentState.REMEDIATING)
-    if new in confirmed and old not in confirmed:
-        return (confirmed_event(incident, spec),)
-    if new == IncidentState.RECOVERED or (
-        new == IncidentState.HEALTHY and old in (IncidentState.BREACHED, IncidentState.REMEDIATING)
-    ):
-        return (
-            Event(
-                "Normal",
-                "IncidentResolved",
-                f"incident {incident.id}: healthy for {incident.healthy_runs} runs "
-                f"in a row ({new})",
-            ),
-        )
-    return ()
-
-
 __all__ = [
+    "GitOpsView",
     "NoRemediation",
     "Note",
     "Plan",

@@ -29,6 +29,7 @@ from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import ConditionType, find_condition
 from modelmonitor.core.verdict import Event, Verdict, decide
 from modelmonitor.engine.remediation import (
+    GitOpsView,
     NoRemediation,
     Remediation,
     Revisions,
@@ -83,6 +84,10 @@ class LoopDeps:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     remediator: Remediation = field(default_factory=NoRemediation)
     on_action: Callable[[str, str], None] = field(default=lambda action, result: None)
+    # (sink, sink type, result) per notification attempt: modelmonitor_notifications_total
+    on_notification: Callable[[str, str, str], None] = field(
+        default=lambda sink, type_, result: None
+    )
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
@@ -125,6 +130,9 @@ async def run_loop(
             # the intent's Events, which a stop right after recording it may have lost
             await _post(body, deps.remediator.announcements(body, spec), deps)
             await _act(namespace, name, spec, leftover, body, done, deps)
+        if deps.remediator.deliveries_due(body, deps.clock()):
+            # queued notices (kopf's view may lag: _deliver reads the object first)
+            await _deliver(namespace, name, spec, deps)
         if not _ready(status):
             await stopped.wait(idle_seconds)  # invalid or not yet validated
             continue
@@ -151,6 +159,7 @@ async def run_loop(
                     deps.runner, namespace, name, spec, status, deps.clock
                 )
                 after = await _observe(namespace, spec, deps)
+                gitops = await _observe_gitops(namespace, spec, status, deps)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -159,9 +168,13 @@ async def run_loop(
                 await report_failure(namespace, name, spec, exc, started, lag, deps)
                 continue
         last_local = report.finished
-        requests = await _write(namespace, name, spec, report, (before, after), lag, deps)
+        requests = await _write(
+            namespace, name, spec, report, (before, after), lag, deps, gitops=gitops
+        )
         if requests:
             await _act(namespace, name, spec, requests, body, done, deps)
+        if spec.alerting.sinks or (status.get("alerting") or {}).get("outbox"):
+            await _deliver(namespace, name, spec, deps)  # what this run queued
 
 
 def _slot(
@@ -207,6 +220,14 @@ async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[st
     return await asyncio.to_thread(deps.remediator.observe_revision, namespace, spec)
 
 
+async def _observe_gitops(
+    namespace: str, spec: MonitorSpec, status: Mapping[str, Any], deps: LoopDeps
+) -> GitOpsView | None:
+    if not deps.remediator.tracks_gitops(spec, status):
+        return None
+    return await asyncio.to_thread(deps.remediator.observe_gitops, namespace, spec, status)
+
+
 async def _write(
     namespace: str,
     name: str,
@@ -215,6 +236,8 @@ async def _write(
     revisions: Revisions,
     lag: float,
     deps: LoopDeps,
+    *,
+    gitops: GitOpsView | None = None,
 ) -> tuple[ActionRequest, ...]:
     """Write the verdict and, in the same write, the policy's decision; return what to do."""
     holder: dict[str, Any] = {}
@@ -227,7 +250,7 @@ async def _write(
         now = deps.clock()
         verdict = decide(report, status, generation=gen if isinstance(gen, int) else None, now=now)
         holder["verdict"] = verdict
-        plan = deps.remediator.plan(obj, spec, verdict, revisions, now)
+        plan = deps.remediator.plan(obj, spec, verdict, revisions, now, gitops)
         holder["plan"] = plan
         return {**verdict.status_patch, **plan.status_patch}
 
@@ -280,6 +303,37 @@ async def _act(
             continue
         deps.post_event(result_event(request, result))
         deps.on_action(request.action, result.outcome.value)
+
+
+async def _deliver(namespace: str, name: str, spec: MonitorSpec, deps: LoopDeps) -> None:
+    """Send the incident notifications due in ``status.alerting.outbox``; record the tries.
+
+    The outbox is read fresh (the notices were queued by this loop's own writes, which
+    kopf's view may not show yet); sending runs on a worker thread, each POST with a
+    timeout and a bounded read; the results are written in one conflict-safe update.
+    """
+    remediator = deps.remediator
+    seen: dict[str, Any] = {}
+
+    def read(obj: dict[str, Any]) -> None:
+        seen["obj"] = obj
+        return None
+
+    await asyncio.to_thread(deps.writer.update_monitor_status, namespace, name, read)
+    obj = seen.get("obj")
+    if obj is None or not remediator.deliveries_due(obj, deps.clock()):
+        return
+    attempts = await asyncio.to_thread(remediator.deliver, spec, obj, deps.clock())
+    counted: list[tuple[str, str, str]] = []
+
+    def compute(current: dict[str, Any]) -> dict[str, Any] | None:
+        patch, found = remediator.record_deliveries(current, spec, attempts, deps.clock())
+        counted[:] = found
+        return patch
+
+    await asyncio.to_thread(deps.writer.update_monitor_status, namespace, name, compute)
+    for sink, type_, result in counted:
+        deps.on_notification(sink, type_, result)
 
 
 def _record(

@@ -158,3 +158,15 @@ def test_reference_limits_are_settings_passed_on_to_job_pods() -> None:
     for bad in ("0", "-5", "lots"):
         with pytest.raises(ValueError, match="REFERENCE_MAX_ROWS"):
             load_config(env={"REFERENCE_MAX_ROWS": bad})
+
+
+def test_gitops_settings_default_to_argocd_and_annotation_tracking() -> None:
+    from modelmonitor.core.gitops import GitOpsSettings
+
+    assert load_config(env={}).gitops == GitOpsSettings("argocd", False)
+    env = {"ARGOCD_NAMESPACE": "gitops", "ARGOCD_LABEL_TRACKING": "true"}
+    assert load_config(env=env).gitops == GitOpsSettings("gitops", True)
+    with pytest.raises(ValueError, match="ARGOCD_NAMESPACE"):
+        load_config(env={"ARGOCD_NAMESPACE": "../kube-system"})
+    with pytest.raises(ValueError, match="ARGOCD_LABEL_TRACKING"):
+        load_config(env={"ARGOCD_LABEL_TRACKING": "sometimes"})

@@ -209,6 +209,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
             "notify": {"webhookSecretRef": {"name": "a", "key": "b"}},
         },
         "drift": {"multivariate": {}},
+        "alerting": {"sinks": [{"name": "am", "type": "alertmanager", "url": "http://am:9093"}]},
     }
     spec = parse_spec(full)
     expected = {
@@ -274,6 +275,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.cooldownSeconds": spec.actions.cooldown_seconds,
         "spec.actions.consecutiveBreaches": spec.actions.consecutive_breaches,
         "spec.actions.maxActionsPerHour": spec.actions.max_actions_per_hour,
+        "spec.actions.gitops": spec.actions.gitops,
         "spec.actions.scale.step": spec.actions.scale.step if spec.actions.scale else None,
         "spec.actions.scale.stabilizationSeconds": (
             spec.actions.scale.stabilization_seconds if spec.actions.scale else None
@@ -283,6 +285,8 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.performance.confidence": PerformanceSpec.confidence,
         "spec.performance.minRows": PerformanceSpec.min_rows,
         "spec.performance.predictionOutput": PerformanceSpec.prediction_output,
+        "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
+        "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,
     }
     assert defaults == expected
 

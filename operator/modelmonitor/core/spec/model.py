@@ -25,6 +25,10 @@ FEATURE_TYPES = ("numerical", "categorical")
 SCHEDULE_MODES = ("inline", "job")
 SLO_SOURCES = ("probe", "prometheus")
 NOTIFY_FORMATS = ("slack", "json")
+SINK_TYPES = ("alertmanager", "pagerduty", "slack", "teams", "webhook", "cloudevents")
+SEVERITIES = ("warning", "critical")
+MAX_SINKS = 8
+PAGERDUTY_URL = "https://events.pagerduty.com"
 SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
 PERFORMANCE_TASKS = ("classification",)
 PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -259,6 +263,32 @@ class NotifySpec:
 
 
 @dataclass(frozen=True)
+class SinkSpec:
+    """One receiver of incident notifications (``spec.alerting.sinks[]``).
+
+    ``url``: Alertmanager's base URL, or PagerDuty's Events API base (default
+    :data:`PAGERDUTY_URL`). ``secret``: PagerDuty's routing key, or the webhook URL of
+    slack, teams, webhook and cloudevents (a credential: only ever read from a Secret).
+    """
+
+    name: str
+    type: Literal["alertmanager", "pagerduty", "slack", "teams", "webhook", "cloudevents"]
+    min_severity: Literal["warning", "critical"] = "warning"
+    url: str | None = None
+    secret: KeyRef | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    resend_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class AlertingSpec:
+    """``spec.alerting``: who hears the incidents (nobody by default) and a link for people."""
+
+    sinks: tuple[SinkSpec, ...] = ()
+    link: str | None = None
+
+
+@dataclass(frozen=True)
 class ActionsSpec:
     dry_run: bool = False
     cooldown_seconds: int = 600
@@ -270,6 +300,8 @@ class ActionsSpec:
     scale: ScaleSpec | None = None
     notify: NotifySpec | None = None
     retrain_job_template: Mapping[str, Any] | None = None
+    # what rollback does when a GitOps tool owns the target: refuse | pause | ignore
+    gitops: str = "refuse"
 
     def uses(self, action: str) -> bool:
         return (
@@ -293,3 +325,4 @@ class MonitorSpec:
     prometheus: PrometheusSpec | None = None
     actions: ActionsSpec = field(default_factory=ActionsSpec)
     performance: PerformanceSpec | None = None
+    alerting: AlertingSpec = field(default_factory=AlertingSpec)

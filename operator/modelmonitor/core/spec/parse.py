@@ -18,6 +18,7 @@ from typing import Any
 
 from modelmonitor.core.action_names import ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
+from modelmonitor.core.gitops import GITOPS_POLICIES
 from modelmonitor.core.names import key_problem, service_name_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
@@ -46,6 +47,7 @@ from modelmonitor.core.spec.model import (
     ScheduleSpec,
     TargetSpec,
 )
+from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_performance import parse_performance
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
@@ -69,6 +71,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
     performance = parse_performance(r, spec)
+    alerting = parse_alerting(r, spec)
 
     if target is None or reference is None:
         raise SpecError(r.problems or [("spec", "target and reference are required")])
@@ -85,6 +88,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         prometheus=prometheus,
         actions=actions,
         performance=performance,
+        alerting=alerting,
     )
     _cross_checks(r, result)
     if r.problems:
@@ -470,6 +474,8 @@ def _parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
         scale=scale,
         notify=notify,
         retrain_job_template=template,
+        gitops=r.string(data, "gitops", path, default=ActionsSpec.gitops, choices=GITOPS_POLICIES)
+        or ActionsSpec.gitops,
     )
 
 
