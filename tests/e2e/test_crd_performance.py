@@ -10,7 +10,7 @@ import pytest
 from tests.cluster.kube import KubeCluster
 from tests.e2e.test_crd import _monitor, assert_refused, spec_with
 
-PERF: dict[str, Any] = {"target": "y", "probabilities": ["p0", "p1"]}
+PERF: dict[str, Any] = {"target": "label", "probabilities": ["p0", "p1"]}
 
 
 def perf(**extra: Any) -> dict[str, Any]:
