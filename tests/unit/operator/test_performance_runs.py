@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -210,9 +211,7 @@ def test_a_less_confident_model_drops_the_estimate_below_the_floor_and_acts() ->
 
 def test_dry_run_plans_but_the_policy_reports_only() -> None:
     spec = monitor(minimum={"accuracy": 0.7})
-    actions = spec.actions.__class__(
-        **{**spec.actions.__dict__, "dry_run": True, "consecutive_breaches": 1}
-    )
+    actions = replace(spec.actions, dry_run=True, consecutive_breaches=1)
     report = run(spec, runner(Model(shrink=0.1)))
     verdict = decide(report, {}, generation=1, now=NOW)
     obs = observe(verdict.current, verdict.phase.value, verdict.slos, frozenset())
