@@ -110,7 +110,7 @@ def monitor(**performance: Any) -> MonitorSpec:
     )
 
 
-def runner(model: Model, cache: ReferenceCache | None = None) -> InlineRunner:
+def runner(model: Model | ModelV1, cache: ReferenceCache | None = None) -> InlineRunner:
     objects = Objects()
     return InlineRunner(
         Clients(
@@ -358,3 +358,37 @@ def test_metrics_export_the_estimate_with_its_bounds() -> None:
     )
     recorder.record_run("ml", "perf", empty, decide(empty, {}, generation=1, now=NOW), 0.0)
     assert get("modelmonitor_performance_estimated", {**labels, "bound": "value"}) is None
+
+
+class ModelV1:
+    """A KServe v1 server whose ``predictions`` are per-class probability lists (what a
+    scikit-learn server configured for ``predict_proba`` answers)."""
+
+    async def post(
+        self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str]
+    ) -> HttpReply:
+        assert url == f"{ENDPOINT}/v1/models/m:predict"
+        x = np.asarray(json.loads(body)["instances"], dtype=float)[:, 0]
+        predictions = np.column_stack([1 - x, x]).tolist()
+        return HttpReply(200, json.dumps({"predictions": predictions}).encode())
+
+
+def test_v1_per_class_lists_are_the_probabilities() -> None:
+    spec = parse_spec(
+        {
+            "target": {
+                "name": "m",
+                "kind": "External",
+                "endpoint": {"url": ENDPOINT, "protocol": "v1", "model": "m"},
+            },
+            "reference": {"inline": REFERENCE},
+            "features": [{"name": "x", "type": "numerical"}],
+            "data": {"probe": {"samples": 300, "batchSize": 100, "retries": 0}},
+            "performance": {"target": "y", "probabilities": ["p0", "p1"]},
+        }
+    )
+    perf = run(spec, runner(ModelV1())).performance
+    assert perf is not None
+    assert perf["status"] == "ok", perf
+    assert perf["rows"] == 300
+    assert perf["estimated"]["accuracy"]["value"] == pytest.approx(0.75, abs=0.05)
