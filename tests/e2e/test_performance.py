@@ -5,7 +5,9 @@ served model itself gives each row (asked from the same MLServer), so the calibr
 operator fits is the real model's. The probe set is the reference's 150 rows, on which
 the model's real accuracy is known (its training score). A second monitor points the
 same reference at ``iris-shuffled`` (a model trained on shuffled labels): its estimate
-must drop below the floor and PerformanceDegraded must turn True.
+must drop below the floor and PerformanceDegraded must turn True. A third monitor gives
+the bad model the golden labels: it is judged on realized accuracy, and the realized
+value outside the estimate's interval is ConceptDrift.
 """
 
 from __future__ import annotations
@@ -118,6 +120,11 @@ def test_estimated_accuracy_matches_the_real_one_and_a_bad_model_degrades(
     )
     cluster.apply(performance_monitor("good", model_server, "iris"), "-n", namespace)
     cluster.apply(performance_monitor("bad", model_server, "iris-shuffled"), "-n", namespace)
+    # The same bad model with the golden labels (the probe set is the labelled reference):
+    # judged on realized accuracy.
+    labelled = performance_monitor("bad-labelled", model_server, "iris-shuffled")
+    labelled["spec"]["prediction"]["labelColumn"] = "species"
+    cluster.apply(labelled, "-n", namespace)
 
     good = wait_status(
         cluster,
@@ -154,3 +161,26 @@ def test_estimated_accuracy_matches_the_real_one_and_a_bad_model_degrades(
     assert bad["phase"] == "Breached"
     events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=bad")
     assert "EstimatedPerformanceDropped" in [e["reason"] for e in events["items"]]
+
+    realized = wait_status(
+        cluster,
+        namespace,
+        "bad-labelled",
+        lambda s: condition(s, "PerformanceDegraded").get("status") == "True",
+        "PerformanceDegraded=True on realized accuracy",
+    )
+    cond = condition(realized, "PerformanceDegraded")
+    assert cond["reason"] == "RealizedPerformanceDropped", cond
+    perf = realized["performance"]
+    assert perf["basis"] == "realized"
+    assert perf["labelledRows"] == 150
+    assert perf["realized"]["accuracy"]["upper"] < 0.9
+    # The calibration is the real model's; the shuffled model's scores mean something
+    # else, so its realized accuracy (0.29) lies far below the estimate's interval
+    # ([0.50, 0.62]): concept drift, deterministic (fixed model, the whole probe set).
+    drift = condition(realized, "ConceptDrift")
+    assert (drift.get("status"), drift.get("reason")) == ("True", "ConceptDrift"), drift
+    print(
+        f"iris-shuffled with labels: realized {perf['realized']['accuracy']}, estimated "
+        f"{perf['estimated']['accuracy']}, concept drift {perf['conceptDrift']}"
+    )
