@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelmonitor.adapters.metrics import MetricsRecorder
+from modelmonitor.core.codecs.cloudevents import parse_event
 from modelmonitor.core.incident import Incident
 from modelmonitor.core.policy import PolicyContext, Signal, observe, step
 from modelmonitor.core.report import DriftSummary, Report
@@ -30,6 +31,7 @@ from modelmonitor.core.verdict import decide
 from modelmonitor.engine.performance import evaluate
 from modelmonitor.engine.runner import InlineRunner
 from modelmonitor.sources.base import Clients, Scored
+from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import HttpReply
 from modelmonitor.sources.reference import ReferenceCache
 from tests.unit.loopback import LOOPBACK_ALLOWED
@@ -392,3 +394,67 @@ def test_v1_per_class_lists_are_the_probabilities() -> None:
     assert perf["status"] == "ok", perf
     assert perf["rows"] == 300
     assert perf["estimated"]["accuracy"]["value"] == pytest.approx(0.75, abs=0.05)
+
+
+# --- payload logs -------------------------------------------------------------------------
+
+
+def _log(store: PayloadStore, xs: np.ndarray, *, proba: bool = True, start: int = 0) -> None:
+    window = store.window("ml", "perf")
+    assert window is not None
+    for i, x in enumerate(xs.tolist()):
+        response: dict[str, Any] = (
+            {"predictions": [[1 - x, x]]} if proba else {"predictions": [int(x >= 0.5)]}
+        )
+        for kind, body in (("request", {"instances": [[x]]}), ("response", response)):
+            headers = {
+                "Content-Type": "application/json",
+                "Ce-Id": f"e{start + i}",
+                "Ce-Specversion": "1.0",
+                "Ce-Type": f"org.kubeflow.serving.inference.{kind}",
+                "Ce-Source": "http://localhost:9081/m",
+                "Ce-Inferenceservicename": "m",
+                "Ce-Namespace": "ml",
+            }
+            window.add(parse_event(headers, json.dumps(body).encode()), NOW.timestamp())
+
+
+def _payload_spec(**performance: Any) -> MonitorSpec:
+    return parse_spec(
+        {
+            "target": {"name": "m", "kind": "InferenceService"},
+            "reference": {"inline": REFERENCE},
+            "features": [{"name": "x", "type": "numerical"}],
+            "data": {"payloadLog": {"minSamples": 50, "windowSeconds": 600}},
+            "performance": {"target": "y", "probabilities": ["p0", "p1"], **performance},
+        }
+    )
+
+
+def test_payload_log_probabilities_are_estimated() -> None:
+    """KServe v1 responses logged with per-class lists: the window keeps them per row."""
+    store = PayloadStore()
+    spec = _payload_spec(minimum={"accuracy": 0.6})
+    store.register("ml", "perf", spec, "t" * 43)
+    _log(store, np.random.default_rng(5).random(300))
+    inline = runner(Model())
+    inline = InlineRunner(replace(inline.clients, payloads=store))
+    perf = asyncio.run(inline.run("ml", "perf", spec, {})).performance
+    assert perf is not None
+    assert perf["status"] == "ok", perf
+    assert perf["rows"] == 300
+    assert perf["estimated"]["accuracy"]["value"] == pytest.approx(0.75, abs=0.05)
+
+
+def test_payload_log_rows_without_probabilities_do_not_count() -> None:
+    store = PayloadStore()
+    spec = _payload_spec(minRows=200)
+    store.register("ml", "perf", spec, "t" * 43)
+    rng = np.random.default_rng(6)
+    _log(store, rng.random(150))
+    _log(store, rng.random(150), proba=False, start=150)  # a model version without them
+    inline = InlineRunner(replace(runner(Model()).clients, payloads=store))
+    perf = asyncio.run(inline.run("ml", "perf", spec, {})).performance
+    assert perf is not None
+    assert perf["status"] == "insufficient_data"
+    assert "150 row(s) with finite probabilities < minRows 200" in perf["message"]

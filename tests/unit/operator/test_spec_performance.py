@@ -91,7 +91,7 @@ def test_the_target_is_required_without_a_label_column() -> None:
 def test_performance_needs_the_probe_and_a_classifier() -> None:
     spec = _spec()
     del spec["data"]
-    assert "needs spec.data.probe" in _problems(spec)
+    assert "needs spec.data.probe or spec.data.payloadLog" in _problems(spec)
     spec = _spec()
     spec["prediction"]["type"] = "numerical"
     assert "categorical spec.prediction" in _problems(spec)

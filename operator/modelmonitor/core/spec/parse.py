@@ -543,10 +543,11 @@ def _check_performance(r: FieldReader, spec: MonitorSpec) -> None:
         )
     if perf is None:
         return
-    if spec.probe is None:
+    if spec.probe is None and spec.payload_log is None:
         r.problem(
             "spec.performance",
-            "needs spec.data.probe: the probe's answers carry the class probabilities",
+            "needs spec.data.probe or spec.data.payloadLog: their answers carry the class "
+            "probabilities",
         )
     names = {f.name for f in spec.features}
     for column in (perf.target, *perf.probabilities):
