@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelmonitor.adapters.outbound import Outbound
-from modelmonitor.core.dataset import Column, Dataset, Feature
+from modelmonitor.core.dataset import Column, Dataset, Feature, FloatArray
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
 from modelmonitor.sources.endpoint import EndpointLookup, Resolution
@@ -100,7 +100,7 @@ class Scored:
     """Per-row class probabilities of the window, (rows, columns) in the model's order,
     and the expected labels of the same rows when the source has them (a golden set)."""
 
-    probabilities: Any  # a float (rows, columns) array
+    probabilities: FloatArray  # (rows, columns)
     labels: Column | None = None
 
 
