@@ -303,7 +303,7 @@ def bring_up(stack: contextlib.ExitStack) -> tuple[Demo, PrometheusServer]:
     cluster = KubeCluster(Path(state.kubeconfig), state.server, Path(state.bin_dir), "demo")
     for crd in sorted((ROOT / "crds").glob("*.yaml")):
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modelmonitors.modelmonitor.io")
+    cluster.wait_established("modelmonitors.modelmonitor.io")
     cluster.kubectl("create", "namespace", NAMESPACE)
     print(f"API server {state.server} (up in {state.startup_seconds:.0f}s); CRDs installed")
 

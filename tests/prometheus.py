@@ -136,8 +136,10 @@ class PrometheusServer:
         state_root: Path = STATE_ROOT,
         binary: str = PROMETHEUS_BIN,
         web: WebAuth | None = None,
+        retention: str = "1d",
     ) -> None:
         self.name = name
+        self.retention = retention
         self.web = web
         self.web_config_file = state_root / f"{os.getpid()}-{name}" / "web.yml"
         self.binary = binary
@@ -227,7 +229,7 @@ class PrometheusServer:
             f"--storage.tsdb.path={self.data_dir}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=1d",
+            f"--storage.tsdb.retention.time={self.retention}",
             "--log.level=info",
         ]
         if self.web is not None:
@@ -287,6 +289,35 @@ class PrometheusServer:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def backfill(self, openmetrics: str) -> None:
+        """Write history into the TSDB with Prometheus' own backfill (``promtool tsdb
+        create-blocks-from openmetrics``) before the server starts: Prometheus can only
+        hold what it scraped, and a test cannot wait days for a seasonal history. The
+        samples' timestamps must fall inside ``retention``."""
+        if self.running:
+            raise PrometheusHarnessError("backfill before start(): the TSDB is in use")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        source = self.state_dir / "backfill.om"
+        source.write_text(openmetrics)
+        promtool = str(Path(self.binary).with_name("promtool"))
+        done = subprocess.run(
+            [
+                promtool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(source),
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        source.unlink()
+        if done.returncode != 0:
+            raise PrometheusHarnessError(f"promtool backfill failed: {done.stderr[-2000:]}")
 
     # -- queries (synchronous, for test set-up; the code under test has its own client) ------
     def _request(

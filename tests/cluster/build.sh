@@ -2,7 +2,9 @@
 # Build, once, the pinned control plane binaries into a cache outside the repository:
 #   kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes),
 #   kubectl (same module, so client and server versions match),
-#   etcd (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v3/cmd/helm).
+#   etcd (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v3/cmd/helm);
+#   and versitygw (github.com/versity/versitygw, Apache-2.0), the S3 server the e2e
+#   tests keep reference data in (about 3 minutes on 2 cores, downloads included).
 # Re-running is cheap: binaries already in the cache are reused.
 # Prints the cache directory (the one with the binaries) on its last line of stdout.
 set -euo pipefail
@@ -23,7 +25,7 @@ components_k8s=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 all_done() {  # when every binary is in the cache: print its directory and exit
   need=()
-  for c in "${components_k8s[@]}" etcd helm; do
+  for c in "${components_k8s[@]}" etcd helm versitygw; do
     [[ -x "$bin_dir/$c" ]] || need+=("$c")
   done
   if [[ ${#need[@]} -eq 0 ]]; then
@@ -117,6 +119,19 @@ if [[ ! -x "$bin_dir/helm" ]]; then
     go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$bin_dir/helm.tmp" helm.sh/helm/v3/cmd/helm >&2 || die "building helm failed"
     mv "$bin_dir/helm.tmp" "$bin_dir/helm"
     log "helm: done"
+  )
+fi
+
+# --- versitygw (an S3 server on a POSIX directory, for the object storage e2e tests) ------
+if [[ ! -x "$bin_dir/versitygw" ]]; then
+  vdir="$work_dir/versitygw-$VERSITYGW_VERSION"
+  build_module versitygw "$vdir" github.com/versity/versitygw "$VERSITYGW_VERSION"
+  (
+    cd "$vdir"
+    log "versitygw: compiling"
+    go build -ldflags "-s -w" -o "$bin_dir/versitygw.tmp" github.com/versity/versitygw/cmd/versitygw >&2 || die "building versitygw failed"
+    mv "$bin_dir/versitygw.tmp" "$bin_dir/versitygw"
+    log "versitygw: done"
   )
 fi
 

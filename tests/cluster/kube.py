@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +105,24 @@ class KubeCluster:
         return self.run("helm", *args, input=input, check=check, timeout=timeout)
 
     # -- conveniences -----------------------------------------------------------------------
+    def wait_established(self, *crds: str, timeout: float = 60.0) -> None:
+        """Wait until each CRD (``name.group``) is Established.
+
+        Polled rather than ``kubectl wait --for=condition=Established``: that command fails
+        at once, instead of waiting, when it reads a CRD whose ``status.conditions`` is
+        still null, which a large CRD shows for a moment after it is created.
+        """
+
+        def established(name: str) -> bool:
+            status = self.get("crd", name).get("status") or {}
+            return any(
+                c.get("type") == "Established" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+
+        for name in crds:
+            wait_for(partial(established, name), timeout=timeout, what=f"crd/{name} Established")
+
     def get(self, *args: str) -> Any:
         """``kubectl get ... -o json``, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)

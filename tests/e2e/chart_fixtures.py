@@ -33,12 +33,7 @@ def with_chart_crds(kube_cluster: KubeCluster) -> KubeCluster:
     They stay after the tests: other tests of the session rely on them too.
     """
     kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    kube_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *(f"crd/{name}" for name in CRDS),
-    )
+    kube_cluster.wait_established(*CRDS)
     return kube_cluster
 
 

@@ -29,5 +29,5 @@ def inferenceservice_crd(kube_cluster: KubeCluster) -> KubeCluster:
     # Absent, or our own copy from an earlier session: apply. Someone else's: leave it.
     if not found or labels.get("modelmonitor.io/e2e") == "true":
         kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+    kube_cluster.wait_established(CRD_NAME)
     return kube_cluster

@@ -24,25 +24,9 @@ def crds(kube_cluster: KubeCluster) -> KubeCluster:
     """The project's CRDs, applied and Established."""
     for path in sorted(CRD_DIR.glob("*.yaml")):
         kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    names = (
-        "modelmonitors.modelmonitor.io",
-        "kopfpeerings.kopf.dev",
-        "clusterkopfpeerings.kopf.dev",
+    kube_cluster.wait_established(
+        "modelmonitors.modelmonitor.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"
     )
-
-    def established() -> bool:
-        # Not `kubectl wait`: it fails at once, instead of waiting, while the API server
-        # has not written a large CRD's first conditions yet (seen on a loaded machine).
-        for name in names:
-            conditions = (kube_cluster.get("crd", name).get("status") or {}).get("conditions")
-            if not any(
-                c.get("type") == "Established" and c.get("status") == "True"
-                for c in conditions or []
-            ):
-                return False
-        return True
-
-    wait_for(established, timeout=60, interval=0.3, what="the CRDs Established")
     return kube_cluster
 
 

@@ -267,6 +267,32 @@ def test_prometheus_token_and_ca_secret_need_get_on_them(policy: KubeCluster, ns
     assert_refused(create_as(policy, ns, "pat", "token", spec), "get secrets/prom-token")
 
 
+def test_object_storage_credentials_need_get_on_their_secret(policy: KubeCluster, ns: str) -> None:
+    """A bucket's Secret is read by the operator: its author must be able to read it."""
+    grant(policy, ns, "olive", [("", "secrets", "get", ("own-bucket",))])
+    stored = {"bucket": "refs", "key": "r.csv", "secretRef": {"name": "team-bucket"}}
+    spec = {
+        "target": {"name": "app", "kind": "External", "endpoint": {"url": "http://app:8080"}},
+        "reference": {"s3": stored},
+    }
+    proc = create_as(policy, ns, "olive", "bucket", spec)
+    assert_refused(proc, "get secrets/team-bucket")
+    assert "(spec.reference.s3.secretRef)" in proc.stderr
+    azure = {
+        "account": "acct",
+        "container": "refs",
+        "blob": "r.csv",
+        "secretRef": {"name": "team-bucket", "sasTokenKey": "sas"},
+    }
+    spec["reference"] = {"inline": [{"x": 1}]}
+    spec["data"] = {"probe": {"dataset": {"azureBlob": azure}}}
+    assert_refused(create_as(policy, ns, "olive", "golden", spec), "get secrets/team-bucket")
+    stored["secretRef"]["name"] = "own-bucket"
+    azure["secretRef"]["name"] = "own-bucket"
+    spec["reference"] = {"s3": stored}
+    assert_admitted(create_as(policy, ns, "olive", "own", spec))
+
+
 def test_inferenceservice_rollback_needs_patch_on_it(policy: KubeCluster, ns: str) -> None:
     """KServe rollback (canary traffic back to 0) needs patch on the InferenceService."""
     spec = {
@@ -336,6 +362,23 @@ def test_job_mode_reference_claim_needs_get_on_it(policy: KubeCluster, ns: str) 
         ],
     )
     assert_admitted(create_as(policy, ns, "heidi", "pvc", spec))
+
+
+def test_a_partitioned_window_s_claim_needs_get_on_it(policy: KubeCluster, ns: str) -> None:
+    spec = {
+        "target": {"name": "app"},
+        "schedule": {"mode": "job"},
+        "reference": {"configMapRef": {"name": "ref", "key": "ref.csv"}},
+        "data": {"partitions": {"claimName": "exports", "path": "day/*.parquet"}},
+    }
+    base = [("apps", "deployments", "get", ("app",)), ("", "configmaps", "get", ("ref",))]
+    grant(policy, ns, "ivan", base)
+    assert_refused(
+        create_as(policy, ns, "ivan", "parts", spec),
+        "may not get persistentvolumeclaims/exports",
+    )
+    grant(policy, ns, "judy", [*base, ("", "persistentvolumeclaims", "get", ("exports",))])
+    assert_admitted(create_as(policy, ns, "judy", "parts", spec))
 
 
 # -- updates --------------------------------------------------------------------------------

@@ -154,6 +154,20 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.reference.pvc",
     ),
     (
+        "partitioned window in inline mode",
+        spec_with("data.partitions", {"claimName": "data", "path": "day/*.parquet"}),
+        "spec.data.partitions",
+    ),
+    (
+        "partitioned window climbing out of its claim",
+        spec_with(
+            "data.partitions",
+            {"claimName": "data", "path": "../../var/run/secrets"},
+            spec_with("schedule", {"interval": "60s", "mode": "job"}),
+        ),
+        "spec.data.partitions.path",
+    ),
+    (
         "negative cooldown",
         spec_with("actions", {"cooldownSeconds": -1}),
         "spec.actions.cooldownSeconds",
@@ -226,6 +240,14 @@ TRAVERSALS: list[tuple[str, dict[str, Any]]] = [
         spec_with("actions.notify.webhookSecretRef.key", "a/url", NOTIFY),
     ),
     ("spec.reference.pvc.claimName", spec_with("reference.pvc.claimName", "../data", PVC)),
+    (
+        "spec.data.partitions.claimName",
+        spec_with(
+            "data.partitions",
+            {"claimName": "../data", "path": "day"},
+            spec_with("schedule", {"interval": "60s", "mode": "job"}),
+        ),
+    ),
     ("spec.target.name", spec_with("target.name", "../../kube-system/deployments/coredns")),
     ("spec.target.name", spec_with("target.name", "a..b")),
     (

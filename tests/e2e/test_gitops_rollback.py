@@ -59,7 +59,7 @@ def gitops(
     if not theirs:  # a real Flux or Argo CD installation's CRDs are left alone
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for name in CRD_NAMES:
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+        cluster.wait_established(name)
     setup(cluster, namespace, iris_images["v1"])
     return operator_process
 

@@ -26,6 +26,8 @@ from modelmonitor.actions.rollback import execute_rollback, record_healthy
 from modelmonitor.actions.scale import execute_scale, execute_scale_back
 from modelmonitor.core import alerting, records
 from modelmonitor.core.alerting import AlertingStatus, notices
+from modelmonitor.core.anomaly import SeasonalOptions, detect
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome, summarize
 from modelmonitor.core.incident import (
     ActionRequest,
     ActionResult,
@@ -41,7 +43,8 @@ from modelmonitor.core.slo.budget import EventCounts, required_windows
 from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
 from modelmonitor.core.spec import PerformanceSpec, SinkSpec
 from modelmonitor.core.stats.performance import classification_performance
-from modelmonitor.core.stats.performance.monitor import insufficient, summarize
+from modelmonitor.core.stats.performance.monitor import insufficient
+from modelmonitor.core.stats.performance.monitor import summarize as judge_performance
 from modelmonitor.core.status import Condition, format_time, merge_conditions
 from modelmonitor.core.verdict import decide, failed_run
 from tests.unit.actions import test_gitops, test_kserve, test_rollback, test_scale
@@ -237,11 +240,34 @@ def verdict_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
     yield "an invalid spec", {"phase": "Invalid", "conditions": invalid, "observedGeneration": 2}
     payload = {"url": "http://p/v1/<token>", "secretName": "m-payload", "secretKey": "url"}
     yield "a payload-log monitor", {"phase": "Pending", "payloadLog": payload}
+    series = Report(NOW, 0.2, "inline", 0, DriftSummary("disabled"), anomalies=anomaly_outcomes())
+    yield "anomaly series", merge_patch({}, decide(series, {}, generation=1, now=NOW).status_patch)
     for name, perf in _performance():
         run = decide(
             Report(NOW, 0.2, "inline", 300, _drift(), performance=perf), {}, generation=1, now=NOW
         )
         yield name, merge_patch({}, run.status_patch)
+
+
+def anomaly_outcomes() -> tuple[AnomalyOutcome, ...]:
+    """Every state a spec.anomalies series can be in, the judged ones from real detection
+    (an open anomaly; a departure shorter than `for`), so every status field is set."""
+    import numpy as np
+
+    t = NOW.timestamp() - np.arange(6 * 288)[::-1] * 300.0
+    v = 10 + np.sin(2 * np.pi * t / DAY)
+    opts = SeasonalOptions(for_seconds=900)
+    spiked = v.copy()
+    spiked[-6:] += 5
+    pending = v.copy()
+    pending[-2:] += 5
+    now = NOW.timestamp()
+    return (
+        summarize("latency", detect(t, spiked, opts), now=now, stale_after=900, for_seconds=900),
+        summarize("traffic", detect(t, pending, opts), now=now, stale_after=900, for_seconds=900),
+        summarize("fresh", detect(t[-10:], v[-10:], opts), now=now, stale_after=900, for_seconds=9),
+        AnomalyOutcome("errors", "Unavailable", "errors: no data: Prometheus unavailable"),
+    )
 
 
 def _performance() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -254,7 +280,10 @@ def _performance() -> Iterator[tuple[str, dict[str, Any]]]:
     y_cur = (rng.random(300) < 1 - p_cur).astype(int)  # the scores' meaning flipped
     report = classification_performance(y_ref, p_ref, p_cur, current_y=y_cur)
     spec = PerformanceSpec("y", ("p",), minimum={"accuracy": 0.9}, max_drop={"f1": 0.01})
-    yield "a run with performance below its floor", dict(summarize(report, spec).to_status())
+    yield (
+        "a run with performance below its floor",
+        dict(judge_performance(report, spec).to_status()),
+    )
     yield "a run without probabilities", dict(insufficient("no probabilities").to_status())
 
 

@@ -32,6 +32,8 @@ NOT_OBJECT_NAMES = {
     "spec.prediction.name": "a column of the data",
     "spec.slos[].name": "the SLO's own name",
     "spec.slos[].template.name": "an enum of query templates",
+    "spec.anomalies[].name": "the anomaly series' own name",
+    "spec.anomalies[].template.name": "an enum of query templates",
     "spec.prometheus.headers[].name": "an HTTP header's name",
     "spec.prometheus.tlsConfig.serverName": "a DNS name to verify a certificate against",
     "spec.alerting.sinks[].name": "the sink's own name",

@@ -23,6 +23,7 @@ ALERTS = {
     "ModelMonitorDegraded",
     "ModelMonitorNoRecentRun",
     "ModelMonitorActionFailed",
+    "ModelMonitorAnomalous",
     "ModelMonitorOperatorDown",
 }
 

@@ -18,6 +18,7 @@ import yaml
 
 from modelmonitor.adapters.files import FORMAT_NAMES
 from modelmonitor.core import spec
+from modelmonitor.core.anomaly.outcome import ANOMALY_STATES
 from modelmonitor.core.codecs.inference import PROTOCOLS
 from modelmonitor.core.gitops import GITOPS_POLICIES
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -71,6 +72,9 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.actions.gitops": GITOPS_POLICIES,
     "spec.alerting.sinks[].type": spec.SINK_TYPES,
     "spec.alerting.sinks[].minSeverity": spec.SEVERITIES,
+    "spec.anomalies[].sli": spec.ANOMALY_SLIS,
+    "spec.anomalies[].template.name": spec.SLI_TEMPLATE_NAMES,
+    "status.anomalies[].state": ANOMALY_STATES,
     "status.phase": tuple(p.value for p in Phase),
     "status.conditions[].status": ("True", "False", "Unknown"),
 }

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from modelmonitor import __version__
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.report import Report, timed_out_run
 from modelmonitor.core.status import Phase
 from modelmonitor.core.verdict import Verdict
@@ -166,6 +167,33 @@ class MetricsRecorder:
             ["namespace", "monitor", "slo"],
             registry=self.registry,
         )
+        self.anomaly_score = Gauge(
+            "modelmonitor_anomaly_score",
+            "A spec.anomalies series' latest value against its seasonal band: "
+            "(value - median) / half-width, beyond +-1 is outside; absent in warm-up.",
+            ["namespace", "monitor", "series"],
+            registry=self.registry,
+        )
+        self.anomaly_value = Gauge(
+            "modelmonitor_anomaly_value",
+            "A spec.anomalies series' latest judged value.",
+            ["namespace", "monitor", "series"],
+            registry=self.registry,
+        )
+        self.anomaly_band = Gauge(
+            "modelmonitor_anomaly_band",
+            "The seasonal band of a spec.anomalies series at its latest point (bound: "
+            "lower, median, upper).",
+            ["namespace", "monitor", "series", "bound"],
+            registry=self.registry,
+        )
+        self.anomalous = Gauge(
+            "modelmonitor_anomalous",
+            "1 while a spec.anomalies series has an open anomaly, 0 when judged normal; "
+            "absent in warm-up or without data.",
+            ["namespace", "monitor", "series"],
+            registry=self.registry,
+        )
         self.performance_estimated = Gauge(
             "modelmonitor_performance_estimated",
             "Estimated model performance of the last run (CBPE from calibrated probabilities); "
@@ -259,8 +287,24 @@ class MetricsRecorder:
                 if isinstance(rate, int | float):
                     self._set(self.slo_burn_rate, (namespace, monitor, slo.name, window), rate)
 
+        for a in report.anomalies:
+            self._record_anomaly(namespace, monitor, a)
         if report.performance is not None:
             self._record_performance(namespace, monitor, report.performance)
+
+    def _record_anomaly(self, namespace: str, monitor: str, a: AnomalyOutcome) -> None:
+        labels = (namespace, monitor, a.name)
+        if a.state not in ("Normal", "Anomalous"):
+            return
+        self._set(self.anomalous, labels, float(a.state == "Anomalous"))
+        score = a.score
+        if score is not None and math.isfinite(score):
+            self._set(self.anomaly_score, labels, score)
+        if a.value is not None:
+            self._set(self.anomaly_value, labels, a.value)
+        for bound, value in (("lower", a.lower), ("median", a.median), ("upper", a.upper)):
+            if value is not None:
+                self._set(self.anomaly_band, (*labels, bound), value)
 
     def _record_performance(self, namespace: str, monitor: str, perf: Mapping[str, Any]) -> None:
         """status.performance's numbers; nothing for a run without an estimate."""

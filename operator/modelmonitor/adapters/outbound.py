@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from modelmonitor.core.outbound import (
@@ -229,8 +230,12 @@ class Outbound:
         headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
         server_hostname: str | None = None,
+        encoded: bool = False,
     ) -> Reply:
         """One request, same-origin redirects followed, the body read within ``cap``.
+
+        ``encoded``: ``url`` is already percent-quoted and is sent byte for byte (a
+        signed request: the signature covers the path as written).
 
         Raises :class:`FenceError` (refused, redirect, too large) or what aiohttp raises
         (``aiohttp.ClientError``, ``TimeoutError``); :func:`describe` words either safely.
@@ -242,7 +247,7 @@ class Outbound:
         while True:
             async with session.request(
                 method,
-                url,
+                yarl.URL(url, encoded=True) if encoded else url,
                 data=data,
                 headers=dict(headers or {}),
                 allow_redirects=False,

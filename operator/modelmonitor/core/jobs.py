@@ -31,6 +31,9 @@ JOB_UID_LABEL_PATH = "metadata.labels['batch.kubernetes.io/controller-uid']"
 # resolved inside it (core/volume_paths.py), and the pod is told so by an argument.
 REFERENCE_VOLUME = "reference"
 REFERENCE_MOUNT = "/var/run/modelmonitor/reference"
+# Where the pod mounts ``spec.data.partitions``' claim, read-only (the current window).
+WINDOW_VOLUME = "window"
+WINDOW_MOUNT = "/var/run/modelmonitor/window"
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,13 @@ def build_job(
     resources: Mapping[str, Any] | None,
     active_deadline_seconds: int,
     reference_claim: str | None = None,
+    window_claim: str | None = None,
 ) -> dict[str, Any]:
     """The Job manifest for one run of ``monitor`` (a ModelMonitor object).
 
     ``reference_claim`` (``spec.reference.pvc.claimName``) is mounted read-only at
-    :data:`REFERENCE_MOUNT`, and the run reads ``pvc.path`` inside it.
+    :data:`REFERENCE_MOUNT`, and the run reads ``pvc.path`` inside it;
+    ``window_claim`` (``spec.data.partitions.claimName``) likewise at :data:`WINDOW_MOUNT`.
     """
     meta = monitor["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
@@ -114,6 +119,17 @@ def build_job(
             {
                 "name": REFERENCE_VOLUME,
                 "persistentVolumeClaim": {"claimName": reference_claim, "readOnly": True},
+            }
+        )
+    if window_claim:
+        container["args"] += ["--window-root", WINDOW_MOUNT]
+        container["volumeMounts"].append(
+            {"name": WINDOW_VOLUME, "mountPath": WINDOW_MOUNT, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": WINDOW_VOLUME,
+                "persistentVolumeClaim": {"claimName": window_claim, "readOnly": True},
             }
         )
     if resources:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
+
 DriftStatus = Literal["ok", "insufficient_data", "disabled", "unavailable"]
 
 
@@ -167,6 +169,7 @@ class Report:
     data_quality: Mapping[str, Any] | None = None
     model_quality: Mapping[str, Any] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    anomalies: tuple[AnomalyOutcome, ...] = ()  # spec.anomalies, in spec order
     # status.performance as PerformanceSummary.to_status() writes it; None: not configured
     performance: Mapping[str, Any] | None = None
 
@@ -189,6 +192,7 @@ class Report:
             "dataQuality": self.data_quality,
             "modelQuality": self.model_quality,
             "details": dict(self.details),
+            "anomalies": [a.to_dict() for a in self.anomalies],
             "performance": None if self.performance is None else dict(self.performance),
         }
 
@@ -208,6 +212,7 @@ class Report:
             data_quality=d.get("dataQuality"),
             model_quality=d.get("modelQuality"),
             details=d.get("details") or {},
+            anomalies=tuple(AnomalyOutcome.from_dict(a) for a in d.get("anomalies") or []),
             performance=d.get("performance"),
         )
 

@@ -32,6 +32,7 @@ class ConditionType(StrEnum):
     SLO_BREACHED = "SLOBreached"
     REMEDIATED = "Remediated"
     DEGRADED = "Degraded"
+    ANOMALOUS = "Anomalous"  # a spec.anomalies series is outside its seasonal band
     PERFORMANCE_DEGRADED = "PerformanceDegraded"  # spec.performance below its floor
     CONCEPT_DRIFT = "ConceptDrift"  # realized performance outside the estimate's interval
 

@@ -33,6 +33,7 @@ from modelmonitor.core.status import (
 TOP_FEATURES = 10
 MAX_MESSAGE = 1024
 MAX_SLO_ENTRIES = 20
+MAX_ANOMALY_ENTRIES = 10
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,40 @@ def slo_condition(
     )
 
 
+def anomaly_condition(report: Report, previous: Mapping[str, Any] | None) -> Condition | None:
+    """The Anomalous condition from the spec.anomalies series of this run.
+
+    True when a series has an open anomaly (its band and value in the message); False
+    when at least one series was judged and none is anomalous; Unknown when none could
+    be judged yet (warm-up, no data). A series whose Prometheus was unavailable is not
+    evidence: when no series was judged and one was unavailable, the condition is kept
+    as it was. A monitor without spec.anomalies has no Anomalous condition (one left
+    from an earlier spec turns False, NotConfigured).
+    """
+    outcomes = report.anomalies
+    if not outcomes:
+        if previous is not None and previous.get("status") != "False":
+            return Condition(
+                ConditionType.ANOMALOUS, "False", "NotConfigured", "spec.anomalies is empty"
+            )
+        return None
+    anomalous = [o for o in outcomes if o.state == "Anomalous"]
+    if anomalous:
+        message = "; ".join(o.message for o in anomalous)
+        return Condition(ConditionType.ANOMALOUS, "True", "AnomalyDetected", _cap(message))
+    judged = [o for o in outcomes if o.state == "Normal"]
+    unavailable = any(o.state == "Unavailable" for o in outcomes)
+    if unavailable and previous is not None and previous.get("status") == "True":
+        return None  # the series that was anomalous may still be: keep saying so
+    if judged:
+        message = "; ".join(o.message for o in outcomes)
+        return Condition(ConditionType.ANOMALOUS, "False", "NoAnomaly", _cap(message))
+    if unavailable and previous is not None:
+        return None
+    message = "; ".join(o.message for o in outcomes)
+    return Condition(ConditionType.ANOMALOUS, "Unknown", "InsufficientData", _cap(message))
+
+
 def performance_conditions(report: Report) -> list[Condition]:
     """PerformanceDegraded (and ConceptDrift when labels allowed the check), or none
     without spec.performance. Bad data is Unknown, never True."""
@@ -208,6 +243,11 @@ def decide(
     slo_cond, effective = slo_condition(report, old.get("slos"))
     if slo_cond is not None:
         updates.append(slo_cond)
+    anomaly_cond = anomaly_condition(
+        report, find_condition(old_conditions, ConditionType.ANOMALOUS)
+    )
+    if anomaly_cond is not None:
+        updates.append(anomaly_cond)
     updates.extend(performance_conditions(report))
     updates.append(degraded_condition(report))
 
@@ -242,6 +282,10 @@ def decide(
             for s in report.slos[:MAX_SLO_ENTRIES]
         ],
     }
+    if report.anomalies:
+        patch["anomalies"] = [a.to_dict() for a in report.anomalies[:MAX_ANOMALY_ENTRIES]]
+    elif old.get("anomalies"):
+        patch["anomalies"] = None  # spec.anomalies was emptied: drop the stale entries
     if report.performance is not None:
         patch["performance"] = dict(report.performance)
     history = report.details.get("sloHistory")
@@ -355,7 +399,10 @@ def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
     measured_slo = any(s.met is not None for s in report.slos)
     perf = report.performance
     measured_perf = perf is not None and perf.get("status") == "ok"
-    if not measured_drift and not measured_slo and not measured_perf:
+    # an anomaly series judged (Normal or Anomalous) is a measurement too; Anomalous
+    # itself never changes the phase (docs/anomalies.md: a signal, not a verdict)
+    measured_anomaly = any(a.state in ("Normal", "Anomalous") for a in report.anomalies)
+    if not measured_drift and not measured_slo and not measured_perf and not measured_anomaly:
         return Phase.NO_DATA
     return Phase.HEALTHY
 
@@ -364,6 +411,7 @@ _WARNING_WHEN_TRUE = {
     ConditionType.DRIFT_DETECTED,
     ConditionType.SLO_BREACHED,
     ConditionType.DEGRADED,
+    ConditionType.ANOMALOUS,
     ConditionType.PERFORMANCE_DEGRADED,
     ConditionType.CONCEPT_DRIFT,
 }

@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="reference data file (csv, tsv, jsonl, parquet, npy) or a saved profile",
     )
-    p.add_argument("--current", required=True, help="current data file")
+    p.add_argument(
+        "--current",
+        required=True,
+        help="current data file, or a partitioned window: a directory of data files or a "
+        "quoted glob ('day/*.parquet'), profiled file by file in bounded memory",
+    )
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
     p.add_argument(
         "--method",
@@ -159,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_lazy("modelmonitor.edge.offline:baseline_command"))
 
     p = sub.add_parser(
+        "anomalies",
+        help="robust seasonal anomalies of one time series in a file (no cluster needed)",
+        description="Judge each point of a series against the median and MAD of the same "
+        "slot (hour of day, hour of week) in earlier seasons; print the sustained departures. "
+        "Exit 0 when the analysis ran, 2 on bad input.",
+    )
+    _add_anomalies_arguments(p)
+    add_limit_arguments(p)
+    p.set_defaults(handler=_lazy("modelmonitor.edge.anomalies_cli:anomalies_command"))
+
+    p = sub.add_parser(
         "job", help="one monitoring run of a ModelMonitor (what a job-mode Job executes)"
     )
     p.add_argument("--namespace", required=True, help="the ModelMonitor's namespace")
@@ -173,11 +189,73 @@ def build_parser() -> argparse.ArgumentParser:
         "read inside it",
     )
     p.add_argument(
+        "--window-root",
+        default="",
+        help="where spec.data.partitions' claim is mounted (the Job sets it); its path is "
+        "read inside it",
+    )
+    p.add_argument(
         "--print-only", action="store_true", help="print the report, store nothing (debugging)"
     )
     p.set_defaults(handler=_lazy("modelmonitor.edge.job_command:job_command"))
 
     return parser
+
+
+def _add_anomalies_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--series", required=True, help="the series: a csv, tsv, jsonl or parquet file")
+    p.add_argument(
+        "--time-column",
+        required=True,
+        help="column with the times: epoch seconds, or ISO-8601 (naive times are UTC)",
+    )
+    p.add_argument("--value-column", required=True, help="column with the values (empty: missing)")
+    p.add_argument(
+        "--season",
+        default="1d",
+        help="seasons, comma-separated, tried longest first once they have enough history "
+        "(1d: hour of day; 1d,7d: hour of week, hour of day until two weeks are seen; "
+        "default 1d)",
+    )
+    p.add_argument("--slot", default="1h", help="width of a slot inside a season (default 1h)")
+    p.add_argument(
+        "--sensitivity",
+        type=float,
+        default=3.0,
+        help="half-width of the band in robust standard deviations (1.4826 MAD; default 3)",
+    )
+    p.add_argument(
+        "--for",
+        dest="for_",
+        default="0s",
+        help="how long a departure must last to be an anomaly, and a recovery to end one "
+        "(default 0s: one point)",
+    )
+    p.add_argument(
+        "--min-cycles",
+        type=int,
+        default=2,
+        help="earlier seasons a slot needs before its points are judged (warm-up; default 2)",
+    )
+    p.add_argument(
+        "--relative-floor",
+        type=float,
+        default=0.05,
+        help="least half-width of the band as a share of the median (default 0.05)",
+    )
+    p.add_argument(
+        "--absolute-floor",
+        type=float,
+        default=0.0,
+        help="least half-width of the band in the series' unit (default 0; set it for a "
+        "series that sits at 0, such as an error ratio)",
+    )
+    p.add_argument("--format", default="table", choices=["table", "json"], help="output format")
+    p.add_argument(
+        "--fail-on-anomaly",
+        action="store_true",
+        help="exit 1 (instead of 0) when the series has an anomaly, for CI pipelines",
+    )
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -61,6 +61,8 @@ def job_command(args: argparse.Namespace) -> int:
             lookup=kube,
             resolution=cfg.resolution(),  # type: ignore[arg-type]
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
+            window_root=args.window_root or None,
+            window_limits=cfg.reference_limits,
         ),
         mode="job",
     )

@@ -36,6 +36,7 @@ from modelmonitor.adapters.files import (
     read_columns,
     read_dataset,
 )
+from modelmonitor.adapters.files.partitions import is_partitioned
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature, FeatureType
 from modelmonitor.core.stats.column_profile import DEFAULT_EXACT_LIMIT, as_categorical
 from modelmonitor.core.stats.drift import DriftReport, analyze
@@ -113,6 +114,10 @@ def _check(args: argparse.Namespace) -> int:
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
     limits = limits_from(args)
+    if is_partitioned(args.current):
+        from modelmonitor.edge.offline_partitions import check_partitioned
+
+        return check_partitioned(args, method, features, labels, limits, started)
     try:
         late = read_late_labels(args, labels, limits=limits)
     except LateLabelsError as exc:
@@ -202,6 +207,20 @@ def _check(args: argparse.Namespace) -> int:
         out.write(_render(args.format, result, reference, current))
     else:
         out.write(format_table(result))
+    return _exit_code(args, result)
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """Print ``result`` as table or JSON and return the exit code."""
+    out: TextIO = sys.stdout
+    if args.format == "json":
+        out.write(json.dumps(_json_safe(result), allow_nan=False) + "\n")
+    else:
+        out.write(format_table(result))
+    return _exit_code(args, result)
+
+
+def _exit_code(args: argparse.Namespace, result: dict[str, Any]) -> int:
     drifted = bool(result["dataset"]["drifted"])
     if not getattr(args, "fail_on_drift", False):
         return EXIT_OK

@@ -64,7 +64,7 @@ def format_table(result: dict[str, Any]) -> str:
                 f["name"],
                 f["type"],
                 f["method"],
-                _fmt_num(f["statistic"]),
+                ("~" if f.get("approximate") else "") + _fmt_num(f["statistic"]),
                 p_text,
                 _fmt_num(f["threshold"]),
                 drifted,

@@ -113,6 +113,7 @@ class JobRunner:
                 max(1, math.ceil(spec.schedule.run_timeout_seconds)),
             ),
             reference_claim=spec.reference.claim_name if spec.reference.source == "pvc" else None,
+            window_claim=spec.partitions.claim_name if spec.partitions is not None else None,
         )
         return await asyncio.to_thread(self.kube.create_job, namespace, manifest)
 

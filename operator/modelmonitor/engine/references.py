@@ -100,6 +100,10 @@ def _check_secrets(
 ) -> None:
     if spec.prometheus is not None:
         _check_key_refs(spec.prometheus.refs(), namespace, lookup, problems)
+    probe_set = spec.probe.dataset if spec.probe is not None else None
+    for ref in (spec.reference, probe_set):
+        if ref is not None and ref.object_storage is not None:
+            _check_key_refs(ref.object_storage.refs(), namespace, lookup, problems)
     notify = spec.actions.notify
     if notify is None:
         return

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, Feature
 from modelmonitor.core.report import (
     DriftSummary,
@@ -35,7 +36,9 @@ from modelmonitor.core.spec.drift_options import drift_options
 from modelmonitor.core.stats import analyze
 from modelmonitor.core.stats.column_profile import as_categorical
 from modelmonitor.core.stats.model_quality import classification_quality, regression_quality
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import data_quality
+from modelmonitor.core.stats.quality_window import window_quality
 from modelmonitor.engine.performance import performance_of
 from modelmonitor.sources.base import (
     HISTORY_FIELD,
@@ -82,7 +85,7 @@ class InlineRunner:
             if source.supplies_rows:
                 gathered.add(await source.gather(ctx))
         current = gathered.current
-        rows = current.rows if current is not None else None
+        rows = current.window if current is not None else None
         drift = await self._drift(
             spec, reference, current, problems, any(s.supplies_rows for s in sources)
         )
@@ -112,6 +115,7 @@ class InlineRunner:
             data_quality=quality,
             model_quality=model_quality,
             details=details,
+            anomalies=tuple(_in_anomaly_order(spec, gathered.anomalies)),
             performance=performance,
         )
 
@@ -138,7 +142,7 @@ class InlineRunner:
             return DriftSummary("disabled")
         if window is not None and window.insufficient is not None:
             return DriftSummary("insufficient_data", message=window.insufficient)
-        current = window.rows if window is not None else None
+        current = window.window if window is not None else None
         if reference is None or current is None:
             if not any_window_source:
                 return DriftSummary("disabled", message="no current data source configured")
@@ -160,7 +164,7 @@ class InlineRunner:
             report = await asyncio.to_thread(
                 analyze,
                 reference.profile,
-                _align(current, features),
+                _align(current, features) if isinstance(current, Dataset) else current,
                 features=features,
                 method=spec.drift.method,
                 methods=options.methods,
@@ -198,7 +202,10 @@ class InlineRunner:
         )
 
     async def _data_quality(
-        self, spec: MonitorSpec, reference: LoadedReference | None, current: Dataset | None
+        self,
+        spec: MonitorSpec,
+        reference: LoadedReference | None,
+        current: Dataset | ReferenceProfile | None,
     ) -> Mapping[str, Any] | None:
         if reference is None or current is None or current.n_rows == 0:
             return None
@@ -206,9 +213,14 @@ class InlineRunner:
         if not features:
             return None
         try:
-            report = await asyncio.to_thread(
-                data_quality, current, reference.profile, features=features
-            )
+            if isinstance(current, Dataset):
+                report = await asyncio.to_thread(
+                    data_quality, current, reference.profile, features=features
+                )
+            else:  # a partitioned window's profile
+                report = await asyncio.to_thread(
+                    window_quality, current, reference.profile, features=features
+                )
         except ValueError as exc:
             return {"error": str(exc)}
         return report.to_dict()
@@ -225,6 +237,7 @@ class _Gathering:
     slos: list[SLOOutcome] = field(default_factory=list)
     histories: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    anomalies: list[AnomalyOutcome] = field(default_factory=list)
 
     def add(self, gathered: Gathered) -> None:
         if gathered.current is not None:
@@ -237,6 +250,7 @@ class _Gathering:
         self.histories.update(gathered.histories)
         self.problems.extend(gathered.problems)
         self.details.update(gathered.details)
+        self.anomalies.extend(gathered.anomalies)
 
 
 def _model_quality(spec: MonitorSpec, labelled: Labelled | None) -> Mapping[str, Any] | None:
@@ -254,6 +268,13 @@ def _model_quality(spec: MonitorSpec, labelled: Labelled | None) -> Mapping[str,
 
 def _in_spec_order(spec: MonitorSpec, outcomes: Sequence[SLOOutcome]) -> list[SLOOutcome]:
     order = {slo.name: i for i, slo in enumerate(spec.slos)}
+    return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
+
+
+def _in_anomaly_order(
+    spec: MonitorSpec, outcomes: Sequence[AnomalyOutcome]
+) -> list[AnomalyOutcome]:
+    order = {a.name: i for i, a in enumerate(spec.anomalies)}
     return sorted(outcomes, key=lambda o: order.get(o.name, len(order)))
 
 

@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelmonitor.adapters.outbound import Outbound
+from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.dataset import Column, Dataset, Feature, FloatArray
+from modelmonitor.core.limits import ReadLimits
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
+from modelmonitor.core.stats.profile import ReferenceProfile
+from modelmonitor.sources.anomaly_cache import SeriesCache
 from modelmonitor.sources.endpoint import EndpointLookup, Resolution
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.probe import Transport
@@ -55,6 +59,10 @@ class Clients:
     payloads: PayloadStore | None = None  # the collector's windows (inline mode only)
     prometheus_min_window_seconds: float = 60.0
     outbound: Outbound = field(default_factory=Outbound)  # the fence every request goes through
+    window_root: str | None = None  # where spec.data.partitions' claim is mounted (job mode)
+    window_limits: ReadLimits = field(default_factory=ReadLimits)  # caps per partition file
+    # spec.anomalies' series between runs (a run fetches only the new tail)
+    series_cache: SeriesCache = field(default_factory=SeriesCache)
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,20 @@ class RunContext:
 @dataclass(frozen=True)
 class CurrentData:
     """The current window: ``rows``, or None with ``insufficient`` saying why there are
-    not enough yet (InsufficientData) or with a problem saying what failed."""
+    not enough yet (InsufficientData) or with a problem saying what failed.
+
+    A partitioned window (``spec.data.partitions``) is never held as rows: ``profile`` is
+    its merged profile (:mod:`modelmonitor.core.stats.partitions`) and ``rows`` is None.
+    """
 
     rows: Dataset | None
     insufficient: str | None = None
+    profile: ReferenceProfile | None = None
+
+    @property
+    def window(self) -> Dataset | ReferenceProfile | None:
+        """What drift and data quality compare: the rows, else the profile."""
+        return self.rows if self.rows is not None else self.profile
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,7 @@ class Gathered:
     histories: Mapping[str, Any] = field(default_factory=dict)  # by SLO name, for status
     problems: tuple[Problem, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)  # merged into Report.details
+    anomalies: tuple[AnomalyOutcome, ...] = ()  # spec.anomalies' series (core/anomaly)
 
 
 class Source(Protocol):

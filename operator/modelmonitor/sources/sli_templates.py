@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelmonitor.core.slo.budget import format_duration
-from modelmonitor.core.spec import SLOSpec
+from modelmonitor.core.spec import AnomalySpec, SLOSpec
 
 WINDOW_PLACEHOLDER = re.compile(r"\$\{window\}|\$window\b")
 # PromQL string literals ("..." and '...' with backslash escapes, `...` raw): text a user
@@ -315,3 +315,32 @@ def slo_window_queries(slo: SLOSpec, window_seconds: float) -> WindowQueries:
         total=render_window(ratio.total, window_seconds),
         per_window=has_window(ratio.errors) and has_window(ratio.total),
     )
+
+
+def anomaly_query(anomaly: AnomalySpec, window_seconds: float) -> str:
+    """The PromQL of one ``spec.anomalies[]`` series, its rates over ``window_seconds``.
+
+    ``query``: the user's own, ``$window`` replaced. ``sli`` with a template: latency is
+    the template's percentile in seconds, traffic the requests per second, errorRatio
+    failed over all requests (NaN, so no point, when there was no request).
+    """
+    if anomaly.query is not None:
+        return render_window(anomaly.query, window_seconds)
+    tpl = anomaly.template
+    if tpl is None or anomaly.sli is None:
+        raise TemplateError(f"series {anomaly.name!r}: query, or sli and template, are required")
+    if anomaly.sli == "latency":
+        return render_latency(
+            tpl.name,
+            percentile=anomaly.percentile,
+            threshold_ms=1000.0,  # only the percentile query is used
+            window_seconds=window_seconds,
+            model=tpl.model,
+            labels=tpl.labels,
+        ).percentile
+    counts = render_error_ratio(
+        tpl.name, window_seconds=window_seconds, model=tpl.model, labels=tpl.labels
+    )
+    if anomaly.sli == "traffic":
+        return f"({counts.total}) / {window_seconds:g}"
+    return f"({counts.errors}) / ({counts.total})"

@@ -210,8 +210,10 @@ def test_python_defaults_equal_crd_defaults() -> None:
         },
         "drift": {"multivariate": {}},
         "alerting": {"sinks": [{"name": "am", "type": "alertmanager", "url": "http://am:9093"}]},
+        "anomalies": [{"name": "a", "query": "up", "floor": {}}],
     }
     spec = parse_spec(full)
+    a = spec.anomalies[0]
     expected = {
         "spec.target.kind": spec.target.kind,
         "spec.target.endpoint.protocol": spec.target.endpoint.protocol
@@ -287,7 +289,29 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.performance.predictionOutput": PerformanceSpec.prediction_output,
         "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
         "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,
+        "spec.anomalies[].step": "5m" if a.step_seconds == 300 else None,
+        "spec.anomalies[].lookback": "14d" if a.lookback_seconds == 14 * 86400 else None,
+        "spec.anomalies[].for": "10m" if a.for_seconds == 600 else None,
+        "spec.anomalies[].sensitivity": a.sensitivity,
+        "spec.anomalies[].warmupCycles": a.warmup_cycles,
+        "spec.anomalies[].floor.absolute": a.absolute_floor,
+        "spec.anomalies[].floor.relative": a.relative_floor,
     }
+    # Object storage sources (spec.reference and the probe set share their schema).
+    for source in ("s3", "gcs"):
+        stored = {"bucket": "refs", "key": "k.csv", "secretRef": {"name": "creds"}}
+        ref = parse_spec({**full, "reference": {source: stored}}).reference.object_storage
+        assert ref is not None
+        for where in ("spec.reference", "spec.data.probe.dataset"):
+            expected[f"{where}.{source}.secretRef.accessKeyIdKey"] = ref.credentials[
+                "accessKeyId"
+            ].key
+            expected[f"{where}.{source}.secretRef.secretAccessKeyKey"] = ref.credentials[
+                "secretAccessKey"
+            ].key
+            if source == "s3":
+                expected[f"{where}.s3.region"] = ref.region
+                expected[f"{where}.s3.forcePathStyle"] = ref.path_style
     assert defaults == expected
 
 

@@ -37,6 +37,24 @@ PVC: dict[str, Any] = {
     "schedule": {"mode": "job"},
     "reference": {"pvc": {"claimName": "reference-data", "path": "/data/ref.csv"}},
 }
+STORED = {"bucket": "refs", "key": "r.csv", "secretRef": {"name": "creds"}}
+S3: dict[str, Any] = {
+    "target": {"name": "fraud-model", "endpoint": {"url": "http://m:8080"}},
+    "reference": {"s3": STORED, "format": "csv"},
+    "data": {"probe": {"dataset": {"s3": copy.deepcopy(STORED)}}},
+}
+GCS: dict[str, Any] = {"target": {"name": "fraud-model"}, "reference": {"gcs": STORED}}
+AZURE: dict[str, Any] = {
+    "target": {"name": "fraud-model"},
+    "reference": {
+        "azureBlob": {
+            "account": "acct",
+            "container": "refs",
+            "blob": "r.csv",
+            "secretRef": {"name": "creds", "sasTokenKey": "sas"},
+        }
+    },
+}
 
 # (field, the spec that holds it, the rule the CRD and the parser apply)
 NAME_FIELDS: list[tuple[str, dict[str, Any], NameRule]] = [
@@ -49,6 +67,15 @@ NAME_FIELDS: list[tuple[str, dict[str, Any], NameRule]] = [
     ("spec.data.probe.dataset.configMapRef.key", FULL, KEY),
     ("spec.actions.notify.webhookSecretRef.name", FULL, SUBDOMAIN),
     ("spec.actions.notify.webhookSecretRef.key", FULL, KEY),
+    ("spec.reference.s3.secretRef.name", S3, SUBDOMAIN),
+    ("spec.reference.s3.secretRef.accessKeyIdKey", S3, KEY),
+    ("spec.reference.s3.secretRef.secretAccessKeyKey", S3, KEY),
+    ("spec.reference.s3.secretRef.sessionTokenKey", S3, KEY),
+    ("spec.data.probe.dataset.s3.secretRef.name", S3, SUBDOMAIN),
+    ("spec.reference.gcs.secretRef.name", GCS, SUBDOMAIN),
+    ("spec.reference.gcs.secretRef.accessKeyIdKey", GCS, KEY),
+    ("spec.reference.azureBlob.secretRef.name", AZURE, SUBDOMAIN),
+    ("spec.reference.azureBlob.secretRef.sasTokenKey", AZURE, KEY),
 ]
 
 TRAVERSALS = [
@@ -73,8 +100,8 @@ def with_value(base: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
 
 
 def test_the_specs_used_here_are_valid() -> None:
-    parse_spec(FULL)
-    parse_spec(PVC)
+    for spec in (FULL, PVC, S3, GCS, AZURE):
+        parse_spec(spec)
 
 
 @pytest.mark.parametrize("value", TRAVERSALS)

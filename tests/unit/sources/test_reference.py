@@ -319,7 +319,7 @@ def test_every_reference_source_of_the_spec_has_its_loader() -> None:
 
 def test_an_unknown_reference_source_is_an_error_not_a_file_read() -> None:
     objects = Objects()
-    ref = ReferenceSpec(source="s3", path="/etc/hostname")  # type: ignore[arg-type]
-    with pytest.raises(UnknownSourceError, match="no reference source 's3'; known: configMap"):
+    ref = ReferenceSpec(source="hdfs", path="/etc/hostname")  # type: ignore[arg-type]
+    with pytest.raises(UnknownSourceError, match="no reference source 'hdfs'; known: configMap"):
         run(ReferenceCache(objects).load("ml", "m", ref))
     assert objects.calls == 0

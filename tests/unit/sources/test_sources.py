@@ -25,8 +25,8 @@ def spec(**extra: Any) -> MonitorSpec:
 
 
 def test_the_registry_order_is_the_order_a_run_asks() -> None:
-    assert SOURCES.keys() == ("probe", "payloadLog", "prometheus")
-    assert [s.supplies_rows for s in SOURCES] == [True, True, False]
+    assert SOURCES.keys() == ("probe", "payloadLog", "partitions", "prometheus", "anomalies")
+    assert [s.supplies_rows for s in SOURCES] == [True, True, True, False, False]
 
 
 def test_every_slo_source_the_spec_accepts_is_a_registered_source() -> None:

@@ -11,6 +11,7 @@ from modelmonitor.adapters.files.limits import ReadLimits, TooLargeError
 from modelmonitor.adapters.files.readers import (
     DEFAULT_CHUNK_ROWS,
     FORMAT_NAMES,
+    column_names,
     detect_format,
     is_data_file,
     iter_datasets,
@@ -24,6 +25,7 @@ __all__ = [
     "DataError",
     "ReadLimits",
     "TooLargeError",
+    "column_names",
     "detect_format",
     "is_data_file",
     "iter_datasets",

@@ -133,6 +133,12 @@ def read_columns(path: str | Path, *, format: str | None = None) -> list[Feature
     return out
 
 
+def column_names(path: str | Path, *, format: str | None = None) -> list[str]:
+    """Every column name of a file, whatever its type (a timestamp too)."""
+    p, reader = _open(path, format)
+    return list(_guard(p, reader, lambda: reader.schema(p)).names)
+
+
 def _open(path: str | Path, format: str | None) -> tuple[Path, FormatReader]:
     p = Path(path)
     fmt = format or detect_format(p)

@@ -6,6 +6,7 @@ The names below are the spec's public face: import them from ``modelmonitor.core
 from modelmonitor.core.spec.fields import SpecError, parse_duration
 from modelmonitor.core.spec.model import (
     ACTIONS,
+    ANOMALY_SLIS,
     FEATURE_TYPES,
     MAX_INTERVAL_SECONDS,
     MAX_RUN_TIMEOUT_SECONDS,
@@ -25,6 +26,7 @@ from modelmonitor.core.spec.model import (
     TARGET_KINDS,
     ActionsSpec,
     AlertingSpec,
+    AnomalySpec,
     DriftSpec,
     EndpointSpec,
     ErrorRatioSpec,
@@ -35,6 +37,7 @@ from modelmonitor.core.spec.model import (
     MonitorSpec,
     MultivariateSpec,
     NotifySpec,
+    ObjectStorageSpec,
     PayloadLogSpec,
     PerformanceSpec,
     PredictionSpec,
@@ -53,6 +56,7 @@ from modelmonitor.core.spec.parse import parse_spec
 
 __all__ = [
     "ACTIONS",
+    "ANOMALY_SLIS",
     "FEATURE_TYPES",
     "MAX_INTERVAL_SECONDS",
     "MAX_RUN_TIMEOUT_SECONDS",
@@ -72,6 +76,7 @@ __all__ = [
     "TARGET_KINDS",
     "ActionsSpec",
     "AlertingSpec",
+    "AnomalySpec",
     "DriftSpec",
     "EndpointSpec",
     "ErrorRatioSpec",
@@ -82,6 +87,7 @@ __all__ = [
     "MonitorSpec",
     "MultivariateSpec",
     "NotifySpec",
+    "ObjectStorageSpec",
     "PayloadLogSpec",
     "PerformanceSpec",
     "PredictionSpec",

@@ -30,6 +30,7 @@ SEVERITIES = ("warning", "critical")
 MAX_SINKS = 8
 PAGERDUTY_URL = "https://events.pagerduty.com"
 SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
+ANOMALY_SLIS = ("latency", "traffic", "errorRatio")  # spec.anomalies[].sli
 PERFORMANCE_TASKS = ("classification",)
 PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
@@ -70,8 +71,33 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class ObjectStorageSpec:
+    """One object in S3 (or an S3-compatible server), Google Cloud Storage or Azure Blob.
+
+    ``bucket`` is the S3/GCS bucket or the Azure container; ``key`` the object key or
+    blob name. ``credentials`` maps what each value is (``accessKeyId``,
+    ``secretAccessKey``, ``sessionToken``; ``accountKey``; ``sasToken``) to the key of
+    the one Secret (``secretRef.name``) it is read from.
+    """
+
+    provider: Literal["s3", "gcs", "azureBlob"]
+    bucket: str
+    key: str
+    secret_name: str
+    credentials: Mapping[str, KeyRef] = field(default_factory=dict)
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    path_style: bool = False
+    account: str | None = None  # Azure: the storage account
+
+    def refs(self) -> tuple[KeyRef, ...]:
+        """Every Secret key the credentials are read from."""
+        return tuple(self.credentials.values())
+
+
+@dataclass(frozen=True)
 class ReferenceSpec:
-    source: Literal["configMap", "url", "pvc", "inline"]
+    source: Literal["configMap", "url", "pvc", "inline", "s3", "gcs", "azureBlob"]
     format: str = "auto"
     config_map_name: str | None = None
     config_map_key: str | None = None
@@ -79,6 +105,7 @@ class ReferenceSpec:
     claim_name: str | None = None
     path: str | None = None
     inline_rows: tuple[Mapping[str, Any], ...] = ()
+    object_storage: ObjectStorageSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,15 @@ class PayloadLogSpec:
     # min/maxSamples are at most MAX_PAYLOAD_SAMPLES (the CRD's maximum, see docs/sources.md)
     min_samples: int = 500
     max_samples: int = 50000
+
+
+@dataclass(frozen=True)
+class PartitionsSpec:
+    """A partitioned current window on a volume: the files a folder or glob names inside
+    the claim, streamed partition by partition into one profile (job mode only)."""
+
+    claim_name: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -168,6 +204,45 @@ class SLOSpec:
     template: SLITemplateSpec | None = None
     # Multiplies the burn-rate alert windows (spec.slos[].burnRate.windowScale).
     window_scale: float = 1.0
+
+
+# spec.anomalies: a range query holds at most this many points per series (lookback /
+# step), so a series costs at most ~320 KiB in the operator's cache; a query asks for at
+# most MAX_POINTS_PER_QUERY (Prometheus refuses more than 11,000 per series).
+MAX_ANOMALY_POINTS = 20_160
+MAX_ANOMALIES = 10
+MIN_ANOMALY_STEP_SECONDS = 10.0
+MAX_ANOMALY_STEP_SECONDS = 3600.0
+MAX_ANOMALY_SEASON_SECONDS = 28 * 86400.0
+MIN_ANOMALY_SEASON_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """One series judged against its robust seasonal baseline (spec.anomalies[]).
+
+    The series is ``query`` (PromQL, one series; ``$window`` becomes the rate window) or
+    an ``sli`` of a ``template``: latency (the ``percentile``, seconds), traffic
+    (requests per second) or errorRatio.
+    """
+
+    name: str
+    query: str | None = None
+    sli: Literal["latency", "traffic", "errorRatio"] | None = None
+    template: SLITemplateSpec | None = None
+    percentile: float = 95.0
+    step_seconds: float = 300.0
+    lookback_seconds: float = 14 * 86400.0
+    seasons: tuple[float, ...] = (86400.0,)
+    sensitivity: float = 3.0
+    for_seconds: float = 600.0
+    warmup_cycles: int = 2
+    absolute_floor: float = 0.0
+    relative_floor: float = 0.05
+
+    @property
+    def points(self) -> float:
+        return self.lookback_seconds / self.step_seconds
 
 
 @dataclass(frozen=True)
@@ -320,9 +395,11 @@ class MonitorSpec:
     prediction: PredictionSpec | None = None
     probe: ProbeSpec | None = None
     payload_log: PayloadLogSpec | None = None
+    partitions: PartitionsSpec | None = None
     drift: DriftSpec = field(default_factory=DriftSpec)
     slos: tuple[SLOSpec, ...] = ()
     prometheus: PrometheusSpec | None = None
     actions: ActionsSpec = field(default_factory=ActionsSpec)
     performance: PerformanceSpec | None = None
     alerting: AlertingSpec = field(default_factory=AlertingSpec)
+    anomalies: tuple[AnomalySpec, ...] = ()

@@ -39,6 +39,7 @@ from modelmonitor.core.spec.model import (
     MonitorSpec,
     MultivariateSpec,
     NotifySpec,
+    PartitionsSpec,
     PayloadLogSpec,
     PredictionSpec,
     ProbeSpec,
@@ -48,7 +49,12 @@ from modelmonitor.core.spec.model import (
     TargetSpec,
 )
 from modelmonitor.core.spec.parse_alerting import parse_alerting
-from modelmonitor.core.spec.parse_performance import parse_performance
+from modelmonitor.core.spec.parse_anomalies import parse_anomalies
+from modelmonitor.core.spec.parse_object_storage import (
+    OBJECT_STORAGE_SOURCES,
+    parse_object_storage,
+)
+from modelmonitor.core.spec.parse_performance import check_performance, parse_performance
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -66,12 +72,14 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     features = _parse_features(r, spec)
     prediction = _parse_prediction(r, spec)
     probe, payload_log = _parse_data(r, spec)
+    partitions = _parse_partitions(r, spec)
     drift = _parse_drift(r, spec)
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
     actions = _parse_actions(r, spec)
     performance = parse_performance(r, spec)
     alerting = parse_alerting(r, spec)
+    anomalies = parse_anomalies(r, spec)
 
     if target is None or reference is None:
         raise SpecError(r.problems or [("spec", "target and reference are required")])
@@ -83,12 +91,14 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         prediction=prediction,
         probe=probe,
         payload_log=payload_log,
+        partitions=partitions,
         drift=drift,
         slos=slos,
         prometheus=prometheus,
         actions=actions,
         performance=performance,
         alerting=alerting,
+        anomalies=anomalies,
     )
     _cross_checks(r, result)
     if r.problems:
@@ -177,12 +187,13 @@ def _parse_reference_like(
         r.string(data, "format", path, default=ReferenceSpec.format, choices=REFERENCE_FORMATS)
         or ReferenceSpec.format
     )
-    present = [k for k in ("configMapRef", "url", "pvc", "inline") if data.get(k) is not None]
+    kinds = ("configMapRef", "url", "pvc", "inline", *OBJECT_STORAGE_SOURCES)
+    present = [k for k in kinds if data.get(k) is not None]
     if len(present) != 1:
         sources = (
-            "configMapRef, url or inline"
+            "configMapRef, url, s3, gcs, azureBlob or inline"
             if "probe" in path
-            else ("configMapRef, url, pvc or inline")
+            else ("configMapRef, url, pvc, s3, gcs, azureBlob or inline")
         )
         r.problem(path, f"set exactly one of {sources}")
         return None
@@ -195,6 +206,11 @@ def _parse_reference_like(
             config_map_name=r.name(ref, "name", f"{path}.configMapRef", subdomain_problem),
             config_map_key=r.name(ref, "key", f"{path}.configMapRef", key_problem),
         )
+    if kind in OBJECT_STORAGE_SOURCES:
+        stored = parse_object_storage(r, data, kind, path)
+        if stored is None:
+            return None
+        return ReferenceSpec(source=stored.provider, format=fmt, object_storage=stored)
     if kind == "url":
         url = r.string(data, "url", path, required=True)
         if url is not None and not re.match(r"^https?://\S+$", url):
@@ -360,6 +376,22 @@ def _parse_data(
     return probe, payload
 
 
+def _parse_partitions(r: FieldReader, spec: Mapping[str, Any]) -> PartitionsSpec | None:
+    data = r.obj(spec, "data", "spec") or {}
+    part = r.obj(data, "partitions", "spec.data")
+    if part is None:
+        return None
+    path = "spec.data.partitions"
+    where = r.string(part, "path", path, required=True)
+    problem = None if where is None else volume_path_problem(where)
+    if problem is not None:
+        r.problem(f"{path}.path", problem)
+    return PartitionsSpec(
+        claim_name=r.name(part, "claimName", path, subdomain_problem) or "",
+        path=where or "",
+    )
+
+
 def _parse_probe_dataset(
     r: FieldReader, probe: Mapping[str, Any], path: str
 ) -> ReferenceSpec | None:
@@ -483,12 +515,16 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
     """Rules that relate fields to each other (the CRD's CEL rules, and more)."""
     if any(s.source == "prometheus" for s in spec.slos) and spec.prometheus is None:
         r.problem("spec.prometheus", "is required when an SLO has source 'prometheus'")
+    if spec.anomalies and spec.prometheus is None:
+        r.problem("spec.prometheus", "is required when spec.anomalies is set")
     if any(s.source == "probe" for s in spec.slos) and spec.probe is None:
         r.problem("spec.data.probe", "is required when an SLO has source 'probe'")
     if spec.probe is not None and spec.target.endpoint is None:
         r.problem("spec.target.endpoint", "is required when spec.data.probe is set")
     if spec.payload_log is not None and spec.schedule.mode != "inline":
         r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
+    if spec.partitions is not None and spec.schedule.mode != "job":
+        r.problem("spec.data.partitions", "needs spec.schedule.mode 'job'")
     if spec.reference.source == "pvc" and spec.schedule.mode != "job":
         r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
     actions = spec.actions
@@ -528,37 +564,10 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec) -> None:
             r.problem("spec.prediction.labelColumn", f"{label!r} is also listed as a feature")
         if label is not None and label == spec.prediction.name:
             r.problem("spec.prediction.labelColumn", "must differ from spec.prediction.name")
-    _check_performance(r, spec)
+    check_performance(r, spec)
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
-
-
-def _check_performance(r: FieldReader, spec: MonitorSpec) -> None:
-    perf = spec.performance
-    if spec.actions.on_performance_drop and (perf is None or not perf.thresholds()):
-        r.problem(
-            "spec.actions.onPerformanceDrop",
-            "needs spec.performance with a minimum or maxDrop: nothing else can drop",
-        )
-    if perf is None:
-        return
-    if spec.probe is None and spec.payload_log is None:
-        r.problem(
-            "spec.performance",
-            "needs spec.data.probe or spec.data.payloadLog: their answers carry the class "
-            "probabilities",
-        )
-    names = {f.name for f in spec.features}
-    for column in (perf.target, *perf.probabilities):
-        if column in names:
-            r.problem("spec.performance", f"{column!r} is also listed as a feature")
-    if spec.prediction is not None and spec.prediction.type == "numerical":
-        r.problem("spec.performance", "needs a categorical spec.prediction (a classifier)")
-    if perf.probability_output is not None and (
-        spec.target.endpoint is not None and spec.target.endpoint.protocol != "v2"
-    ):
-        r.problem("spec.performance.probabilityOutput", "applies to protocol v2 only")
 
 
 def _check_thresholds(r: FieldReader, spec: MonitorSpec) -> None:

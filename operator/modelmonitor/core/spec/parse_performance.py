@@ -16,6 +16,7 @@ from modelmonitor.core.spec.fields import FieldReader
 from modelmonitor.core.spec.model import (
     PERFORMANCE_METRICS,
     PERFORMANCE_TASKS,
+    MonitorSpec,
     PerformanceSpec,
 )
 
@@ -136,3 +137,31 @@ def _per_metric(r: FieldReader, data: Mapping[str, Any], key: str, path: str) ->
         if number is not None:
             out[metric] = number
     return out
+
+
+def check_performance(r: FieldReader, spec: MonitorSpec) -> None:
+    """The cross-field rules of spec.performance and onPerformanceDrop."""
+    perf = spec.performance
+    if spec.actions.on_performance_drop and (perf is None or not perf.thresholds()):
+        r.problem(
+            "spec.actions.onPerformanceDrop",
+            "needs spec.performance with a minimum or maxDrop: nothing else can drop",
+        )
+    if perf is None:
+        return
+    if spec.probe is None and spec.payload_log is None:
+        r.problem(
+            "spec.performance",
+            "needs spec.data.probe or spec.data.payloadLog: their answers carry the class "
+            "probabilities",
+        )
+    names = {f.name for f in spec.features}
+    for column in (perf.target, *perf.probabilities):
+        if column in names:
+            r.problem("spec.performance", f"{column!r} is also listed as a feature")
+    if spec.prediction is not None and spec.prediction.type == "numerical":
+        r.problem("spec.performance", "needs a categorical spec.prediction (a classifier)")
+    if perf.probability_output is not None and (
+        spec.target.endpoint is not None and spec.target.endpoint.protocol != "v2"
+    ):
+        r.problem("spec.performance.probabilityOutput", "applies to protocol v2 only")

@@ -127,6 +127,27 @@ def _parse_slo_template(
     lat: Mapping[str, Any] | None,
     err: Mapping[str, Any] | None,
 ) -> SLITemplateSpec | None:
+    tpl = parse_template(r, item, path)
+    if tpl is None:
+        return None
+    tpath = f"{path}.template"
+    if source != "prometheus":
+        r.problem(tpath, "an SLO template needs source prometheus")
+    if (lat is not None and lat.get("query")) or (
+        err is not None and (err.get("errors") or err.get("total"))
+    ):
+        r.problem(tpath, "set either template or your own queries, not both")
+    if tpl.name == "kserve" and err is not None:
+        r.problem(
+            f"{tpath}.name",
+            "template kserve has no error-ratio SLI (KServe's model server exports only "
+            "latency histograms); use template mlserver or your own queries",
+        )
+    return tpl
+
+
+def parse_template(r: FieldReader, item: Mapping[str, Any], path: str) -> SLITemplateSpec | None:
+    """``<path>.template``: a model server's ready-made queries (SLOs and anomalies)."""
     data = r.obj(item, "template", path)
     if data is None:
         return None
@@ -138,18 +159,6 @@ def _parse_slo_template(
             r.problem(f"{tpath}.labels", f"{key!r} is not a Prometheus label name")
         if not isinstance(value, str):
             r.problem(f"{tpath}.labels.{key}", "must be a string")
-    if source != "prometheus":
-        r.problem(tpath, "an SLO template needs source prometheus")
-    if (lat is not None and lat.get("query")) or (
-        err is not None and (err.get("errors") or err.get("total"))
-    ):
-        r.problem(tpath, "set either template or your own queries, not both")
-    if name == "kserve" and err is not None:
-        r.problem(
-            f"{tpath}.name",
-            "template kserve has no error-ratio SLI (KServe's model server exports only "
-            "latency histograms); use template mlserver or your own queries",
-        )
     if name is None:
         return None
     return SLITemplateSpec(

@@ -2,7 +2,8 @@
 
 The reference is a :class:`~modelmonitor.core.stats.profile.CategoricalProfile` (exact
 category counts) or any column (a ``CategoricalColumn``, or a sequence of labels);
-the current window is a column. Missing values (code -1 / None) are dropped.
+the current window is a column, or a window profile's (possibly estimated) counts.
+Missing values (code -1 / None) are dropped.
 
 Both samples are compared over the **union** of their categories, reference order
 first, categories seen in the current window only appended. A category that never
@@ -30,7 +31,11 @@ from collections.abc import Iterable
 import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, FloatArray
-from modelmonitor.core.stats.column_profile import CategoricalProfile, as_categorical
+from modelmonitor.core.stats.column_profile import (
+    OTHER_CATEGORIES,
+    CategoricalProfile,
+    as_categorical,
+)
 from modelmonitor.core.stats.errors import DegenerateInputWarning
 from modelmonitor.core.stats.numerical import EPS, js_from_proportions, psi_from_proportions
 from modelmonitor.core.stats.results import DistanceResult, TestResult
@@ -53,20 +58,33 @@ def _as_profile(values: CategoricalInput) -> CategoricalProfile:
 
 
 def align(
-    reference: CategoricalInput, current: Column | Iterable[object]
+    reference: CategoricalInput, current: CategoricalInput
 ) -> tuple[tuple[str, ...], FloatArray, FloatArray]:
     """(labels, reference counts, current counts) over the union of observed categories.
 
     Categories with zero count in both samples are left out.
     """
     ref = _as_profile(reference)
-    col = as_categorical(_as_column(current))
-    cur_counts = np.bincount(col.codes[col.codes >= 0], minlength=len(col.categories))
-    index = {label: i for i, label in enumerate(ref.counts)}
-    labels = list(ref.counts)
-    ref_counts = list(ref.counts.values())
+    if isinstance(current, CategoricalProfile):  # a window profile: its (estimated) counts
+        window = current.estimated_counts()
+        cur_labels, cur_list = list(window), list(window.values())
+    else:
+        col = as_categorical(_as_column(current))
+        cur_counts = np.bincount(col.codes[col.codes >= 0], minlength=len(col.categories))
+        cur_labels, cur_list = list(col.categories), cur_counts.tolist()
+    ref_map = ref.estimated_counts()
+    if not ref.exact or _is_sketch(current):
+        window_map = _pooled(ref_map, dict(zip(cur_labels, cur_list, strict=True)), ref, current)
+        ref_map, cur_labels, cur_list = (
+            window_map[0],
+            list(window_map[1]),
+            list(window_map[1].values()),
+        )
+    index = {label: i for i, label in enumerate(ref_map)}
+    labels = list(ref_map)
+    ref_counts = list(ref_map.values())
     cur_aligned = [0] * len(labels)
-    for label, count in zip(col.categories, cur_counts.tolist(), strict=True):
+    for label, count in zip(cur_labels, cur_list, strict=True):
         i = index.get(label)
         if i is None:
             index[label] = len(labels)
@@ -81,9 +99,40 @@ def align(
     return tuple(np.asarray(labels, dtype=object)[keep].tolist()), r[keep], c[keep]
 
 
+def _pooled(
+    ref_map: dict[str, int], cur_map: dict[str, int], ref: CategoricalProfile, current: object
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Both sides over the labels every sketched side lists; the rest pooled into one
+    :data:`OTHER_CATEGORIES` bucket on both sides, so an unlisted label is never
+    compared with zero (a frequent-items sketch knows only its frequent labels)."""
+    listed: set[str] | None = None
+    for side, sketched in ((ref_map, not ref.exact), (cur_map, _is_sketch(current))):
+        if sketched:
+            keys = set(side) - {OTHER_CATEGORIES}
+            listed = keys if listed is None else listed & keys
+    assert listed is not None
+    out: list[dict[str, int]] = []
+    for side in (ref_map, cur_map):
+        pooled: dict[str, int] = {}
+        rest = 0
+        for label, count in side.items():
+            if label in listed:
+                pooled[label] = count
+            else:
+                rest += count
+        if rest:
+            pooled[OTHER_CATEGORIES] = rest
+        out.append(pooled)
+    return out[0], out[1]
+
+
+def _is_sketch(current: object) -> bool:
+    return isinstance(current, CategoricalProfile) and not current.exact
+
+
 def _validate(
     reference: CategoricalInput,
-    current: Column | Iterable[object],
+    current: CategoricalInput,
     *,
     method: str,
     max_categories: int | None = None,
@@ -103,7 +152,7 @@ def _validate(
     return labels, r, c
 
 
-def chi2(reference: CategoricalInput, current: Column | Iterable[object]) -> TestResult:
+def chi2(reference: CategoricalInput, current: CategoricalInput) -> TestResult:
     """Chi-squared test of homogeneity over the union of categories (no Yates correction)."""
     _, r, c = _validate(reference, current, method="chi2")
     if r.shape[0] < 2:
@@ -118,22 +167,20 @@ def chi2(reference: CategoricalInput, current: Column | Iterable[object]) -> Tes
 
 
 def psi(
-    reference: CategoricalInput, current: Column | Iterable[object], *, eps: float = EPS
+    reference: CategoricalInput, current: CategoricalInput, *, eps: float = EPS
 ) -> DistanceResult:
     """Population stability index over category proportions (smoothed)."""
     _, r, c = _validate(reference, current, method="psi")
     return DistanceResult(psi_from_proportions(r / r.sum(), c / c.sum(), eps))
 
 
-def jensenshannon(
-    reference: CategoricalInput, current: Column | Iterable[object]
-) -> DistanceResult:
+def jensenshannon(reference: CategoricalInput, current: CategoricalInput) -> DistanceResult:
     """Jensen-Shannon distance (base 2, in [0, 1]) over category proportions."""
     _, r, c = _validate(reference, current, method="jensenshannon")
     return DistanceResult(js_from_proportions(r / r.sum(), c / c.sum()))
 
 
-def fisher(reference: CategoricalInput, current: Column | Iterable[object]) -> TestResult:
+def fisher(reference: CategoricalInput, current: CategoricalInput) -> TestResult:
     """Fisher's exact test (two-sided) on the 2 x 2 table; statistic is the odds ratio."""
     _, r, c = _validate(reference, current, method="fisher", max_categories=2)
     if r.shape[0] < 2:
@@ -146,7 +193,7 @@ def fisher(reference: CategoricalInput, current: Column | Iterable[object]) -> T
     return TestResult(odds, min(1.0, float(res.pvalue)))
 
 
-def ztest(reference: CategoricalInput, current: Column | Iterable[object]) -> TestResult:
+def ztest(reference: CategoricalInput, current: CategoricalInput) -> TestResult:
     """Two-proportion z-test with pooled variance (two-sided), binary features.
 
     ``statistic = (p_cur - p_ref) / sqrt(p (1 - p) (1/n_ref + 1/n_cur))`` where p_* is the

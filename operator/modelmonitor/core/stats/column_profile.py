@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from datasketches import kll_doubles_sketch
+from datasketches import frequent_items_error_type, frequent_strings_sketch, kll_doubles_sketch
 
 from modelmonitor.core.dataset import CategoricalColumn, Column, Feature, FloatArray
 
@@ -26,6 +26,15 @@ DEFAULT_SKETCH_K = 200
 QUANTILE_GRID_SIZE = 1000
 #: PSI bins (reference deciles); saved in the profile's readable ``summary``.
 PSI_BINS = 10
+#: log2 of the frequent-items sketch's map size: 4,096 slots, 3,072 counters. Each
+#: estimated count is within ``epsilon * n`` of the true count, epsilon = 3.5 / 4,096
+#: = 0.085% (Apache DataSketches' a-priori bound for this size).
+FREQUENT_LG_MAX = 12
+#: A sketched column lists a label when its count's lower bound is at least this many
+#: times the sketch's largest error (so each listed count is within 10%).
+LISTED_ERROR_MULTIPLE = 10
+#: Label of the bucket that collects the weight a frequent-items sketch does not list.
+OTHER_CATEGORIES = "(other categories)"
 
 
 def _encode_floats(values: FloatArray) -> str:
@@ -357,28 +366,55 @@ class NumericalProfile:
 
 @dataclass(frozen=True, eq=False)
 class CategoricalProfile:
-    """Exact category counts of one categorical reference column."""
+    """Category counts of one categorical column: exact, or a frequent-items sketch.
+
+    Exact (``frequent`` is None): a count per label. A profile built with a category cap
+    (the current window's profiles, :mod:`modelmonitor.core.stats.partitions`) turns into
+    a frequent-items sketch (``frequent``, Apache DataSketches' ``frequent_strings_sketch``)
+    once its labels outnumber the cap: the counts are then estimates, each within
+    ``epsilon * n`` (:data:`FREQUENT_LG_MAX`), while ``n`` and ``n_missing`` stay exact.
+    """
 
     name: str
     counts: Mapping[str, int]
-    """Count per category label, in first-seen order; categories with count 0 kept."""
+    """Count per category label, in first-seen order; categories with count 0 kept.
+    Empty when the profile is sketched."""
     n_missing: int
+    frequent: bytes | None = None
+    """Serialised frequent-items sketch when the labels outgrew the category cap."""
     type: Literal["categorical"] = field(default="categorical", init=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_column(cls, name: str, column: Column) -> CategoricalProfile:
+    def from_column(
+        cls, name: str, column: Column, *, category_cap: int | None = None
+    ) -> CategoricalProfile:
         col = as_categorical(column)
         valid = col.codes[col.codes >= 0]
         counts = np.bincount(valid, minlength=len(col.categories))
-        return cls(
+        prof = cls(
             name,
             dict(zip(col.categories, (int(c) for c in counts), strict=True)),
             int(col.codes.shape[0] - valid.shape[0]),
         )
+        return prof.capped(category_cap)
+
+    @property
+    def sketched(self) -> bool:
+        return self.frequent is not None
+
+    def _sketch(self) -> Any:
+        sk = self._cache.get("frequent")
+        if sk is None:
+            assert self.frequent is not None
+            sk = self._cache["frequent"] = frequent_strings_sketch.deserialize(self.frequent)
+        return sk
 
     @property
     def n(self) -> int:
-        """Number of non-missing values."""
+        """Number of non-missing values (exact, sketched or not)."""
+        if self.frequent is not None:
+            return int(self._sketch().total_weight)
         return sum(self.counts.values())
 
     @property
@@ -391,18 +427,76 @@ class CategoricalProfile:
 
     @property
     def exact(self) -> bool:
-        """Always True: category counts are sufficient statistics."""
-        return True
+        """True unless the counts are a sketch's estimates."""
+        return self.frequent is None
 
-    def merge(self, other: CategoricalProfile) -> CategoricalProfile:
+    @property
+    def count_error(self) -> float:
+        """Largest error of any one count: 0 when exact, ``epsilon * n`` when sketched."""
+        if self.frequent is None:
+            return 0.0
+        return float(self._sketch().epsilon) * self.n
+
+    def estimated_counts(self) -> dict[str, int]:
+        """Counts per label; for a sketch, its estimates of the labels it lists (those
+        whose count is known within 10%, :data:`LISTED_ERROR_MULTIPLE`), and the weight
+        it does not list under :data:`OTHER_CATEGORIES` (so they sum to ``n``)."""
+        if self.frequent is None:
+            return dict(self.counts)
+        cached = self._cache.get("estimated")
+        if cached is None:
+            # only labels whose count is known to within a tenth: a lower bound of at
+            # least ten times the sketch's largest error (no false positives)
+            floor = math.ceil(LISTED_ERROR_MULTIPLE * self.count_error)
+            items = self._sketch().get_frequent_items(
+                frequent_items_error_type.NO_FALSE_POSITIVES, floor
+            )
+            cached = {str(item): int(est) for item, est, _lo, _hi in items}
+            rest = self.n - sum(cached.values())
+            if rest > 0:
+                cached[OTHER_CATEGORIES] = rest
+            self._cache["estimated"] = cached
+        return dict(cached)
+
+    def capped(self, category_cap: int | None) -> CategoricalProfile:
+        """This profile, turned into a frequent-items sketch when its labels exceed the cap."""
+        if category_cap is None or self.frequent is not None:
+            return self
+        if sum(1 for v in self.counts.values() if v > 0) <= category_cap:
+            return self
+        sk = frequent_strings_sketch(FREQUENT_LG_MAX)
+        for label, count in self.counts.items():
+            if count > 0:
+                sk.update(label, count)
+        return CategoricalProfile(self.name, {}, self.n_missing, sk.serialize())
+
+    def merge(
+        self, other: CategoricalProfile, *, category_cap: int | None = None
+    ) -> CategoricalProfile:
         if other.name != self.name:
             raise ValueError(f"cannot merge profiles of {self.name!r} and {other.name!r}")
-        counts = dict(self.counts)
-        for k, v in other.counts.items():
-            counts[k] = counts.get(k, 0) + v
-        return CategoricalProfile(self.name, counts, self.n_missing + other.n_missing)
+        missing = self.n_missing + other.n_missing
+        if self.frequent is None and other.frequent is None:
+            counts = dict(self.counts)
+            for k, v in other.counts.items():
+                counts[k] = counts.get(k, 0) + v
+            return CategoricalProfile(self.name, counts, missing).capped(category_cap)
+        sk = frequent_strings_sketch(FREQUENT_LG_MAX)
+        for part in (self, other):
+            if part.frequent is not None:
+                sk.merge(part._sketch())
+            else:
+                for label, count in part.counts.items():
+                    if count > 0:
+                        sk.update(label, count)
+        return CategoricalProfile(self.name, {}, missing, sk.serialize())
 
     def to_dict(self) -> dict[str, Any]:
+        if self.frequent is not None:
+            raise ValueError(
+                f"profile column {self.name!r} holds a frequent-items sketch: only exact "
+                "category counts are saved (build reference profiles without a category cap)"
+            )
         return {
             "name": self.name,
             "type": "categorical",
@@ -458,8 +552,9 @@ def profile_column(
     *,
     exact_limit: int | None = DEFAULT_EXACT_LIMIT,
     sketch_k: int = DEFAULT_SKETCH_K,
+    category_cap: int | None = None,
 ) -> ColumnProfile:
-    """Profile one column as the given feature type."""
+    """Profile one column as the given feature type (``category_cap``: categorical only)."""
     if feature.type == "numerical":
         return NumericalProfile.from_values(
             feature.name,
@@ -467,4 +562,4 @@ def profile_column(
             exact_limit=exact_limit,
             sketch_k=sketch_k,
         )
-    return CategoricalProfile.from_column(feature.name, column)
+    return CategoricalProfile.from_column(feature.name, column, category_cap=category_cap)

@@ -62,8 +62,10 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, Feature, FeatureType
+from modelmonitor.core.stats import window_methods
 from modelmonitor.core.stats.categorical import align
 from modelmonitor.core.stats.column_profile import (
+    CategoricalProfile,
     ColumnProfile,
     NumericalProfile,
     as_categorical,
@@ -80,6 +82,12 @@ from modelmonitor.core.stats.methods import (
     get_method,
     validate_method_name,
 )
+from modelmonitor.core.stats.noise_floor import (
+    AUTO_NOISE_QUANTILE,
+    AUTO_WASSERSTEIN_NOISE,
+    noise_floor,
+    noise_floor_bound,
+)
 from modelmonitor.core.stats.numerical import HIST_BINS, require_exact
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.results import TestResult
@@ -88,20 +96,20 @@ from modelmonitor.core.stats.results import TestResult
 AUTO_TEST_MAX_N = 1000
 #: Smallest expected 2 x 2 cell count for which ``auto`` trusts the z-test over Fisher.
 AUTO_FISHER_MIN_EXPECTED = 5.0
-#: ``auto`` raises a distance's threshold to the level its no-shift noise reaches in
-#: 1% of windows of the current size (see :func:`noise_floor`).
-AUTO_NOISE_QUANTILE = 0.99
-AUTO_WASSERSTEIN_NOISE = 3.5
 
 FeatureStatus: TypeAlias = Literal["ok", "insufficient_data", "missing_column", "type_mismatch"]
 
 __all__ = [
+    "AUTO_NOISE_QUANTILE",
     "AUTO_TEST_MAX_N",
+    "AUTO_WASSERSTEIN_NOISE",
     "DatasetDrift",
     "DriftReport",
     "FeatureDrift",
     "analyze",
     "choose_method",
+    "noise_floor",
+    "noise_floor_bound",
 ]
 
 
@@ -141,6 +149,9 @@ class FeatureDrift:
     current_missing: int = 0
     reference_inf: int = 0
     current_inf: int = 0
+    approximate: bool = False
+    """True when the statistic was read from a sketch of the current window (a
+    partitioned window past its exact limit); see docs/statistics.md for the error."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +172,7 @@ class FeatureDrift:
             "current_missing": self.current_missing,
             "reference_inf": self.reference_inf,
             "current_inf": self.current_inf,
+            "approximate": self.approximate,
         }
 
 
@@ -240,7 +252,8 @@ def choose_method(
     n_eff = profile.n if n_cur is None else effective_n(profile.n, n_cur)
     if isinstance(profile, NumericalProfile):
         return "ks" if profile.exact and n_eff <= AUTO_TEST_MAX_N else "wasserstein"
-    if n_eff > AUTO_TEST_MAX_N:
+    if n_eff > AUTO_TEST_MAX_N or (isinstance(current, CategoricalProfile) and not current.exact):
+        # a sketched window's counts are estimates: no test (window_methods' docstring)
         return "jensenshannon"
     if current is None:
         return "chi2"
@@ -257,52 +270,17 @@ def choose_method(
     return "fisher" if float(expected.min()) < AUTO_FISHER_MIN_EXPECTED else "ztest"
 
 
-def noise_floor(method: str, n_eff: float, n_bins: int) -> float:
-    """The value a distance exceeds in ~1% of windows without any shift (see docstring).
-
-    * ``jensenshannon`` over B bins: JS distance (base 2) is about
-      ``sqrt(chi2_{B-1} / (8 ln 2 n_eff))`` under no shift; its 99th percentile.
-    * ``wasserstein`` (normed): ``3.5 / sqrt(n_eff)``, the largest 99th percentile of
-      ``W sqrt(n_eff)`` measured on normal, lognormal, exponential and t(3) data
-      (docs/statistics.md).
-    * other methods: 0 (no floor).
-    """
-    if n_eff <= 0:
-        return 0.0  # nothing to compare: the feature is reported as insufficient data
-    if method == "wasserstein":
-        return AUTO_WASSERSTEIN_NOISE / math.sqrt(n_eff)
-    if method == "jensenshannon":
-        from scipy import special  # only runs that need the exact floor pay for the import
-
-        df = max(n_bins - 1, 1)
-        q = float(2.0 * special.gammaincinv(df / 2.0, AUTO_NOISE_QUANTILE))  # = chi2.ppf
-        return math.sqrt(q / (8.0 * math.log(2.0) * n_eff))
-    return 0.0
-
-
-def noise_floor_bound(method: str, n_eff: float, n_bins: int) -> float:
-    """An upper bound of :func:`noise_floor` from elementary functions.
-
-    For ``jensenshannon`` the chi-squared quantile is bounded by Laurent and Massart's
-    inequality, ``P(X >= k + 2 sqrt(k x) + 2 x) <= exp(-x)`` with ``x = -ln(1 - 0.99)``:
-    when the bound is below the default threshold the floor changes nothing, and the
-    exact quantile (scipy.special, ~0.1-0.2 s to import) is never needed.
-    """
-    if method != "jensenshannon" or n_eff <= 0:
-        return noise_floor(method, n_eff, n_bins)
-    k = max(n_bins - 1, 1)
-    x = -math.log(1.0 - AUTO_NOISE_QUANTILE)
-    q = k + 2.0 * math.sqrt(k * x) + 2.0 * x
-    return math.sqrt(q / (8.0 * math.log(2.0) * n_eff))
-
-
 def _auto_threshold(spec: MethodSpec, ref: ColumnProfile, cur: _Prepared, default: float) -> float:
     n_eff = effective_n(ref.n, cur.n_valid)
     if isinstance(ref, NumericalProfile):
         n_bins = ref.bin_edges(HIST_BINS).shape[0] + 1
     else:  # categories of either sample (labels only: no pass over the rows)
-        seen = {k for k, v in ref.counts.items() if v > 0}
-        n_bins = len(seen.union(cur.values.categories))
+        seen = {k for k, v in ref.estimated_counts().items() if v > 0}
+        if isinstance(cur.values, CategoricalProfile):
+            labels: Any = [k for k, v in cur.values.estimated_counts().items() if v > 0]
+        else:
+            labels = cur.values.categories
+        n_bins = len(seen.union(labels))
     if noise_floor_bound(spec.name, n_eff, n_bins) <= default:
         return default  # the exact floor is lower still
     return max(default, noise_floor(spec.name, n_eff, n_bins))
@@ -397,6 +375,11 @@ class _Prepared:
 
 
 def _prepare_current(feature: Feature, column: Any) -> _Prepared:
+    if isinstance(column, NumericalProfile):  # a window profile: its exact sample if kept
+        values: Any = column.values if column.exact else column
+        return _Prepared(values, column.n, column.n_missing, column.n_inf)
+    if isinstance(column, CategoricalProfile):
+        return _Prepared(column, column.n, column.n_missing, 0)
     if feature.type == "numerical":
         arr = as_numerical(feature.name, column)
         finite = np.isfinite(arr)
@@ -416,13 +399,19 @@ def _ref_counts(ref: ColumnProfile) -> tuple[int, int, int]:
     return ref.n, ref.n_missing, 0
 
 
+def _mismatched(feature: Feature, column: Any) -> bool:
+    if isinstance(column, NumericalProfile | CategoricalProfile):
+        return column.type != feature.type
+    return feature.type == "numerical" and isinstance(column, CategoricalColumn)
+
+
 def _feature_drift(
-    feature: Feature, ref: ColumnProfile, current: Dataset, opts: _Options
+    feature: Feature, ref: ColumnProfile, current: Dataset | ReferenceProfile, opts: _Options
 ) -> tuple[FeatureDrift, MethodSpec | None]:
     n_ref, ref_missing, ref_inf = _ref_counts(ref)
     requested, own_threshold = opts.for_feature(feature.name)
     column = current.columns.get(feature.name)
-    if column is None or (feature.type == "numerical" and isinstance(column, CategoricalColumn)):
+    if column is None or _mismatched(feature, column):
         name = requested if requested != AUTO else choose_method(ref)
         spec = get_method(name, feature.type, feature=feature.name)
         status: FeatureStatus = "missing_column" if column is None else "type_mismatch"
@@ -430,6 +419,8 @@ def _feature_drift(
             "column missing from the current data"
             if column is None
             else "numerical in the reference, categorical in the current data"
+            if feature.type == "numerical"
+            else "categorical in the reference, numerical in the current data"
         )
         threshold = _threshold(spec, requested, own_threshold, opts.alpha)
         return FeatureDrift(
@@ -464,17 +455,23 @@ def _feature_drift(
             f"reference has {n_ref}, current {cur.n_valid}"
         )
         return make(None, None, False, "insufficient_data", reason), None
+    approximate = window_methods.approximate(spec.name, spec.kind, cur.values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateInputWarning)
-        result = spec.func(ref, cur.values)
+        if isinstance(cur.values, NumericalProfile) and isinstance(ref, NumericalProfile):
+            result = window_methods.run(spec.name, ref, cur.values)
+        else:
+            result = spec.func(ref, cur.values)
     p_value = result.pvalue if isinstance(result, TestResult) else None
     if math.isnan(result.statistic) or (p_value is not None and math.isnan(p_value)):
         # a guard: every method defines its degenerate cases, but NaN must never vote
         reason = f"{spec.name} is undefined for this data (degenerate input)"
         return make(None, None, False, "insufficient_data", reason), None
-    if p_value is not None:
-        return make(result.statistic, p_value, False), spec
-    return make(result.statistic, None, result.statistic >= threshold), spec
+    if p_value is not None:  # drifted once the correction is applied (analyze)
+        fd = make(result.statistic, p_value, False)
+    else:
+        fd = make(result.statistic, None, result.statistic >= threshold)
+    return (replace(fd, approximate=True) if approximate else fd), spec
 
 
 def _threshold(spec: MethodSpec, requested: str, threshold: float | None, alpha: float) -> float:
@@ -488,7 +485,7 @@ def _threshold(spec: MethodSpec, requested: str, threshold: float | None, alpha:
 # --- the entry point ------------------------------------------------------------------------
 def analyze(
     reference: Dataset | ReferenceProfile,
-    current: Dataset,
+    current: Dataset | ReferenceProfile,
     *,
     features: Sequence[Feature] | None = None,
     method: str = AUTO,
@@ -503,6 +500,9 @@ def analyze(
 
     Parameters
     ----------
+    current
+        The window's rows, or a partitioned window's merged profile: sketched columns
+        give ``approximate`` statistics (:mod:`modelmonitor.core.stats.window_methods`).
     reference
         A saved/precomputed profile, or raw data. Raw data is profiled here one column at
         a time with its exact sorted sample (no sketch), so results on raw data are exact

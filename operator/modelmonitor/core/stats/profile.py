@@ -67,6 +67,9 @@ class ReferenceProfile:
     n_rows: int
     exact_limit: int | None = DEFAULT_EXACT_LIMIT
     sketch_k: int = DEFAULT_SKETCH_K
+    category_cap: int | None = None
+    """Most labels a categorical column counts exactly before it becomes a frequent-items
+    sketch; None (saved reference profiles): always exact."""
 
     @property
     def features(self) -> list[Feature]:
@@ -86,6 +89,7 @@ class ReferenceProfile:
         *,
         exact_limit: int | None = DEFAULT_EXACT_LIMIT,
         sketch_k: int = DEFAULT_SKETCH_K,
+        category_cap: int | None = None,
     ) -> ReferenceProfile:
         """Profile ``features`` (default: all columns, types as stored) of ``dataset``.
 
@@ -96,10 +100,13 @@ class ReferenceProfile:
         if missing:
             raise ValueError(f"reference data has no column(s) {', '.join(map(repr, missing))}")
         cols = {
-            f.name: profile_column(f, dataset[f.name], exact_limit=exact_limit, sketch_k=sketch_k)
+            f.name: profile_column(
+                f, dataset[f.name], exact_limit=exact_limit, sketch_k=sketch_k,
+                category_cap=category_cap,
+            )
             for f in feats
-        }
-        return cls(cols, dataset.n_rows, exact_limit, sketch_k)
+        }  # fmt: skip
+        return cls(cols, dataset.n_rows, exact_limit, sketch_k, category_cap)
 
     @classmethod
     def from_chunks(
@@ -109,6 +116,7 @@ class ReferenceProfile:
         *,
         exact_limit: int | None = DEFAULT_EXACT_LIMIT,
         sketch_k: int = DEFAULT_SKETCH_K,
+        category_cap: int | None = None,
     ) -> ReferenceProfile:
         """Stream chunks into one profile; memory holds one chunk plus the running profile."""
         result: ReferenceProfile | None = None
@@ -116,19 +124,25 @@ class ReferenceProfile:
         for chunk in chunks:
             if feats is None:
                 feats = chunk.inferred_features()
-            part = cls.from_dataset(chunk, feats, exact_limit=exact_limit, sketch_k=sketch_k)
+            part = cls.from_dataset(
+                chunk, feats, exact_limit=exact_limit, sketch_k=sketch_k,
+                category_cap=category_cap,
+            )  # fmt: skip
             result = part if result is None else result.merge(part)
         if result is None:
-            return cls({f.name: _empty(f) for f in feats or []}, 0, exact_limit, sketch_k)
+            empty = {f.name: _empty(f) for f in feats or []}
+            return cls(empty, 0, exact_limit, sketch_k, category_cap)
         return result
 
     def merge(self, other: ReferenceProfile) -> ReferenceProfile:
         """The profile of the concatenation of both inputs (see the module docstring)."""
-        if (self.exact_limit, self.sketch_k) != (other.exact_limit, other.sketch_k):
+        mine = (self.exact_limit, self.sketch_k, self.category_cap)
+        theirs = (other.exact_limit, other.sketch_k, other.category_cap)
+        if mine != theirs:
             raise ValueError(
                 "cannot merge profiles built with different settings: "
-                f"exact_limit/sketch_k {self.exact_limit}/{self.sketch_k} vs "
-                f"{other.exact_limit}/{other.sketch_k}"
+                f"exact_limit/sketch_k/category_cap {'/'.join(map(str, mine))} vs "
+                f"{'/'.join(map(str, theirs))}"
             )
         if list(self.columns) != list(other.columns):
             raise ValueError(
@@ -141,10 +155,12 @@ class ReferenceProfile:
             if isinstance(a, NumericalProfile) and isinstance(b, NumericalProfile):
                 cols[name] = a.merge(b, exact_limit=self.exact_limit, sketch_k=self.sketch_k)
             elif isinstance(a, CategoricalProfile) and isinstance(b, CategoricalProfile):
-                cols[name] = a.merge(b)
+                cols[name] = a.merge(b, category_cap=self.category_cap)
             else:
                 raise ValueError(f"feature {name!r} is {a.type} in one profile, {b.type} in other")
-        return ReferenceProfile(cols, self.n_rows + other.n_rows, self.exact_limit, self.sketch_k)
+        return ReferenceProfile(
+            cols, self.n_rows + other.n_rows, self.exact_limit, self.sketch_k, self.category_cap
+        )
 
     # --- serialisation ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

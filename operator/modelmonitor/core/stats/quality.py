@@ -245,7 +245,7 @@ def _ref_from_profile(col: NumericalProfile | CategoricalProfile) -> _Ref:
             col.max,
             constant=col.n > 0 and col.min == col.max,
         )
-    seen = frozenset(k for k, v in col.counts.items() if v > 0)
+    seen = frozenset(k for k, v in col.estimated_counts().items() if v > 0)
     return _Ref("categorical", col.n_total, col.n_missing, categories=seen, constant=len(seen) == 1)
 
 
@@ -481,6 +481,8 @@ def data_quality(
     ``features`` restricts the check to those names (default: every reference column);
     types are the reference's. Current columns outside that set are extra columns. A
     feature the reference does not have is a caller error (ValueError).
+    A partitioned window's merged profile is checked by
+    :func:`modelmonitor.core.stats.quality_window.window_quality` instead.
     """
     t = thresholds or QualityThresholds()
     refs, ref_rows = _reference_summaries(reference)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -25,13 +27,24 @@ from modelmonitor.adapters.files import ReadLimits
 from modelmonitor.adapters.outbound import (
     FenceError,
     Outbound,
+    Reply,
     ResponseTooLarge,
     describe,
     find_refusal,
 )
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
+from modelmonitor.core.key_refs import not_found_message, ref_value
+from modelmonitor.core.object_storage import (
+    AZURE_VERSION,
+    azure_shared_key,
+    error_code,
+    object_url,
+    sigv4_headers,
+    with_sas,
+)
 from modelmonitor.core.outbound import redact_url, sanitize
-from modelmonitor.core.spec import ReferenceSpec
+from modelmonitor.core.spec import ObjectStorageSpec, ReferenceSpec
+from modelmonitor.core.spec.parse_object_storage import OBJECT_STORAGE_SOURCES
 from modelmonitor.core.volume_paths import inside_volume
 from modelmonitor.sources.reference.build import (
     ColumnPlan,
@@ -137,50 +150,192 @@ class UrlLoader:
 
     async def load(self, request: LoadRequest) -> LoadedReference:
         url = request.reference.url or ""
-        cached, limit = request.cached, request.max_bytes
-        headers: dict[str, str] = {}
-        if cached is not None and cached.version.startswith("url:"):
-            validator = cached.version.split(":", 2)[2].rsplit("|", 1)[0]
-            if validator.startswith("etag="):
-                headers["If-None-Match"] = validator[5:]
-            elif validator.startswith("lm="):
-                headers["If-Modified-Since"] = validator[3:]
         shown = redact_url(url)  # userinfo and query never reach status or logs
-        fence = request.outbound.for_namespace(request.namespace)  # its buffer share
-        try:
-            async with fence.session() as session:
-                reply = await fence.fetch(
-                    session,
-                    "GET",
-                    url,
-                    cap=limit,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=request.http_timeout),
-                )
-        except (FenceError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            reason = "ReferenceUnavailable"
-            if find_refusal(exc) is not None:
-                reason = "OutboundRefused"
-            elif isinstance(exc, ResponseTooLarge):
-                reason = "ReferenceTooLarge"
-            raise ReferenceLoadError(reason, f"{shown}: {describe(exc, url)}") from exc
-        if reply.status == 304 and cached is not None:
-            return cached
+        headers = _conditional(request.cached, "url")
+        reply = await _get(request, url, headers, shown)
+        if reply.status == 304 and request.cached is not None:
+            return request.cached
         if reply.status == 404:
             raise ReferenceLoadError("ReferenceNotFound", f"{shown}: HTTP 404")
         if reply.status >= 400:
             raise ReferenceLoadError(
                 "ReferenceUnavailable", f"{shown}: HTTP {reply.status} {sanitize(reply.reason, 80)}"
             )
-        etag = reply.headers.get("ETag")
-        modified = reply.headers.get("Last-Modified")
-        validator = f"etag={etag}" if etag else f"lm={modified}" if modified else "none"
-        payload = reply.body
-        version = f"url:{request.digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
-        if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
-            return LoadedReference(cached.profile, cached.rows, version, cached.source)
         name_hint = shown.split("?", 1)[0].rsplit("/", 1)[-1]
-        return await request.parse(payload, name_hint=name_hint, version=version, source=shown)
+        return await _parse_reply(request, reply, "url", name_hint, shown)
+
+
+def _conditional(cached: LoadedReference | None, prefix: str) -> dict[str, str]:
+    """The validator of ``cached`` (loaded by the loader of ``prefix``) as request headers."""
+    if cached is None or not cached.version.startswith(f"{prefix}:"):
+        return {}
+    validator = cached.version.split(":", 2)[2].rsplit("|", 1)[0]
+    if validator.startswith("etag="):
+        return {"If-None-Match": validator[5:]}
+    if validator.startswith("lm="):
+        return {"If-Modified-Since": validator[3:]}
+    return {}
+
+
+async def _get(
+    request: LoadRequest,
+    url: str,
+    headers: Mapping[str, str],
+    shown: str,
+    *,
+    encoded: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> Reply:
+    """One GET of ``url`` through the fence, on the monitor's namespace's buffer share."""
+    fence = request.outbound.for_namespace(request.namespace)  # its buffer share
+    try:
+        async with fence.session() as session:
+            return await fence.fetch(
+                session,
+                "GET",
+                url,
+                cap=request.max_bytes,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=request.http_timeout),
+                encoded=encoded,
+            )
+    except (FenceError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        reason = "ReferenceUnavailable"
+        if find_refusal(exc) is not None:
+            reason = "OutboundRefused"
+        elif isinstance(exc, ResponseTooLarge):
+            reason = "ReferenceTooLarge"
+        text = describe(exc, url)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        raise ReferenceLoadError(reason, f"{shown}: {text}") from exc
+
+
+async def _parse_reply(
+    request: LoadRequest, reply: Reply, prefix: str, name_hint: str, shown: str
+) -> LoadedReference:
+    """A 2xx answer to a reference, unless its bytes are those already profiled."""
+    cached = request.cached
+    etag = reply.headers.get("ETag")
+    modified = reply.headers.get("Last-Modified")
+    validator = f"etag={etag}" if etag else f"lm={modified}" if modified else "none"
+    payload = reply.body
+    version = f"{prefix}:{request.digest}:{validator}|{hashlib.sha256(payload).hexdigest()[:16]}"
+    if cached is not None and cached.version.rsplit("|", 1)[-1] == version.rsplit("|", 1)[-1]:
+        return LoadedReference(cached.profile, cached.rows, version, cached.source)
+    return await request.parse(payload, name_hint=name_hint, version=version, source=shown)
+
+
+class ObjectStorageLoader:
+    """One object in S3 (or S3-compatible), GCS (its S3-interoperable XML API, HMAC
+    keys) or Azure Blob: credentials read from the monitor's Secret at each load, the
+    request signed here and sent through the fence like a URL's, re-validated with the
+    object's ETag (``If-None-Match``): an unchanged object is neither read nor profiled
+    again."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    async def load(self, request: LoadRequest) -> LoadedReference:
+        stored = request.reference.object_storage
+        if stored is None:  # the parser sets it for these sources
+            raise ReferenceLoadError("ReferenceUnreadable", f"spec.reference.{self.key} is unset")
+        address = object_url(
+            stored.provider,
+            bucket=stored.bucket,
+            key=stored.key,
+            endpoint=stored.endpoint,
+            region=stored.region,
+            path_style=stored.path_style,
+            account=stored.account,
+        )
+        shown = address.shown
+        values = await _read_credentials(request, stored, shown)
+        url, headers = _signed(stored, address.url, _conditional(request.cached, self.key), values)
+        reply = await _get(
+            request,
+            url,
+            headers,
+            shown,
+            encoded=True,
+            secrets=tuple(v for v in values.values() if len(v) >= 4),
+        )
+        if reply.status == 304 and request.cached is not None:
+            return request.cached
+        if reply.status >= 400:
+            code = error_code(reply.body)
+            detail = f"HTTP {reply.status} {code or sanitize(reply.reason, 80)}"
+            if reply.status == 404:
+                raise ReferenceLoadError("ReferenceNotFound", f"{shown}: {detail}")
+            if reply.status in (401, 403):
+                raise ReferenceLoadError(
+                    "ReferenceAccessDenied",
+                    f"{shown}: {detail}; check the credentials in Secret "
+                    f"{request.namespace}/{stored.secret_name} and the object's permissions",
+                )
+            raise ReferenceLoadError("ReferenceUnavailable", f"{shown}: {detail}")
+        return await _parse_reply(request, reply, self.key, stored.key.rsplit("/", 1)[-1], shown)
+
+
+async def _read_credentials(
+    request: LoadRequest, stored: ObjectStorageSpec, shown: str
+) -> dict[str, str]:
+    """Each credential of ``stored`` as text, read from the monitor's own namespace."""
+    namespace = request.namespace
+    try:
+        secret = await asyncio.to_thread(
+            request.lookup.get, "Secret", namespace, stored.secret_name
+        )
+    except ReferenceLookupError as exc:
+        raise ReferenceLoadError(
+            "ReferenceUnavailable", f"{shown}: could not read its Secret: {exc}"
+        ) from exc
+    values: dict[str, str] = {}
+    for role, ref in stored.credentials.items():
+        raw = ref_value(secret, ref)
+        if raw is None:
+            raise ReferenceLoadError("SecretNotFound", not_found_message(namespace, ref))
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            text = ""
+        if not text or any(not (" " <= c <= "~") for c in text):
+            raise ReferenceLoadError(
+                "InvalidCredentials",
+                f"Secret {namespace}/{ref.name} key {ref.key!r} ({ref.field}) is empty or "
+                "not printable ASCII",
+            )
+        values[role] = text
+    return values
+
+
+def _signed(
+    stored: ObjectStorageSpec, url: str, headers: dict[str, str], values: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
+    """The URL and headers of the signed GET (a SAS token goes into the query)."""
+    now = datetime.now(UTC)
+    try:
+        if stored.provider == "azureBlob":
+            if "sasToken" in values:
+                return with_sas(url, values["sasToken"]), {"x-ms-version": AZURE_VERSION, **headers}
+            account = stored.account or ""
+            return url, azure_shared_key(
+                "GET", url, headers, account=account, account_key=values["accountKey"], now=now
+            )
+        return url, sigv4_headers(
+            "GET",
+            url,
+            headers,
+            access_key=values["accessKeyId"],
+            secret_key=values["secretAccessKey"],
+            session_token=values.get("sessionToken"),
+            region=stored.region,
+            now=now,
+        )
+    except ValueError as exc:  # a malformed account key or SAS token: never its value
+        raise ReferenceLoadError(
+            "InvalidCredentials", f"Secret {stored.secret_name}: {exc}"
+        ) from None
 
 
 class PvcLoader:
@@ -262,5 +417,12 @@ def _inside_volume(root: Path | None, written: str, shown: str) -> Path:
 
 #: Every ``spec.reference`` source, by ``ReferenceSpec.source``.
 LOADERS: Registry[Loader] = Registry(
-    "reference source", [ConfigMapLoader(), UrlLoader(), PvcLoader(), InlineLoader()]
+    "reference source",
+    [
+        ConfigMapLoader(),
+        UrlLoader(),
+        PvcLoader(),
+        InlineLoader(),
+        *(ObjectStorageLoader(key) for key in OBJECT_STORAGE_SOURCES),
+    ],
 )

@@ -1,0 +1,112 @@
+"""``modelmonitor check --current DIR|GLOB``: a partitioned window, streamed.
+
+The files are listed (:func:`~modelmonitor.adapters.files.partitions.resolve_partitions`),
+read one chunk at a time with the size caps applied to each file, and folded into one
+merged profile (:func:`~modelmonitor.core.stats.partitions.profile_stream`), which is
+checked against the reference like a window of rows (docs/cli.md, "Partitioned current
+windows").
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from modelmonitor.adapters.files import DataError, ReadLimits
+from modelmonitor.adapters.files.partitions import (
+    iter_partitions,
+    present_features,
+    resolve_partitions,
+)
+from modelmonitor.core.dataset import Feature
+from modelmonitor.core.stats.drift import analyze
+from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
+from modelmonitor.core.stats.quality_window import window_quality
+from modelmonitor.edge.labels import LabelSpec, apply_types, column_types, parse_columns
+from modelmonitor.edge.offline import (
+    UsageError,
+    _add_decision_rules,
+    _emit,
+    _methods_for,
+    load_reference,
+)
+
+
+def check_partitioned(
+    args: argparse.Namespace,
+    method: str,
+    features: list[Feature] | None,
+    labels: LabelSpec | None,
+    limits: ReadLimits,
+    started: float,
+) -> int:
+    """``check`` of a partitioned current window: streamed into one merged profile.
+
+    Memory holds one chunk of one file and the running profile, whatever the number of
+    files; each file is held to the size caps before it is decoded.
+    """
+    if labels is not None:
+        raise UsageError(
+            "--target/--prediction/--proba need the rows of one current file; a partitioned "
+            "window is summarised, not held (check model quality on one partition)"
+        )
+    if args.format in ("markdown", "html"):
+        raise UsageError(
+            f"--format {args.format} draws the current rows; a partitioned window has only "
+            "its profile: use --format table or json"
+        )
+    types = column_types(None, features, getattr(args, "categorical", None))
+    if features is not None:
+        features = apply_types(features, types)
+    reference = load_reference(
+        Path(args.reference),
+        features,
+        method=method,
+        limits=limits,
+        types=types,
+        required=parse_columns(getattr(args, "categorical", None)),
+    )
+    paths = resolve_partitions(args.current)
+    present = present_features(paths, reference.features)
+    if not present:
+        shown = ", ".join(f.name for f in reference.features[:8])
+        raise DataError(paths[0], f"has none of the reference's features ({shown})")
+    schema = ProfileSchema(tuple(present))
+    window = profile_stream(iter_partitions(paths, present, limits=limits), schema)
+    try:
+        report = analyze(
+            reference.data,
+            window,
+            features=reference.features,
+            method=method,
+            methods=_methods_for(method, reference.features),
+            threshold=args.threshold,
+            alpha=args.alpha,
+            correction=args.correction,
+            drift_share=args.drift_share,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    quality = window_quality(window, reference.data, features=reference.features)
+    result = report.to_dict()
+    result["data_quality"] = quality.to_dict()
+    result["reference"] = {
+        "path": str(reference.path),
+        "kind": reference.kind,
+        "rows": reference.rows,
+    }
+    result["current"] = {
+        "path": str(args.current),
+        "rows": window.n_rows,
+        "partitions": len(paths),
+        "rank_error": schema.rank_epsilon,
+    }
+    _add_decision_rules(result, report, method, args.threshold)
+    if any(f.approximate for f in report.features):
+        result["notes"].append(
+            "statistics marked approximate (~ in the table) were read from the window's sketches "
+            f"(rank error {schema.rank_epsilon:.2%}; docs/statistics.md)"
+        )
+    result["elapsed_seconds"] = round(time.perf_counter() - started, 4)
+    return _emit(args, result)

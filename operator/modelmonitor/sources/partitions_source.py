@@ -1,0 +1,119 @@
+"""The ``partitions`` source: a partitioned current window on a volume, streamed (job mode).
+
+``spec.data.partitions: {claimName, path}`` names a folder or a glob inside a
+PersistentVolumeClaim that job mode's run pod mounts read-only. The run lists the data
+files (:func:`~modelmonitor.adapters.files.partitions.resolve_partitions`), reads them one
+chunk at a time and folds each into one merged profile
+(:func:`~modelmonitor.core.stats.partitions.profile_stream`): the same merge code a
+distributed engine would reduce with. Memory holds one chunk and one profile, however many
+files; the size caps (``REFERENCE_MAX_*``, the pod's settings) apply to each file.
+
+Every file must stay inside the volume: ``..`` is refused by the spec, and a symbolic
+link on the volume that leads elsewhere refuses the whole window (no file is read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from modelmonitor.adapters.files import DataError
+from modelmonitor.adapters.files.partitions import (
+    iter_partitions,
+    present_features,
+    resolve_partitions,
+)
+from modelmonitor.core.dataset import Feature
+from modelmonitor.core.limits import ReadLimits
+from modelmonitor.core.report import Problem
+from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
+from modelmonitor.core.stats.profile import ReferenceProfile
+from modelmonitor.core.volume_paths import inside_volume
+from modelmonitor.sources.base import CurrentData, Gathered, RunContext
+
+PARTITIONS_UNAVAILABLE = "PartitionsUnavailable"
+PARTITIONS_UNREADABLE = "PartitionsUnreadable"
+
+
+class PartitionsError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PartitionsSource:
+    key = "partitions"
+    supplies_rows = True
+
+    def configured(self, spec: MonitorSpec) -> bool:
+        return spec.partitions is not None
+
+    async def gather(self, ctx: RunContext) -> Gathered:
+        part = ctx.spec.partitions
+        if ctx.reference is None or part is None:
+            return Gathered()
+        shown = f"partitions {part.claim_name}: {part.path}"
+        root = ctx.clients.window_root
+        if root is None:
+            message = f"{shown}: read by job mode's run pod, which mounts the claim"
+            return _failed(PARTITIONS_UNAVAILABLE, message)
+        try:
+            profile, files = await asyncio.to_thread(
+                read_window,
+                Path(root),
+                part.path,
+                ctx.reference.features,
+                ctx.clients.window_limits,
+                shown,
+            )
+        except PartitionsError as exc:
+            return _failed(exc.reason, str(exc))
+        return Gathered(
+            current=CurrentData(None, profile=profile),
+            details={"partitions": {"files": files, "rows": profile.n_rows}},
+        )
+
+
+def _failed(reason: str, message: str) -> Gathered:
+    return Gathered(current=CurrentData(None), problems=(Problem(reason, message),))
+
+
+def read_window(
+    root: Path, written: str, features: list[Feature], limits: ReadLimits, shown: str
+) -> tuple[ReferenceProfile, int]:
+    """The merged profile of the files ``written`` names inside ``root``, and their count."""
+    try:
+        relative = inside_volume(written)
+    except ValueError as exc:
+        raise PartitionsError(PARTITIONS_UNREADABLE, str(exc)) from exc
+    base = root.resolve()
+    try:
+        paths = resolve_partitions(base / relative)
+    except DataError as exc:
+        raise PartitionsError(PARTITIONS_UNREADABLE, f"{shown}: {exc.reason}") from exc
+    for p in paths:
+        try:
+            resolved = p.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise PartitionsError(PARTITIONS_UNREADABLE, f"{shown}: {exc}") from exc
+        if not resolved.is_relative_to(base):
+            where = p.relative_to(base) if p.is_relative_to(base) else p.name
+            raise PartitionsError(
+                PARTITIONS_UNREADABLE,
+                f"{shown}: {where} is a symbolic link that leads outside the volume",
+            )
+    try:
+        present = present_features(paths, features)
+        if not present:
+            raise PartitionsError(
+                PARTITIONS_UNREADABLE,
+                f"{shown}: {paths[0].relative_to(base)} has none of the reference's features",
+            )
+        schema = ProfileSchema(tuple(present))
+        profile = profile_stream(iter_partitions(paths, present, limits=limits), schema)
+    except DataError as exc:
+        where = Path(exc.path)
+        name = where.relative_to(base) if where.is_relative_to(base) else where.name
+        raise PartitionsError(PARTITIONS_UNREADABLE, f"{shown}: {name}: {exc.reason}") from exc
+    return profile, len(paths)
