@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from modelmonitor.actions.kserve import execute_canary_rollback
@@ -40,7 +41,10 @@ from modelmonitor.core.policy import history_entry, with_history
 from modelmonitor.core.report import DriftSummary, FeatureSummary, Problem, Report
 from modelmonitor.core.slo.budget import EventCounts, required_windows
 from modelmonitor.core.slo.evaluation import evaluate_error_ratio, evaluate_latency
-from modelmonitor.core.spec import SinkSpec
+from modelmonitor.core.spec import PerformanceSpec, SinkSpec
+from modelmonitor.core.stats.performance import classification_performance
+from modelmonitor.core.stats.performance.monitor import insufficient
+from modelmonitor.core.stats.performance.monitor import summarize as judge_performance
 from modelmonitor.core.status import Condition, format_time, merge_conditions
 from modelmonitor.core.verdict import decide, failed_run
 from tests.unit.actions import test_gitops, test_kserve, test_rollback, test_scale
@@ -238,6 +242,11 @@ def verdict_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
     yield "a payload-log monitor", {"phase": "Pending", "payloadLog": payload}
     series = Report(NOW, 0.2, "inline", 0, DriftSummary("disabled"), anomalies=anomaly_outcomes())
     yield "anomaly series", merge_patch({}, decide(series, {}, generation=1, now=NOW).status_patch)
+    for name, perf in _performance():
+        run = decide(
+            Report(NOW, 0.2, "inline", 300, _drift(), performance=perf), {}, generation=1, now=NOW
+        )
+        yield name, merge_patch({}, run.status_patch)
 
 
 def anomaly_outcomes() -> tuple[AnomalyOutcome, ...]:
@@ -259,6 +268,23 @@ def anomaly_outcomes() -> tuple[AnomalyOutcome, ...]:
         summarize("fresh", detect(t[-10:], v[-10:], opts), now=now, stale_after=900, for_seconds=9),
         AnomalyOutcome("errors", "Unavailable", "errors: no data: Prometheus unavailable"),
     )
+
+
+def _performance() -> Iterator[tuple[str, dict[str, Any]]]:
+    """status.performance as the operator writes it: realized, concept drift, breaches, a
+    calibration warning; and insufficient data."""
+    rng = np.random.default_rng(3)
+    p_ref = rng.random(600)
+    y_ref = (rng.random(600) < p_ref**2).astype(int)  # badly calibrated: a warning
+    p_cur = rng.random(300)
+    y_cur = (rng.random(300) < 1 - p_cur).astype(int)  # the scores' meaning flipped
+    report = classification_performance(y_ref, p_ref, p_cur, current_y=y_cur)
+    spec = PerformanceSpec("y", ("p",), minimum={"accuracy": 0.9}, max_drop={"f1": 0.01})
+    yield (
+        "a run with performance below its floor",
+        dict(judge_performance(report, spec).to_status()),
+    )
+    yield "a run without probabilities", dict(insufficient("no probabilities").to_status())
 
 
 def _healthy() -> list[dict[str, Any]]:

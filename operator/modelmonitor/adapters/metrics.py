@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -194,6 +194,32 @@ class MetricsRecorder:
             ["namespace", "monitor", "series"],
             registry=self.registry,
         )
+        self.performance_estimated = Gauge(
+            "modelmonitor_performance_estimated",
+            "Estimated model performance of the last run (CBPE from calibrated probabilities); "
+            "bound: value, lower or upper of its interval.",
+            ["namespace", "monitor", "metric", "bound"],
+            registry=self.registry,
+        )
+        self.performance_realized = Gauge(
+            "modelmonitor_performance_realized",
+            "Realized model performance of the last run (a golden set's labels); "
+            "bound: value, lower or upper.",
+            ["namespace", "monitor", "metric", "bound"],
+            registry=self.registry,
+        )
+        self.performance_reference = Gauge(
+            "modelmonitor_performance_reference",
+            "The reference's own model performance (its labels against its probabilities).",
+            ["namespace", "monitor", "metric"],
+            registry=self.registry,
+        )
+        self.concept_drift = Gauge(
+            "modelmonitor_concept_drift",
+            "1 when realized performance fell outside the estimate's intervals in the last run.",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
         self.actions = Counter(
             "modelmonitor_actions_total",
             "Remediation decisions and actions by type and result.",
@@ -263,6 +289,8 @@ class MetricsRecorder:
 
         for a in report.anomalies:
             self._record_anomaly(namespace, monitor, a)
+        if report.performance is not None:
+            self._record_performance(namespace, monitor, report.performance)
 
     def _record_anomaly(self, namespace: str, monitor: str, a: AnomalyOutcome) -> None:
         labels = (namespace, monitor, a.name)
@@ -277,6 +305,25 @@ class MetricsRecorder:
         for bound, value in (("lower", a.lower), ("median", a.median), ("upper", a.upper)):
             if value is not None:
                 self._set(self.anomaly_band, (*labels, bound), value)
+
+    def _record_performance(self, namespace: str, monitor: str, perf: Mapping[str, Any]) -> None:
+        """status.performance's numbers; nothing for a run without an estimate."""
+        for gauge, part in (
+            (self.performance_estimated, "estimated"),
+            (self.performance_realized, "realized"),
+        ):
+            for metric, interval in (perf.get(part) or {}).items():
+                for bound in ("value", "lower", "upper"):
+                    x = interval.get(bound)
+                    if isinstance(x, int | float) and math.isfinite(x):
+                        self._set(gauge, (namespace, monitor, metric, bound), float(x))
+        for metric, x in (perf.get("reference") or {}).items():
+            if isinstance(x, int | float) and math.isfinite(x):
+                self._set(self.performance_reference, (namespace, monitor, metric), float(x))
+        if perf.get("labelledRows"):
+            self._set(
+                self.concept_drift, (namespace, monitor), float(bool(perf.get("conceptDrift")))
+            )
 
     def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
         gauge.labels(*labels).set(value)

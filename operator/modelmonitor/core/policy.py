@@ -65,7 +65,7 @@ class Observation:
     """One run's verdict, reduced to what the policy needs."""
 
     signal: Signal
-    triggers: frozenset[str] = frozenset()  # "slo", "drift"
+    triggers: frozenset[str] = frozenset()  # "slo", "drift", "performance"
     latency_breach: bool = False
     reason: str = ""
     phase: str = ""
@@ -95,6 +95,7 @@ def observe(
         )
     slo, slo_message = status_of(ConditionType.SLO_BREACHED)
     drift, drift_message = status_of(ConditionType.DRIFT_DETECTED)
+    perf, perf_message = status_of(ConditionType.PERFORMANCE_DEGRADED)
     drift_cond = found.get(ConditionType.DRIFT_DETECTED)
     drift_reason = drift_cond.reason if drift_cond is not None else ""
     triggers = set()
@@ -105,6 +106,9 @@ def observe(
     if drift == "True":
         triggers.add("drift")
         reasons.append(drift_message)
+    if perf == "True":
+        triggers.add("performance")
+        reasons.append(perf_message)
     if triggers:
         breached = {name for name, met in slos.items() if met is False}
         return Observation(
@@ -118,8 +122,11 @@ def observe(
     # at least one of them measured; a run of InsufficientData is no recovery.
     slo_known = slo in ("False", "")
     drift_known = drift in ("False", "")
-    evidence = slo == "False" or (drift == "False" and drift_reason != "Disabled")
-    if phase == Phase.HEALTHY and slo_known and drift_known and evidence:
+    perf_known = perf in ("False", "")
+    evidence = (
+        slo == "False" or (drift == "False" and drift_reason != "Disabled") or perf == "False"
+    )
+    if phase == Phase.HEALTHY and slo_known and drift_known and perf_known and evidence:
         return Observation(Signal.HEALTHY, phase=phase)
     return Observation(Signal.UNKNOWN, reason="no verdict (insufficient data)", phase=phase)
 
@@ -173,6 +180,8 @@ def configured_actions(actions: ActionsSpec, triggers: frozenset[str]) -> list[s
         wanted.update(actions.on_slo_breach)
     if "drift" in triggers:
         wanted.update(actions.on_drift)
+    if "performance" in triggers:
+        wanted.update(actions.on_performance_drop)
     return [a.value for a in RUN_ORDER if a in wanted]
 
 

@@ -170,6 +170,8 @@ class Report:
     model_quality: Mapping[str, Any] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     anomalies: tuple[AnomalyOutcome, ...] = ()  # spec.anomalies, in spec order
+    # status.performance as PerformanceSummary.to_status() writes it; None: not configured
+    performance: Mapping[str, Any] | None = None
 
     @property
     def finished(self) -> dt.datetime:
@@ -191,6 +193,7 @@ class Report:
             "modelQuality": self.model_quality,
             "details": dict(self.details),
             "anomalies": [a.to_dict() for a in self.anomalies],
+            "performance": None if self.performance is None else dict(self.performance),
         }
 
     @classmethod
@@ -210,6 +213,7 @@ class Report:
             model_quality=d.get("modelQuality"),
             details=d.get("details") or {},
             anomalies=tuple(AnomalyOutcome.from_dict(a) for a in d.get("anomalies") or []),
+            performance=d.get("performance"),
         )
 
 

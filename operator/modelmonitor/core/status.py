@@ -33,6 +33,8 @@ class ConditionType(StrEnum):
     REMEDIATED = "Remediated"
     DEGRADED = "Degraded"
     ANOMALOUS = "Anomalous"  # a spec.anomalies series is outside its seasonal band
+    PERFORMANCE_DEGRADED = "PerformanceDegraded"  # spec.performance below its floor
+    CONCEPT_DRIFT = "ConceptDrift"  # realized performance outside the estimate's interval
 
 
 class Reason(StrEnum):
@@ -50,6 +52,12 @@ class Reason(StrEnum):
     RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"
     # Degraded: a run raised instead of reporting (core/verdict.py, failed_run)
     RUN_FAILED = "RunFailed"
+    # PerformanceDegraded / ConceptDrift (core/verdict.py, performance_conditions)
+    ESTIMATED_PERFORMANCE_DROPPED = "EstimatedPerformanceDropped"
+    REALIZED_PERFORMANCE_DROPPED = "RealizedPerformanceDropped"
+    PERFORMANCE_MET = "PerformanceMet"
+    CONCEPT_DRIFT = "ConceptDrift"
+    ESTIMATE_HOLDS = "EstimateHolds"
 
 
 CONDITION_STATUSES = ("True", "False", "Unknown")

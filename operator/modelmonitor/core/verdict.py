@@ -163,6 +163,49 @@ def anomaly_condition(report: Report, previous: Mapping[str, Any] | None) -> Con
     return Condition(ConditionType.ANOMALOUS, "Unknown", "InsufficientData", _cap(message))
 
 
+def performance_conditions(report: Report) -> list[Condition]:
+    """PerformanceDegraded (and ConceptDrift when labels allowed the check), or none
+    without spec.performance. Bad data is Unknown, never True."""
+    perf = report.performance
+    if perf is None:
+        return []
+    status = perf.get("status")
+    message = _cap(str(perf.get("message") or ""))
+    kind = ConditionType.PERFORMANCE_DEGRADED
+    if status == "degraded":
+        reason = (
+            Reason.REALIZED_PERFORMANCE_DROPPED
+            if perf.get("basis") == "realized"
+            else Reason.ESTIMATED_PERFORMANCE_DROPPED
+        )
+        out = [Condition(kind, "True", reason, message)]
+    elif status == "ok":
+        out = [Condition(kind, "False", Reason.PERFORMANCE_MET, message)]
+    else:
+        return [Condition(kind, "Unknown", "InsufficientData", message or "no estimate")]
+    if perf.get("labelledRows"):
+        metrics = ", ".join(str(m) for m in perf.get("conceptDriftMetrics") or [])
+        if perf.get("conceptDrift"):
+            out.append(
+                Condition(
+                    ConditionType.CONCEPT_DRIFT,
+                    "True",
+                    Reason.CONCEPT_DRIFT,
+                    _cap(f"realized {metrics} outside the estimate's interval: {message}"),
+                )
+            )
+        else:
+            out.append(
+                Condition(
+                    ConditionType.CONCEPT_DRIFT,
+                    "False",
+                    Reason.ESTIMATE_HOLDS,
+                    "realized performance within the estimate's intervals",
+                )
+            )
+    return out
+
+
 def degraded_condition(report: Report) -> Condition:
     if not report.problems:
         return Condition(
@@ -205,6 +248,7 @@ def decide(
     )
     if anomaly_cond is not None:
         updates.append(anomaly_cond)
+    updates.extend(performance_conditions(report))
     updates.append(degraded_condition(report))
 
     conditions = merge_conditions(old_conditions, updates, generation=generation, now=now)
@@ -242,6 +286,8 @@ def decide(
         patch["anomalies"] = [a.to_dict() for a in report.anomalies[:MAX_ANOMALY_ENTRIES]]
     elif old.get("anomalies"):
         patch["anomalies"] = None  # spec.anomalies was emptied: drop the stale entries
+    if report.performance is not None:
+        patch["performance"] = dict(report.performance)
     history = report.details.get("sloHistory")
     if isinstance(history, Mapping):
         patch["sloHistory"] = dict(history)
@@ -341,7 +387,7 @@ def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
         cond = find_condition(conditions, kind)
         return cond is not None and cond.get("status") == "True"
 
-    if is_true(ConditionType.SLO_BREACHED):
+    if is_true(ConditionType.SLO_BREACHED) or is_true(ConditionType.PERFORMANCE_DEGRADED):
         return Phase.BREACHED
     if is_true(ConditionType.DRIFT_DETECTED):
         return Phase.DRIFTED
@@ -351,10 +397,12 @@ def _phase(conditions: Sequence[Mapping[str, Any]], report: Report) -> Phase:
     # off measures nothing, and an SLO without data is never a pass.
     measured_drift = report.drift.status == "ok"
     measured_slo = any(s.met is not None for s in report.slos)
+    perf = report.performance
+    measured_perf = perf is not None and perf.get("status") == "ok"
     # an anomaly series judged (Normal or Anomalous) is a measurement too; Anomalous
     # itself never changes the phase (docs/anomalies.md: a signal, not a verdict)
     measured_anomaly = any(a.state in ("Normal", "Anomalous") for a in report.anomalies)
-    if not measured_drift and not measured_slo and not measured_anomaly:
+    if not measured_drift and not measured_slo and not measured_perf and not measured_anomaly:
         return Phase.NO_DATA
     return Phase.HEALTHY
 
@@ -364,6 +412,8 @@ _WARNING_WHEN_TRUE = {
     ConditionType.SLO_BREACHED,
     ConditionType.DEGRADED,
     ConditionType.ANOMALOUS,
+    ConditionType.PERFORMANCE_DEGRADED,
+    ConditionType.CONCEPT_DRIFT,
 }
 
 

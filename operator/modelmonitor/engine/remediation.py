@@ -299,7 +299,10 @@ class Remediator:
         gitops_events: list[Event] = []
         if gitops is not None:
             gitops_events = gitops_status(status, gitops, result)
-        if not spec.actions.on_slo_breach and not spec.actions.on_drift and not spec.alerting.sinks:
+        actions = spec.actions
+        if not (actions.on_slo_breach or actions.on_drift or actions.on_performance_drop) and (
+            not spec.alerting.sinks
+        ):
             # no incident to keep: nobody acts on it nor hears of it
             return Plan(result, events=tuple(gitops_events))
         ctx = PolicyContext(

@@ -39,6 +39,7 @@ from modelmonitor.core.stats.model_quality import classification_quality, regres
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality import data_quality
 from modelmonitor.core.stats.quality_window import window_quality
+from modelmonitor.engine.performance import performance_of
 from modelmonitor.sources.base import (
     HISTORY_FIELD,
     Clients,
@@ -46,6 +47,7 @@ from modelmonitor.sources.base import (
     Gathered,
     Labelled,
     RunContext,
+    Scored,
     Source,
     configured_sources,
     prediction_features,
@@ -89,6 +91,12 @@ class InlineRunner:
         )
         quality = await self._data_quality(spec, reference, rows)
         model_quality = _model_quality(spec, gathered.labelled)
+        performance = await performance_of(
+            spec.performance,
+            reference,
+            gathered.scored,
+            spec.prediction.label_column if spec.prediction else None,
+        )
         for source in sources:
             if not source.supplies_rows:
                 gathered.add(await source.gather(ctx))
@@ -108,6 +116,7 @@ class InlineRunner:
             model_quality=model_quality,
             details=details,
             anomalies=tuple(_in_anomaly_order(spec, gathered.anomalies)),
+            performance=performance,
         )
 
     async def _reference(
@@ -226,6 +235,7 @@ class _Gathering:
     problems: list[Problem]
     current: CurrentData | None = None
     labelled: Labelled | None = None
+    scored: Scored | None = None
     slos: list[SLOOutcome] = field(default_factory=list)
     histories: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
@@ -236,6 +246,8 @@ class _Gathering:
             self.current = gathered.current  # a later source's window replaces an earlier one's
         if gathered.labelled is not None:
             self.labelled = gathered.labelled
+        if gathered.scored is not None:
+            self.scored = gathered.scored
         self.slos.extend(gathered.slos)
         self.histories.update(gathered.histories)
         self.problems.extend(gathered.problems)

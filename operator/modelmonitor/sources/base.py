@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from modelmonitor.adapters.outbound import Outbound
 from modelmonitor.core.anomaly.outcome import AnomalyOutcome
-from modelmonitor.core.dataset import Column, Dataset, Feature
+from modelmonitor.core.dataset import Column, Dataset, Feature, FloatArray
 from modelmonitor.core.limits import ReadLimits
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
@@ -114,11 +114,21 @@ class Labelled:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """Per-row class probabilities of the window, (rows, columns) in the model's order,
+    and the expected labels of the same rows when the source has them (a golden set)."""
+
+    probabilities: FloatArray  # (rows, columns)
+    labels: Column | None = None
+
+
+@dataclass(frozen=True)
 class Gathered:
     """What one source measured in one run; every part is optional."""
 
     current: CurrentData | None = None  # None: this source gives no window (this run)
     labelled: Labelled | None = None
+    scored: Scored | None = None
     slos: tuple[SLOOutcome, ...] = ()
     histories: Mapping[str, Any] = field(default_factory=dict)  # by SLO name, for status
     problems: tuple[Problem, ...] = ()
@@ -165,11 +175,21 @@ def prediction_features(spec: MonitorSpec) -> list[Feature]:
     """The prediction and label columns, kept in the reference when it has them."""
     prediction = spec.prediction
     if prediction is None:
-        return [Feature("prediction", "categorical")]
+        return [Feature("prediction", "categorical"), *performance_features(spec, {"prediction"})]
     extras = [Feature(prediction.name, prediction.type)]
     if prediction.label_column:
         extras.append(Feature(prediction.label_column, prediction.type))
-    return extras
+    return extras + performance_features(spec, {f.name for f in extras})
+
+
+def performance_features(spec: MonitorSpec, skip: set[str] | None = None) -> list[Feature]:
+    """spec.performance's label and probability columns: model outputs, never inputs."""
+    perf = spec.performance
+    if perf is None:
+        return []
+    skip = skip or set()
+    out = [] if perf.target in skip else [Feature(perf.target, "categorical")]
+    return out + [Feature(c, "numerical") for c in perf.probabilities if c not in skip]
 
 
 def input_names(spec: MonitorSpec, reference: LoadedReference) -> list[str]:

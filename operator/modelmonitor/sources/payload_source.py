@@ -2,15 +2,18 @@
 
 The collector (:mod:`modelmonitor.sources.payload`) keeps each monitor's rolling window
 in the operator process; a run takes a snapshot of it: the monitor's inputs and the
-model's predictions, the drift window. Below ``minSamples`` there is no snapshot, and
+model's predictions, the drift window; with ``spec.performance``, the responses' class
+probabilities too. Below ``minSamples`` there is no snapshot, and
 the run reports InsufficientData for drift, never a pass.
 """
 
 from __future__ import annotations
 
-from modelmonitor.core.dataset import Dataset
+import numpy as np
+
+from modelmonitor.core.dataset import Dataset, FloatArray
 from modelmonitor.core.spec import MonitorSpec, PredictionSpec
-from modelmonitor.sources.base import CurrentData, Gathered, RunContext, input_names
+from modelmonitor.sources.base import CurrentData, Gathered, RunContext, Scored, input_names
 from modelmonitor.sources.reference import LoadedReference
 
 
@@ -24,14 +27,21 @@ class PayloadLogSource:
     async def gather(self, ctx: RunContext) -> Gathered:
         if ctx.reference is None:
             return Gathered()
-        rows, insufficient = _snapshot(ctx, ctx.reference)
+        probabilities: list[FloatArray] = []
+        rows, insufficient = _snapshot(ctx, ctx.reference, probabilities)
+        scored = None
+        if rows is not None and probabilities and ctx.spec.performance is not None:
+            scored = Scored(np.column_stack(probabilities))
         return Gathered(
             current=CurrentData(rows, insufficient),
+            scored=scored,
             details={"payloadLog": {"rows": rows.n_rows}} if rows is not None else {},
         )
 
 
-def _snapshot(ctx: RunContext, reference: LoadedReference) -> tuple[Dataset | None, str | None]:
+def _snapshot(
+    ctx: RunContext, reference: LoadedReference, probabilities: list[FloatArray]
+) -> tuple[Dataset | None, str | None]:
     payloads = ctx.clients.payloads
     window = payloads.window(ctx.namespace, ctx.name) if payloads is not None else None
     if window is None:
@@ -40,7 +50,9 @@ def _snapshot(ctx: RunContext, reference: LoadedReference) -> tuple[Dataset | No
     names = set(input_names(ctx.spec, reference))
     inputs = [f for f in reference.features if f.name in names]
     prediction = ctx.spec.prediction or PredictionSpec()
-    snapshot = window.snapshot(now, inputs, prediction.name, prediction.type)
+    snapshot = window.snapshot(
+        now, inputs, prediction.name, prediction.type, probabilities=probabilities
+    )
     if snapshot is None:
         return None, window.status(now).message
     return snapshot, None

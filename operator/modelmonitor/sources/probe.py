@@ -53,7 +53,7 @@ from modelmonitor.core.codecs.inference import (
 )
 from modelmonitor.core.dataset import Dataset, FeatureType, FloatArray
 from modelmonitor.core.outbound import redact_url, sanitize
-from modelmonitor.core.spec import EndpointSpec, PredictionSpec, ProbeSpec
+from modelmonitor.core.spec import EndpointSpec, PerformanceSpec, PredictionSpec, ProbeSpec
 from modelmonitor.core.url_paths import has_dot_segment
 from modelmonitor.sources.probe_result import (
     ENDPOINT_UNREACHABLE,
@@ -163,6 +163,7 @@ def config_from_spec(
     base_url: str,
     default_model: str,
     prediction: PredictionSpec | None = None,
+    performance: PerformanceSpec | None = None,
 ) -> ProbeConfig:
     """The probe settings of a monitor: ``default_model`` is ``spec.target.name``."""
     return ProbeConfig(
@@ -177,7 +178,16 @@ def config_from_spec(
         retries=probe_spec.retries,
         batch_size=probe_spec.batch_size,
         prediction_type=prediction.type if prediction is not None else "categorical",
+        v2=v2_options(performance),
     )
+
+
+def v2_options(performance: PerformanceSpec | None) -> V2Options:
+    """Ask for the prediction and the probability outputs when spec.performance names one."""
+    if performance is None or performance.probability_output is None:
+        return V2Options()
+    pred, prob = performance.prediction_output, performance.probability_output
+    return V2Options(outputs=(pred, prob), output_name=pred, probability_output=prob)
 
 
 # --- rows ------------------------------------------------------------------------------

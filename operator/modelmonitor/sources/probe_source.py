@@ -39,6 +39,7 @@ from modelmonitor.sources.base import (
     Gathered,
     Labelled,
     RunContext,
+    Scored,
     input_names,
     prediction_features,
 )
@@ -83,9 +84,13 @@ class ProbeSource:
         labelled = None
         if result is not None and result.labels is not None and result.n_answered > 0:
             labelled = Labelled(result.labels, result.predictions)
+        scored = None
+        if result is not None and result.probabilities is not None and result.n_answered > 0:
+            scored = Scored(result.probabilities, result.labels)
         return Gathered(
             current=CurrentData(current) if result is not None else None,
             labelled=labelled,
+            scored=scored,
             slos=tuple(outcomes),
             histories=histories,
             problems=tuple(problems),
@@ -150,6 +155,7 @@ async def _probe(
         base_url=resolved.url,
         default_model=spec.target.name,
         prediction=spec.prediction,
+        performance=spec.performance,
     )
     rows = sample_rows(pool, probe_spec.samples)
     result = await probe(

@@ -121,3 +121,36 @@ def test_the_fault_launcher_runs_the_operator_with_its_remediator(
         remediator.execute(spec, request("notify"), {})
     dry = remediator.execute(spec, request("notify", dry_run=True), {})
     assert dry.reason == "NoLongerConfigured"  # a dry run goes on as usual
+
+
+def test_only_on_performance_drop_keeps_an_incident() -> None:
+    """A monitor whose only action list is onPerformanceDrop still opens incidents."""
+    import datetime as dt
+
+    from modelmonitor.core.spec import parse_spec
+    from modelmonitor.core.status import Condition, Phase
+    from modelmonitor.core.verdict import Verdict
+    from modelmonitor.engine.remediation import Remediator
+
+    spec = parse_spec(
+        {
+            "target": {"name": "iris", "endpoint": {"url": "http://m:8080"}},
+            "reference": {"configMapRef": {"name": "r", "key": "k"}},
+            "data": {"probe": {}},
+            "performance": {"target": "y", "probabilities": ["p"], "minimum": {"accuracy": 0.9}},
+            "actions": {"onPerformanceDrop": ["rollback"], "consecutiveBreaches": 1},
+        }
+    )
+    conditions = (
+        Condition("PerformanceDegraded", "True", "EstimatedPerformanceDropped", "accuracy"),
+        Condition("Degraded", "False", "SourcesAvailable", "all sources answered"),
+    )
+    now = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+    verdict = Verdict(Phase.BREACHED, {}, (), conditions, conditions, {}, now)
+    obj = {"metadata": {"name": "m", "namespace": "ml"}, "status": {}}
+    remediator = Remediator(api=None, executors={})  # type: ignore[arg-type]
+    seen = {"revision": "3", "podTemplateHash": "abc", "images": ["iris:v1"]}
+    plan = remediator.plan(obj, spec, verdict, (seen, seen), now)
+    incident = plan.status_patch["incident"]
+    assert incident["triggers"] == ["performance"]
+    assert [r.action for r in plan.requests] == ["rollback"]

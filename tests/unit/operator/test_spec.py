@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelmonitor.core.spec import (
+    PerformanceSpec,
     SpecError,
     parse_duration,
     parse_spec,
@@ -271,6 +272,10 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.actions.gitops": spec.actions.gitops,
         "spec.actions.scale.step": spec.actions.scale.step if spec.actions.scale else None,
         "spec.actions.notify.format": spec.actions.notify.format if spec.actions.notify else None,
+        "spec.performance.task": PerformanceSpec.task,
+        "spec.performance.confidence": PerformanceSpec.confidence,
+        "spec.performance.minRows": PerformanceSpec.min_rows,
+        "spec.performance.predictionOutput": PerformanceSpec.prediction_output,
         "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
         "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,
         "spec.anomalies[].step": "5m" if a.step_seconds == 300 else None,

@@ -338,10 +338,11 @@ def test_reference_is_optional_in_the_crd_with_rules_naming_what_needs_it() -> N
                     "probe": {},
                     "partitions": {"claimName": "c", "path": "d"},
                 },
+                "performance": {"probabilities": ["p"], "target": "y"},
             }
         )
     parser = [
         f"{path} {message}" for path, message in info.value.problems if path == "spec.reference"
     ]
-    assert len(needs) == 4
+    assert len(needs) == 5
     assert sorted(parser) == sorted(needs)  # the same rules, in the same words

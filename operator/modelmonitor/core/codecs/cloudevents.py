@@ -38,6 +38,7 @@ from modelmonitor.core.codecs.inference import (
     prediction_values,
     v2_tensor,
 )
+from modelmonitor.core.dataset import FloatArray
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 
@@ -102,6 +103,7 @@ class PayloadEvent:
     source: str | None = None  # ce-source
     rows: Rows | None = None  # a request's inputs
     predictions: Values | None = None  # a response's predictions, one per row
+    probabilities: FloatArray | None = None  # a response's class probabilities (rows, classes)
 
     @property
     def n_rows(self) -> int:
@@ -197,9 +199,9 @@ def _event(attrs: Mapping[str, str], data: Any, v2: V2Options | None, where: str
     try:
         if kind == "request":
             protocol, rows = decode_request(data)
-            predictions = None
+            predictions = probabilities = None
         else:
-            protocol, predictions = decode_response(data, v2)
+            protocol, predictions, probabilities = decode_response(data, v2)
             rows = None
     except MalformedEventError as exc:
         raise MalformedEventError(f"{where}{kind} {event_id}: {exc}") from None
@@ -215,6 +217,7 @@ def _event(attrs: Mapping[str, str], data: Any, v2: V2Options | None, where: str
         source=attrs.get("source") or None,
         rows=rows,
         predictions=predictions,
+        probabilities=probabilities,
     )
 
 
@@ -250,9 +253,11 @@ def decode_request(payload: Any) -> tuple[Literal["v1", "v2"], Rows]:
 
 def decode_response(
     payload: Any, v2: V2Options | None = None
-) -> tuple[Literal["v1", "v2"], Values]:
+) -> tuple[Literal["v1", "v2"], Values, FloatArray | None]:
     """A logged response body as one prediction per row: v1 ``predictions`` or v2
-    ``outputs`` (class probabilities become the most probable class's index)."""
+    ``outputs`` (class probabilities become the most probable class's index), and the
+    class probabilities when the body holds them (v1 per-class lists, a v2 output of
+    shape ``[rows, classes]``, or ``v2.probability_output``)."""
     if not isinstance(payload, Mapping):
         raise MalformedEventError(
             f"the body is a JSON {type(payload).__name__}, expected an object"
@@ -273,7 +278,7 @@ def decode_response(
         values = out.values if out.values is not None else prediction_values(out, "categorical")
     except BadResponseError as exc:
         raise MalformedEventError(str(exc)) from None
-    return protocol, _to_array(list(values))
+    return protocol, _to_array(list(values)), out.probabilities
 
 
 def _v2_rows_declared(outputs: Any, v2: V2Options) -> int:

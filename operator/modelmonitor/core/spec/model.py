@@ -31,6 +31,8 @@ MAX_SINKS = 8
 PAGERDUTY_URL = "https://events.pagerduty.com"
 SLI_TEMPLATE_NAMES = ("mlserver", "kserve", "seldon")
 ANOMALY_SLIS = ("latency", "traffic", "errorRatio")  # spec.anomalies[].sli
+PERFORMANCE_TASKS = ("classification",)
+PERFORMANCE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 # The defaults older CRDs wrote into the deprecated numeric duration fields. Objects
 # created then still hold them; next to the new duration field such a value is ignored
@@ -259,6 +261,33 @@ class AnomalySpec:
 
 
 @dataclass(frozen=True)
+class PerformanceSpec:
+    """Estimated (and, with a golden set's labels, realized) model performance.
+
+    ``target`` and ``probabilities`` are reference columns: the true label and the
+    model's class probabilities (one column: the positive class's; else one per class,
+    in the model's output order). A metric breaches when the interval's upper bound is
+    below ``minimum[m]`` or below the reference's value less ``max_drop[m]``.
+    """
+
+    target: str
+    probabilities: tuple[str, ...]
+    task: Literal["classification"] = "classification"
+    metrics: tuple[str, ...] = PERFORMANCE_METRICS
+    minimum: Mapping[str, float] = field(default_factory=dict)
+    max_drop: Mapping[str, float] = field(default_factory=dict)
+    confidence: float = 0.95
+    min_rows: int = 100
+    # Open Inference Protocol outputs to ask for (v2 only); None: read what comes back.
+    probability_output: str | None = None
+    prediction_output: str = "predict"
+
+    def thresholds(self) -> tuple[str, ...]:
+        """The metrics with a floor or a drop limit: the ones that can breach."""
+        return tuple(m for m in self.metrics if m in self.minimum or m in self.max_drop)
+
+
+@dataclass(frozen=True)
 class KeyRef:
     """One key of a Secret or ConfigMap in the monitor's namespace."""
 
@@ -357,6 +386,7 @@ class ActionsSpec:
     max_actions_per_hour: int = 3
     on_slo_breach: tuple[str, ...] = ()
     on_drift: tuple[str, ...] = ()
+    on_performance_drop: tuple[str, ...] = ()
     scale: ScaleSpec | None = None
     notify: NotifySpec | None = None
     retrain_job_template: Mapping[str, Any] | None = None
@@ -364,7 +394,11 @@ class ActionsSpec:
     gitops: str = "refuse"
 
     def uses(self, action: str) -> bool:
-        return action in self.on_slo_breach or action in self.on_drift
+        return (
+            action in self.on_slo_breach
+            or action in self.on_drift
+            or action in self.on_performance_drop
+        )
 
 
 @dataclass(frozen=True)
@@ -383,6 +417,7 @@ class MonitorSpec:
     slos: tuple[SLOSpec, ...] = ()
     prometheus: PrometheusSpec | None = None
     actions: ActionsSpec = field(default_factory=ActionsSpec)
+    performance: PerformanceSpec | None = None
     alerting: AlertingSpec = field(default_factory=AlertingSpec)
     anomalies: tuple[AnomalySpec, ...] = ()
     # Deprecated fields the spec still uses: (field path, what replaces it).

@@ -51,6 +51,7 @@ from modelmonitor.core.spec.parse_object_storage import (
     OBJECT_STORAGE_SOURCES,
     parse_object_storage,
 )
+from modelmonitor.core.spec.parse_performance import check_performance, parse_performance
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
 from modelmonitor.core.stats.correction import CORRECTIONS
@@ -73,6 +74,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
     actions = parse_actions(r, spec)
+    performance = parse_performance(r, spec)
     alerting = parse_alerting(r, spec)
     anomalies = parse_anomalies(r, spec)
 
@@ -91,6 +93,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
         slos=slos,
         prometheus=prometheus,
         actions=actions,
+        performance=performance,
         alerting=alerting,
         anomalies=anomalies,
         deprecations=tuple(r.deprecations),
@@ -499,6 +502,7 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec, *, reference_given: bool) -
             r.problem("spec.prediction.labelColumn", f"{label!r} is also listed as a feature")
         if label is not None and label == spec.prediction.name:
             r.problem("spec.prediction.labelColumn", "must differ from spec.prediction.name")
+    check_performance(r, spec)
     for i, slo in enumerate(spec.slos):
         if slo.window_seconds < spec.schedule.interval_seconds:
             r.problem(f"spec.slos[{i}].window", "must be at least spec.schedule.interval")
@@ -516,6 +520,8 @@ def reference_needs(spec: MonitorSpec) -> list[str]:
         needs.append("spec.data.probe sends a sample of it (or set spec.data.probe.dataset)")
     if spec.partitions is not None:
         needs.append("spec.data.partitions is read with its columns and types")
+    if spec.performance is not None:
+        needs.append("spec.performance calibrates the model's probabilities on it")
     if (spec.probe is not None or spec.payload_log is not None) and spec.drift.enabled:
         needs.append(
             "drift detection and data quality (spec.drift.enabled, on by default) compare "

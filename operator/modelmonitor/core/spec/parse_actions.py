@@ -95,6 +95,7 @@ def parse_actions(r: FieldReader, spec: Mapping[str, Any]) -> ActionsSpec:
         ),
         on_slo_breach=r.action_list(data, "onSLOBreach", path),
         on_drift=r.action_list(data, "onDrift", path),
+        on_performance_drop=r.action_list(data, "onPerformanceDrop", path),
         scale=scale,
         notify=notify,
         retrain_job_template=template,

@@ -44,6 +44,7 @@ DEFAULT_MAX_COLUMNS = 256
 DEFAULT_MAX_CATEGORIES = 10000
 DEFAULT_MAX_LABEL_CHARS = 256
 _INITIAL_CAPACITY = 256
+MAX_PROBABILITY_COLUMNS = 100  # the classes kept per row (spec.performance.probabilities)
 _RECENT_BYTES = 100  # one remembered id, besides its text
 
 AddOutcome: TypeAlias = Literal["pending", "paired", "duplicate"]
@@ -171,6 +172,9 @@ class PayloadWindow:
         self._endpoint_names: list[str] = []
         self._columns: dict[ColumnKey, ColumnStore] = {}
         self._prediction = ColumnStore(0)
+        # The responses' class probabilities, one store per class; the width is the first
+        # response's (at most MAX_PROBABILITY_COLUMNS); rows of another width keep NaNs.
+        self._probabilities: list[ColumnStore] = []
         self._last_now = -math.inf
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
 
@@ -225,6 +229,7 @@ class PayloadWindow:
         *,
         endpoint: str | None = None,
         min_samples: int | None = None,
+        probabilities: list[FloatArray] | None = None,
     ) -> Dataset | None:
         """The window as a Dataset, oldest row first; None below ``min_samples`` rows
         (default: the spec's ``minSamples``; the window never holds fewer than 1 row).
@@ -235,6 +240,9 @@ class PayloadWindow:
         categorical as a CategoricalColumn (numbers spelled as labels: 2.0 -> "2").
         ``prediction_name`` holds the predictions as ``prediction_type``. ``endpoint``
         keeps only rows that KServe logged for that endpoint (default or canary).
+        ``probabilities``, when given, receives the same rows' class probabilities, one
+        array per class (none when no response held probabilities; NaN for rows whose
+        response did not).
         """
         with self._lock:
             self._expire(self._tick(now))
@@ -251,6 +259,8 @@ class PayloadWindow:
                 stores = [s for s in found if s is not None]
                 columns[feature.name] = _materialize(stores, slots, feature.type)
             columns[prediction_name] = _materialize([self._prediction], slots, prediction_type)
+            if probabilities is not None:
+                probabilities.extend(store.numbers(slots) for store in self._probabilities)
             return Dataset(columns)
 
     def status(self, now: float) -> PayloadStatus:
@@ -336,6 +346,7 @@ class PayloadWindow:
     def _nbytes(self) -> int:
         ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
         ring += sum(store.nbytes() for store in self._columns.values())
+        ring += sum(store.nbytes() for store in self._probabilities)
         return int(ring + self._pending_bytes + self._recent_bytes)
 
     def _fit_bytes(self) -> None:
@@ -390,7 +401,7 @@ class PayloadWindow:
         if n <= 0:
             return
         gone = (self._head + np.arange(n, dtype=np.intp)) % self._capacity
-        for store in (*self._columns.values(), self._prediction):
+        for store in (*self._columns.values(), self._prediction, *self._probabilities):
             store.clear(gone)
         self._head = (self._head + n) % self._capacity
         self._size -= n
@@ -405,7 +416,7 @@ class PayloadWindow:
         times[: order.size] = self._times[order]
         endpoints[: order.size] = self._endpoints[order]
         self._times, self._endpoints = times, endpoints
-        for store in (*self._columns.values(), self._prediction):
+        for store in (*self._columns.values(), self._prediction, *self._probabilities):
             store.resize(order, capacity)
         self._head, self._capacity = 0, capacity
 
@@ -413,7 +424,7 @@ class PayloadWindow:
         """A smaller ring, and only the labels its rows still use."""
         self._resize(capacity)
         live = self._slots()
-        for store in (*self._columns.values(), self._prediction):
+        for store in (*self._columns.values(), self._prediction, *self._probabilities):
             store.compact(live)
 
     def _max_rows(self, incoming: Mapping[ColumnKey, object]) -> int:
@@ -423,7 +434,7 @@ class PayloadWindow:
             return self.limits.max_samples
         keys = set(self._columns)
         keys.update(k for k in incoming if not isinstance(k, str) or self._monitored(k))
-        width = min(len(keys), self.limits.max_columns) + 1
+        width = min(len(keys), self.limits.max_columns) + 1 + len(self._probabilities)
         return max(1, min(self.limits.max_samples, self.byte_limit // (9 + 12 * width)))
 
     def _endpoint_code(self, name: str, *, create: bool = True) -> int:
@@ -468,6 +479,20 @@ class PayloadWindow:
             if key not in written:
                 store.clear(slots)
         self.counters.truncated += self._prediction.put(slots, response.predictions[skip:], self)
+        self._put_probabilities(slots, response.probabilities, skip)
+
+    def _put_probabilities(
+        self, slots: npt.NDArray[np.intp], proba: FloatArray | None, skip: int
+    ) -> None:
+        width = 0 if proba is None or proba.ndim != 2 else int(proba.shape[1])
+        if not self._probabilities and 0 < width <= MAX_PROBABILITY_COLUMNS:
+            self._probabilities = [ColumnStore(self._capacity) for _ in range(width)]
+        if proba is None or width != len(self._probabilities):
+            for store in self._probabilities:
+                store.clear(slots)
+            return
+        for i, store in enumerate(self._probabilities):
+            store.put(slots, np.ascontiguousarray(proba[skip:, i], dtype=np.float64), self)
 
     def _monitored(self, name: str) -> bool:
         return self.allowed_names is None or name in self.allowed_names
@@ -510,6 +535,8 @@ def _event_nbytes(event: PayloadEvent) -> int:
         arrays.extend(event.rows.columns.values())
     if event.predictions is not None:
         arrays.append(event.predictions)
+    if event.probabilities is not None:
+        arrays.append(event.probabilities)
     total = 300 + len(event.id)
     for a in arrays:
         total += a.nbytes

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class LoadedReference:
     rows: Dataset | None  # up to PROBE_POOL_ROWS raw rows; None for a saved profile
     version: str
     source: str
+    # What is computed from this reference once and reused while it is cached (the
+    # performance calibration, keyed by its settings): it lives and goes with the entry.
+    derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def features(self) -> list[Feature]:
