@@ -9,6 +9,7 @@ policy does against a real API server is tested in tests/e2e/test_admission_poli
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -221,8 +222,13 @@ def test_a_field_in_a_list_counts_only_when_each_item_is_checked() -> None:
 
 def test_every_action_is_checked(docs: tuple[Doc, Doc]) -> None:
     actions = _spec_schema()["properties"]["actions"]["properties"]
-    for field in ("onSLOBreach", "onDrift"):
+    lists = [f for f in actions if f.startswith("on")]
+    assert lists == ["onSLOBreach", "onDrift", "onPerformanceDrop"]
+    (variable,) = [v for v in docs[0]["spec"]["variables"] if v["name"] == "actions"]
+    for field in lists:
         assert set(actions[field]["items"]["enum"]) == set(ACTION_CHECKS), field
+        # every list of actions feeds the variable the action checks read
+        assert f"object.spec.actions.{field}" in variable["expression"], field
     expressions = _expressions(docs[0])
     for action, check in ACTION_CHECKS.items():
         assert check is None or check in expressions, action
@@ -246,3 +252,29 @@ def test_gitops_pause_is_checked_for_every_owner_kind(docs: tuple[Doc, Doc]) -> 
         ("helm.toolkit.fluxcd.io", "helmreleases"),
     ):
         assert f"authorizer.group('{group}').resource('{resource}')" in expressions, resource
+
+
+def test_every_optional_spec_part_is_tested_before_it_is_read(docs: tuple[Doc, Doc]) -> None:
+    """An expression reading ``object.spec.x.y`` where ``spec.x`` may be absent fails with
+    "no such key" for every monitor without ``x``, and the policy (failurePolicy Fail)
+    then refuses monitors that are fine: ``has(object.spec.x)`` must come first."""
+    schema = _spec_schema()
+    always_there = set(schema.get("required") or []) | {
+        key for key, sub in schema["properties"].items() if "default" in sub
+    }
+    policy = docs[0]["spec"]
+    unguarded = []
+    for item in [*policy["variables"], *policy["validations"]]:
+        expression = " ".join(item["expression"].split())
+        for top in set(re.findall(r"object\.spec\.(\w+)\.", expression)):
+            # variables.actions is [] without spec.actions, and is tested first
+            guarded = top == "actions" and expression.startswith(
+                "!('rollback' in variables.actions)"
+            )
+            if (
+                top not in always_there
+                and not guarded
+                and f"has(object.spec.{top})" not in expression
+            ):
+                unguarded.append(f"spec.{top} in: {expression[:120]}")
+    assert not unguarded, "\n".join(unguarded)
