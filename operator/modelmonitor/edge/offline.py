@@ -165,20 +165,7 @@ def _check(args: argparse.Namespace) -> int:
     if late is not None and labels is not None:
         current, joined = late.join(current, labels.target)
     drift_input, mismatched = _drift_view(current, reference.features)
-    try:
-        report = analyze(
-            reference.data,
-            drift_input,
-            features=reference.features,
-            method=method,
-            methods=_methods_for(method, reference.features),
-            threshold=args.threshold,
-            alpha=args.alpha,
-            correction=args.correction,
-            drift_share=args.drift_share,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    report = analyze_with_flags(args, reference, drift_input, method)
     quality = data_quality(current, reference.data, features=reference.features)
     known = set(quality.extra_columns)
     quality = replace(
@@ -254,6 +241,27 @@ def _render(fmt: str, result: dict[str, Any], reference: Reference, current: Dat
 def _validate_method(method: str) -> None:
     try:
         validate_method_name(method)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def analyze_with_flags(
+    args: argparse.Namespace, reference: Reference, current: Any, method: str
+) -> DriftReport:
+    """``analyze`` of ``current`` (rows or a merged window profile) against the reference,
+    with the command's threshold, alpha, correction and drift-share flags."""
+    try:
+        return analyze(
+            reference.data,
+            current,
+            features=reference.features,
+            method=method,
+            methods=_methods_for(method, reference.features),
+            threshold=args.threshold,
+            alpha=args.alpha,
+            correction=args.correction,
+            drift_share=args.drift_share,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

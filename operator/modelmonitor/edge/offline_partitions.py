@@ -20,7 +20,6 @@ from modelmonitor.adapters.files.partitions import (
     resolve_partitions,
 )
 from modelmonitor.core.dataset import Feature
-from modelmonitor.core.stats.drift import analyze
 from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
 from modelmonitor.core.stats.quality_window import window_quality
 from modelmonitor.edge.labels import LabelSpec, apply_types, column_types, parse_columns
@@ -28,7 +27,7 @@ from modelmonitor.edge.offline import (
     UsageError,
     _add_decision_rules,
     _emit,
-    _methods_for,
+    analyze_with_flags,
     load_reference,
 )
 
@@ -74,20 +73,7 @@ def check_partitioned(
         raise DataError(paths[0], f"has none of the reference's features ({shown})")
     schema = ProfileSchema(tuple(present))
     window = profile_stream(iter_partitions(paths, present, limits=limits), schema)
-    try:
-        report = analyze(
-            reference.data,
-            window,
-            features=reference.features,
-            method=method,
-            methods=_methods_for(method, reference.features),
-            threshold=args.threshold,
-            alpha=args.alpha,
-            correction=args.correction,
-            drift_share=args.drift_share,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    report = analyze_with_flags(args, reference, window, method)
     quality = window_quality(window, reference.data, features=reference.features)
     result = report.to_dict()
     result["data_quality"] = quality.to_dict()
