@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelmonitor.core.stats.performance.auc import sort_order
+
 Array = npt.NDArray[np.float64]
 
 ECE_BINS = 10
@@ -70,8 +72,14 @@ def fit_isotonic(score: Array, label: Array) -> IsotonicMap:
     """The isotonic regression of ``label`` (0/1) on ``score``, ties pooled first."""
     from scipy.optimize import isotonic_regression  # only runs that estimate pay
 
-    ux, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    means = np.bincount(inverse, weights=label, minlength=ux.size) / counts
+    # np.unique's groups without its inverse scatter, and no sort at all for sorted scores
+    order = sort_order(score)
+    xs = score if order is None else score[order]
+    ls = label if order is None else label[order]
+    starts = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1])))
+    ux = xs[starts]
+    counts = np.diff(np.append(starts, xs.size))
+    means = np.add.reduceat(ls, starts) / counts
     fitted = np.asarray(
         isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x,
         dtype=np.float64,
@@ -179,17 +187,20 @@ def check_calibration(
     rng = np.random.default_rng(0)
     if t_idx.size > CHECK_MAX_ROWS:  # plenty for 10 bins; keeps a 1M-row reference cheap
         rows = rng.choice(t_idx.size, CHECK_MAX_ROWS, replace=False)
-        t_idx, proba = t_idx[rows], proba[rows]
+        t_idx, proba = t_idx[rows], np.take(proba, rows, axis=0)
     n = t_idx.size
     raw, raw_p = ece(*_confidence(t_idx, proba, pos))
     half = rng.permutation(n) % 2 == 0
     cross = np.empty_like(proba)
+    # np.take and row indices: boolean or fancy row selections of a 2-D array are slow
     for fit_rows in (half, ~half):
-        if np.count_nonzero(fit_rows) == 0 or np.count_nonzero(~fit_rows) == 0:
-            cross[~fit_rows] = proba[~fit_rows]
+        fit_at, other_at = np.flatnonzero(fit_rows), np.flatnonzero(~fit_rows)
+        other = np.take(proba, other_at, axis=0)
+        if fit_at.size == 0 or other_at.size == 0:
+            cross[other_at] = other
             continue
-        cal = Calibrator.fit(t_idx[fit_rows], proba[fit_rows], pos)
-        cross[~fit_rows] = cal(proba[~fit_rows])
+        cal = Calibrator.fit(t_idx[fit_at], np.take(proba, fit_at, axis=0), pos)
+        cross[other_at] = cal(other)
     cal_ece, _ = ece(*_confidence(t_idx, cross, pos))
     warning = None
     if raw > ECE_WARN and raw_p < ECE_P_WARN:
