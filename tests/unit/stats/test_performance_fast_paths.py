@@ -17,6 +17,7 @@ from modelmonitor.core.stats.performance.auc import (
     _influence,
     is_sorted,
     midranks,
+    realized_auc,
     sort_order,
 )
 from modelmonitor.core.stats.performance.calibration import fit_isotonic
@@ -189,3 +190,24 @@ def test_evaluate_gives_the_same_report_for_any_row_order() -> None:
         for m, e in a[part].items():
             for key in ("value", "lower", "upper"):
                 assert e[key] == pytest.approx(b[part][m][key], rel=1e-9, abs=1e-12), (part, m)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_auc_value_equals_the_realized_auc_and_the_pair_count(k: int) -> None:
+    """The reference's AUC without DeLong's influences: the same value as realized_auc,
+    and (binary) the share of (positive, negative) pairs ranked right, ties half."""
+    from modelmonitor.core.stats.performance.auc import auc_value, macro_auc_value
+
+    rng = np.random.default_rng(11)
+    proba = np.round(rng.dirichlet(np.ones(k), 1200), 2)  # ties
+    t_idx = rng.integers(0, k, 1200).astype(np.intp)
+    if k == 4:
+        t_idx[t_idx == 2] = 0  # a class absent from the labels: left out of the mean
+    pos = 1 if k == 2 else None
+    full, _ = realized_auc(t_idx, proba, pos, 1.96)
+    assert macro_auc_value(t_idx, proba, pos) == pytest.approx(full.value, rel=REL)
+    if k == 2:
+        s1, s0 = proba[t_idx == 1, 1], proba[t_idx == 0, 1]
+        pairs = (s1[:, None] > s0[None, :]).mean() + 0.5 * (s1[:, None] == s0[None, :]).mean()
+        assert auc_value(t_idx == 1, proba[:, 1]) == pytest.approx(pairs, rel=REL)
+    assert auc_value(np.zeros(5, dtype=bool), np.arange(5.0)) is None

@@ -93,6 +93,33 @@ def _influence(positive: npt.NDArray[np.bool_], score: Array) -> tuple[float, Ar
     return auc, phi
 
 
+def auc_value(positive: npt.NDArray[np.bool_], score: Array) -> float | None:
+    """The AUC of one binary split without its influences (what :func:`_influence` gives
+    as its first value): per group of tied scores, its positives times the negatives below
+    it plus half the tied ones; None when one class is absent. O(n) on sorted scores."""
+    n = score.size
+    n1 = int(np.count_nonzero(positive))
+    n0 = n - n1
+    if n1 == 0 or n0 == 0:
+        return None
+    order = sort_order(score)
+    s = score if order is None else score[order]
+    is_pos = positive if order is None else positive[order]
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    pos_in = np.add.reduceat(is_pos.astype(np.float64), starts)
+    neg_in = np.diff(np.append(starts, n)) - pos_in
+    neg_before = np.cumsum(neg_in) - neg_in
+    return float(pos_in @ (neg_before + neg_in / 2.0)) / (n1 * n0)
+
+
+def macro_auc_value(t_idx: npt.NDArray[np.intp], proba: Array, pos: int | None) -> float | None:
+    """The value of :func:`realized_auc` (binary, or the mean over the classes present)."""
+    classes = [pos] if pos is not None else list(range(proba.shape[1]))
+    values = [auc_value(t_idx == c, proba[:, c]) for c in classes]
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
 def realized_auc(
     t_idx: npt.NDArray[np.intp], proba: Array, pos: int | None, z: float
 ) -> tuple[Estimate, list[int]]:

@@ -28,7 +28,7 @@ from modelmonitor.core.stats.label_encoding import (
     labels_array,
     missing_mask,
 )
-from modelmonitor.core.stats.performance.auc import sort_order
+from modelmonitor.core.stats.performance.auc import macro_auc_value, sort_order
 from modelmonitor.core.stats.performance.calibration import (
     SMALL_REFERENCE,
     CalibrationCheck,
@@ -233,7 +233,10 @@ class ClassificationReference:
         )
         check = check_calibration(rt, rs, pos)  # before the reordering: it samples rows
         rs, rt, rpi = _by_score(pos, rs, rt, rpi)
-        metrics, _ = realized_classification(rt, rpi, rs, pos, z)
+        # the reference's own values only: its intervals (DeLong's influences) go unused
+        metrics, _ = realized_classification(rt, rpi, None, pos, z, k=k)
+        reference: dict[str, float | None] = {m: e.value for m, e in metrics.items()}
+        reference["roc_auc"] = macro_auc_value(rt, rs, pos)
         if check.warning:
             notes.append(check.warning)
         if ry.size < SMALL_REFERENCE:
@@ -247,7 +250,7 @@ class ClassificationReference:
             columns=1 if rp.ndim == 1 else k,
             calibrator=Calibrator.fit(rt, rs, pos),
             calibration=check,
-            reference={m: e.value for m, e in metrics.items()},
+            reference=reference,
             confidence=confidence,
             notes=tuple(notes),
             rows=int(ry.size),
