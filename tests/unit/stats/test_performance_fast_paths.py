@@ -211,3 +211,54 @@ def test_auc_value_equals_the_realized_auc_and_the_pair_count(k: int) -> None:
         pairs = (s1[:, None] > s0[None, :]).mean() + 0.5 * (s1[:, None] == s0[None, :]).mean()
         assert auc_value(t_idx == 1, proba[:, 1]) == pytest.approx(pairs, rel=REL)
     assert auc_value(np.zeros(5, dtype=bool), np.arange(5.0)) is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 3000])
+def test_isotonic_values_equal_scipys_isotonic_regression(n: int) -> None:
+    """The compiled routine loaded from its file against scipy's public function."""
+    from scipy.optimize import isotonic_regression
+
+    from modelmonitor.core.stats.performance.calibration import isotonic_values
+
+    rng = np.random.default_rng(12)
+    y = np.round(rng.random(n) + np.linspace(0, 0.3, n), 1)  # ties and violators
+    w = rng.integers(1, 6, n).astype(np.float64)
+    expect = isotonic_regression(y, weights=w, increasing=True).x
+    y_before, w_before = y.copy(), w.copy()
+    np.testing.assert_allclose(isotonic_values(y, w), expect, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(y, y_before)  # the inputs are not pooled in place
+    np.testing.assert_array_equal(w, w_before)
+
+
+def test_isotonic_values_fall_back_to_scipy_optimize(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from modelmonitor.core.stats.performance import calibration
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    fallback = calibration._load_pava()
+    assert fallback is calibration._scipy_isotonic
+    y = np.array([0.0, 1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(fallback(y, np.ones(5)), [0.0, 0.5, 0.5, 1.0, 1.0])
+
+
+def test_estimating_performance_does_not_import_scipy_optimize() -> None:
+    """scipy.optimize costs about 0.3 s of CPU to import; a fit and an estimate need only
+    its compiled pool-adjacent-violators routine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from modelmonitor.core.stats.performance import classification_performance\n"
+        "rng = np.random.default_rng(0)\n"
+        "p = rng.random(2000)\n"
+        "y = (rng.random(2000) < p).astype(int)\n"
+        "r = classification_performance(y, p, p[:500], current_y=y[:500])\n"
+        "assert r.estimated is not None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.optimize')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
