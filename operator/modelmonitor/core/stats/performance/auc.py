@@ -109,7 +109,9 @@ def auc_value(positive: npt.NDArray[np.bool_], score: Array) -> float | None:
     pos_in = np.add.reduceat(is_pos.astype(np.float64), starts)
     neg_in = np.diff(np.append(starts, n)) - pos_in
     neg_before = np.cumsum(neg_in) - neg_in
-    return float(pos_in @ (neg_before + neg_in / 2.0)) / (n1 * n0)
+    # a sum of products, not ``@``: a dot product this long starts BLAS threads, which on
+    # a shared machine spin on the other core for no gain
+    return float(np.sum(pos_in * (neg_before + neg_in / 2.0))) / (n1 * n0)
 
 
 def macro_auc_value(t_idx: npt.NDArray[np.intp], proba: Array, pos: int | None) -> float | None:
