@@ -10,7 +10,7 @@ job mode's streaming uses, so the verdict does not depend on where the files wer
 (exact parts equal exactly; sketches within their stated rank error, docs/statistics.md).
 
 Rows never travel: the workers must see the files at the same paths as the caller (the
-claim mounted at the same path on the workers, docs/scale.md). The engine is an optional
+claim mounted at the same path on the workers, docs/sources.md). The engine is an optional
 extra (``pip install modelmonitor[dask]``); :func:`available` says whether it is
 installed, and nothing here imports ``distributed`` until a cluster is asked for.
 
