@@ -29,9 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from partitions import check, compare, machine, subset
+from partitions import check, compare, machine, subset  # bench/ is on sys.path as a script
 
 BIN = Path(sys.executable).parent
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -366,3 +366,62 @@ def test_a_failing_cluster_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (problem,) = report.problems
     assert problem.reason == "EngineFailed"
     assert "cannot reach the Dask scheduler" in problem.message
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--engine", "dask"], "--engine dask needs --scheduler"),
+        (["--scheduler", "tcp://h:8786"], "--scheduler is the address of --engine dask"),
+        (["--engine", "dask", "--scheduler", "http://h:1"], "tcp://host:port"),
+        (["--engine", "dask-local", "--workers", "0"], "--workers must lie in"),
+    ],
+)
+def test_engine_arguments_are_checked_before_any_file_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    from modelmonitor.edge.cli import main
+
+    paths = write_window(tmp_path / "window", 2, 50)
+    pq.write_table(pq.read_table(paths[0]), tmp_path / "ref.parquet")
+    args = ["check", "--reference", str(tmp_path / "ref.parquet")]
+    rc = main([*args, "--current", str(tmp_path / "window"), *extra])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_engine_on_one_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelmonitor.edge.cli import main
+
+    paths = write_window(tmp_path / "window", 1, 50)
+    rc = main(
+        [
+            "check",
+            "--reference",
+            str(paths[0]),
+            "--current",
+            str(paths[0]),
+            "--engine",
+            "dask-local",
+        ]
+    )
+    assert rc == 2
+    assert "profiles the files of a partitioned --current" in capsys.readouterr().err
+
+
+def test_without_the_extra_the_command_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelmonitor.edge.cli import main
+
+    monkeypatch.setattr(dask_engine, "available", lambda: False)
+    paths = write_window(tmp_path / "window", 2, 50)
+    args = ["check", "--reference", str(paths[0]), "--current", str(tmp_path / "window")]
+    assert main([*args, "--engine", "dask-local"]) == 2
+    assert "pip install 'modelmonitor[dask]'" in capsys.readouterr().err
+    assert dask_profiler(LOOPBACK_ALLOWED) is None  # the run pod: EngineNotInstalled
