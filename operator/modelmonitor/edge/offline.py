@@ -119,10 +119,7 @@ def _check(args: argparse.Namespace) -> int:
 
         return check_partitioned(args, method, features, labels, limits, started)
     if getattr(args, "engine", "stream") != "stream":
-        raise UsageError(
-            f"--engine {args.engine} profiles the files of a partitioned --current "
-            "(a folder or a glob); one file is read here"
-        )
+        raise UsageError(f"--engine {args.engine} profiles the files of a partitioned --current")
     try:
         late = read_late_labels(args, labels, limits=limits)
     except LateLabelsError as exc:
