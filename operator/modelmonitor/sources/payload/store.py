@@ -62,7 +62,8 @@ class PayloadStore:
     gives up its oldest rows past ``max_bytes / len(store)``). ``rejected`` counts
     requests turned away before reaching a window, by reason (``token_missing``,
     ``token_wrong``, ``unknown_monitor``, ``foreign_source``, ``malformed``,
-    ``too_large``).
+    ``too_large``, ``slow_body``; ``labels_off`` for labels sent to a monitor that takes
+    none), the label route's as the payload route's.
     """
 
     def __init__(
@@ -128,6 +129,9 @@ class PayloadStore:
                     frozenset(names) if names else None
                 ):
                     entry.window.reconfigure(limits, names)
+            entry.window.configure_labels(
+                spec.performance.labels if spec.performance is not None else None
+            )
             return entry.window
 
     def forget(self, namespace: str, monitor: str) -> bool:

@@ -33,9 +33,11 @@ from modelmonitor.core.codecs.cloudevents import (
     PayloadEvent,
     Values,
 )
+from modelmonitor.core.codecs.labels import LabelBatch, row_id
 from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, FloatArray
-from modelmonitor.core.spec import PayloadLogSpec
+from modelmonitor.core.spec import LabelsSpec, PayloadLogSpec
 from modelmonitor.sources.payload.columns import ColumnStore
+from modelmonitor.sources.payload.labels import LabelBuffer, LabelCounters, LabelOutcome
 
 # Defaults of the bounds that the spec does not set (see WindowLimits).
 DEFAULT_PENDING_SECONDS = 300.0
@@ -177,6 +179,8 @@ class PayloadWindow:
         self._probabilities: list[ColumnStore] = []
         self._last_now = -math.inf
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
+        # spec.performance.labels: served predictions waiting for late labels (None: off)
+        self._labels: LabelBuffer | None = None
 
     # -- public API ----------------------------------------------------------------------
     def add(self, event: PayloadEvent, now: float) -> AddOutcome:
@@ -213,6 +217,48 @@ class PayloadWindow:
             self.counters.paired += 1
             self._fit_bytes()
             return "paired"
+
+    def configure_labels(self, spec: LabelsSpec | None) -> None:
+        """Keep served predictions for late labels (``spec``), or stop (None). A change
+        of labelDelay or maxPredictions keeps what waits."""
+        with self._lock:
+            if spec is None:
+                self._labels = None
+            elif self._labels is None:
+                self._labels = LabelBuffer(spec.delay_seconds, spec.max_predictions)
+            else:
+                self._labels.reconfigure(spec.delay_seconds, spec.max_predictions)
+            self._fit_bytes()
+
+    @property
+    def takes_labels(self) -> bool:
+        return self._labels is not None
+
+    def add_labels(self, batch: LabelBatch, now: float) -> LabelOutcome | None:
+        """Join a batch of late labels to the served predictions (None: this window
+        takes no labels)."""
+        with self._lock:
+            if self._labels is None:
+                return None
+            return self._labels.label(batch.ids, batch.labels, self._tick(now))
+
+    def labelled(self, now: float) -> tuple[FloatArray, list[str | None]] | None:
+        """The predictions waiting for labels (probabilities, labels or None), oldest
+        first; None when this window takes no labels."""
+        with self._lock:
+            if self._labels is None:
+                return None
+            self._labels.expire(self._tick(now))
+            return self._labels.snapshot()
+
+    def label_counters(self) -> dict[str, int] | None:
+        """``status.performance.labels``: the label counters and the predictions waiting."""
+        with self._lock:
+            if self._labels is None:
+                return None
+            out = LabelCounters(**vars(self._labels.counters)).as_status()
+            out["awaiting"] = self._labels.awaiting()
+            return out
 
     def record_malformed(self) -> None:
         """Count an event for this monitor that could not be read at all."""
@@ -347,13 +393,21 @@ class PayloadWindow:
         ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
         ring += sum(store.nbytes() for store in self._columns.values())
         ring += sum(store.nbytes() for store in self._probabilities)
-        return int(ring + self._pending_bytes + self._recent_bytes)
+        labels = self._labels.nbytes() if self._labels is not None else 0
+        return int(ring + self._pending_bytes + self._recent_bytes + labels)
+
+    def _ring_nbytes(self) -> int:
+        ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
+        ring += sum(store.nbytes() for store in self._columns.values())
+        return int(ring + sum(store.nbytes() for store in self._probabilities))
 
     def _fit_bytes(self) -> None:
         """Stay within ``byte_limit``: give up the oldest unpaired halves, then forget
-        half of the ids kept for duplicates, then evict the oldest quarter of the rows and
-        shrink the ring - until the window fits (an empty window always does)."""
+        half of the ids kept for duplicates and the ids of predictions that left, then
+        the oldest quarter of whichever is larger, the predictions waiting for labels or
+        the rows (shrinking the ring) - until the window fits (an empty one always does)."""
         limit = self.byte_limit
+        labels = self._labels
         while limit is not None and self._nbytes() > limit:
             if self._pending:
                 self._drop_oldest_pending()
@@ -361,6 +415,15 @@ class PayloadWindow:
             elif self._recent:
                 for _ in range(max(1, len(self._recent) // 2)):
                     self._forget_oldest_id()
+            elif labels is not None and labels.gone_nbytes():
+                labels.forget_gone()
+            elif (
+                labels is not None
+                and len(labels)
+                and (not self._size or labels.nbytes() >= self._ring_nbytes())
+            ):
+                labels.shed(max(1, len(labels) // 4))
+                labels.forget_gone()
             elif self._size:
                 n = max(1, self._size // 4)
                 self._evict(n, counted=False)
@@ -376,6 +439,8 @@ class PayloadWindow:
             self._drop_oldest_pending()
         while self._recent and next(iter(self._recent.values())) < horizon:
             self._forget_oldest_id()
+        if self._labels is not None:
+            self._labels.expire(now)
         if self._size:
             times = self._times[self._slots()]
             old = int(np.searchsorted(times, now - self.limits.window_seconds, side="left"))
@@ -480,6 +545,10 @@ class PayloadWindow:
                 store.clear(slots)
         self.counters.truncated += self._prediction.put(slots, response.predictions[skip:], self)
         self._put_probabilities(slots, response.probabilities, skip)
+        proba = response.probabilities
+        if self._labels is not None and proba is not None and proba.ndim == 2:
+            ids = [row_id(request.id, i, n) for i in range(skip, n)]
+            self._labels.serve(ids, np.asarray(proba[skip:], dtype=np.float64), now)
 
     def _put_probabilities(
         self, slots: npt.NDArray[np.intp], proba: FloatArray | None, skip: int
