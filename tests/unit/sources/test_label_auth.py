@@ -16,7 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import generate_latest
 
+from modelmonitor.adapters.metrics import MetricsRecorder
+from modelmonitor.core.codecs.labels import LabelBatch
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.sources.payload.server import (
     bound_port,
@@ -141,3 +144,19 @@ def test_bodies_too_large_or_not_a_batch_are_refused_and_counted() -> None:
     serve(s, scenario)
     assert joined(s)["received"] == 0
     assert refused_metric(s) == {"too_large": 1.0, "malformed": 1.0}
+
+
+def test_the_join_is_exported_as_metrics() -> None:
+    s = store()
+    window = s.window("victim-ns", "fraud")
+    assert window is not None
+    window.add_labels(LabelBatch(("r1", "x"), ("1", "0")), T0)
+    metrics = MetricsRecorder()
+    metrics.watch_payloads(s)
+    text = generate_latest(metrics.registry).decode()
+    series = (
+        'modelmonitor_payload_labels_total{{monitor="fraud",namespace="victim-ns",result="{}"}}'
+    )
+    assert series.format("matched") + " 1.0" in text
+    assert series.format("unknownIds") + " 1.0" in text
+    assert 'modelmonitor_payload_labels_awaiting{monitor="fraud",namespace="victim-ns"} 0.0' in text

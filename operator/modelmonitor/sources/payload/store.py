@@ -159,6 +159,17 @@ class PayloadStore:
             entries = list(self._entries.items())
         return {k: e.window.nbytes() for k, e in entries}
 
+    def label_counters(self) -> dict[tuple[str, str], dict[str, int]]:
+        """The late-label counters of every window that takes labels (for the metrics)."""
+        with self._lock:
+            entries = list(self._entries.items())
+        out = {}
+        for key, entry in entries:
+            counters = entry.window.label_counters()
+            if counters is not None:
+                out[key] = counters
+        return out
+
     def authenticate(self, namespace: str, monitor: str, token: str) -> str | None:
         """None when ``token`` is the monitor's; else the reason to refuse
         (``unknown_monitor`` or ``token_wrong``). Tokens are compared in constant time,
