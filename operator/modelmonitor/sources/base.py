@@ -122,7 +122,7 @@ class Scored:
     labels: Column | None = None
     # late labels (spec.performance.labels): ``labels`` are the target's, joined by id;
     # these are the feed's counters for status.performance.labels
-    label_feed: Mapping[str, int] | None = None
+    label_feed: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from modelmonitor.core.codecs.labels import (
     MAX_ID_CHARS,
     LabelBatch,
     MalformedLabelsError,
+    parse_label_csv,
     parse_labels,
     row_id,
 )
@@ -25,6 +26,7 @@ from modelmonitor.engine.runner import InlineRunner
 from modelmonitor.sources.payload.labels import LabelBuffer
 from modelmonitor.sources.payload.store import PayloadStore
 from tests.unit.operator.test_performance_runs import NOW, REFERENCE, Model, runner
+from tests.unit.operator.test_runner import Objects
 from tests.unit.sources.payload_events import T0, feed, v1_pair, window
 
 # --- the batch ----------------------------------------------------------------------------
@@ -344,4 +346,93 @@ def test_no_served_prediction_yet_is_insufficient_with_the_counters() -> None:
     perf = _run(store, spec)
     assert perf["status"] == "insufficient_data"
     assert "waits for labels" in perf["message"]
+    assert perf["labels"]["received"] == 0
+
+
+# --- the configMap feed -------------------------------------------------------------------
+
+
+def test_a_label_csv_reads_id_and_label_by_header() -> None:
+    batch = parse_label_csv("label,id,note\n1,req-1,x\n0, req-2 ,y\n\n")
+    assert batch == LabelBatch(("req-1", "req-2"), ("1", "0"))
+    assert parse_label_csv("") == LabelBatch((), ())
+    with pytest.raises(MalformedLabelsError, match="header"):
+        parse_label_csv("request,truth\n1,0\n")
+    with pytest.raises(MalformedLabelsError, match="line 2"):
+        parse_label_csv("id,label\nonly-an-id\n")
+
+
+def test_a_config_map_feed_needs_its_ref_and_only_then() -> None:
+    ref = {"name": "fraud-labels", "key": "labels.csv"}
+    perf = payload_spec(labels={"source": "configMap", "configMapRef": ref}).performance
+    assert perf is not None
+    assert perf.labels is not None
+    assert (perf.labels.config_map_name, perf.labels.config_map_key) == (
+        "fraud-labels",
+        "labels.csv",
+    )
+    with pytest.raises(SpecError, match="configMapRef"):
+        payload_spec(labels={"source": "configMap"})
+    with pytest.raises(SpecError, match="configMapRef"):
+        payload_spec(labels={"configMapRef": ref})  # source http
+    with pytest.raises(SpecError, match=r"configMapRef\.name"):
+        payload_spec(labels={"source": "configMap", "configMapRef": {**ref, "name": "../x"}})
+
+
+def _config_map_run(store: PayloadStore, spec: MonitorSpec, objects: Objects) -> dict[str, Any]:
+    clients = replace(runner(Model()).clients, payloads=store, lookup=objects)
+    perf = asyncio.run(InlineRunner(clients).run("ml", "perf", spec, {})).performance
+    assert perf is not None
+    return dict(perf)
+
+
+def test_a_config_map_feed_is_joined_once_per_version() -> None:
+    store = PayloadStore()
+    ref = {"name": "perf-labels", "key": "labels.csv"}
+    spec = payload_spec(labels={"source": "configMap", "configMapRef": ref}, minRows=100)
+    store.register("ml", "perf", spec, "t" * 43)
+    rng = np.random.default_rng(14)
+    xs = rng.random(300)
+    ids = _log(store, xs)
+    y = (rng.random(300) < xs).astype(int)
+    objects = Objects()
+    perf = _config_map_run(store, spec, objects)
+    assert (
+        perf["labels"]["message"]
+        == "ConfigMap ml/perf-labels key labels.csv: the ConfigMap does not exist"
+    )
+    assert perf["basis"] == "estimated"  # the estimate goes on
+    csv_text = "id,label\n" + "".join(f"{i},{v}\n" for i, v in zip(ids, y, strict=True))
+    objects.items[("ConfigMap", "perf-labels")] = {
+        "metadata": {"resourceVersion": "7"},
+        "data": {"labels.csv": csv_text},
+    }
+    first = _config_map_run(store, spec, objects)
+    again = _config_map_run(store, spec, objects)
+    assert first["basis"] == "realized"
+    assert first["labelledRows"] == 300
+    assert "message" not in first["labels"]
+    assert again["labels"]["received"] == 300  # the same version is not joined twice
+    objects.items[("ConfigMap", "perf-labels")]["metadata"]["resourceVersion"] = "8"
+    third = _config_map_run(store, spec, objects)
+    assert third["labels"]["duplicates"] == 300  # a new version is joined whole again
+
+
+def test_a_config_map_feed_that_cannot_be_read_is_a_note() -> None:
+    store = PayloadStore()
+    ref = {"name": "perf-labels", "key": "labels.csv"}
+    spec = payload_spec(labels={"source": "configMap", "configMapRef": ref}, minRows=100)
+    store.register("ml", "perf", spec, "t" * 43)
+    _log(store, np.random.default_rng(15).random(200))
+    objects = Objects(
+        {
+            ("ConfigMap", "perf-labels"): {
+                "metadata": {"resourceVersion": "1"},
+                "data": {"labels.csv": "who,what\n1,2\n"},
+            }
+        }
+    )
+    perf = _config_map_run(store, spec, objects)
+    assert "header has no 'id' and 'label'" in perf["labels"]["message"]
+    assert perf["status"] == "ok"
     assert perf["labels"]["received"] == 0

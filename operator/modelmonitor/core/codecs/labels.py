@@ -6,11 +6,15 @@ or an integer written as text); for a request of several rows, row ``i`` (from 0
 ``<id>:<i>``. ``label`` is the true class: text, an integer, a whole float or a
 boolean, compared as text the way predictions are (``2.0`` and ``2`` are the same
 class). A batch is taken whole or refused whole with one reason, so a feed can resend it
-after fixing it. Pure: bytes in, pairs out.
+after fixing it. A ConfigMap feed is a CSV with the columns ``id`` and ``label`` (a header
+line first, other columns ignored), read by :func:`parse_label_csv` under the same rules.
+Pure: bytes in, pairs out.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,3 +96,28 @@ def _label(item: Any, i: int) -> str:
             f"labels[{i}].label must be a finite value of 1-{MAX_LABEL_CHARS} characters"
         )
     return text
+
+
+def parse_label_csv(text: str) -> LabelBatch:
+    """The ``id,label`` CSV of a ConfigMap feed; MalformedLabelsError otherwise."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return LabelBatch((), ())
+    names = [h.strip() for h in header]
+    if "id" not in names or "label" not in names:
+        raise MalformedLabelsError(f"the CSV's header has no 'id' and 'label' columns: {names}")
+    at_id, at_label = names.index("id"), names.index("label")
+    ids: list[str] = []
+    labels: list[str] = []
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(ids) >= MAX_BATCH:
+            raise MalformedLabelsError(f"more than {MAX_BATCH} labels")
+        if len(row) <= max(at_id, at_label):
+            raise MalformedLabelsError(f"line {line} has {len(row)} column(s)")
+        item = {"id": row[at_id].strip(), "label": row[at_label].strip()}
+        ids.append(_id(item, line))
+        labels.append(_label(item, line))
+    return LabelBatch(tuple(ids), tuple(labels))

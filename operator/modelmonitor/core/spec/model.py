@@ -260,18 +260,22 @@ class AnomalySpec:
         return self.lookback_seconds / self.step_seconds
 
 
-LABEL_SOURCES = ("http",)
+LABEL_SOURCES = ("http", "configMap")
 
 
 @dataclass(frozen=True)
 class LabelsSpec:
-    """Late labels: ``{id, label}`` batches POSTed to the collector, joined by request id
-    to the payload log's served predictions, which wait ``delay_seconds`` for them (at
-    most ``max_predictions``, within the window's byte share). See docs/statistics.md."""
+    """Late labels: ``{id, label}`` batches POSTed to the collector (``http``) or an
+    ``id,label`` CSV in a ConfigMap key (``configMap``, read again when it changes),
+    joined by request id to the payload log's served predictions, which wait
+    ``delay_seconds`` for them (at most ``max_predictions``, within the window's byte
+    share). See docs/statistics.md."""
 
-    source: Literal["http"] = "http"
+    source: Literal["http", "configMap"] = "http"
     delay_seconds: float = 86400.0
     max_predictions: int = 100000
+    config_map_name: str | None = None  # source configMap
+    config_map_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from modelmonitor.core.names import key_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader
 from modelmonitor.core.spec.model import (
     LABEL_SOURCES,
@@ -108,10 +109,19 @@ def _labels(r: FieldReader, data: Mapping[str, Any], path: str) -> LabelsSpec | 
         low=1,
         high=MAX_PREDICTIONS,
     )
+    name = key = None
+    ref = r.obj(value, "configMapRef", where)
+    if (source == "configMap") != (ref is not None):
+        r.problem(f"{where}.configMapRef", "is required with source configMap, and only then")
+    if ref is not None:
+        name = r.name(ref, "name", f"{where}.configMapRef", subdomain_problem)
+        key = r.name(ref, "key", f"{where}.configMapRef", key_problem)
     return LabelsSpec(
         source=source or LabelsSpec.source,  # type: ignore[arg-type]
         delay_seconds=delay if delay is not None else LabelsSpec.delay_seconds,
         max_predictions=most,
+        config_map_name=name,
+        config_map_key=key,
     )
 
 

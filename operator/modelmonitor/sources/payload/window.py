@@ -181,6 +181,8 @@ class PayloadWindow:
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
         # spec.performance.labels: served predictions waiting for late labels (None: off)
         self._labels: LabelBuffer | None = None
+        # the ConfigMap label feed's (name, key, resourceVersion) last joined (by a run)
+        self.label_feed_version: tuple[str, str, str] | None = None
 
     # -- public API ----------------------------------------------------------------------
     def add(self, event: PayloadEvent, now: float) -> AddOutcome:
