@@ -144,7 +144,7 @@ async def _unauthenticated(request: web.Request) -> web.Response:
     return _refuse(
         401,
         "this collector takes the events of a monitor only at its logger URL with its "
-        "token: /v1/logs/{namespace}/{monitor}/{token} (the monitor's "
+        "token: /v1/logs/{namespace}/{monitor}/{token}, labels at /v1/labels/... (the monitor's "
         "status.payloadLog names the Secret that holds it)",
     )
 
