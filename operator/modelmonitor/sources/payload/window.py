@@ -34,9 +34,9 @@ from modelmonitor.core.codecs.cloudevents import (
     Values,
 )
 from modelmonitor.core.codecs.labels import LabelBatch, row_id
-from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, FloatArray
+from modelmonitor.core.dataset import Column, Dataset, FloatArray
 from modelmonitor.core.spec import LabelsSpec, PayloadLogSpec
-from modelmonitor.sources.payload.columns import ColumnStore
+from modelmonitor.sources.payload.columns import ColumnStore, materialize
 from modelmonitor.sources.payload.labels import LabelBuffer, LabelCounters, LabelOutcome
 
 # Defaults of the bounds that the spec does not set (see WindowLimits).
@@ -305,8 +305,8 @@ class PayloadWindow:
             for i, feature in enumerate(features):
                 found = (self._columns.get(feature.name), self._columns.get(i))
                 stores = [s for s in found if s is not None]
-                columns[feature.name] = _materialize(stores, slots, feature.type)
-            columns[prediction_name] = _materialize([self._prediction], slots, prediction_type)
+                columns[feature.name] = materialize(stores, slots, feature.type)
+            columns[prediction_name] = materialize([self._prediction], slots, prediction_type)
             if probabilities is not None:
                 probabilities.extend(store.numbers(slots) for store in self._probabilities)
             return Dataset(columns)
@@ -578,26 +578,6 @@ class PayloadWindow:
         return store
 
 
-def _materialize(stores: Sequence[ColumnStore], slots: npt.NDArray[np.intp], ftype: str) -> Column:
-    """One feature's column from its named and positional storage (the first wins)."""
-    if ftype == "categorical":
-        table: dict[str, int] = {}
-        codes = np.full(slots.size, -1, dtype=np.int32)
-        for store in stores:
-            more = store.labels(slots, table)
-            codes = np.where(codes >= 0, codes, more).astype(np.int32)
-        used, inverse = np.unique(codes[codes >= 0], return_inverse=True)
-        labels = list(table)
-        dense = np.full(slots.size, -1, dtype=np.int32)
-        dense[codes >= 0] = inverse.astype(np.int32)
-        return CategoricalColumn(dense, tuple(labels[i] for i in used.tolist()))
-    values = np.full(slots.size, np.nan)
-    for store in stores:
-        numbers = store.numbers(slots)
-        values = np.where(np.isnan(values), numbers, values)
-    return values
-
-
 def _event_nbytes(event: PayloadEvent) -> int:
     """An unpaired half's memory: its arrays, its strings (64 bytes of object each
     plus the text) and its id."""
@@ -614,6 +594,3 @@ def _event_nbytes(event: PayloadEvent) -> int:
         if a.dtype == object:
             total += sum(64 + (len(v) if isinstance(v, str) else 0) for v in a.tolist())
     return total
-
-
-# --- the store -------------------------------------------------------------------------
