@@ -13,6 +13,8 @@ the true species by row id (``<request id>:<row>``) to the collector's label rou
 * ``shifted`` (the real model): the estimate moves below the reference's accuracy
   before any label; labels POSTed with another monitor's token are refused and change
   nothing; the real labels give realized accuracy inside the estimate's interval.
+* ``filed`` (the real model, labels from a ConfigMap ``id,label`` CSV instead of HTTP):
+  the labels join when the ConfigMap appears.
 * ``swapped`` (``iris-shuffled``, a model trained on shuffled labels, wrong on this
   subgroup as everywhere, scored with the real model's calibration): the labels put its
   realized accuracy far below the estimate - ConceptDrift.
@@ -65,7 +67,7 @@ def _infer(server: ModelServer, model: str, rows: np.ndarray) -> dict[str, Any]:
     return {"request": body, "response": answer}
 
 
-def _labels_monitor(name: str) -> dict[str, Any]:
+def _labels_monitor(name: str, **labels: Any) -> dict[str, Any]:
     doc = monitor(
         name,
         "http://127.0.0.1:9",
@@ -75,7 +77,7 @@ def _labels_monitor(name: str) -> dict[str, Any]:
             "probabilities": ["p0", "p1", "p2"],
             "metrics": ["accuracy", "f1", "roc_auc"],
             "minRows": 50,
-            "labels": {"source": "http", "labelDelay": "10m"},
+            "labels": {"source": "http", "labelDelay": "10m", **labels},
         },
     )
     doc["spec"]["reference"] = {
@@ -140,11 +142,17 @@ def test_the_estimate_moves_first_then_late_labels_realize_it_and_reveal_concept
             },
             _labels_monitor("shifted"),
             _labels_monitor("swapped"),
+            _labels_monitor(
+                "filed",
+                source="configMap",
+                configMapRef={"name": "iris-labels", "key": "labels.csv"},
+            ),
         ],
         "-n",
         namespace,
     )
-    tokens = {name: _token(cluster, namespace, name) for name in ("shifted", "swapped")}
+    names = ("shifted", "swapped", "filed")
+    tokens = {name: _token(cluster, namespace, name) for name in names}
     port = operator_process.args[operator_process.args.index("--payload-port") + 1]
     base = f"http://127.0.0.1:{port}"
 
@@ -157,7 +165,7 @@ def test_the_estimate_moves_first_then_late_labels_realize_it_and_reveal_concept
     for start in range(0, len(rows), BATCH):
         batch = rows[start : start + BATCH]
         request_id = str(uuid.uuid4())
-        for name, model in (("shifted", "iris"), ("swapped", "iris-shuffled")):
+        for name, model in (("shifted", "iris"), ("swapped", "iris-shuffled"), ("filed", "iris")):
             served = _infer(model_server, model, batch)
             url = f"{base}/v1/logs/{namespace}/{name}/{tokens[name]}"
             for kind in ("request", "response"):
@@ -236,6 +244,29 @@ def test_the_estimate_moves_first_then_late_labels_realize_it_and_reveal_concept
         1,
         1,
     )
+
+    # The same labels as a file in a ConfigMap: joined once it is there.
+    csv = "id,label\n" + "".join(f"{item['id']},{item['label']}\n" for item in labels)
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "iris-labels"},
+            "data": {"labels.csv": csv},
+        },
+        "-n",
+        namespace,
+    )
+    st = wait_status(
+        cluster,
+        namespace,
+        "filed",
+        lambda s: (s.get("performance") or {}).get("basis") == "realized",
+        "realized accuracy from the ConfigMap",
+    )
+    assert st["performance"]["labelledRows"] == served_rows
+    assert st["performance"]["realized"]["accuracy"] == real
+    assert "message" not in st["performance"]["labels"]
 
     st = wait_status(
         cluster,
