@@ -317,10 +317,10 @@ def test_a_label_feed_s_config_map_needs_get_on_it(policy: KubeCluster, ns: str)
     feed = {"name": "team-labels", "key": "labels.csv"}
     spec = {
         "target": {"name": "app", "kind": "External", "endpoint": {"url": "http://app:8080"}},
-        "reference": {"inline": [{"x": 1, "y": 0, "p0": 0.4, "p1": 0.6}]},
+        "reference": {"inline": [{"x": 1, "label": 0, "p0": 0.4, "p1": 0.6}]},
         "data": {"payloadLog": {"window": "1h"}},
         "performance": {
-            "target": "y",
+            "target": "label",  # not "y": YAML 1.1 reads a bare y as true
             "probabilities": ["p0", "p1"],
             "labels": {"source": "configMap", "configMapRef": feed},
         },

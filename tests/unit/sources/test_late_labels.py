@@ -21,7 +21,9 @@ from modelmonitor.core.codecs.labels import (
     parse_labels,
     row_id,
 )
+from modelmonitor.core.report import DriftSummary, Report
 from modelmonitor.core.spec import LabelsSpec, MonitorSpec, SpecError, parse_spec
+from modelmonitor.core.verdict import decide
 from modelmonitor.engine.runner import InlineRunner
 from modelmonitor.sources.payload.labels import LabelBuffer
 from modelmonitor.sources.payload.store import PayloadStore
@@ -436,3 +438,21 @@ def test_a_config_map_feed_that_cannot_be_read_is_a_note() -> None:
     assert "header has no 'id' and 'label'" in perf["labels"]["message"]
     assert perf["status"] == "ok"
     assert perf["labels"]["received"] == 0
+
+
+def test_status_performance_is_replaced_so_a_stale_key_goes() -> None:
+    """status is written as a merge patch: keys of an earlier run (a feed's message,
+    breached metrics) are sent as null, not left behind."""
+    old = {
+        "performance": {
+            "status": "degraded",
+            "breached": ["accuracy"],
+            "labels": {"message": "x", "received": 0},
+        }
+    }
+    new = {"status": "ok", "rows": 10, "labels": {"received": 3}}
+    report = Report(NOW, 0.1, "inline", 10, DriftSummary("disabled"), performance=new)
+    patch = decide(report, old, generation=1, now=NOW).status_patch["performance"]
+    assert patch["breached"] is None
+    assert patch["labels"] == {"message": None, "received": 3}
+    assert patch["status"] == "ok"
