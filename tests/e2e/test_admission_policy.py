@@ -311,6 +311,27 @@ def test_object_storage_credentials_need_get_on_their_secret(policy: KubeCluster
     assert_admitted(create_as(policy, ns, "olive", "own", spec))
 
 
+def test_a_label_feed_s_config_map_needs_get_on_it(policy: KubeCluster, ns: str) -> None:
+    """spec.performance.labels.configMapRef is read by the operator every run."""
+    grant(policy, ns, "kate", [("", "configmaps", "get", ("own-labels",))])
+    feed = {"name": "team-labels", "key": "labels.csv"}
+    spec = {
+        "target": {"name": "app", "kind": "External", "endpoint": {"url": "http://app:8080"}},
+        "reference": {"inline": [{"x": 1, "label": 0, "p0": 0.4, "p1": 0.6}]},
+        "data": {"payloadLog": {"window": "1h"}},
+        "performance": {
+            "target": "label",  # not "y": YAML 1.1 reads a bare y as true
+            "probabilities": ["p0", "p1"],
+            "labels": {"source": "configMap", "configMapRef": feed},
+        },
+    }
+    proc = create_as(policy, ns, "kate", "labels", spec)
+    assert_refused(proc, "get configmaps/team-labels")
+    assert "(spec.performance.labels.configMapRef)" in proc.stderr
+    feed["name"] = "own-labels"
+    assert_admitted(create_as(policy, ns, "kate", "labels", spec))
+
+
 def test_inferenceservice_rollback_needs_patch_on_it(policy: KubeCluster, ns: str) -> None:
     """KServe rollback (canary traffic back to 0) needs patch on the InferenceService."""
     spec = {

@@ -17,6 +17,11 @@ def perf(**extra: Any) -> dict[str, Any]:
     return spec_with("performance", {**PERF, **extra})
 
 
+def logged(**extra: Any) -> dict[str, Any]:
+    """spec.performance with a payload log (what late labels join)."""
+    return spec_with("data.payloadLog", {"window": "1h"}, perf(**extra))
+
+
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("no probabilities", spec_with("performance", {"target": "y"}), "probabilities"),
     ("target among the probabilities", perf(target="p1"), "spec.performance.target"),
@@ -47,6 +52,22 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         ),
         "spec.actions",
     ),
+    ("late labels without the payload log", perf(labels={}), "spec.performance.labels"),
+    (
+        "a label delay above 30d",
+        logged(labels={"labelDelay": "31d"}),
+        "spec.performance.labels.labelDelay",
+    ),
+    (
+        "a configMap label feed without its ref",
+        logged(labels={"source": "configMap"}),
+        "spec.performance.labels.configMapRef",
+    ),
+    (
+        "a ConfigMap ref with the http feed",
+        logged(labels={"configMapRef": {"name": "l", "key": "labels.csv"}}),
+        "spec.performance.labels.configMapRef",
+    ),
 ]
 
 
@@ -75,3 +96,9 @@ def test_a_full_performance_section_is_accepted(crds: KubeCluster, namespace: st
     assert stored["task"] == "classification"
     assert stored["predictionOutput"] == "predict"
     assert stored["maxDrop"] == {"f1": 0.05}
+
+
+def test_late_labels_are_accepted_with_their_defaults(crds: KubeCluster, namespace: str) -> None:
+    crds.kubectl("apply", "-n", namespace, "-f", "-", input=_monitor("late", logged(labels={})))
+    stored = crds.get("mm", "late", "-n", namespace)["spec"]["performance"]["labels"]
+    assert stored == {"source": "http", "labelDelay": "1d", "maxPredictions": 100000}

@@ -68,6 +68,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.actions.onPerformanceDrop[]": spec.ACTIONS,
     "spec.performance.task": spec.PERFORMANCE_TASKS,
     "spec.performance.metrics[]": spec.PERFORMANCE_METRICS,
+    "spec.performance.labels.source": spec.LABEL_SOURCES,
     "spec.actions.notify.format": spec.NOTIFY_FORMATS,
     "spec.actions.gitops": GITOPS_POLICIES,
     "spec.alerting.sinks[].type": spec.SINK_TYPES,

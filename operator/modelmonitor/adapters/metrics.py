@@ -47,6 +47,8 @@ class PayloadCounting(Protocol):
 
     def window_bytes(self) -> Mapping[tuple[str, str], int]: ...
 
+    def label_counters(self) -> Mapping[tuple[str, str], Mapping[str, int]]: ...
+
 
 class MetricsRecorder:
     """All ``modelmonitor_`` metrics; tests pass their own registry."""
@@ -429,6 +431,25 @@ class _PayloadCollector(Collector):
         for (namespace, monitor), value in self._store.window_bytes().items():
             held.add_metric([namespace, monitor], float(value))
         yield held
+        labels = CounterMetricFamily(
+            "modelmonitor_payload_labels",
+            "Late labels by what the join made of them (received, matched, unknownIds, "
+            "duplicates, late) and served predictions that left unlabelled (expired).",
+            labels=["namespace", "monitor", "result"],
+        )
+        awaiting = GaugeMetricFamily(
+            "modelmonitor_payload_labels_awaiting",
+            "Served predictions waiting for a late label.",
+            labels=["namespace", "monitor"],
+        )
+        for (namespace, monitor), found in self._store.label_counters().items():
+            for result, value in found.items():
+                if result == "awaiting":
+                    awaiting.add_metric([namespace, monitor], float(value))
+                else:
+                    labels.add_metric([namespace, monitor, result], float(value))
+        yield labels
+        yield awaiting
         yield GaugeMetricFamily(
             "modelmonitor_payload_budget_bytes",
             "The payload-log store's byte budget, shared equally by the windows.",

@@ -28,6 +28,7 @@ from modelmonitor.core.status import (
     find_condition,
     format_time,
     merge_conditions,
+    replacing,
 )
 
 TOP_FEATURES = 10
@@ -287,7 +288,9 @@ def decide(
     elif old.get("anomalies"):
         patch["anomalies"] = None  # spec.anomalies was emptied: drop the stale entries
     if report.performance is not None:
-        patch["performance"] = dict(report.performance)
+        # replaced, not merged: a key this run lacks (realized, breached, a feed's
+        # message) must not linger from an earlier run
+        patch["performance"] = replacing(old.get("performance"), dict(report.performance))
     history = report.details.get("sloHistory")
     if isinstance(history, Mapping):
         patch["sloHistory"] = dict(history)

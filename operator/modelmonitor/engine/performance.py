@@ -78,12 +78,29 @@ def evaluate(
     scored: Scored | None,
     label_column: str | None,
 ) -> Mapping[str, Any]:
-    """``status.performance`` of one run."""
+    """``status.performance`` of one run (with late labels, their counters in ``labels``)."""
+    out = _evaluate(spec, reference, scored, label_column)
+    if scored is not None and scored.label_feed is not None:
+        return {**out, "labels": dict(scored.label_feed)}
+    return out
+
+
+def _evaluate(
+    spec: PerformanceSpec,
+    reference: LoadedReference | None,
+    scored: Scored | None,
+    label_column: str | None,
+) -> Mapping[str, Any]:
     if reference is None:
         return insufficient("the reference could not be loaded").to_status()
     fit = fitted(reference, spec)
     if isinstance(fit, str):
         return insufficient(fit).to_status()
+    if scored is not None and scored.label_feed is not None and scored.probabilities.size == 0:
+        return insufficient(
+            "no served prediction with class probabilities waits for labels yet (the "
+            "payload log's responses carry them)"
+        ).to_status()
     if scored is None:
         return insufficient(
             "the model returned no class probabilities (set spec.performance.probabilityOutput "
@@ -102,7 +119,7 @@ def evaluate(
             rows=finite,
         ).to_status()
     current_y = None
-    if scored.labels is not None and label_column == spec.target:
+    if scored.labels is not None and (scored.label_feed is not None or label_column == spec.target):
         texts = _texts(scored.labels)
         current_y = np.asarray([math.nan if v is None else v for v in texts], dtype=object)
     try:

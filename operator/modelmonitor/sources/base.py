@@ -134,6 +134,9 @@ class Scored:
 
     probabilities: FloatArray  # (rows, columns)
     labels: Column | None = None
+    # late labels (spec.performance.labels): ``labels`` are the target's, joined by id;
+    # these are the feed's counters for status.performance.labels
+    label_feed: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelmonitor.core.spec import (
+    LabelsSpec,
     PerformanceSpec,
     SpecError,
     parse_duration,
@@ -276,6 +277,9 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.performance.confidence": PerformanceSpec.confidence,
         "spec.performance.minRows": PerformanceSpec.min_rows,
         "spec.performance.predictionOutput": PerformanceSpec.prediction_output,
+        "spec.performance.labels.source": LabelsSpec.source,
+        "spec.performance.labels.labelDelay": "1d" if LabelsSpec.delay_seconds == 86400 else None,
+        "spec.performance.labels.maxPredictions": LabelsSpec.max_predictions,
         "spec.alerting.sinks[].minSeverity": spec.alerting.sinks[0].min_severity,
         "spec.alerting.sinks[].resendSeconds": spec.alerting.sinks[0].resend_seconds,
         "spec.anomalies[].step": "5m" if a.step_seconds == 300 else None,

@@ -273,6 +273,24 @@ class AnomalySpec:
         return self.lookback_seconds / self.step_seconds
 
 
+LABEL_SOURCES = ("http", "configMap")
+
+
+@dataclass(frozen=True)
+class LabelsSpec:
+    """Late labels: ``{id, label}`` batches POSTed to the collector (``http``) or an
+    ``id,label`` CSV in a ConfigMap key (``configMap``, read again when it changes),
+    joined by request id to the payload log's served predictions, which wait
+    ``delay_seconds`` for them (at most ``max_predictions``, within the window's byte
+    share). See docs/statistics.md."""
+
+    source: Literal["http", "configMap"] = "http"
+    delay_seconds: float = 86400.0
+    max_predictions: int = 100000
+    config_map_name: str | None = None  # source configMap
+    config_map_key: str | None = None
+
+
 @dataclass(frozen=True)
 class PerformanceSpec:
     """Estimated (and, with a golden set's labels, realized) model performance.
@@ -294,6 +312,8 @@ class PerformanceSpec:
     # Open Inference Protocol outputs to ask for (v2 only); None: read what comes back.
     probability_output: str | None = None
     prediction_output: str = "predict"
+    # late labels joined to served predictions (None: only a golden probe set's labels)
+    labels: LabelsSpec | None = None
 
     def thresholds(self) -> tuple[str, ...]:
         """The metrics with a floor or a drop limit: the ones that can breach."""

@@ -12,10 +12,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from modelmonitor.core.names import key_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader
 from modelmonitor.core.spec.model import (
+    LABEL_SOURCES,
     PERFORMANCE_METRICS,
     PERFORMANCE_TASKS,
+    LabelsSpec,
     MonitorSpec,
     PerformanceSpec,
 )
@@ -23,6 +26,8 @@ from modelmonitor.core.spec.model import (
 MAX_PROBABILITY_COLUMNS = 100
 OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # the CRD's pattern
 MIN_ROWS_FLOOR = 10  # fewer rows than this give intervals too wide to be any verdict
+LABEL_DELAY_SECONDS = (60.0, 30 * 86400.0)  # the CRD's bounds of labels.labelDelay
+MAX_PREDICTIONS = 1_000_000  # the CRD's maximum of labels.maxPredictions
 
 
 def parse_performance(r: FieldReader, spec: Mapping[str, Any]) -> PerformanceSpec | None:
@@ -67,6 +72,7 @@ def parse_performance(r: FieldReader, spec: Mapping[str, Any]) -> PerformanceSpe
     min_rows = r.integer(
         data, "minRows", path, default=PerformanceSpec.min_rows, low=MIN_ROWS_FLOOR, high=1000000
     )
+    labels = _labels(r, data, path)
     if target is None or not probabilities:
         return None
     return PerformanceSpec(
@@ -80,6 +86,42 @@ def parse_performance(r: FieldReader, spec: Mapping[str, Any]) -> PerformanceSpe
         min_rows=min_rows,
         probability_output=output,
         prediction_output=pred_output,
+        labels=labels,
+    )
+
+
+def _labels(r: FieldReader, data: Mapping[str, Any], path: str) -> LabelsSpec | None:
+    value = r.obj(data, "labels", path)
+    if value is None:
+        return None
+    where = f"{path}.labels"
+    source = r.string(value, "source", where, default=LabelsSpec.source, choices=LABEL_SOURCES)
+    delay = r.duration(value, "labelDelay", where, default=LabelsSpec.delay_seconds)
+    low, high = LABEL_DELAY_SECONDS
+    if delay is not None and not low <= delay <= high:
+        r.problem(f"{where}.labelDelay", "must be between 1m and 30d")
+        delay = None
+    most = r.integer(
+        value,
+        "maxPredictions",
+        where,
+        default=LabelsSpec.max_predictions,
+        low=1,
+        high=MAX_PREDICTIONS,
+    )
+    name = key = None
+    ref = r.obj(value, "configMapRef", where)
+    if (source == "configMap") != (ref is not None):
+        r.problem(f"{where}.configMapRef", "is required with source configMap, and only then")
+    if ref is not None:
+        name = r.name(ref, "name", f"{where}.configMapRef", subdomain_problem)
+        key = r.name(ref, "key", f"{where}.configMapRef", key_problem)
+    return LabelsSpec(
+        source=source or LabelsSpec.source,  # type: ignore[arg-type]
+        delay_seconds=delay if delay is not None else LabelsSpec.delay_seconds,
+        max_predictions=most,
+        config_map_name=name,
+        config_map_key=key,
     )
 
 
@@ -154,6 +196,11 @@ def check_performance(r: FieldReader, spec: MonitorSpec) -> None:
             "spec.performance",
             "needs spec.data.probe or spec.data.payloadLog: their answers carry the class "
             "probabilities",
+        )
+    if perf.labels is not None and spec.payload_log is None:
+        r.problem(
+            "spec.performance.labels",
+            "needs spec.data.payloadLog: labels are joined to the served predictions it logs",
         )
     names = {f.name for f in spec.features}
     for column in (perf.target, *perf.probabilities):

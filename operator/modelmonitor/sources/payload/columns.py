@@ -8,6 +8,7 @@ bounded (``maxCategories``, compaction of labels no live row uses).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy.typing as npt
 
 from modelmonitor.core.codecs.cloudevents import Values
 from modelmonitor.core.codecs.inference import label_text
-from modelmonitor.core.dataset import CodeArray, FloatArray
+from modelmonitor.core.dataset import CategoricalColumn, CodeArray, Column, FloatArray
 
 LABEL_OVERHEAD = 100  # a label's str object and its index entry, besides the text
 
@@ -168,3 +169,23 @@ def _label_float(label: str) -> float:
         return float(label)
     except ValueError:
         return math.nan
+
+
+def materialize(stores: Sequence[ColumnStore], slots: npt.NDArray[np.intp], ftype: str) -> Column:
+    """One feature's column from its named and positional storage (the first wins)."""
+    if ftype == "categorical":
+        table: dict[str, int] = {}
+        codes = np.full(slots.size, -1, dtype=np.int32)
+        for store in stores:
+            more = store.labels(slots, table)
+            codes = np.where(codes >= 0, codes, more).astype(np.int32)
+        used, inverse = np.unique(codes[codes >= 0], return_inverse=True)
+        labels = list(table)
+        dense = np.full(slots.size, -1, dtype=np.int32)
+        dense[codes >= 0] = inverse.astype(np.int32)
+        return CategoricalColumn(dense, tuple(labels[i] for i in used.tolist()))
+    values = np.full(slots.size, np.nan)
+    for store in stores:
+        numbers = store.numbers(slots)
+        values = np.where(np.isnan(values), numbers, values)
+    return values

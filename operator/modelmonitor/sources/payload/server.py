@@ -7,6 +7,13 @@ CloudEvent to the URL in ``spec.predictor.logger.url``. The one route that takes
   token (the URL a user puts into ``logger.url``, kept in a Secret the monitor owns;
   see :mod:`.tokens`).
 
+* ``POST /v1/labels/{namespace}/{monitor}/{token}``: late labels of the same monitor
+  (``spec.performance.labels``), a JSON batch of ``{id, label}``
+  (:mod:`modelmonitor.core.codecs.labels`), shown the same token, refused the same way
+  (401, 403, 408, 413, counted alike); 400 for a batch that cannot be read; 202 with
+  what the join made of the batch (``matched``, ``unknownIds``, ``duplicates``,
+  ``late``). A monitor that takes no labels answers 403 as a wrong token does.
+
 Answers: 202 accepted; 401 without a token (``/v1/logs/{namespace}/{monitor}``, or
 ``POST /``); 403 for a wrong token or a monitor that does not collect payload logs (one
 answer for both), and for an event whose CloudEvents extensions name another namespace
@@ -33,6 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from modelmonitor.core.codecs.cloudevents import MalformedEventError, PayloadEvent, parse_events
+from modelmonitor.core.codecs.labels import LabelBatch, MalformedLabelsError, parse_labels
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.payload.window import PayloadWindow
 
@@ -44,6 +52,7 @@ MAX_PARSING = 4  # bodies read and decoded at once
 READ_SECONDS = 30.0  # a sender holding a parsing slot longer is cut off
 OFFLOAD_BYTES = 64 * 1024  # bodies above this are parsed in a worker thread
 LOGS_ROUTE = "/v1/logs/{namespace}/{monitor}/{token}"
+LABELS_ROUTE = "/v1/labels/{namespace}/{monitor}/{token}"
 # CloudEvents' HTTP binding takes any 2xx as delivered; KServe's logger logs the status
 # of every answer other than 200 (at info level) and never retries.
 ACCEPTED = 202
@@ -79,6 +88,8 @@ def make_app(
     app[_SETTINGS] = _Settings(max_body_bytes, clock, max_parsing)
     app.router.add_post(LOGS_ROUTE, _monitor_logs)
     app.router.add_post("/v1/logs/{namespace}/{monitor}", _unauthenticated)
+    app.router.add_post(LABELS_ROUTE, _monitor_labels)
+    app.router.add_post("/v1/labels/{namespace}/{monitor}", _unauthenticated)
     app.router.add_post("/", _unauthenticated)
     app.router.add_get("/healthz", _healthz)
     return app
@@ -133,7 +144,7 @@ async def _unauthenticated(request: web.Request) -> web.Response:
     return _refuse(
         401,
         "this collector takes the events of a monitor only at its logger URL with its "
-        "token: /v1/logs/{namespace}/{monitor}/{token} (the monitor's "
+        "token: /v1/logs/{namespace}/{monitor}/{token}, labels at /v1/labels/... (the monitor's "
         "status.payloadLog names the Secret that holds it)",
     )
 
@@ -176,6 +187,49 @@ async def _monitor_logs(request: web.Request) -> web.Response:
     return _add(window, events, settings.clock())
 
 
+async def _monitor_labels(request: web.Request) -> web.Response:
+    """A batch of late labels: the payload route's token check, then the join."""
+    store = request.app[_STORE]
+    settings = request.app[_SETTINGS]
+    namespace = request.match_info["namespace"]
+    monitor = request.match_info["monitor"]
+    refused = store.authenticate(namespace, monitor, request.match_info["token"])
+    window = store.window(namespace, monitor) if refused is None else None
+    if window is None or not window.takes_labels:
+        store.reject(refused or ("unknown_monitor" if window is None else "labels_off"))
+        return _refuse(
+            403,
+            f"no monitor {namespace}/{monitor} with this token takes labels "
+            "(spec.performance.labels; the token is in the Secret named by status.payloadLog)",
+        )
+    try:
+        async with settings.parsing, asyncio.timeout(READ_SECONDS):
+            body = await _body(request, settings.max_body_bytes)
+            if len(body) > OFFLOAD_BYTES:
+                batch = await asyncio.to_thread(parse_labels, body)
+            else:
+                batch = parse_labels(body)
+    except TimeoutError:
+        store.reject("slow_body")
+        return _refuse(408, f"the body took longer than {READ_SECONDS:g} s to arrive")
+    except _TooLargeError:
+        store.reject("too_large")
+        return _too_large(settings.max_body_bytes)
+    except MalformedLabelsError as exc:
+        store.reject("malformed")
+        log.debug("labels %s/%s: %s", namespace, monitor, exc)
+        return _reply(400, str(exc))
+    return _join(window, batch, settings.clock())
+
+
+def _join(window: PayloadWindow, batch: LabelBatch, now: float) -> web.Response:
+    outcome = window.add_labels(batch, now)
+    if outcome is None:  # labels turned off between the check and now
+        return _reply(403, "this monitor takes no labels")
+    answer = {"accepted": len(batch), **outcome.as_dict()}
+    return web.json_response(answer, status=ACCEPTED)
+
+
 def _add(window: PayloadWindow, events: list[PayloadEvent], now: float) -> web.Response:
     for event in events:
         try:
@@ -197,7 +251,8 @@ def _too_large(limit: int) -> web.Response:
     return response
 
 
-async def _events(request: web.Request, limit: int) -> list[PayloadEvent]:
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (else _TooLargeError, before reading past it)."""
     if request.content_length is not None and request.content_length > limit:
         raise _TooLargeError
     chunks: list[bytes] = []
@@ -207,8 +262,13 @@ async def _events(request: web.Request, limit: int) -> list[PayloadEvent]:
         if size > limit:
             raise _TooLargeError
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def _events(request: web.Request, limit: int) -> list[PayloadEvent]:
+    body = await _body(request, limit)
     headers = dict(request.headers)
+    size = len(body)
     if size > OFFLOAD_BYTES:
         return await asyncio.to_thread(parse_events, headers, body)
     return parse_events(headers, body)

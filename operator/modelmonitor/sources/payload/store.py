@@ -62,7 +62,8 @@ class PayloadStore:
     gives up its oldest rows past ``max_bytes / len(store)``). ``rejected`` counts
     requests turned away before reaching a window, by reason (``token_missing``,
     ``token_wrong``, ``unknown_monitor``, ``foreign_source``, ``malformed``,
-    ``too_large``).
+    ``too_large``, ``slow_body``; ``labels_off`` for labels sent to a monitor that takes
+    none), the label route's as the payload route's.
     """
 
     def __init__(
@@ -128,6 +129,9 @@ class PayloadStore:
                     frozenset(names) if names else None
                 ):
                     entry.window.reconfigure(limits, names)
+            entry.window.configure_labels(
+                spec.performance.labels if spec.performance is not None else None
+            )
             return entry.window
 
     def forget(self, namespace: str, monitor: str) -> bool:
@@ -154,6 +158,17 @@ class PayloadStore:
         with self._lock:
             entries = list(self._entries.items())
         return {k: e.window.nbytes() for k, e in entries}
+
+    def label_counters(self) -> dict[tuple[str, str], dict[str, int]]:
+        """The late-label counters of every window that takes labels (for the metrics)."""
+        with self._lock:
+            entries = list(self._entries.items())
+        out = {}
+        for key, entry in entries:
+            counters = entry.window.label_counters()
+            if counters is not None:
+                out[key] = counters
+        return out
 
     def authenticate(self, namespace: str, monitor: str, token: str) -> str | None:
         """None when ``token`` is the monitor's; else the reason to refuse

@@ -33,9 +33,11 @@ from modelmonitor.core.codecs.cloudevents import (
     PayloadEvent,
     Values,
 )
-from modelmonitor.core.dataset import CategoricalColumn, Column, Dataset, FloatArray
-from modelmonitor.core.spec import PayloadLogSpec
-from modelmonitor.sources.payload.columns import ColumnStore
+from modelmonitor.core.codecs.labels import LabelBatch, row_id
+from modelmonitor.core.dataset import Column, Dataset, FloatArray
+from modelmonitor.core.spec import LabelsSpec, PayloadLogSpec
+from modelmonitor.sources.payload.columns import ColumnStore, materialize
+from modelmonitor.sources.payload.labels import LabelBuffer, LabelCounters, LabelOutcome
 
 # Defaults of the bounds that the spec does not set (see WindowLimits).
 DEFAULT_PENDING_SECONDS = 300.0
@@ -177,6 +179,10 @@ class PayloadWindow:
         self._probabilities: list[ColumnStore] = []
         self._last_now = -math.inf
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
+        # spec.performance.labels: served predictions waiting for late labels (None: off)
+        self._labels: LabelBuffer | None = None
+        # the ConfigMap label feed's (name, key, resourceVersion) last joined (by a run)
+        self.label_feed_version: tuple[str, str, str] | None = None
 
     # -- public API ----------------------------------------------------------------------
     def add(self, event: PayloadEvent, now: float) -> AddOutcome:
@@ -213,6 +219,48 @@ class PayloadWindow:
             self.counters.paired += 1
             self._fit_bytes()
             return "paired"
+
+    def configure_labels(self, spec: LabelsSpec | None) -> None:
+        """Keep served predictions for late labels (``spec``), or stop (None). A change
+        of labelDelay or maxPredictions keeps what waits."""
+        with self._lock:
+            if spec is None:
+                self._labels = None
+            elif self._labels is None:
+                self._labels = LabelBuffer(spec.delay_seconds, spec.max_predictions)
+            else:
+                self._labels.reconfigure(spec.delay_seconds, spec.max_predictions)
+            self._fit_bytes()
+
+    @property
+    def takes_labels(self) -> bool:
+        return self._labels is not None
+
+    def add_labels(self, batch: LabelBatch, now: float) -> LabelOutcome | None:
+        """Join a batch of late labels to the served predictions (None: this window
+        takes no labels)."""
+        with self._lock:
+            if self._labels is None:
+                return None
+            return self._labels.label(batch.ids, batch.labels, self._tick(now))
+
+    def labelled(self, now: float) -> tuple[FloatArray, list[str | None]] | None:
+        """The predictions waiting for labels (probabilities, labels or None), oldest
+        first; None when this window takes no labels."""
+        with self._lock:
+            if self._labels is None:
+                return None
+            self._labels.expire(self._tick(now))
+            return self._labels.snapshot()
+
+    def label_counters(self) -> dict[str, int] | None:
+        """``status.performance.labels``: the label counters and the predictions waiting."""
+        with self._lock:
+            if self._labels is None:
+                return None
+            out = LabelCounters(**vars(self._labels.counters)).as_status()
+            out["awaiting"] = self._labels.awaiting()
+            return out
 
     def record_malformed(self) -> None:
         """Count an event for this monitor that could not be read at all."""
@@ -257,8 +305,8 @@ class PayloadWindow:
             for i, feature in enumerate(features):
                 found = (self._columns.get(feature.name), self._columns.get(i))
                 stores = [s for s in found if s is not None]
-                columns[feature.name] = _materialize(stores, slots, feature.type)
-            columns[prediction_name] = _materialize([self._prediction], slots, prediction_type)
+                columns[feature.name] = materialize(stores, slots, feature.type)
+            columns[prediction_name] = materialize([self._prediction], slots, prediction_type)
             if probabilities is not None:
                 probabilities.extend(store.numbers(slots) for store in self._probabilities)
             return Dataset(columns)
@@ -347,13 +395,21 @@ class PayloadWindow:
         ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
         ring += sum(store.nbytes() for store in self._columns.values())
         ring += sum(store.nbytes() for store in self._probabilities)
-        return int(ring + self._pending_bytes + self._recent_bytes)
+        labels = self._labels.nbytes() if self._labels is not None else 0
+        return int(ring + self._pending_bytes + self._recent_bytes + labels)
+
+    def _ring_nbytes(self) -> int:
+        ring = self._times.nbytes + self._endpoints.nbytes + self._prediction.nbytes()
+        ring += sum(store.nbytes() for store in self._columns.values())
+        return int(ring + sum(store.nbytes() for store in self._probabilities))
 
     def _fit_bytes(self) -> None:
         """Stay within ``byte_limit``: give up the oldest unpaired halves, then forget
-        half of the ids kept for duplicates, then evict the oldest quarter of the rows and
-        shrink the ring - until the window fits (an empty window always does)."""
+        half of the ids kept for duplicates and the ids of predictions that left, then
+        the oldest quarter of whichever is larger, the predictions waiting for labels or
+        the rows (shrinking the ring) - until the window fits (an empty one always does)."""
         limit = self.byte_limit
+        labels = self._labels
         while limit is not None and self._nbytes() > limit:
             if self._pending:
                 self._drop_oldest_pending()
@@ -361,6 +417,15 @@ class PayloadWindow:
             elif self._recent:
                 for _ in range(max(1, len(self._recent) // 2)):
                     self._forget_oldest_id()
+            elif labels is not None and labels.gone_nbytes():
+                labels.forget_gone()
+            elif (
+                labels is not None
+                and len(labels)
+                and (not self._size or labels.nbytes() >= self._ring_nbytes())
+            ):
+                labels.shed(max(1, len(labels) // 4))
+                labels.forget_gone()
             elif self._size:
                 n = max(1, self._size // 4)
                 self._evict(n, counted=False)
@@ -376,6 +441,8 @@ class PayloadWindow:
             self._drop_oldest_pending()
         while self._recent and next(iter(self._recent.values())) < horizon:
             self._forget_oldest_id()
+        if self._labels is not None:
+            self._labels.expire(now)
         if self._size:
             times = self._times[self._slots()]
             old = int(np.searchsorted(times, now - self.limits.window_seconds, side="left"))
@@ -480,6 +547,10 @@ class PayloadWindow:
                 store.clear(slots)
         self.counters.truncated += self._prediction.put(slots, response.predictions[skip:], self)
         self._put_probabilities(slots, response.probabilities, skip)
+        proba = response.probabilities
+        if self._labels is not None and proba is not None and proba.ndim == 2:
+            ids = [row_id(request.id, i, n) for i in range(skip, n)]
+            self._labels.serve(ids, np.asarray(proba[skip:], dtype=np.float64), now)
 
     def _put_probabilities(
         self, slots: npt.NDArray[np.intp], proba: FloatArray | None, skip: int
@@ -507,26 +578,6 @@ class PayloadWindow:
         return store
 
 
-def _materialize(stores: Sequence[ColumnStore], slots: npt.NDArray[np.intp], ftype: str) -> Column:
-    """One feature's column from its named and positional storage (the first wins)."""
-    if ftype == "categorical":
-        table: dict[str, int] = {}
-        codes = np.full(slots.size, -1, dtype=np.int32)
-        for store in stores:
-            more = store.labels(slots, table)
-            codes = np.where(codes >= 0, codes, more).astype(np.int32)
-        used, inverse = np.unique(codes[codes >= 0], return_inverse=True)
-        labels = list(table)
-        dense = np.full(slots.size, -1, dtype=np.int32)
-        dense[codes >= 0] = inverse.astype(np.int32)
-        return CategoricalColumn(dense, tuple(labels[i] for i in used.tolist()))
-    values = np.full(slots.size, np.nan)
-    for store in stores:
-        numbers = store.numbers(slots)
-        values = np.where(np.isnan(values), numbers, values)
-    return values
-
-
 def _event_nbytes(event: PayloadEvent) -> int:
     """An unpaired half's memory: its arrays, its strings (64 bytes of object each
     plus the text) and its id."""
@@ -543,6 +594,3 @@ def _event_nbytes(event: PayloadEvent) -> int:
         if a.dtype == object:
             total += sum(64 + (len(v) if isinstance(v, str) else 0) for v in a.tolist())
     return total
-
-
-# --- the store -------------------------------------------------------------------------
