@@ -111,6 +111,7 @@ class PayloadStatus:
     max_samples: int
     oldest_age_seconds: float | None  # age of the oldest row; None when empty
     counters: PayloadCounters
+    source_problem: str | None = None  # why the Kafka feed cannot read (None: it can)
 
     @property
     def ready(self) -> bool:
@@ -126,6 +127,8 @@ class PayloadStatus:
             text += "; no event received yet (is the InferenceService's logger pointed here?)"
         elif self.counters.paired == 0:
             text += f"; {self.counters.received} event(s), none paired (logger mode must be all)"
+        if self.source_problem:
+            text += f"; {self.source_problem}"
         return text
 
 
@@ -177,6 +180,7 @@ class PayloadWindow:
         self._probabilities: list[ColumnStore] = []
         self._last_now = -math.inf
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
+        self.source_problem: str | None = None  # set by a Kafka feed that cannot read
 
     # -- public API ----------------------------------------------------------------------
     def add(self, event: PayloadEvent, now: float) -> AddOutcome:
@@ -278,6 +282,7 @@ class PayloadWindow:
                 max_samples=self.limits.max_samples,
                 oldest_age_seconds=oldest,
                 counters=PayloadCounters(**self.counters.as_dict()),
+                source_problem=self.source_problem,
             )
 
     def reconfigure(self, limits: WindowLimits, allowed_names: Sequence[str] | None) -> None:
