@@ -121,6 +121,7 @@ class KafkaFeed:
                     client_id=f"modelmonitor-{self.namespace}-{self.monitor}"[:200],
                     session_timeout_ms=10_000,
                     heartbeat_interval_ms=3_000,
+                    bootstrap_timeout_ms=15_000,
                 )
                 consumer.subscribe(
                     [self.spec.topic],
