@@ -178,7 +178,11 @@ class KafkaBroker:
             cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
             fmt = subprocess.run(
                 self._java(
-                    libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)
+                    libs,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",  # it may start with '-'
+                    f"--config={props}",
                 ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
