@@ -306,7 +306,16 @@ async def monitoring_runs(
         on_action=on_action,
         on_notification=on_notification,
     )
-    await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
+    feeds = ctx.kafka_feeds
+    if feeds is not None:  # a Kafka feed runs while this replica runs the monitor
+        await asyncio.to_thread(feeds.resume, namespace, name)
+    try:
+        await run_loop(
+            namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds
+        )
+    finally:
+        if feeds is not None:
+            await asyncio.to_thread(feeds.pause, namespace, name)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

@@ -31,7 +31,7 @@ from modelmonitor.core.kafka import (
 )
 from modelmonitor.core.outbound import OutboundPolicy
 from modelmonitor.core.spec import SpecError, parse_spec
-from modelmonitor.sources.payload.kafka_feed import KafkaFeed
+from modelmonitor.sources.payload.kafka_feed import KafkaFeed, KafkaFeeds
 from modelmonitor.sources.payload.store import PayloadStore
 
 CRD = Path(__file__).resolve().parents[3] / "crds" / "modelmonitor.io_modelmonitors.yaml"
@@ -341,3 +341,26 @@ def test_events_of_another_namespace_are_refused() -> None:
     feed._poll_once(consumer)
     assert len(store.window("other", "m")) == 0
     assert store.rejected == {"foreign_source": 2}
+
+
+def test_feed_stops_with_the_run_loop_and_comes_back_with_it() -> None:
+    """A replica paused by a peer (its run loops stop) must not keep consuming: two
+    consumers in one group would each see half of the topic."""
+    pytest.importorskip("kafka")
+    store = PayloadStore()
+    spec = _spec({"bootstrapServers": ["127.0.0.1:1"], "topic": "logs"})
+    store.register("ml", "m", spec, "token")
+    feeds = KafkaFeeds(store, Outbound(OutboundPolicy()), max_value_bytes=1024)
+    try:
+        assert feeds.ensure("ml", "m", spec.payload_log.kafka) is None
+        assert set(feeds.stats()) == {("ml", "m")}
+        feeds.pause("ml", "m")
+        assert feeds.stats() == {}
+        feeds.resume("ml", "m")
+        assert set(feeds.stats()) == {("ml", "m")}
+        feeds.pause("ml", "m")
+        feeds.ensure("ml", "m", None)  # the monitor is gone: nothing to resume
+        feeds.resume("ml", "m")
+        assert feeds.stats() == {}
+    finally:
+        feeds.stop_all()

@@ -100,7 +100,9 @@ class KafkaFeed:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end and wait a little; a thread still connecting ends once
+        its connection attempt does, without consuming."""
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -279,6 +281,7 @@ class KafkaFeeds:
         self.fence = fence
         self.max_value_bytes = max_value_bytes
         self._feeds: dict[tuple[str, str], KafkaFeed] = {}
+        self._paused: dict[tuple[str, str], KafkaSpec] = {}  # stopped with the run loop
         self._lock = threading.Lock()
 
     def ensure(self, namespace: str, monitor: str, spec: KafkaSpec | None) -> str | None:
@@ -286,6 +289,7 @@ class KafkaFeeds:
         restarts the feed. Returns why no feed runs when one should (the extra missing)."""
         key = (namespace, monitor)
         with self._lock:
+            self._paused.pop(key, None)
             feed = self._feeds.get(key)
             if feed is not None and (spec is None or feed.spec != spec or not feed.alive):
                 feed.stop()
@@ -306,6 +310,23 @@ class KafkaFeeds:
             feed.start()
             return None
 
+    def pause(self, namespace: str, monitor: str) -> None:
+        """Stop the monitor's feed, remembering it: its run loop stopped (the operator
+        paused by a peer of higher priority, or exiting). The consumer leaves the group,
+        so the replica that takes over gets the partitions at once."""
+        with self._lock:
+            feed = self._feeds.pop((namespace, monitor), None)
+            if feed is not None:
+                self._paused[(namespace, monitor)] = feed.spec
+        if feed is not None:
+            feed.stop()
+
+    def resume(self, namespace: str, monitor: str) -> str | None:
+        """Start a paused feed again (its run loop started again)."""
+        with self._lock:
+            spec = self._paused.get((namespace, monitor))
+        return None if spec is None else self.ensure(namespace, monitor, spec)
+
     def problem(self, namespace: str, monitor: str) -> str | None:
         with self._lock:
             feed = self._feeds.get((namespace, monitor))
@@ -319,5 +340,6 @@ class KafkaFeeds:
         with self._lock:
             feeds = list(self._feeds.values())
             self._feeds.clear()
+            self._paused.clear()
         for feed in feeds:
             feed.stop()
