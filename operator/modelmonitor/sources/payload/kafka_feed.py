@@ -332,6 +332,22 @@ class KafkaFeeds:
             feed = self._feeds.get((namespace, monitor))
         return feed.stats.problem if feed is not None else None
 
+    def counters(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Each running feed's counters (for the metrics)."""
+        with self._lock:
+            feeds = list(self._feeds.items())
+        return {
+            key: {
+                "read": f.stats.records,
+                "applied": f.stats.applied,
+                "skipped": f.stats.skipped,
+                "too_large": f.stats.too_large,
+                "rewinds": f.stats.rewinds,
+                "commits": f.stats.commits,
+            }
+            for key, f in feeds
+        }
+
     def stats(self) -> dict[tuple[str, str], FeedStats]:
         with self._lock:
             return {k: f.stats for k, f in self._feeds.items()}
