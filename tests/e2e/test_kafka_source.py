@@ -142,6 +142,10 @@ def test_kafka_window_survives_a_restart(
     assert _metric(port, "modelmonitor_payload_events_total", result="received", **labels) == 60
     assert _metric(port, "modelmonitor_payload_events_total", result="paired", **labels) == 30
     assert _metric(port, "modelmonitor_payload_events_total", result="duplicates", **labels) == 0
+    records = "modelmonitor_payload_kafka_records_total"
+    assert _metric(port, records, result="read", **labels) == 60
+    assert _metric(port, records, result="skipped", **labels) == 0
+    assert _metric(port, records, result="rewinds", **labels) == 2  # both partitions
     first = st["lastRun"]["time"]
     st = wait_status(
         cluster,
@@ -181,3 +185,33 @@ def test_kafka_window_survives_a_restart(
         f"\nkafka: broker start {kafka.start_seconds:.1f} s, window rebuilt (restart to "
         f"Drifted with all 150 rows) {rebuilt:.1f} s, consumed {rate:.0f} events/s"
     )
+
+
+BAD_KAFKA = [
+    ("port-zero", {"bootstrapServers": ["kafka:0"], "topic": "t"}, "bootstrapServers"),
+    ("port-too-big", {"bootstrapServers": ["kafka:70000"], "topic": "t"}, "bootstrapServers"),
+    ("no-port", {"bootstrapServers": ["kafka"], "topic": "t"}, "bootstrapServers"),
+    ("upper-case-host", {"bootstrapServers": ["Kafka:9092"], "topic": "t"}, "bootstrapServers"),
+    ("no-servers", {"bootstrapServers": [], "topic": "t"}, "bootstrapServers"),
+    ("topic-dotdot", {"bootstrapServers": ["kafka:9092"], "topic": ".."}, "topic"),
+    ("topic-slash", {"bootstrapServers": ["kafka:9092"], "topic": "a/b"}, "topic"),
+    (
+        "operators-group",
+        {"bootstrapServers": ["kafka:9092"], "topic": "t", "consumerGroup": "modelmonitor.a.b"},
+        "consumerGroup",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "kafka_spec", "field"), BAD_KAFKA, ids=[c[0] for c in BAD_KAFKA])
+def test_bad_kafka_fields_are_refused_by_the_api_server(
+    crds: Any, namespace: str, case: str, kafka_spec: dict[str, Any], field: str
+) -> None:
+    from tests.e2e.test_crd import assert_refused
+
+    spec = {
+        "target": {"kind": "Deployment", "name": "m"},
+        "reference": {"configMapRef": {"name": "r", "key": "k"}},
+        "data": {"payloadLog": {"kafka": kafka_spec}},
+    }
+    assert_refused(crds, namespace, case, spec, f"spec.data.payloadLog.kafka.{field}")
