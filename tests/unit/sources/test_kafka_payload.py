@@ -364,3 +364,21 @@ def test_feed_stops_with_the_run_loop_and_comes_back_with_it() -> None:
         assert feeds.stats() == {}
     finally:
         feeds.stop_all()
+
+
+def test_a_restarted_feed_rebuilds_the_window_instead_of_adding_to_it() -> None:
+    """Pause and resume (or a changed kafka spec) start a new feed that rewinds: the
+    window is emptied first, and its clock too, so replayed rows keep their own times."""
+    store = PayloadStore()
+    tp = TP("logs", 0)
+    log = {tp: _records(tp, [NOW - 500, NOW - 500, NOW - 5, NOW - 5])}
+    for _ in range(2):  # the first feed, then its successor after a pause
+        feed = _feed(store)
+        store.window("ml", "m").clear()  # what KafkaFeed.start does before its thread runs
+        consumer = _Consumer(log)
+        feed.assigned([tp])
+        for _ in range(3):
+            feed._poll_once(consumer)
+        status = store.window("ml", "m").status(NOW)
+        assert status.rows == 2
+        assert status.oldest_age_seconds == pytest.approx(500)

@@ -98,6 +98,12 @@ class KafkaFeed:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        """Empty the window and start reading: the window is rebuilt from the topic
+        (every (re)start: the operator's, a changed ``kafka`` spec, a replica taking
+        the monitor back after a pause), so no event is in it twice."""
+        window = self.store.window(self.namespace, self.monitor)
+        if window is not None:
+            window.clear()
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:

@@ -161,12 +161,17 @@ class PayloadWindow:
         self.allowed_names = frozenset(allowed_names) if allowed_names else None
         self.counters = PayloadCounters()
         self._lock = threading.Lock()
+        self.byte_limit: int | None = None  # the store's share for this window (None: no cap)
+        self.source_problem: str | None = None  # set by a Kafka feed that cannot read
+        self._reset()
+
+    def _reset(self) -> None:
+        """No rows, no unpaired halves, no remembered ids, the clock unset."""
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._pending_rows = 0
         self._pending_bytes = 0
         self._recent: OrderedDict[str, float] = OrderedDict()  # paired ids, for duplicates
         self._recent_bytes = 0
-        self.byte_limit: int | None = None  # the store's share for this window (None: no cap)
         self._capacity = 0
         self._head = 0
         self._size = 0
@@ -180,9 +185,14 @@ class PayloadWindow:
         self._probabilities: list[ColumnStore] = []
         self._last_now = -math.inf
         self.removed_rows = 0  # rows that ever left the ring (for label compaction)
-        self.source_problem: str | None = None  # set by a Kafka feed that cannot read
 
     # -- public API ----------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every row and unpaired half (the counters stay): a Kafka feed that
+        (re)starts rebuilds the window from its topic, so each event is in it once."""
+        with self._lock:
+            self._reset()
+
     def add(self, event: PayloadEvent, now: float) -> AddOutcome:
         """Take one event: ``pending`` (waits for its other half), ``paired`` (its rows
         are in the window) or ``duplicate`` (ignored). A pair whose halves disagree on
