@@ -30,7 +30,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.prometheus import _cmdline, _die_with_parent, _pid_alive, free_port
+from tests.ports import free_port
+from tests.prometheus import _cmdline, _die_with_parent, _pid_alive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_ROOT = REPO_ROOT / ".state" / "kafka"
@@ -129,8 +130,10 @@ class KafkaBroker:
     def __init__(self, name: str) -> None:
         self.name = name
         self.state_dir = STATE_ROOT / f"{os.getpid()}-{name}"
-        self.port = free_port()
-        self.controller_port = free_port()
+        self.port = free_port("127.0.0.1")
+        self.controller_port = free_port("127.0.0.1")
+        while self.controller_port == self.port:
+            self.controller_port = free_port("127.0.0.1")
         self._process: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None  # wall time of the last start (format + boot)
 
