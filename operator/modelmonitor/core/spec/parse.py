@@ -19,14 +19,12 @@ from typing import Any
 
 from modelmonitor.core.action_names import ActionName
 from modelmonitor.core.codecs.inference import PROTOCOLS
-from modelmonitor.core.kafka import group_problem, parse_bootstrap, topic_problem
 from modelmonitor.core.names import key_problem, service_name_problem, subdomain_problem
 from modelmonitor.core.spec.fields import FieldReader, SpecError
 from modelmonitor.core.spec.model import (
     FEATURE_TYPES,
     LEGACY_DEFAULTS,
     MAX_INTERVAL_SECONDS,
-    MAX_KAFKA_BOOTSTRAP,
     MAX_PAYLOAD_SAMPLES,
     MAX_RUN_TIMEOUT_SECONDS,
     MIN_INTERVAL_SECONDS,
@@ -38,7 +36,6 @@ from modelmonitor.core.spec.model import (
     DriftSpec,
     EndpointSpec,
     FeatureSpec,
-    KafkaSpec,
     MonitorSpec,
     MultivariateSpec,
     PartitionsSpec,
@@ -52,6 +49,7 @@ from modelmonitor.core.spec.model import (
 from modelmonitor.core.spec.parse_actions import parse_actions
 from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_anomalies import parse_anomalies
+from modelmonitor.core.spec.parse_kafka import parse_kafka
 from modelmonitor.core.spec.parse_object_storage import (
     OBJECT_STORAGE_SOURCES,
     parse_object_storage,
@@ -413,42 +411,10 @@ def _parse_data(
         )
         if payload.min_samples > payload.max_samples:
             r.problem(f"{path}.minSamples", "must not exceed maxSamples")
-        kafka = _parse_kafka(r, pl, path)
+        kafka = parse_kafka(r, pl, path)
         if kafka is not None:
             payload = dataclasses.replace(payload, kafka=kafka)
     return probe, payload
-
-
-def _parse_kafka(r: FieldReader, pl: Mapping[str, Any], parent: str) -> KafkaSpec | None:
-    """spec.data.payloadLog.kafka: where the payload log is read from, besides HTTP."""
-    k = r.obj(pl, "kafka", parent)
-    if k is None:
-        return None
-    path = f"{parent}.kafka"
-    servers: list[tuple[str, int]] = []
-    raw = k.get("bootstrapServers")
-    if not isinstance(raw, list) or not raw:
-        r.problem(f"{path}.bootstrapServers", "must be a non-empty list of host:port")
-    elif len(raw) > MAX_KAFKA_BOOTSTRAP:
-        r.problem(f"{path}.bootstrapServers", f"at most {MAX_KAFKA_BOOTSTRAP} addresses")
-    else:
-        for i, item in enumerate(raw):
-            parsed = parse_bootstrap(item)
-            if isinstance(parsed, str):
-                r.problem(f"{path}.bootstrapServers[{i}]", parsed)
-            else:
-                servers.append(parsed)
-    topic = r.string(k, "topic", path, required=True)
-    if topic is not None:
-        problem = topic_problem(topic)
-        if problem is not None:
-            r.problem(f"{path}.topic", problem)
-    group = r.string(k, "consumerGroup", path)
-    if group is not None and (problem := group_problem(group)) is not None:
-        r.problem(f"{path}.consumerGroup", problem)
-    if not servers or topic is None:
-        return None
-    return KafkaSpec(tuple(servers), topic, group)
 
 
 def _parse_partitions(r: FieldReader, spec: Mapping[str, Any]) -> PartitionsSpec | None:
