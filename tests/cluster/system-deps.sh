@@ -2,8 +2,10 @@
 # Debian packages the tests need. Idempotent: installs only what is missing.
 # chromium: tests/unit/test_cli_report.py screenshots the HTML report headless.
 # prometheus-alertmanager: tests/e2e/test_incident_notifications.py (a real Alertmanager).
+# openjdk-17-jre-headless and maven: the Kafka broker of tests/e2e/test_kafka_source.py
+# (its jars fetched once from Maven Central, tests/kafka_broker.py).
 set -euo pipefail
-pkgs=(openssl curl iproute2 prometheus prometheus-alertmanager chromium)
+pkgs=(openssl curl iproute2 prometheus prometheus-alertmanager chromium openjdk-17-jre-headless maven)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

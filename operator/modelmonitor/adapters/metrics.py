@@ -34,6 +34,12 @@ class BlockCounting(Protocol):
     def buffer_held(self) -> Mapping[str, int]: ...
 
 
+class KafkaCounting(Protocol):
+    """What the Kafka feeds tell the metrics: each monitor's record counters."""
+
+    def counters(self) -> Mapping[tuple[str, str], Mapping[str, int]]: ...
+
+
 class PayloadCounting(Protocol):
     """What the payload-log store tells the metrics: counters per monitor, refusals by reason."""
 
@@ -241,6 +247,10 @@ class MetricsRecorder:
     def watch_payloads(self, store: PayloadCounting) -> None:
         """Export the payload-log collector's counters at scrape time."""
         self.registry.register(_PayloadCollector(store))
+
+    def watch_kafka(self, feeds: KafkaCounting) -> None:
+        """Export the Kafka feeds' record counters at scrape time."""
+        self.registry.register(_KafkaCollector(feeds))
 
     def watch_outbound(self, fence: BlockCounting) -> None:
         """Export the outbound fence's refusals at scrape time."""
@@ -455,6 +465,26 @@ class _PayloadCollector(Collector):
             "The payload-log store's byte budget, shared equally by the windows.",
             value=float(self._store.max_bytes),
         )
+
+
+class _KafkaCollector(Collector):
+    """The Kafka feeds' counters, read when Prometheus scrapes."""
+
+    def __init__(self, feeds: KafkaCounting) -> None:
+        self._feeds = feeds
+
+    def collect(self) -> Iterable[Metric]:
+        records = CounterMetricFamily(
+            "modelmonitor_payload_kafka_records",
+            "Kafka records of payload-log topics, per monitor: read, applied (offered to the "
+            "window), skipped (re-delivered, already applied), too_large, and the partitions "
+            "rewound to the window's start (rewinds) and commits made.",
+            labels=["namespace", "monitor", "result"],
+        )
+        for (namespace, monitor), counts in self._feeds.counters().items():
+            for result, value in counts.items():
+                records.add_metric([namespace, monitor, result], float(value))
+        yield records
 
 
 class _OutboundCollector(Collector):

@@ -31,6 +31,7 @@ from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.engine.slots import RunSlots
 from modelmonitor.engine.validation import ConfigurationResult, evaluate, needs_recheck
+from modelmonitor.sources.payload.kafka_feed import KafkaFeeds
 from modelmonitor.sources.payload.server import start_payload_server, stop_payload_server
 from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
 from modelmonitor.sources.payload.tokens import ensure_token
@@ -54,6 +55,7 @@ class OperatorContext:
     payload_port: int = 8082
     payload_server: Any = None
     remediator: Remediation = field(default_factory=NoRemediation)
+    kafka_feeds: KafkaFeeds | None = None  # payload logs read from Kafka
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -110,6 +112,8 @@ async def shutdown(memo: Any, **_: Any) -> None:
     if ctx.payload_server is not None:
         await stop_payload_server(ctx.payload_server)
         ctx.payload_server = None
+    if ctx.kafka_feeds is not None:
+        await asyncio.to_thread(ctx.kafka_feeds.stop_all)
 
 
 async def _register_payloads(ctx: OperatorContext, body: kopf.Body, spec: Any, logger: Any) -> None:
@@ -119,6 +123,7 @@ async def _register_payloads(ctx: OperatorContext, body: kopf.Body, spec: Any, l
     namespace = body.metadata.namespace or "default"
     name = body.metadata.name or ""
     if spec is None or spec.payload_log is None:
+        await _feed_kafka(ctx, namespace, name, None)
         ctx.payloads.forget(namespace, name)
         return
     try:
@@ -127,11 +132,26 @@ async def _register_payloads(ctx: OperatorContext, body: kopf.Body, spec: Any, l
         )
         ctx.payloads.register(namespace, name, spec, token)
     except (TokenError, PayloadStoreFullError) as exc:
+        await _feed_kafka(ctx, namespace, name, None)
         ctx.payloads.forget(namespace, name)
         logger.warning("payload log not collected: %s", exc)
         kopf.event(
             body, type="Warning", reason="PayloadLogUnavailable", message=f"payload log: {exc}"
         )
+        return
+    missing = await _feed_kafka(ctx, namespace, name, spec.payload_log.kafka)
+    if missing is not None:
+        logger.warning("payload log not read from Kafka: %s", missing)
+        kopf.event(
+            body, type="Warning", reason="PayloadLogUnavailable", message=f"payload log: {missing}"
+        )
+
+
+async def _feed_kafka(ctx: OperatorContext, namespace: str, name: str, spec: Any) -> str | None:
+    """Start, restart or stop the monitor's Kafka feed (``spec``: its KafkaSpec or None)."""
+    if ctx.kafka_feeds is None:
+        return None if spec is None else "this operator does not read Kafka"
+    return await asyncio.to_thread(ctx.kafka_feeds.ensure, namespace, name, spec)
 
 
 def _payload_status(ctx: OperatorContext, namespace: str, name: str, spec: Any) -> Any:
@@ -286,7 +306,16 @@ async def monitoring_runs(
         on_action=on_action,
         on_notification=on_notification,
     )
-    await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
+    feeds = ctx.kafka_feeds
+    if feeds is not None:  # a Kafka feed runs while this replica runs the monitor
+        await asyncio.to_thread(feeds.resume, namespace, name)
+    try:
+        await run_loop(
+            namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds
+        )
+    finally:
+        if feeds is not None:
+            await asyncio.to_thread(feeds.pause, namespace, name)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
@@ -298,5 +327,6 @@ async def on_delete(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     """
     ctx = _context(memo)
     ctx.metrics.forget(body.metadata.namespace or "default", body.metadata.name or "")
+    await _feed_kafka(ctx, body.metadata.namespace or "default", body.metadata.name or "", None)
     ctx.payloads.forget(body.metadata.namespace or "default", body.metadata.name or "")
     logger.info("monitor deleted")

@@ -78,6 +78,8 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     from modelmonitor.engine.runner import InlineRunner
     from modelmonitor.engine.slots import RunSlots
     from modelmonitor.sources.base import Clients
+    from modelmonitor.sources.payload.kafka_feed import KafkaFeeds
+    from modelmonitor.sources.payload.server import MAX_BODY_BYTES
     from modelmonitor.sources.payload.store import PayloadStore
     from modelmonitor.sources.reference import ReferenceCache
 
@@ -101,6 +103,8 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     payloads = PayloadStore(max_bytes=cfg.payload_max_bytes)
     metrics.watch_payloads(payloads)
     metrics.watch_outbound(outbound)
+    feeds = KafkaFeeds(payloads, outbound, max_value_bytes=MAX_BODY_BYTES)
+    metrics.watch_kafka(feeds)
     inline = InlineRunner(
         Clients(
             references=ReferenceCache(kube, outbound=outbound, limits=cfg.reference_limits),
@@ -132,6 +136,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         payloads=payloads,
         payload_port=cfg.payload_port,
         remediator=(remediation or remediator_factory(cfg, outbound))(KubePaths(api_client)),
+        kafka_feeds=feeds,
     )
     handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)

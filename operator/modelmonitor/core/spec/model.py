@@ -160,12 +160,28 @@ class ProbeSpec:
 MAX_PAYLOAD_SAMPLES = 200_000
 
 
+MAX_KAFKA_BOOTSTRAP = 8
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    """``spec.data.payloadLog.kafka``: the topic the payload log is read from.
+
+    ``consumer_group`` None: the operator's default for the monitor
+    (:func:`modelmonitor.core.kafka.default_group`)."""
+
+    bootstrap_servers: tuple[tuple[str, int], ...]
+    topic: str
+    consumer_group: str | None = None
+
+
 @dataclass(frozen=True)
 class PayloadLogSpec:
     window_seconds: int = 3600
     # min/maxSamples are at most MAX_PAYLOAD_SAMPLES (the CRD's maximum, see docs/sources.md)
     min_samples: int = 500
     max_samples: int = 50000
+    kafka: KafkaSpec | None = None  # None: the window is fed over HTTP only
 
 
 @dataclass(frozen=True)

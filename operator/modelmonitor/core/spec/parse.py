@@ -12,6 +12,7 @@ the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,6 +49,7 @@ from modelmonitor.core.spec.model import (
 from modelmonitor.core.spec.parse_actions import parse_actions
 from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_anomalies import parse_anomalies
+from modelmonitor.core.spec.parse_kafka import parse_kafka
 from modelmonitor.core.spec.parse_object_storage import (
     OBJECT_STORAGE_SOURCES,
     parse_object_storage,
@@ -409,6 +411,9 @@ def _parse_data(
         )
         if payload.min_samples > payload.max_samples:
             r.problem(f"{path}.minSamples", "must not exceed maxSamples")
+        kafka = parse_kafka(r, pl, path)
+        if kafka is not None:
+            payload = dataclasses.replace(payload, kafka=kafka)
     return probe, payload
 
 

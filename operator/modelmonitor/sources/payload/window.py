@@ -113,6 +113,7 @@ class PayloadStatus:
     max_samples: int
     oldest_age_seconds: float | None  # age of the oldest row; None when empty
     counters: PayloadCounters
+    source_problem: str | None = None  # why the Kafka feed cannot read (None: it can)
 
     @property
     def ready(self) -> bool:
@@ -128,6 +129,8 @@ class PayloadStatus:
             text += "; no event received yet (is the InferenceService's logger pointed here?)"
         elif self.counters.paired == 0:
             text += f"; {self.counters.received} event(s), none paired (logger mode must be all)"
+        if self.source_problem:
+            text += f"; {self.source_problem}"
         return text
 
 
@@ -160,12 +163,17 @@ class PayloadWindow:
         self.allowed_names = frozenset(allowed_names) if allowed_names else None
         self.counters = PayloadCounters()
         self._lock = threading.Lock()
+        self.byte_limit: int | None = None  # the store's share for this window (None: no cap)
+        self.source_problem: str | None = None  # set by a Kafka feed that cannot read
+        self._reset()
+
+    def _reset(self) -> None:
+        """No rows, no unpaired halves, no remembered ids, the clock unset."""
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._pending_rows = 0
         self._pending_bytes = 0
         self._recent: OrderedDict[str, float] = OrderedDict()  # paired ids, for duplicates
         self._recent_bytes = 0
-        self.byte_limit: int | None = None  # the store's share for this window (None: no cap)
         self._capacity = 0
         self._head = 0
         self._size = 0
@@ -185,6 +193,12 @@ class PayloadWindow:
         self.label_feed_version: tuple[str, str, str] | None = None
 
     # -- public API ----------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every row and unpaired half (the counters stay): a Kafka feed that
+        (re)starts rebuilds the window from its topic, so each event is in it once."""
+        with self._lock:
+            self._reset()
+
     def add(self, event: PayloadEvent, now: float) -> AddOutcome:
         """Take one event: ``pending`` (waits for its other half), ``paired`` (its rows
         are in the window) or ``duplicate`` (ignored). A pair whose halves disagree on
@@ -326,6 +340,7 @@ class PayloadWindow:
                 max_samples=self.limits.max_samples,
                 oldest_age_seconds=oldest,
                 counters=PayloadCounters(**self.counters.as_dict()),
+                source_problem=self.source_problem,
             )
 
     def reconfigure(self, limits: WindowLimits, allowed_names: Sequence[str] | None) -> None:

@@ -1,0 +1,253 @@
+"""A real Apache Kafka broker for tests: KRaft mode, one node, on the local JVM.
+
+The broker's jars come from Maven Central through ``mvn dependency:copy-dependencies``
+on a small generated pom (``org.apache.kafka:kafka_2.13``), once, into
+``~/.cache/modelmonitor/kafka-<version>/libs`` (``$MODELMONITOR_CACHE`` moves the
+root); later sessions find them there (a ``.complete`` stamp marks a finished fetch).
+Kafka 4.x needs Java 17 or newer (``openjdk-17-jre-headless`` on Debian bookworm, in
+tests/cluster/system-deps.sh, with ``maven``).
+
+    with running_kafka("demo") as kafka:
+        kafka.bootstrap  # "127.0.0.1:<port>"
+
+Each :class:`KafkaBroker` is one process acting as broker and controller on two free
+loopback ports, with its log directory under ``<repo>/.state/kafka/<owner pid>-<name>/``
+(formatted with ``kafka.tools.StorageTool`` before the first start). The child gets
+SIGKILL if the test process dies, and :func:`reap_orphans` removes what killed sessions
+left, as for the harness' Prometheus.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.ports import free_port
+from tests.prometheus import _cmdline, _die_with_parent, _pid_alive
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE_ROOT = REPO_ROOT / ".state" / "kafka"
+KAFKA_VERSION = os.environ.get("MODELMONITOR_KAFKA_VERSION", "4.1.1")
+# Fast JVM start for a short-lived test broker: C1 only, the serial collector, small heap.
+JVM_OPTS = [
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xshare:auto",
+    "-Djava.awt.headless=true",
+    "-Dlog4j.configuration=file:/dev/null",
+]
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.modelmonitor.tests</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+class KafkaHarnessError(RuntimeError):
+    """The broker could not be fetched, formatted or started; carries its log tail."""
+
+
+def cache_dir(version: str = KAFKA_VERSION) -> Path:
+    root = os.environ.get("MODELMONITOR_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelmonitor"
+    )
+    return Path(root) / f"kafka-{version}"
+
+
+def ensure_jars(version: str = KAFKA_VERSION) -> Path:
+    """The directory of the broker's jars, fetched with Maven once (about 40 MiB)."""
+    home = cache_dir(version)
+    libs = home / "libs"
+    if (home / ".complete").is_file():
+        return libs
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise KafkaHarnessError(
+            "the Kafka broker needs java (17+) and mvn: bash tests/cluster/system-deps.sh"
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(_POM.format(version=version))
+    shutil.rmtree(libs, ignore_errors=True)
+    proc = subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(home / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not any(libs.glob("kafka_2.13-*.jar")):
+        raise KafkaHarnessError(f"mvn could not fetch Kafka {version}:\n{proc.stdout[-3000:]}")
+    (home / ".complete").write_text(version + "\n")
+    return libs
+
+
+def reap_orphans(root: Path = STATE_ROOT) -> None:
+    """Stop brokers (and remove state) of test processes that are gone."""
+    if not root.is_dir():
+        return
+    for state in root.iterdir():
+        owner = state.name.split("-", 1)[0]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((state / "kafka.pid").read_text())
+            if str(state) in _cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+class KafkaBroker:
+    """One single-node KRaft Kafka (broker + controller) on loopback."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state_dir = STATE_ROOT / f"{os.getpid()}-{name}"
+        self.port = free_port("127.0.0.1")
+        self.controller_port = free_port("127.0.0.1")
+        while self.controller_port == self.port:
+            self.controller_port = free_port("127.0.0.1")
+        self._process: subprocess.Popen[bytes] | None = None
+        self.start_seconds: float | None = None  # wall time of the last start (format + boot)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _properties(self) -> str:
+        data = self.state_dir / "data"
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "",
+            ]
+        )
+
+    def _java(self, libs: Path, *args: str) -> list[str]:
+        return ["java", *JVM_OPTS, "-cp", f"{libs}/*", *args]
+
+    def start(self, timeout: float = 90.0) -> KafkaBroker:
+        libs = ensure_jars()
+        started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        props = self.state_dir / "server.properties"
+        props.write_text(self._properties())
+        if not (self.state_dir / "data" / "meta.properties").is_file():
+            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+            fmt = subprocess.run(
+                self._java(
+                    libs,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",  # it may start with '-'
+                    f"--config={props}",
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
+            if fmt.returncode != 0:
+                raise KafkaHarnessError(f"kafka-storage format failed:\n{fmt.stdout[-3000:]}")
+        log = (self.state_dir / "kafka.log").open("ab")
+        with log:
+            self._process = subprocess.Popen(
+                self._java(libs, "kafka.Kafka", str(props)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        (self.state_dir / "kafka.pid").write_text(str(self._process.pid))
+        self._wait_ready(timeout)
+        self.start_seconds = time.monotonic() - started
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise KafkaHarnessError(f"the broker exited:\n{self.log_tail()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.2)
+        raise KafkaHarnessError(
+            f"the broker did not listen within {timeout:g} s:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = (self.state_dir / "kafka.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=10)
+        self._process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_kafka(name: str) -> Iterator[KafkaBroker]:
+    reap_orphans()
+    broker = KafkaBroker(name).start()
+    try:
+        yield broker
+    finally:
+        broker.destroy()
