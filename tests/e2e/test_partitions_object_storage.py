@@ -4,7 +4,8 @@ The real operator lists a prefix on a real S3 server (versitygw on loopback, bui
 source by tests/cluster/build.sh) with the credentials of a Secret in the monitor's
 namespace, and streams 55 Parquet and CSV objects into one profile in an inline run. The
 verdict must equal the one ``modelmonitor check`` gives for the same rows in one file;
-a prefix holding more data objects than ``maxObjects`` is refused with a reason.
+a prefix holding more data objects than ``maxObjects`` is refused with a reason. The API
+server refuses bad prefixes, and the admission policy a Secret the author may not read.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 
+from tests.cluster.kube import KubeCluster
 from tests.e2e.operator_fixtures import OperatorProcess
+from tests.e2e.test_admission_policy import Right, assert_admitted, create_as, grant, ns, policy
+from tests.e2e.test_admission_policy import assert_refused as assert_policy_refused
+from tests.e2e.test_crd import assert_refused
 from tests.e2e.test_partitions_job import iris_partition
 from tests.e2e.test_runs import FEATURES, condition, setup, wait_status
 from tests.iris import reference_csv
 from tests.objectstore import running_s3
+
+__all__ = ["ns", "policy"]  # the admission policy's fixtures, used here
 
 BUCKET = "scoring-exports"
 PREFIX = "daily/day=2026-12-07/"
@@ -134,3 +142,66 @@ def test_a_prefix_of_55_objects_gives_the_verdict_of_one_file(
     assert sorted(f["name"] for f in st["drift"]["features"]) == expected, st["drift"]
     drifted = condition(st, "DriftDetected")["status"] == "True"
     assert drifted == report["dataset"]["drifted"], (st, report["dataset"])
+
+
+def _prefix_spec(**partitions: Any) -> dict[str, Any]:
+    return {
+        "target": {"name": "app"},
+        "reference": {"configMapRef": {"name": "ref", "key": "ref.csv"}},
+        "data": {"partitions": partitions},
+    }
+
+
+S3 = {"bucket": "exports", "prefix": "day=1/", "secretRef": {"name": "exports-creds"}}
+
+
+@pytest.mark.parametrize(
+    ("case", "partitions", "field"),
+    [
+        (
+            "prefix climbs out",
+            {"s3": {**S3, "prefix": "a/../b/"}},
+            "spec.data.partitions.s3.prefix",
+        ),
+        ("prefix absolute", {"s3": {**S3, "prefix": "/day=1/"}}, "spec.data.partitions.s3.prefix"),
+        ("bucket an IP", {"s3": {**S3, "bucket": "10.0.0.1"}}, "spec.data.partitions.s3.bucket"),
+        ("claim and s3", {"s3": S3, "claimName": "c", "path": "/x"}, "exactly one of"),
+        ("path without claim", {"path": "/x"}, "claimName and path go together"),
+        ("too many objects", {"s3": S3, "maxObjects": 10_001}, "maxObjects"),
+        ("a claim inline", {"claimName": "c", "path": "/x"}, "needs spec.schedule.mode 'job'"),
+        ("no secretRef", {"s3": {k: v for k, v in S3.items() if k != "secretRef"}}, "secretRef"),
+    ],
+)
+def test_the_api_server_refuses_bad_prefixes(
+    crds: KubeCluster, namespace: str, case: str, partitions: dict[str, Any], field: str
+) -> None:
+    assert_refused(crds, namespace, case, _prefix_spec(**partitions), field)
+
+
+def test_a_prefix_is_accepted_inline_with_its_defaults(crds: KubeCluster, namespace: str) -> None:
+    doc = _monitor("prefix-defaults", "http://objects.storage:9000")
+    crds.apply(doc, "-n", namespace)
+    stored = crds.get("mm", "prefix-defaults", "-n", namespace)["spec"]["data"]["partitions"]
+    assert stored["maxObjects"] == 1000
+    assert stored["s3"]["region"] == "us-east-1"
+    assert stored["s3"]["secretRef"]["accessKeyIdKey"] == "AWS_ACCESS_KEY_ID"
+
+
+def test_the_prefix_secret_needs_get_on_it(policy: KubeCluster, ns: str) -> None:
+    """The admission policy: naming a Secret the author may not read is refused."""
+    spec = _prefix_spec(s3=S3)
+    base: list[Right] = [
+        ("apps", "deployments", "get", ("app",)),
+        ("", "configmaps", "get", ("ref",)),
+    ]
+    grant(policy, ns, "kim", base)
+    proc = create_as(policy, ns, "kim", "prefix", spec)
+    assert_policy_refused(proc, "get secrets/exports-creds")
+    assert "(spec.data.partitions.s3.secretRef)" in proc.stderr
+    grant(policy, ns, "lou", [*base, ("", "secrets", "get", ("exports-creds",))])
+    assert_admitted(create_as(policy, ns, "lou", "prefix", spec))
+    # a claim's window is still checked against the claim, not the (absent) prefix
+    claim = _prefix_spec(claimName="exports", path="day/*.parquet")
+    claim["schedule"] = {"mode": "job"}
+    grant(policy, ns, "max", [*base, ("", "persistentvolumeclaims", "get", ("exports",))])
+    assert_admitted(create_as(policy, ns, "max", "claim", claim))
