@@ -381,3 +381,23 @@ def _gitops(env: Mapping[str, str]) -> GitOpsSettings:
     return GitOpsSettings(
         argocd_namespace=namespace, argocd_label_tracking=tracking in ("true", "1", "yes")
     )
+
+
+#: What ``modelmonitor check --current s3://...`` reads from the environment: the AWS
+#: tools' credentials, region and endpoint, and the fence's allowlist.
+CLI_OBJECT_STORAGE_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "OUTBOUND_ALLOW_CIDRS",
+)
+
+
+def object_storage_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The command line's object storage settings from the environment (set ones only)."""
+    env = os.environ if env is None else env
+    return {name: env[name] for name in CLI_OBJECT_STORAGE_ENV if env.get(name)}

@@ -12,7 +12,6 @@ is addressed path-style, as S3-compatible servers expect.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from modelmonitor.core.object_storage import (
 )
 from modelmonitor.core.spec import KeyRef, ObjectStorageSpec
 from modelmonitor.core.spec.model import MAX_OBJECTS, PartitionsSpec
+from modelmonitor.edge.config import object_storage_environment
 from modelmonitor.edge.offline import UsageError
 
 SCHEME = "s3://"
@@ -98,7 +98,7 @@ def read_object_window(
     from modelmonitor.core.outbound import OutboundPolicy
     from modelmonitor.sources.object_partitions import PartitionsError, read_prefix_window
 
-    env = os.environ if env is None else env
+    env = object_storage_environment() if env is None else env
     part = prefix_spec(current, endpoint, env, max_objects)
     allow = [c.strip() for c in env.get("OUTBOUND_ALLOW_CIDRS", "").split(",") if c.strip()]
     try:
