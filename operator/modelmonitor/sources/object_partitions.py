@@ -136,7 +136,10 @@ class _Reader:
         self.session: aiohttp.ClientSession | None = None
 
     async def _get(self, url: str, cap: int, what: str) -> Reply:
-        signed_url, headers = signed(self.stored, url, {}, self.values)
+        try:
+            signed_url, headers = signed(self.stored, url, {}, self.values)
+        except CredentialsError as exc:
+            raise PartitionsError(exc.reason, str(exc)) from None
         assert self.session is not None
         try:
             reply = await self.fence.fetch(
