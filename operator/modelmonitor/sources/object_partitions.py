@@ -265,7 +265,13 @@ class _Reader:
                 total += len(reply.body)
                 # the key's own ending tells the format (.csv.gz counts as csv)
                 path = Path(tmp) / f"object-{i}{_suffix(obj.key)}"
-                await asyncio.to_thread(path.write_bytes, reply.body)
+                try:
+                    await asyncio.to_thread(path.write_bytes, reply.body)
+                except OSError as exc:  # /tmp full (its emptyDir's sizeLimit) or read-only
+                    raise PartitionsError(
+                        PARTITIONS_UNAVAILABLE,
+                        f"{self.shown}: {name}: cannot write it to {tmp}: {exc.strerror}",
+                    ) from exc
                 del reply
                 try:
                     if schema is None:
