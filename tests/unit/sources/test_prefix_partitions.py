@@ -373,3 +373,19 @@ def test_credentials_come_from_the_monitors_namespace_only() -> None:
     scenario(test, bucket)
     assert secrets.calls == [("Secret", "ml", "elsewhere")]
     assert bucket.lists == 0
+
+
+def test_a_full_tmp_is_unavailable_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = Bucket({f"{PREFIX}a.csv": csv(1)})
+
+    def full(self: object, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pathlib.Path.write_bytes", full)
+
+    async def test(base: str) -> None:
+        error = await refused(part(base))
+        assert error.reason == "PartitionsUnavailable"
+        assert "No space left on device" in str(error)
+
+    scenario(test, bucket)
