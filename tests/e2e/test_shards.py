@@ -78,6 +78,16 @@ def _ran(cluster: KubeCluster, namespace: str, name: str, after: str = "") -> di
 def test_each_shard_runs_only_its_monitors(
     shards: dict[str, OperatorProcess], namespace: str
 ) -> None:
+    try:
+        _shards_run_their_monitors(shards, namespace)
+    except (TimeoutError, AssertionError) as exc:
+        cluster = shards["a"].cluster
+        found = cluster.kubectl("get", "mm", "-n", namespace, "-o", "yaml", check=False).stdout
+        logs = {name: op.logs()[-4000:] for name, op in shards.items()}
+        raise AssertionError(f"{exc}\nmonitors:\n{found[-4000:]}\nlogs: {logs}") from exc
+
+
+def _shards_run_their_monitors(shards: dict[str, OperatorProcess], namespace: str) -> None:
     cluster = shards["a"].cluster
     cluster.apply(
         [_monitor("in-a", "a"), _monitor("in-b", "b"), _monitor("in-none", None)],

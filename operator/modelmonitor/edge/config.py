@@ -65,6 +65,14 @@ class OperatorConfig:
     shard: LabelSelector | None = None
 
     @property
+    def finalizer(self) -> str:
+        """The run loop's finalizer: ``modelmonitor.io/run-loop``, or per shard
+        ``<PEERING_NAME>.modelmonitor.io/run-loop``: kopf removes a finalizer of its name
+        from an object none of its handlers match, so shards sharing one name would take
+        each other's away."""
+        return f"{self.annotation_prefix}/run-loop"
+
+    @property
     def annotation_prefix(self) -> str:
         """Where kopf keeps its bookkeeping on each monitor: ``modelmonitor.io``, or per
         shard ``<PEERING_NAME>.modelmonitor.io``, so that deployments sharing the watched

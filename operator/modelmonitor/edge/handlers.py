@@ -37,7 +37,7 @@ from modelmonitor.sources.payload.tokens import ensure_token
 
 log = logging.getLogger(__name__)
 
-FINALIZER = "modelmonitor.io/run-loop"
+FINALIZER = "modelmonitor.io/run-loop"  # per shard: <PEERING_NAME>.modelmonitor.io/run-loop
 
 
 @dataclass
@@ -83,7 +83,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     )
     # The run loop (a kopf daemon) holds this finalizer so that it stops before the
     # object goes; removed as soon as the loop has stopped.
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = ctx.config.finalizer
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
     settings.posting.reporting_component = REPORTING_COMPONENT  # as the keyed Events' "From"

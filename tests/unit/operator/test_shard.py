@@ -51,6 +51,7 @@ def test_blank_means_every_monitor() -> None:
     cfg = load_config(env={})
     assert cfg.shard is None
     assert cfg.annotation_prefix == "modelmonitor.io"
+    assert cfg.finalizer == handlers.FINALIZER == "modelmonitor.io/run-loop"
 
 
 def test_a_shard_needs_a_peering_name_of_its_own_and_keeps_its_own_annotations() -> None:
@@ -64,6 +65,7 @@ def test_a_shard_needs_a_peering_name_of_its_own_and_keeps_its_own_annotations()
     assert cfg.shard is not None
     assert cfg.shard.text == "shard=a"
     assert cfg.annotation_prefix == "mm-a.modelmonitor.io"
+    assert cfg.finalizer == "mm-a.modelmonitor.io/run-loop"
 
 
 def test_every_monitor_handler_is_filtered_by_the_shard() -> None:
