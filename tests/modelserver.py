@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = REPO / ".state"
@@ -214,12 +215,6 @@ def write_model(venv: Path, model: ModelSpec, folder: Path) -> dict[str, float]:
 
 
 # --- the server ----------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _http_status(url: str, timeout: float = 2.0) -> int | None:

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_BIN = os.environ.get("MODELMONITOR_PROMETHEUS_BIN", "/usr/bin/prometheus")
@@ -58,12 +59,6 @@ class ScrapeTarget:
     address: str
     metrics_path: str = "/metrics"
     labels: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -14,6 +14,7 @@ from typing import IO
 import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
@@ -99,27 +100,6 @@ class OperatorProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-
-def free_port() -> int:
-    """A port the operator can listen on (it binds all addresses).
-
-    Taken below Linux's ephemeral range (32768-60999), so an outgoing connection's local
-    port cannot take it between this check and the operator's bind, and checked free on
-    every address, as the operator binds it.
-    """
-    import random
-    import socket
-
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-31999")
 
 
 JOB_IMAGE = "modelmonitor:dev"  # the harness-as-node runs it as the local CLI

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     LOOKUP_FAILED = "LookupFailed"
     # spec.actions.retrain.jobTemplate asks for more than a tenant may (core/pod_policy.py)
     RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"
+    # spec.schedule.mode dask without the dask extra installed (docs/sources.md)
+    ENGINE_NOT_INSTALLED = "EngineNotInstalled"
     # Degraded: a run raised instead of reporting (core/verdict.py, failed_run)
     RUN_FAILED = "RunFailed"
     # PerformanceDegraded / ConceptDrift (core/verdict.py, performance_conditions)

@@ -150,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 (instead of 0) when the dataset drifted, and 3 when no feature could "
         "be evaluated, for CI pipelines",
     )
+    p.add_argument(
+        "--engine",
+        default="stream",
+        choices=["stream", "dask", "dask-local"],
+        help="a partitioned --current: where its files are profiled: stream (this process, "
+        "one file at a time), dask (the cluster of --scheduler) or dask-local (a local "
+        "cluster of --workers processes); dask needs the dask extra",
+    )
+    p.add_argument("--scheduler", help="--engine dask: the scheduler's address, tcp://host:port")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="--engine dask-local: worker processes (default 2)",
+    )
     add_limit_arguments(p)
     p.set_defaults(handler=_lazy("modelmonitor.edge.offline:check_command"))
 

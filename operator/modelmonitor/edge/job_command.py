@@ -10,8 +10,37 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelmonitor.core.jobs import build_report_configmap
+from modelmonitor.core.limits import ReadLimits
+from modelmonitor.core.stats.partitions import ProfileSchema
+from modelmonitor.core.stats.profile import ReferenceProfile
+
+if TYPE_CHECKING:
+    from modelmonitor.adapters.outbound import Outbound
+    from modelmonitor.sources.base import DaskProfiler
+
+
+def dask_profiler(outbound: Outbound) -> DaskProfiler | None:
+    """Mode dask's partition step, when the extra is installed: the scheduler's address
+    through the outbound fence (resolved once, connected to by IP), then one task per file."""
+    from modelmonitor.adapters import dask_engine
+
+    if not dask_engine.available():
+        return None
+
+    def profile(
+        scheduler: str, paths: Sequence[Path], schema: ProfileSchema, limits: ReadLimits
+    ) -> tuple[ReferenceProfile, int]:
+        address = dask_engine.fenced_address(scheduler, outbound.check)
+        with dask_engine.connect(address) as client:
+            run = dask_engine.profile_on_dask(client, paths, schema, limits)
+        return run.profile, run.workers
+
+    return profile
 
 
 def job_command(args: argparse.Namespace) -> int:
@@ -63,6 +92,7 @@ def job_command(args: argparse.Namespace) -> int:
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
             window_root=args.window_root or None,
             window_limits=cfg.reference_limits,
+            dask=dask_profiler(outbound),
         ),
         mode="job",
     )

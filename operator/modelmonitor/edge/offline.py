@@ -118,6 +118,8 @@ def _check(args: argparse.Namespace) -> int:
         from modelmonitor.edge.offline_partitions import check_partitioned
 
         return check_partitioned(args, method, features, labels, limits, started)
+    if getattr(args, "engine", "stream") != "stream":
+        raise UsageError(f"--engine {args.engine} profiles the files of a partitioned --current")
     try:
         late = read_late_labels(args, labels, limits=limits)
     except LateLabelsError as exc:

@@ -22,6 +22,7 @@ from modelmonitor.adapters.files.partitions import (
 from modelmonitor.core.dataset import Feature
 from modelmonitor.core.spec.model import PartitionsSpec
 from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
+from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality_window import window_quality
 from modelmonitor.edge.labels import LabelSpec, apply_types, column_types, parse_columns
 from modelmonitor.edge.offline import (
@@ -32,6 +33,50 @@ from modelmonitor.edge.offline import (
     load_reference,
 )
 from modelmonitor.edge.offline_objects import is_object_prefix, read_object_window
+
+
+def engine_arguments(args: argparse.Namespace) -> tuple[str, str | None, int]:
+    """``--engine``, ``--scheduler`` and ``--workers``, checked together."""
+    engine = str(getattr(args, "engine", "stream"))
+    scheduler = getattr(args, "scheduler", None)
+    workers = int(getattr(args, "workers", 2))
+    if engine == "dask" and not scheduler:
+        raise UsageError("--engine dask needs --scheduler tcp://host:port")
+    if engine != "dask" and scheduler:
+        raise UsageError("--scheduler is the address of --engine dask's cluster")
+    if engine == "dask-local" and not 1 <= workers <= 256:
+        raise UsageError(f"--workers must lie in [1, 256], got {workers}")
+    if engine != "stream":
+        from modelmonitor.adapters import dask_engine
+
+        if not dask_engine.available():
+            raise UsageError(
+                f"--engine {engine} needs the dask extra: pip install 'modelmonitor[dask]'"
+            )
+        if scheduler:
+            try:
+                dask_engine.parse_scheduler(scheduler)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+    return engine, scheduler, workers
+
+
+def _profile(
+    args: argparse.Namespace, paths: list[Path], schema: ProfileSchema, limits: ReadLimits
+) -> tuple[ReferenceProfile, int]:
+    """The window's merged profile, and how many engine workers made it (0: this process)."""
+    engine, scheduler, workers = engine_arguments(args)
+    if engine == "stream":
+        return profile_stream(iter_partitions(paths, schema.features, limits=limits), schema), 0
+    from modelmonitor.adapters import dask_engine
+
+    cluster = dask_engine.connect(scheduler) if scheduler else dask_engine.local_cluster(workers)
+    try:
+        with cluster as client:
+            run = dask_engine.profile_on_dask(client, paths, schema, limits)
+    except dask_engine.EngineError as exc:
+        raise UsageError(str(exc)) from None
+    return run.profile, run.workers
 
 
 def check_partitioned(
@@ -57,6 +102,7 @@ def check_partitioned(
             f"--format {args.format} draws the current rows; a partitioned window has only "
             "its profile: use --format table or json"
         )
+    engine_arguments(args)  # before any file is read
     types = column_types(None, features, getattr(args, "categorical", None))
     if features is not None:
         features = apply_types(features, types)
@@ -69,6 +115,11 @@ def check_partitioned(
         required=parse_columns(getattr(args, "categorical", None)),
     )
     if is_object_prefix(args.current):
+        if getattr(args, "engine", "stream") != "stream":
+            raise UsageError(
+                "--engine reads files on its workers; an s3:// prefix is streamed by this "
+                "process (leave --engine out)"
+            )
         window, count = read_object_window(
             args.current,
             reference.features,
@@ -77,6 +128,7 @@ def check_partitioned(
             max_objects=getattr(args, "max_objects", PartitionsSpec.max_objects),
         )
         schema = ProfileSchema(tuple(f for f in reference.features if f.name in window.columns))
+        workers = 0
     else:
         paths = resolve_partitions(args.current)
         present = present_features(paths, reference.features)
@@ -84,7 +136,7 @@ def check_partitioned(
             shown = ", ".join(f.name for f in reference.features[:8])
             raise DataError(paths[0], f"has none of the reference's features ({shown})")
         schema = ProfileSchema(tuple(present))
-        window = profile_stream(iter_partitions(paths, present, limits=limits), schema)
+        window, workers = _profile(args, paths, schema, limits)
         count = len(paths)
     report = analyze_with_flags(args, reference, window, method)
     quality = window_quality(window, reference.data, features=reference.features)
@@ -100,7 +152,10 @@ def check_partitioned(
         "rows": window.n_rows,
         "partitions": count,
         "rank_error": schema.rank_epsilon,
+        "engine": getattr(args, "engine", "stream"),
     }
+    if workers:
+        result["current"]["workers"] = workers
     _add_decision_rules(result, report, method, args.threshold)
     if any(f.approximate for f in report.features):
         result["notes"].append(

@@ -67,7 +67,7 @@ async def report_failure(
 ) -> None:
     """Write the failed run's verdict; a failure to write it is logged, never raised."""
     holder: dict[str, Verdict] = {}
-    mode: Literal["inline", "job"] = "job" if spec.schedule.mode == "job" else "inline"
+    mode: Literal["inline", "job"] = "job" if spec.schedule.in_job else "inline"
 
     def compute(obj: dict[str, Any]) -> dict[str, Any] | None:
         status = obj.get("status") or {}

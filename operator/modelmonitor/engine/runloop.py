@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from modelmonitor.core.incident import ActionRequest, ActionResult
 from modelmonitor.core.report import Report, timed_out
@@ -62,7 +62,7 @@ class ModeRunner:
     async def run(
         self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
     ) -> Report:
-        runner = self.job if spec.schedule.mode == "job" else self.inline
+        runner = self.job if spec.schedule.in_job else self.inline
         return await runner.run(namespace, name, spec, status)
 
 
@@ -181,7 +181,7 @@ def _slot(
     slots: RunSlots, namespace: str, spec: MonitorSpec
 ) -> contextlib.AbstractAsyncContextManager[None]:
     """The loop holds a slot for an inline run; a job-mode runner takes its own, briefly."""
-    if spec.schedule.mode == "job":
+    if spec.schedule.in_job:
         return contextlib.nullcontext()
     return slots.hold(namespace)
 
@@ -200,7 +200,7 @@ async def run_within_deadline(
     statistic already computing in a worker thread finishes there, unseen.
     """
     limit = spec.schedule.run_timeout_seconds
-    hard = limit + (JOB_DEADLINE_MARGIN_SECONDS if spec.schedule.mode == "job" else 0.0)
+    hard = limit + (JOB_DEADLINE_MARGIN_SECONDS if spec.schedule.in_job else 0.0)
     started = clock()
     t0 = time.perf_counter()
     deadline = asyncio.timeout(hard)
@@ -211,7 +211,8 @@ async def run_within_deadline(
         if not deadline.expired():
             raise  # the runner's own error, not the deadline
         log.warning("run of %s/%s stopped at its deadline (%gs)", namespace, name, limit)
-        return timed_out(started, time.perf_counter() - t0, spec.schedule.mode, limit)
+        mode: Literal["inline", "job"] = "job" if spec.schedule.in_job else "inline"
+        return timed_out(started, time.perf_counter() - t0, mode, limit)
 
 
 async def _observe(namespace: str, spec: MonitorSpec, deps: LoopDeps) -> dict[str, Any] | None:

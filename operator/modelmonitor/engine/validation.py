@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelmonitor.adapters import dask_engine
 from modelmonitor.core.cluster import ObjectLookup
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT, describe, job_template_violations
 from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
@@ -59,12 +60,14 @@ def evaluate(
     *,
     now: dt.datetime,
     retrain_service_accounts: Collection[str] = (DEFAULT_SERVICE_ACCOUNT,),
+    dask_installed: bool | None = None,
 ) -> ConfigurationResult:
     """Validate ``body`` (a ModelMonitor) and compute the status patch to write.
 
     A retrain jobTemplate is held to :mod:`modelmonitor.core.pod_policy` with the
     operator's allowed ``retrain_service_accounts``: refused, the monitor is invalid
-    before any Job could be created.
+    before any Job could be created. Mode dask needs the engine installed
+    (``dask_installed``; None: look whether it is).
     """
     metadata = body.get("metadata") or {}
     namespace = str(metadata.get("namespace") or "default")
@@ -84,6 +87,18 @@ def evaluate(
     if violations:
         ready = Condition(
             ConditionType.READY, "False", Reason.RETRAIN_TEMPLATE_REFUSED, describe(violations)
+        )
+        return _result(spec, Phase.INVALID, ready, status, generation, now)
+
+    if spec.schedule.mode == "dask" and not (
+        dask_installed if dask_installed is not None else dask_engine.available()
+    ):
+        ready = Condition(
+            ConditionType.READY,
+            "False",
+            Reason.ENGINE_NOT_INSTALLED,
+            "spec.schedule.mode 'dask' needs the dask extra (pip install 'modelmonitor[dask]') "
+            "in the operator's image, which job pods run; it is not installed",
         )
         return _result(spec, Phase.INVALID, ready, status, generation, now)
 

@@ -21,8 +21,9 @@ only through the run's :class:`Clients`, so a unit test fakes them at the edge.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from modelmonitor.adapters.outbound import Outbound
@@ -31,6 +32,7 @@ from modelmonitor.core.dataset import Column, Dataset, Feature, FloatArray
 from modelmonitor.core.limits import ReadLimits
 from modelmonitor.core.report import Problem, SLOOutcome
 from modelmonitor.core.spec import MonitorSpec, SLOSpec
+from modelmonitor.core.stats.partitions import ProfileSchema
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.sources.anomaly_cache import SeriesCache
 from modelmonitor.sources.endpoint import EndpointLookup, Resolution
@@ -47,6 +49,15 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class DaskProfiler(Protocol):
+    """Profile ``paths`` on the Dask scheduler at ``scheduler`` and merge: the merged
+    profile and the number of workers that took part."""
+
+    def __call__(
+        self, scheduler: str, paths: Sequence[Path], schema: ProfileSchema, limits: ReadLimits
+    ) -> tuple[ReferenceProfile, int]: ...
+
+
 @dataclass(frozen=True)
 class Clients:
     """How a run and its sources reach the world; one set per runner."""
@@ -61,6 +72,9 @@ class Clients:
     outbound: Outbound = field(default_factory=Outbound)  # the fence every request goes through
     window_root: str | None = None  # where spec.data.partitions' claim is mounted (job mode)
     window_limits: ReadLimits = field(default_factory=ReadLimits)  # caps per partition file
+    # spec.schedule.mode dask: the partition step on the monitor's Dask scheduler (the run
+    # pod, with the extra installed); None: not installed here
+    dask: DaskProfiler | None = None
     # spec.anomalies' series between runs (a run fetches only the new tail)
     series_cache: SeriesCache = field(default_factory=SeriesCache)
 

@@ -11,6 +11,10 @@ chunk at a time and folds each into one merged profile
 distributed engine would reduce with. Memory holds one chunk and one profile, however many
 files; the size caps (``REFERENCE_MAX_*``, the pod's settings) apply to each file.
 
+With ``spec.schedule.mode: dask`` the files are listed and checked the same way, then
+profiled on the monitor's Dask scheduler (``Clients.dask``, one task per file, the same
+merge): the scheduler's workers mount the same claim at the same path.
+
 Every file must stay inside the volume: ``..`` is refused by the spec, and a symbolic
 link on the volume that leads elsewhere refuses the whole window (no file is read).
 """
@@ -18,6 +22,7 @@ link on the volume that leads elsewhere refuses the whole window (no file is rea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from modelmonitor.adapters.files import DataError
@@ -34,12 +39,14 @@ from modelmonitor.core.spec.model import PartitionsSpec
 from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.volume_paths import inside_volume
-from modelmonitor.sources.base import CurrentData, Gathered, RunContext
+from modelmonitor.sources.base import CurrentData, DaskProfiler, Gathered, RunContext
 from modelmonitor.sources.object_partitions import PartitionsError as PrefixError
 from modelmonitor.sources.object_partitions import read_prefix_window
 
 PARTITIONS_UNAVAILABLE = "PartitionsUnavailable"
 PARTITIONS_UNREADABLE = "PartitionsUnreadable"
+ENGINE_NOT_INSTALLED = "EngineNotInstalled"
+ENGINE_FAILED = "EngineFailed"
 
 
 class PartitionsError(Exception):
@@ -66,6 +73,13 @@ class PartitionsSource:
         if root is None:
             message = f"{shown}: read by job mode's run pod, which mounts the claim"
             return _failed(PARTITIONS_UNAVAILABLE, message)
+        engine: Engine = _stream
+        details: dict[str, object] = {}
+        if ctx.spec.schedule.mode == "dask":
+            if ctx.clients.dask is None or ctx.spec.schedule.dask is None:
+                message = f"{shown}: mode dask needs the dask extra in the run pod's image"
+                return _failed(ENGINE_NOT_INSTALLED, message)
+            engine = _on_dask(ctx.clients.dask, ctx.spec.schedule.dask.scheduler, details)
         try:
             profile, files = await asyncio.to_thread(
                 read_window,
@@ -74,12 +88,13 @@ class PartitionsSource:
                 ctx.reference.features,
                 ctx.clients.window_limits,
                 shown,
+                engine,
             )
         except PartitionsError as exc:
             return _failed(exc.reason, str(exc))
         return Gathered(
             current=CurrentData(None, profile=profile),
-            details={"partitions": {"files": files, "rows": profile.n_rows}},
+            details={"partitions": {"files": files, "rows": profile.n_rows, **details}},
         )
 
 
@@ -107,12 +122,41 @@ async def _gather_prefix(
     )
 
 
+Engine = Callable[[Sequence[Path], ProfileSchema, ReadLimits], ReferenceProfile]
+
+
+def _stream(paths: Sequence[Path], schema: ProfileSchema, limits: ReadLimits) -> ReferenceProfile:
+    """Single-pod streaming: one chunk of one file in memory at a time."""
+    return profile_stream(iter_partitions(paths, schema.features, limits=limits), schema)
+
+
+def _on_dask(dask: DaskProfiler, scheduler: str, details: dict[str, object]) -> Engine:
+    def run(paths: Sequence[Path], schema: ProfileSchema, limits: ReadLimits) -> ReferenceProfile:
+        try:
+            profile, workers = dask(scheduler, paths, schema, limits)
+        except (DataError, PartitionsError):
+            raise
+        except Exception as exc:  # the engine's own failure: reported, never a crash
+            raise PartitionsError(
+                ENGINE_FAILED, f"the partition step on {scheduler}: {type(exc).__name__}: {exc}"
+            ) from exc
+        details.update(engine="dask", workers=workers)
+        return profile
+
+    return run
+
+
 def _failed(reason: str, message: str) -> Gathered:
     return Gathered(current=CurrentData(None), problems=(Problem(reason, message),))
 
 
 def read_window(
-    root: Path, written: str, features: list[Feature], limits: ReadLimits, shown: str
+    root: Path,
+    written: str,
+    features: list[Feature],
+    limits: ReadLimits,
+    shown: str,
+    engine: Engine | None = None,
 ) -> tuple[ReferenceProfile, int]:
     """The merged profile of the files ``written`` names inside ``root``, and their count."""
     try:
@@ -143,7 +187,7 @@ def read_window(
                 f"{shown}: {paths[0].relative_to(base)} has none of the reference's features",
             )
         schema = ProfileSchema(tuple(present))
-        profile = profile_stream(iter_partitions(paths, present, limits=limits), schema)
+        profile = (engine or _stream)(paths, schema, limits)
     except DataError as exc:
         where = Path(exc.path)
         name = where.relative_to(base) if where.is_relative_to(base) else where.name

@@ -22,7 +22,7 @@ ACTIONS = (*(a.value for a in ActionName), NONE)  # what an action list may hold
 TARGET_KINDS = ("Deployment", "InferenceService", "External")
 REFERENCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "npy", "profile")
 FEATURE_TYPES = ("numerical", "categorical")
-SCHEDULE_MODES = ("inline", "job")
+SCHEDULE_MODES = ("inline", "job", "dask")
 SLO_SOURCES = ("probe", "prometheus")
 NOTIFY_FORMATS = ("slack", "json")
 SINK_TYPES = ("alertmanager", "pagerduty", "slack", "teams", "webhook", "cloudevents")
@@ -73,12 +73,25 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
+class DaskSpec:
+    """Mode dask: the scheduler (``tcp://host:port``) the run pod profiles the partitions on."""
+
+    scheduler: str
+
+
+@dataclass(frozen=True)
 class ScheduleSpec:
     interval_seconds: float = 60.0
-    mode: Literal["inline", "job"] = "inline"
+    mode: Literal["inline", "job", "dask"] = "inline"
     run_timeout_seconds: float = 600.0
     job_active_deadline_seconds: int = 600
     job_resources: Mapping[str, Any] = field(default_factory=dict)
+    dask: DaskSpec | None = None
+
+    @property
+    def in_job(self) -> bool:
+        """A run happens in a Job's pod (modes job and dask)."""
+        return self.mode in ("job", "dask")
 
 
 @dataclass(frozen=True)

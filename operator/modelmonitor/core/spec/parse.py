@@ -31,6 +31,7 @@ from modelmonitor.core.spec.model import (
     REFERENCE_FORMATS,
     SCHEDULE_MODES,
     TARGET_KINDS,
+    DaskSpec,
     DriftSpec,
     EndpointSpec,
     FeatureSpec,
@@ -242,7 +243,11 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
     if timeout is not None and not MIN_RUN_TIMEOUT_SECONDS <= timeout <= MAX_RUN_TIMEOUT_SECONDS:
         r.problem(f"{path}.runTimeout", "must be between 1s and 1h")
     job = r.obj(data, "job", path) or {}
+    dask = _parse_dask(r, data, path)
+    if (mode == "dask") != (dask is not None) and mode is not None:
+        r.problem(f"{path}.dask", "is set exactly when spec.schedule.mode is 'dask'")
     return ScheduleSpec(
+        dask=dask,
         interval_seconds=interval or ScheduleSpec.interval_seconds,
         mode=mode or ScheduleSpec.mode,  # type: ignore[arg-type]
         run_timeout_seconds=timeout or ScheduleSpec.run_timeout_seconds,
@@ -256,6 +261,33 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
         ),
         job_resources=dict(r.obj(job, "resources", f"{path}.job") or {}),
     )
+
+
+_DASK_HOST = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"|[0-9]{1,3}(\.[0-9]{1,3}){3})$"
+)
+
+
+def _parse_dask(r: FieldReader, data: Mapping[str, Any], path: str) -> DaskSpec | None:
+    dask = r.obj(data, "dask", path)
+    if dask is None:
+        return None
+    where = f"{path}.dask"
+    address = r.string(dask, "scheduler", where, required=True)
+    if address is None:
+        return None
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    if (
+        not address.startswith("tcp://")
+        or len(address) > 270
+        or not _DASK_HOST.match(host)
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+    ):
+        r.problem(f"{where}.scheduler", f"must be tcp://host:port, got {address!r}")
+        return None
+    return DaskSpec(scheduler=address)
 
 
 def _parse_features(r: FieldReader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, ...]:
@@ -442,14 +474,22 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec, *, reference_given: bool) -
     if spec.payload_log is not None and spec.schedule.mode != "inline":
         r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
     part = spec.partitions
-    if part is not None and part.object_storage is None and spec.schedule.mode != "job":
-        r.problem("spec.data.partitions", "needs spec.schedule.mode 'job' (with claimName)")
+    if part is not None and part.object_storage is None and not spec.schedule.in_job:
+        r.problem(
+            "spec.data.partitions", "needs spec.schedule.mode 'job' or 'dask' (with claimName)"
+        )
+    if spec.schedule.mode == "dask" and (part is None or part.object_storage is not None):
+        r.problem(
+            "spec.schedule.mode",
+            "'dask' needs spec.data.partitions with claimName (the engine profiles the "
+            "partitions on the claim)",
+        )
     if spec.reference is None:
         # a reference that was written but refused has its own problems already
         for need in () if reference_given else reference_needs(spec):
             r.problem("spec.reference", f"is required: {need}")
-    elif spec.reference.source == "pvc" and spec.schedule.mode != "job":
-        r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job'")
+    elif spec.reference.source == "pvc" and not spec.schedule.in_job:
+        r.problem("spec.reference.pvc", "needs spec.schedule.mode 'job' or 'dask'")
     actions = spec.actions
     rollback_kinds = ("Deployment", "InferenceService")
     if actions.uses(ActionName.ROLLBACK) and spec.target.kind not in rollback_kinds:

@@ -491,7 +491,16 @@ class CategoricalProfile:
                         sk.update(label, count)
         return CategoricalProfile(self.name, {}, missing, sk.serialize())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, sketched: bool = False) -> dict[str, Any]:
+        """The JSON form; a frequent-items sketch only with ``sketched`` (a window's partial
+        profile on its way to be merged, never a saved reference profile)."""
+        if self.frequent is not None and sketched:
+            return {
+                "name": self.name,
+                "type": "categorical",
+                "frequent": base64.b64encode(self.frequent).decode("ascii"),
+                "n_missing": self.n_missing,
+            }
         if self.frequent is not None:
             raise ValueError(
                 f"profile column {self.name!r} holds a frequent-items sketch: only exact "
@@ -507,6 +516,9 @@ class CategoricalProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CategoricalProfile:
+        if "frequent" in d:
+            frequent = base64.b64decode(str(d["frequent"]), validate=True)
+            return cls(str(d["name"]), {}, int(d["n_missing"]), frequent)
         cats, counts = d["categories"], d["counts"]
         if len(cats) != len(counts):
             raise ValueError(f"profile column {d['name']!r}: categories and counts differ")

@@ -163,15 +163,25 @@ class ReferenceProfile:
         )
 
     # --- serialisation ------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, sketched: bool = False) -> dict[str, Any]:
+        """The JSON form. ``sketched``: also categorical columns that turned into
+        frequent-items sketches (a window partition's profile sent to be merged)."""
+        out: dict[str, Any] = {
             "format": PROFILE_FORMAT,
             "version": PROFILE_VERSION,
             "n_rows": self.n_rows,
             "exact_limit": self.exact_limit,
             "sketch_k": self.sketch_k,
-            "columns": [c.to_dict() for c in self.columns.values()],
+            "columns": [
+                c.to_dict(sketched=True)
+                if isinstance(c, CategoricalProfile) and sketched
+                else c.to_dict()
+                for c in self.columns.values()
+            ],
         }
+        if self.category_cap is not None:  # a window's partition profile, sent to be merged
+            out["category_cap"] = self.category_cap
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
@@ -191,12 +201,17 @@ class ReferenceProfile:
             else:
                 raise ValueError(f"profile column {c.get('name')!r}: unknown type {c['type']!r}")
         limit = d["exact_limit"]
+        cap = d.get("category_cap")
         return cls(
-            cols, int(d["n_rows"]), None if limit is None else int(limit), int(d["sketch_k"])
+            cols,
+            int(d["n_rows"]),
+            None if limit is None else int(limit),
+            int(d["sketch_k"]),
+            None if cap is None else int(cap),
         )
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+    def to_json(self, *, sketched: bool = False) -> str:
+        return json.dumps(self.to_dict(sketched=sketched), separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ReferenceProfile:

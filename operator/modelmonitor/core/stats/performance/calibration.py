@@ -35,11 +35,17 @@ error, which is then not small.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from modelmonitor.core.stats.performance.auc import sort_order
 
 Array = npt.NDArray[np.float64]
 
@@ -66,16 +72,74 @@ class IsotonicMap:
         return np.interp(score, self.x, self.y)
 
 
+Pava = Callable[[Array, Array], Array]
+_pava: Pava | None = None
+
+
+def _scipy_isotonic(y: Array, w: Array) -> Array:
+    from scipy.optimize import isotonic_regression
+
+    return np.asarray(isotonic_regression(y, weights=w, increasing=True).x, dtype=np.float64)
+
+
+def _load_pava() -> Pava:
+    """scipy's compiled pool-adjacent-violators routine, without importing
+    ``scipy.optimize`` (about 0.3 s of CPU, 1 s on a busy machine: linalg, sparse and
+    every solver come with it). The extension module is loaded from its file; it needs
+    only numpy. It is what ``scipy.optimize.isotonic_regression`` calls, with the same
+    arguments (C-contiguous float64 copies of the values and weights, and an index buffer
+    of n + 1); the unit tests hold the two equal. If scipy's layout ever changes, the
+    public function is used instead.
+    """
+    try:
+        spec = importlib.util.find_spec("scipy")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("scipy not found")
+        folder = Path(next(iter(spec.submodule_search_locations))) / "optimize"
+        name = "scipy.optimize._pava_pybind"
+        path = next(
+            str(f)
+            for f in folder.glob("_pava_pybind*")
+            if f.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+        )
+        loader = importlib.machinery.ExtensionFileLoader(name, path)
+        module = importlib.util.module_from_spec(
+            importlib.util.spec_from_file_location(name, path, loader=loader)  # type: ignore[arg-type]
+        )
+        loader.exec_module(module)
+        raw = module.pava
+    except Exception:  # any failure: the public route, slower to import
+        return _scipy_isotonic
+
+    def pava(y: Array, w: Array) -> Array:
+        x = np.array(y, order="C", dtype=np.float64, copy=True)
+        wx = np.array(w, order="C", dtype=np.float64, copy=True)
+        r = np.full(x.size + 1, -1, dtype=np.intp)
+        out, _, _, _ = raw(x, wx, r)
+        return np.asarray(out, dtype=np.float64)
+
+    return pava
+
+
+def isotonic_values(y: Array, w: Array) -> Array:
+    """The isotonic (non-decreasing) regression of ``y`` with weights ``w`` > 0."""
+    global _pava
+    if _pava is None:
+        _pava = _load_pava()
+    return _pava(y, w)
+
+
 def fit_isotonic(score: Array, label: Array) -> IsotonicMap:
     """The isotonic regression of ``label`` (0/1) on ``score``, ties pooled first."""
-    from scipy.optimize import isotonic_regression  # only runs that estimate pay
-
-    ux, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    means = np.bincount(inverse, weights=label, minlength=ux.size) / counts
-    fitted = np.asarray(
-        isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x,
-        dtype=np.float64,
-    )
+    # np.unique's groups without its inverse scatter, and no sort at all for sorted scores
+    order = sort_order(score)
+    xs = score if order is None else score[order]
+    ls = label if order is None else label[order]
+    starts = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1])))
+    ux = xs[starts]
+    counts = np.diff(np.append(starts, xs.size))
+    means = np.add.reduceat(ls, starts) / counts
+    fitted = isotonic_values(means, counts.astype(np.float64))
     # Keep only each plateau's first and last score: the same map, and a lookup of
     # O(log plateaus) instead of O(log n) that stays in cache (3x faster on 1M rows).
     change = np.flatnonzero(np.diff(fitted) != 0)
@@ -179,17 +243,20 @@ def check_calibration(
     rng = np.random.default_rng(0)
     if t_idx.size > CHECK_MAX_ROWS:  # plenty for 10 bins; keeps a 1M-row reference cheap
         rows = rng.choice(t_idx.size, CHECK_MAX_ROWS, replace=False)
-        t_idx, proba = t_idx[rows], proba[rows]
+        t_idx, proba = t_idx[rows], np.take(proba, rows, axis=0)
     n = t_idx.size
     raw, raw_p = ece(*_confidence(t_idx, proba, pos))
     half = rng.permutation(n) % 2 == 0
     cross = np.empty_like(proba)
+    # np.take and row indices: boolean or fancy row selections of a 2-D array are slow
     for fit_rows in (half, ~half):
-        if np.count_nonzero(fit_rows) == 0 or np.count_nonzero(~fit_rows) == 0:
-            cross[~fit_rows] = proba[~fit_rows]
+        fit_at, other_at = np.flatnonzero(fit_rows), np.flatnonzero(~fit_rows)
+        other = np.take(proba, other_at, axis=0)
+        if fit_at.size == 0 or other_at.size == 0:
+            cross[other_at] = other
             continue
-        cal = Calibrator.fit(t_idx[fit_rows], proba[fit_rows], pos)
-        cross[~fit_rows] = cal(proba[~fit_rows])
+        cal = Calibrator.fit(t_idx[fit_at], np.take(proba, fit_at, axis=0), pos)
+        cross[other_at] = cal(other)
     cal_ece, _ = ece(*_confidence(t_idx, cross, pos))
     warning = None
     if raw > ECE_WARN and raw_p < ECE_P_WARN:

@@ -32,7 +32,7 @@ from modelmonitor.core.stats.performance.auc import expected_auc
 from modelmonitor.core.stats.performance.confusion import (
     count_metrics,
     expected_confusion,
-    expected_var,
+    expected_vars,
 )
 from modelmonitor.core.stats.performance.intervals import Estimate, around
 
@@ -56,9 +56,11 @@ def estimate_classification(
     """
     k = calibrated.shape[1]
     cm = expected_confusion(calibrated, p_idx, k)
+    metrics = count_metrics(cm, pos)
+    variances = expected_vars(calibrated, p_idx, cm, [g for _, g in metrics.values()])
     out = {
-        m: around(value, math.sqrt(max(expected_var(calibrated, p_idx, cm, g), 0.0)), z)
-        for m, (value, g) in count_metrics(cm, pos).items()
+        m: around(value, math.sqrt(max(var, 0.0)), z)
+        for (m, (value, _)), var in zip(metrics.items(), variances, strict=True)
     }
     out["roc_auc"], skipped = expected_auc(calibrated, scores, pos, z)
     return out, skipped

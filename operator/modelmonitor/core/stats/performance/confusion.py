@@ -70,9 +70,7 @@ def multinomial_var(cm: Array, g: Array) -> float:
 def expected_confusion(proba: Array, pred: npt.NDArray[np.intp], k: int) -> Array:
     """``E C[j, c] = sum over rows predicted c of p_ij`` when each row's class is drawn
     from its calibrated probabilities ``proba`` (n, k)."""
-    e = np.zeros((k, k))
-    np.add.at(e.T, pred, proba)
-    return e
+    return np.stack([np.bincount(pred, weights=proba[:, j], minlength=k) for j in range(k)])
 
 
 def expected_var(proba: Array, pred: npt.NDArray[np.intp], e: Array, g: Array) -> float:
@@ -82,3 +80,35 @@ def expected_var(proba: Array, pred: npt.NDArray[np.intp], e: Array, g: Array) -
     ``= sum g^2 * E C - sum_i (p_i . g[:, pred_i])^2``: O(n K)."""
     s = np.einsum("ij,ij->i", proba, g.T[pred])
     return float((g * g * e).sum() - float(s @ s))
+
+
+#: Up to this many classes :func:`expected_vars` sums second moments per predicted class
+#: (O(n K^2) once, then O(K^3) per metric); beyond it, one O(n K) pass per metric.
+MOMENTS_MAX_CLASSES = 8
+
+
+def predicted_moments(proba: Array, pred: npt.NDArray[np.intp], k: int) -> Array:
+    """``M[c] = sum over rows predicted c of p_i p_i'`` (k, k, k): the second moments of
+    the calibrated probabilities per predicted class."""
+    m = np.empty((k, k, k))
+    for j in range(k):
+        for h in range(j, k):
+            m[:, j, h] = np.bincount(pred, weights=proba[:, j] * proba[:, h], minlength=k)
+            m[:, h, j] = m[:, j, h]
+    return m
+
+
+def expected_vars(
+    proba: Array, pred: npt.NDArray[np.intp], e: Array, gs: list[Array]
+) -> list[float]:
+    """:func:`expected_var` of each gradient in ``gs``, the rows read once for all of them.
+
+    Row ``i`` predicted ``c`` adds ``s_i = p_i . g[:, c]``, so ``sum_i s_i^2 = sum_c
+    g[:, c]' M_c g[:, c]`` with ``M_c`` the second moments of the rows predicted ``c``
+    (:func:`predicted_moments`): the same sum, with the O(n) part shared by the metrics.
+    """
+    k = e.shape[0]
+    if k > MOMENTS_MAX_CLASSES:
+        return [expected_var(proba, pred, e, g) for g in gs]
+    m = predicted_moments(proba, pred, k)
+    return [float((g * g * e).sum() - np.einsum("jc,cjh,hc->", g, m, g)) for g in gs]

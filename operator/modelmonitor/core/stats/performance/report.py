@@ -28,6 +28,7 @@ from modelmonitor.core.stats.label_encoding import (
     labels_array,
     missing_mask,
 )
+from modelmonitor.core.stats.performance.auc import macro_auc_value, sort_order
 from modelmonitor.core.stats.performance.calibration import (
     SMALL_REFERENCE,
     CalibrationCheck,
@@ -132,6 +133,21 @@ def _classes(reference_y: np.ndarray, labels: Sequence[str | float] | None) -> n
     return np.unique(reference_y.astype(str))
 
 
+def _by_score(pos: int | None, scores: Array, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``scores`` (n, k) and the ``rows`` aligned with it, reordered by the positive class's
+    score (binary; more classes: unchanged).
+
+    Every binary metric is a sum over rows, so the order changes nothing but rounding, and
+    in score order the calibration map, the ranks of ROC AUC and DeLong's placements need
+    no sort of their own: one sort serves them all (:func:`.auc.sort_order`).
+    """
+    order = None if pos is None else sort_order(scores[:, pos])
+    if order is None:
+        return (scores, *rows)
+    # np.take: a fancy index of the rows of a 2-D array is several times slower
+    return tuple(np.take(a, order, axis=0) for a in (scores, *rows))
+
+
 def _check_rows(what: str, a: np.ndarray | None, n: int) -> None:
     if a is not None and a.shape[0] != n:
         raise ValueError(f"{what} have {a.shape[0]} rows, expected {n}")
@@ -215,8 +231,12 @@ class ClassificationReference:
             if rpred is None
             else encode_labels(rpred, classes, "reference predictions")
         )
-        metrics, _ = realized_classification(rt, rpi, rs, pos, z)
-        check = check_calibration(rt, rs, pos)
+        check = check_calibration(rt, rs, pos)  # before the reordering: it samples rows
+        rs, rt, rpi = _by_score(pos, rs, rt, rpi)
+        # the reference's own values only: its intervals (DeLong's influences) go unused
+        metrics, _ = realized_classification(rt, rpi, None, pos, z, k=k)
+        reference: dict[str, float | None] = {m: e.value for m, e in metrics.items()}
+        reference["roc_auc"] = macro_auc_value(rt, rs, pos)
         if check.warning:
             notes.append(check.warning)
         if ry.size < SMALL_REFERENCE:
@@ -230,7 +250,7 @@ class ClassificationReference:
             columns=1 if rp.ndim == 1 else k,
             calibrator=Calibrator.fit(rt, rs, pos),
             calibration=check,
-            reference={m: e.value for m, e in metrics.items()},
+            reference=reference,
             confidence=confidence,
             notes=tuple(notes),
             rows=int(ry.size),
@@ -293,6 +313,10 @@ class ClassificationReference:
             if cpred is None
             else encode_labels(cpred, classes, "current predictions")
         )
+        if cy is None:
+            cs, cpi = _by_score(pos, cs, cpi)
+        else:
+            cs, cpi, cy = _by_score(pos, cs, cpi, cy)
         calibrated = self.calibrator(cs)
         estimated, skipped = self._estimate(calibrated, cs, cpi, z)
         if skipped:
