@@ -144,3 +144,16 @@ def test_endpoint_and_region_come_from_the_environment() -> None:
     assert (aws.object_storage.endpoint, aws.object_storage.path_style) == (None, False)
     with pytest.raises(UsageError, match="no path"):
         prefix_spec("s3://lake/p/", "http://minio:9000/x", env, 1000)
+
+
+def test_an_engine_is_refused_for_a_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = tmp_path / "reference.parquet"
+    pq.write_table(_table(100), reference)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    args = ["check", "--reference", str(reference), "--current", "s3://lake/p/"]
+    assert main([*args, "--engine", "dask-local"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine" in err, err

@@ -89,3 +89,10 @@ def test_a_claim_still_needs_job_mode_and_a_prefix_does_not() -> None:
     found = problems(spec({"claimName": "c", "path": "/x"}))
     assert "needs spec.schedule.mode 'job'" in found["spec.data.partitions"]
     parse_spec(spec(s3()))  # inline: fine
+
+
+def test_the_dask_engine_reads_only_a_claim() -> None:
+    doc = spec(s3(), mode="dask")
+    doc["schedule"]["dask"] = {"scheduler": "tcp://dask-scheduler.data:8786"}
+    found = problems(doc)
+    assert "with claimName" in found["spec.schedule.mode"], found
