@@ -278,3 +278,45 @@ def test_every_optional_spec_part_is_tested_before_it_is_read(docs: tuple[Doc, D
             ):
                 unguarded.append(f"spec.{top} in: {expression[:120]}")
     assert not unguarded, "\n".join(unguarded)
+
+
+def _optional(schema: Doc, path: list[str]) -> list[bool]:
+    """For each field along ``path`` under spec: whether it may be absent (neither
+    required by its parent nor defaulted)."""
+    out = []
+    node = schema
+    for name in path:
+        props = node.get("properties") or {}
+        if name not in props:
+            break
+        sub = props[name]
+        out.append(name not in (node.get("required") or []) and "default" not in sub)
+        node = sub
+    return out
+
+
+def test_every_optional_field_along_a_read_path_is_tested_first(docs: tuple[Doc, Doc]) -> None:
+    """Deeper than the test above: reading ``object.spec.data.partitions.s3.secretRef.name``
+    needs ``has()`` for each optional object on the way (``data``, ``partitions``, ``s3``),
+    or a monitor with ``partitions.claimName`` instead of ``s3`` is refused with "no such
+    key". Paths through a list index are left to the list tests."""
+    schema = _spec_schema()
+    policy = docs[0]["spec"]
+    unguarded = []
+    for item in [*policy["variables"], *policy["validations"]]:
+        expression = " ".join(item["expression"].split())
+        guards = set(re.findall(r"has\(object\.spec\.([\w.]+)\)", expression))
+        if expression.startswith("!('rollback' in variables.actions)"):
+            guards.add("actions")  # variables.actions is [] without spec.actions
+        # a read needs every optional field on its path present, its own too; has(a.b.c)
+        # needs a and a.b (it tests c)
+        reads = re.findall(r"(?<!has\()object\.spec\.([\w.]+)(?![\w.\[])", expression)
+        paths = [read.split(".") for read in set(reads)]
+        paths += [guard.split(".")[:-1] for guard in guards if "." in guard]
+        for parts in paths:
+            read = ".".join(parts)
+            for depth, optional in enumerate(_optional(schema, parts), start=1):
+                prefix = ".".join(parts[:depth])
+                if optional and prefix not in guards:
+                    unguarded.append(f"spec.{prefix} (read spec.{read}) in: {expression[:100]}")
+    assert not unguarded, "\n".join(sorted(set(unguarded)))

@@ -285,3 +285,35 @@ def test_no_accepted_key_leaves_its_bucket(key: str) -> None:
     assert "#" not in url
     assert urllib.parse.unquote(path) == f"/refs/{key}"
     assert posixpath.normpath(urllib.parse.unquote(path)).startswith("/refs/")
+
+
+def test_a_prefix_may_end_with_a_slash_but_never_leave_its_bucket() -> None:
+    from modelmonitor.core.object_storage import object_prefix_problem
+
+    assert object_prefix_problem("exports/day=1/") is None
+    assert object_prefix_problem("exports/day=1") is None
+    for bad in ("", "/x/", "a//b/", "../x/", "a/./b", "a\x00b"):
+        assert object_prefix_problem(bad) is not None, bad
+
+
+def test_list_url_puts_the_prefix_in_a_sigv4_canonical_query() -> None:
+    from modelmonitor.core.object_storage import list_url, parse_list_page
+
+    path_style = list_url(
+        "s3", bucket="lake", prefix="a b/ü/", endpoint="http://s3:9000", path_style=True
+    )
+    assert path_style.url == (
+        "http://s3:9000/lake?list-type=2&max-keys=1000&prefix=a%20b%2F%C3%BC%2F"
+    )
+    hosted = list_url("s3", bucket="lake", prefix="p/", region="eu-west-1", continuation="t+/=")
+    assert hosted.url.startswith("https://lake.s3.eu-west-1.amazonaws.com/?list-type=2")
+    assert hosted.url.endswith("&continuation-token=t%2B%2F%3D")
+    assert list_url("gcs", bucket="lake", prefix="p/").url.startswith(
+        "https://storage.googleapis.com/lake?"
+    )
+    page = parse_list_page(
+        b"<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>n1"
+        b"</NextContinuationToken><Contents><Key>p/a.csv</Key><Size>3</Size></Contents>"
+        b"</ListBucketResult>"
+    )
+    assert (page.objects[0].key, page.objects[0].size, page.next_token) == ("p/a.csv", 3, "n1")

@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 import re
 import urllib.parse
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -385,3 +386,111 @@ def error_code(body: bytes) -> str | None:
     safe to show, where the rest of the body may quote the request."""
     found = _XML_CODE.search(body[:4096].decode("utf-8", "replace"))
     return found.group(1) if found else None
+
+
+# -- Listing a prefix (S3 ListObjectsV2; GCS's XML API answers the same request) --------------
+#: Keys asked per ListObjectsV2 page (S3's own maximum).
+LIST_PAGE_KEYS = 1000
+#: The ``s3:ListBucket`` answer of one page: 1,000 keys of up to 1,024 bytes, with XML around.
+MAX_LIST_PAGE_BYTES = 4 << 20
+#: File endings a prefix's objects must have to be read as partitions.
+PARTITION_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+_S3_XMLNS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def object_prefix_problem(prefix: str) -> str | None:
+    """None when ``prefix`` can name a "folder" of a bucket: the rules of
+    :func:`object_key_problem`, except that it may end with ``/`` (``exports/day=1/``).
+    The empty prefix (the whole bucket) is refused: name the folder the window is in."""
+    if not prefix:
+        return "must not be empty (name the folder the partitions are in, e.g. 'exports/')"
+    return object_key_problem(prefix[:-1] if prefix.endswith("/") else prefix)
+
+
+def list_url(
+    provider: Provider,
+    *,
+    bucket: str,
+    prefix: str,
+    endpoint: str | None = None,
+    region: str = "us-east-1",
+    path_style: bool = False,
+    continuation: str | None = None,
+    max_keys: int = LIST_PAGE_KEYS,
+) -> ObjectAddress:
+    """The URL of one ListObjectsV2 page of ``bucket`` under ``prefix`` (S3 and GCS).
+
+    The prefix travels in the query string, quoted; the bucket as in :func:`object_url`.
+    """
+    problem = object_prefix_problem(prefix)
+    if problem is not None:
+        raise ValueError(f"object prefix {problem}")
+    if provider == "azureBlob":
+        raise ValueError("listing an Azure container is not supported")
+    default = GCS_ENDPOINT if provider == "gcs" else f"https://s3.{region}.amazonaws.com"
+    base = (endpoint or default).rstrip("/")
+    params = [("list-type", "2"), ("max-keys", str(max_keys)), ("prefix", prefix)]
+    if continuation is not None:
+        params.append(("continuation-token", continuation))
+    query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe="-_.~")
+    if path_style or provider == "gcs":
+        url = f"{base}/{bucket}?{query}"
+    else:
+        parts = urllib.parse.urlsplit(base)
+        url = f"{parts.scheme}://{bucket}.{parts.netloc}/?{query}"
+    shown = f"{'gs' if provider == 'gcs' else 's3'}://{bucket}/{prefix}"
+    return ObjectAddress(url=url, shown=shown, host=urllib.parse.urlsplit(url).netloc)
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One ListObjectsV2 answer: its objects, and the token of the next page (None: last)."""
+
+    objects: tuple[ListedObject, ...]
+    next_token: str | None
+
+
+def parse_list_page(body: bytes) -> ListPage:
+    """A ListObjectsV2 answer's ``<Contents>`` (key and size) and continuation token.
+
+    The body is the server's: a ValueError for anything that is not a plain
+    ``ListBucketResult`` (a DOCTYPE, which could declare entities, is refused before the
+    parser sees it; a size that is not a non-negative integer; a truncated page without
+    a token).
+    """
+    if len(body) > MAX_LIST_PAGE_BYTES:
+        raise ValueError(f"the listing page is larger than {MAX_LIST_PAGE_BYTES} bytes")
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise ValueError("the listing declares a DOCTYPE or entities")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise ValueError(f"the listing is not XML: {exc}") from None
+    ns = _S3_XMLNS if root.tag.startswith(_S3_XMLNS) else ""
+    if root.tag != f"{ns}ListBucketResult":
+        raise ValueError(f"the listing is a {root.tag.removeprefix(ns)!r}, not a ListBucketResult")
+    objects = []
+    for item in root.iter(f"{ns}Contents"):
+        key = item.findtext(f"{ns}Key")
+        size_text = (item.findtext(f"{ns}Size") or "").strip()
+        if key is None or not size_text.isdigit():
+            raise ValueError("the listing has an object without a key or a size")
+        objects.append(ListedObject(key, int(size_text)))
+    truncated = (root.findtext(f"{ns}IsTruncated") or "false").strip().lower() == "true"
+    token = root.findtext(f"{ns}NextContinuationToken")
+    if truncated and not token:
+        raise ValueError("the listing is truncated but gives no continuation token")
+    return ListPage(tuple(objects), token if truncated else None)
+
+
+def is_partition_key(key: str) -> bool:
+    """True when ``key``'s last segment is a data file (:data:`PARTITION_SUFFIXES`) whose
+    name does not start with ``.`` or ``_`` (``_SUCCESS``, ``.part-0.crc``)."""
+    name = key.rsplit("/", 1)[-1]
+    return not name.startswith((".", "_")) and name.lower().endswith(PARTITION_SUFFIXES)

@@ -65,8 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--current",
         required=True,
-        help="current data file, or a partitioned window: a directory of data files or a "
-        "quoted glob ('day/*.parquet'), profiled file by file in bounded memory",
+        help="current data file, or a partitioned window: a directory of data files, a "
+        "quoted glob ('day/*.parquet') or an S3 prefix (s3://bucket/day=1/; credentials from "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), profiled file by file in bounded memory",
+    )
+    p.add_argument(
+        "--endpoint-url",
+        help="with --current s3://...: an S3-compatible server (scheme, host, port), addressed "
+        "path-style (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)",
+    )
+    p.add_argument(
+        "--max-objects",
+        type=int,
+        default=1000,
+        help="with --current s3://...: refuse a prefix holding more data objects (default "
+        "1000, at most 10000)",
     )
     p.add_argument("--features-file", help="YAML/JSON list of {name, type} feature specs")
     p.add_argument(

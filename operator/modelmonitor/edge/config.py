@@ -17,6 +17,7 @@ from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
 from modelmonitor.core.names import label_problem
 from modelmonitor.core.outbound import OutboundPolicy, ResponseLimits
 from modelmonitor.core.pod_policy import DEFAULT_SERVICE_ACCOUNT
+from modelmonitor.core.shard import LabelSelector, parse_selector
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,24 @@ class OperatorConfig:
     reference_max_decoded_bytes: int = REFERENCE_LIMITS.max_decoded_bytes
     reference_max_rows: int = REFERENCE_LIMITS.max_rows
     reference_max_cells: int = REFERENCE_LIMITS.max_cells
+    # SHARD_LABEL_SELECTOR: only the monitors whose labels match (None: every monitor)
+    shard: LabelSelector | None = None
+
+    @property
+    def finalizer(self) -> str:
+        """The run loop's finalizer: ``modelmonitor.io/run-loop``, or per shard
+        ``<PEERING_NAME>.modelmonitor.io/run-loop``: kopf removes a finalizer of its name
+        from an object none of its handlers match, so shards sharing one name would take
+        each other's away."""
+        return f"{self.annotation_prefix}/run-loop"
+
+    @property
+    def annotation_prefix(self) -> str:
+        """Where kopf keeps its bookkeeping on each monitor: ``modelmonitor.io``, or per
+        shard ``<PEERING_NAME>.modelmonitor.io``, so that deployments sharing the watched
+        objects never read each other's handled-state."""
+        base = "modelmonitor.io"
+        return base if self.shard is None else f"{self.peering_name}.{base}"
 
     @property
     def reference_limits(self) -> ReadLimits:
@@ -142,7 +161,8 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
-    STANDALONE, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
+    STANDALONE, SHARD_LABEL_SELECTOR, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE,
+    ENDPOINT_RESOLUTION,
     PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
     ARGOCD_NAMESPACE, ARGOCD_LABEL_TRACKING,
     SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
@@ -192,7 +212,9 @@ def load_config(
     # time in milliseconds makes the newest process win, so a restarted operator takes
     # over at once instead of waiting for a dead peer's record to expire.
     priority = int(priority_env) if priority_env else time.time_ns() // 1_000_000
+    shard = _shard(env, peering_name or defaults.peering_name, defaults.peering_name)
     return OperatorConfig(
+        shard=shard,
         namespaces=watched,
         scope=scope,
         log_format=fmt,
@@ -243,6 +265,25 @@ def load_config(
             env, "REFERENCE_MAX_CELLS", defaults.reference_max_cells, minimum=1
         ),
     )
+
+
+def _shard(env: Mapping[str, str], peering_name: str, default_name: str) -> LabelSelector | None:
+    """SHARD_LABEL_SELECTOR, checked; a shard needs a PEERING_NAME of its own (the
+    deployments would otherwise peer with each other, and only one of them would act)."""
+    selector = parse_selector(env.get("SHARD_LABEL_SELECTOR", ""))
+    if selector is None:
+        return None
+    if peering_name == default_name:
+        raise ValueError(
+            "SHARD_LABEL_SELECTOR needs a PEERING_NAME of the shard's own (not "
+            f"{default_name!r}): each shard is a deployment that acts beside the others"
+        )
+    if label_problem(peering_name) is not None:
+        raise ValueError(
+            f"PEERING_NAME {peering_name!r} must be a DNS label (a-z, 0-9, '-') for a shard: "
+            "it prefixes the shard's annotations"
+        )
+    return selector
 
 
 def _resolution(value: str) -> str:
@@ -348,3 +389,23 @@ def _gitops(env: Mapping[str, str]) -> GitOpsSettings:
     return GitOpsSettings(
         argocd_namespace=namespace, argocd_label_tracking=tracking in ("true", "1", "yes")
     )
+
+
+#: What ``modelmonitor check --current s3://...`` reads from the environment: the AWS
+#: tools' credentials, region and endpoint, and the fence's allowlist.
+CLI_OBJECT_STORAGE_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "OUTBOUND_ALLOW_CIDRS",
+)
+
+
+def object_storage_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The command line's object storage settings from the environment (set ones only)."""
+    env = os.environ if env is None else env
+    return {name: env[name] for name in CLI_OBJECT_STORAGE_ENV if env.get(name)}

@@ -38,8 +38,7 @@ from modelmonitor.sources.payload.tokens import ensure_token
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_PREFIX = "modelmonitor.io"
-FINALIZER = "modelmonitor.io/run-loop"
+FINALIZER = "modelmonitor.io/run-loop"  # per shard: <PEERING_NAME>.modelmonitor.io/run-loop
 
 
 @dataclass
@@ -58,6 +57,14 @@ class OperatorContext:
     kafka_feeds: KafkaFeeds | None = None  # payload logs read from Kafka
 
 
+def in_shard(labels: Mapping[str, str], memo: Any, **_: Any) -> bool:
+    """kopf's filter on every monitor handler: the monitor is this deployment's to run
+    (SHARD_LABEL_SELECTOR matches its labels, or no selector is set)."""
+    ctx = getattr(memo, "context", None)
+    shard = ctx.config.shard if isinstance(ctx, OperatorContext) else None
+    return shard is None or shard.matches(labels)
+
+
 def _context(memo: Any) -> OperatorContext:
     ctx = getattr(memo, "context", None)
     if not isinstance(ctx, OperatorContext):
@@ -69,15 +76,16 @@ def _context(memo: Any) -> OperatorContext:
 async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     ctx = _context(memo)
     # kopf's own bookkeeping goes into annotations under our prefix, never into status.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX
-    )
+    # A shard (SHARD_LABEL_SELECTOR) keeps its own, so that deployments sharing the
+    # watched objects never take another's handled-state for theirs.
+    prefix = ctx.config.annotation_prefix
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        prefix=prefix, key="last-handled-configuration"
     )
     # The run loop (a kopf daemon) holds this finalizer so that it stops before the
     # object goes; removed as soon as the loop has stopped.
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = ctx.config.finalizer
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
     settings.posting.reporting_component = REPORTING_COMPONENT  # as the keyed Events' "From"
@@ -233,23 +241,25 @@ def _record_schedule(
     )
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=in_shard)
 async def on_create(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     await _reconcile(body, memo, logger)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=in_shard)
 async def on_resume(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     await _reconcile(body, memo, logger)
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, when=in_shard)
 async def on_update(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     await _reconcile(body, memo, logger)
 
 
-def _should_recheck(status: Mapping[str, Any], **_: Any) -> bool:
-    return needs_recheck(status)
+def _should_recheck(
+    status: Mapping[str, Any], labels: Mapping[str, str], memo: Any, **_: Any
+) -> bool:
+    return in_shard(labels, memo) and needs_recheck(status)
 
 
 async def recheck_references(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
@@ -274,7 +284,7 @@ def register_recheck(interval_seconds: float) -> None:
     )(recheck_references)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0)
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30.0, when=in_shard)
 async def monitoring_runs(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: Any, logger: Any, **_: Any
 ) -> None:
@@ -318,7 +328,7 @@ async def monitoring_runs(
             await asyncio.to_thread(feeds.pause, namespace, name)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, when=in_shard)
 async def on_delete(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     """Drop the monitor's metric series; owned objects go with Kubernetes garbage collection.
 

@@ -114,7 +114,7 @@ def _check(args: argparse.Namespace) -> int:
     features = load_features_file(args.features_file) if args.features_file else None
     labels = _label_spec(args)
     limits = limits_from(args)
-    if is_partitioned(args.current):
+    if is_partitioned(args.current) or str(args.current).startswith("s3://"):
         from modelmonitor.edge.offline_partitions import check_partitioned
 
         return check_partitioned(args, method, features, labels, limits, started)

@@ -1,4 +1,4 @@
-"""``modelmonitor check --current DIR|GLOB``: a partitioned window, streamed.
+"""``modelmonitor check --current DIR|GLOB|s3://bucket/prefix/``: a partitioned window, streamed.
 
 The files are listed (:func:`~modelmonitor.adapters.files.partitions.resolve_partitions`),
 read one chunk at a time with the size caps applied to each file, and folded into one
@@ -20,6 +20,7 @@ from modelmonitor.adapters.files.partitions import (
     resolve_partitions,
 )
 from modelmonitor.core.dataset import Feature
+from modelmonitor.core.spec.model import PartitionsSpec
 from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.stats.quality_window import window_quality
@@ -31,6 +32,7 @@ from modelmonitor.edge.offline import (
     analyze_with_flags,
     load_reference,
 )
+from modelmonitor.edge.offline_objects import is_object_prefix, read_object_window
 
 
 def engine_arguments(args: argparse.Namespace) -> tuple[str, str | None, int]:
@@ -112,13 +114,30 @@ def check_partitioned(
         types=types,
         required=parse_columns(getattr(args, "categorical", None)),
     )
-    paths = resolve_partitions(args.current)
-    present = present_features(paths, reference.features)
-    if not present:
-        shown = ", ".join(f.name for f in reference.features[:8])
-        raise DataError(paths[0], f"has none of the reference's features ({shown})")
-    schema = ProfileSchema(tuple(present))
-    window, workers = _profile(args, paths, schema, limits)
+    if is_object_prefix(args.current):
+        if getattr(args, "engine", "stream") != "stream":
+            raise UsageError(
+                "--engine reads files on its workers; an s3:// prefix is streamed by this "
+                "process (leave --engine out)"
+            )
+        window, count = read_object_window(
+            args.current,
+            reference.features,
+            limits,
+            endpoint=getattr(args, "endpoint_url", None),
+            max_objects=getattr(args, "max_objects", PartitionsSpec.max_objects),
+        )
+        schema = ProfileSchema(tuple(f for f in reference.features if f.name in window.columns))
+        workers = 0
+    else:
+        paths = resolve_partitions(args.current)
+        present = present_features(paths, reference.features)
+        if not present:
+            shown = ", ".join(f.name for f in reference.features[:8])
+            raise DataError(paths[0], f"has none of the reference's features ({shown})")
+        schema = ProfileSchema(tuple(present))
+        window, workers = _profile(args, paths, schema, limits)
+        count = len(paths)
     report = analyze_with_flags(args, reference, window, method)
     quality = window_quality(window, reference.data, features=reference.features)
     result = report.to_dict()
@@ -131,7 +150,7 @@ def check_partitioned(
     result["current"] = {
         "path": str(args.current),
         "rows": window.n_rows,
-        "partitions": len(paths),
+        "partitions": count,
         "rank_error": schema.rank_epsilon,
         "engine": getattr(args, "engine", "stream"),
     }

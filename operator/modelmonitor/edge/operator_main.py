@@ -113,6 +113,8 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
             prometheus_min_window_seconds=cfg.prometheus_min_window_seconds,
             payloads=payloads,
             outbound=outbound,
+            # an object-storage window read inline: each object under the reference caps
+            window_limits=cfg.reference_limits,
         )
     )
     job_env = {

@@ -117,7 +117,11 @@ class JobRunner:
                 if spec.reference is not None and spec.reference.source == "pvc"
                 else None
             ),
-            window_claim=spec.partitions.claim_name if spec.partitions is not None else None,
+            window_claim=(
+                spec.partitions.claim_name
+                if spec.partitions is not None and spec.partitions.object_storage is None
+                else None
+            ),
         )
         return await asyncio.to_thread(self.kube.create_job, namespace, manifest)
 

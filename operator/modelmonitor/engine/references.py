@@ -104,6 +104,8 @@ def _check_secrets(
     for ref in (spec.reference, probe_set):
         if ref is not None and ref.object_storage is not None:
             _check_key_refs(ref.object_storage.refs(), namespace, lookup, problems)
+    if spec.partitions is not None and spec.partitions.object_storage is not None:
+        _check_key_refs(spec.partitions.object_storage.refs(), namespace, lookup, problems)
     notify = spec.actions.notify
     if notify is None:
         return

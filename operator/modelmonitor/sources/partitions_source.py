@@ -1,4 +1,7 @@
-"""The ``partitions`` source: a partitioned current window on a volume, streamed (job mode).
+"""The ``partitions`` source: a partitioned current window, streamed into one profile.
+
+On a volume (job mode), described here; or under an object-storage prefix (inline or
+job mode: :mod:`modelmonitor.sources.object_partitions`).
 
 ``spec.data.partitions: {claimName, path}`` names a folder or a glob inside a
 PersistentVolumeClaim that job mode's run pod mounts read-only. The run lists the data
@@ -32,10 +35,13 @@ from modelmonitor.core.dataset import Feature
 from modelmonitor.core.limits import ReadLimits
 from modelmonitor.core.report import Problem
 from modelmonitor.core.spec import MonitorSpec
+from modelmonitor.core.spec.model import PartitionsSpec
 from modelmonitor.core.stats.partitions import ProfileSchema, profile_stream
 from modelmonitor.core.stats.profile import ReferenceProfile
 from modelmonitor.core.volume_paths import inside_volume
 from modelmonitor.sources.base import CurrentData, DaskProfiler, Gathered, RunContext
+from modelmonitor.sources.object_partitions import PartitionsError as PrefixError
+from modelmonitor.sources.object_partitions import read_prefix_window
 
 PARTITIONS_UNAVAILABLE = "PartitionsUnavailable"
 PARTITIONS_UNREADABLE = "PartitionsUnreadable"
@@ -60,6 +66,8 @@ class PartitionsSource:
         part = ctx.spec.partitions
         if ctx.reference is None or part is None:
             return Gathered()
+        if part.object_storage is not None:
+            return await _gather_prefix(ctx, part, ctx.reference.features)
         shown = f"partitions {part.claim_name}: {part.path}"
         root = ctx.clients.window_root
         if root is None:
@@ -88,6 +96,30 @@ class PartitionsSource:
             current=CurrentData(None, profile=profile),
             details={"partitions": {"files": files, "rows": profile.n_rows, **details}},
         )
+
+
+async def _gather_prefix(
+    ctx: RunContext, part: PartitionsSpec, features: list[Feature]
+) -> Gathered:
+    """The window under an object-storage prefix (inline or job mode)."""
+    try:
+        window = await read_prefix_window(
+            part,
+            features,
+            namespace=ctx.namespace,
+            lookup=ctx.clients.lookup,
+            outbound=ctx.clients.outbound,
+            limits=ctx.clients.window_limits,
+        )
+    except PrefixError as exc:
+        return _failed(exc.reason, str(exc))
+    profile = window.profile
+    return Gathered(
+        current=CurrentData(None, profile=profile),
+        details={
+            "partitions": {"objects": window.objects, "bytes": window.bytes, "rows": profile.n_rows}
+        },
+    )
 
 
 Engine = Callable[[Sequence[Path], ProfileSchema, ReadLimits], ReferenceProfile]

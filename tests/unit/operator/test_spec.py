@@ -305,6 +305,21 @@ def test_python_defaults_equal_crd_defaults() -> None:
             if source == "s3":
                 expected[f"{where}.s3.region"] = ref.region
                 expected[f"{where}.s3.forcePathStyle"] = ref.path_style
+        # spec.data.partitions names a prefix with the same fields
+        prefix = {"bucket": "refs", "prefix": "p/", "secretRef": {"name": "creds"}}
+        data = {**full.get("data", {}), "partitions": {source: prefix}}
+        part = parse_spec({**full, "data": data}).partitions
+        assert part is not None
+        assert part.object_storage is not None
+        stored_prefix = part.object_storage
+        where = "spec.data.partitions"
+        for role in ("accessKeyId", "secretAccessKey"):
+            key = stored_prefix.credentials[role].key
+            expected[f"{where}.{source}.secretRef.{role}Key"] = key
+        if source == "s3":
+            expected[f"{where}.s3.region"] = stored_prefix.region
+            expected[f"{where}.s3.forcePathStyle"] = stored_prefix.path_style
+        expected[f"{where}.maxObjects"] = part.max_objects
     assert defaults == expected
 
 

@@ -184,13 +184,30 @@ class PayloadLogSpec:
     kafka: KafkaSpec | None = None  # None: the window is fed over HTTP only
 
 
+#: How many data objects a prefix's window may have by default, and at most (the CRD's).
+DEFAULT_MAX_OBJECTS = 1000
+MAX_OBJECTS = 10_000
+
+
 @dataclass(frozen=True)
 class PartitionsSpec:
-    """A partitioned current window on a volume: the files a folder or glob names inside
-    the claim, streamed partition by partition into one profile (job mode only)."""
+    """A partitioned current window, streamed partition by partition into one profile:
+    the files a folder or glob names inside a claim (``claim_name``, ``path``; job mode
+    only), or the objects under a prefix in object storage (``object_storage``, whose
+    ``key`` is the prefix; inline or job mode), at most ``max_objects`` of them."""
 
-    claim_name: str
-    path: str
+    claim_name: str = ""
+    path: str = ""
+    object_storage: ObjectStorageSpec | None = None
+    max_objects: int = DEFAULT_MAX_OBJECTS
+
+    @property
+    def shown(self) -> str:
+        """How messages name the window: ``s3://bucket/prefix`` or ``claim: path``."""
+        stored = self.object_storage
+        if stored is not None:
+            return f"{'gs' if stored.provider == 'gcs' else 's3'}://{stored.bucket}/{stored.key}"
+        return f"{self.claim_name}: {self.path}"
 
 
 @dataclass(frozen=True)

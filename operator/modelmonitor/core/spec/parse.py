@@ -38,7 +38,6 @@ from modelmonitor.core.spec.model import (
     FeatureSpec,
     MonitorSpec,
     MultivariateSpec,
-    PartitionsSpec,
     PayloadLogSpec,
     PredictionSpec,
     ProbeSpec,
@@ -54,6 +53,7 @@ from modelmonitor.core.spec.parse_object_storage import (
     OBJECT_STORAGE_SOURCES,
     parse_object_storage,
 )
+from modelmonitor.core.spec.parse_partitions import parse_partitions
 from modelmonitor.core.spec.parse_performance import check_performance, parse_performance
 from modelmonitor.core.spec.parse_prometheus import parse_prometheus
 from modelmonitor.core.spec.parse_slos import parse_slos
@@ -72,7 +72,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
     features = _parse_features(r, spec)
     prediction = _parse_prediction(r, spec)
     probe, payload_log = _parse_data(r, spec)
-    partitions = _parse_partitions(r, spec)
+    partitions = parse_partitions(r, spec)
     drift = _parse_drift(r, spec)
     slos = parse_slos(r, spec)
     prometheus = parse_prometheus(r, spec)
@@ -417,22 +417,6 @@ def _parse_data(
     return probe, payload
 
 
-def _parse_partitions(r: FieldReader, spec: Mapping[str, Any]) -> PartitionsSpec | None:
-    data = r.obj(spec, "data", "spec") or {}
-    part = r.obj(data, "partitions", "spec.data")
-    if part is None:
-        return None
-    path = "spec.data.partitions"
-    where = r.string(part, "path", path, required=True)
-    problem = None if where is None else volume_path_problem(where)
-    if problem is not None:
-        r.problem(f"{path}.path", problem)
-    return PartitionsSpec(
-        claim_name=r.name(part, "claimName", path, subdomain_problem) or "",
-        path=where or "",
-    )
-
-
 def _parse_probe_dataset(
     r: FieldReader, probe: Mapping[str, Any], path: str
 ) -> ReferenceSpec | None:
@@ -494,10 +478,17 @@ def _cross_checks(r: FieldReader, spec: MonitorSpec, *, reference_given: bool) -
         r.problem("spec.target.endpoint", "is required when spec.data.probe is set")
     if spec.payload_log is not None and spec.schedule.mode != "inline":
         r.problem("spec.data.payloadLog", "needs spec.schedule.mode 'inline'")
-    if spec.partitions is not None and not spec.schedule.in_job:
-        r.problem("spec.data.partitions", "needs spec.schedule.mode 'job' or 'dask'")
-    if spec.schedule.mode == "dask" and spec.partitions is None:
-        r.problem("spec.schedule.mode", "'dask' needs spec.data.partitions")
+    part = spec.partitions
+    if part is not None and part.object_storage is None and not spec.schedule.in_job:
+        r.problem(
+            "spec.data.partitions", "needs spec.schedule.mode 'job' or 'dask' (with claimName)"
+        )
+    if spec.schedule.mode == "dask" and (part is None or part.object_storage is not None):
+        r.problem(
+            "spec.schedule.mode",
+            "'dask' needs spec.data.partitions with claimName (the engine profiles the "
+            "partitions on the claim)",
+        )
     if spec.reference is None:
         # a reference that was written but refused has its own problems already
         for need in () if reference_given else reference_needs(spec):

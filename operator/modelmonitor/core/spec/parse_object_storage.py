@@ -19,6 +19,7 @@ from modelmonitor.core.object_storage import (
     endpoint_problem,
     gcs_bucket_problem,
     object_key_problem,
+    object_prefix_problem,
     region_problem,
     s3_bucket_problem,
 )
@@ -34,9 +35,13 @@ GCS_REGION = "auto"  # what GCS's XML API expects in a SigV4 scope
 
 
 def parse_object_storage(
-    r: FieldReader, data: Mapping[str, Any], kind: str, path: str
+    r: FieldReader, data: Mapping[str, Any], kind: str, path: str, *, prefix: bool = False
 ) -> ObjectStorageSpec | None:
-    """``data[kind]`` (``s3``, ``gcs`` or ``azureBlob``) at ``path`` (``spec.reference``)."""
+    """``data[kind]`` (``s3``, ``gcs`` or ``azureBlob``) at ``path`` (``spec.reference``).
+
+    ``prefix``: the object is a prefix (``spec.data.partitions``): its ``prefix`` field,
+    held to :func:`object_prefix_problem`, becomes the spec's ``key`` (s3 and gcs only).
+    """
     where = f"{path}.{kind}"
     obj = r.obj(data, kind, path)
     if obj is None:
@@ -45,7 +50,10 @@ def parse_object_storage(
         return _azure(r, obj, where)
     bucket_rule = s3_bucket_problem if kind == "s3" else gcs_bucket_problem
     bucket = _checked(r, obj, "bucket", where, bucket_rule)
-    key = _checked(r, obj, "key", where, object_key_problem)
+    if prefix:
+        key = _checked(r, obj, "prefix", where, object_prefix_problem)
+    else:
+        key = _checked(r, obj, "key", where, object_key_problem)
     endpoint = _endpoint(r, obj, where, path_allowed=False)
     if kind == "s3":
         region = _checked(r, obj, "region", where, region_problem, default=ObjectStorageSpec.region)

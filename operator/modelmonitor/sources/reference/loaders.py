@@ -17,7 +17,6 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -33,19 +32,12 @@ from modelmonitor.adapters.outbound import (
     find_refusal,
 )
 from modelmonitor.core.cluster import ObjectLookup, ReferenceLookupError
-from modelmonitor.core.key_refs import not_found_message, ref_value
-from modelmonitor.core.object_storage import (
-    AZURE_VERSION,
-    azure_shared_key,
-    error_code,
-    object_url,
-    sigv4_headers,
-    with_sas,
-)
+from modelmonitor.core.object_storage import error_code, object_url
 from modelmonitor.core.outbound import redact_url, sanitize
 from modelmonitor.core.spec import ObjectStorageSpec, ReferenceSpec
 from modelmonitor.core.spec.parse_object_storage import OBJECT_STORAGE_SOURCES
 from modelmonitor.core.volume_paths import inside_volume
+from modelmonitor.sources.object_auth import CredentialsError, read_credentials, signed
 from modelmonitor.sources.reference.build import (
     ColumnPlan,
     LoadedReference,
@@ -281,61 +273,21 @@ async def _read_credentials(
     request: LoadRequest, stored: ObjectStorageSpec, shown: str
 ) -> dict[str, str]:
     """Each credential of ``stored`` as text, read from the monitor's own namespace."""
-    namespace = request.namespace
     try:
-        secret = await asyncio.to_thread(
-            request.lookup.get, "Secret", namespace, stored.secret_name
-        )
-    except ReferenceLookupError as exc:
-        raise ReferenceLoadError(
-            "ReferenceUnavailable", f"{shown}: could not read its Secret: {exc}"
-        ) from exc
-    values: dict[str, str] = {}
-    for role, ref in stored.credentials.items():
-        raw = ref_value(secret, ref)
-        if raw is None:
-            raise ReferenceLoadError("SecretNotFound", not_found_message(namespace, ref))
-        try:
-            text = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            text = ""
-        if not text or any(not (" " <= c <= "~") for c in text):
-            raise ReferenceLoadError(
-                "InvalidCredentials",
-                f"Secret {namespace}/{ref.name} key {ref.key!r} ({ref.field}) is empty or "
-                "not printable ASCII",
-            )
-        values[role] = text
-    return values
+        return await read_credentials(request.lookup, request.namespace, stored, shown)
+    except CredentialsError as exc:
+        reason = "ReferenceUnavailable" if exc.reason == exc.UNAVAILABLE else exc.reason
+        raise ReferenceLoadError(reason, str(exc)) from exc
 
 
 def _signed(
     stored: ObjectStorageSpec, url: str, headers: dict[str, str], values: Mapping[str, str]
 ) -> tuple[str, dict[str, str]]:
     """The URL and headers of the signed GET (a SAS token goes into the query)."""
-    now = datetime.now(UTC)
     try:
-        if stored.provider == "azureBlob":
-            if "sasToken" in values:
-                return with_sas(url, values["sasToken"]), {"x-ms-version": AZURE_VERSION, **headers}
-            account = stored.account or ""
-            return url, azure_shared_key(
-                "GET", url, headers, account=account, account_key=values["accountKey"], now=now
-            )
-        return url, sigv4_headers(
-            "GET",
-            url,
-            headers,
-            access_key=values["accessKeyId"],
-            secret_key=values["secretAccessKey"],
-            session_token=values.get("sessionToken"),
-            region=stored.region,
-            now=now,
-        )
-    except ValueError as exc:  # a malformed account key or SAS token: never its value
-        raise ReferenceLoadError(
-            "InvalidCredentials", f"Secret {stored.secret_name}: {exc}"
-        ) from None
+        return signed(stored, url, headers, values)
+    except CredentialsError as exc:
+        raise ReferenceLoadError(exc.reason, str(exc)) from None
 
 
 class PvcLoader:
