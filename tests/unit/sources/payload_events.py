@@ -16,7 +16,8 @@ from modelmonitor.core.codecs.cloudevents import (
     parse_event,
 )
 from modelmonitor.core.dataset import CategoricalColumn, Feature
-from modelmonitor.sources.payload.window import PayloadWindow, WindowLimits
+from modelmonitor.sources.payload.limits import WindowLimits
+from modelmonitor.sources.payload.window import PayloadWindow
 
 T0 = 1_700_000_000.0
 NUM = [Feature("a", "numerical"), Feature("b", "numerical")]

@@ -25,8 +25,9 @@ from modelmonitor.core.spec import (
     ReferenceSpec,
     TargetSpec,
 )
+from modelmonitor.sources.payload.limits import WindowLimits
 from modelmonitor.sources.payload.store import PayloadStore, PayloadStoreFullError
-from modelmonitor.sources.payload.window import PayloadWindow, WindowLimits
+from modelmonitor.sources.payload.window import PayloadWindow
 from tests.unit.sources.payload_events import (
     NUM,
     T0,

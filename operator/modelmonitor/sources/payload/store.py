@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from modelmonitor.core.codecs.cloudevents import PayloadEvent
 from modelmonitor.core.spec import MonitorSpec
-from modelmonitor.sources.payload.window import (
+from modelmonitor.sources.payload.limits import (
     DEFAULT_MAX_PENDING,
     DEFAULT_PENDING_SECONDS,
     PayloadCounters,
-    PayloadWindow,
     WindowLimits,
 )
+from modelmonitor.sources.payload.window import PayloadWindow
 
 DEFAULT_MAX_MONITORS = 1000
 
