@@ -28,10 +28,13 @@ from modelmonitor.core.cluster import (
     checked_path,
     resource_path,
 )
+from modelmonitor.core.lease import LEASE_API
 
 log = logging.getLogger(__name__)
 
 PEERING_GROUP = "kopf.dev"
+# Lease calls: a renewal answered later than this is no help to a 10 s lease.
+LEASE_TIMEOUT_SECONDS = 3.0
 PEERING_VERSION = "v1"
 
 # kind -> (API prefix, plural): the paths are built by core.cluster.resource_path.
@@ -282,6 +285,32 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             host = self._api.configuration.host
             raise RuntimeError(f"cannot reach the Kubernetes API at {host}: {exc}") from exc
+
+    # -- leader election (coordination.k8s.io/v1 Leases) ----------------------------------
+    def _lease_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One Lease call, short (a slow answer is as good as none for a lease), with
+        failures as ApiError (409: another replica wrote first; 0: no answer)."""
+        try:
+            return self._request(method, path, body=body, timeout=LEASE_TIMEOUT_SECONDS)
+        except ApiException as exc:
+            raise ApiError(int(exc.status or 0), str(exc.reason or "error")) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise ApiError(0, f"no answer from the API server: {exc.__class__.__name__}") from None
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._lease_call("GET", resource_path(LEASE_API, namespace, "leases", name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._lease_call("POST", resource_path(LEASE_API, namespace, "leases"), body)
+
+    def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT with the body's resourceVersion: 409 when the Lease changed since it was read."""
+        return self._lease_call("PUT", resource_path(LEASE_API, namespace, "leases", name), body)
 
 
 class KubePaths:

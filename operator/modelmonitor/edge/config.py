@@ -6,13 +6,17 @@ The one place that reads the environment: every other module gets its settings f
 
 from __future__ import annotations
 
+import math
 import os
+import socket
 import time
 import urllib.parse
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from modelmonitor.core.gitops import GitOpsSettings
+from modelmonitor.core.lease import LeaseSettings
 from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
 from modelmonitor.core.names import label_problem
 from modelmonitor.core.outbound import OutboundPolicy, ResponseLimits
@@ -34,6 +38,12 @@ class OperatorConfig:
     standalone: bool = False
     priority: int = 0
     recheck_seconds: float = 5.0
+    # Leader election (off when standalone): the Lease's name and namespace, how it is
+    # held, and this process's identity in it (pod name + a random suffix).
+    lease_name: str = "modelmonitor"
+    lease_namespace: str = "default"
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    identity: str = "modelmonitor"
     max_concurrent_runs: int = 16
     # slots one namespace may hold at once; 0 = its fair share (core/scheduling.py)
     max_runs_per_namespace: int = 0
@@ -142,7 +152,8 @@ def load_config(
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
     HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
-    STANDALONE, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
+    STANDALONE, LEASE_NAME, LEASE_NAMESPACE, LEASE_{DURATION,RENEW,RETRY,MARGIN}_SECONDS,
+    POD_NAME, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
     PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
     ARGOCD_NAMESPACE, ARGOCD_LABEL_TRACKING,
     SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
@@ -192,6 +203,14 @@ def load_config(
     # time in milliseconds makes the newest process win, so a restarted operator takes
     # over at once instead of waiting for a dead peer's record to expire.
     priority = int(priority_env) if priority_env else time.time_ns() // 1_000_000
+    lease_namespace = (
+        env.get("LEASE_NAMESPACE", "").strip()
+        or env.get("POD_NAMESPACE", "").strip()
+        or next((n for n in watched if not any(ch in n for ch in "*?[")), "default")
+    )
+    host = (
+        env.get("POD_NAME", "").strip() or env.get("HOSTNAME", "").strip() or socket.gethostname()
+    )
     return OperatorConfig(
         namespaces=watched,
         scope=scope,
@@ -206,6 +225,10 @@ def load_config(
         standalone=is_standalone,
         priority=priority,
         recheck_seconds=float(env.get("RECHECK_SECONDS", defaults.recheck_seconds)),
+        lease_name=_lease_name(env.get("LEASE_NAME", "").strip() or defaults.lease_name),
+        lease_namespace=_lease_name(lease_namespace, "LEASE_NAMESPACE"),
+        lease=_lease(env),
+        identity=f"{host[:200]}_{uuid.uuid4().hex[:12]}",
         max_concurrent_runs=_count(
             env, "MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs, minimum=1
         ),
@@ -243,6 +266,47 @@ def load_config(
             env, "REFERENCE_MAX_CELLS", defaults.reference_max_cells, minimum=1
         ),
     )
+
+
+def _lease_name(value: str, setting: str = "LEASE_NAME") -> str:
+    """A Lease or namespace name: a DNS label (it goes into the API path)."""
+    problem = label_problem(value)
+    if problem:
+        raise ValueError(f"{setting}={value!r}: {problem}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}={text!r} must be a positive number of seconds")
+    return value
+
+
+def _lease(env: Mapping[str, str]) -> LeaseSettings:
+    """LEASE_DURATION_SECONDS (whole), LEASE_RENEW_SECONDS, LEASE_RETRY_SECONDS,
+    LEASE_MARGIN_SECONDS, checked together (the renewals must fit in the duration)."""
+    d = LeaseSettings()
+    margin_text = env.get("LEASE_MARGIN_SECONDS", "").strip()
+    try:
+        margin = float(margin_text) if margin_text else d.margin
+    except ValueError:
+        raise ValueError(f"LEASE_MARGIN_SECONDS={margin_text!r} is not a number") from None
+    try:
+        return LeaseSettings(
+            duration=_count(env, "LEASE_DURATION_SECONDS", d.duration, minimum=1),
+            renew=_seconds(env, "LEASE_RENEW_SECONDS", d.renew),
+            retry=_seconds(env, "LEASE_RETRY_SECONDS", d.retry),
+            margin=margin,
+        )
+    except ValueError as exc:
+        raise ValueError(f"LEASE_* settings: {exc}") from None
 
 
 def _resolution(value: str) -> str:

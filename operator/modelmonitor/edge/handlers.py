@@ -7,6 +7,7 @@ with one patch, posts an Event only when the Ready condition changes, and record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -27,6 +28,7 @@ from modelmonitor.core.scheduling import parse_time
 from modelmonitor.core.status import find_condition
 from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.edge.config import OperatorConfig
+from modelmonitor.engine.leader import AlwaysLeading, LeaseElector
 from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.engine.slots import RunSlots
@@ -54,6 +56,13 @@ class OperatorContext:
     payload_port: int = 8082
     payload_server: Any = None
     remediator: Remediation = field(default_factory=NoRemediation)
+    # the Lease this replica competes for; None: a single replica, always leading
+    elector: LeaseElector | None = None
+    elector_task: Any = None
+
+    @property
+    def leadership(self) -> LeaseElector | AlwaysLeading:
+        return self.elector if self.elector is not None else AlwaysLeading()
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -79,10 +88,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
     settings.posting.reporting_component = REPORTING_COMPONENT  # as the keyed Events' "From"
-    settings.peering.priority = ctx.config.priority
-    settings.peering.name = ctx.config.peering_name
-    settings.peering.standalone = ctx.config.standalone
-    settings.peering.mandatory = not ctx.config.standalone
+    # No kopf peering: every replica handles the spec events (idempotent, conflict-safe
+    # status writes), and the Lease decides which one runs monitors and acts
+    # (engine/leader.py; docs/decisions.md, "Leader election on a Lease").
+    settings.peering.standalone = True
+    settings.peering.mandatory = False
     # With rights in fixed namespaces only, kopf must not try cluster-wide lists.
     settings.scanning.disabled = ctx.config.scanning_disabled
     settings.watching.server_timeout = 300
@@ -96,17 +106,30 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
         )
     )
     ctx.payload_server = await start_payload_server(ctx.payloads, ctx.payload_port)
+    if ctx.elector is not None:
+        ctx.metrics.leader.set(0)
+        ctx.elector_task = asyncio.create_task(ctx.elector.run(), name="lease-elector")
     log.info(
-        "modelmonitor operator starting: %s, peering %s (priority %d)",
+        "modelmonitor operator starting: %s, leader election %s",
         "all namespaces" if ctx.config.clusterwide else ", ".join(ctx.config.namespaces),
-        "off" if ctx.config.standalone else ctx.config.peering_name,
-        ctx.config.priority,
+        "off (standalone)"
+        if ctx.elector is None
+        else f"on lease {ctx.config.lease_namespace}/{ctx.config.lease_name} "
+        f"as {ctx.config.identity}",
     )
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    if ctx.elector_task is not None:
+        ctx.elector_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx.elector_task
+        ctx.elector_task = None
+    if ctx.elector is not None:
+        await asyncio.to_thread(ctx.elector.release)  # a standby takes over at once
+        ctx.elector.publish()
     if ctx.payload_server is not None:
         await stop_payload_server(ctx.payload_server)
         ctx.payload_server = None
@@ -285,6 +308,7 @@ async def monitoring_runs(
         remediator=ctx.remediator,
         on_action=on_action,
         on_notification=on_notification,
+        leader=ctx.leadership,
     )
     await run_loop(namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds)
 

@@ -74,6 +74,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     from modelmonitor.core.jobs import JobSettings
     from modelmonitor.edge import handlers
     from modelmonitor.engine.job_runner import JobRunner
+    from modelmonitor.engine.leader import LeaseElector
     from modelmonitor.engine.runloop import ModeRunner
     from modelmonitor.engine.runner import InlineRunner
     from modelmonitor.engine.slots import RunSlots
@@ -84,9 +85,6 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     try:
         api_client = load_api_client()
         kube = KubeClient(api_client)
-        if not cfg.standalone:
-            namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
-            kube.ensure_peering(cfg.peering_name, namespaces)
     except RuntimeError as exc:
         log.error("%s", exc)
         return 1
@@ -98,6 +96,18 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
+    elector = (
+        None
+        if cfg.standalone
+        else LeaseElector(
+            kube,
+            cfg.lease_namespace,
+            cfg.lease_name,
+            cfg.identity,
+            cfg.lease,
+            on_change=metrics.record_leadership,
+        )
+    )
     payloads = PayloadStore(max_bytes=cfg.payload_max_bytes)
     metrics.watch_payloads(payloads)
     metrics.watch_outbound(outbound)
@@ -132,15 +142,14 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         payloads=payloads,
         payload_port=cfg.payload_port,
         remediator=(remediation or remediator_factory(cfg, outbound))(KubePaths(api_client)),
+        elector=elector,
     )
     handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)
     kopf.run(
         clusterwide=cfg.clusterwide,
         namespaces=list(cfg.namespaces),
-        standalone=cfg.standalone,
-        priority=cfg.priority,
-        peering_name=None if cfg.standalone else cfg.peering_name,
+        standalone=True,  # kopf peering off: the Lease elects the replica that acts
         liveness_endpoint=cfg.liveness_endpoint,
         memo=memo,
     )
