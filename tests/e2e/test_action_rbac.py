@@ -281,7 +281,7 @@ def test_namespaced_install_confines_the_actions_to_its_namespace(
     release = release_name("rbac")
     fullname = f"{release}-modelmonitor"
     install = ["-n", a, "--set=scope=namespace", f"--set=watchNamespaces={{{a}}}"]
-    install += ["--set=peering.enabled=false"]
+    install += ["--set=leaderElection.enabled=false"]
     cluster.helm("install", release, str(CHART), *install, "--set=rbac.actions.retrain=true")
 
     admin_client = _client(cluster.kubeconfig)

@@ -32,10 +32,8 @@ from modelmonitor.core.lease import LEASE_API
 
 log = logging.getLogger(__name__)
 
-PEERING_GROUP = "kopf.dev"
 # Lease calls: a renewal answered later than this is no help to a 10 s lease.
 LEASE_TIMEOUT_SECONDS = 3.0
-PEERING_VERSION = "v1"
 
 # kind -> (API prefix, plural): the paths are built by core.cluster.resource_path.
 _LIST_RESOURCES = {
@@ -240,51 +238,6 @@ class KubeClient:
                 if exc.status != 409 or attempt == attempts - 1:
                     raise
         return None
-
-    def ensure_peering(self, name: str, namespaces: builtins.list[str] | None) -> None:
-        """Create the kopf peering object(s) if missing (cluster-wide when ``namespaces`` is None).
-
-        Raises RuntimeError with a clear message when the peering CRDs are not installed.
-        """
-        body: dict[str, Any] = {
-            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
-            "metadata": {"name": name},
-        }
-        try:
-            if namespaces is None:
-                body["kind"] = "ClusterKopfPeering"
-                self._custom.create_cluster_custom_object(
-                    PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", body
-                )
-                log.info("created ClusterKopfPeering %s", name)
-            else:
-                body["kind"] = "KopfPeering"
-                for ns in namespaces:
-                    try:
-                        self._custom.create_namespaced_custom_object(
-                            PEERING_GROUP, PEERING_VERSION, ns, "kopfpeerings", body
-                        )
-                        log.info("created KopfPeering %s/%s", ns, name)
-                    except ApiException as exc:
-                        if exc.status != 409:
-                            raise
-        except ApiException as exc:
-            if exc.status == 409:
-                return
-            if exc.status == 404:
-                raise RuntimeError(
-                    "the kopf peering CRDs (kopf.dev) are not installed: apply crds/ "
-                    "(or the Helm chart), or run with --standalone for a single replica"
-                ) from exc
-            if exc.status == 403:
-                log.info("not allowed to create the peering object %s; assuming it exists", name)
-                return
-            raise RuntimeError(
-                f"creating the peering object {name}: {exc.status} {exc.reason}"
-            ) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            host = self._api.configuration.host
-            raise RuntimeError(f"cannot reach the Kubernetes API at {host}: {exc}") from exc
 
     # -- leader election (coordination.k8s.io/v1 Leases) ----------------------------------
     def _lease_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:

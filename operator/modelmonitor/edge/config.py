@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
@@ -34,9 +33,7 @@ class OperatorConfig:
     # where KServe's loggers reach the collector (the base of each monitor's logger URL)
     payload_url: str = "http://modelmonitor-payload.modelmonitor-system.svc:8082"
     payload_max_bytes: int = 256 * 1024 * 1024  # the payload store's byte budget
-    peering_name: str = "modelmonitor"
-    standalone: bool = False
-    priority: int = 0
+    standalone: bool = False  # one replica: no leader election
     recheck_seconds: float = 5.0
     # Leader election (off when standalone): the Lease's name and namespace, how it is
     # held, and this process's identity in it (pod name + a random suffix).
@@ -145,15 +142,15 @@ def load_config(
     metrics_port: int | None = None,
     health_port: int | None = None,
     payload_port: int | None = None,
-    peering: str | None = None,
     standalone: bool = False,
     env: Mapping[str, str] | None = None,
     token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
-    HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
+    HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES,
     STANDALONE, LEASE_NAME, LEASE_NAMESPACE, LEASE_{DURATION,RENEW,RETRY,MARGIN}_SECONDS,
-    POD_NAME, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE, ENDPOINT_RESOLUTION,
+    POD_ID (the pod name, in the Lease identity), MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE,
+    ENDPOINT_RESOLUTION,
     PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
     ARGOCD_NAMESPACE, ARGOCD_LABEL_TRACKING,
     SCOPE, POD_NAMESPACE, RECHECK_SECONDS, OUTBOUND_ALLOW_CIDRS, OUTBOUND_MAX_REDIRECTS,
@@ -190,27 +187,13 @@ def load_config(
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be text or json, got {fmt!r}")
     defaults = OperatorConfig
-    peering_name = (
-        peering if peering is not None else env.get("PEERING_NAME", defaults.peering_name)
-    )
-    is_standalone = (
-        standalone
-        or env.get("STANDALONE", "").lower() in ("1", "true", "yes")
-        or peering_name == ""
-    )
-    priority_env = env.get("PEERING_PRIORITY")
-    # Replicas must differ in priority: kopf lets only the highest one act. The start
-    # time in milliseconds makes the newest process win, so a restarted operator takes
-    # over at once instead of waiting for a dead peer's record to expire.
-    priority = int(priority_env) if priority_env else time.time_ns() // 1_000_000
+    is_standalone = standalone or env.get("STANDALONE", "").lower() in ("1", "true", "yes")
     lease_namespace = (
         env.get("LEASE_NAMESPACE", "").strip()
         or env.get("POD_NAMESPACE", "").strip()
         or next((n for n in watched if not any(ch in n for ch in "*?[")), "default")
     )
-    host = (
-        env.get("POD_NAME", "").strip() or env.get("HOSTNAME", "").strip() or socket.gethostname()
-    )
+    host = env.get("POD_ID", "").strip() or env.get("HOSTNAME", "").strip() or socket.gethostname()
     return OperatorConfig(
         namespaces=watched,
         scope=scope,
@@ -221,9 +204,7 @@ def load_config(
         payload_port=payload_port or _port(env, "PAYLOAD_PORT", defaults.payload_port),
         payload_url=_base_url(env.get("PAYLOAD_URL", "").strip() or defaults.payload_url),
         payload_max_bytes=_bytes(env, "PAYLOAD_MAX_BYTES", defaults.payload_max_bytes),
-        peering_name=peering_name or defaults.peering_name,
         standalone=is_standalone,
-        priority=priority,
         recheck_seconds=float(env.get("RECHECK_SECONDS", defaults.recheck_seconds)),
         lease_name=_lease_name(env.get("LEASE_NAME", "").strip() or defaults.lease_name),
         lease_namespace=_lease_name(lease_namespace, "LEASE_NAMESPACE"),

@@ -36,7 +36,6 @@ def run_command(args: argparse.Namespace, *, remediation: RemediationFactory | N
             metrics_port=args.metrics_port,
             health_port=args.health_port,
             payload_port=args.payload_port,
-            peering=args.peering,
             standalone=args.standalone,
         )
     except ValueError as exc:

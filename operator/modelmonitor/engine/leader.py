@@ -78,7 +78,7 @@ class LeaseElector:
     on_change: Callable[[bool], None] = field(default=lambda leading: None)
     _tenure: float = -math.inf
     _seen: Observation | None = None
-    _published: bool = False
+    _published: bool | None = None  # None: nothing published yet
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- the fence ---------------------------------------------------------------------
@@ -177,6 +177,7 @@ class LeaseElector:
         else:
             self._event.clear()
         if now != self._published:
+            first = self._published is None
             self._published = now
             log.info(
                 "%s lease %s/%s as %s",
@@ -185,7 +186,8 @@ class LeaseElector:
                 self.name,
                 self.identity,
             )
-            self.on_change(now)
+            if now or not first:
+                self.on_change(now)  # a standby from the start has lost nothing
 
     async def run(self) -> None:
         """Try, renew and publish until cancelled (then :meth:`release` is the caller's)."""

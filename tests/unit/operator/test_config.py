@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,10 @@ def test_flags_win_over_env() -> None:
     assert cfg.log_format == "json"
 
 
-def test_priority_newest_wins_unless_set() -> None:
-    assert load_config(env={"PEERING_PRIORITY": "7"}).priority == 7
-    first = load_config(env={}).priority
-    time.sleep(0.002)
-    assert load_config(env={}).priority > first
+def test_standalone_turns_leader_election_off() -> None:
+    assert not load_config(env={}).standalone
+    assert load_config(env={"STANDALONE": "true"}).standalone
+    assert load_config(standalone=True, env={}).standalone
 
 
 def test_bad_log_format() -> None:
@@ -173,7 +171,7 @@ def test_gitops_settings_default_to_argocd_and_annotation_tracking() -> None:
 
 
 def test_lease_defaults_and_settings() -> None:
-    cfg = load_config(env={"POD_NAMESPACE": "ops", "POD_NAME": "mm-abc"})
+    cfg = load_config(env={"POD_NAMESPACE": "ops", "POD_ID": "mm-abc"})
     assert (cfg.lease_namespace, cfg.lease_name) == ("ops", "modelmonitor")
     assert (cfg.lease.duration, cfg.lease.renew, cfg.lease.retry, cfg.lease.margin) == (
         10,
@@ -182,9 +180,7 @@ def test_lease_defaults_and_settings() -> None:
         2.0,
     )
     assert cfg.identity.startswith("mm-abc_")
-    assert (
-        load_config(env={"POD_NAME": "x"}).identity != load_config(env={"POD_NAME": "x"}).identity
-    )
+    assert load_config(env={"POD_ID": "x"}).identity != load_config(env={"POD_ID": "x"}).identity
     cfg = load_config(
         env={
             "LEASE_NAME": "mm-ha",
