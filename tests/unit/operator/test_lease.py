@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 from collections.abc import Mapping
@@ -324,3 +325,55 @@ def test_a_read_failure_keeps_the_tenure_until_it_ends() -> None:
     mono.t += 3
     a.attempt()
     assert a.leading()  # still inside its tenure
+
+
+def test_the_leader_metrics_follow_the_elector() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from modelmonitor.adapters.metrics import MetricsRecorder
+
+    registry = CollectorRegistry()
+    metrics = MetricsRecorder(registry)
+    api, mono = FakeLeases(), Mono()
+    a = elector(api, "a", mono, [])
+    a.on_change = metrics.record_leadership
+    a.publish()  # a standby from the start: 0, nothing lost
+    assert registry.get_sample_value("modelmonitor_leader") == 0.0
+    a.attempt()
+    a.publish()
+    assert registry.get_sample_value("modelmonitor_leader") == 1.0
+    api.down = True
+    mono.t += S.duration
+    a.publish()
+    assert registry.get_sample_value("modelmonitor_leader") == 0.0
+    for change in ("acquired", "lost"):
+        value = registry.get_sample_value(
+            "modelmonitor_leader_transitions_total", {"change": change}
+        )
+        assert value == 1.0, change
+
+
+def test_the_elector_task_wakes_a_waiting_loop_when_it_starts_leading() -> None:
+    """The asyncio side: ``run`` publishes, ``wait_leading`` returns once leading."""
+    import asyncio
+
+    fast = LeaseSettings(duration=2, renew=0.2, retry=0.1, margin=0.5)
+    api = FakeLeases()
+    a = LeaseElector(api, "ops", "modelmonitor", "a", fast, wall=lambda: WALL)
+
+    async def scenario() -> float:
+        task = asyncio.create_task(a.run())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await a.wait_leading(5.0)
+        waited = loop.time() - started
+        assert a.leading()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return waited
+
+    assert asyncio.run(scenario()) < 1.0
+    a.release()
+    assert api.obj is not None
+    assert api.obj["spec"]["holderIdentity"] == ""
