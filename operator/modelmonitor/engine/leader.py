@@ -192,7 +192,11 @@ class LeaseElector:
     async def run(self) -> None:
         """Try, renew and publish until cancelled (then :meth:`release` is the caller's)."""
         while True:
-            delay = await asyncio.to_thread(self.attempt)
+            try:
+                delay = await asyncio.to_thread(self.attempt)
+            except Exception:  # a bug or an unexpected answer: never stop competing
+                log.exception("lease %s/%s: attempt failed", self.namespace, self.name)
+                delay = self.settings.retry
             self.publish()
             if self.leading():
                 # wake when the tenure ends, should the renewals fail until then

@@ -377,3 +377,32 @@ def test_the_elector_task_wakes_a_waiting_loop_when_it_starts_leading() -> None:
     a.release()
     assert api.obj is not None
     assert api.obj["spec"]["holderIdentity"] == ""
+
+
+def test_an_unexpected_failure_never_ends_the_elector_task() -> None:
+    import asyncio
+
+    fast = LeaseSettings(duration=2, renew=0.2, retry=0.05, margin=0.5)
+    api = FakeLeases()
+    calls = {"n": 0}
+    real_get = api.get_lease
+
+    def flaky(namespace: str, name: str) -> dict[str, Any] | None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("unexpected")
+        return real_get(namespace, name)
+
+    api.get_lease = flaky  # type: ignore[method-assign]
+    a = LeaseElector(api, "ops", "modelmonitor", "a", fast, wall=lambda: WALL)
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(a.run())
+        await a.wait_leading(2.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return a.leading()
+
+    assert asyncio.run(scenario())
+    assert calls["n"] >= 2
