@@ -135,11 +135,14 @@ def test_chart_grants_exactly_what_the_enabled_executors_call(
         if kind == "ClusterRole"
         else set()
     )
+    # and the leader Lease's Role, in the release namespace whatever the scope
+    lease_role = {"mm-modelmonitor-leader-election"} if kind == "Role" else set()
     assert set(roles) == {
         "mm-modelmonitor",
         "mm-modelmonitor-payload-tokens",
         "mm-modelmonitor-prometheus-auth",
         *user_roles,
+        *lease_role,
     }
     for name in user_roles:
         assert {g[0] for g in grants(roles[name])} <= {"modelmonitor.io"}, name

@@ -37,6 +37,7 @@ from tests.unit.test_packaging import (
     CLUSTER_ONLY_GRANTS,
     JOB_MODE_OPERATOR_GRANTS,
     JOB_RUN_GRANTS,
+    LEASE_GRANTS,
     MONITORING_GRANTS,
     PAYLOAD_TOKEN_GRANTS,
     PROMETHEUS_AUTH_GRANTS,
@@ -119,7 +120,10 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
     assert grants(roles["mm-modelmonitor-actions"]) == set().union(
         *(ACTION_GRANTS[a] for a in default_actions)
     )
-    assert not by_kind(docs, "Role")
+    # the only Role: the leader Lease's, in the release namespace, as in manifests/
+    (lease_role,) = by_kind(docs, "Role")
+    assert lease_role["metadata"]["name"] == "mm-modelmonitor-leader-election"
+    assert grants(lease_role) == LEASE_GRANTS
 
 
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
@@ -169,6 +173,9 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
             assert grants(role) == PAYLOAD_TOKEN_GRANTS
         elif role["metadata"]["name"].endswith("-prometheus-auth"):
             assert grants(role) == PROMETHEUS_AUTH_GRANTS
+        elif role["metadata"]["name"].endswith("-leader-election"):
+            assert grants(role) == LEASE_GRANTS
+            assert role["metadata"]["namespace"] == "ops"
         elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
