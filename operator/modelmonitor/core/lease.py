@@ -241,11 +241,3 @@ def tenure_until(sent_at: float, settings: LeaseSettings) -> float:
 def holds(tenure: float, now: float) -> bool:
     """The fence: may the holder still act at ``now`` (its own monotonic clock)?"""
     return now < tenure
-
-
-def next_attempt(decision: Decision, leading: bool, settings: LeaseSettings) -> float:
-    """Seconds until the next try: a holder renews every ``renew``; everyone else (and a
-    holder whose renewal failed) tries every ``retry``."""
-    if decision in (Decision.RENEW, Decision.CREATE, Decision.ACQUIRE) and leading:
-        return settings.renew
-    return settings.retry
