@@ -109,6 +109,8 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     if ctx.elector is not None:
         ctx.metrics.leader.set(0)
         ctx.elector_task = asyncio.create_task(ctx.elector.run(), name="lease-elector")
+    else:
+        ctx.metrics.leader.set(1)  # standalone: this replica always runs and acts
     log.info(
         "modelmonitor operator starting: %s, leader election %s",
         "all namespaces" if ctx.config.clusterwide else ", ".join(ctx.config.namespaces),
