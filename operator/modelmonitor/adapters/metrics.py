@@ -235,7 +235,8 @@ class MetricsRecorder:
         )
         self.leader = Gauge(
             "modelmonitor_leader",
-            "1 while this replica holds the leader Lease (runs monitors and acts), else 0.",
+            "1 while this replica runs monitors and acts (holds the leader Lease, or runs "
+            "standalone), 0 while it stands by.",
             registry=self.registry,
         )
         self.leader_transitions = Counter(
