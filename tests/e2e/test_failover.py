@@ -153,6 +153,7 @@ def test_the_standby_takes_over_within_15s_and_finishes_the_incident_once(
 
         assert done["lastAction"]["id"] == pending[0]["id"]
         assert done["lastAction"]["result"] == "succeeded"
+        assert took_over < TAKEOVER_LIMIT_SECONDS, measured
         assert next_run < TAKEOVER_LIMIT_SECONDS, measured
         after = rem.wait_runs(cluster, namespace, "fail", 2)
         assert standby.alive()
