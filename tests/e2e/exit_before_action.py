@@ -13,6 +13,10 @@ With ``EXIT_BEFORE=events`` in its environment it exits one step earlier: after 
 intent was written and before the intent's Events (``IncidentConfirmed``,
 ``ActionPlanned``) were posted, logging ``fault injection: exiting before the Events of
 <id>``; the restarted operator must post each of them once.
+
+With ``EXIT_BEFORE=hang`` it does not exit: it logs ``fault injection: holding before
+<action> (<id>)`` and blocks there, still holding its Lease, until the test kills it
+(tests/e2e/test_failover.py: the standby replica must take over and act once).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +53,10 @@ class ExitBeforeAction(Remediator):
     def execute(
         self, spec: MonitorSpec, request: ActionRequest, metadata: Mapping[str, Any]
     ) -> ActionResult:
+        if not request.dry_run and os.environ.get("EXIT_BEFORE") == "hang":
+            log.error("fault injection: holding before %s (%s)", request.action, request.id)
+            while True:  # until SIGKILL, as a replica on a node that stopped
+                time.sleep(60)
         if not request.dry_run:
             log.error("fault injection: exiting before %s (%s)", request.action, request.id)
             logging.shutdown()

@@ -132,7 +132,7 @@ def watching(
 
 
 def start_and_wait(op: OperatorProcess) -> None:
-    """Start ``op`` and wait until kopf watches (it logs once the peering is set up)."""
+    """Start ``op`` and wait until it has started (its start-up handler logs it)."""
     op.start()
     wait_for(
         lambda: "modelmonitor operator starting" in op.logs() or not op.alive(),

@@ -135,11 +135,14 @@ def test_chart_grants_exactly_what_the_enabled_executors_call(
         if kind == "ClusterRole"
         else set()
     )
+    # and the leader Lease's Role, in the release namespace whatever the scope
+    lease_role = {"mm-modelmonitor-leader-election"} if kind == "Role" else set()
     assert set(roles) == {
         "mm-modelmonitor",
         "mm-modelmonitor-payload-tokens",
         "mm-modelmonitor-prometheus-auth",
         *user_roles,
+        *lease_role,
     }
     for name in user_roles:
         assert {g[0] for g in grants(roles[name])} <= {"modelmonitor.io"}, name
@@ -281,7 +284,7 @@ def test_namespaced_install_confines_the_actions_to_its_namespace(
     release = release_name("rbac")
     fullname = f"{release}-modelmonitor"
     install = ["-n", a, "--set=scope=namespace", f"--set=watchNamespaces={{{a}}}"]
-    install += ["--set=peering.enabled=false"]
+    install += ["--set=leaderElection.enabled=false"]
     cluster.helm("install", release, str(CHART), *install, "--set=rbac.actions.retrain=true")
 
     admin_client = _client(cluster.kubeconfig)

@@ -37,6 +37,7 @@ from tests.unit.test_packaging import (
     CLUSTER_ONLY_GRANTS,
     JOB_MODE_OPERATOR_GRANTS,
     JOB_RUN_GRANTS,
+    LEASE_GRANTS,
     MONITORING_GRANTS,
     PAYLOAD_TOKEN_GRANTS,
     PROMETHEUS_AUTH_GRANTS,
@@ -91,7 +92,9 @@ def test_chart_renders_a_restricted_pod_wired_to_the_settings(cluster: KubeClust
     assert env["LOG_FORMAT"] == "text"
     assert env["LOG_LEVEL"] == "DEBUG"
     assert env["METRICS_PORT"] == "9100"
-    assert env["PEERING_NAME"] == "modelmonitor"
+    assert env["LEASE_NAME"] == "mm-modelmonitor"
+    assert env["LEASE_DURATION_SECONDS"] == "10"
+    assert "STANDALONE" not in env
     services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
     assert set(services) == {"mm-modelmonitor-metrics", "mm-modelmonitor-payload"}
     for name, service in services.items():
@@ -101,7 +104,12 @@ def test_chart_renders_a_restricted_pod_wired_to_the_settings(cluster: KubeClust
     assert env["PAYLOAD_PORT"] == "8082"
     assert not by_kind(docs, "ServiceMonitor")
     assert not by_kind(docs, "PodDisruptionBudget")
-    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterKopfPeering")] == ["modelmonitor"]
+    assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
+    (lease_role,) = [
+        r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")
+    ]
+    assert lease_role["metadata"]["namespace"] == "ops"
+    assert lease_role["rules"][0]["resourceNames"] == ["mm-modelmonitor"]
 
 
 def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluster) -> None:
@@ -112,7 +120,10 @@ def test_chart_cluster_scope_grants_what_the_manifests_grant(cluster: KubeCluste
     assert grants(roles["mm-modelmonitor-actions"]) == set().union(
         *(ACTION_GRANTS[a] for a in default_actions)
     )
-    assert not by_kind(docs, "Role")
+    # the only Role: the leader Lease's, in the release namespace, as in manifests/
+    (lease_role,) = by_kind(docs, "Role")
+    assert lease_role["metadata"]["name"] == "mm-modelmonitor-leader-election"
+    assert grants(lease_role) == LEASE_GRANTS
 
 
 def test_chart_action_toggles(cluster: KubeCluster) -> None:
@@ -150,17 +161,21 @@ def test_chart_namespace_scope_has_roles_per_namespace_and_nothing_cluster_wide(
 ) -> None:
     docs = helm_template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
     kinds = {d["kind"] for d in docs}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
-    for kind in ("Role", "RoleBinding", "KopfPeering"):
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "KopfPeering"}
+    for kind in ("Role", "RoleBinding"):
         namespaces = sorted(d["metadata"]["namespace"] for d in by_kind(docs, kind))
-        # Roles: monitoring, actions, payload-log tokens, Prometheus credentials in each
-        expected = ["ml", "ml-staging"] * (4 if kind.startswith("Role") else 1)
+        # Roles: monitoring, actions, payload-log tokens, Prometheus credentials in each;
+        # the leader Lease's in the release namespace
+        expected = ["ml", "ml-staging"] * 4 + ["ops"]
         assert namespaces == sorted(expected), kind
     for role in by_kind(docs, "Role"):
         if role["metadata"]["name"].endswith("-payload-tokens"):
             assert grants(role) == PAYLOAD_TOKEN_GRANTS
         elif role["metadata"]["name"].endswith("-prometheus-auth"):
             assert grants(role) == PROMETHEUS_AUTH_GRANTS
+        elif role["metadata"]["name"].endswith("-leader-election"):
+            assert grants(role) == LEASE_GRANTS
+            assert role["metadata"]["namespace"] == "ops"
         elif not role["metadata"]["name"].endswith("-actions"):
             assert grants(role) == MONITORING_GRANTS
     for binding in by_kind(docs, "RoleBinding"):
@@ -230,9 +245,7 @@ def test_chart_cluster_scope_with_patterns(cluster: KubeCluster) -> None:
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["WATCH_NAMESPACES"] == "ml-prod,ml-*"
-    # kopf peers per namespace then; only the exact name gets its KopfPeering.
-    assert [d["metadata"]["namespace"] for d in by_kind(docs, "KopfPeering")] == ["ml-prod"]
-    assert not by_kind(docs, "ClusterKopfPeering")
+    assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
     assert by_kind(docs, "ClusterRole")
 
 
@@ -268,7 +281,7 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
         "replicas=2",
         "serviceMonitor.enabled=true",
         "serviceMonitor.labels.release=prom",
-        "peering.enabled=false",
+        "leaderElection.enabled=false",
         "image.digest=sha256:" + "0" * 64,
     )
     (pdb,) = by_kind(docs, "PodDisruptionBudget")
@@ -281,7 +294,9 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert env_of(container)["PEERING_NAME"] == ""
+    assert env_of(container)["STANDALONE"] == "true"
+    assert "LEASE_NAME" not in env_of(container)
+    assert not [r for r in by_kind(docs, "Role") if "leader-election" in r["metadata"]["name"]]
     assert container["image"].endswith("@sha256:" + "0" * 64)
     assert env_of(container)["JOB_IMAGE"] == container["image"]
     assert deployment["spec"]["replicas"] == 2
@@ -477,7 +492,8 @@ def test_manifests_namespaced_install_really_applies_with_least_privilege(
     assert can_i(
         cluster, sa, "patch", "modelmonitors.modelmonitor.io", "--subresource=status", *here
     )
-    assert can_i(cluster, sa, "patch", "kopfpeerings.kopf.dev", *here)
+    assert can_i(cluster, sa, "update", "leases.coordination.k8s.io/modelmonitor", *here)
+    assert not can_i(cluster, sa, "update", "leases.coordination.k8s.io/other", *here)
     assert can_i(cluster, sa, "create", "events", *here)
     assert can_i(cluster, sa, "get", "secrets", *here)  # the actions role: notify
     assert not can_i(cluster, sa, "list", "secrets", *here)
@@ -493,14 +509,12 @@ def test_helm_install_and_uninstall(
     _restricted(cluster, namespace, "enforce")
     release = release_name("mm")
     fullname = f"{release}-modelmonitor"
-    peering = f"{release}-peering"  # the shared cluster may hold another "modelmonitor"
     cluster.helm(
         "install",
         release,
         str(CHART),
         "-n",
         namespace,
-        f"--set=peering.name={peering}",
         "--set=rbac.actions.notify=false",
         "--set=rbac.payloadLogTokens=false",  # no other Secret rights either
         "--set=rbac.prometheusAuth=false",
@@ -516,7 +530,7 @@ def test_helm_install_and_uninstall(
     cluster.get("poddisruptionbudget", fullname, "-n", namespace)
     cluster.get("clusterrole", fullname)
     cluster.get("clusterrolebinding", f"{fullname}-actions")
-    cluster.get("clusterkopfpeering", peering)
+    cluster.get("role", f"{fullname}-leader-election", "-n", namespace)
     selector = f"app.kubernetes.io/instance={release}"
     wait_for(
         lambda: _pod_created(cluster, namespace, selector),
@@ -528,7 +542,8 @@ def test_helm_install_and_uninstall(
     assert can_i(cluster, sa, "list", "modelmonitors.modelmonitor.io", "-A")
     assert can_i(cluster, sa, "watch", "namespaces")
     assert can_i(cluster, sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
-    assert can_i(cluster, sa, "patch", "clusterkopfpeerings.kopf.dev")
+    assert can_i(cluster, sa, "update", f"leases.coordination.k8s.io/{fullname}", "-n", namespace)
+    assert not can_i(cluster, sa, "update", "leases.coordination.k8s.io", "-n", other_namespace)
     assert can_i(cluster, sa, "patch", "deployments.apps", "-n", other_namespace)
     assert not can_i(cluster, sa, "get", "secrets", "-n", other_namespace)  # notify off
     assert not can_i(cluster, sa, "create", "jobs.batch", "-n", other_namespace)  # retrain off
@@ -541,7 +556,7 @@ def test_helm_install_and_uninstall(
         ("clusterrole", fullname),
         ("clusterrole", f"{fullname}-actions"),
         ("clusterrolebinding", fullname),
-        ("clusterkopfpeering", peering),
+        ("role", f"{fullname}-leader-election", "-n", namespace),
     ):
         wait_for(partial(_gone, cluster, *ref), timeout=30, what=f"{' '.join(ref[:2])} removed")
     # CRDs stay (Helm never deletes crds/), so existing ModelMonitors survive an uninstall.

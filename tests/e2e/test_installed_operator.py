@@ -52,7 +52,6 @@ EXPECTED_WITHOUT_CLUSTER_RIGHTS = (
     "Not enough permissions to list namespaces",
     "Not enough permissions to watch for namespaces",
     "Not enough permissions to watch for resources",
-    "not allowed to create the peering object",
 )
 
 
@@ -171,8 +170,14 @@ def _healthy(port: str) -> bool:
         return False
 
 
-def _peers(cluster: KubeCluster, kind: str, name: str, *where: str) -> set[str]:
-    return set((cluster.get(kind, name, *where).get("status") or {}).keys())
+def _lease_holder(cluster: KubeCluster, name: str, namespace: str) -> str:
+    """Who holds the leader Lease ("" while none exists yet)."""
+    out = cluster.kubectl(
+        "get", "lease", name, "-n", namespace, "--ignore-not-found", "-o", "json"
+    ).stdout
+    return str(
+        ((json.loads(out) if out.strip() else {}).get("spec") or {}).get("holderIdentity") or ""
+    )
 
 
 def _permission_complaints(log: str, allowed: tuple[str, ...] = ()) -> list[str]:
@@ -207,14 +212,12 @@ def test_operator_runs_with_the_chart_permissions(
     if read_only_root and not _can_sandbox():
         pytest.skip("needs root and unshare(1) for a private read-only mount of /")
     release = release_name("run")
-    peering = f"{release}-peering"
     cluster.helm(
         "install",
         release,
         str(CHART),
         "-n",
         namespace,
-        f"--set=peering.name={peering}",
         ALLOW_LOOPBACK,
     )
     deployment = cluster.get("deployment", f"{release}-modelmonitor", "-n", namespace)
@@ -226,11 +229,13 @@ def test_operator_runs_with_the_chart_permissions(
         wait_for(lambda: _healthy(env["HEALTH_PORT"]) or proc.poll() is not None, timeout=60)
         assert proc.poll() is None, log.read_text()
         _monitor_works(cluster, namespace, log)
-        # kopf's keep-alive reached the chart's ClusterKopfPeering (its patch is allowed).
+        # it took the chart's leader Lease in its namespace (the Role allows exactly that)
         wait_for(
-            lambda: "operator-under-test" in _peers(cluster, "clusterkopfpeering", peering),
-            timeout=30,
-            what="keep-alive in the ClusterKopfPeering",
+            lambda: _lease_holder(cluster, f"{release}-modelmonitor", namespace).startswith(
+                "operator-under-test_"
+            ),
+            timeout=15,
+            what="the operator holds the chart's leader Lease",
         )
     finally:
         _stop(proc)
@@ -238,7 +243,7 @@ def test_operator_runs_with_the_chart_permissions(
     text = log.read_text()
     # LOG_FORMAT=json from the chart: one JSON object a line.
     assert all(json.loads(line)["message"] for line in text.splitlines() if line.strip())
-    assert not _permission_complaints(text, ("not allowed to create the peering object",)), text
+    assert not _permission_complaints(text), text
     assert "Read-only file system" not in text
 
 
@@ -257,12 +262,11 @@ def test_operator_runs_with_the_namespaced_manifest_permissions(
         assert proc.poll() is None, log.read_text()
         _monitor_works(cluster, namespace, log)
         wait_for(
-            lambda: (
-                "operator-under-test"
-                in _peers(cluster, "kopfpeering", "modelmonitor", "-n", namespace)
+            lambda: _lease_holder(cluster, "modelmonitor", namespace).startswith(
+                "operator-under-test_"
             ),
-            timeout=30,
-            what="keep-alive in the KopfPeering",
+            timeout=15,
+            what="the operator holds the manifest's leader Lease",
         )
     finally:
         _stop(proc)
@@ -301,7 +305,6 @@ def test_helm_installed_operator_pod_runs_and_reconciles(
         f"--set=image.repository={repository}",
         "--set=image.tag=dev",
         ALLOW_LOOPBACK,
-        f"--set=peering.name={release}-peering",
         # The pod's ports are the machine's: keep clear of anything else listening.
         f"--set=metrics.port={free_port()}",
         f"--set=health.port={free_port()}",
@@ -330,7 +333,7 @@ def test_helm_installed_operator_pod_runs_and_reconciles(
         assert deployment["status"].get("availableReplicas") == 1
         log = node_agent.pod_log(namespace, pod["metadata"]["name"], "operator")
         assert "modelmonitor operator starting" in log
-        assert not _permission_complaints(log, ("not allowed to create the peering object",))
+        assert not _permission_complaints(log)
     finally:
         cluster.helm("uninstall", release, "-n", namespace, "--wait", "--timeout=60s")
     wait_for(

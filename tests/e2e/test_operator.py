@@ -183,7 +183,7 @@ def test_delete_leaves_nothing_behind(operator_process: OperatorProcess, namespa
     assert obj["metadata"].get("finalizers") == ["modelmonitor.io/run-loop"]
     cluster.kubectl("delete", "mm", "gone", "-n", namespace, "--timeout=20s")
     assert cluster.kubectl("get", "mm", "-n", namespace, "-o", "name").stdout.strip() == ""
-    # Nothing the operator created is left in the namespace (peering lives in its own object).
+    # Nothing the operator created is left in the namespace (its leader Lease aside).
     for kind in ("jobs", "configmaps"):
         names = cluster.kubectl("get", kind, "-n", namespace, "-o", "name").stdout.split()
         assert all("gone" not in n for n in names), names

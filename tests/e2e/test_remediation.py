@@ -454,7 +454,7 @@ def test_killed_before_posting_the_intent_s_events_they_are_posted_once_after_re
 def test_two_operator_replicas_never_both_act(
     good_model: OperatorProcess, namespace: str, iris_images: dict[str, str], tmp_path: Path
 ) -> None:
-    """kopf peering lets one replica act; the status-guarded intent stops a second one."""
+    """The leader Lease lets one replica act; the status-guarded intent stops a second one."""
     cluster = good_model.cluster
     args = list(good_model.args)
     for flag in ("--metrics-port", "--health-port", "--payload-port"):

@@ -49,7 +49,7 @@ def shards(
             crds,
             tmp_path / f"operator-{name}.log",
             namespace,
-            env={"SHARD_LABEL_SELECTOR": f"{LABEL}={name}", "PEERING_NAME": f"mm-{name}"},
+            env={"SHARD_LABEL_SELECTOR": f"{LABEL}={name}", "LEASE_NAME": f"mm-{name}"},
         )
         for name in ("a", "b")
     }

@@ -213,7 +213,8 @@ def test_manifests_deployment_is_locked_down(install: list[Doc]) -> None:
     env = env_of(container)
     assert env["LOG_FORMAT"] == "json"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert env["PEERING_NAME"] == "modelmonitor"
+    assert env["LEASE_NAME"] == "modelmonitor"
+    assert "STANDALONE" not in env  # several replicas elect one on the Lease
     assert env["JOB_IMAGE"] == container["image"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -231,12 +232,36 @@ def test_manifests_services_select_the_operator(install: list[Doc]) -> None:
         assert port["name"] == port["targetPort"] == name.removeprefix("modelmonitor-")
 
 
-def test_manifests_peering_object_matches_the_peering_name(install: list[Doc]) -> None:
-    (deployment,) = by_kind(install, "Deployment")
-    peerings = [d for d in install if d["apiVersion"] == "kopf.dev/v1"]
-    assert len(peerings) == 1
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert peerings[0]["metadata"]["name"] == env_of(container)["PEERING_NAME"]
+LEASE_GRANTS: set[Grant] = {
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "update"),
+    ("coordination.k8s.io", "leases", "create"),
+}
+
+
+def test_leader_lease_role_grants_only_its_lease_in_the_operator_s_namespace() -> None:
+    """get and update name the Lease the operator uses (LEASE_NAME); only create, which
+    RBAC cannot limit by name, is open; no kopf peering rights are left anywhere."""
+    for name in INSTALL_FILES:
+        docs = load_docs(MANIFESTS / name)
+        (deployment,) = by_kind(docs, "Deployment")
+        lease = env_of(deployment["spec"]["template"]["spec"]["containers"][0])["LEASE_NAME"]
+        role = roles_by_name(docs)["modelmonitor-leader-election"]
+        assert role["kind"] == "Role"
+        assert grants(role) == LEASE_GRANTS
+        for rule in role["rules"]:
+            if set(rule["verbs"]) & {"get", "update"}:
+                assert rule["resourceNames"] == [lease]
+        assert role["metadata"].get("namespace") == deployment["metadata"].get("namespace")
+        (binding,) = [
+            b
+            for b in by_kind(docs, "RoleBinding")
+            if b["roleRef"]["name"] == role["metadata"]["name"]
+        ]
+        assert [s["name"] for s in binding["subjects"]] == ["modelmonitor"]
+        assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
+        for other in roles_by_name(docs).values():
+            assert not {g for g in grants(other) if g[0] == "kopf.dev"}, name
 
 
 def test_cluster_install_watches_everything_with_cluster_roles() -> None:
@@ -250,13 +275,16 @@ def test_cluster_install_watches_everything_with_cluster_roles() -> None:
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["WATCH_NAMESPACES"] == "*"
-    assert by_kind(docs, "ClusterKopfPeering")
     for binding in by_kind(docs, "ClusterRoleBinding"):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "modelmonitor", "namespace": namespace}
         ]
-    assert not by_kind(docs, "Role")
-    assert not by_kind(docs, "RoleBinding")
+    # the only namespaced rights: the leader Lease in the operator's own namespace
+    assert [r["metadata"]["name"] for r in by_kind(docs, "Role")] == [
+        "modelmonitor-leader-election"
+    ]
+    for binding in by_kind(docs, "RoleBinding"):
+        assert binding["metadata"]["namespace"] == namespace
 
 
 def test_namespaced_install_has_no_cluster_scoped_objects() -> None:
@@ -272,7 +300,6 @@ def test_namespaced_install_has_no_cluster_scoped_objects() -> None:
     assert names.index("POD_NAMESPACE") < names.index("WATCH_NAMESPACES")
     assert env_of(container)["WATCH_NAMESPACES"] == "$(POD_NAMESPACE)"
     assert env_of(container)["SCOPE"] == "namespace"
-    assert by_kind(docs, "KopfPeering")
 
 
 def test_both_installs_run_the_same_pod_apart_from_the_scope() -> None:
@@ -295,7 +322,6 @@ MONITORING_GRANTS: set[Grant] = {
     *(("modelmonitor.io", "modelmonitors", v) for v in ("get", "list", "watch", "patch", "update")),
     *(("modelmonitor.io", "modelmonitors/status", v) for v in ("get", "patch", "update")),
     *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
-    *(("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")),
     *(("apps", "deployments", v) for v in ("get", "list", "watch")),
     ("serving.kserve.io", "inferenceservices", "get"),  # references: an InferenceService target
     *(("", r, v) for r in ("services", "configmaps") for v in ("get", "list", "watch")),
@@ -303,7 +329,6 @@ MONITORING_GRANTS: set[Grant] = {
     ("", "pods", "list"),
 }
 CLUSTER_ONLY_GRANTS: set[Grant] = {
-    *(("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")),
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
@@ -404,8 +429,6 @@ def test_monitoring_role_never_reads_secrets_or_writes_workloads() -> None:
             "modelmonitors",
             "modelmonitors/status",
             "events",
-            "kopfpeerings",
-            "clusterkopfpeerings",
         }
 
 

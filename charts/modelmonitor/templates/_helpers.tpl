@@ -117,10 +117,6 @@ scope=namespace: exact names only, [] = the release namespace.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# kopf peering: replicas announce themselves so that only one of them acts.
-- apiGroups: [kopf.dev]
-  resources: [kopfpeerings]
-  verbs: [get, list, watch, patch]
 # Objects a monitor refers to: checked to exist, read for endpoints and reference data.
 - apiGroups: [apps]
   resources: [deployments]
@@ -155,10 +151,6 @@ scope=namespace: exact names only, [] = the release namespace.
 
 {{/* Rules only a cluster-wide operator needs. */}}
 {{- define "modelmonitor.clusterRules" -}}
-# kopf peering of a cluster-wide operator.
-- apiGroups: [kopf.dev]
-  resources: [clusterkopfpeerings]
-  verbs: [get, list, watch, patch]
 # kopf's cluster discovery: namespaces (for namespace patterns) and CRDs.
 - apiGroups: [""]
   resources: [namespaces]

@@ -28,11 +28,12 @@ from modelmonitor.core.cluster import (
     checked_path,
     resource_path,
 )
+from modelmonitor.core.lease import LEASE_API
 
 log = logging.getLogger(__name__)
 
-PEERING_GROUP = "kopf.dev"
-PEERING_VERSION = "v1"
+# Lease calls: a renewal answered later than this is no help to a 10 s lease.
+LEASE_TIMEOUT_SECONDS = 3.0
 
 # kind -> (API prefix, plural): the paths are built by core.cluster.resource_path.
 _LIST_RESOURCES = {
@@ -238,50 +239,31 @@ class KubeClient:
                     raise
         return None
 
-    def ensure_peering(self, name: str, namespaces: builtins.list[str] | None) -> None:
-        """Create the kopf peering object(s) if missing (cluster-wide when ``namespaces`` is None).
-
-        Raises RuntimeError with a clear message when the peering CRDs are not installed.
-        """
-        body: dict[str, Any] = {
-            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
-            "metadata": {"name": name},
-        }
+    # -- leader election (coordination.k8s.io/v1 Leases) ----------------------------------
+    def _lease_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One Lease call, short (a slow answer is as good as none for a lease), with
+        failures as ApiError (409: another replica wrote first; 0: no answer)."""
         try:
-            if namespaces is None:
-                body["kind"] = "ClusterKopfPeering"
-                self._custom.create_cluster_custom_object(
-                    PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", body
-                )
-                log.info("created ClusterKopfPeering %s", name)
-            else:
-                body["kind"] = "KopfPeering"
-                for ns in namespaces:
-                    try:
-                        self._custom.create_namespaced_custom_object(
-                            PEERING_GROUP, PEERING_VERSION, ns, "kopfpeerings", body
-                        )
-                        log.info("created KopfPeering %s/%s", ns, name)
-                    except ApiException as exc:
-                        if exc.status != 409:
-                            raise
+            return self._request(method, path, body=body, timeout=LEASE_TIMEOUT_SECONDS)
         except ApiException as exc:
-            if exc.status == 409:
-                return
+            raise ApiError(int(exc.status or 0), str(exc.reason or "error")) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise ApiError(0, f"no answer from the API server: {exc.__class__.__name__}") from None
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._lease_call("GET", resource_path(LEASE_API, namespace, "leases", name))
+        except ApiError as exc:
             if exc.status == 404:
-                raise RuntimeError(
-                    "the kopf peering CRDs (kopf.dev) are not installed: apply crds/ "
-                    "(or the Helm chart), or run with --standalone for a single replica"
-                ) from exc
-            if exc.status == 403:
-                log.info("not allowed to create the peering object %s; assuming it exists", name)
-                return
-            raise RuntimeError(
-                f"creating the peering object {name}: {exc.status} {exc.reason}"
-            ) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            host = self._api.configuration.host
-            raise RuntimeError(f"cannot reach the Kubernetes API at {host}: {exc}") from exc
+                return None
+            raise
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._lease_call("POST", resource_path(LEASE_API, namespace, "leases"), body)
+
+    def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT with the body's resourceVersion: 409 when the Lease changed since it was read."""
+        return self._lease_call("PUT", resource_path(LEASE_API, namespace, "leases", name), body)
 
 
 class KubePaths:

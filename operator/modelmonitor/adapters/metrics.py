@@ -241,6 +241,18 @@ class MetricsRecorder:
             ["namespace", "monitor", "sink", "type", "result"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "modelmonitor_leader",
+            "1 while this replica runs monitors and acts (holds the leader Lease, or runs "
+            "standalone), 0 while it stands by.",
+            registry=self.registry,
+        )
+        self.leader_transitions = Counter(
+            "modelmonitor_leader_transitions_total",
+            "Times this replica started (change=acquired) or stopped (change=lost) leading.",
+            ["change"],
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
         self._last_runs: dict[tuple[str, str], float] = {}
 
@@ -386,6 +398,11 @@ class MetricsRecorder:
     def record_action(self, namespace: str, monitor: str, action: str, result: str) -> None:
         """One remediation decision or action and how it ended (succeeded, dryrun, ...)."""
         self.actions.labels(namespace, monitor, action, result).inc()
+
+    def record_leadership(self, leading: bool) -> None:
+        """This replica started or stopped leading."""
+        self.leader.set(1 if leading else 0)
+        self.leader_transitions.labels("acquired" if leading else "lost").inc()
 
     def record_notification(
         self, namespace: str, monitor: str, sink: str, type_: str, result: str

@@ -17,6 +17,11 @@ MAX_JITTER_SECONDS = 30.0
 # own stable point: 1,000 monitors applied at once, or found overdue after a restart,
 # then run at an even rate instead of in one burst.
 START_SPREAD_SECONDS = 30.0
+# A run late by at most this starts at once instead of being spread again: late because
+# a standby replica just took the Lease over (about 11 s with the default Lease) or a
+# run slot was busy, not because the operator was down. The run slots still bound how
+# many run at the same time.
+LATE_GRACE_SECONDS = 15.0
 
 
 def jitter_seconds(key: str, interval: float) -> float:
@@ -41,12 +46,16 @@ def next_due(
     * never ran: within ``min(interval, 30 s)``, at the monitor's own stable point (so
       1,000 new monitors run at an even rate, not in one burst);
     * ran before: ``last_run + interval + jitter``;
-    * overdue (the operator was down, or a run overran): likewise spread, and only once:
-      the schedule continues from that run, missed runs are not caught up.
+    * late by at most ``LATE_GRACE_SECONDS`` (a failover to a standby replica, a busy
+      slot): now;
+    * overdue by more (the operator was down, or a run overran): likewise spread, and
+      only once: the schedule continues from that run, missed runs are not caught up.
     """
     if last_run is None:
         return now + dt.timedelta(seconds=start_offset(key, interval))
     due = last_run + dt.timedelta(seconds=interval + jitter_seconds(key, interval))
+    if due < now <= due + dt.timedelta(seconds=LATE_GRACE_SECONDS):
+        return now
     if due < now:
         return now + dt.timedelta(seconds=start_offset(key, interval))
     return due

@@ -306,8 +306,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--payload-port", type=int, default=None, help="payload-log (CloudEvents) collector port"
     )
-    p.add_argument("--peering", default=None, help="kopf peering name ('' disables peering)")
-    p.add_argument("--standalone", action="store_true", help="no peering (single replica)")
+    p.add_argument(
+        "--standalone", action="store_true", help="no leader election (one replica only)"
+    )
 
 
 _UNITS = {"": 1, "k": 1000, "ki": 1 << 10, "m": 10**6, "mi": 1 << 20, "g": 10**9, "gi": 1 << 30}

@@ -6,13 +6,16 @@ The one place that reads the environment: every other module gets its settings f
 
 from __future__ import annotations
 
+import math
 import os
-import time
+import socket
 import urllib.parse
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from modelmonitor.core.gitops import GitOpsSettings
+from modelmonitor.core.lease import LeaseSettings
 from modelmonitor.core.limits import REFERENCE_LIMITS, ReadLimits
 from modelmonitor.core.names import label_problem
 from modelmonitor.core.outbound import OutboundPolicy, ResponseLimits
@@ -31,10 +34,14 @@ class OperatorConfig:
     # where KServe's loggers reach the collector (the base of each monitor's logger URL)
     payload_url: str = "http://modelmonitor-payload.modelmonitor-system.svc:8082"
     payload_max_bytes: int = 256 * 1024 * 1024  # the payload store's byte budget
-    peering_name: str = "modelmonitor"
-    standalone: bool = False
-    priority: int = 0
+    standalone: bool = False  # one replica: no leader election
     recheck_seconds: float = 5.0
+    # Leader election (off when standalone): the Lease's name and namespace, how it is
+    # held, and this process's identity in it (pod name + a random suffix).
+    lease_name: str = "modelmonitor"
+    lease_namespace: str = "default"
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    identity: str = "modelmonitor"
     max_concurrent_runs: int = 16
     # slots one namespace may hold at once; 0 = its fair share (core/scheduling.py)
     max_runs_per_namespace: int = 0
@@ -67,7 +74,7 @@ class OperatorConfig:
     @property
     def finalizer(self) -> str:
         """The run loop's finalizer: ``modelmonitor.io/run-loop``, or per shard
-        ``<PEERING_NAME>.modelmonitor.io/run-loop``: kopf removes a finalizer of its name
+        ``<LEASE_NAME>.modelmonitor.io/run-loop``: kopf removes a finalizer of its name
         from an object none of its handlers match, so shards sharing one name would take
         each other's away."""
         return f"{self.annotation_prefix}/run-loop"
@@ -75,10 +82,10 @@ class OperatorConfig:
     @property
     def annotation_prefix(self) -> str:
         """Where kopf keeps its bookkeeping on each monitor: ``modelmonitor.io``, or per
-        shard ``<PEERING_NAME>.modelmonitor.io``, so that deployments sharing the watched
+        shard ``<LEASE_NAME>.modelmonitor.io``, so that deployments sharing the watched
         objects never read each other's handled-state."""
         base = "modelmonitor.io"
-        return base if self.shard is None else f"{self.peering_name}.{base}"
+        return base if self.shard is None else f"{self.lease_name}.{base}"
 
     @property
     def reference_limits(self) -> ReadLimits:
@@ -154,14 +161,14 @@ def load_config(
     metrics_port: int | None = None,
     health_port: int | None = None,
     payload_port: int | None = None,
-    peering: str | None = None,
     standalone: bool = False,
     env: Mapping[str, str] | None = None,
     token_path: str = SERVICE_ACCOUNT_TOKEN,
 ) -> OperatorConfig:
     """Combine flags and environment (WATCH_NAMESPACES, LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
-    HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, PEERING_NAME, PEERING_PRIORITY,
-    STANDALONE, SHARD_LABEL_SELECTOR, MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE,
+    HEALTH_PORT, PAYLOAD_PORT, PAYLOAD_URL, PAYLOAD_MAX_BYTES, STANDALONE, SHARD_LABEL_SELECTOR,
+    LEASE_NAME, LEASE_NAMESPACE, LEASE_{DURATION,RENEW,RETRY,MARGIN}_SECONDS,
+    POD_ID (the pod name, in the Lease identity), MAX_CONCURRENT_RUNS, MAX_RUNS_PER_NAMESPACE,
     ENDPOINT_RESOLUTION,
     PROMETHEUS_MIN_WINDOW_SECONDS, JOB_IMAGE, JOB_SERVICE_ACCOUNT, RETRAIN_SERVICE_ACCOUNTS,
     ARGOCD_NAMESPACE, ARGOCD_LABEL_TRACKING,
@@ -199,20 +206,15 @@ def load_config(
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be text or json, got {fmt!r}")
     defaults = OperatorConfig
-    peering_name = (
-        peering if peering is not None else env.get("PEERING_NAME", defaults.peering_name)
+    is_standalone = standalone or env.get("STANDALONE", "").lower() in ("1", "true", "yes")
+    lease_namespace = (
+        env.get("LEASE_NAMESPACE", "").strip()
+        or env.get("POD_NAMESPACE", "").strip()
+        or next((n for n in watched if not any(ch in n for ch in "*?[")), "default")
     )
-    is_standalone = (
-        standalone
-        or env.get("STANDALONE", "").lower() in ("1", "true", "yes")
-        or peering_name == ""
-    )
-    priority_env = env.get("PEERING_PRIORITY")
-    # Replicas must differ in priority: kopf lets only the highest one act. The start
-    # time in milliseconds makes the newest process win, so a restarted operator takes
-    # over at once instead of waiting for a dead peer's record to expire.
-    priority = int(priority_env) if priority_env else time.time_ns() // 1_000_000
-    shard = _shard(env, peering_name or defaults.peering_name, defaults.peering_name)
+    host = env.get("POD_ID", "").strip() or env.get("HOSTNAME", "").strip() or socket.gethostname()
+    lease_name = _lease_name(env.get("LEASE_NAME", "").strip() or defaults.lease_name)
+    shard = _shard(env, lease_name, defaults.lease_name)
     return OperatorConfig(
         shard=shard,
         namespaces=watched,
@@ -224,10 +226,12 @@ def load_config(
         payload_port=payload_port or _port(env, "PAYLOAD_PORT", defaults.payload_port),
         payload_url=_base_url(env.get("PAYLOAD_URL", "").strip() or defaults.payload_url),
         payload_max_bytes=_bytes(env, "PAYLOAD_MAX_BYTES", defaults.payload_max_bytes),
-        peering_name=peering_name or defaults.peering_name,
         standalone=is_standalone,
-        priority=priority,
         recheck_seconds=float(env.get("RECHECK_SECONDS", defaults.recheck_seconds)),
+        lease_name=lease_name,
+        lease_namespace=_lease_name(lease_namespace, "LEASE_NAMESPACE"),
+        lease=_lease(env),
+        identity=f"{host[:200]}_{uuid.uuid4().hex[:12]}",
         max_concurrent_runs=_count(
             env, "MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs, minimum=1
         ),
@@ -267,23 +271,59 @@ def load_config(
     )
 
 
-def _shard(env: Mapping[str, str], peering_name: str, default_name: str) -> LabelSelector | None:
-    """SHARD_LABEL_SELECTOR, checked; a shard needs a PEERING_NAME of its own (the
-    deployments would otherwise peer with each other, and only one of them would act)."""
+def _shard(env: Mapping[str, str], lease_name: str, default_name: str) -> LabelSelector | None:
+    """SHARD_LABEL_SELECTOR, checked; a shard needs a LEASE_NAME of its own (the
+    deployments would otherwise elect one leader between them, and only one would act)."""
     selector = parse_selector(env.get("SHARD_LABEL_SELECTOR", ""))
     if selector is None:
         return None
-    if peering_name == default_name:
+    if lease_name == default_name:
         raise ValueError(
-            "SHARD_LABEL_SELECTOR needs a PEERING_NAME of the shard's own (not "
+            "SHARD_LABEL_SELECTOR needs a LEASE_NAME of the shard's own (not "
             f"{default_name!r}): each shard is a deployment that acts beside the others"
         )
-    if label_problem(peering_name) is not None:
-        raise ValueError(
-            f"PEERING_NAME {peering_name!r} must be a DNS label (a-z, 0-9, '-') for a shard: "
-            "it prefixes the shard's annotations"
-        )
     return selector
+
+
+def _lease_name(value: str, setting: str = "LEASE_NAME") -> str:
+    """A Lease or namespace name: a DNS label (it goes into the API path)."""
+    problem = label_problem(value)
+    if problem:
+        raise ValueError(f"{setting}={value!r}: {problem}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}={text!r} must be a positive number of seconds")
+    return value
+
+
+def _lease(env: Mapping[str, str]) -> LeaseSettings:
+    """LEASE_DURATION_SECONDS (whole), LEASE_RENEW_SECONDS, LEASE_RETRY_SECONDS,
+    LEASE_MARGIN_SECONDS, checked together (the renewals must fit in the duration)."""
+    d = LeaseSettings()
+    margin_text = env.get("LEASE_MARGIN_SECONDS", "").strip()
+    try:
+        margin = float(margin_text) if margin_text else d.margin
+    except ValueError:
+        raise ValueError(f"LEASE_MARGIN_SECONDS={margin_text!r} is not a number") from None
+    try:
+        return LeaseSettings(
+            duration=_count(env, "LEASE_DURATION_SECONDS", d.duration, minimum=1),
+            renew=_seconds(env, "LEASE_RENEW_SECONDS", d.renew),
+            retry=_seconds(env, "LEASE_RETRY_SECONDS", d.retry),
+            margin=margin,
+        )
+    except ValueError as exc:
+        raise ValueError(f"LEASE_* settings: {exc}") from None
 
 
 def _resolution(value: str) -> str:

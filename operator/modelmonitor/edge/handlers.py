@@ -7,6 +7,7 @@ with one patch, posts an Event only when the Ready condition changes, and record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -27,6 +28,7 @@ from modelmonitor.core.scheduling import parse_time
 from modelmonitor.core.status import find_condition
 from modelmonitor.core.verdict import Event, Verdict
 from modelmonitor.edge.config import OperatorConfig
+from modelmonitor.engine.leader import AlwaysLeading, LeaseElector
 from modelmonitor.engine.remediation import NoRemediation, Remediation
 from modelmonitor.engine.runloop import LoopDeps, Runner, run_loop
 from modelmonitor.engine.slots import RunSlots
@@ -38,7 +40,8 @@ from modelmonitor.sources.payload.tokens import ensure_token
 
 log = logging.getLogger(__name__)
 
-FINALIZER = "modelmonitor.io/run-loop"  # per shard: <PEERING_NAME>.modelmonitor.io/run-loop
+FINALIZER = "modelmonitor.io/run-loop"  # per shard: <LEASE_NAME>.modelmonitor.io/run-loop
+FEED_LEADERSHIP_CHECK_SECONDS = 1.0  # how soon a new leader starts consuming Kafka
 
 
 @dataclass
@@ -55,6 +58,13 @@ class OperatorContext:
     payload_server: Any = None
     remediator: Remediation = field(default_factory=NoRemediation)
     kafka_feeds: KafkaFeeds | None = None  # payload logs read from Kafka
+    # the Lease this replica competes for; None: a single replica, always leading
+    elector: LeaseElector | None = None
+    elector_task: Any = None
+
+    @property
+    def leadership(self) -> LeaseElector | AlwaysLeading:
+        return self.elector if self.elector is not None else AlwaysLeading()
 
 
 def in_shard(labels: Mapping[str, str], memo: Any, **_: Any) -> bool:
@@ -89,10 +99,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     # Only our explicit Events reach the objects, not every handler log line.
     settings.posting.level = logging.CRITICAL
     settings.posting.reporting_component = REPORTING_COMPONENT  # as the keyed Events' "From"
-    settings.peering.priority = ctx.config.priority
-    settings.peering.name = ctx.config.peering_name
-    settings.peering.standalone = ctx.config.standalone
-    settings.peering.mandatory = not ctx.config.standalone
+    # No kopf peering: every replica handles the spec events (idempotent, conflict-safe
+    # status writes), and the Lease decides which one runs monitors and acts
+    # (engine/leader.py; docs/decisions.md, "Leader election on a Lease").
+    settings.peering.standalone = True
+    settings.peering.mandatory = False
     # With rights in fixed namespaces only, kopf must not try cluster-wide lists.
     settings.scanning.disabled = ctx.config.scanning_disabled
     settings.watching.server_timeout = 300
@@ -106,17 +117,32 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
         )
     )
     ctx.payload_server = await start_payload_server(ctx.payloads, ctx.payload_port)
+    if ctx.elector is not None:
+        ctx.metrics.leader.set(0)
+        ctx.elector_task = asyncio.create_task(ctx.elector.run(), name="lease-elector")
+    else:
+        ctx.metrics.leader.set(1)  # standalone: this replica always runs and acts
     log.info(
-        "modelmonitor operator starting: %s, peering %s (priority %d)",
+        "modelmonitor operator starting: %s, leader election %s",
         "all namespaces" if ctx.config.clusterwide else ", ".join(ctx.config.namespaces),
-        "off" if ctx.config.standalone else ctx.config.peering_name,
-        ctx.config.priority,
+        "off (standalone)"
+        if ctx.elector is None
+        else f"on lease {ctx.config.lease_namespace}/{ctx.config.lease_name} "
+        f"as {ctx.config.identity}",
     )
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    if ctx.elector_task is not None:
+        ctx.elector_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx.elector_task
+        ctx.elector_task = None
+    if ctx.elector is not None:
+        await asyncio.to_thread(ctx.elector.release)  # a standby takes over at once
+        ctx.elector.publish()
     if ctx.payload_server is not None:
         await stop_payload_server(ctx.payload_server)
         ctx.payload_server = None
@@ -315,17 +341,37 @@ async def monitoring_runs(
         remediator=ctx.remediator,
         on_action=on_action,
         on_notification=on_notification,
+        leader=ctx.leadership,
     )
     feeds = ctx.kafka_feeds
-    if feeds is not None:  # a Kafka feed runs while this replica runs the monitor
-        await asyncio.to_thread(feeds.resume, namespace, name)
+    follower = None
+    if feeds is not None:  # a Kafka feed consumes while this replica leads and runs it
+        follower = asyncio.ensure_future(
+            _feed_while_leading(feeds, namespace, name, ctx.leadership, stopped)
+        )
     try:
         await run_loop(
             namespace, name, body, stopped, deps, idle_seconds=ctx.config.recheck_seconds
         )
     finally:
+        if follower is not None:
+            follower.cancel()
         if feeds is not None:
             await asyncio.to_thread(feeds.pause, namespace, name)
+
+
+async def _feed_while_leading(
+    feeds: KafkaFeeds, namespace: str, name: str, leader: Any, stopped: Any
+) -> None:
+    """Resume the monitor's Kafka feed when this replica gains the Lease, pause it when
+    it loses it (checked every second), so only the leader is in the consumer group."""
+    feeding = False
+    while not stopped:
+        leading = bool(leader.leading())
+        if leading != feeding:
+            await asyncio.to_thread(feeds.resume if leading else feeds.pause, namespace, name)
+            feeding = leading
+        await stopped.wait(FEED_LEADERSHIP_CHECK_SECONDS)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, when=in_shard)

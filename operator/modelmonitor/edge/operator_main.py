@@ -36,7 +36,6 @@ def run_command(args: argparse.Namespace, *, remediation: RemediationFactory | N
             metrics_port=args.metrics_port,
             health_port=args.health_port,
             payload_port=args.payload_port,
-            peering=args.peering,
             standalone=args.standalone,
         )
     except ValueError as exc:
@@ -74,6 +73,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     from modelmonitor.core.jobs import JobSettings
     from modelmonitor.edge import handlers
     from modelmonitor.engine.job_runner import JobRunner
+    from modelmonitor.engine.leader import LeaseElector
     from modelmonitor.engine.runloop import ModeRunner
     from modelmonitor.engine.runner import InlineRunner
     from modelmonitor.engine.slots import RunSlots
@@ -86,9 +86,6 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     try:
         api_client = load_api_client()
         kube = KubeClient(api_client)
-        if not cfg.standalone:
-            namespaces = None if cfg.clusterwide else [n for n in cfg.namespaces if "*" not in n]
-            kube.ensure_peering(cfg.peering_name, namespaces)
     except RuntimeError as exc:
         log.error("%s", exc)
         return 1
@@ -100,10 +97,27 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         return 1
     metrics = MetricsRecorder()
     metrics.serve(cfg.metrics_port)
+    elector = (
+        None
+        if cfg.standalone
+        else LeaseElector(
+            kube,
+            cfg.lease_namespace,
+            cfg.lease_name,
+            cfg.identity,
+            cfg.lease,
+            on_change=metrics.record_leadership,
+        )
+    )
     payloads = PayloadStore(max_bytes=cfg.payload_max_bytes)
     metrics.watch_payloads(payloads)
     metrics.watch_outbound(outbound)
-    feeds = KafkaFeeds(payloads, outbound, max_value_bytes=MAX_BODY_BYTES)
+    feeds = KafkaFeeds(
+        payloads,
+        outbound,
+        max_value_bytes=MAX_BODY_BYTES,
+        leading=elector.leading if elector is not None else None,
+    )
     metrics.watch_kafka(feeds)
     inline = InlineRunner(
         Clients(
@@ -139,15 +153,14 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         payload_port=cfg.payload_port,
         remediator=(remediation or remediator_factory(cfg, outbound))(KubePaths(api_client)),
         kafka_feeds=feeds,
+        elector=elector,
     )
     handlers.register_recheck(cfg.recheck_seconds)
     memo = kopf.Memo(context=context)
     kopf.run(
         clusterwide=cfg.clusterwide,
         namespaces=list(cfg.namespaces),
-        standalone=cfg.standalone,
-        priority=cfg.priority,
-        peering_name=None if cfg.standalone else cfg.peering_name,
+        standalone=True,  # kopf peering off: the Lease elects the replica that acts
         liveness_endpoint=cfg.liveness_endpoint,
         memo=memo,
     )

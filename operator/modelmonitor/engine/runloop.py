@@ -28,6 +28,7 @@ from modelmonitor.core.scheduling import next_due, parse_time
 from modelmonitor.core.spec import MonitorSpec, SpecError, parse_spec
 from modelmonitor.core.status import ConditionType, find_condition
 from modelmonitor.core.verdict import Event, Verdict, decide
+from modelmonitor.engine.leader import AlwaysLeading, Leadership
 from modelmonitor.engine.remediation import (
     GitOpsView,
     NoRemediation,
@@ -88,6 +89,8 @@ class LoopDeps:
     on_notification: Callable[[str, str, str], None] = field(
         default=lambda sink, type_, result: None
     )
+    # the fence: only the replica holding the Lease starts runs, writes verdicts and acts
+    leader: Leadership = field(default_factory=AlwaysLeading)
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
@@ -113,6 +116,9 @@ async def run_loop(
     parsed: tuple[Any, MonitorSpec | None] = (None, None)  # (generation, spec) parsed once
     done: set[str] = set()  # action requests carried out by this loop (body may lag behind)
     while not stopped:
+        if not deps.leader.leading():
+            await _stand_by(stopped, deps.leader, idle_seconds)
+            continue
         status: Mapping[str, Any] = body.get("status") or {}
         generation = (body.get("metadata") or {}).get("generation")
         if parsed[0] != generation or parsed[1] is None:
@@ -151,6 +157,8 @@ async def run_loop(
         async with _slot(deps.slots, namespace, spec):
             if stopped:
                 break
+            if not deps.leader.leading():
+                continue  # the Lease was lost while waiting for a slot
             lag = max(0.0, (deps.clock() - due).total_seconds())
             started = deps.clock()
             try:
@@ -165,7 +173,8 @@ async def run_loop(
             except Exception as exc:
                 log.exception("run of %s failed unexpectedly", key)
                 last_local = deps.clock()
-                await report_failure(namespace, name, spec, exc, started, lag, deps)
+                if deps.leader.leading():
+                    await report_failure(namespace, name, spec, exc, started, lag, deps)
                 continue
         last_local = report.finished
         requests = await _write(
@@ -175,6 +184,19 @@ async def run_loop(
             await _act(namespace, name, spec, requests, body, done, deps)
         if spec.alerting.sinks or (status.get("alerting") or {}).get("outbox"):
             await _deliver(namespace, name, spec, deps)  # what this run queued
+
+
+async def _stand_by(stopped: Stopped, leader: Leadership, timeout: float) -> None:
+    """Wait until this replica leads, the loop is stopped, or ``timeout`` passed."""
+    waits = [
+        asyncio.ensure_future(stopped.wait(timeout)),
+        asyncio.ensure_future(leader.wait_leading(timeout)),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
 
 
 def _slot(
@@ -247,6 +269,9 @@ async def _write(
         status = obj.get("status") or {}
         if not _ready(status):
             return None  # became invalid meanwhile: the spec handler owns status now
+        if not deps.leader.leading():
+            log.warning("%s/%s: lease lost during the run, its verdict is dropped", namespace, name)
+            return None  # the replica that holds the Lease now runs and decides
         gen = obj.get("metadata", {}).get("generation")
         now = deps.clock()
         verdict = decide(report, status, generation=gen if isinstance(gen, int) else None, now=now)
@@ -291,6 +316,10 @@ async def _act(
     """Carry out recorded requests one by one, each result written as it comes."""
     remediator = deps.remediator
     for request in requests:
+        if not deps.leader.leading():
+            # fenced: the request stays pending in status for the replica that leads now
+            log.warning("%s/%s: lease lost, %s left to the leader", namespace, name, request.id)
+            return
         metadata = dict(body.get("metadata") or {})
         result = await asyncio.to_thread(remediator.execute, spec, request, metadata)
         done.add(request.id)
@@ -324,6 +353,8 @@ async def _deliver(namespace: str, name: str, spec: MonitorSpec, deps: LoopDeps)
     obj = seen.get("obj")
     if obj is None or not remediator.deliveries_due(obj, deps.clock()):
         return
+    if not deps.leader.leading():
+        return  # the leader delivers them
     attempts = await asyncio.to_thread(remediator.deliver, spec, obj, deps.clock())
     counted: list[tuple[str, str, str]] = []
 

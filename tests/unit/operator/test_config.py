@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,10 @@ def test_flags_win_over_env() -> None:
     assert cfg.log_format == "json"
 
 
-def test_priority_newest_wins_unless_set() -> None:
-    assert load_config(env={"PEERING_PRIORITY": "7"}).priority == 7
-    first = load_config(env={}).priority
-    time.sleep(0.002)
-    assert load_config(env={}).priority > first
+def test_standalone_turns_leader_election_off() -> None:
+    assert not load_config(env={}).standalone
+    assert load_config(env={"STANDALONE": "true"}).standalone
+    assert load_config(standalone=True, env={}).standalone
 
 
 def test_bad_log_format() -> None:
@@ -170,3 +168,57 @@ def test_gitops_settings_default_to_argocd_and_annotation_tracking() -> None:
         load_config(env={"ARGOCD_NAMESPACE": "../kube-system"})
     with pytest.raises(ValueError, match="ARGOCD_LABEL_TRACKING"):
         load_config(env={"ARGOCD_LABEL_TRACKING": "sometimes"})
+
+
+def test_lease_defaults_and_settings() -> None:
+    cfg = load_config(env={"POD_NAMESPACE": "ops", "POD_ID": "mm-abc"})
+    assert (cfg.lease_namespace, cfg.lease_name) == ("ops", "modelmonitor")
+    assert (cfg.lease.duration, cfg.lease.renew, cfg.lease.retry, cfg.lease.margin) == (
+        10,
+        2.0,
+        1.0,
+        2.0,
+    )
+    assert cfg.identity.startswith("mm-abc_")
+    assert load_config(env={"POD_ID": "x"}).identity != load_config(env={"POD_ID": "x"}).identity
+    cfg = load_config(
+        env={
+            "LEASE_NAME": "mm-ha",
+            "LEASE_NAMESPACE": "elect",
+            "LEASE_DURATION_SECONDS": "15",
+            "LEASE_RENEW_SECONDS": "3",
+            "LEASE_RETRY_SECONDS": "1.5",
+            "LEASE_MARGIN_SECONDS": "0",
+        }
+    )
+    assert (cfg.lease_namespace, cfg.lease_name) == ("elect", "mm-ha")
+    assert (cfg.lease.duration, cfg.lease.renew, cfg.lease.retry, cfg.lease.margin) == (
+        15,
+        3.0,
+        1.5,
+        0.0,
+    )
+
+
+def test_the_lease_lives_in_the_first_watched_namespace_outside_a_pod() -> None:
+    assert load_config(namespaces=["ml-*", "team-a"], env={}).lease_namespace == "team-a"
+    assert load_config(env={}).lease_namespace == "default"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LEASE_DURATION_SECONDS": "2.5"}, "LEASE_DURATION_SECONDS"),
+        ({"LEASE_RENEW_SECONDS": "-1"}, "LEASE_RENEW_SECONDS"),
+        ({"LEASE_RETRY_SECONDS": "soon"}, "LEASE_RETRY_SECONDS"),
+        ({"LEASE_MARGIN_SECONDS": "x"}, "LEASE_MARGIN_SECONDS"),
+        ({"LEASE_DURATION_SECONDS": "3"}, "shorter than its duration"),
+        ({"LEASE_NAME": "../x"}, "LEASE_NAME"),
+        ({"LEASE_NAMESPACE": "a/b"}, "LEASE_NAMESPACE"),
+    ],
+)
+def test_bad_lease_settings_are_refused_with_the_setting_named(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_config(env=env)

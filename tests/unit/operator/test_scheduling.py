@@ -4,7 +4,13 @@ import datetime as dt
 
 import numpy as np
 
-from modelmonitor.core.scheduling import jitter_seconds, next_due, parse_time
+from modelmonitor.core.scheduling import (
+    LATE_GRACE_SECONDS,
+    jitter_seconds,
+    next_due,
+    parse_time,
+    start_offset,
+)
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -41,3 +47,13 @@ def test_parse_time() -> None:
     assert parse_time("2026-05-01T12:00:00Z") == NOW
     assert parse_time("garbage") is None
     assert parse_time(None) is None
+
+
+def test_a_run_made_late_by_a_failover_starts_at_once() -> None:
+    """A standby takes the Lease over ~11 s after the leader died: a run due meanwhile
+    is not pushed back by the overdue spread as well."""
+    due = NOW - dt.timedelta(seconds=LATE_GRACE_SECONDS)
+    last = due - dt.timedelta(seconds=60 + jitter_seconds("ml/a", 60))
+    assert next_due(last, 60, NOW, "ml/a") == NOW
+    later = last - dt.timedelta(seconds=1)  # late by more: spread as after an outage
+    assert next_due(later, 60, NOW, "ml/a") == NOW + dt.timedelta(seconds=start_offset("ml/a", 60))

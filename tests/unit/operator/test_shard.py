@@ -54,14 +54,14 @@ def test_blank_means_every_monitor() -> None:
     assert cfg.finalizer == handlers.FINALIZER == "modelmonitor.io/run-loop"
 
 
-def test_a_shard_needs_a_peering_name_of_its_own_and_keeps_its_own_annotations() -> None:
-    with pytest.raises(ValueError, match="PEERING_NAME"):
+def test_a_shard_needs_a_lease_name_of_its_own_and_keeps_its_own_annotations() -> None:
+    with pytest.raises(ValueError, match="LEASE_NAME"):
         load_config(env={"SHARD_LABEL_SELECTOR": "shard=a"})
-    with pytest.raises(ValueError, match="DNS label"):
-        load_config(env={"SHARD_LABEL_SELECTOR": "shard=a", "PEERING_NAME": "Shard_A"})
+    with pytest.raises(ValueError, match="DNS-1123 label"):
+        load_config(env={"SHARD_LABEL_SELECTOR": "shard=a", "LEASE_NAME": "Shard_A"})
     with pytest.raises(ValueError, match="label selector"):
-        load_config(env={"SHARD_LABEL_SELECTOR": "shard in (a", "PEERING_NAME": "mm-a"})
-    cfg = load_config(env={"SHARD_LABEL_SELECTOR": "shard=a", "PEERING_NAME": "mm-a"})
+        load_config(env={"SHARD_LABEL_SELECTOR": "shard in (a", "LEASE_NAME": "mm-a"})
+    cfg = load_config(env={"SHARD_LABEL_SELECTOR": "shard=a", "LEASE_NAME": "mm-a"})
     assert cfg.shard is not None
     assert cfg.shard.text == "shard=a"
     assert cfg.annotation_prefix == "mm-a.modelmonitor.io"
@@ -69,7 +69,7 @@ def test_a_shard_needs_a_peering_name_of_its_own_and_keeps_its_own_annotations()
 
 
 def test_every_monitor_handler_is_filtered_by_the_shard() -> None:
-    cfg = load_config(env={"SHARD_LABEL_SELECTOR": "shard=a", "PEERING_NAME": "mm-a"})
+    cfg = load_config(env={"SHARD_LABEL_SELECTOR": "shard=a", "LEASE_NAME": "mm-a"})
     memo = types.SimpleNamespace(context=handlers.OperatorContext.__new__(handlers.OperatorContext))
     memo.context.config = cfg
     assert handlers.in_shard({"shard": "a"}, memo)

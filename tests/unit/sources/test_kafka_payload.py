@@ -344,7 +344,7 @@ def test_events_of_another_namespace_are_refused() -> None:
 
 
 def test_feed_stops_with_the_run_loop_and_comes_back_with_it() -> None:
-    """A replica paused by a peer (its run loops stop) must not keep consuming: two
+    """A replica whose run loops stop must not keep consuming: two
     consumers in one group would each see half of the topic."""
     pytest.importorskip("kafka")
     store = PayloadStore()
@@ -361,6 +361,31 @@ def test_feed_stops_with_the_run_loop_and_comes_back_with_it() -> None:
         feeds.pause("ml", "m")
         feeds.ensure("ml", "m", None)  # the monitor is gone: nothing to resume
         feeds.resume("ml", "m")
+        assert feeds.stats() == {}
+    finally:
+        feeds.stop_all()
+
+
+def test_only_the_replica_holding_the_lease_consumes() -> None:
+    """Every replica registers the monitor's feed, but a standby's consumer would take
+    half the partitions into a window nobody runs: it starts only once this replica
+    leads, and the run loop's follower pauses it when the Lease is lost."""
+    pytest.importorskip("kafka")
+    store = PayloadStore()
+    spec = _spec({"bootstrapServers": ["127.0.0.1:1"], "topic": "logs"})
+    store.register("ml", "m", spec, "token")
+    leading = [False]
+    feeds = KafkaFeeds(
+        store, Outbound(OutboundPolicy()), max_value_bytes=1024, leading=lambda: leading[0]
+    )
+    try:
+        assert feeds.ensure("ml", "m", spec.payload_log.kafka) is None
+        assert feeds.stats() == {}  # a standby: registered, not consuming
+        leading[0] = True
+        feeds.resume("ml", "m")
+        assert set(feeds.stats()) == {("ml", "m")}
+        leading[0] = False
+        feeds.pause("ml", "m")
         assert feeds.stats() == {}
     finally:
         feeds.stop_all()

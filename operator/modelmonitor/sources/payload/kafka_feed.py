@@ -282,10 +282,20 @@ class KafkaFeeds:
     """Every monitor's feed, keyed by (namespace, monitor); started and stopped by the
     handlers as monitors are registered and forgotten."""
 
-    def __init__(self, store: PayloadStore, fence: Outbound, *, max_value_bytes: int) -> None:
+    def __init__(
+        self,
+        store: PayloadStore,
+        fence: Outbound,
+        *,
+        max_value_bytes: int,
+        leading: Callable[[], bool] | None = None,
+    ) -> None:
         self.store = store
         self.fence = fence
         self.max_value_bytes = max_value_bytes
+        # Only the replica holding the Lease consumes: a standby's consumer in the group
+        # would take half the partitions into a window nobody runs.
+        self._leading = leading or (lambda: True)
         self._feeds: dict[tuple[str, str], KafkaFeed] = {}
         self._paused: dict[tuple[str, str], KafkaSpec] = {}  # stopped with the run loop
         self._lock = threading.Lock()
@@ -305,6 +315,9 @@ class KafkaFeeds:
                 return None
             if not kafka_client.available():
                 return "the operator image lacks the kafka extra (pip install modelmonitor[kafka])"
+            if not self._leading():
+                self._paused[key] = spec  # started by resume() once this replica leads
+                return None
             feed = self._feeds[key] = KafkaFeed(
                 namespace,
                 monitor,
@@ -317,9 +330,9 @@ class KafkaFeeds:
             return None
 
     def pause(self, namespace: str, monitor: str) -> None:
-        """Stop the monitor's feed, remembering it: its run loop stopped (the operator
-        paused by a peer of higher priority, or exiting). The consumer leaves the group,
-        so the replica that takes over gets the partitions at once."""
+        """Stop the monitor's feed, remembering it: its run loop stopped, or this replica
+        lost the Lease. The consumer leaves the group, so the replica that leads gets the
+        partitions at once."""
         with self._lock:
             feed = self._feeds.pop((namespace, monitor), None)
             if feed is not None:
@@ -328,7 +341,7 @@ class KafkaFeeds:
             feed.stop()
 
     def resume(self, namespace: str, monitor: str) -> str | None:
-        """Start a paused feed again (its run loop started again)."""
+        """Start a paused feed again (its run loop runs and this replica leads)."""
         with self._lock:
             spec = self._paused.get((namespace, monitor))
         return None if spec is None else self.ensure(namespace, monitor, spec)
