@@ -30,6 +30,7 @@ from tests.cluster.kube import KubeCluster, wait_for
 from tests.e2e.model_images import iris_deployment
 from tests.e2e.operator_fixtures import OperatorProcess
 from tests.e2e.test_remediation import (
+    events,
     healthy_with_revision,
     image_of,
     monitor,
@@ -267,6 +268,15 @@ def test_flux_kustomization_is_suspended_for_the_rollback_and_resumed_by_a_fixin
         cluster, namespace, "iris", lambda s: (s.get("gitOps") or {}).get("paused") is None,
         "the pause forgotten",
     )  # fmt: skip
+    resumed_events = [
+        e["message"]
+        for e in events(cluster, namespace, "iris")
+        if e["reason"] == "GitOpsOwnerResumed"
+    ]
+    assert resumed_events == [
+        f"resumed Flux Kustomization {namespace}/apps: its source moved from "
+        f"main@sha1:{bad} to main@sha1:{fix}"
+    ], resumed_events
     assert flux.alive()
     print(
         f"\nFlux drift correction: {drift_corrected:.1f}s; "
