@@ -27,7 +27,8 @@ from types import TracebackType
 import yaml
 
 from tests.cluster.kube import KubeCluster
-from tests.prometheus import _die_with_parent, free_port
+from tests.ports import free_port
+from tests.prometheus import _die_with_parent
 
 BUILD_SCRIPT = Path(__file__).resolve().parent / "cluster" / "build-flux.sh"
 CONTROLLERS = ("source-controller", "kustomize-controller")
@@ -88,7 +89,7 @@ class FluxControllers:
         self.cluster = cluster
         self.workdir = workdir
         self.bin_dir = bin_dir or ensure_flux()
-        self.storage_port = free_port()
+        self.storage_port = free_port("127.0.0.1")
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._health: dict[str, int] = {}
 
@@ -101,10 +102,10 @@ class FluxControllers:
         return ""
 
     def _args(self, name: str) -> list[str]:
-        health = free_port()
+        health = free_port("127.0.0.1")
         self._health[name] = health
         common = [
-            f"--metrics-addr=127.0.0.1:{free_port()}",
+            f"--metrics-addr=127.0.0.1:{free_port('127.0.0.1')}",
             f"--health-addr=127.0.0.1:{health}",
             "--enable-leader-election=false",
             "--watch-all-namespaces=true",
