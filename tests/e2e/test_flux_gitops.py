@@ -213,6 +213,9 @@ def test_flux_kustomization_is_suspended_for_the_rollback_and_resumed_by_a_fixin
     )["lastAction"]  # fmt: skip
     assert (last["result"], last["reason"]) == ("succeeded", "RolledBack"), last
     assert last["gitOps"]["paused"] is True
+    # kustomize-controller took the suspension in before the rollback: no reconcile of v2
+    # was still running to write it back over the rollback.
+    assert last["gitOps"]["settled"] is True
     ks = kustomization(cluster, namespace)
     assert ks["metadata"]["annotations"]["modelmonitor.io/paused-by"] == last["id"]
     wait_for(
