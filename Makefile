@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the package and dev tools
 
-testbin: ## build (once, cached) the local control plane binaries and helm
+testbin: ## build (once, cached) the local control plane binaries, helm, and Flux's controllers
 	bash tests/cluster/build.sh >/dev/null
+	bash tests/cluster/build-flux.sh >/dev/null
 
 deps: venv testbin ## everything the tests need
 	bash tests/cluster/system-deps.sh

@@ -4,8 +4,9 @@
 # prometheus-alertmanager: tests/e2e/test_incident_notifications.py (a real Alertmanager).
 # openjdk-17-jre-headless and maven: the Kafka broker of tests/e2e/test_kafka_source.py
 # (its jars fetched once from Maven Central, tests/kafka_broker.py).
+# git: tests/gitserver.py serves a repository to Flux (git http-backend), tests/e2e/test_flux_gitops.py.
 set -euo pipefail
-pkgs=(openssl curl iproute2 prometheus prometheus-alertmanager chromium openjdk-17-jre-headless maven)
+pkgs=(openssl curl git iproute2 prometheus prometheus-alertmanager chromium openjdk-17-jre-headless maven)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

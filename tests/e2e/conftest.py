@@ -31,6 +31,7 @@ from tests.e2e.conftest_modelserver import model_server  # noqa: F401
 from tests.e2e.conftest_node import node_agent  # noqa: F401
 from tests.e2e.conftest_prometheus import prometheus  # noqa: F401
 from tests.e2e.operator_fixtures import crds, operator_process  # noqa: F401  (fixtures)
+from tests.flux import FluxHarnessError, ensure_flux
 
 E2E_DIR = Path(__file__).resolve().parent
 SESSION_PREFIX = "e2e-"
@@ -57,6 +58,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         except ClusterError as exc:
             # kube_cluster tries again and reports the failure on the tests.
             print(f"\n{exc}", file=sys.stderr)
+        # Flux's controllers, for the tests that run them (tests/flux.py), the same way.
+        if any("flux" in getattr(item, "fixturenames", ()) for item in session.items):
+            try:
+                ensure_flux()
+            except FluxHarnessError as exc:
+                print(f"\n{exc}", file=sys.stderr)
 
 
 def _server_of(kubeconfig: Path) -> str:

@@ -6,7 +6,9 @@
 * ``refuse`` (default): no rollback (SKIPPED, reason ``GitOpsManaged``); the incident's
   other actions (notify) still run and say why;
 * ``pause``: suspend the owner (Flux ``spec.suspend``, Argo CD without
-  ``spec.syncPolicy.automated``), then roll back; when the rollback changes nothing
+  ``spec.syncPolicy.automated``), wait (at most ``settle_seconds``) until a Flux owner
+  has taken the suspension in (:func:`~modelmonitor.core.gitops.pause_settled`: no
+  reconcile of the bad revision still in flight), then roll back; when the rollback changes nothing
   the owner is resumed at once. The owner must be in the monitor's namespace (the
   executor's API reaches no other; :func:`modelmonitor.core.gitops.pause_refusal`);
 * ``ignore``: roll back; the result still names the owner.
@@ -21,7 +23,8 @@ killed between pausing and rolling back finds both again. :func:`resume` undoes 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +40,7 @@ from modelmonitor.core.gitops import (
     detect_owner,
     is_suspended,
     pause_refusal,
+    pause_settled,
     plan_pause,
     plan_resume,
     source_revision,
@@ -45,6 +49,8 @@ from modelmonitor.core.incident import ActionRequest, ActionResult, Outcome
 from modelmonitor.core.spec import MonitorSpec
 
 PREVIOUS_ANNOTATION = "modelmonitor.io/paused-automated-sync"
+SETTLE_SECONDS = 10.0  # at most, for a Flux owner to take its suspension in
+SETTLE_POLL_SECONDS = 0.25
 
 
 def owner_path(owner: GitOpsOwner) -> str:
@@ -103,6 +109,25 @@ def _pause(
     return True, revision, plan.previous
 
 
+def _settle(
+    api: ClusterApi,
+    owner: GitOpsOwner,
+    seconds: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> bool:
+    """Wait until the suspended owner has taken it in (see pause_settled); False when
+    ``seconds`` passed first (the rollback goes ahead; the guard reports a write-back)."""
+    deadline = clock() + seconds
+    while True:
+        obj = api.get(owner_path(owner))
+        if obj is None or pause_settled(owner.kind, obj):
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(SETTLE_POLL_SECONDS)
+
+
 def _previous_from(annotations: Mapping[str, Any]) -> Mapping[str, Any] | None:
     raw = annotations.get(PREVIOUS_ANNOTATION)
     if not isinstance(raw, str):
@@ -121,7 +146,14 @@ def resume(api: ClusterApi, owner: GitOpsOwner, previous: Mapping[str, Any] | No
     api.patch(owner_path(owner), patch, patch_type="merge")
 
 
-def guarded(rollback: Executor, settings: GitOpsSettings | None = None) -> Executor:
+def guarded(
+    rollback: Executor,
+    settings: GitOpsSettings | None = None,
+    *,
+    settle_seconds: float = SETTLE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Executor:
     """``rollback`` under ``spec.actions.gitops`` (see the module's docstring)."""
     gitops_settings = settings or GitOpsSettings()
 
@@ -172,6 +204,11 @@ def guarded(rollback: Executor, settings: GitOpsSettings | None = None) -> Execu
                 {"gitOps": info},
             )
         info.update(paused=paused, badRevision=revision, previousAutomated=previous)
+        if paused:
+            try:
+                info["settled"] = _settle(api, owner, settle_seconds, sleep, clock)
+            except ApiError:
+                info["settled"] = False  # the rollback goes ahead; the guard watches
         result = rollback(api, spec, request)
         if result.outcome != Outcome.SUCCEEDED and paused:
             try:

@@ -196,6 +196,28 @@ def source_revision(kind: str, obj: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
+def pause_settled(kind: str, obj: Mapping[str, Any]) -> bool:
+    """Whether the owner has taken in its suspension, read after the suspend patch.
+
+    Suspending stops the next reconcile, not one already running: kustomize-controller
+    may be applying the bad revision while the patch lands, and would write it over a
+    rollback made at once. Flux reconciles one object at a time and, after a reconcile
+    that read the suspended spec, sets ``status.observedGeneration`` to its generation:
+    from then on nothing of the owner's is in flight. An object without a generation
+    (not one the API server stored) has nothing to wait for; nor has an Argo CD
+    Application (an automated sync starts from the policy we removed; an operation
+    already running is not waited for).
+    """
+    if kind == "Application":
+        return True
+    generation = (obj.get("metadata") or {}).get("generation")
+    if not isinstance(generation, int):
+        return True
+    status = obj.get("status") or {}
+    observed = status.get("observedGeneration") if isinstance(status, Mapping) else None
+    return isinstance(observed, int) and observed >= generation
+
+
 def is_suspended(kind: str, obj: Mapping[str, Any]) -> bool:
     """Whether the owner does not reconcile by itself now.
 
@@ -361,6 +383,7 @@ __all__ = [
     "flux_source",
     "is_suspended",
     "pause_refusal",
+    "pause_settled",
     "plan_pause",
     "plan_resume",
     "resume_decision",
