@@ -251,3 +251,13 @@ def running_kafka(name: str) -> Iterator[KafkaBroker]:
         yield broker
     finally:
         broker.destroy()
+
+
+if __name__ == "__main__":
+    # `python -m tests.kafka_broker fetch`: the jars, before a test session needs them
+    # (make deps), so a bare machine's first fetch is not inside a test's timeout.
+    import sys
+
+    if sys.argv[1:] != ["fetch"]:
+        sys.exit("usage: python -m tests.kafka_broker fetch")
+    print(ensure_jars())
