@@ -295,7 +295,8 @@ def test_chart_optional_objects(cluster: KubeCluster) -> None:
     assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert env_of(container)["STANDALONE"] == "true"
-    assert "LEASE_NAME" not in env_of(container)
+    # no Lease is taken, but the name stays: it names a shard (shard.labelSelector)
+    assert env_of(container)["LEASE_NAME"] == "mm-modelmonitor"
     assert not [r for r in by_kind(docs, "Role") if "leader-election" in r["metadata"]["name"]]
     assert container["image"].endswith("@sha256:" + "0" * 64)
     assert env_of(container)["JOB_IMAGE"] == container["image"]

@@ -128,3 +128,29 @@ def test_chart_pod_extras_and_tls_scrape(cluster: KubeCluster) -> None:
     plain = by_kind(helm_template(cluster, "ops", "serviceMonitor.enabled=true"), "ServiceMonitor")
     assert plain[0]["spec"]["endpoints"][0]["scheme"] == "http"
     assert "tlsConfig" not in plain[0]["spec"]["endpoints"][0]
+
+
+def test_chart_shard_is_named_by_its_lease(cluster: KubeCluster) -> None:
+    """shard.labelSelector reaches SHARD_LABEL_SELECTOR, and the shard is named by
+    leaderElection.leaseName (its finalizer and annotations carry that name), with or
+    without leader election."""
+    for election in ("true", "false"):
+        docs = helm_template(
+            cluster,
+            "ops",
+            "shard.labelSelector=modelmonitor.io/shard=a",
+            "leaderElection.leaseName=mm-a",
+            f"leaderElection.enabled={election}",
+        )
+        (deployment,) = by_kind(docs, "Deployment")
+        env = {
+            e["name"]: e.get("value")
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["SHARD_LABEL_SELECTOR"] == "modelmonitor.io/shard=a"
+        assert env["LEASE_NAME"] == "mm-a"
+        assert ("STANDALONE" in env) == (election == "false")
+    docs = helm_template(cluster, "ops")
+    (deployment,) = by_kind(docs, "Deployment")
+    names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "SHARD_LABEL_SELECTOR" not in names  # every monitor by default
