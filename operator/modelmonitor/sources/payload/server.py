@@ -34,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -43,6 +43,8 @@ from modelmonitor.core.codecs.cloudevents import MalformedEventError, PayloadEve
 from modelmonitor.core.codecs.labels import LabelBatch, MalformedLabelsError, parse_labels
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.payload.window import PayloadWindow
+
+_Parsed = TypeVar("_Parsed")
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +168,9 @@ async def _monitor_logs(request: web.Request) -> web.Response:
             "(spec.data.payloadLog; the URL is in the Secret named by status.payloadLog)",
         )
     try:
-        async with settings.parsing, asyncio.timeout(READ_SECONDS):
-            events = await _events(request, settings.max_body_bytes)
-    except TimeoutError:
-        store.reject("slow_body")
-        return _refuse(408, f"the body took longer than {READ_SECONDS:g} s to arrive")
-    except _TooLargeError:
-        store.reject("too_large")
-        return _too_large(settings.max_body_bytes)
+        events = await _read_bounded(request, _events)
+    except _BodyRefusedError as refused_body:
+        return refused_body.response
     except MalformedEventError as exc:
         window.record_malformed()
         log.debug("payload log %s/%s: %s", namespace, monitor, exc)
@@ -203,18 +200,9 @@ async def _monitor_labels(request: web.Request) -> web.Response:
             "(spec.performance.labels; the token is in the Secret named by status.payloadLog)",
         )
     try:
-        async with settings.parsing, asyncio.timeout(READ_SECONDS):
-            body = await _body(request, settings.max_body_bytes)
-            if len(body) > OFFLOAD_BYTES:
-                batch = await asyncio.to_thread(parse_labels, body)
-            else:
-                batch = parse_labels(body)
-    except TimeoutError:
-        store.reject("slow_body")
-        return _refuse(408, f"the body took longer than {READ_SECONDS:g} s to arrive")
-    except _TooLargeError:
-        store.reject("too_large")
-        return _too_large(settings.max_body_bytes)
+        batch = await _read_bounded(request, _labels)
+    except _BodyRefusedError as refused_body:
+        return refused_body.response
     except MalformedLabelsError as exc:
         store.reject("malformed")
         log.debug("labels %s/%s: %s", namespace, monitor, exc)
@@ -263,6 +251,42 @@ async def _body(request: web.Request, limit: int) -> bytes:
             raise _TooLargeError
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _BodyRefusedError(Exception):
+    """A body refused while reading it (too slow, too large): the answer to send."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.text)
+        self.response = response
+
+
+async def _read_bounded(
+    request: web.Request, parse: Callable[[web.Request, int], Awaitable[_Parsed]]
+) -> _Parsed:
+    """``parse`` the body under the collector's bounds: one parse at a time past the
+    parsing semaphore, READ_SECONDS to arrive, max_body_bytes; a refusal is counted and
+    raised as :class:`_BodyRefusedError`. Parse errors pass through to the route."""
+    store = request.app[_STORE]
+    settings = request.app[_SETTINGS]
+    try:
+        async with settings.parsing, asyncio.timeout(READ_SECONDS):
+            return await parse(request, settings.max_body_bytes)
+    except TimeoutError:
+        store.reject("slow_body")
+        raise _BodyRefusedError(
+            _refuse(408, f"the body took longer than {READ_SECONDS:g} s to arrive")
+        ) from None
+    except _TooLargeError:
+        store.reject("too_large")
+        raise _BodyRefusedError(_too_large(settings.max_body_bytes)) from None
+
+
+async def _labels(request: web.Request, limit: int) -> LabelBatch:
+    body = await _body(request, limit)
+    if len(body) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(parse_labels, body)
+    return parse_labels(body)
 
 
 async def _events(request: web.Request, limit: int) -> list[PayloadEvent]:
