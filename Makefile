@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv testbin deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale image image-smoke clean
+.PHONY: help venv testbin testbin-cluster testbin-flux system-deps modelserver-venv kafka-jars deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale image image-smoke clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,14 +18,29 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the package and dev tools
 
-testbin: ## build (once, cached) the local control plane binaries, helm, and Flux's controllers
+testbin: testbin-cluster testbin-flux ## build (once, cached) the local control plane binaries, helm, and Flux's controllers
+
+testbin-cluster:
 	bash tests/cluster/build.sh >/dev/null
+
+testbin-flux:
 	bash tests/cluster/build-flux.sh >/dev/null
 
-deps: venv testbin ## everything the tests need
+system-deps:
 	bash tests/cluster/system-deps.sh
+
+modelserver-venv: venv
 	$(PY) -m tests.modelserver venv
+
+kafka-jars: venv system-deps
 	$(PY) -m tests.kafka_broker fetch >/dev/null
+
+# The parts are independent but for the ordering above, so they run side by side: the
+# downloads (apt, pip, Maven) overlap the Go builds instead of following them.
+DEPS_PARTS := testbin-cluster testbin-flux system-deps modelserver-venv kafka-jars
+
+deps: venv ## everything the tests need
+	$(MAKE) --no-print-directory -j$(words $(DEPS_PARTS)) --output-sync=line $(DEPS_PARTS)
 
 lint: venv ## ruff, and the layers contract (.importlinter, docs/architecture.md)
 	$(VENV)/bin/ruff check operator tests bench hack
@@ -42,7 +57,7 @@ test-e2e: deps ## e2e tests against the local control plane
 	$(PY) -m pytest tests/e2e
 
 test: deps lint typecheck ## lint, types, unit and e2e tests
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 crd: ## copy crds/ and policy/ into the Helm chart and manifests/
 	bash hack/sync-crds.sh
