@@ -117,3 +117,27 @@ def _looks_structured(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(doc, Mapping) and "specversion" in doc
+
+
+def connection_failure(kind: str, message: str) -> str | None:
+    """What a user should read for a failed broker connection, from the exception's class
+    name and text as kafka-python reports them; None when it says nothing specific (a
+    lost socket, a timeout), so a more telling earlier failure is kept.
+
+    The broker's SASL error text names the mechanism, never the password; TLS errors
+    are OpenSSL's verify reasons. Both are cut short and cleaned by the caller."""
+    if kind == "SaslAuthenticationFailedError":
+        detail = message.rpartition("SaslAuthenticationFailedError: ")[2] or message
+        return f"SASL authentication failed ({detail.strip()})"
+    if kind == "UnsupportedSaslMechanismError":
+        return f"SASL mechanism refused by the broker ({message.strip()})"
+    if "CERTIFICATE_VERIFY_FAILED" in message:
+        detail = message.partition("certificate verify failed:")[2].partition(" (_ssl")[0]
+        return (
+            "TLS: the broker's certificate is not trusted (certificate verify failed:"
+            f" {detail.strip() or 'see tlsConfig.ca'}); check tlsConfig.ca and serverName"
+        )
+    if "Handshake failed" in message or kind.startswith("SSL"):
+        detail = message.rpartition("Handshake failed: ")[2].partition(" (_ssl")[0]
+        return f"TLS handshake failed ({detail.strip()})"
+    return None
