@@ -200,6 +200,42 @@ BAD_KAFKA = [
         {"bootstrapServers": ["kafka:9092"], "topic": "t", "consumerGroup": "modelmonitor.a.b"},
         "consumerGroup",
     ),
+    (
+        "sasl-without-tls",
+        {
+            "bootstrapServers": ["kafka:9092"],
+            "topic": "t",
+            "sasl": {
+                "mechanism": "PLAIN",
+                "username": {"name": "u", "key": "user"},
+                "password": {"name": "u", "key": "password"},
+            },
+        },
+        "sasl",
+    ),
+    (
+        "sasl-mechanism",
+        {
+            "bootstrapServers": ["kafka:9092"],
+            "topic": "t",
+            "tlsConfig": {},
+            "sasl": {
+                "mechanism": "GSSAPI",
+                "username": {"name": "u", "key": "user"},
+                "password": {"name": "u", "key": "password"},
+            },
+        },
+        "sasl.mechanism",
+    ),
+    (
+        "tls-skip-verify",
+        {
+            "bootstrapServers": ["kafka:9092"],
+            "topic": "t",
+            "tlsConfig": {"insecureSkipVerify": True},
+        },
+        "tlsConfig",
+    ),
 ]
 
 

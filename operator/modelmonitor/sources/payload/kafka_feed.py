@@ -58,6 +58,9 @@ PAIRING_MARGIN_SECONDS = 60.0  # read this much before the window, so edge pairs
 RETRY_SECONDS = 5.0  # between attempts after the broker failed us
 LOOKUP_TIMEOUT_MS = 10_000
 STALL_SECONDS = 15.0  # subscribed this long without a partition: report why
+# A problem names the topic (249 characters at most) and the brokers before saying what
+# failed: long enough that the cause is never cut out of the middle.
+MAX_PROBLEM = 800
 
 
 @dataclass
@@ -179,7 +182,7 @@ class KafkaFeed:
             f"no partition of the topic assigned after {STALL_SECONDS:g} s (brokers"
             " unreachable or the topic missing)"
         )
-        text = sanitize(f"Kafka {self.spec.topic} via {_servers(self.spec)}: {why}")
+        text = sanitize(f"Kafka {self.spec.topic} via {_servers(self.spec)}: {why}", MAX_PROBLEM)
         if text != self.stats.problem:
             log.warning("payload log %s/%s: %s", self.namespace, self.monitor, text)
         self.stats.problem = text
@@ -196,7 +199,8 @@ class KafkaFeed:
             text = failure
         else:
             text = f"{type(exc).__name__}: {exc}"
-        self.stats.problem = sanitize(f"Kafka {self.spec.topic} via {_servers(self.spec)}: {text}")
+        where = f"Kafka {self.spec.topic} via {_servers(self.spec)}"
+        self.stats.problem = sanitize(f"{where}: {text}", MAX_PROBLEM)
         log.warning("payload log %s/%s: %s", self.namespace, self.monitor, self.stats.problem)
         self._set_window_problem(self.stats.problem)
 
