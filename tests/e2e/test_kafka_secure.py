@@ -70,6 +70,25 @@ def _topic(kafka: KafkaBroker, topic: str, partitions: int = 2) -> None:
     admin.close()
 
 
+def _prepare(
+    cluster: KubeCluster, namespace: str, kafka: KafkaBroker, ca: TestCA, prefix: str
+) -> str:
+    """The monitor's reference and Secrets (the CA, the SCRAM user with its password under
+    ``password`` and a wrong one under ``wrong``), and a topic of two partitions."""
+    topic = f"{prefix}-{namespace}"
+    _topic(kafka, topic)
+    setup(cluster, namespace)
+    cluster.apply(
+        [
+            _secret("kafka-ca", ca_crt=ca.ca.cert),
+            _secret("kafka-user", user=USER, password=PASSWORD, wrong="not-the-password"),
+        ],
+        "-n",
+        namespace,
+    )
+    return topic
+
+
 def _secure_monitor(
     name: str, kafka: KafkaBroker, topic: str, *, ca_secret: str, password_key: str
 ) -> dict[str, Any]:
@@ -111,18 +130,8 @@ def test_tls_and_scram_fill_the_window_and_bad_credentials_are_named(
     from kafka import KafkaProducer
 
     cluster: KubeCluster = operator_process.cluster
-    topic = f"secure-{namespace}"
-    _topic(secure_kafka, topic)
-    setup(cluster, namespace)
-    cluster.apply(
-        [
-            _secret("kafka-ca", ca_crt=ca.ca.cert),
-            _secret("other-ca", ca_crt=make_ca("another CA").ca.cert),
-            _secret("kafka-user", user=USER, password=PASSWORD, wrong="not-the-password"),
-        ],
-        "-n",
-        namespace,
-    )
+    topic = _prepare(cluster, namespace, secure_kafka, ca, "secure")
+    cluster.apply(_secret("other-ca", ca_crt=make_ca("another CA").ca.cert), "-n", namespace)
     good = _secure_monitor(
         "kafka-scram", secure_kafka, topic, ca_secret="kafka-ca", password_key="password"
     )
@@ -203,17 +212,7 @@ def test_consumption_rate_over_tls_and_plaintext(
     from kafka import KafkaProducer
 
     cluster: KubeCluster = operator_process.cluster
-    topic = f"burst-{namespace}"
-    _topic(secure_kafka, topic)
-    setup(cluster, namespace)
-    cluster.apply(
-        [
-            _secret("kafka-ca", ca_crt=ca.ca.cert),
-            _secret("kafka-user", user=USER, password=PASSWORD),
-        ],
-        "-n",
-        namespace,
-    )
+    topic = _prepare(cluster, namespace, secure_kafka, ca, "burst")
     rng = np.random.default_rng(5)
     calls = 5000
     burst = [[[5.8, 3.0 + float(rng.normal(0, 0.3)), 4.3, 1.3]] for _ in range(calls)]

@@ -187,6 +187,7 @@ def test_kafka_window_survives_a_restart(
     )
 
 
+SASL_USER = {"username": {"name": "u", "key": "user"}, "password": {"name": "u", "key": "password"}}
 BAD_KAFKA = [
     ("port-zero", {"bootstrapServers": ["kafka:0"], "topic": "t"}, "bootstrapServers"),
     ("port-too-big", {"bootstrapServers": ["kafka:70000"], "topic": "t"}, "bootstrapServers"),
@@ -205,11 +206,7 @@ BAD_KAFKA = [
         {
             "bootstrapServers": ["kafka:9092"],
             "topic": "t",
-            "sasl": {
-                "mechanism": "PLAIN",
-                "username": {"name": "u", "key": "user"},
-                "password": {"name": "u", "key": "password"},
-            },
+            "sasl": {"mechanism": "PLAIN", **SASL_USER},
         },
         "sasl",
     ),
@@ -219,11 +216,7 @@ BAD_KAFKA = [
             "bootstrapServers": ["kafka:9092"],
             "topic": "t",
             "tlsConfig": {},
-            "sasl": {
-                "mechanism": "GSSAPI",
-                "username": {"name": "u", "key": "user"},
-                "password": {"name": "u", "key": "password"},
-            },
+            "sasl": {"mechanism": "GSSAPI", **SASL_USER},
         },
         "sasl.mechanism",
     ),
