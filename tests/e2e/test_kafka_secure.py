@@ -1,14 +1,16 @@
 """Payload logs from a real Kafka broker over TLS and SASL.
 
 One broker for the module (tests/kafka_broker.py) with a SASL_SSL listener: the server
-certificate of a throwaway CA (tests/tls_certs.py), SCRAM users written into the KRaft
-metadata at format time. The monitors' credentials are real Secrets in the test's
-namespace; the operator reads them, hands them to kafka-python and consumes. The test's
+certificate of a throwaway CA (tests/tls_certs.py), client certificates of that CA
+required (mTLS), SCRAM users written into the KRaft metadata at format time. The
+monitors' credentials are real Secrets in the test's namespace; the operator reads
+them, hands them to kafka-python and consumes. The test's
 producer writes through the broker's PLAINTEXT listener (it stands in for KServe's
 logger behind Knative's KafkaSink, as in test_kafka_source.py).
 
 Measured and printed (``kafka-secure:``): the broker's start with the SASL_SSL listener,
-and the consumption rate of one burst read over TLS+SCRAM and over plaintext.
+and the consumption rate of one burst read over mTLS+SCRAM and over plaintext (each
+twice, in the order plaintext, TLS, TLS, plaintext, so that a warm-up favours neither).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def ca() -> TestCA:
 @pytest.fixture(scope="module")
 def secure_kafka(request: pytest.FixtureRequest, ca: TestCA) -> Iterator[KafkaBroker]:
     reap_orphans()
-    broker = KafkaBroker("secure", SecureListener(ca, scram_users={USER: PASSWORD}))
+    listener = SecureListener(ca, scram_users={USER: PASSWORD}, client_auth="required")
+    broker = KafkaBroker("secure", listener)
     broker.start()
     try:
         yield broker
@@ -82,6 +85,10 @@ def _prepare(
         [
             _secret("kafka-ca", ca_crt=ca.ca.cert),
             _secret("kafka-user", user=USER, password=PASSWORD, wrong="not-the-password"),
+            {
+                **_secret("kafka-client", tls_crt=ca.client.cert, tls_key=ca.client.key),
+                "type": "kubernetes.io/tls",
+            },
         ],
         "-n",
         namespace,
@@ -90,7 +97,13 @@ def _prepare(
 
 
 def _secure_monitor(
-    name: str, kafka: KafkaBroker, topic: str, *, ca_secret: str, password_key: str
+    name: str,
+    kafka: KafkaBroker,
+    topic: str,
+    *,
+    ca_secret: str,
+    password_key: str,
+    client_cert: bool = True,
 ) -> dict[str, Any]:
     doc = monitor(name, "http://127.0.0.1:9", "iris", drift={"driftShare": 0.2})
     doc["spec"]["data"] = {
@@ -100,7 +113,10 @@ def _secure_monitor(
             "kafka": {
                 "bootstrapServers": [kafka.secure_bootstrap],
                 "topic": topic,
-                "tlsConfig": {"ca": {"secretKeyRef": {"name": ca_secret, "key": "ca.crt"}}},
+                "tlsConfig": {
+                    "ca": {"secretKeyRef": {"name": ca_secret, "key": "ca.crt"}},
+                    **({"clientCertSecretRef": {"name": "kafka-client"}} if client_cert else {}),
+                },
                 "sasl": {
                     "mechanism": "SCRAM-SHA-512",
                     "username": {"name": "kafka-user", "key": "user"},
@@ -141,7 +157,15 @@ def test_tls_and_scram_fill_the_window_and_bad_credentials_are_named(
     other = _secure_monitor(
         "kafka-other-ca", secure_kafka, topic, ca_secret="other-ca", password_key="password"
     )
-    for doc in (good, wrong, other):
+    no_cert = _secure_monitor(
+        "kafka-no-cert",
+        secure_kafka,
+        topic,
+        ca_secret="kafka-ca",
+        password_key="password",
+        client_cert=False,
+    )
+    for doc in (good, wrong, other, no_cert):
         cluster.apply(doc, "-n", namespace)
     producer = KafkaProducer(bootstrap_servers=secure_kafka.bootstrap, linger_ms=5)
     _produce(producer, topic, namespace, _shifted_batches(0, 75, seed=1))
@@ -175,6 +199,15 @@ def test_tls_and_scram_fill_the_window_and_bad_credentials_are_named(
         "the untrusted broker named",
     )
     assert untrusted.get("phase") == "Degraded", untrusted
+    # mTLS: without the client certificate the broker refuses the connection.
+    no_client_cert = wait_status(
+        cluster,
+        namespace,
+        "kafka-no-cert",
+        lambda s: _degraded(s, "BAD_CERTIFICATE"),
+        "the missing client certificate named",
+    )
+    assert "clientCertSecretRef" in condition(no_client_cert, "Degraded")["message"]
     assert PASSWORD not in operator_process.logs()
     assert PASSWORD not in json.dumps(untrusted)
 
@@ -221,25 +254,36 @@ def test_consumption_rate_over_tls_and_plaintext(
     producer.close()
     events = 2 * calls
 
-    plain = monitor("kafka-plain", "http://127.0.0.1:9", "iris")
-    plain["spec"]["data"] = {
-        "payloadLog": {
-            "window": "10m",
-            "kafka": {"bootstrapServers": [secure_kafka.bootstrap], "topic": topic},
+    def plain(name: str) -> dict[str, Any]:
+        doc = monitor(name, "http://127.0.0.1:9", "iris")
+        doc["spec"]["data"] = {
+            "payloadLog": {
+                "window": "10m",
+                "kafka": {"bootstrapServers": [secure_kafka.bootstrap], "topic": topic},
+            }
         }
-    }
-    tls = _secure_monitor(
-        "kafka-tls", secure_kafka, topic, ca_secret="kafka-ca", password_key="password"
-    )
-    plain_start, plain_rate = _burst_rate(
-        operator_process, cluster, namespace, "kafka-plain", plain, events
-    )
-    tls_start, tls_rate = _burst_rate(
-        operator_process, cluster, namespace, "kafka-tls", tls, events
-    )
+        return doc
+
+    def tls(name: str) -> dict[str, Any]:
+        return _secure_monitor(
+            name, secure_kafka, topic, ca_secret="kafka-ca", password_key="password"
+        )
+
+    rates: dict[str, list[float]] = {"plaintext": [], "tls": []}
+    starts: dict[str, list[float]] = {"plaintext": [], "tls": []}
+    for i, (mode, make) in enumerate(
+        (("plaintext", plain), ("tls", tls), ("tls", tls), ("plaintext", plain))
+    ):
+        name = f"kafka-{mode}-{i}"
+        start, rate = _burst_rate(operator_process, cluster, namespace, name, make(name), events)
+        starts[mode].append(round(start, 2))
+        rates[mode].append(rate)
+    plain_rate = sum(rates["plaintext"]) / 2
+    tls_rate = sum(rates["tls"]) / 2
     print(
         f"\nkafka-secure: broker start with SASL_SSL {secure_kafka.start_seconds:.1f} s;"
-        f" {events} events: plaintext first event after {plain_start:.1f} s, {plain_rate:.0f}"
-        f" events/s; TLS+SCRAM-SHA-512 first event after {tls_start:.1f} s, {tls_rate:.0f} events/s"
+        f" {events} events, first event after (plaintext) {starts['plaintext']} s,"
+        f" (mTLS+SCRAM-SHA-512) {starts['tls']} s; events/s plaintext"
+        f" {[round(r) for r in rates['plaintext']]}, mTLS+SCRAM {[round(r) for r in rates['tls']]}"
     )
     assert tls_rate > 0.25 * plain_rate, (tls_rate, plain_rate)

@@ -140,4 +140,7 @@ def connection_failure(kind: str, message: str) -> str | None:
     if "Handshake failed" in message or kind.startswith("SSL"):
         detail = message.rpartition("Handshake failed: ")[2].partition(" (_ssl")[0]
         return f"TLS handshake failed ({detail.strip()})"
+    if "[SSL: " in message:  # an alert after the handshake, e.g. a client certificate refused
+        detail = "[SSL: " + message.partition("[SSL: ")[2].partition(" (_ssl")[0]
+        return f"TLS failed ({detail.strip()}); check tlsConfig.clientCertSecretRef"
     return None

@@ -268,6 +268,13 @@ def test_connection_failures_read_as_what_went_wrong() -> None:
     assert tls is not None
     assert "not trusted" in tls
     assert "unable to get local issuer" in tls
+    alert = connection_failure(
+        "KafkaConnectionError",
+        "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580)",
+    )
+    assert alert is not None
+    assert "SSLV3_ALERT_BAD_CERTIFICATE" in alert
+    assert "clientCertSecretRef" in alert
     assert connection_failure("KafkaConnectionError", "socket disconnected") is None
 
 
