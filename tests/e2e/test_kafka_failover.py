@@ -91,6 +91,18 @@ def _read(op: OperatorProcess, namespace: str) -> float:
     return _counter(op, namespace, "kafka-ha", "modelmonitor_payload_kafka_records_total", "read")
 
 
+def _members(kafka: KafkaBroker, group: str) -> list[Any]:
+    """The consumer group's members, as the broker's group coordinator knows them."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        described = admin.describe_groups([group])
+    finally:
+        admin.close()
+    return list(described[group]["members"])
+
+
 def test_only_the_leader_consumes_and_the_survivor_has_every_event_once(
     crds: KubeCluster,
     namespace: str,
@@ -135,7 +147,9 @@ def test_only_the_leader_consumes_and_the_survivor_has_every_event_once(
             interval=0.2,
             what="the leader consumes",
         )
-        # Only the Lease holder consumes: the standby read nothing, and its window is empty.
+        # Only the Lease holder consumes: the group has one member, the standby read
+        # nothing and its window is empty.
+        assert len(_members(kafka, f"modelmonitor.{namespace}.kafka-ha")) == 1
         assert _read(second, namespace) == 0.0
         assert _received(second, namespace) == 0.0
 
