@@ -162,6 +162,12 @@ def last_failure(client_id: str) -> str | None:
         return _failures.get(client_id)
 
 
+def forget_failure(client_id: str) -> None:
+    """Drop what was kept for ``client_id`` (its consumer is gone for good)."""
+    with _fences_lock:
+        _failures.pop(client_id, None)
+
+
 def last_refusal(consumer: Any) -> str | None:
     """The last connection of this consumer the fence refused (its message), if any."""
     with _fences_lock:

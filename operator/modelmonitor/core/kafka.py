@@ -13,6 +13,7 @@ value with ``specversion`` and no header at all). Pure: no sockets, no clock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,20 @@ def default_group(namespace: str, monitor: str) -> str:
     """The consumer group of a monitor that names none: one per monitor, so two monitors
     reading one topic each see all of it."""
     return f"{GROUP_PREFIX}{namespace}.{monitor}"
+
+
+MAX_CLIENT_ID_CHARS = 200
+
+
+def client_id(namespace: str, monitor: str) -> str:
+    """The Kafka client id of a monitor's consumer (broker logs, quotas, and the name of
+    kafka-python's IO thread, by which its failures are told apart): unique per monitor,
+    a long one cut and made unique again by a digest of the whole."""
+    full = f"modelmonitor-{namespace}-{monitor}"
+    if len(full) <= MAX_CLIENT_ID_CHARS:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+    return f"{full[: MAX_CLIENT_ID_CHARS - 17]}-{digest}"
 
 
 def group_problem(group: str) -> str | None:

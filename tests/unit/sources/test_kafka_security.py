@@ -23,7 +23,7 @@ import pytest
 
 from modelmonitor.adapters import kafka as kafka_client
 from modelmonitor.adapters.outbound import Outbound
-from modelmonitor.core.kafka import connection_failure
+from modelmonitor.core.kafka import MAX_CLIENT_ID_CHARS, client_id, connection_failure
 from modelmonitor.core.spec import SpecError
 from modelmonitor.sources.payload import kafka_auth
 from modelmonitor.sources.payload.kafka_auth import load_kafka_auth
@@ -278,6 +278,13 @@ def test_connection_failures_read_as_what_went_wrong() -> None:
     assert connection_failure("KafkaConnectionError", "socket disconnected") is None
 
 
+def test_client_ids_are_unique_per_monitor_even_when_cut() -> None:
+    assert client_id("ml", "fraud") == "modelmonitor-ml-fraud"
+    long_a, long_b = client_id("ml", "m" * 200 + "a"), client_id("ml", "m" * 200 + "b")
+    assert long_a != long_b
+    assert len(long_a) == len(long_b) == MAX_CLIENT_ID_CHARS
+
+
 def test_the_io_threads_log_names_the_failure_of_its_client() -> None:
     errors = pytest.importorskip("kafka.errors")
     kafka_client._register_factory()
@@ -297,6 +304,8 @@ def test_the_io_threads_log_names_the_failure_of_its_client() -> None:
     assert "SASL authentication failed" in failure
     assert "Invalid username or password" in failure
     assert kafka_client.last_failure("some-other-thread") is None
+    kafka_client.forget_failure("client-a")
+    assert kafka_client.last_failure("client-a") is None
 
 
 def test_a_feed_without_its_secret_says_so_in_the_window() -> None:

@@ -42,7 +42,7 @@ from typing import Any
 from modelmonitor.adapters import kafka as kafka_client
 from modelmonitor.adapters.outbound import FenceError, Outbound, find_refusal
 from modelmonitor.core.codecs.cloudevents import MalformedEventError, parse_events
-from modelmonitor.core.kafka import default_group, record_message
+from modelmonitor.core.kafka import client_id, default_group, record_message
 from modelmonitor.core.outbound import sanitize
 from modelmonitor.core.spec import KafkaSpec
 from modelmonitor.sources.endpoint import EndpointLookup
@@ -100,7 +100,7 @@ class KafkaFeed:
         self.fence = fence.for_namespace(namespace)
         self.max_value_bytes = max_value_bytes
         self.lookup = lookup
-        self.client_id = f"modelmonitor-{namespace}-{monitor}"[:200]
+        self.client_id = client_id(namespace, monitor)
         self.clock = clock
         self.stats = FeedStats()
         self._stop = threading.Event()
@@ -165,6 +165,7 @@ class KafkaFeed:
                         kafka_client.close_consumer(consumer)
                     except Exception:
                         log.debug("kafka %s/%s: close failed", self.namespace, self.monitor)
+        kafka_client.forget_failure(self.client_id)
 
     def _connection(self) -> dict[str, Any]:
         """kafka-python's security settings, the Secrets read now (never logged)."""
