@@ -45,7 +45,9 @@ def ca() -> TestCA:
 @pytest.fixture(scope="module")
 def secure_kafka(request: pytest.FixtureRequest, ca: TestCA) -> Iterator[KafkaBroker]:
     reap_orphans()
-    listener = SecureListener(ca, scram_users={USER: PASSWORD}, client_auth="required")
+    listener = SecureListener(
+        ca, scram_users={USER: PASSWORD}, plain_users={USER: PASSWORD}, client_auth="required"
+    )
     broker = KafkaBroker("secure", listener)
     broker.start()
     try:
@@ -104,6 +106,7 @@ def _secure_monitor(
     ca_secret: str,
     password_key: str,
     client_cert: bool = True,
+    mechanism: str = "SCRAM-SHA-512",
 ) -> dict[str, Any]:
     doc = monitor(name, "http://127.0.0.1:9", "iris", drift={"driftShare": 0.2})
     doc["spec"]["data"] = {
@@ -118,7 +121,7 @@ def _secure_monitor(
                     **({"clientCertSecretRef": {"name": "kafka-client"}} if client_cert else {}),
                 },
                 "sasl": {
-                    "mechanism": "SCRAM-SHA-512",
+                    "mechanism": mechanism,
                     "username": {"name": "kafka-user", "key": "user"},
                     "password": {"name": "kafka-user", "key": password_key},
                 },
@@ -165,7 +168,15 @@ def test_tls_and_scram_fill_the_window_and_bad_credentials_are_named(
         password_key="password",
         client_cert=False,
     )
-    for doc in (good, wrong, other, no_cert):
+    plain = _secure_monitor(
+        "kafka-plain-sasl",
+        secure_kafka,
+        topic,
+        ca_secret="kafka-ca",
+        password_key="password",
+        mechanism="PLAIN",
+    )
+    for doc in (good, wrong, other, no_cert, plain):
         cluster.apply(doc, "-n", namespace)
     producer = KafkaProducer(bootstrap_servers=secure_kafka.bootstrap, linger_ms=5)
     _produce(producer, topic, namespace, _shifted_batches(0, 75, seed=1))
@@ -179,6 +190,13 @@ def test_tls_and_scram_fill_the_window_and_bad_credentials_are_named(
         "75 rows read over TLS+SCRAM, Drifted",
     )
     assert condition(st, "Degraded").get("status") != "True", st["conditions"]
+    wait_status(
+        cluster,
+        namespace,
+        "kafka-plain-sasl",
+        lambda s: (s.get("lastRun") or {}).get("samples") == 75,
+        "75 rows read over TLS+PLAIN",
+    )
     # A wrong password: the broker's refusal, in words, on the monitor; no verdict, no action.
     refused = wait_status(
         cluster,
