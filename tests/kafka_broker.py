@@ -10,7 +10,15 @@ tests/cluster/system-deps.sh, with ``maven``).
     with running_kafka("demo") as kafka:
         kafka.bootstrap  # "127.0.0.1:<port>"
 
-Each :class:`KafkaBroker` is one process acting as broker and controller on two free
+With ``secure=`` a :class:`SecureListener` (a :class:`~tests.tls_certs.TestCA`'s server
+certificate and the SCRAM and PLAIN users) the broker also listens with SASL_SSL on a
+third port (``kafka.secure_bootstrap``): PEM key and trust stores (Kafka reads PEM
+itself, no JKS), SCRAM credentials written into the KRaft metadata by ``kafka-storage
+format --add-scram`` (no running broker needed), PLAIN users in the listener's JAAS
+line. The PLAINTEXT listener stays for the test's own producer and the inter-broker
+link.
+
+Each :class:`KafkaBroker` is one process acting as broker and controller on free
 loopback ports, with its log directory under ``<repo>/.state/kafka/<owner pid>-<name>/``
 (formatted with ``kafka.tools.StorageTool`` before the first start). The child gets
 SIGKILL if the test process dies, and :func:`reap_orphans` removes what killed sessions
@@ -27,11 +35,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.ports import free_port
 from tests.prometheus import _cmdline, _die_with_parent, _pid_alive
+from tests.tls_certs import TestCA
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_ROOT = REPO_ROOT / ".state" / "kafka"
@@ -61,6 +71,18 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   </dependencies>
 </project>
 """
+
+
+@dataclass(frozen=True)
+class SecureListener:
+    """What a SASL_SSL listener needs: the CA whose server certificate it presents (and
+    whose client certificates it accepts, ``client_auth`` "required" for mTLS), and its
+    users (name -> password) for SCRAM-SHA-256/512 and for PLAIN."""
+
+    ca: TestCA
+    scram_users: Mapping[str, str] = field(default_factory=dict)
+    plain_users: Mapping[str, str] = field(default_factory=dict)
+    client_auth: str = "none"  # none | requested | required
 
 
 class KafkaHarnessError(RuntimeError):
@@ -127,19 +149,79 @@ def reap_orphans(root: Path = STATE_ROOT) -> None:
 class KafkaBroker:
     """One single-node KRaft Kafka (broker + controller) on loopback."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, secure: SecureListener | None = None) -> None:
         self.name = name
+        self.secure = secure
         self.state_dir = STATE_ROOT / f"{os.getpid()}-{name}"
-        self.port = free_port("127.0.0.1")
-        self.controller_port = free_port("127.0.0.1")
-        while self.controller_port == self.port:
-            self.controller_port = free_port("127.0.0.1")
+        ports: list[int] = []
+        while len(ports) < 3:
+            port = free_port("127.0.0.1")
+            if port not in ports:
+                ports.append(port)
+        self.port, self.controller_port, self.secure_port = ports
         self._process: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None  # wall time of the last start (format + boot)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        """The SASL_SSL listener's address (only with ``secure=``)."""
+        if self.secure is None:
+            raise KafkaHarnessError("this broker has no SASL_SSL listener")
+        return f"127.0.0.1:{self.secure_port}"
+
+    def _listeners(self) -> list[str]:
+        plain = f"PLAINTEXT://127.0.0.1:{self.port}"
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        if self.secure is None:
+            return [
+                f"listeners={plain},{controller}",
+                f"advertised.listeners={plain}",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        secure = self.secure
+        stores = self.state_dir / "tls"
+        stores.mkdir(parents=True, exist_ok=True)
+        keystore = stores / "server.pem"  # the key first, then the chain: Kafka's PEM layout
+        keystore.write_bytes(secure.ca.server.key + secure.ca.server.cert)
+        truststore = stores / "ca.pem"
+        truststore.write_bytes(secure.ca.ca.cert)
+        for path in (keystore, truststore):
+            path.chmod(0o600)
+        prefix = "listener.name.sasl_ssl"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        plain_users = "".join(f' user_{u}="{p}"' for u, p in secure.plain_users.items())
+        plain_jaas = (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};"
+        )
+        return [
+            f"listeners={plain},{controller},SASL_SSL://127.0.0.1:{self.secure_port}",
+            f"advertised.listeners={plain},SASL_SSL://127.0.0.1:{self.secure_port}",
+            "listener.security.protocol.map="
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN",
+            f"{prefix}.scram-sha-256.sasl.jaas.config={scram}",
+            f"{prefix}.scram-sha-512.sasl.jaas.config={scram}",
+            f"{prefix}.plain.sasl.jaas.config={plain_jaas}",
+            f"{prefix}.ssl.keystore.type=PEM",
+            f"{prefix}.ssl.keystore.location={keystore}",
+            f"{prefix}.ssl.truststore.type=PEM",
+            f"{prefix}.ssl.truststore.location={truststore}",
+            f"{prefix}.ssl.client.auth={secure.client_auth}",
+        ]
+
+    def _scram_args(self) -> list[str]:
+        """``--add-scram`` for each SCRAM user, both hash sizes (format time, KRaft)."""
+        if self.secure is None:
+            return []
+        return [
+            f"--add-scram={mechanism}=[name={user},password={password}]"
+            for user, password in self.secure.scram_users.items()
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+        ]
 
     def _properties(self) -> str:
         data = self.state_dir / "data"
@@ -148,11 +230,8 @@ class KafkaBroker:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                *self._listeners(),
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={data}",
                 "num.partitions=1",
@@ -186,6 +265,7 @@ class KafkaBroker:
                     "format",
                     f"--cluster-id={cluster_id}",  # it may start with '-'
                     f"--config={props}",
+                    *self._scram_args(),
                 ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -213,15 +293,15 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise KafkaHarnessError(f"the broker exited:\n{self.log_tail()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1),
-            ):
+            if all(_listening(port) for port in self._ports()):
                 return
             time.sleep(0.2)
         raise KafkaHarnessError(
             f"the broker did not listen within {timeout:g} s:\n{self.log_tail()}"
         )
+
+    def _ports(self) -> list[int]:
+        return [self.port] if self.secure is None else [self.port, self.secure_port]
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -243,10 +323,18 @@ class KafkaBroker:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def running_kafka(name: str) -> Iterator[KafkaBroker]:
+def running_kafka(name: str, secure: SecureListener | None = None) -> Iterator[KafkaBroker]:
     reap_orphans()
-    broker = KafkaBroker(name).start()
+    broker = KafkaBroker(name, secure).start()
     try:
         yield broker
     finally:

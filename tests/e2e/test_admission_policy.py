@@ -285,6 +285,44 @@ def test_prometheus_token_and_ca_secret_need_get_on_them(policy: KubeCluster, ns
     assert_refused(create_as(policy, ns, "pat", "token", spec), "get secrets/prom-token")
 
 
+def test_kafka_tls_and_sasl_secrets_need_get_on_them(policy: KubeCluster, ns: str) -> None:
+    """The operator reads a Kafka feed's CA, client certificate and SASL user with its own
+    rights: the author of the monitor must be able to read each of them."""
+    names = ("kafka-ca", "kafka-client", "kafka-user", "kafka-pass")
+    spec = {
+        "target": {"name": "app", "kind": "External", "endpoint": {"url": "http://app:8080"}},
+        "reference": {"inline": [{"x": 1}]},
+        "data": {
+            "payloadLog": {
+                "kafka": {
+                    "bootstrapServers": ["kafka.ml.svc:9093"],
+                    "topic": "logs",
+                    "tlsConfig": {
+                        "ca": {"secretKeyRef": {"name": "kafka-ca", "key": "ca.crt"}},
+                        "clientCertSecretRef": {"name": "kafka-client"},
+                    },
+                    "sasl": {
+                        "mechanism": "SCRAM-SHA-512",
+                        "username": {"name": "kafka-user", "key": "user"},
+                        "password": {"name": "kafka-pass", "key": "password"},
+                    },
+                }
+            }
+        },
+    }
+    grant(policy, ns, "kay", [("", "secrets", "get", names)])
+    assert_admitted(create_as(policy, ns, "kay", "all", spec))
+    for i, missing in enumerate(names):
+        rest = tuple(n for n in names if n != missing)
+        grant(policy, ns, "kay", [("", "secrets", "get", rest)])
+        assert_refused(create_as(policy, ns, "kay", f"no-{i}", spec), f"get secrets/{missing}")
+    # The CA from a ConfigMap: get on that ConfigMap instead.
+    from_cm = {"configMapKeyRef": {"name": "kafka-ca-cm", "key": "ca.crt"}}
+    spec["data"]["payloadLog"]["kafka"]["tlsConfig"]["ca"] = from_cm
+    grant(policy, ns, "kay", [("", "secrets", "get", names)])
+    assert_refused(create_as(policy, ns, "kay", "cm", spec), "get configmaps/kafka-ca-cm")
+
+
 def test_object_storage_credentials_need_get_on_their_secret(policy: KubeCluster, ns: str) -> None:
     """A bucket's Secret is read by the operator: its author must be able to read it."""
     grant(policy, ns, "olive", [("", "secrets", "get", ("own-bucket",))])

@@ -187,6 +187,7 @@ def test_kafka_window_survives_a_restart(
     )
 
 
+SASL_USER = {"username": {"name": "u", "key": "user"}, "password": {"name": "u", "key": "password"}}
 BAD_KAFKA = [
     ("port-zero", {"bootstrapServers": ["kafka:0"], "topic": "t"}, "bootstrapServers"),
     ("port-too-big", {"bootstrapServers": ["kafka:70000"], "topic": "t"}, "bootstrapServers"),
@@ -199,6 +200,34 @@ BAD_KAFKA = [
         "operators-group",
         {"bootstrapServers": ["kafka:9092"], "topic": "t", "consumerGroup": "modelmonitor.a.b"},
         "consumerGroup",
+    ),
+    (
+        "sasl-without-tls",
+        {
+            "bootstrapServers": ["kafka:9092"],
+            "topic": "t",
+            "sasl": {"mechanism": "PLAIN", **SASL_USER},
+        },
+        "sasl",
+    ),
+    (
+        "sasl-mechanism",
+        {
+            "bootstrapServers": ["kafka:9092"],
+            "topic": "t",
+            "tlsConfig": {},
+            "sasl": {"mechanism": "GSSAPI", **SASL_USER},
+        },
+        "sasl.mechanism",
+    ),
+    (
+        "tls-skip-verify",
+        {
+            "bootstrapServers": ["kafka:9092"],
+            "topic": "t",
+            "tlsConfig": {"insecureSkipVerify": True},
+        },
+        "tlsConfig",
     ),
 ]
 

@@ -37,6 +37,7 @@ NOT_OBJECT_NAMES = {
     "spec.anomalies[].template.name": "an enum of query templates",
     "spec.prometheus.headers[].name": "an HTTP header's name",
     "spec.prometheus.tlsConfig.serverName": "a DNS name to verify a certificate against",
+    "spec.data.payloadLog.kafka.tlsConfig.serverName": "a DNS name to verify a certificate against",
     "spec.alerting.sinks[].name": "the sink's own name",
 }
 

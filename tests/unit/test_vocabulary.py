@@ -75,6 +75,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "spec.alerting.sinks[].minSeverity": spec.SEVERITIES,
     "spec.anomalies[].sli": spec.ANOMALY_SLIS,
     "spec.anomalies[].template.name": spec.SLI_TEMPLATE_NAMES,
+    "spec.data.payloadLog.kafka.sasl.mechanism": spec.KAFKA_SASL_MECHANISMS,
     "status.anomalies[].state": ANOMALY_STATES,
     "status.phase": tuple(p.value for p in Phase),
     "status.conditions[].status": ("True", "False", "Unknown"),

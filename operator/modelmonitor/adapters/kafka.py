@@ -7,17 +7,25 @@ connection, bootstrap or advertised, is checked by :meth:`Outbound.check` on the
 address ``connect`` gets (after name resolution, as for HTTP). The hook is kafka-python's
 socket-factory registry (the class it picks by ``proxy_url`` scheme): our factory takes
 the scheme ``modelmonitor-fence`` and never proxies, it only refuses.
+
+kafka-python says why a TLS handshake or a SASL login failed only in its log (the
+consumer raises "Unable to bootstrap"); a handler on its ``kafka.net`` loggers keeps the
+last telling failure of each client (by its IO thread, ``kafka-io-<client_id>``), so
+the monitor's status can say "SASL authentication failed" instead of a timeout.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import itertools
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from modelmonitor.adapters.outbound import FenceError, Outbound
+from modelmonitor.core.kafka import connection_failure
+from modelmonitor.core.outbound import sanitize
 
 FENCE_SCHEME = "modelmonitor-fence"
 # Bounded reads: a poll returns at most this many records, a fetch at most these bytes.
@@ -29,6 +37,29 @@ _fences: dict[str, Outbound] = {}
 _refused: dict[str, str] = {}  # consumer key -> the last refusal, for status
 _fences_lock = threading.Lock()
 _ids = itertools.count(1)
+_IO_THREAD = "kafka-io-"  # kafka-python's IO thread is named kafka-io-<client_id>
+_failures: dict[str, str] = {}  # client_id -> the last telling connection failure
+MAX_FAILURE_CHARS = 300
+
+
+class _FailureLog(logging.Handler):
+    """Keeps, per client, the last connection failure kafka-python logged that says
+    something (SASL, TLS): see :func:`modelmonitor.core.kafka.connection_failure`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        thread = record.threadName or ""
+        if not thread.startswith(_IO_THREAD):
+            return
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, BaseException):
+                text = connection_failure(type(arg).__name__, str(arg))
+                if text is not None:
+                    with _fences_lock:
+                        _failures[thread[len(_IO_THREAD) :]] = sanitize(text, MAX_FAILURE_CHARS)
+
+
+_failure_log = _FailureLog(logging.WARNING)
 
 
 def available() -> bool:
@@ -38,6 +69,10 @@ def available() -> bool:
 
 def _register_factory() -> None:
     from kafka.net.inet import KafkaNetSocket  # the kafka extra
+
+    net_log = logging.getLogger("kafka.net")
+    if _failure_log not in net_log.handlers:
+        net_log.addHandler(_failure_log)
 
     if FENCE_SCHEME in KafkaNetSocket._registry:
         return
@@ -80,6 +115,7 @@ def open_consumer(
     key = str(next(_ids))
     with _fences_lock:
         _fences[key] = fence
+        _failures.pop(client_id, None)
     bootstrap = [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in servers]
     try:
         consumer = KafkaConsumer(
@@ -118,6 +154,18 @@ def rebalance_listener(assigned: Any, revoked: Any) -> Any:
             revoked(partitions)
 
     return Listener()
+
+
+def last_failure(client_id: str) -> str | None:
+    """Why the last connection of client ``client_id`` failed (SASL, TLS), if known."""
+    with _fences_lock:
+        return _failures.get(client_id)
+
+
+def forget_failure(client_id: str) -> None:
+    """Drop what was kept for ``client_id`` (its consumer is gone for good)."""
+    with _fences_lock:
+        _failures.pop(client_id, None)
 
 
 def last_refusal(consumer: Any) -> str | None:

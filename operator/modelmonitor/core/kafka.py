@@ -13,6 +13,7 @@ value with ``specversion`` and no header at all). Pure: no sockets, no clock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,20 @@ def default_group(namespace: str, monitor: str) -> str:
     """The consumer group of a monitor that names none: one per monitor, so two monitors
     reading one topic each see all of it."""
     return f"{GROUP_PREFIX}{namespace}.{monitor}"
+
+
+MAX_CLIENT_ID_CHARS = 200
+
+
+def client_id(namespace: str, monitor: str) -> str:
+    """The Kafka client id of a monitor's consumer (broker logs, quotas, and the name of
+    kafka-python's IO thread, by which its failures are told apart): unique per monitor,
+    a long one cut and made unique again by a digest of the whole."""
+    full = f"modelmonitor-{namespace}-{monitor}"
+    if len(full) <= MAX_CLIENT_ID_CHARS:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+    return f"{full[: MAX_CLIENT_ID_CHARS - 17]}-{digest}"
 
 
 def group_problem(group: str) -> str | None:
@@ -117,3 +132,30 @@ def _looks_structured(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(doc, Mapping) and "specversion" in doc
+
+
+def connection_failure(kind: str, message: str) -> str | None:
+    """What a user should read for a failed broker connection, from the exception's class
+    name and text as kafka-python reports them; None when it says nothing specific (a
+    lost socket, a timeout), so a more telling earlier failure is kept.
+
+    The broker's SASL error text names the mechanism, never the password; TLS errors
+    are OpenSSL's verify reasons. Both are cut short and cleaned by the caller."""
+    if kind == "SaslAuthenticationFailedError":
+        detail = message.rpartition("SaslAuthenticationFailedError: ")[2] or message
+        return f"SASL authentication failed ({detail.strip()})"
+    if kind == "UnsupportedSaslMechanismError":
+        return f"SASL mechanism refused by the broker ({message.strip()})"
+    if "CERTIFICATE_VERIFY_FAILED" in message:
+        detail = message.partition("certificate verify failed:")[2].partition(" (_ssl")[0]
+        return (
+            "TLS: the broker's certificate is not trusted (certificate verify failed:"
+            f" {detail.strip() or 'see tlsConfig.ca'}); check tlsConfig.ca and serverName"
+        )
+    if "Handshake failed" in message or kind.startswith("SSL"):
+        detail = message.rpartition("Handshake failed: ")[2].partition(" (_ssl")[0]
+        return f"TLS handshake failed ({detail.strip()})"
+    if "[SSL: " in message:  # an alert after the handshake, e.g. a client certificate refused
+        detail = "[SSL: " + message.partition("[SSL: ")[2].partition(" (_ssl")[0]
+        return f"TLS failed ({detail.strip()}); check tlsConfig.clientCertSecretRef"
+    return None

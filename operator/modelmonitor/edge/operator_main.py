@@ -117,6 +117,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         outbound,
         max_value_bytes=MAX_BODY_BYTES,
         leading=elector.leading if elector is not None else None,
+        lookup=kube,
     )
     metrics.watch_kafka(feeds)
     inline = InlineRunner(

@@ -100,6 +100,9 @@ def _check_secrets(
 ) -> None:
     if spec.prometheus is not None:
         _check_key_refs(spec.prometheus.refs(), namespace, lookup, problems)
+    kafka = spec.payload_log.kafka if spec.payload_log is not None else None
+    if kafka is not None:
+        _check_key_refs(kafka.refs(), namespace, lookup, problems)
     probe_set = spec.probe.dataset if spec.probe is not None else None
     for ref in (spec.reference, probe_set):
         if ref is not None and ref.object_storage is not None:

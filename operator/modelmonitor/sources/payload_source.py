@@ -24,10 +24,13 @@ import numpy as np
 from modelmonitor.core.cluster import ReferenceLookupError
 from modelmonitor.core.codecs.labels import MalformedLabelsError, parse_label_csv
 from modelmonitor.core.dataset import CategoricalColumn, Dataset, FloatArray
+from modelmonitor.core.report import Problem
 from modelmonitor.core.spec import LabelsSpec, MonitorSpec, PredictionSpec
 from modelmonitor.sources.base import CurrentData, Gathered, RunContext, Scored, input_names
 from modelmonitor.sources.payload.window import PayloadWindow
 from modelmonitor.sources.reference import LoadedReference
+
+SOURCE_UNAVAILABLE = "PayloadSourceUnavailable"  # the Degraded reason of a feed that cannot read
 
 
 class PayloadLogSource:
@@ -51,7 +54,18 @@ class PayloadLogSource:
             current=CurrentData(rows, insufficient),
             scored=scored,
             details={"payloadLog": {"rows": rows.n_rows}} if rows is not None else {},
+            problems=_feed_problems(ctx),
         )
+
+
+def _feed_problems(ctx: RunContext) -> tuple[Problem, ...]:
+    """A Kafka feed that cannot read (refused, unreachable, wrong credentials, untrusted
+    certificate) is a problem of the monitor: Degraded names it, even while the window
+    still holds rows from before."""
+    payloads = ctx.clients.payloads
+    window = payloads.window(ctx.namespace, ctx.name) if payloads is not None else None
+    problem = window.source_problem if window is not None else None
+    return (Problem(SOURCE_UNAVAILABLE, problem),) if problem else ()
 
 
 async def _labelled(ctx: RunContext, spec: LabelsSpec) -> Scored | None:

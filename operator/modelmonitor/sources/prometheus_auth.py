@@ -15,7 +15,7 @@ import base64
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from modelmonitor.core.cluster import ReferenceLookupError
@@ -71,11 +71,11 @@ async def load_prometheus_auth(
     if spec.basic_auth is not None:
         user_ref, password_ref = spec.basic_auth
         user = _header_text(namespace, user_ref, read[user_ref])
-        password = _text(namespace, password_ref, read[password_ref])
+        password = ref_text(namespace, password_ref, read[password_ref])
         if ":" in user:
             raise CredentialsUnavailable(
                 "InvalidCredentials",
-                f"the user name in {_where(namespace, user_ref)} contains ':', "
+                f"the user name in {where(namespace, user_ref)} contains ':', "
                 "which Basic authentication cannot carry",
             )
         pair = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -84,7 +84,7 @@ async def load_prometheus_auth(
     tls = spec.tls
     if tls is None:
         return PrometheusAuth(headers=headers, secrets=tuple(secrets))
-    context = _tls_context(
+    context = tls_context(
         namespace,
         ca=(tls.ca, read[tls.ca]) if tls.ca is not None else None,
         cert=(tls.cert, read[tls.cert]) if tls.cert is not None else None,
@@ -97,8 +97,14 @@ async def load_prometheus_auth(
 
 
 async def _read(lookup: EndpointLookup, namespace: str, ref: KeyRef) -> bytes:
+    return await asyncio.to_thread(read_ref, lookup, namespace, ref)
+
+
+def read_ref(lookup: EndpointLookup, namespace: str, ref: KeyRef) -> bytes:
+    """The bytes under ``ref`` in ``namespace`` (blocking); :class:`CredentialsUnavailable`
+    when absent or unreadable, in words that never tell which of the two."""
     try:
-        obj = await asyncio.to_thread(lookup.get, ref.kind, namespace, ref.name)
+        obj = lookup.get(ref.kind, namespace, ref.name)
     except ReferenceLookupError as exc:
         raise CredentialsUnavailable(
             "LookupFailed", f"could not read {ref.kind} {namespace}/{ref.name} ({ref.field}): {exc}"
@@ -109,48 +115,50 @@ async def _read(lookup: EndpointLookup, namespace: str, ref: KeyRef) -> bytes:
     return value
 
 
-def _where(namespace: str, ref: KeyRef) -> str:
+def where(namespace: str, ref: KeyRef) -> str:
     return f"{ref.kind} {namespace}/{ref.name} key {ref.key!r} ({ref.field})"
 
 
-def _text(namespace: str, ref: KeyRef, value: bytes) -> str:
+def ref_text(namespace: str, ref: KeyRef, value: bytes) -> str:
     """UTF-8 text without the trailing newline ``kubectl create secret --from-file`` keeps."""
     try:
         return value.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
         raise CredentialsUnavailable(
-            "InvalidCredentials", f"{_where(namespace, ref)} is not UTF-8 text"
+            "InvalidCredentials", f"{where(namespace, ref)} is not UTF-8 text"
         ) from None
 
 
 def _header_text(namespace: str, ref: KeyRef, value: bytes) -> str:
-    text = _text(namespace, ref, value)
+    text = ref_text(namespace, ref, value)
     problem = header_value_problem(text)
     if problem is not None or not text:
         raise CredentialsUnavailable(
             "InvalidCredentials",
-            f"{_where(namespace, ref)} cannot be sent in a header: {problem or 'it is empty'}",
+            f"{where(namespace, ref)} cannot be sent in a header: {problem or 'it is empty'}",
         )
     return text
 
 
-def _tls_context(
+def tls_context(
     namespace: str,
     *,
     ca: tuple[KeyRef, bytes] | None,
     cert: tuple[KeyRef, bytes] | None,
     key: tuple[KeyRef, bytes] | None,
     insecure: bool,
+    factory: Callable[[], ssl.SSLContext] = ssl.create_default_context,
 ) -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    """A client context (from ``factory``) also trusting ``ca``, presenting ``cert``."""
+    context = factory()
     if ca is not None:
         ref, pem = ca
         try:
-            context.load_verify_locations(cadata=_text(namespace, ref, pem))
+            context.load_verify_locations(cadata=ref_text(namespace, ref, pem))
         except (ssl.SSLError, ValueError) as exc:
             raise CredentialsUnavailable(
                 "InvalidCredentials",
-                f"{_where(namespace, ref)} is not a PEM CA bundle ({_ssl_reason(exc)})",
+                f"{where(namespace, ref)} is not a PEM CA bundle ({_ssl_reason(exc)})",
             ) from None
     if insecure:
         context.check_hostname = False
@@ -181,7 +189,7 @@ def _load_client_cert(
         except (ssl.SSLError, ValueError, OSError) as exc:
             raise CredentialsUnavailable(
                 "InvalidCredentials",
-                f"{_where(namespace, cert[0])} and {key[0].key!r}: not a PEM certificate and "
+                f"{where(namespace, cert[0])} and {key[0].key!r}: not a PEM certificate and "
                 f"its private key ({_ssl_reason(exc)})",
             ) from None
 

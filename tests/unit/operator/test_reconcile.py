@@ -124,6 +124,29 @@ def test_prometheus_credentials_must_exist_and_absence_reads_the_same() -> None:
     assert "spec.prometheus.tlsConfig.ca.configMapKeyRef" in ready_condition["message"]
 
 
+def test_kafka_credentials_must_exist_before_ready() -> None:
+    """Ready waits for the Secrets spec.data.payloadLog.kafka names, as for Prometheus."""
+    kafka = {
+        "bootstrapServers": ["kafka.ml.svc:9093"],
+        "topic": "logs",
+        "tlsConfig": {"ca": {"secretKeyRef": {"name": "kafka-ca", "key": "ca.crt"}}},
+        "sasl": {
+            "mechanism": "SCRAM-SHA-256",
+            "username": {"name": "kafka-user", "key": "user"},
+            "password": {"name": "kafka-user", "key": "password"},
+        },
+    }
+    body = monitor(data={"payloadLog": {"kafka": kafka}})
+    ca = {("Secret", "kafka-ca"): {"data": {"ca.crt": "UEVN"}}}
+    user = {("Secret", "kafka-user"): {"data": {"user": "YWxpY2U=", "password": "c2VjcmV0"}}}
+    assert evaluate(body, DictLookup({**ALL, **ca, **user}), now=NOW).valid
+    no_user = evaluate(body, DictLookup({**ALL, **ca}), now=NOW).status_patch["conditions"][0]
+    assert no_user["reason"] == "SecretNotFound"
+    assert "spec.data.payloadLog.kafka.sasl.username" in no_user["message"]
+    no_ca = evaluate(body, DictLookup({**ALL, **user}), now=NOW).status_patch["conditions"][0]
+    assert "spec.data.payloadLog.kafka.tlsConfig.ca.secretKeyRef" in no_ca["message"]
+
+
 def test_service_port_mismatch() -> None:
     objects = dict(ALL)
     objects[("Service", "fraud")] = {"spec": {"ports": [{"port": 9000}]}}

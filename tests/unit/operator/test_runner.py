@@ -274,6 +274,23 @@ def test_payload_log_below_min_samples_is_insufficient_data() -> None:
     )
 
 
+def test_a_kafka_feed_that_cannot_read_is_a_problem_of_the_run() -> None:
+    """The feed's problem (a wrong password, an untrusted broker) turns the run Degraded
+    with PayloadSourceUnavailable, even while the window still holds enough rows."""
+    store = PayloadStore()
+    spec = payload_spec()
+    store.register("ml", "watch", spec, "t" * 43)
+    log_events(store, [4 + i / 10 for i in range(20)])
+    window = store.window("ml", "watch")
+    assert window is not None
+    window.source_problem = "Kafka logs via kafka:9093: SASL authentication failed (bad)"
+    report = run(spec, runner(payloads=store))
+    assert [p.reason for p in report.problems] == ["PayloadSourceUnavailable"]
+    assert "SASL authentication failed" in report.problems[0].message
+    window.source_problem = None
+    assert run(spec, runner(payloads=store)).problems == ()
+
+
 def test_payload_log_window_replaces_the_probe_answers() -> None:
     store = PayloadStore()
     spec = monitor(

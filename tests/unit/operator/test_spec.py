@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelmonitor.core.spec import (
+    KafkaSASLSpec,
     LabelsSpec,
     PerformanceSpec,
     SpecError,
@@ -289,6 +290,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.anomalies[].warmupCycles": a.warmup_cycles,
         "spec.anomalies[].floor.absolute": a.absolute_floor,
         "spec.anomalies[].floor.relative": a.relative_floor,
+        "spec.data.payloadLog.kafka.sasl.allowWithoutTLS": KafkaSASLSpec.allow_without_tls,
     }
     # Object storage sources (spec.reference and the probe set share their schema).
     for source in ("s3", "gcs"):

@@ -163,16 +163,51 @@ MAX_PAYLOAD_SAMPLES = 200_000
 MAX_KAFKA_BOOTSTRAP = 8
 
 
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSASLSpec:
+    """``spec.data.payloadLog.kafka.sasl``: the user the consumer authenticates as.
+
+    ``allow_without_tls``: the user said SASL may run over a plaintext connection (PLAIN
+    then sends the password in clear; refused unless set)."""
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+    username: KeyRef
+    password: KeyRef
+    allow_without_tls: bool = False
+
+
 @dataclass(frozen=True)
 class KafkaSpec:
     """``spec.data.payloadLog.kafka``: the topic the payload log is read from.
 
     ``consumer_group`` None: the operator's default for the monitor
-    (:func:`modelmonitor.core.kafka.default_group`)."""
+    (:func:`modelmonitor.core.kafka.default_group`). ``tls`` None: a plaintext
+    connection; ``sasl`` None: no authentication."""
 
     bootstrap_servers: tuple[tuple[str, int], ...]
     topic: str
     consumer_group: str | None = None
+    tls: PrometheusTLSSpec | None = None  # the same shape as spec.prometheus.tlsConfig
+    sasl: KafkaSASLSpec | None = None
+
+    @property
+    def security_protocol(self) -> str:
+        """Kafka's name for the connection: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+        if self.sasl is None:
+            return "SSL" if self.tls is not None else "PLAINTEXT"
+        return "SASL_SSL" if self.tls is not None else "SASL_PLAINTEXT"
+
+    def refs(self) -> tuple[KeyRef, ...]:
+        """Every Secret and ConfigMap key the connection's credentials are read from."""
+        refs: list[KeyRef] = []
+        if self.tls is not None:
+            refs.extend(r for r in (self.tls.ca, self.tls.cert, self.tls.key) if r is not None)
+        if self.sasl is not None:
+            refs.extend((self.sasl.username, self.sasl.password))
+        return tuple(refs)
 
 
 @dataclass(frozen=True)

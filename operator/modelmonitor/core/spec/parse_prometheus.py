@@ -74,7 +74,7 @@ def parse_prometheus(r: FieldReader, spec: Mapping[str, Any]) -> PrometheusSpec 
     if bearer is not None and basic is not None:
         r.problem(path, "set at most one of authorization and basicAuth")
     headers = _headers(r, data, path, authenticated=bearer is not None or basic is not None)
-    tls = _tls(r, data, path)
+    tls = tls_config(r, data, path)
     if tls is not None and url is not None and url.startswith("http://"):
         r.problem(f"{path}.tlsConfig", "needs an https:// URL")
     return PrometheusSpec(
@@ -198,7 +198,8 @@ def _headers(
     return tuple(headers)
 
 
-def _tls(r: FieldReader, data: Mapping[str, Any], path: str) -> PrometheusTLSSpec | None:
+def tls_config(r: FieldReader, data: Mapping[str, Any], path: str) -> PrometheusTLSSpec | None:
+    """``tlsConfig`` under ``data`` (CA, client certificate, server name); None when absent."""
     tls = r.obj(data, "tlsConfig", path)
     if tls is None:
         return None

@@ -22,6 +22,12 @@ re-delivers from the committed offset; those records are already in the window).
 a restart the window is empty and the replay adds each record once. A record that was
 produced twice (a retrying producer without idempotence) is the same CloudEvent id:
 the window's pairing counts it as a duplicate.
+
+**Credentials.** With ``tlsConfig`` or ``sasl`` the feed reads the monitor's Secrets
+(:mod:`.kafka_auth`) each time it opens a consumer, so a rotated password is used from
+the next connection on. A missing Secret, a wrong password or an untrusted broker
+certificate is the feed's problem (the window's ``source_problem``): the run reports it
+as ``PayloadSourceUnavailable`` and never acts on a window it could not fill.
 """
 
 from __future__ import annotations
@@ -36,11 +42,14 @@ from typing import Any
 from modelmonitor.adapters import kafka as kafka_client
 from modelmonitor.adapters.outbound import FenceError, Outbound, find_refusal
 from modelmonitor.core.codecs.cloudevents import MalformedEventError, parse_events
-from modelmonitor.core.kafka import default_group, record_message
+from modelmonitor.core.kafka import client_id, default_group, record_message
 from modelmonitor.core.outbound import sanitize
 from modelmonitor.core.spec import KafkaSpec
+from modelmonitor.sources.endpoint import EndpointLookup
+from modelmonitor.sources.payload.kafka_auth import load_kafka_auth
 from modelmonitor.sources.payload.store import PayloadStore
 from modelmonitor.sources.payload.window import PayloadWindow
+from modelmonitor.sources.prometheus_auth import CredentialsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,9 @@ PAIRING_MARGIN_SECONDS = 60.0  # read this much before the window, so edge pairs
 RETRY_SECONDS = 5.0  # between attempts after the broker failed us
 LOOKUP_TIMEOUT_MS = 10_000
 STALL_SECONDS = 15.0  # subscribed this long without a partition: report why
+# A problem names the topic (249 characters at most) and the brokers before saying what
+# failed: long enough that the cause is never cut out of the middle.
+MAX_PROBLEM = 800
 
 
 @dataclass
@@ -77,6 +89,7 @@ class KafkaFeed:
         fence: Outbound,
         *,
         max_value_bytes: int,
+        lookup: EndpointLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = namespace
@@ -86,6 +99,8 @@ class KafkaFeed:
         self.store = store
         self.fence = fence.for_namespace(namespace)
         self.max_value_bytes = max_value_bytes
+        self.lookup = lookup
+        self.client_id = client_id(namespace, monitor)
         self.clock = clock
         self.stats = FeedStats()
         self._stop = threading.Event()
@@ -126,10 +141,11 @@ class KafkaFeed:
                     self.fence,
                     self.spec.bootstrap_servers,
                     self.group,
-                    client_id=f"modelmonitor-{self.namespace}-{self.monitor}"[:200],
+                    client_id=self.client_id,
                     session_timeout_ms=10_000,
                     heartbeat_interval_ms=3_000,
                     bootstrap_timeout_ms=15_000,
+                    **self._connection(),
                 )
                 consumer.subscribe(
                     [self.spec.topic],
@@ -149,14 +165,25 @@ class KafkaFeed:
                         kafka_client.close_consumer(consumer)
                     except Exception:
                         log.debug("kafka %s/%s: close failed", self.namespace, self.monitor)
+        kafka_client.forget_failure(self.client_id)
+
+    def _connection(self) -> dict[str, Any]:
+        """kafka-python's security settings, the Secrets read now (never logged)."""
+        if not self.spec.refs():
+            return {"security_protocol": self.spec.security_protocol}
+        if self.lookup is None:
+            raise CredentialsUnavailable(
+                "LookupFailed", "this operator process reads no Secrets for Kafka"
+            )
+        return load_kafka_auth(self.lookup, self.namespace, self.spec)
 
     def _stalled(self, consumer: Any) -> None:
-        refused = kafka_client.last_refusal(consumer)
+        refused = kafka_client.last_refusal(consumer) or kafka_client.last_failure(self.client_id)
         why = refused or (
             f"no partition of the topic assigned after {STALL_SECONDS:g} s (brokers"
             " unreachable or the topic missing)"
         )
-        text = sanitize(f"Kafka {self.spec.topic} via {_servers(self.spec)}: {why}")
+        text = sanitize(f"Kafka {self.spec.topic} via {_servers(self.spec)}: {why}", MAX_PROBLEM)
         if text != self.stats.problem:
             log.warning("payload log %s/%s: %s", self.namespace, self.monitor, text)
         self.stats.problem = text
@@ -164,11 +191,17 @@ class KafkaFeed:
 
     def _problem(self, exc: BaseException) -> None:
         refused = find_refusal(exc)
+        failure = kafka_client.last_failure(self.client_id)
         if refused is not None or isinstance(exc, FenceError):
             text = str(refused or exc)
+        elif isinstance(exc, CredentialsUnavailable):
+            text = f"{exc.reason}: {exc}"
+        elif failure is not None:
+            text = failure
         else:
             text = f"{type(exc).__name__}: {exc}"
-        self.stats.problem = sanitize(f"Kafka {self.spec.topic} via {_servers(self.spec)}: {text}")
+        where = f"Kafka {self.spec.topic} via {_servers(self.spec)}"
+        self.stats.problem = sanitize(f"{where}: {text}", MAX_PROBLEM)
         log.warning("payload log %s/%s: %s", self.namespace, self.monitor, self.stats.problem)
         self._set_window_problem(self.stats.problem)
 
@@ -289,10 +322,12 @@ class KafkaFeeds:
         *,
         max_value_bytes: int,
         leading: Callable[[], bool] | None = None,
+        lookup: EndpointLookup | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
         self.max_value_bytes = max_value_bytes
+        self.lookup = lookup  # reads the Secrets of tlsConfig and sasl
         # Only the replica holding the Lease consumes: a standby's consumer in the group
         # would take half the partitions into a window nobody runs.
         self._leading = leading or (lambda: True)
@@ -325,6 +360,7 @@ class KafkaFeeds:
                 self.store,
                 self.fence,
                 max_value_bytes=self.max_value_bytes,
+                lookup=self.lookup,
             )
             feed.start()
             return None
