@@ -5,15 +5,17 @@ reference ConfigMap, the probe) and changes only what its kind of test is about,
 tests of one feature (a partitioned window in job mode and in mode dask, on a claim or
 under a prefix; a performance estimate from the probe or from the payload log) apply the
 same document but for the arguments that differ. :func:`wait_job_run` waits for the
-first run that a Job reported back.
+first run that a Job reported back, :func:`partition_reports` reads what its pod printed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from tests.cluster.kube import KubeCluster, wait_for
+from tests.cluster.node import NodeAgent
 from tests.e2e.test_runs import monitor
 
 #: The iris rows with the true species and the served model's class probabilities
@@ -96,3 +98,18 @@ def wait_job_run(
         return status if until is None or until(status) else None
 
     return wait_for(reported, timeout=JOB_DEADLINE_SECONDS, interval=1, what=f"{name}: {what}")
+
+
+def partition_reports(
+    node_agent: NodeAgent, namespace: str, monitor: str = ""
+) -> list[dict[str, Any]]:
+    """The reports over a partitioned window that the run pods (of ``monitor``'s runs,
+    or of every run in ``namespace``) printed on the harness node, one JSON line each."""
+    pods = f"{namespace}_{monitor}-run-*" if monitor else f"{namespace}_*"
+    return [
+        json.loads(line)
+        for pod in node_agent.pods_dir.glob(pods)
+        for log in pod.glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("{") and '"partitions"' in line
+    ]

@@ -27,7 +27,7 @@ import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.node import NodeAgent
-from tests.e2e.monitors import partitioned_monitor, wait_job_run
+from tests.e2e.monitors import partition_reports, partitioned_monitor, wait_job_run
 from tests.e2e.operator_fixtures import OperatorProcess, free_port
 from tests.e2e.test_job_mode import claim_on_host, ready_for_job_runs
 from tests.e2e.test_partitions_job import PARTITIONS, iris_partition
@@ -197,13 +197,7 @@ def test_mode_dask_profiles_the_partitions_on_the_named_scheduler(
         assert condition(st, "DriftDetected")["status"] == "True", st
         # the run pod was a client of the named scheduler, and both workers took part
         assert "Receive client connection" in dask_cluster.log("scheduler")
-        reports = [
-            json.loads(line)
-            for pod in node_agent.pods_dir.glob(f"{namespace}_*")
-            for log in pod.glob("*.log")
-            for line in log.read_text(errors="replace").splitlines()
-            if line.startswith("{") and '"partitions"' in line
-        ]
+        reports = partition_reports(node_agent, namespace)
         assert reports, "the run pod printed no report"
         details = reports[-1]["details"]["partitions"]
         assert details == {

@@ -24,7 +24,7 @@ import pytest
 
 from tests.cluster.kube import KubeCluster
 from tests.cluster.node import NodeAgent
-from tests.e2e.monitors import partitioned_monitor, wait_job_run
+from tests.e2e.monitors import partition_reports, partitioned_monitor, wait_job_run
 from tests.e2e.operator_fixtures import OperatorProcess
 from tests.e2e.test_job_mode import ready_for_job_runs
 from tests.e2e.test_partitions_object_storage import (
@@ -42,17 +42,6 @@ from tests.objectstore import running_s3
 pytestmark = pytest.mark.timeout(300)
 
 OTHER_SECRET = "other-creds"
-
-
-def _reports(node_agent: NodeAgent, namespace: str, monitor: str) -> list[dict[str, Any]]:
-    """The reports that the runs' pods of ``monitor`` printed (one JSON line each)."""
-    return [
-        json.loads(line)
-        for pod in node_agent.pods_dir.glob(f"{namespace}_{monitor}-run-*")
-        for log in pod.glob("*.log")
-        for line in log.read_text(errors="replace").splitlines()
-        if line.startswith("{") and '"partitions"' in line
-    ]
 
 
 def _degraded(reason: str) -> Any:
@@ -129,7 +118,7 @@ def test_a_prefix_is_read_in_the_run_pod_with_the_verdict_of_one_file(
     assert condition(st, "Degraded")["status"] == "False", st
     assert st["lastRun"]["samples"] == OBJECTS * 150, st["lastRun"]
     # the pod, not the operator, read the objects: its report names them
-    reports = _reports(node_agent, namespace, "prefix")
+    reports = partition_reports(node_agent, namespace, "prefix")
     assert reports, "the run pod printed no report"
     details = reports[-1]["details"]["partitions"]
     assert (details["objects"], details["rows"]) == (OBJECTS, OBJECTS * 150), details
