@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -29,13 +28,15 @@ from typing import Any
 
 import yaml
 
-from tests.prometheus import _cmdline, _die_with_parent, _pid_alive, free_port
+from tests import processes
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALERTMANAGER_BIN = os.environ.get(
     "MODELMONITOR_ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager"
 )
 STATE_ROOT = REPO_ROOT / ".state" / "alertmanager"
+PID_FILE = "alertmanager.pid"
 
 
 class AlertmanagerHarnessError(RuntimeError):
@@ -44,17 +45,7 @@ class AlertmanagerHarnessError(RuntimeError):
 
 def reap_orphans(root: Path = STATE_ROOT) -> None:
     """Stop servers (and remove state) of test processes that are gone."""
-    if not root.is_dir():
-        return
-    for state in root.iterdir():
-        owner = state.name.split("-", 1)[0]
-        if not owner.isdigit() or _pid_alive(int(owner)):
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((state / "alertmanager.pid").read_text())
-            if str(state) in _cmdline(pid):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
+    processes.reap_orphans(root, PID_FILE)
 
 
 class AlertmanagerServer:
@@ -63,7 +54,7 @@ class AlertmanagerServer:
     def __init__(self, name: str, *, binary: str = ALERTMANAGER_BIN) -> None:
         self.name = name
         self.binary = binary
-        self.state_dir = STATE_ROOT / f"{os.getpid()}-{name}"
+        self.state_dir = processes.state_dir(STATE_ROOT, name)
         self.config_file = self.state_dir / "alertmanager.yml"
         self.log_file = self.state_dir / "alertmanager.log"
         self.port = free_port()
@@ -106,10 +97,10 @@ class AlertmanagerServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=processes.die_with_parent,
         )
         log.close()
-        (self.state_dir / "alertmanager.pid").write_text(str(self._process.pid))
+        (self.state_dir / PID_FILE).write_text(str(self._process.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -124,13 +115,7 @@ class AlertmanagerServer:
         raise AlertmanagerHarnessError(f"alertmanager not ready in {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=5)
+        processes.stop_process(self._process)
         self._process = None
 
     def destroy(self) -> None:

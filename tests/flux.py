@@ -26,9 +26,9 @@ from types import TracebackType
 
 import yaml
 
+from tests import processes
 from tests.cluster.kube import KubeCluster
 from tests.ports import free_port
-from tests.prometheus import _die_with_parent
 
 BUILD_SCRIPT = Path(__file__).resolve().parent / "cluster" / "build-flux.sh"
 CONTROLLERS = ("source-controller", "kustomize-controller")
@@ -134,7 +134,7 @@ class FluxControllers:
                     stderr=subprocess.STDOUT,
                     env=env,
                     cwd=self.workdir,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=processes.die_with_parent,
                 )
         deadline = time.monotonic() + timeout
         for name, proc in self._procs.items():

@@ -31,7 +31,6 @@ import base64
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -39,12 +38,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import processes
 from tests.ports import free_port
-from tests.prometheus import _cmdline, _die_with_parent, _pid_alive
 from tests.tls_certs import TestCA
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_ROOT = REPO_ROOT / ".state" / "kafka"
+PID_FILE = "kafka.pid"
 KAFKA_VERSION = os.environ.get("MODELMONITOR_KAFKA_VERSION", "4.1.1")
 # Fast JVM start for a short-lived test broker: C1 only, the serial collector, small heap.
 JVM_OPTS = [
@@ -133,17 +133,7 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
 
 def reap_orphans(root: Path = STATE_ROOT) -> None:
     """Stop brokers (and remove state) of test processes that are gone."""
-    if not root.is_dir():
-        return
-    for state in root.iterdir():
-        owner = state.name.split("-", 1)[0]
-        if not owner.isdigit() or _pid_alive(int(owner)):
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((state / "kafka.pid").read_text())
-            if str(state) in _cmdline(pid):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
+    processes.reap_orphans(root, PID_FILE)
 
 
 class KafkaBroker:
@@ -152,7 +142,7 @@ class KafkaBroker:
     def __init__(self, name: str, secure: SecureListener | None = None) -> None:
         self.name = name
         self.secure = secure
-        self.state_dir = STATE_ROOT / f"{os.getpid()}-{name}"
+        self.state_dir = processes.state_dir(STATE_ROOT, name)
         ports: list[int] = []
         while len(ports) < 3:
             port = free_port("127.0.0.1")
@@ -281,9 +271,9 @@ class KafkaBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=processes.die_with_parent,
             )
-        (self.state_dir / "kafka.pid").write_text(str(self._process.pid))
+        (self.state_dir / PID_FILE).write_text(str(self._process.pid))
         self._wait_ready(timeout)
         self.start_seconds = time.monotonic() - started
         return self

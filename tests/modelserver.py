@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tests import processes
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -227,16 +228,6 @@ def _http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_orphans(root: Path = SERVERS_DIR) -> None:
     """Stop servers whose owning process died without stopping them, and remove the
     working directories such processes left (logs kept after failed tests)."""
@@ -247,11 +238,11 @@ def reap_orphans(root: Path = SERVERS_DIR) -> None:
             info = json.loads(pidfile.read_text())
         except (OSError, ValueError):
             continue
-        if _alive(int(info.get("owner", 0))):
+        if processes.pid_alive(int(info.get("owner", 0))):
             continue
         pid = int(info.get("pid") or 0)
-        if pid and _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
+        if pid:  # the server's process group, if any of it is left
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         shutil.rmtree(pidfile.parent, ignore_errors=True)
 

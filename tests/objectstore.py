@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -32,12 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests import processes
 from tests.cluster.binaries import ensure_binaries
-from tests.prometheus import _cmdline, _die_with_parent, _pid_alive, free_port
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_ROOT = REPO_ROOT / ".state" / "objectstore"
 REGION = "us-east-1"
+PID_FILE = "versitygw.pid"
 
 
 class S3HarnessError(RuntimeError):
@@ -55,17 +56,7 @@ def versitygw_binary() -> Path:
 
 def reap_orphans() -> None:
     """Stop servers (and remove state) of test processes that are gone."""
-    if not STATE_ROOT.is_dir():
-        return
-    for state in STATE_ROOT.iterdir():
-        owner = state.name.split("-", 1)[0]
-        if not owner.isdigit() or _pid_alive(int(owner)):
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((state / "versitygw.pid").read_text())
-            if str(state) in _cmdline(pid):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
+    processes.reap_orphans(STATE_ROOT, PID_FILE)
 
 
 class S3Server:
@@ -74,7 +65,7 @@ class S3Server:
     def __init__(
         self, name: str, *, access_key: str = "e2e-access", secret_key: str = "e2e-secret-k3y"
     ) -> None:
-        self.state = STATE_ROOT / f"{os.getpid()}-{name}"
+        self.state = processes.state_dir(STATE_ROOT, name)
         self.root = self.state / "buckets"
         self.access_log = self.state / "access.log"
         self.log = self.state / "versitygw.log"
@@ -112,10 +103,14 @@ class S3Server:
         ]
         with self.log.open("wb") as log:
             self._proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=processes.die_with_parent,
             )
         # reap_orphans finds the server by this file and its state directory on its cmdline
-        (self.state / "versitygw.pid").write_text(str(self._proc.pid))
+        (self.state / PID_FILE).write_text(str(self._proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -130,13 +125,7 @@ class S3Server:
         raise S3HarnessError(f"versitygw not ready within {timeout}s: {self.log_tail()}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        processes.stop_process(self._proc)
         self._proc = None
 
     def destroy(self) -> None:

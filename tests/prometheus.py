@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import time
@@ -39,12 +37,14 @@ from typing import Any
 
 import yaml
 
+from tests import processes
 from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_BIN = os.environ.get("MODELMONITOR_PROMETHEUS_BIN", "/usr/bin/prometheus")
 STATE_ROOT = REPO_ROOT / ".state" / "prometheus"
 SCRAPE_INTERVAL = "1s"
+PID_FILE = "prometheus.pid"
 
 
 class PrometheusHarnessError(RuntimeError):
@@ -61,43 +61,9 @@ class ScrapeTarget:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def reap_orphans(root: Path = STATE_ROOT) -> None:
     """Stop servers (and remove state) of test processes that are gone."""
-    if not root.is_dir():
-        return
-    for state in root.iterdir():
-        owner = state.name.split("-", 1)[0]
-        if not owner.isdigit() or _pid_alive(int(owner)):
-            continue
-        pid_file = state / "prometheus.pid"
-        with contextlib.suppress(OSError, ValueError):
-            pid = int(pid_file.read_text())
-            if str(state) in _cmdline(pid):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
+    processes.reap_orphans(root, PID_FILE)
 
 
 @dataclass(frozen=True)
@@ -136,9 +102,9 @@ class PrometheusServer:
         self.name = name
         self.retention = retention
         self.web = web
-        self.web_config_file = state_root / f"{os.getpid()}-{name}" / "web.yml"
         self.binary = binary
-        self.state_dir = state_root / f"{os.getpid()}-{name}"
+        self.state_dir = processes.state_dir(state_root, name)
+        self.web_config_file = self.state_dir / "web.yml"
         self.data_dir = self.state_dir / "data"
         self.config_file = self.state_dir / "prometheus.yml"
         self.log_file = self.state_dir / "prometheus.log"
@@ -237,9 +203,9 @@ class PrometheusServer:
                 stdin=subprocess.DEVNULL,
                 cwd=self.state_dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=processes.die_with_parent,
             )
-        (self.state_dir / "prometheus.pid").write_text(str(self._process.pid))
+        (self.state_dir / PID_FILE).write_text(str(self._process.pid))
         self._wait_ready(timeout)
         return self
 
@@ -261,14 +227,7 @@ class PrometheusServer:
     def stop(self, *, timeout: float = 15.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL); the data and port are kept."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        processes.stop_process(process, timeout=timeout)
 
     def restart(self) -> PrometheusServer:
         self.stop()

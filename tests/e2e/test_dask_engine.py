@@ -27,11 +27,11 @@ import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.node import NodeAgent
-from tests.e2e.conftest_node import modelmonitor_image
-from tests.e2e.operator_fixtures import JOB_IMAGE, OperatorProcess, free_port
-from tests.e2e.test_job_mode import claim_on_host, job_rbac
+from tests.e2e.monitors import partition_reports, partitioned_monitor, wait_job_run
+from tests.e2e.operator_fixtures import OperatorProcess, free_port
+from tests.e2e.test_job_mode import claim_on_host, ready_for_job_runs
 from tests.e2e.test_partitions_job import PARTITIONS, iris_partition
-from tests.e2e.test_runs import condition, monitor, setup
+from tests.e2e.test_runs import condition
 from tests.iris import FEATURES
 from tests.modelserver import ModelServer
 
@@ -175,29 +175,21 @@ def test_mode_dask_profiles_the_partitions_on_the_named_scheduler(
     tmp_path: Path,
 ) -> None:
     cluster: KubeCluster = operator_process.cluster
-    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
-    setup(cluster, namespace)
-    cluster.apply(job_rbac(namespace), "-n", namespace)
+    ready_for_job_runs(cluster, namespace, node_agent)
     volume = tmp_path / "volume"
     write_window(volume / "exports" / "day=2026-12-07")
     cluster.apply(claim_on_host(namespace, "exports", volume))
     try:
-        doc = monitor("batch", model_server.url, "iris", drift={"driftShare": 0.2})
-        doc["spec"]["schedule"] = {
-            "interval": "60s",
-            "mode": "dask",
-            "dask": {"scheduler": dask_cluster.address},
-            "job": {"activeDeadlineSeconds": 120},
-        }
-        doc["spec"]["data"]["partitions"] = {"claimName": "exports", "path": "/exports"}
+        doc = partitioned_monitor(
+            "batch",
+            url=model_server.url,
+            partitions={"claimName": "exports", "path": "/exports"},
+            mode="dask",
+            dask_scheduler=dask_cluster.address,
+        )
         cluster.apply(doc, "-n", namespace)
-        st = wait_for(
-            lambda: (lambda s: s if s.get("lastRun", {}).get("mode") == "job" else None)(
-                cluster.get("mm", "batch", "-n", namespace).get("status") or {}
-            ),
-            timeout=120,
-            interval=1,
-            what="a mode-dask run over the partitioned window reported back",
+        st = wait_job_run(
+            cluster, namespace, "batch", "a mode-dask run over the partitioned window reported back"
         )
         assert condition(st, "Degraded")["status"] == "False", st
         assert st["lastRun"]["samples"] == PARTITIONS * 150, st["lastRun"]
@@ -205,13 +197,7 @@ def test_mode_dask_profiles_the_partitions_on_the_named_scheduler(
         assert condition(st, "DriftDetected")["status"] == "True", st
         # the run pod was a client of the named scheduler, and both workers took part
         assert "Receive client connection" in dask_cluster.log("scheduler")
-        reports = [
-            json.loads(line)
-            for pod in node_agent.pods_dir.glob(f"{namespace}_*")
-            for log in pod.glob("*.log")
-            for line in log.read_text(errors="replace").splitlines()
-            if line.startswith("{") and '"partitions"' in line
-        ]
+        reports = partition_reports(node_agent, namespace)
         assert reports, "the run pod printed no report"
         details = reports[-1]["details"]["partitions"]
         assert details == {

@@ -34,10 +34,11 @@ import numpy as np
 import pytest
 
 from tests.cluster.kube import KubeCluster
+from tests.e2e.monitors import performance_monitor
 from tests.e2e.operator_fixtures import OperatorProcess
 from tests.e2e.test_payload_runs import send
 from tests.e2e.test_performance import _iris, reference_csv
-from tests.e2e.test_runs import condition, monitor, wait_status
+from tests.e2e.test_runs import condition, wait_status
 from tests.modelserver import ModelServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -68,24 +69,14 @@ def _infer(server: ModelServer, model: str, rows: np.ndarray) -> dict[str, Any]:
 
 
 def _labels_monitor(name: str, **labels: Any) -> dict[str, Any]:
-    doc = monitor(
-        name,
-        "http://127.0.0.1:9",
-        "iris",
-        performance={
-            "target": "species",
-            "probabilities": ["p0", "p1", "p2"],
-            "metrics": ["accuracy", "f1", "roc_auc"],
-            "minRows": 50,
-            "labels": {"source": "http", "labelDelay": "10m", **labels},
-        },
-    )
-    doc["spec"]["reference"] = {
-        "configMapRef": {"name": "iris-performance", "key": "reference.csv"}
-    }
     # No probe: production traffic through the payload log is the only current data.
-    doc["spec"]["data"] = {"payloadLog": {"window": "10m", "minSamples": 40}}
-    return doc
+    return performance_monitor(
+        name,
+        url="http://127.0.0.1:9",
+        min_rows=50,
+        data={"payloadLog": {"window": "10m", "minSamples": 40}},
+        labels={"source": "http", "labelDelay": "10m", **labels},
+    )
 
 
 def _token(cluster: KubeCluster, namespace: str, name: str) -> str:

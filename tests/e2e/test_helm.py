@@ -212,6 +212,20 @@ def test_chart_job_mode_gives_runs_their_service_account(cluster: KubeCluster) -
     (deployment,) = by_kind(docs, "Deployment")
     env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
     assert env["JOB_SERVICE_ACCOUNT"] == "modelmonitor-job"
+
+    # Runs that read a Secret themselves (object storage, Prometheus credentials): get,
+    # never list, and only with jobMode.readSecrets.
+    def run_grants(*values: str) -> set[tuple[str, str, str]]:
+        docs = helm_template(
+            cluster, "ops", "jobMode.enabled=true", "jobMode.namespaces={ml}", *values
+        )
+        (role,) = [
+            d for d in by_kind(docs, "Role") if d["metadata"]["name"] == "mm-modelmonitor-job"
+        ]
+        return grants(role)
+
+    assert run_grants() == JOB_RUN_GRANTS
+    assert run_grants("jobMode.readSecrets=true") == JOB_RUN_GRANTS | {("", "secrets", "get")}
     # Cluster scope: only the namespaces listed, and Jobs nowhere else.
     docs = helm_template(cluster, "ops", "jobMode.enabled=true", "jobMode.namespaces={ml}")
     run_accounts = _run_accounts(docs)

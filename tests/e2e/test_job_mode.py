@@ -5,6 +5,7 @@ same data."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,17 @@ from tests.iris import reference_csv
 from tests.modelserver import ModelServer
 
 
-def job_rbac(namespace: str) -> list[dict[str, Any]]:
-    """What a run's pod needs, and nothing more (the chart grants the same)."""
+def job_rbac(namespace: str, *, secrets: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """What a run's pod needs, and nothing more (the chart grants the same); ``secrets``:
+    the Secrets its monitor names (credentials the run reads itself), ``get`` by name."""
+    secret_rules = [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get"],
+            "resourceNames": list(secrets),
+        }
+    ]
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": JOB_SERVICE_ACCOUNT}},
         {
@@ -42,6 +52,7 @@ def job_rbac(namespace: str) -> list[dict[str, Any]]:
                     "resources": ["endpointslices"],
                     "verbs": ["list"],
                 },
+                *(secret_rules if secrets else []),
             ],
         },
         {
@@ -60,6 +71,16 @@ def job_rbac(namespace: str) -> list[dict[str, Any]]:
     ]
 
 
+def ready_for_job_runs(
+    cluster: KubeCluster, namespace: str, node_agent: NodeAgent, *, secrets: Sequence[str] = ()
+) -> None:
+    """A namespace where job-mode runs really run: the iris objects, the run's
+    ServiceAccount and Role (:func:`job_rbac`), our image on the harness node."""
+    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
+    setup(cluster, namespace)
+    cluster.apply(job_rbac(namespace, secrets=secrets), "-n", namespace)
+
+
 def drift_of(status: dict[str, Any]) -> list[tuple[str, bool, float]]:
     return sorted(
         (f["name"], f["drifted"], round(f["statistic"], 9)) for f in status["drift"]["features"]
@@ -73,9 +94,7 @@ def test_job_mode_gives_the_inline_verdict(
     node_agent: NodeAgent,
 ) -> None:
     cluster: KubeCluster = operator_process.cluster
-    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
-    setup(cluster, namespace)
-    cluster.apply(job_rbac(namespace), "-n", namespace)
+    ready_for_job_runs(cluster, namespace, node_agent)
     rows = drifted_rows()
     docs = []
     for name, mode in (("inline", "inline"), ("jobmode", "job")):
@@ -195,9 +214,7 @@ def test_the_docs_pvc_reference_is_read_in_the_run_pod(
     read-only and the run reads ``pvc.path`` inside it; a path that climbs out of the
     claim is refused by the API server."""
     cluster: KubeCluster = operator_process.cluster
-    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
-    setup(cluster, namespace)
-    cluster.apply(job_rbac(namespace), "-n", namespace)
+    ready_for_job_runs(cluster, namespace, node_agent)
     reference = yaml.safe_load(JOB_MODE_EXAMPLE.read_text())["spec"]["reference"]
     claim, inside = reference["pvc"]["claimName"], reference["pvc"]["path"]
     volume = tmp_path / "volume"

@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.cluster.kube import KubeCluster, wait_for
+from tests.cluster.kube import KubeCluster
 from tests.cluster.node import NodeAgent
-from tests.e2e.conftest_node import modelmonitor_image
-from tests.e2e.operator_fixtures import JOB_IMAGE, OperatorProcess
-from tests.e2e.test_job_mode import claim_on_host, job_rbac
-from tests.e2e.test_runs import condition, monitor, setup
+from tests.e2e.monitors import partitioned_monitor, wait_job_run
+from tests.e2e.operator_fixtures import OperatorProcess
+from tests.e2e.test_job_mode import claim_on_host, ready_for_job_runs
+from tests.e2e.test_runs import condition
 from tests.iris import FEATURES, IRIS, SPECIES
 from tests.modelserver import ModelServer
 
@@ -45,9 +45,7 @@ def test_a_partitioned_window_is_streamed_in_the_run_pod(
     tmp_path: Path,
 ) -> None:
     cluster: KubeCluster = operator_process.cluster
-    node_agent.register_image(JOB_IMAGE, modelmonitor_image())
-    setup(cluster, namespace)
-    cluster.apply(job_rbac(namespace), "-n", namespace)
+    ready_for_job_runs(cluster, namespace, node_agent)
     volume = tmp_path / "volume"
     day = volume / "exports" / "day=2026-12-07"
     day.mkdir(parents=True)
@@ -56,21 +54,14 @@ def test_a_partitioned_window_is_streamed_in_the_run_pod(
     (day / "_SUCCESS").write_text("")
     cluster.apply(claim_on_host(namespace, "exports", volume))
     try:
-        doc = monitor("batch", model_server.url, "iris", drift={"driftShare": 0.2})
-        doc["spec"]["schedule"] = {
-            "interval": "60s",
-            "mode": "job",
-            "job": {"activeDeadlineSeconds": 120},
-        }
-        doc["spec"]["data"]["partitions"] = {"claimName": "exports", "path": "/exports"}
+        doc = partitioned_monitor(
+            "batch",
+            url=model_server.url,
+            partitions={"claimName": "exports", "path": "/exports"},
+        )
         cluster.apply(doc, "-n", namespace)
-        st = wait_for(
-            lambda: (lambda s: s if s.get("lastRun", {}).get("mode") == "job" else None)(
-                cluster.get("mm", "batch", "-n", namespace).get("status") or {}
-            ),
-            timeout=120,
-            interval=1,
-            what="a job-mode run over the partitioned window reported back",
+        st = wait_job_run(
+            cluster, namespace, "batch", "a job-mode run over the partitioned window reported back"
         )
         assert condition(st, "Degraded")["status"] == "False", st
         assert st["lastRun"]["samples"] == PARTITIONS * 150, st["lastRun"]

@@ -30,13 +30,14 @@ from tests.e2e.test_crd import assert_refused
 from tests.e2e.test_partitions_job import iris_partition
 from tests.e2e.test_runs import FEATURES, condition, setup, wait_status
 from tests.iris import reference_csv
-from tests.objectstore import running_s3
+from tests.objectstore import S3Server, running_s3
 
 __all__ = ["ns", "policy"]  # the admission policy's fixtures, used here
 
 BUCKET = "scoring-exports"
 PREFIX = "daily/day=2026-12-07/"
 OBJECTS = 55
+SECRET = "exports-creds"
 
 
 def _monitor(name: str, endpoint: str, **partitions: Any) -> dict[str, Any]:
@@ -51,23 +52,26 @@ def _monitor(name: str, endpoint: str, **partitions: Any) -> dict[str, Any]:
             "features": [{"name": f, "type": "numerical"} for f in FEATURES],
             "prediction": {"name": "prediction", "type": "categorical"},
             "drift": {"driftShare": 0.2},
-            "data": {
-                "partitions": {
-                    "s3": {
-                        "bucket": BUCKET,
-                        "prefix": PREFIX,
-                        "endpoint": endpoint,
-                        "forcePathStyle": True,
-                        "secretRef": {"name": "exports-creds"},
-                    },
-                    **partitions,
-                }
-            },
+            "data": {"partitions": prefix_partitions(endpoint, **partitions)},
         },
     }
 
 
-def _bytes(table: pa.Table, fmt: str) -> bytes:
+def prefix_partitions(endpoint: str, **partitions: Any) -> dict[str, Any]:
+    """``spec.data.partitions``: :data:`PREFIX` of :data:`BUCKET` on ``endpoint``."""
+    return {
+        "s3": {
+            "bucket": BUCKET,
+            "prefix": PREFIX,
+            "endpoint": endpoint,
+            "forcePathStyle": True,
+            "secretRef": {"name": SECRET},
+        },
+        **partitions,
+    }
+
+
+def object_bytes(table: pa.Table, fmt: str) -> bytes:
     out = io.BytesIO()
     if fmt == "parquet":
         pq.write_table(table, out)
@@ -76,32 +80,71 @@ def _bytes(table: pa.Table, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def window_tables() -> list[pa.Table]:
+    """The window's partitions: iris rows, petal_length moved up in every third."""
+    return [iris_partition(i, 2.5 if i % 3 == 0 else 0.0) for i in range(OBJECTS)]
+
+
+def upload_window(cluster: KubeCluster, namespace: str, s3: S3Server) -> list[pa.Table]:
+    """The partitions under :data:`PREFIX` (every fifth a CSV, the rest Parquet) beside
+    a ``_SUCCESS`` marker and another day's object, and the Secret with the key."""
+    tables = window_tables()
+    s3.create_bucket(BUCKET)
+    for i, table in enumerate(tables):
+        fmt = "csv" if i % 5 == 0 else "parquet"
+        s3.put(BUCKET, f"{PREFIX}part-{i:05d}.{fmt}", object_bytes(table, fmt))
+    s3.put(BUCKET, f"{PREFIX}_SUCCESS", b"")
+    s3.put(BUCKET, "daily/day=2026-12-06/part-00000.parquet", object_bytes(tables[0], "parquet"))
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            },
+        },
+        "-n",
+        namespace,
+    )
+    return tables
+
+
+def one_file_verdict(tables: list[pa.Table], tmp_path: Path) -> dict[str, Any]:
+    """``modelmonitor check``'s JSON report on the same rows in one Parquet file."""
+    one = tmp_path / "window.parquet"
+    pq.write_table(pa.concat_tables(tables), one)
+    reference = tmp_path / "reference.csv"
+    reference.write_text(reference_csv())
+    command = [sys.executable, "-m", "modelmonitor", "check", "--reference", str(reference)]
+    command += ["--current", str(one), "--categorical", "prediction", "--drift-share", "0.2"]
+    out = subprocess.run(
+        [*command, "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report
+
+
+def assert_same_verdict(status: dict[str, Any], report: dict[str, Any]) -> None:
+    """The monitor's status says what the one-file check says: only petal_length."""
+    expected = sorted(f["name"] for f in report["features"] if f["drifted"])
+    assert expected == ["petal_length"], report["features"]
+    assert sorted(f["name"] for f in status["drift"]["features"]) == expected, status["drift"]
+    drifted = condition(status, "DriftDetected")["status"] == "True"
+    assert drifted == report["dataset"]["drifted"], (status, report["dataset"])
+
+
 def test_a_prefix_of_55_objects_gives_the_verdict_of_one_file(
     operator_process: OperatorProcess, namespace: str, tmp_path: Path
 ) -> None:
     cluster = operator_process.cluster
     setup(cluster, namespace)
-    tables = [iris_partition(i, 2.5 if i % 3 == 0 else 0.0) for i in range(OBJECTS)]
     with running_s3("partitions") as s3:
-        s3.create_bucket(BUCKET)
-        for i, table in enumerate(tables):
-            fmt = "csv" if i % 5 == 0 else "parquet"
-            s3.put(BUCKET, f"{PREFIX}part-{i:05d}.{fmt}", _bytes(table, fmt))
-        s3.put(BUCKET, f"{PREFIX}_SUCCESS", b"")
-        s3.put(BUCKET, "daily/day=2026-12-06/part-00000.parquet", _bytes(tables[0], "parquet"))
-        cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "exports-creds"},
-                "stringData": {
-                    "AWS_ACCESS_KEY_ID": s3.access_key,
-                    "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-                },
-            },
-            "-n",
-            namespace,
-        )
+        tables = upload_window(cluster, namespace, s3)
         cluster.apply(
             [_monitor("prefix", s3.url), _monitor("prefix-capped", s3.url, maxObjects=50)],
             "-n",
@@ -122,26 +165,8 @@ def test_a_prefix_of_55_objects_gives_the_verdict_of_one_file(
     assert listed, "the operator listed the prefix on the real server"
     assert condition(st, "Degraded")["status"] == "False", st
     assert st["lastRun"]["samples"] == OBJECTS * 150, st["lastRun"]
-
     # the same rows in one file, through the command line
-    one = tmp_path / "window.parquet"
-    pq.write_table(pa.concat_tables(tables), one)
-    reference = tmp_path / "reference.csv"
-    reference.write_text(reference_csv())
-    command = [sys.executable, "-m", "modelmonitor", "check", "--reference", str(reference)]
-    command += ["--current", str(one), "--categorical", "prediction", "--drift-share", "0.2"]
-    out = subprocess.run(
-        [*command, "--format", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    report = json.loads(out.stdout)
-    expected = sorted(f["name"] for f in report["features"] if f["drifted"])
-    assert expected == ["petal_length"], report["features"]
-    assert sorted(f["name"] for f in st["drift"]["features"]) == expected, st["drift"]
-    drifted = condition(st, "DriftDetected")["status"] == "True"
-    assert drifted == report["dataset"]["drifted"], (st, report["dataset"])
+    assert_same_verdict(st, one_file_verdict(tables, tmp_path))
 
 
 def _prefix_spec(**partitions: Any) -> dict[str, Any]:

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from tests.cluster.kube import KubeCluster
+from tests.e2e import monitors
 from tests.e2e.operator_fixtures import OperatorProcess
-from tests.e2e.test_runs import condition, monitor, wait_status
+from tests.e2e.test_runs import condition, wait_status
 from tests.iris import FEATURES, IRIS, SPECIES
 from tests.modelserver import ModelServer
 
@@ -68,25 +69,15 @@ def reference_csv(server: ModelServer) -> str:
 
 
 def performance_monitor(name: str, server: ModelServer, model: str) -> dict[str, Any]:
-    doc = monitor(
+    return monitors.performance_monitor(
         name,
-        server.url,
-        model,
-        performance={
-            "target": "species",
-            "probabilities": ["p0", "p1", "p2"],
-            "probabilityOutput": "predict_proba",
-            "metrics": ["accuracy", "f1", "roc_auc"],
-            "minimum": {"accuracy": 0.9},
-            "minRows": 100,
-        },
+        url=server.url,
+        model=model,
+        min_rows=100,
+        probe={"samples": 150, "batchSize": 50},
+        probabilityOutput="predict_proba",
+        minimum={"accuracy": 0.9},
     )
-    doc["spec"]["reference"] = {
-        "configMapRef": {"name": "iris-performance", "key": "reference.csv"}
-    }
-    doc["spec"]["data"]["probe"]["samples"] = 150
-    doc["spec"]["data"]["probe"]["batchSize"] = 50
-    return doc
 
 
 def test_estimated_accuracy_matches_the_real_one_and_a_bad_model_degrades(

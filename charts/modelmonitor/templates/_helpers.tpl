@@ -252,4 +252,11 @@ Job per run, read back, then deleted. Separate from the retrain rule (rbac.actio
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list]
+{{- if .Values.jobMode.readSecrets }}
+# The Secrets a job-mode monitor names (spec.prometheus credentials, a reference or
+# spec.data.partitions in object storage): the run reads them itself. get, never list.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
 {{- end }}
