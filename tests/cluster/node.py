@@ -13,10 +13,12 @@ EndpointSlice controller publishes that IP for Services. Without the privilege t
 the route, pods get 127.x addresses instead: they still run and answer, but the API
 server refuses loopback addresses in EndpointSlices, so Services have no endpoints.
 
-ClusterIPs work as kube-proxy would make them work (``services``): the service CIDR is
-routed to ``lo`` too, and the agent relays each connection to a ClusterIP port to a
-ready endpoint (kube-proxy's old userspace mode: netfilter is not usable here). A
-stand-in, not the real part: the relay costs a copy per byte.
+Services work as a kube-proxy and CoreDNS would make them work (``services``): the
+service CIDR is routed to ``lo`` too, and the agent relays each connection to a
+ClusterIP port to a ready endpoint (kube-proxy's old userspace mode: netfilter is not
+usable here) and answers DNS for ``<svc>.<ns>.svc.cluster.local`` on port 53 of the
+node's address, forwarding other names to the host's resolver. A stand-in, not the
+real part: the relay costs a copy per byte.
 
 A container process gets a clean environment (never the harness's own ``KUBECONFIG``):
 ``POD_IP``, the container's ``env``/``envFrom`` (values, fieldRefs, ConfigMap and Secret
@@ -28,7 +30,7 @@ This module is the agent itself and the harness's import point for it; its parts
 beside it: ``api`` (its API client), ``images``, ``network``, ``environment``,
 ``volumes``, ``probes``, ``containers``, ``pod_worker`` (one thread per pod),
 ``kubelet_api`` (container logs for ``kubectl logs``) and ``services`` (with
-``service_table`` and ``service_proxy``).
+``service_table``, ``service_proxy``, ``cluster_dns`` and ``dns_wire``).
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ class NodeAgent:
         self._cluster = _cluster_entry(self.kubeconfig)
         self._log_server: LogServer | None = None
         self._warned_at: dict[tuple[str, str, str], float] = {}
-        # None: no Service routing.
+        # None: no Service routing nor cluster DNS.
         self.service_cidr = service_cidr
         self.services: ServiceNetwork | None = None
 
@@ -253,10 +255,10 @@ class NodeAgent:
             self._network.close()
 
     def _start_services(self) -> None:
-        """ClusterIP routing, in step with Services and EndpointSlices."""
+        """ClusterIP routing and cluster DNS, in step with Services and EndpointSlices."""
         if self.service_cidr is None:
             return
-        self.services = ServiceNetwork(self.api, self.service_cidr).start()
+        self.services = ServiceNetwork(self.api, self.host_ip, self.service_cidr).start()
         self.services.wait_synced()
 
     def __enter__(self) -> NodeAgent:

@@ -1,11 +1,13 @@
-"""Services on the harness node: the kube-proxy part of the node agent.
+"""Services on the harness node: the kube-proxy and CoreDNS parts of the node agent.
 
 :class:`ServiceNetwork` watches Services and EndpointSlices (list, then watch, again
-after a dropped watch) and keeps the ClusterIP routes of
-:class:`~tests.cluster.service_proxy.ServiceProxy` in step with them (the service CIDR
-is routed to ``lo`` like the pod CIDR). The relay runs on an asyncio loop in a thread of
-its own; the two watches have a thread each. Where the service CIDR cannot be routed
-(no CAP_NET_ADMIN), routing is off with a logged warning.
+after a dropped watch) and keeps two things in step with them: the ClusterIP routes of
+:class:`~tests.cluster.service_proxy.ServiceProxy` (the service CIDR is routed to ``lo``
+like the pod CIDR) and the names of :class:`~tests.cluster.cluster_dns.ClusterDns` on
+port 53 of the node's address. Both run on one asyncio loop in a thread of its own; the
+two watches have a thread each. Where the service CIDR cannot be routed (no
+CAP_NET_ADMIN) or port 53 cannot be bound, that part is off with a logged warning and
+pods keep the host's resolver, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from tests.cluster.api import ApiError, KubeApi, Obj
+from tests.cluster.cluster_dns import ClusterDns, host_nameserver
 from tests.cluster.network import ensure_local_route
 from tests.cluster.service_proxy import ServiceProxy
 from tests.cluster.service_table import ServiceTable, build_table
@@ -31,12 +34,15 @@ T = TypeVar("T")
 
 
 class ServiceNetwork:
-    """ClusterIP routing for the pods of one node agent."""
+    """ClusterIP routing and cluster DNS for the pods of one node agent."""
 
-    def __init__(self, api: KubeApi, service_cidr: str):
+    def __init__(self, api: KubeApi, dns_ip: str, service_cidr: str, *, dns_port: int = 53):
         self.api = api
+        self.dns_ip = dns_ip
         self.service_cidr = service_cidr
+        self.dns_port = dns_port
         self.routing = False
+        self.dns: ClusterDns | None = None
         self.proxy = ServiceProxy()
         self.table = ServiceTable()
         self._stores: dict[str, dict[str, Obj]] = {SERVICES: {}, SLICES: {}}
@@ -59,6 +65,12 @@ class ServiceNetwork:
             log.warning(
                 "service CIDR %s not routed (%s): no ClusterIPs", self.service_cidr, problem
             )
+        dns = ClusterDns(self.dns_ip, lambda: self.table, host_nameserver(not_ip=self.dns_ip))
+        try:
+            self._run(dns.start(self.dns_port))
+            self.dns = dns
+        except OSError as exc:
+            log.warning("cluster DNS cannot listen on %s:%s: %s", self.dns_ip, self.dns_port, exc)
         for path in (SERVICES, SLICES):
             thread = threading.Thread(
                 target=self._watch_loop, args=(path,), name=f"node watch {path}", daemon=True
@@ -71,6 +83,8 @@ class ServiceNetwork:
         self._stopping.set()
         with contextlib.suppress(Exception):
             self._run(self.proxy.close())
+            if self.dns is not None:
+                self._run(self.dns.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         # A watch notices ``_stopping`` at its next event or bookmark at the latest; the
         # threads are daemons, so the agent does not wait for that.
