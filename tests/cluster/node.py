@@ -17,8 +17,12 @@ Services work as a kube-proxy and CoreDNS would make them work (``services``): t
 service CIDR is routed to ``lo`` too, and the agent relays each connection to a
 ClusterIP port to a ready endpoint (kube-proxy's old userspace mode: netfilter is not
 usable here) and answers DNS for ``<svc>.<ns>.svc.cluster.local`` on port 53 of the
-node's address, forwarding other names to the host's resolver. A stand-in, not the
-real part: the relay costs a copy per byte.
+node's address, forwarding other names to the host's resolver. A container of a pod
+with dnsPolicy ClusterFirst sees its own /etc/resolv.conf (that DNS, the pod's search
+path, ``ndots:5``) and /etc/hosts, bind-mounted in a mount namespace of its own
+(``pod_dns``); without ``unshare`` or the right to mount, pods keep the host's files.
+Stand-ins, not the real parts: the relay costs a copy per byte, and exec probes run
+outside the pod's mount namespace.
 
 A container process gets a clean environment (never the harness's own ``KUBECONFIG``):
 ``POD_IP``, the container's ``env``/``envFrom`` (values, fieldRefs, ConfigMap and Secret
@@ -29,8 +33,8 @@ to it as in a real cluster. Container output goes to ``<work_dir>/pods/<pod>/<co
 This module is the agent itself and the harness's import point for it; its parts live
 beside it: ``api`` (its API client), ``images``, ``network``, ``environment``,
 ``volumes``, ``probes``, ``containers``, ``pod_worker`` (one thread per pod),
-``kubelet_api`` (container logs for ``kubectl logs``) and ``services`` (with
-``service_table``, ``service_proxy``, ``cluster_dns`` and ``dns_wire``).
+``kubelet_api`` (container logs for ``kubectl logs``), ``services`` (with
+``service_table``, ``service_proxy``, ``cluster_dns``, ``dns_wire``) and ``pod_dns``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from tests.cluster.controlplane import SERVICE_CIDR
 from tests.cluster.images import ContainerContext, ImageRunner, Launch, LocalImage
 from tests.cluster.kubelet_api import LogServer
 from tests.cluster.network import PodNetwork
+from tests.cluster.pod_dns import isolation_problem
 from tests.cluster.pod_worker import PodWorker
 from tests.cluster.services import ServiceNetwork
 
@@ -158,9 +163,10 @@ class NodeAgent:
         self._cluster = _cluster_entry(self.kubeconfig)
         self._log_server: LogServer | None = None
         self._warned_at: dict[tuple[str, str, str], float] = {}
-        # None: no Service routing nor cluster DNS.
+        # None: no Service routing nor cluster DNS (the host's resolver for every pod).
         self.service_cidr = service_cidr
         self.services: ServiceNetwork | None = None
+        self._isolation = False
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -183,6 +189,13 @@ class NodeAgent:
     def routable(self) -> bool:
         """Whether pod IPs can appear in EndpointSlices (not loopback)."""
         return self.network.routable
+
+    @property
+    def pod_nameserver(self) -> str | None:
+        """The cluster DNS address for pods' resolv.conf; None: pods keep the host's."""
+        if self.services is None or self.services.dns is None or not self._isolation:
+            return None
+        return self.services.dns_ip
 
     def register_image(self, name: str, runner: ImageRunner) -> None:
         with self._lock:
@@ -255,10 +268,14 @@ class NodeAgent:
             self._network.close()
 
     def _start_services(self) -> None:
-        """ClusterIP routing and cluster DNS, in step with Services and EndpointSlices."""
+        """ClusterIP routing, cluster DNS, and whether pods can get their own /etc files."""
         if self.service_cidr is None:
             return
         self.services = ServiceNetwork(self.api, self.host_ip, self.service_cidr).start()
+        problem = isolation_problem(self.work_dir / "isolation-probe")
+        self._isolation = problem is None
+        if problem is not None:
+            log.warning("pods keep the host's /etc/resolv.conf (no cluster DNS): %s", problem)
         self.services.wait_synced()
 
     def __enter__(self) -> NodeAgent:

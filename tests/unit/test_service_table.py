@@ -1,10 +1,11 @@
 """Which backends a ClusterIP port routes to and which names the cluster DNS serves
-(tests/cluster/service_table.py)."""
+(tests/cluster/service_table.py), and the per-pod resolv.conf/hosts (pod_dns.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.cluster.pod_dns import etc_hosts, resolv_conf
 from tests.cluster.service_table import (
     backends_for_port,
     build_table,
@@ -114,3 +115,53 @@ def test_cluster_names() -> None:
     assert is_cluster_name("cluster.local")
     assert not is_cluster_name("example.org")
     assert not is_cluster_name("notcluster.local")
+
+
+def pod(**spec: Any) -> Doc:
+    return {"metadata": {"name": "p-1", "namespace": "team"}, "spec": spec}
+
+
+def test_resolv_conf_cluster_first() -> None:
+    text = resolv_conf(pod(), "10.244.3.1")
+    assert text == (
+        "nameserver 10.244.3.1\n"
+        "search team.svc.cluster.local svc.cluster.local cluster.local\n"
+        "options ndots:5\n"
+    )
+    merged = resolv_conf(
+        pod(dnsConfig={"searches": ["corp"], "options": [{"name": "ndots", "value": "2"}]}),
+        "10.244.3.1",
+    )
+    assert merged is not None
+    assert "cluster.local corp\n" in merged
+    assert "ndots:2" in merged
+
+
+def test_resolv_conf_other_policies() -> None:
+    host = "nameserver 10.255.255.53\nsearch example.org\noptions edns0\n"
+    assert resolv_conf(pod(dnsPolicy="Default"), "10.244.3.1", host) == host
+    assert resolv_conf(pod(hostNetwork=True), "10.244.3.1", host) is None
+    with_host_net = resolv_conf(
+        pod(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet"), "10.244.3.1", host
+    )
+    assert with_host_net is not None
+    assert with_host_net.startswith("nameserver 10.244.3.1\n")
+    none = resolv_conf(
+        pod(dnsPolicy="None", dnsConfig={"nameservers": ["1.1.1.1"]}), "10.244.3.1", host
+    )
+    assert none == "nameserver 1.1.1.1\n"
+
+
+def test_etc_hosts() -> None:
+    text = etc_hosts(
+        pod(
+            hostname="w",
+            subdomain="grp",
+            hostAliases=[{"ip": "10.1.1.1", "hostnames": ["a", "b"]}],
+        ),
+        "10.244.3.7",
+    )
+    assert "10.244.3.7\tw.grp.team.svc.cluster.local w\n" in text
+    assert "10.1.1.1\ta b\n" in text
+    assert "127.0.0.1\tlocalhost\n" in etc_hosts(pod(), "10.244.3.7")
+    assert "10.244.3.7\tp-1\n" in etc_hosts(pod(), "10.244.3.7")
