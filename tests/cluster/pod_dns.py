@@ -16,6 +16,7 @@ on the machine; the agent falls back to the host's files with a warning when not
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -103,9 +104,27 @@ def etc_hosts(pod: Mapping[str, Any], pod_ip: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def isolated_argv(argv: Sequence[str], resolv: Path, hosts: Path) -> list[str]:
+def isolated_argv(
+    argv: Sequence[str],
+    resolv: Path,
+    hosts: Path,
+    *,
+    path: str | None = None,
+    cwd: Path | None = None,
+) -> list[str]:
     """``argv`` run in a mount namespace of its own with ``resolv`` and ``hosts`` bound
-    over /etc's. unshare and sh exec, so the container keeps the process's pid."""
+    over /etc's. unshare and sh exec, so the container keeps the process's pid.
+
+    A program that is not there raises FileNotFoundError here, as starting it directly
+    would (with ``path``, the container's PATH, and ``cwd``), instead of a shell's exit 127.
+    """
+    program = str(argv[0]) if argv else ""
+    if "/" in program:
+        found = os.access(Path(cwd or ".") / program, os.X_OK)
+    else:
+        found = bool(program) and shutil.which(program, path=path) is not None
+    if not found:
+        raise FileNotFoundError(f"[Errno 2] No such file or directory: {program!r}")
     unshare = shutil.which("unshare") or "unshare"
     return [
         unshare,

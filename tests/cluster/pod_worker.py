@@ -268,7 +268,8 @@ class PodWorker:
         try:
             launch = runner(ctx)
             if self._etc is not None:
-                launch = replace(launch, argv=isolated_argv(launch.argv, *self._etc))
+                argv = isolated_argv(launch.argv, *self._etc, path=env.get("PATH"), cwd=launch.cwd)
+                launch = replace(launch, argv=argv)
             container.start(launch, env, os.getpid())
         except Exception as exc:
             return wait("RunContainerError", f"{type(exc).__name__}: {exc}")
