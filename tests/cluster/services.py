@@ -142,9 +142,11 @@ class ServiceNetwork:
             table = build_table(self._stores[SERVICES].values(), self._stores[SLICES].values())
             self.table = table
         if self.routing and not self._stopping.is_set():
-            with contextlib.suppress(Exception):
+            try:
                 # The newest table when it runs: two watches may sync at once.
                 self._run(self._apply_newest())
+            except Exception:
+                log.exception("node services: applying the ClusterIP routes failed")
         with self.changed:
             self.changed.notify_all()
 
