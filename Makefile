@@ -25,6 +25,7 @@ testbin: ## build (once, cached) the local control plane binaries, helm, and Flu
 deps: venv testbin ## everything the tests need
 	bash tests/cluster/system-deps.sh
 	$(PY) -m tests.modelserver venv
+	$(PY) -m tests.dask_operator venv >/dev/null
 	$(PY) -m tests.kafka_broker fetch >/dev/null
 
 lint: venv ## ruff, and the layers contract (.importlinter, docs/architecture.md)
