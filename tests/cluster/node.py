@@ -13,6 +13,17 @@ EndpointSlice controller publishes that IP for Services. Without the privilege t
 the route, pods get 127.x addresses instead: they still run and answer, but the API
 server refuses loopback addresses in EndpointSlices, so Services have no endpoints.
 
+Services work as a kube-proxy and CoreDNS would make them work (``services``): the
+service CIDR is routed to ``lo`` too, and the agent relays each connection to a
+ClusterIP port to a ready endpoint (kube-proxy's old userspace mode: netfilter is not
+usable here) and answers DNS for ``<svc>.<ns>.svc.cluster.local`` on port 53 of the
+node's address, forwarding other names to the host's resolver. A container of a pod
+with dnsPolicy ClusterFirst sees its own /etc/resolv.conf (that DNS, the pod's search
+path, ``ndots:5``) and /etc/hosts, bind-mounted in a mount namespace of its own
+(``pod_dns``); without ``unshare`` or the right to mount, pods keep the host's files.
+Stand-ins, not the real parts: the relay costs a copy per byte, and exec probes run
+outside the pod's mount namespace.
+
 A container process gets a clean environment (never the harness's own ``KUBECONFIG``):
 ``POD_IP``, the container's ``env``/``envFrom`` (values, fieldRefs, ConfigMap and Secret
 keys), and ``KUBECONFIG`` pointing at a per-pod kubeconfig holding a token that the
@@ -21,8 +32,9 @@ to it as in a real cluster. Container output goes to ``<work_dir>/pods/<pod>/<co
 
 This module is the agent itself and the harness's import point for it; its parts live
 beside it: ``api`` (its API client), ``images``, ``network``, ``environment``,
-``volumes``, ``probes``, ``containers``, ``pod_worker`` (one thread per pod) and
-``kubelet_api`` (container logs for ``kubectl logs``).
+``volumes``, ``probes``, ``containers``, ``pod_worker`` (one thread per pod),
+``kubelet_api`` (container logs for ``kubectl logs``), ``services`` (with
+``service_table``, ``service_proxy``, ``cluster_dns``, ``dns_wire``) and ``pod_dns``.
 """
 
 from __future__ import annotations
@@ -46,10 +58,13 @@ import yaml
 from tests.cluster import pki
 from tests.cluster.api import ApiError, KubeApi, Obj, now_micro_timestamp, now_timestamp
 from tests.cluster.containers import AGENT_PID_ENV, Backoff, Container
+from tests.cluster.controlplane import SERVICE_CIDR
 from tests.cluster.images import ContainerContext, ImageRunner, Launch, LocalImage
 from tests.cluster.kubelet_api import LogServer
 from tests.cluster.network import PodNetwork
+from tests.cluster.pod_dns import isolation_problem
 from tests.cluster.pod_worker import PodWorker
+from tests.cluster.services import ServiceNetwork
 
 __all__ = [
     "NODE_LABEL",
@@ -126,6 +141,7 @@ class NodeAgent:
         backoff: Backoff | None = None,
         heartbeat_seconds: float = 10.0,
         stop_grace: float = 5.0,
+        service_cidr: str | None = SERVICE_CIDR,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.work_dir = Path(work_dir)
@@ -147,6 +163,10 @@ class NodeAgent:
         self._cluster = _cluster_entry(self.kubeconfig)
         self._log_server: LogServer | None = None
         self._warned_at: dict[tuple[str, str, str], float] = {}
+        # None: no Service routing nor cluster DNS (the host's resolver for every pod).
+        self.service_cidr = service_cidr
+        self.services: ServiceNetwork | None = None
+        self._isolation = False
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -169,6 +189,13 @@ class NodeAgent:
     def routable(self) -> bool:
         """Whether pod IPs can appear in EndpointSlices (not loopback)."""
         return self.network.routable
+
+    @property
+    def pod_nameserver(self) -> str | None:
+        """The cluster DNS address for pods' resolv.conf; None: pods keep the host's."""
+        if self.services is None or self.services.dns is None or not self._isolation:
+            return None
+        return self.services.dns_ip
 
     def register_image(self, name: str, runner: ImageRunner) -> None:
         with self._lock:
@@ -195,6 +222,7 @@ class NodeAgent:
         cert_dir = self.work_dir / "pki"
         cert_dir.mkdir(exist_ok=True)
         self._log_server = LogServer(self, self.host_ip, pki.create_ca(cert_dir, self.node_name))
+        self._start_services()
         self._register()
         for target, name in (
             (self._heartbeat_loop, "heartbeat"),
@@ -225,6 +253,9 @@ class NodeAgent:
             worker.thread.join(timeout=self.stop_grace + 10)
         with contextlib.suppress(ApiError, OSError):
             self.api.delete(f"/api/v1/nodes/{self.node_name}")
+        if self.services is not None:
+            self.services.stop()
+            self.services = None
         if self._log_server is not None:
             self._log_server.shutdown()
             self._log_server.server_close()
@@ -235,6 +266,17 @@ class NodeAgent:
         self._api = None
         if self._network is not None:
             self._network.close()
+
+    def _start_services(self) -> None:
+        """ClusterIP routing, cluster DNS, and whether pods can get their own /etc files."""
+        if self.service_cidr is None:
+            return
+        self.services = ServiceNetwork(self.api, self.host_ip, self.service_cidr).start()
+        problem = isolation_problem(self.work_dir / "isolation-probe")
+        self._isolation = problem is None
+        if problem is not None:
+            log.warning("pods keep the host's /etc/resolv.conf (no cluster DNS): %s", problem)
+        self.services.wait_synced()
 
     def __enter__(self) -> NodeAgent:
         return self.start()

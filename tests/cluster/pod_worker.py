@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from tests.cluster.api import ApiError, Obj, now_timestamp
 from tests.cluster.containers import TERMINAL_PHASES, Container, pod_phase, signal_group
 from tests.cluster.environment import ConfigError, RefReader, container_env, expand_vars
 from tests.cluster.images import ContainerContext
+from tests.cluster.pod_dns import etc_hosts, isolated_argv, resolv_conf
 from tests.cluster.probes import run_probe
 from tests.cluster.volumes import container_mounts, materialize_volumes, rewrite_mount_paths
 
@@ -65,6 +67,8 @@ class PodWorker:
         # Set up once, before the first container starts (retried each second on error).
         self._credentials: dict[str, str] | None = None
         self._volumes: dict[str, Path] | None = None
+        # The pod's resolv.conf and hosts, bound over /etc's for its processes (None: the host's).
+        self._etc: tuple[Path, Path] | None = None
         self._token_value = ""
         self._config_error = ""
         self._retry_setup = 0.0
@@ -262,7 +266,10 @@ class PodWorker:
             mounts=mounts,
         )
         try:
-            container.start(runner(ctx), env, os.getpid())
+            launch = runner(ctx)
+            if self._etc is not None:
+                launch = replace(launch, argv=isolated_argv(launch.argv, *self._etc))
+            container.start(launch, env, os.getpid())
         except Exception as exc:
             return wait("RunContainerError", f"{type(exc).__name__}: {exc}")
         self.agent.event(
@@ -342,11 +349,24 @@ class PodWorker:
                 pod_ip=self.ip,
                 host_ip=self.agent.host_ip,
             )
+            self._etc = self._write_etc()
         except (ConfigError, ApiError, KeyError, OSError) as exc:
             self._config_error = str(exc)
             self._retry_setup = now + 1.0
             return False
         return True
+
+    def _write_etc(self) -> tuple[Path, Path] | None:
+        """The pod's resolv.conf and hosts files, when the node can show them to it."""
+        nameserver = self.agent.pod_nameserver
+        resolv = resolv_conf(self.pod, nameserver) if nameserver else None
+        if resolv is None:
+            return None
+        etc = self.dir / "etc"
+        etc.mkdir(exist_ok=True)
+        (etc / "resolv.conf").write_text(resolv)
+        (etc / "hosts").write_text(etc_hosts(self.pod, self.ip))
+        return etc / "resolv.conf", etc / "hosts"
 
     def _token(self) -> str:
         """A token of the pod's ServiceAccount, bound to the pod (TokenRequest API)."""
