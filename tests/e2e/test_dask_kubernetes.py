@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ pytestmark = pytest.mark.skipif(
 RUN_LABEL = "modelmonitor.io/monitor"
 # 99% rank error of one CDF value read from a window sketch (core/stats/partitions.py)
 SKETCH_TOLERANCE = 0.02
+DASK_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,7 @@ class Timeline:
     def __init__(self, cluster: KubeCluster, namespace: str, monitor: str) -> None:
         self.cluster, self.namespace, self.monitor = cluster, namespace, monitor
         self.t0 = time.monotonic()
+        self.wall0 = time.time()
         self.seen: dict[str, float] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
@@ -94,6 +97,26 @@ class Timeline:
             component = obj["metadata"]["labels"].get("dask.org/component", "?")
             phase = (obj.get("status") or {}).get("phase", "")
             self.mark(f"{component} {name} {phase}")
+
+    def scheduler_events(self, log: str, run: str) -> None:
+        """Marks from the scheduler's own log (millisecond timestamps, local time)."""
+        events = {
+            "Scheduler at": "scheduler listening",
+            "Register worker": "worker registered",
+            "Receive client connection": "run pod connected",
+            "Remove client ": "run pod done (profiling over)",
+        }
+        counts: dict[str, int] = {}
+        for line in log.splitlines():
+            match = DASK_LOG_TIME.match(line)
+            if match is None:
+                continue
+            for needle, what in events.items():
+                if needle in line:
+                    counts[what] = counts.get(what, 0) + 1
+                    when = time.mktime(time.strptime(match[1], "%Y-%m-%d %H:%M:%S"))
+                    offset = when + int(match[2]) / 1000 - self.wall0
+                    self.seen.setdefault(f"{run} {what} #{counts[what]}", round(offset, 2))
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
@@ -171,6 +194,7 @@ def test_an_ephemeral_dask_cluster_profiles_the_partitions(
         scheduler_log = node_agent.pod_log(namespace, by_role["scheduler"][0])
         assert scheduler_log.count("Register worker") >= 2, scheduler_log[-3000:]
         assert "Receive client connection" in scheduler_log, scheduler_log[-3000:]
+        timeline.scheduler_events(scheduler_log, "first run:")
         for worker in by_role["worker"]:
             assert "Registered to" in node_agent.pod_log(namespace, worker)
 
@@ -228,6 +252,11 @@ def test_an_ephemeral_dask_cluster_profiles_the_partitions(
         )
         assert condition(second, "Degraded")["status"] == "False", second
         assert second["lastRun"]["samples"] == PARTITIONS * 150
+        for name, pod in dict(timeline.pods).items():
+            if name not in pods and pod["metadata"]["labels"].get("dask.org/component") == (
+                "scheduler"
+            ):
+                timeline.scheduler_events(node_agent.pod_log(namespace, name), "second run:")
     finally:
         seen = timeline.stop()
         print("timeline (s since the monitors were applied):", json.dumps(seen, indent=1))
