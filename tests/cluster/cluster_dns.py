@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 PORT = 53
 FORWARD_TIMEOUT = 3.0
+FORWARD_RESEND = 0.5  # a UDP question to the upstream is sent again after this long
 MAX_FORWARDS = 64  # concurrent forwarded questions; more get SERVFAIL
 TCP_IDLE_SECONDS = 10.0
 
@@ -170,13 +171,16 @@ class _ForwardProtocol(asyncio.DatagramProtocol):
 
 
 async def _forward(upstream: tuple[str, int], packet: bytes) -> bytes:
-    """The upstream's answer to ``packet`` (one UDP exchange, its own socket)."""
+    """The upstream's answer to ``packet`` (UDP on a socket of its own, sent again while
+    no answer comes: a lost datagram would otherwise cost the whole timeout)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: _ForwardProtocol(packet[:2]), remote_addr=upstream
     )
     try:
-        transport.sendto(packet)
-        return await protocol.done
+        while True:
+            transport.sendto(packet)
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(protocol.done), FORWARD_RESEND)
     finally:
         transport.close()

@@ -50,15 +50,13 @@ class ServiceNetwork:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._loop = asyncio.new_event_loop()
-        self._threads: list[threading.Thread] = []
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="node services", daemon=True
+        )
         self.changed = threading.Condition()
 
     def start(self) -> ServiceNetwork:
-        loop_thread = threading.Thread(
-            target=self._loop.run_forever, name="node services", daemon=True
-        )
-        loop_thread.start()
-        self._threads.append(loop_thread)
+        self._loop_thread.start()
         problem = ensure_local_route(ipaddress.IPv4Network(self.service_cidr))
         self.routing = problem is None
         if problem is not None:
@@ -76,7 +74,6 @@ class ServiceNetwork:
                 target=self._watch_loop, args=(path,), name=f"node watch {path}", daemon=True
             )
             thread.start()
-            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
@@ -86,10 +83,10 @@ class ServiceNetwork:
             if self.dns is not None:
                 self._run(self.dns.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
-        # A watch notices ``_stopping`` at its next event or bookmark at the latest; the
-        # threads are daemons, so the agent does not wait for that.
-        for thread in self._threads:
-            thread.join(timeout=1)
+        # The listeners and connections are closed above. A watch thread notices
+        # ``_stopping`` at its next event or bookmark only (it is blocked reading the
+        # stream); it is a daemon that touches nothing but its store, so it is not waited for.
+        self._loop_thread.join(timeout=2)
         if not self._loop.is_running():
             self._loop.close()
 
