@@ -19,8 +19,9 @@ ClusterIP port to a ready endpoint (kube-proxy's old userspace mode: netfilter i
 usable here) and answers DNS for ``<svc>.<ns>.svc.cluster.local`` on port 53 of the
 node's address, forwarding other names to the host's resolver. A container of a pod
 with dnsPolicy ClusterFirst sees its own /etc/resolv.conf (that DNS, the pod's search
-path, ``ndots:5``) and /etc/hosts, bind-mounted in a mount namespace of its own
-(``pod_dns``); without ``unshare`` or the right to mount, pods keep the host's files.
+path, ``ndots:5``) and /etc/hosts, bind-mounted in a mount namespace of its own, and
+the pod's hostname (``pod_dns``); without ``unshare`` or the right to mount, pods keep
+the host's files.
 Stand-ins, not the real parts: the relay costs a copy per byte, and exec probes run
 outside the pod's mount namespace.
 

@@ -9,13 +9,15 @@ host's files unless its policy is ClusterFirstWithHostNet. /etc/hosts maps the p
 hostname to its IP, plus its ``hostAliases``.
 
 A container process sees them through bind mounts in a mount namespace of its own
-(``unshare --mount``; the mounts vanish with its last process), the nearest thing to a
+(``unshare --mount --uts``; the mounts vanish with its last process), which also gives
+it the pod's hostname, as a container's own UTS namespace would: the nearest thing to a
 container's root file system here. :func:`isolation_problem` tells whether this works
 on the machine; the agent falls back to the host's files with a warning when not.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -28,8 +30,10 @@ MAX_NAMESERVERS = 3
 MAX_SEARCHES = 32
 # Runs in the new mount namespace: bind the pod's files, then become the container.
 _SCRIPT = (
-    'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
+    'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts'
+    ' && printf %s "$3" > /proc/sys/kernel/hostname && shift 3 && exec "$@"'
 )
+MAX_HOSTNAME = 63
 
 
 def _host_resolv(path: Path = Path("/etc/resolv.conf")) -> str:
@@ -82,11 +86,18 @@ def resolv_conf(
     return "\n".join(lines) + "\n"
 
 
+def pod_hostname(pod: Mapping[str, Any]) -> str:
+    """``spec.hostname``, else the pod's name cut to 63 characters, as a kubelet does."""
+    spec = pod.get("spec") or {}
+    name = str(spec.get("hostname") or (pod.get("metadata") or {}).get("name", ""))
+    return name[:MAX_HOSTNAME].rstrip("-.") or "pod"
+
+
 def etc_hosts(pod: Mapping[str, Any], pod_ip: str) -> str:
     """The pod's /etc/hosts: localhost, its hostname (and FQDN with a subdomain), aliases."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    hostname = spec.get("hostname") or meta.get("name", "")
+    hostname = pod_hostname(pod)
     names = [hostname]
     if spec.get("subdomain"):
         namespace = meta.get("namespace", "default")
@@ -103,13 +114,34 @@ def etc_hosts(pod: Mapping[str, Any], pod_ip: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def isolated_argv(argv: Sequence[str], resolv: Path, hosts: Path) -> list[str]:
-    """``argv`` run in a mount namespace of its own with ``resolv`` and ``hosts`` bound
-    over /etc's. unshare and sh exec, so the container keeps the process's pid."""
+def isolated_argv(
+    argv: Sequence[str],
+    resolv: Path,
+    hosts: Path,
+    *,
+    hostname: str = "pod",
+    path: str | None = None,
+    cwd: Path | None = None,
+) -> list[str]:
+    """``argv`` run in mount and UTS namespaces of its own, with ``resolv`` and ``hosts``
+    bound over /etc's and ``hostname`` as its host name. unshare and sh exec, so the
+    container keeps the process's pid.
+
+    A program that is not there raises FileNotFoundError here, as starting it directly
+    would (with ``path``, the container's PATH, and ``cwd``), instead of a shell's exit 127.
+    """
+    program = str(argv[0]) if argv else ""
+    if "/" in program:
+        found = os.access(Path(cwd or ".") / program, os.X_OK)
+    else:
+        found = bool(program) and shutil.which(program, path=path) is not None
+    if not found:
+        raise FileNotFoundError(f"[Errno 2] No such file or directory: {program!r}")
     unshare = shutil.which("unshare") or "unshare"
     return [
         unshare,
         "--mount",
+        "--uts",
         "--propagation",
         "private",
         "--",
@@ -119,6 +151,7 @@ def isolated_argv(argv: Sequence[str], resolv: Path, hosts: Path) -> list[str]:
         "sh",
         str(resolv),
         str(hosts),
+        hostname,
         *argv,
     ]
 
@@ -132,11 +165,11 @@ def isolation_problem(scratch: Path) -> str | None:
     probe.write_text("# probe\n")
     hosts = scratch / "hosts"
     hosts.write_text("127.0.0.1\tlocalhost\n")
-    argv = isolated_argv(["cat", "/etc/resolv.conf"], probe, hosts)
+    argv = isolated_argv(["cat", "/etc/resolv.conf"], probe, hosts, hostname="probe")
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{type(exc).__name__}: {exc}"
     if out.returncode != 0 or out.stdout != "# probe\n":
-        return f"`unshare --mount` with a bind mount failed: {out.stderr.strip()[:200]}"
+        return f"`unshare --mount --uts` with a bind mount failed: {out.stderr.strip()[:200]}"
     return None

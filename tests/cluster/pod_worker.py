@@ -18,7 +18,7 @@ from tests.cluster.api import ApiError, Obj, now_timestamp
 from tests.cluster.containers import TERMINAL_PHASES, Container, pod_phase, signal_group
 from tests.cluster.environment import ConfigError, RefReader, container_env, expand_vars
 from tests.cluster.images import ContainerContext
-from tests.cluster.pod_dns import etc_hosts, isolated_argv, resolv_conf
+from tests.cluster.pod_dns import etc_hosts, isolated_argv, pod_hostname, resolv_conf
 from tests.cluster.probes import run_probe
 from tests.cluster.volumes import container_mounts, materialize_volumes, rewrite_mount_paths
 
@@ -268,7 +268,14 @@ class PodWorker:
         try:
             launch = runner(ctx)
             if self._etc is not None:
-                launch = replace(launch, argv=isolated_argv(launch.argv, *self._etc))
+                argv = isolated_argv(
+                    launch.argv,
+                    *self._etc,
+                    hostname=pod_hostname(self.pod),
+                    path=env.get("PATH"),
+                    cwd=launch.cwd,
+                )
+                launch = replace(launch, argv=argv)
             container.start(launch, env, os.getpid())
         except Exception as exc:
             return wait("RunContainerError", f"{type(exc).__name__}: {exc}")

@@ -159,6 +159,7 @@ def test_pod_reaches_a_service_by_its_name_and_short_name(
         "options ndots:5\n"
     )
     assert f"{services}\tclient\n" in files["hosts"]
+    assert files["hostname"] == "client"
     assert files["resolv"] != Path("/etc/resolv.conf").read_text(), "the host's file changed"
 
     fqdn = f"web.{namespace}.svc.cluster.local"

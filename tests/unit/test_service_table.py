@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tests.cluster.pod_dns import etc_hosts, resolv_conf
+import pytest
+
+from tests.cluster.pod_dns import etc_hosts, isolated_argv, pod_hostname, resolv_conf
 from tests.cluster.service_table import (
     backends_for_port,
     build_table,
@@ -165,3 +168,17 @@ def test_etc_hosts() -> None:
     assert "10.1.1.1\ta b\n" in text
     assert "127.0.0.1\tlocalhost\n" in etc_hosts(pod(), "10.244.3.7")
     assert "10.244.3.7\tp-1\n" in etc_hosts(pod(), "10.244.3.7")
+    long_name = {"metadata": {"name": "x" * 62 + "-abc", "namespace": "n"}, "spec": {}}
+    assert pod_hostname(long_name) == "x" * 62
+    assert pod_hostname(pod(hostname="h")) == "h"
+
+
+def test_isolated_argv_keeps_a_missing_program_an_error(tmp_path: Path) -> None:
+    files = (tmp_path / "resolv.conf", tmp_path / "hosts")
+    argv = isolated_argv(["sh", "-c", "true"], *files, hostname="w-0", path="/usr/bin:/bin")
+    assert argv[-3:] == ["sh", "-c", "true"]
+    assert argv[-6:-3] == [*(str(f) for f in files), "w-0"]
+    with pytest.raises(FileNotFoundError, match="no-such-program"):
+        isolated_argv(["no-such-program"], *files, path="/usr/bin:/bin")
+    with pytest.raises(FileNotFoundError, match=r"missing\.py"):
+        isolated_argv(["./missing.py"], *files, cwd=tmp_path)
