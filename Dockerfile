@@ -27,7 +27,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/modelmonitor/__init__.py operator/modelmonitor/__init__.py
 RUN pip install --only-binary=:all: --upgrade pip setuptools wheel \
- && pip install --only-binary=:all: '.[kafka]' \
+ && pip install --only-binary=:all: '.[kafka,dask]' \
  && pip uninstall -y modelmonitor
 COPY operator ./operator
 # LICENSE lands in the package's dist-info inside the venv, so the image carries it.

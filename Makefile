@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv testbin testbin-cluster testbin-flux system-deps modelserver-venv kafka-jars deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale image image-smoke clean
+.PHONY: help venv testbin testbin-cluster testbin-flux system-deps modelserver-venv kafka-jars dask-operator-venv deps lint typecheck test test-unit test-e2e crd verify-crd cluster-up cluster-down cluster-status demo bench bench-scale image image-smoke clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,9 +35,12 @@ modelserver-venv: venv
 kafka-jars: venv system-deps
 	$(PY) -m tests.kafka_broker fetch >/dev/null
 
+dask-operator-venv: venv
+	$(PY) -m tests.dask_operator venv >/dev/null
+
 # The parts are independent but for the ordering above, so they run side by side: the
 # downloads (apt, pip, Maven) overlap the Go builds instead of following them.
-DEPS_PARTS := testbin-cluster testbin-flux system-deps modelserver-venv kafka-jars
+DEPS_PARTS := testbin-cluster testbin-flux system-deps modelserver-venv kafka-jars dask-operator-venv
 
 deps: venv ## everything the tests need
 	$(MAKE) --no-print-directory -j$(words $(DEPS_PARTS)) --output-sync=line $(DEPS_PARTS)

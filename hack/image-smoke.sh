@@ -59,6 +59,12 @@ ok "runs as uid 65532"
   --format json >/dev/null || fail "modelmonitor check in the image"
 ok "modelmonitor check on the iris reference (numpy, scipy, pyarrow load)"
 
+# mode dask's cluster pods run this image as `dask scheduler` / `dask worker`
+"${run[@]}" "$ctr" -- dask scheduler --help >/dev/null || fail "dask scheduler in the image (the dask extra)"
+"${run[@]}" "$ctr" -- python -c "import distributed, modelmonitor.adapters.dask_engine" \
+  || fail "distributed in the image (the dask extra)"
+ok "dask scheduler and worker commands (the dask extra)"
+
 "${run[@]}" "$ctr" -- sh -c 'grep -q "Apache License" /opt/venv/lib/python3*/site-packages/modelmonitor-*.dist-info/licenses/LICENSE' \
   || fail "LICENSE missing from the package's dist-info"
 ok "LICENSE in the package's dist-info"

@@ -3,6 +3,7 @@ and returns (:class:`Launch`), and :class:`LocalImage` with Docker's ENTRYPOINT/
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,9 @@ class LocalImage:
 
     A container's ``command`` replaces ``entrypoint`` (and drops ``cmd``); its ``args``
     replace ``cmd``. $(VAR) references in ``entrypoint`` and ``cmd`` are expanded with the
-    container's environment, so ``"--bind", "$(POD_IP)"`` binds to the pod's address.
+    container's environment, so ``"--bind", "$(POD_IP)"`` binds to the pod's address. A
+    ``command`` naming a program without a path is looked up on the image's ``PATH``
+    (``env``) when it sets one, as the image's own PATH would find it.
     """
 
     entrypoint: Sequence[str]
@@ -75,7 +78,10 @@ class LocalImage:
 
     def __call__(self, ctx: ContainerContext) -> Launch:
         if ctx.command:
-            argv = [*ctx.command, *ctx.args]
+            program = ctx.command[0]
+            if "/" not in program and "PATH" in self.env:
+                program = shutil.which(program, path=self.env["PATH"]) or program
+            argv = [program, *ctx.command[1:], *ctx.args]
         else:
             tail = ctx.args or tuple(ctx.expand(a) for a in self.cmd)
             argv = [*(ctx.expand(a) for a in self.entrypoint), *tail]

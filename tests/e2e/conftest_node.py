@@ -9,6 +9,7 @@ the cluster is a local control plane, else under pytest's temporary directory.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +24,11 @@ NODE_NAME = "local-node"
 
 def modelmonitor_image() -> LocalImage:
     """The operator's image as a local command: the ``modelmonitor`` entry point of the
-    test's virtualenv (``args: [job, ...]`` or ``[run, ...]`` as in the real image)."""
-    return LocalImage(entrypoint=[str(Path(sys.executable).with_name("modelmonitor"))])
+    test's virtualenv (``args: [job, ...]`` or ``[run, ...]`` as in the real image), with
+    the virtualenv's commands first on PATH as the image's are (``command: [dask]``)."""
+    bin_dir = Path(sys.executable).parent
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    return LocalImage(entrypoint=[str(bin_dir / "modelmonitor")], env={"PATH": path})
 
 
 def _work_dir(cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:

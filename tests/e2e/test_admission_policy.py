@@ -458,6 +458,44 @@ def test_a_partitioned_window_s_claim_needs_get_on_it(policy: KubeCluster, ns: s
     assert_admitted(create_as(policy, ns, "judy", "parts", spec))
 
 
+def test_an_ephemeral_dask_cluster_needs_create_on_daskjobs(policy: KubeCluster, ns: str) -> None:
+    """spec.schedule.dask.cluster has the operator create a DaskJob (pods of the run image
+    with the claim mounted): its author must be able to create DaskJobs there."""
+    spec = {
+        "target": {"name": "app"},
+        "schedule": {"mode": "dask", "dask": {"cluster": {"workers": 2}}},
+        "reference": {"configMapRef": {"name": "ref", "key": "ref.csv"}},
+        "data": {"partitions": {"claimName": "exports", "path": "day"}},
+    }
+    base = [
+        ("apps", "deployments", "get", ("app",)),
+        ("", "configmaps", "get", ("ref",)),
+        ("", "persistentvolumeclaims", "get", ("exports",)),
+    ]
+    grant(policy, ns, "kim", base)
+    assert_refused(
+        create_as(policy, ns, "kim", "dask", spec),
+        f"may not create daskjobs.kubernetes.dask.org in namespace {ns}",
+    )
+    # the right to create Jobs, or DaskClusters, is not the right to create DaskJobs
+    grant(
+        policy,
+        ns,
+        "lee",
+        [
+            *base,
+            ("batch", "jobs", "create", None),
+            ("kubernetes.dask.org", "daskclusters", "create", None),
+        ],
+    )
+    assert_refused(create_as(policy, ns, "lee", "dask", spec), "create daskjobs")
+    # an existing scheduler needs no such right
+    existing = {**spec, "schedule": {"mode": "dask", "dask": {"scheduler": "tcp://d:8786"}}}
+    assert_admitted(create_as(policy, ns, "kim", "existing", existing))
+    grant(policy, ns, "mia", [*base, ("kubernetes.dask.org", "daskjobs", "create", None)])
+    assert_admitted(create_as(policy, ns, "mia", "dask", spec))
+
+
 # -- updates --------------------------------------------------------------------------------
 def test_spec_edits_are_checked_but_metadata_and_status_writes_are_not(
     policy: KubeCluster, ns: str

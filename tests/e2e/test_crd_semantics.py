@@ -63,7 +63,41 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("path with a query", spec_with("target.endpoint.path", "/p?x=1"), "spec.target.endpoint.path"),
 ]
 
+# Mode dask with an ephemeral cluster (a DaskJob per run) over a claim's partitions.
+DASK = spec_with(
+    "data.partitions",
+    {"claimName": "exports", "path": "day"},
+    spec_with("schedule", {"mode": "dask", "dask": {"cluster": {}}}),
+)
+REFUSED += [
+    (
+        "dask scheduler and cluster both",
+        spec_with("schedule.dask.scheduler", "tcp://d:8786", DASK),
+        "spec.schedule.dask",
+    ),
+    (
+        "dask neither scheduler nor cluster",
+        spec_with("schedule.dask", {}, DASK),
+        "spec.schedule.dask",
+    ),
+    (
+        "dask cluster of 0 workers",
+        spec_with("schedule.dask.cluster.workers", 0, DASK),
+        "spec.schedule.dask.cluster.workers",
+    ),
+    (
+        "dask cluster of 33 workers",
+        spec_with("schedule.dask.cluster.workers", 33, DASK),
+        "spec.schedule.dask.cluster.workers",
+    ),
+]
+
 ACCEPTED: list[dict[str, Any]] = [
+    DASK,
+    spec_with(
+        "schedule.dask.cluster", {"workers": 32, "resources": {"limits": {"memory": "1Gi"}}}, DASK
+    ),
+    spec_with("schedule.dask", {"scheduler": "tcp://dask-scheduler.data:8786"}, DASK),
     spec_with("drift", {"method": "ks", "threshold": 0.999}),
     spec_with("drift", {"threshold": None}),
     spec_with("drift", {"method": "wasserstein", "threshold": 10}),

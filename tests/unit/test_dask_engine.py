@@ -289,7 +289,7 @@ def test_without_the_extra_mode_dask_is_invalid_with_the_reason() -> None:
     assert evaluate(body, Objects(), now=NOW, dask_installed=True).valid
 
 
-def run(monitor: MonitorSpec, root: Path, dask: Any) -> Report:
+def run(monitor: MonitorSpec, root: Path, dask: Any, own_scheduler: str | None = None) -> Report:
     objects = Objects()
     clients = Clients(
         references=ReferenceCache(objects, outbound=LOOPBACK_ALLOWED),
@@ -298,6 +298,7 @@ def run(monitor: MonitorSpec, root: Path, dask: Any) -> Report:
         outbound=LOOPBACK_ALLOWED,
         window_root=str(root),
         dask=dask,
+        dask_scheduler=own_scheduler,
     )
     return asyncio.run(InlineRunner(clients, mode="job").run("ml", "batch", monitor, {}))
 
@@ -366,6 +367,26 @@ def test_a_failing_cluster_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (problem,) = report.problems
     assert problem.reason == "EngineFailed"
     assert "cannot reach the Dask scheduler" in problem.message
+
+
+def test_a_runs_own_cluster_is_profiled_on_at_the_address_the_pod_checked(
+    tmp_path: Path,
+) -> None:
+    write_window(tmp_path / "window", 2, 100)
+    asked: list[str] = []
+
+    def broken(scheduler: str, *_: Any) -> tuple[ReferenceProfile, int]:
+        asked.append(scheduler)
+        raise dask_engine.EngineError("stop here")
+
+    own = "tcp://batch-dask-1-scheduler.ml.svc.cluster.local:8786"
+    report = run(spec(dask={"cluster": {}}), tmp_path, broken, own_scheduler=own)
+    assert asked == [own]
+    assert [p.reason for p in report.problems] == ["EngineFailed"]
+    # a pod that was not told its cluster's address profiles nowhere
+    report = run(spec(dask={"cluster": {}}), tmp_path, broken)
+    assert [p.reason for p in report.problems] == ["EngineUnavailable"]
+    assert asked == [own]
 
 
 # --- the command line -----------------------------------------------------------------------

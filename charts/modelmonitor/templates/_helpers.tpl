@@ -235,6 +235,13 @@ Job per run, read back, then deleted. Separate from the retrain rule (rbac.actio
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [create, get, list, watch, delete]
+{{- if .Values.rbac.daskJobs }}
+# spec.schedule.dask.cluster (engine/daskjob_runner.py): a DaskJob per run, made into a
+# cluster and a run pod by the dask-kubernetes operator (installed by the cluster admin).
+- apiGroups: [kubernetes.dask.org]
+  resources: [daskjobs]
+  verbs: [create, get, list, delete]
+{{- end }}
 {{- end }}
 
 {{/* Rules of a job-mode run's own ServiceAccount (jobMode.*). */}}

@@ -159,22 +159,41 @@ class KubeClient:
         return self._get_or_none(resource_path(_MONITORS, namespace, PLURAL, name))
 
     def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
-        selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in labels.items()))
-        path = f"{resource_path(_BATCH, namespace, 'jobs')}?labelSelector={selector}"
-        return [dict(item) for item in self._request("GET", path).get("items") or []]
+        return self.list_runs(_BATCH, "jobs", namespace, labels)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get_or_none(resource_path(_BATCH, namespace, "jobs", name))
+        return self.get_run(_BATCH, "jobs", namespace, name)
 
     def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._request("POST", resource_path(_BATCH, namespace, "jobs"), body=body)
+        return self.create_run(_BATCH, "jobs", namespace, body)
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and, in the background, its pods and report ConfigMap."""
+        self.delete_run(_BATCH, "jobs", namespace, name)
+
+    # A run's workload (a batch/v1 Job, a DaskJob): ``api`` is the API prefix
+    # (``/apis/batch/v1``), ``plural`` the resource. ApiException passes through, so a
+    # caller can tell a missing CRD (404 on a list) or missing rights (403) apart.
+    def list_runs(
+        self, api: str, plural: str, namespace: str, labels: Mapping[str, str]
+    ) -> builtins.list[dict[str, Any]]:
+        selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in labels.items()))
+        path = f"{resource_path(api, namespace, plural)}?labelSelector={selector}"
+        return [dict(item) for item in self._request("GET", path).get("items") or []]
+
+    def get_run(self, api: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(resource_path(api, namespace, plural, name))
+
+    def create_run(
+        self, api: str, plural: str, namespace: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return self._request("POST", resource_path(api, namespace, plural), body=body)
+
+    def delete_run(self, api: str, plural: str, namespace: str, name: str) -> None:
+        """Delete a run's object and, in the background, what it owns; absent is fine."""
         body = {"propagationPolicy": "Background"}
         try:
-            path = resource_path(_BATCH, namespace, "jobs", name)
-            self._request("DELETE", path, body=body)
+            self._request("DELETE", resource_path(api, namespace, plural, name), body=body)
         except ApiException as exc:
             if exc.status != 404:
                 raise

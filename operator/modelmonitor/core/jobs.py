@@ -176,9 +176,17 @@ def build_job(
 
 
 def build_report_configmap(
-    *, job: str, job_uid: str, namespace: str, monitor: str, report_json: str
+    *,
+    job: str,
+    job_uid: str,
+    namespace: str,
+    monitor: str,
+    report_json: str,
+    owner_kind: Literal["Job", "Pod"] = "Job",
 ) -> dict[str, Any]:
-    """The ConfigMap a job pod writes its report into, owned by its Job."""
+    """The ConfigMap a job pod writes its report into, owned by its Job (or, in a
+    DaskJob, by the run pod itself: ``owner_kind`` Pod, ``job``/``job_uid`` the pod's)."""
+    owner_api = "batch/v1" if owner_kind == "Job" else "v1"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -187,7 +195,7 @@ def build_report_configmap(
             "namespace": namespace,
             "labels": {RUN_LABEL: monitor, COMPONENT_LABEL: "monitoring-run-report"},
             "ownerReferences": [
-                {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": job_uid}
+                {"apiVersion": owner_api, "kind": owner_kind, "name": job, "uid": job_uid}
             ],
         },
         "data": {REPORT_KEY: report_json},

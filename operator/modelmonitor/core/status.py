@@ -52,6 +52,8 @@ class Reason(StrEnum):
     RETRAIN_TEMPLATE_REFUSED = "RetrainTemplateRefused"
     # spec.schedule.mode dask without the dask extra installed (docs/sources.md)
     ENGINE_NOT_INSTALLED = "EngineNotInstalled"
+    # spec.schedule.dask.cluster without dask-kubernetes' DaskJob API or the rights on it
+    ENGINE_UNAVAILABLE = "EngineUnavailable"
     # Degraded: a run raised instead of reporting (core/verdict.py, failed_run)
     RUN_FAILED = "RunFailed"
     # PerformanceDegraded / ConceptDrift (core/verdict.py, performance_conditions)

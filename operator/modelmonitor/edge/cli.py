@@ -223,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         "read inside it",
     )
     p.add_argument(
+        "--dask-cluster",
+        default="",
+        help="the run's DaskJob (mode dask with cluster; the operator sets it): profile on "
+        "its scheduler ($DASK_SCHEDULER_ADDRESS, which must name it) and store the report "
+        "owned by this pod ($JOB_NAME, $JOB_UID)",
+    )
+    p.add_argument(
         "--print-only", action="store_true", help="print the report, store nothing (debugging)"
     )
     p.set_defaults(handler=_lazy("modelmonitor.edge.job_command:job_command"))

@@ -64,6 +64,8 @@ class OperatorConfig:
     # ``modelmonitor job`` only: the Job it runs in (JOB_NAME, JOB_UID from the downward API)
     job_name: str = ""
     job_uid: str = ""
+    # ... and in a DaskJob's run pod, the scheduler dask-kubernetes injected
+    dask_scheduler_address: str = ""
     # what a reference may decode to (REFERENCE_MAX_DECODED_BYTES, _ROWS, _CELLS)
     reference_max_decoded_bytes: int = REFERENCE_LIMITS.max_decoded_bytes
     reference_max_rows: int = REFERENCE_LIMITS.max_rows
@@ -259,6 +261,7 @@ def load_config(
         api_service=_api_service(env),
         job_name=env.get("JOB_NAME", ""),
         job_uid=env.get("JOB_UID", ""),
+        dask_scheduler_address=env.get("DASK_SCHEDULER_ADDRESS", ""),
         reference_max_decoded_bytes=_count(
             env, "REFERENCE_MAX_DECODED_BYTES", defaults.reference_max_decoded_bytes, minimum=1
         ),

@@ -1,7 +1,9 @@
 """``modelmonitor job``: one monitoring run inside a Job's pod, report into a ConfigMap.
 
 The same runner as inline mode; the Job's name and UID come from the pod's labels
-(downward API), so the report ConfigMap is owned by the Job and goes with it.
+(downward API), so the report ConfigMap is owned by the Job and goes with it. In a
+DaskJob (``--dask-cluster NAME``) they are the pod's own name and UID: the report is
+owned by the pod, which the DaskJob owns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelmonitor.core.daskjobs import scheduler_address
 from modelmonitor.core.jobs import build_report_configmap
 from modelmonitor.core.limits import ReadLimits
 from modelmonitor.core.stats.partitions import ProfileSchema
@@ -41,6 +44,22 @@ def dask_profiler(outbound: Outbound) -> DaskProfiler | None:
         return run.profile, run.workers
 
     return profile
+
+
+def cluster_scheduler(cluster: str, namespace: str, given: str) -> str | None:
+    """The scheduler of the run's own DaskJob ``cluster``: ``given``
+    (``$DASK_SCHEDULER_ADDRESS`` as dask-kubernetes injects it), accepted only when it
+    names that DaskJob's scheduler Service in the run's namespace (anything else could
+    send the run's client, which unpickles what its scheduler sends, elsewhere). None
+    without ``--dask-cluster``."""
+    if not cluster:
+        return None
+    expected = scheduler_address(cluster, namespace)
+    if given != expected:
+        raise ValueError(
+            f"DASK_SCHEDULER_ADDRESS is {given!r}, not the run's own scheduler {expected!r}"
+        )
+    return expected
 
 
 def job_command(args: argparse.Namespace) -> int:
@@ -76,6 +95,13 @@ def job_command(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(f"modelmonitor job: invalid spec: {exc}", file=sys.stderr)
         return 2
+    try:
+        own_scheduler = cluster_scheduler(
+            args.dask_cluster, args.namespace, cfg.dask_scheduler_address
+        )
+    except ValueError as exc:
+        print(f"modelmonitor job: {exc}", file=sys.stderr)
+        return 2
     servers = api_server_endpoints([api_client.configuration.host, cfg.api_service])
     outbound = Outbound(cfg.outbound_policy().with_api_servers(servers), cfg.response_limits)
     runner = InlineRunner(
@@ -93,6 +119,7 @@ def job_command(args: argparse.Namespace) -> int:
             window_root=args.window_root or None,
             window_limits=cfg.reference_limits,
             dask=dask_profiler(outbound),
+            dask_scheduler=own_scheduler,
         ),
         mode="job",
     )
@@ -111,6 +138,7 @@ def job_command(args: argparse.Namespace) -> int:
                 namespace=args.namespace,
                 monitor=args.name,
                 report_json=payload,
+                owner_kind="Pod" if args.dask_cluster else "Job",
             ),
         )
     except Exception as exc:

@@ -72,6 +72,7 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
     from modelmonitor.adapters.outbound import Outbound, api_server_endpoints
     from modelmonitor.core.jobs import JobSettings
     from modelmonitor.edge import handlers
+    from modelmonitor.engine.daskjob_runner import daskjob_runner
     from modelmonitor.engine.job_runner import JobRunner
     from modelmonitor.engine.leader import LeaseElector
     from modelmonitor.engine.runloop import ModeRunner
@@ -140,10 +141,9 @@ def run_operator(cfg: OperatorConfig, *, remediation: RemediationFactory | None 
         **cfg.reference_limits_env(),
     }
     slots = RunSlots(cfg.max_concurrent_runs, cfg.max_runs_per_namespace)
-    jobs = JobRunner(
-        kube, JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env), slots=slots
-    )
-    runner = ModeRunner(inline, jobs)
+    job_settings = JobSettings(cfg.job_image, cfg.job_service_account, extra_env=job_env)
+    jobs = JobRunner(kube, job_settings, slots=slots)
+    runner = ModeRunner(inline, jobs, daskjob_runner(kube, job_settings, slots=slots))
     context = handlers.OperatorContext(
         cfg,
         kube,

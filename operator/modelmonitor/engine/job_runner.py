@@ -4,6 +4,11 @@ Implements the run loop's ``Runner`` protocol, so the loop does not care where a
 happens. Survives operator restarts: a Job still running for the monitor is adopted
 (waited for) instead of starting another one; a finished one not yet read is read.
 
+What a run is made of is the runner's ``workload`` (:class:`RunWorkload`): a batch/v1
+Job here (:class:`BatchJobs`), a dask-kubernetes DaskJob for mode dask's ephemeral
+cluster (engine/daskjob_runner.py); finding, adopting, waiting, reading and deleting are
+the same for both.
+
 The runner holds one of the operator's run slots only to find or create the Job and to
 read its report, never while the Job runs: waiting for a Job costs a poll per second,
 not a slot. The wait ends at the run's deadline (``spec.schedule.runTimeout``); the Job
@@ -21,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from modelmonitor.adapters.kube import KubeClient
 from modelmonitor.core.jobs import (
@@ -44,6 +49,54 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 60.0  # beyond activeDeadlineSeconds before the operator gives up itself
 
 
+class RunWorkload(Protocol):
+    """The Kubernetes object one run is (a Job, a DaskJob), and how to read it."""
+
+    kind: str
+
+    def list(self, namespace: str, monitor: str) -> list[dict[str, Any]]: ...
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def create(self, namespace: str, job: dict[str, Any], spec: MonitorSpec) -> dict[str, Any]:
+        """Create the run's object from job mode's Job manifest ``job``."""
+        ...
+
+    def delete(self, namespace: str, name: str) -> None: ...
+
+    def outcome(self, obj: Mapping[str, Any]) -> JobOutcome: ...
+
+    def report_configmap(self, name: str) -> str:
+        """The name of the ConfigMap the run pod of object ``name`` writes its report to."""
+        ...
+
+
+@dataclass
+class BatchJobs:
+    """Job mode: a run is a batch/v1 Job."""
+
+    kube: KubeClient
+    kind: str = "Job"
+
+    def list(self, namespace: str, monitor: str) -> list[dict[str, Any]]:
+        return self.kube.list_jobs(namespace, {RUN_LABEL: monitor})
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.kube.get_job(namespace, name)
+
+    def create(self, namespace: str, job: dict[str, Any], spec: MonitorSpec) -> dict[str, Any]:
+        return self.kube.create_job(namespace, job)
+
+    def delete(self, namespace: str, name: str) -> None:
+        self.kube.delete_job(namespace, name)
+
+    def outcome(self, obj: Mapping[str, Any]) -> JobOutcome:
+        return job_outcome(obj)
+
+    def report_configmap(self, name: str) -> str:
+        return report_configmap_name(name)
+
+
 @dataclass
 class JobRunner:
     kube: KubeClient
@@ -51,6 +104,10 @@ class JobRunner:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     poll_seconds: float = 1.0
     slots: RunSlots | None = None  # None: take no slot (tests, the job pod)
+    workload: RunWorkload | None = None  # None: batch/v1 Jobs (BatchJobs)
+
+    def __post_init__(self) -> None:
+        self.work: RunWorkload = self.workload or BatchJobs(self.kube)
 
     async def run(
         self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
@@ -66,12 +123,15 @@ class JobRunner:
                 report = await self._read(
                     namespace, job, outcome, started, time.perf_counter() - t0
                 )
+        except RunUnavailableError as exc:  # the workload's API is missing or forbidden
+            log.warning("run of %s/%s: %s", namespace, name, exc)
+            return _failed(started, time.perf_counter() - t0, exc.reason, str(exc))
         except Exception as exc:  # the API failed us: report it, never crash the loop
             log.exception("job-mode run of %s/%s failed", namespace, name)
             return _failed(
                 started, time.perf_counter() - t0, "JobFailed", f"{type(exc).__name__}: {exc}"
             )
-        await asyncio.to_thread(self.kube.delete_job, namespace, job["metadata"]["name"])
+        await asyncio.to_thread(self.work.delete, namespace, job["metadata"]["name"])
         return report
 
     def _slot(self, namespace: str) -> contextlib.AbstractAsyncContextManager[None]:
@@ -85,19 +145,25 @@ class JobRunner:
         status: Mapping[str, Any],
         started: dt.datetime,
     ) -> dict[str, Any]:
-        jobs = await asyncio.to_thread(self.kube.list_jobs, namespace, {RUN_LABEL: name})
+        jobs = await asyncio.to_thread(self.work.list, namespace, name)
         last_run = parse_time((status.get("lastRun") or {}).get("time"))
         pending = []
         for job in jobs:
             created = parse_time(job["metadata"].get("creationTimestamp"))
             unread = last_run is None or (created is not None and created > last_run)
-            if job_outcome(job).state == "running" or unread:
+            if self.work.outcome(job).state == "running" or unread:
                 pending.append(job)
             else:  # finished and already reported: clean up
-                await asyncio.to_thread(self.kube.delete_job, namespace, job["metadata"]["name"])
+                await asyncio.to_thread(self.work.delete, namespace, job["metadata"]["name"])
         if pending:
             pending.sort(key=lambda j: j["metadata"].get("creationTimestamp", ""))
-            log.info("adopting Job %s of %s/%s", pending[-1]["metadata"]["name"], namespace, name)
+            log.info(
+                "adopting %s %s of %s/%s",
+                self.work.kind,
+                pending[-1]["metadata"]["name"],
+                namespace,
+                name,
+            )
             return pending[-1]
         monitor = await asyncio.to_thread(self.kube.get_monitor, namespace, name)
         if monitor is None:
@@ -123,12 +189,13 @@ class JobRunner:
                 else None
             ),
         )
-        return await asyncio.to_thread(self.kube.create_job, namespace, manifest)
+        return await asyncio.to_thread(self.work.create, namespace, manifest, spec)
 
     async def _wait(
         self, namespace: str, job: dict[str, Any], spec: MonitorSpec, t0: float
     ) -> JobOutcome:
         name = job["metadata"]["name"]
+        kind = self.work.kind
         created = parse_time(job["metadata"].get("creationTimestamp")) or self.clock()
         limit = spec.schedule.job_active_deadline_seconds + GRACE_SECONDS
         deadline = spec.schedule.run_timeout_seconds
@@ -137,18 +204,18 @@ class JobRunner:
                 return JobOutcome(
                     "failed",
                     RUN_TIMED_OUT,
-                    f"Job {name} still running at spec.schedule.runTimeout ({deadline:g}s); "
+                    f"{kind} {name} still running at spec.schedule.runTimeout ({deadline:g}s); "
                     "deleted",
                 )
-            current = await asyncio.to_thread(self.kube.get_job, namespace, name)
+            current = await asyncio.to_thread(self.work.get, namespace, name)
             if current is None:
-                return JobOutcome("failed", "JobDeleted", f"Job {name} was deleted")
-            outcome = job_outcome(current)
+                return JobOutcome("failed", "JobDeleted", f"{kind} {name} was deleted")
+            outcome = self.work.outcome(current)
             if outcome.state != "running":
                 return outcome
             if (self.clock() - created).total_seconds() > limit:
                 return JobOutcome(
-                    "failed", "JobStuck", f"Job {name} still running after {limit:.0f}s"
+                    "failed", "JobStuck", f"{kind} {name} still running after {limit:.0f}s"
                 )
             left = deadline - (time.perf_counter() - t0)
             await asyncio.sleep(max(0.0, min(self.poll_seconds, left)))
@@ -161,27 +228,35 @@ class JobRunner:
         started: dt.datetime,
         elapsed: float,
     ) -> Report:
-        name = job["metadata"]["name"]
+        name = f"{self.work.kind} {job['metadata']['name']}"
         if outcome.reason == RUN_TIMED_OUT:
             return _failed(started, elapsed, RUN_TIMED_OUT, outcome.message)
         if outcome.state == "failed":
-            detail = f"Job {name} failed: {outcome.reason}"
+            detail = f"{name} failed: {outcome.reason}"
             if outcome.message:
                 detail += f" ({outcome.message})"
             return _failed(started, elapsed, "JobFailed", detail)
-        cm = await asyncio.to_thread(
-            self.kube.get, "ConfigMap", namespace, report_configmap_name(name)
-        )
+        report_name = self.work.report_configmap(job["metadata"]["name"])
+        cm = await asyncio.to_thread(self.kube.get, "ConfigMap", namespace, report_name)
         payload = ((cm or {}).get("data") or {}).get(REPORT_KEY)
         if payload is None:
-            return _failed(started, elapsed, "JobFailed", f"Job {name} finished without a report")
+            return _failed(started, elapsed, "JobFailed", f"{name} finished without a report")
         try:
             report = Report.from_dict(json.loads(payload))
         except (ValueError, KeyError, TypeError) as exc:
             return _failed(
-                started, elapsed, "JobFailed", f"Job {name} wrote an unreadable report: {exc}"
+                started, elapsed, "JobFailed", f"{name} wrote an unreadable report: {exc}"
             )
         return report
+
+
+class RunUnavailableError(Exception):
+    """The run's workload cannot be used at all (its CRD is absent, the operator lacks
+    the rights): reported with ``reason`` on the monitor, never retried in a loop."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _failed(started: dt.datetime, elapsed: float, reason: str, message: str) -> Report:

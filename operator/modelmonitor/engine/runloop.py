@@ -55,15 +55,21 @@ class Runner(Protocol):
 
 @dataclass
 class ModeRunner:
-    """Sends each run where its spec says: ``inline`` here, ``job`` to a Kubernetes Job."""
+    """Sends each run where its spec says: ``inline`` here, ``job`` to a Kubernetes Job,
+    ``dask`` with ``cluster`` to a DaskJob (``dask_cluster``; None: to a Job as well, whose
+    run then reports the engine missing)."""
 
     inline: Runner
     job: Runner
+    dask_cluster: Runner | None = None
 
     async def run(
         self, namespace: str, name: str, spec: MonitorSpec, status: Mapping[str, Any]
     ) -> Report:
         runner = self.job if spec.schedule.in_job else self.inline
+        dask = spec.schedule.dask
+        if spec.schedule.mode == "dask" and dask is not None and dask.cluster is not None:
+            runner = self.dask_cluster or runner
         return await runner.run(namespace, name, spec, status)
 
 

@@ -75,6 +75,9 @@ class Clients:
     # spec.schedule.mode dask: the partition step on the monitor's Dask scheduler (the run
     # pod, with the extra installed); None: not installed here
     dask: DaskProfiler | None = None
+    # spec.schedule.dask.cluster: the address of the run's own cluster (its DaskJob's
+    # scheduler Service, checked by the run pod); None: no such cluster here
+    dask_scheduler: str | None = None
     # spec.anomalies' series between runs (a run fetches only the new tail)
     series_cache: SeriesCache = field(default_factory=SeriesCache)
 

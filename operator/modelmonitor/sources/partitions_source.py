@@ -47,6 +47,7 @@ PARTITIONS_UNAVAILABLE = "PartitionsUnavailable"
 PARTITIONS_UNREADABLE = "PartitionsUnreadable"
 ENGINE_NOT_INSTALLED = "EngineNotInstalled"
 ENGINE_FAILED = "EngineFailed"
+ENGINE_UNAVAILABLE = "EngineUnavailable"
 
 
 class PartitionsError(Exception):
@@ -79,7 +80,11 @@ class PartitionsSource:
             if ctx.clients.dask is None or ctx.spec.schedule.dask is None:
                 message = f"{shown}: mode dask needs the dask extra in the run pod's image"
                 return _failed(ENGINE_NOT_INSTALLED, message)
-            engine = _on_dask(ctx.clients.dask, ctx.spec.schedule.dask.scheduler, details)
+            address = ctx.spec.schedule.dask.scheduler or ctx.clients.dask_scheduler
+            if address is None:
+                message = f"{shown}: the run's Dask cluster has no scheduler address"
+                return _failed(ENGINE_UNAVAILABLE, message)
+            engine = _on_dask(ctx.clients.dask, address, details)
         try:
             profile, files = await asyncio.to_thread(
                 read_window,

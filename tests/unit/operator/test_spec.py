@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelmonitor.core.spec import (
+    DaskClusterSpec,
     KafkaSASLSpec,
     LabelsSpec,
     PerformanceSpec,
@@ -231,6 +232,7 @@ def test_python_defaults_equal_crd_defaults() -> None:
         "spec.schedule.mode": spec.schedule.mode,
         "spec.schedule.runTimeout": "10m" if spec.schedule.run_timeout_seconds == 600 else None,
         "spec.schedule.job.activeDeadlineSeconds": spec.schedule.job_active_deadline_seconds,
+        "spec.schedule.dask.cluster.workers": DaskClusterSpec.workers,
         "spec.reference.format": spec.reference.format,
         "spec.features[].type": spec.features[0].type,
         "spec.prediction.name": spec.prediction.name if spec.prediction else None,

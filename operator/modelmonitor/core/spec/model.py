@@ -73,10 +73,24 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
-class DaskSpec:
-    """Mode dask: the scheduler (``tcp://host:port``) the run pod profiles the partitions on."""
+class DaskClusterSpec:
+    """Mode dask's ephemeral cluster: created per run as a dask-kubernetes DaskJob.
 
-    scheduler: str
+    ``workers`` worker pods (and one scheduler pod) run the operator's run image;
+    ``resources`` (requests/limits) apply to each worker's container.
+    """
+
+    workers: int = 2
+    resources: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DaskSpec:
+    """Mode dask: exactly one of an existing scheduler (``tcp://host:port``) or an
+    ephemeral cluster per run (``cluster``), where the run pod profiles the partitions."""
+
+    scheduler: str | None = None
+    cluster: DaskClusterSpec | None = None
 
 
 @dataclass(frozen=True)

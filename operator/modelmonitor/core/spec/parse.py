@@ -32,7 +32,6 @@ from modelmonitor.core.spec.model import (
     REFERENCE_FORMATS,
     SCHEDULE_MODES,
     TARGET_KINDS,
-    DaskSpec,
     DriftSpec,
     EndpointSpec,
     FeatureSpec,
@@ -48,6 +47,7 @@ from modelmonitor.core.spec.model import (
 from modelmonitor.core.spec.parse_actions import parse_actions
 from modelmonitor.core.spec.parse_alerting import parse_alerting
 from modelmonitor.core.spec.parse_anomalies import parse_anomalies
+from modelmonitor.core.spec.parse_dask import parse_dask
 from modelmonitor.core.spec.parse_kafka import parse_kafka
 from modelmonitor.core.spec.parse_object_storage import (
     OBJECT_STORAGE_SOURCES,
@@ -245,7 +245,7 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
     if timeout is not None and not MIN_RUN_TIMEOUT_SECONDS <= timeout <= MAX_RUN_TIMEOUT_SECONDS:
         r.problem(f"{path}.runTimeout", "must be between 1s and 1h")
     job = r.obj(data, "job", path) or {}
-    dask = _parse_dask(r, data, path)
+    dask = parse_dask(r, data, path)
     if (mode == "dask") != (dask is not None) and mode is not None:
         r.problem(f"{path}.dask", "is set exactly when spec.schedule.mode is 'dask'")
     return ScheduleSpec(
@@ -263,33 +263,6 @@ def _parse_schedule(r: FieldReader, spec: Mapping[str, Any]) -> ScheduleSpec:
         ),
         job_resources=dict(r.obj(job, "resources", f"{path}.job") or {}),
     )
-
-
-_DASK_HOST = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-    r"|[0-9]{1,3}(\.[0-9]{1,3}){3})$"
-)
-
-
-def _parse_dask(r: FieldReader, data: Mapping[str, Any], path: str) -> DaskSpec | None:
-    dask = r.obj(data, "dask", path)
-    if dask is None:
-        return None
-    where = f"{path}.dask"
-    address = r.string(dask, "scheduler", where, required=True)
-    if address is None:
-        return None
-    host, _, port = address.removeprefix("tcp://").rpartition(":")
-    if (
-        not address.startswith("tcp://")
-        or len(address) > 270
-        or not _DASK_HOST.match(host)
-        or not port.isdigit()
-        or not 1 <= int(port) <= 65535
-    ):
-        r.problem(f"{where}.scheduler", f"must be tcp://host:port, got {address!r}")
-        return None
-    return DaskSpec(scheduler=address)
 
 
 def _parse_features(r: FieldReader, spec: Mapping[str, Any]) -> tuple[FeatureSpec, ...]:
