@@ -24,6 +24,7 @@ from tests.cluster.binaries import cached_bin_dir, ensure_binaries
 from tests.cluster.controlplane import ControlPlane, reap_orphans
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.state import ClusterError
+from tests.e2e.admission_fixtures import ns, policy  # noqa: F401  (the admission policy applied)
 from tests.e2e.conftest_kafka import kafka  # noqa: F401
 from tests.e2e.conftest_kserve import inferenceservice_crd  # noqa: F401
 from tests.e2e.conftest_models import iris_images  # noqa: F401

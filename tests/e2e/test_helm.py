@@ -191,36 +191,6 @@ def _run_accounts(docs: list[Doc]) -> list[Doc]:
     return [d for d in by_kind(docs, "ServiceAccount") if d["metadata"]["namespace"] != "ops"]
 
 
-DASKJOB_GRANTS = {
-    ("kubernetes.dask.org", "daskjobs", v) for v in ("create", "get", "list", "delete")
-}
-
-
-def test_chart_grants_daskjobs_only_when_asked_and_only_where_runs_are(
-    cluster: KubeCluster,
-) -> None:
-    """rbac.daskJobs (spec.schedule.dask.cluster): off by default, like retrain; on, the
-    operator may create DaskJobs in the job-mode namespaces and nowhere else."""
-    base = ("jobMode.enabled=true", "jobMode.namespaces={ml}")
-    for docs in (helm_template(cluster, "ops", *base), helm_template(cluster, "ops")):
-        for role in [*by_kind(docs, "Role"), *by_kind(docs, "ClusterRole")]:
-            assert not {g for g in grants(role) if g[0] == "kubernetes.dask.org"}
-    docs = helm_template(cluster, "ops", *base, "rbac.daskJobs=true")
-    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in by_kind(docs, "Role")}
-    assert grants(roles[("ml", "mm-modelmonitor-job-mode")]) == (
-        JOB_MODE_OPERATOR_GRANTS | DASKJOB_GRANTS
-    )
-    elsewhere = [
-        d
-        for d in [*by_kind(docs, "Role"), *by_kind(docs, "ClusterRole")]
-        if d["metadata"]["name"] != "mm-modelmonitor-job-mode"
-    ]
-    for role in elsewhere:
-        assert not {g for g in grants(role) if g[0] == "kubernetes.dask.org"}, role["metadata"]
-    # the run pods' own account gets nothing of it: only the operator creates DaskJobs
-    assert grants(roles[("ml", "mm-modelmonitor-job")]) == JOB_RUN_GRANTS
-
-
 def test_chart_job_mode_gives_runs_their_service_account(cluster: KubeCluster) -> None:
     off = helm_template(cluster, "ops", "scope=namespace", "watchNamespaces={ml,ml-staging}")
     assert len(by_kind(off, "ServiceAccount")) == 1  # the operator's only

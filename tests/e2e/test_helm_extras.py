@@ -1,7 +1,8 @@
 """The chart's optional parts for a platform already running: the PrometheusRule, the
-aggregated view/edit/admin ClusterRoles, extra volumes, pod labels and annotations, and
-a TLS scrape in the ServiceMonitor. Rendered with ``helm template`` for the real API
-server's version; test_helm.py has the rest of the chart.
+aggregated view/edit/admin ClusterRoles, extra volumes, pod labels and annotations, a
+TLS scrape in the ServiceMonitor, and the DaskJob rights of ephemeral Dask clusters.
+Rendered with ``helm template`` for the real API server's version; test_helm.py has the
+rest of the chart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from tests.cluster.kube import CommandError, KubeCluster
 from tests.e2e.chart_fixtures import MANIFESTS, helm_template, with_chart_crds
 from tests.unit.test_alert_rules import PROMTOOL
 from tests.unit.test_alert_rules import RULES as RULE_FILE
-from tests.unit.test_packaging import assert_restricted_pod, by_kind, grants, load_docs
+from tests.unit.test_packaging import (
+    JOB_MODE_OPERATOR_GRANTS,
+    JOB_RUN_GRANTS,
+    assert_restricted_pod,
+    by_kind,
+    grants,
+    load_docs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +162,33 @@ def test_chart_shard_is_named_by_its_lease(cluster: KubeCluster) -> None:
     (deployment,) = by_kind(docs, "Deployment")
     names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "SHARD_LABEL_SELECTOR" not in names  # every monitor by default
+
+
+DASKJOB_GRANTS = {
+    ("kubernetes.dask.org", "daskjobs", v) for v in ("create", "get", "list", "delete")
+}
+
+
+def test_chart_grants_daskjobs_only_when_asked_and_only_where_runs_are(
+    cluster: KubeCluster,
+) -> None:
+    """rbac.daskJobs (spec.schedule.dask.cluster): off by default, like retrain; on, the
+    operator may create DaskJobs in the job-mode namespaces and nowhere else."""
+    base = ("jobMode.enabled=true", "jobMode.namespaces={ml}")
+    for docs in (helm_template(cluster, "ops", *base), helm_template(cluster, "ops")):
+        for role in [*by_kind(docs, "Role"), *by_kind(docs, "ClusterRole")]:
+            assert not {g for g in grants(role) if g[0] == "kubernetes.dask.org"}
+    docs = helm_template(cluster, "ops", *base, "rbac.daskJobs=true")
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in by_kind(docs, "Role")}
+    assert grants(roles[("ml", "mm-modelmonitor-job-mode")]) == (
+        JOB_MODE_OPERATOR_GRANTS | DASKJOB_GRANTS
+    )
+    elsewhere = [
+        d
+        for d in [*by_kind(docs, "Role"), *by_kind(docs, "ClusterRole")]
+        if d["metadata"]["name"] != "mm-modelmonitor-job-mode"
+    ]
+    for role in elsewhere:
+        assert not {g for g in grants(role) if g[0] == "kubernetes.dask.org"}, role["metadata"]
+    # the run pods' own account gets nothing of it: only the operator creates DaskJobs
+    assert grants(roles[("ml", "mm-modelmonitor-job")]) == JOB_RUN_GRANTS

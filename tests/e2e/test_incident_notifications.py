@@ -27,9 +27,9 @@ import pytest
 from tests import notification_schemas as schemas
 from tests.alertmanager import AlertmanagerServer, reap_orphans
 from tests.cluster.kube import KubeCluster, wait_for
+from tests.e2e.admission_fixtures import assert_refused as assert_forbidden
+from tests.e2e.admission_fixtures import create_as, grant
 from tests.e2e.operator_fixtures import OperatorProcess, start_and_wait
-from tests.e2e.test_admission_policy import assert_refused as assert_forbidden
-from tests.e2e.test_admission_policy import create_as, grant, ns, policy  # noqa: F401
 from tests.e2e.test_crd import _monitor, assert_refused, spec_with
 from tests.e2e.test_remediation import (
     metrics_port,
@@ -325,7 +325,7 @@ def test_every_sink_type_is_accepted_with_what_it_needs(crds: KubeCluster, names
     assert stored[0]["resendSeconds"] == 60
 
 
-def test_a_sink_credential_needs_get_on_its_secret(policy: KubeCluster, ns: str) -> None:  # noqa: F811
+def test_a_sink_credential_needs_get_on_its_secret(policy: KubeCluster, ns: str) -> None:
     """Attack: a monitor author names a Secret they cannot read (another team's PagerDuty
     key, in a namespace they share) so that the operator would use it for them."""
     spec = {

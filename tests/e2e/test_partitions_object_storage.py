@@ -23,16 +23,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.cluster.kube import KubeCluster
+from tests.e2e.admission_fixtures import Right, assert_admitted, create_as, grant
+from tests.e2e.admission_fixtures import assert_refused as assert_policy_refused
 from tests.e2e.operator_fixtures import OperatorProcess
-from tests.e2e.test_admission_policy import Right, assert_admitted, create_as, grant, ns, policy
-from tests.e2e.test_admission_policy import assert_refused as assert_policy_refused
 from tests.e2e.test_crd import assert_refused
 from tests.e2e.test_partitions_job import iris_partition
 from tests.e2e.test_runs import FEATURES, condition, setup, wait_status
 from tests.iris import reference_csv
 from tests.objectstore import S3Server, running_s3
-
-__all__ = ["ns", "policy"]  # the admission policy's fixtures, used here
 
 BUCKET = "scoring-exports"
 PREFIX = "daily/day=2026-12-07/"

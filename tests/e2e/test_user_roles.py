@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.kube import KubeCluster, wait_for
-from tests.e2e.test_admission_policy import monitor, ns, policy  # noqa: F401  (fixtures)
+from tests.e2e.admission_fixtures import monitor
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_ROLES = ROOT / "manifests" / "user-roles.yaml"
@@ -38,7 +38,7 @@ def _aggregated(cluster: KubeCluster, builtin: str, verb: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def user_roles(policy: KubeCluster) -> Iterator[KubeCluster]:  # noqa: F811
+def user_roles(policy: KubeCluster) -> Iterator[KubeCluster]:
     policy.kubectl("apply", "-f", str(USER_ROLES))
     try:
         for builtin, verb in (("view", "list"), ("edit", "create"), ("admin", "delete")):
@@ -71,7 +71,7 @@ def _can(
 
 def test_edit_user_creates_a_monitor_and_view_user_only_reads_it(
     user_roles: KubeCluster,
-    ns: str,  # noqa: F811
+    ns: str,
 ) -> None:
     cluster = user_roles
     _bind(cluster, ns, "edith", "edit")
