@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tests.ports import free_port
-from tests.prometheus import _die_with_parent
+from tests.processes import die_with_parent
 
 if TYPE_CHECKING:
     from tests.cluster.kube import KubeCluster
@@ -231,7 +231,7 @@ class DaskOperator:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self.workdir,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while not self._healthy():
