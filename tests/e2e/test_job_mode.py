@@ -81,18 +81,6 @@ def ready_for_job_runs(
     cluster.apply(job_rbac(namespace, secrets=secrets), "-n", namespace)
 
 
-def job_run_reported(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
-    """Monitor ``name``'s status once a job-mode run has reported back."""
-    return wait_for(
-        lambda: (lambda s: s if s.get("lastRun", {}).get("mode") == "job" else None)(
-            cluster.get("mm", name, "-n", namespace).get("status") or {}
-        ),
-        timeout=120,
-        interval=1,
-        what="a job-mode run reported back",
-    )
-
-
 def drift_of(status: dict[str, Any]) -> list[tuple[str, bool, float]]:
     return sorted(
         (f["name"], f["drifted"], round(f["statistic"], 9)) for f in status["drift"]["features"]
@@ -124,7 +112,14 @@ def test_job_mode_gives_the_inline_verdict(
     inline = wait_status(
         cluster, namespace, "inline", lambda s: s.get("phase") == "Drifted", "inline Drifted"
     )
-    job = job_run_reported(cluster, namespace, "jobmode")
+    job = wait_for(
+        lambda: (lambda s: s if s.get("lastRun", {}).get("mode") == "job" else None)(
+            cluster.get("mm", "jobmode", "-n", namespace).get("status") or {}
+        ),
+        timeout=120,
+        interval=1,
+        what="a job-mode run reported back",
+    )
     assert job["phase"] == "Drifted", job
     assert condition(job, "DriftDetected")["status"] == "True"
     assert drift_of(job) == drift_of(inline)

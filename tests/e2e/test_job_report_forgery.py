@@ -13,6 +13,7 @@ from typing import Any
 from tests.cluster.kube import KubeCluster, wait_for
 from tests.cluster.node import LocalImage, NodeAgent
 from tests.e2e.conftest_node import modelmonitor_image
+from tests.e2e.monitors import wait_job_run
 from tests.e2e.operator_fixtures import (
     JOB_SERVICE_ACCOUNT,
     OperatorProcess,
@@ -20,7 +21,7 @@ from tests.e2e.operator_fixtures import (
     start_and_wait,
     watching,
 )
-from tests.e2e.test_job_mode import job_run_reported, ready_for_job_runs
+from tests.e2e.test_job_mode import ready_for_job_runs
 from tests.e2e.test_runs import condition, monitor
 from tests.modelserver import ModelServer
 
@@ -221,7 +222,7 @@ def test_a_job_carrying_the_run_label_is_not_adopted(
         namespace,
     )
     cluster.apply(scaling_monitor("planted", model_server.url), "-n", namespace)
-    status = job_run_reported(cluster, namespace, "planted")
+    status = wait_job_run(cluster, namespace, "planted", "a job-mode run reported back")
     assert status["phase"] == "Healthy", status
     assert status["lastRun"]["samples"] != 99
     assert status["activeRun"]["kind"] == "Job"
