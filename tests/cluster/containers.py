@@ -16,6 +16,7 @@ from typing import Any
 from tests.cluster.api import Obj, now_timestamp
 from tests.cluster.images import Launch
 from tests.cluster.probes import Prober
+from tests.cluster.termination import read_message
 
 # Set in every container process; lets a later agent find processes an earlier,
 # killed agent left behind (see reap_orphan_processes).
@@ -53,6 +54,9 @@ class Container:
         self.image: str = spec.get("image", "")
         self.init = init
         self.log_path = log_path
+        # Bound at its terminationMessagePath when the pod's processes are isolated.
+        self.message_file = log_path.with_suffix(".termination-log")
+        self.message_bound = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = ""
         self._started_mono = 0.0
@@ -100,6 +104,8 @@ class Container:
         self.cwd = launch.cwd
         if self.proc is not None:
             self.restart_count += 1
+        self.message_file.write_bytes(b"")  # a fresh message per start, as a kubelet's
+        self.message_file.chmod(0o666)  # any container user may write it
         with open(self.log_path, "ab") as out:
             marker = out.tell()
             out.write(
@@ -146,6 +152,14 @@ class Container:
         }
         if code < 0:
             state["signal"] = -code
+        message = read_message(
+            self.spec,
+            self.message_file if self.message_bound else None,
+            exit_code,
+            self.output(),
+        )
+        if message:
+            state["message"] = message
         self.running_state = None
         self.ran_seconds = time.monotonic() - self._started_mono
         self.terminated = state

@@ -29,9 +29,13 @@ from tests.cluster.service_table import CLUSTER_DOMAIN
 MAX_NAMESERVERS = 3
 MAX_SEARCHES = 32
 # Runs in the new mount namespace: bind the pod's files, then become the container.
+# $4 is a count of further (file, mount point) pairs to bind; a missing mount point is
+# created as a container runtime would in the image's root (its directory must exist).
 _SCRIPT = (
     'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts'
-    ' && printf %s "$3" > /proc/sys/kernel/hostname && shift 3 && exec "$@"'
+    ' && printf %s "$3" > /proc/sys/kernel/hostname && n=$4 && shift 4'
+    ' && while [ "$n" -gt 0 ]; do { [ -e "$2" ] || : > "$2"; } && mount --bind "$1" "$2"'
+    ' || exit 126; shift 2; n=$((n - 1)); done && exec "$@"'
 )
 MAX_HOSTNAME = 63
 
@@ -122,10 +126,12 @@ def isolated_argv(
     hostname: str = "pod",
     path: str | None = None,
     cwd: Path | None = None,
+    binds: Sequence[tuple[Path, str]] = (),
 ) -> list[str]:
     """``argv`` run in mount and UTS namespaces of its own, with ``resolv`` and ``hosts``
-    bound over /etc's and ``hostname`` as its host name. unshare and sh exec, so the
-    container keeps the process's pid.
+    bound over /etc's, each (file, path) of ``binds`` bound at its path (a container's
+    termination message file), and ``hostname`` as its host name. unshare and sh exec, so
+    the container keeps the process's pid.
 
     A program that is not there raises FileNotFoundError here, as starting it directly
     would (with ``path``, the container's PATH, and ``cwd``), instead of a shell's exit 127.
@@ -152,6 +158,8 @@ def isolated_argv(
         str(resolv),
         str(hosts),
         hostname,
+        str(len(binds)),
+        *(word for source, target in binds for word in (str(source), target)),
         *argv,
     ]
 

@@ -20,6 +20,7 @@ from tests.cluster.environment import ConfigError, RefReader, container_env, exp
 from tests.cluster.images import ContainerContext
 from tests.cluster.pod_dns import etc_hosts, isolated_argv, pod_hostname, resolv_conf
 from tests.cluster.probes import run_probe
+from tests.cluster.termination import message_path
 from tests.cluster.volumes import container_mounts, materialize_volumes, rewrite_mount_paths
 
 if TYPE_CHECKING:
@@ -274,8 +275,10 @@ class PodWorker:
                     hostname=pod_hostname(self.pod),
                     path=env.get("PATH"),
                     cwd=launch.cwd,
+                    binds=[(container.message_file, message_path(container.spec))],
                 )
                 launch = replace(launch, argv=argv)
+            container.message_bound = self._etc is not None
             container.start(launch, env, os.getpid())
         except Exception as exc:
             return wait("RunContainerError", f"{type(exc).__name__}: {exc}")

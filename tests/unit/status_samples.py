@@ -37,6 +37,7 @@ from modelmonitor.core.incident import (
     PendingAction,
     Restore,
 )
+from modelmonitor.core.jobs import ACTIVE_RUN, active_run_record
 from modelmonitor.core.policy import history_entry, with_history
 from modelmonitor.core.report import DriftSummary, FeatureSummary, Problem, Report
 from modelmonitor.core.slo.budget import EventCounts, required_windows
@@ -458,5 +459,16 @@ def alerting_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
     yield "incident notifications", {"alerting": full_alerting().to_dict()}
 
 
+def job_run_statuses() -> Iterator[tuple[str, dict[str, Any]]]:
+    """What job mode records when it creates a run object (the only one it adopts)."""
+    job = {"metadata": {"name": "m-run-0a1b2c3d4e", "uid": "6f1c0e1e-5b0a-4c1e-9d1b-3c2a1b0a9f8e"}}
+    yield "job-mode run", {ACTIVE_RUN: active_run_record(job, "Job")}
+
+
 def every_status() -> list[tuple[str, dict[str, Any]]]:
-    return [*verdict_statuses(), *remediation_statuses(), *alerting_statuses()]
+    return [
+        *verdict_statuses(),
+        *remediation_statuses(),
+        *alerting_statuses(),
+        *job_run_statuses(),
+    ]

@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.pod_dns import etc_hosts, isolated_argv, pod_hostname, resolv_conf
+from tests.cluster.pod_dns import (
+    etc_hosts,
+    isolated_argv,
+    isolation_problem,
+    pod_hostname,
+    resolv_conf,
+)
 from tests.cluster.service_table import (
     backends_for_port,
     build_table,
@@ -177,8 +184,29 @@ def test_isolated_argv_keeps_a_missing_program_an_error(tmp_path: Path) -> None:
     files = (tmp_path / "resolv.conf", tmp_path / "hosts")
     argv = isolated_argv(["sh", "-c", "true"], *files, hostname="w-0", path="/usr/bin:/bin")
     assert argv[-3:] == ["sh", "-c", "true"]
-    assert argv[-6:-3] == [*(str(f) for f in files), "w-0"]
+    assert argv[-7:-3] == [*(str(f) for f in files), "w-0", "0"]
     with pytest.raises(FileNotFoundError, match="no-such-program"):
         isolated_argv(["no-such-program"], *files, path="/usr/bin:/bin")
     with pytest.raises(FileNotFoundError, match=r"missing\.py"):
         isolated_argv(["./missing.py"], *files, cwd=tmp_path)
+
+
+def test_isolated_argv_binds_a_termination_message_file(tmp_path: Path) -> None:
+    """A file of ``binds`` is what the container sees at its path, in its namespace only."""
+    if isolation_problem(tmp_path / "probe") is not None:
+        pytest.skip("no mount namespaces here")
+    files = (tmp_path / "resolv.conf", tmp_path / "hosts")
+    for f in files:
+        f.write_text("# x\n")
+    message = tmp_path / "run.termination-log"
+    message.write_bytes(b"")
+    target = tmp_path / "termination-log"  # created as the mount point
+    argv = isolated_argv(
+        ["sh", "-c", f"printf done > {target}"],
+        *files,
+        path="/usr/bin:/bin",
+        binds=[(message, str(target))],
+    )
+    subprocess.run(argv, check=True, timeout=10)
+    assert message.read_text() == "done"
+    assert target.read_text() == ""  # outside the namespace: only the empty mount point

@@ -105,8 +105,11 @@ class KubeClient:
         result: dict[str, Any] = json.loads(resp.data)
         return result
 
-    def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice, Pod)."""
+    def list(
+        self, kind: str, namespace: str, labels: Mapping[str, str], *, limit: int = 0
+    ) -> list[dict[str, Any]]:
+        """Objects of ``kind`` in ``namespace`` matching all ``labels`` (EndpointSlice, Pod);
+        at most ``limit`` of them when it is set (the API server's page size)."""
         resource = _LIST_RESOURCES.get(kind)
         if resource is None:
             raise ValueError(f"listing {kind} is not supported")
@@ -115,14 +118,17 @@ class KubeClient:
             path = resource_path(resource[0], namespace, resource[1])
         except PathError as exc:
             raise ReferenceLookupError(f"listing {kind} in {namespace}: {exc}") from exc
-        query = f"?labelSelector={urllib.parse.quote(selector)}" if selector else ""
+        params = {"labelSelector": selector} if selector else {}
+        if limit:
+            params["limit"] = str(limit)
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
         try:
             items = self._request("GET", path + query).get("items") or []
         except ApiException as exc:
             raise ReferenceLookupError(
                 f"listing {kind} in {namespace}: HTTP {exc.status} {exc.reason}"
             ) from exc
-        return [dict(item) for item in items]
+        return [dict(item) for item in items[: limit or None]]
 
     def _request(
         self,

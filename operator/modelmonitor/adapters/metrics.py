@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from modelmonitor import __version__
 from modelmonitor.core.anomaly.outcome import AnomalyOutcome
 from modelmonitor.core.report import Report, timed_out_run
+from modelmonitor.core.report_seal import REPORT_UNVERIFIED
 from modelmonitor.core.status import Phase
 from modelmonitor.core.verdict import Verdict
 
@@ -124,6 +125,13 @@ class MetricsRecorder:
         self.run_timeouts = Counter(
             "modelmonitor_run_timeouts_total",
             "Runs stopped at their deadline (spec.schedule.runTimeout).",
+            ["namespace", "monitor"],
+            registry=self.registry,
+        )
+        self.reports_unverified = Counter(
+            "modelmonitor_reports_unverified_total",
+            "Job-mode runs whose report ConfigMap did not match the digest its run pod "
+            "wrote to its termination message (ReportUnverified): rejected, never acted on.",
             ["namespace", "monitor"],
             registry=self.registry,
         )
@@ -278,6 +286,8 @@ class MetricsRecorder:
         self.runs.labels(namespace, monitor, verdict.phase.value).inc()
         if timed_out_run(report):
             self.run_timeouts.labels(namespace, monitor).inc()
+        if any(p.reason == REPORT_UNVERIFIED for p in report.problems):
+            self.reports_unverified.labels(namespace, monitor).inc()
         self.set_phase(namespace, monitor, verdict.phase)
         self._note_last_run(namespace, monitor, report.finished)
         drift = report.drift
@@ -414,7 +424,13 @@ class MetricsRecorder:
         """Drop every series of a deleted monitor, so no stale gauges linger."""
         self._clear_series(namespace, monitor)
         self._last_runs.pop((namespace, monitor), None)
-        for series in (self.run_timeouts, self.interval, self.ready_since, self.last_run):
+        for series in (
+            self.run_timeouts,
+            self.reports_unverified,
+            self.interval,
+            self.ready_since,
+            self.last_run,
+        ):
             with contextlib.suppress(KeyError):
                 series.remove(namespace, monitor)
         for candidate in Phase:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from modelmonitor import GROUP, KIND, VERSION
+from modelmonitor.core.report_seal import TERMINATION_MESSAGE_PATH
 
 RUN_LABEL = "modelmonitor.io/monitor"
 RUN_ID_LABEL = "modelmonitor.io/run-id"
@@ -26,7 +27,8 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 REPORT_KEY = "report.json"
 JOB_TTL_SECONDS = 600
 JOB_NAME_LABEL_PATH = "metadata.labels['batch.kubernetes.io/job-name']"
-JOB_UID_LABEL_PATH = "metadata.labels['batch.kubernetes.io/controller-uid']"
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_UID_LABEL_PATH = f"metadata.labels['{JOB_UID_LABEL}']"
 # Where a run's pod mounts ``spec.reference.pvc``'s claim, read-only; ``pvc.path`` is
 # resolved inside it (core/volume_paths.py), and the pod is told so by an argument.
 REFERENCE_VOLUME = "reference"
@@ -108,6 +110,10 @@ def build_job(
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        # The pod seals its report: the digest goes here, the kubelet copies it into the
+        # pod's status, which the namespace's users cannot write (core/report_seal.py).
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
     if reference_claim:
@@ -200,6 +206,33 @@ def build_report_configmap(
         },
         "data": {REPORT_KEY: report_json},
     }
+
+
+# status.activeRun: the run object the operator created last, the only one it adopts.
+ACTIVE_RUN = "activeRun"
+
+
+def active_run_record(obj: Mapping[str, Any], kind: str) -> dict[str, str]:
+    """What status.activeRun records of a run object just created: kind, name, uid."""
+    meta = obj.get("metadata") or {}
+    return {"kind": kind, "name": str(meta.get("name", "")), "uid": str(meta.get("uid", ""))}
+
+
+def is_recorded_run(obj: Mapping[str, Any], kind: str, status: Mapping[str, Any]) -> bool:
+    """True when ``obj`` is the run object status.activeRun names, by kind, name and uid.
+
+    Anyone who may create Jobs in the namespace can label one as the monitor's run; only
+    the uid the API server gave the operator's own object tells them apart.
+    """
+    record = status.get(ACTIVE_RUN) or {}
+    meta = obj.get("metadata") or {}
+    uid = record.get("uid")
+    return (
+        bool(uid)
+        and record.get("kind") == kind
+        and record.get("name") == meta.get("name")
+        and uid == meta.get("uid")
+    )
 
 
 JobState = Literal["running", "succeeded", "failed"]

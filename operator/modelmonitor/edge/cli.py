@@ -15,6 +15,7 @@ from typing import cast
 
 from modelmonitor import __version__
 from modelmonitor.core.limits import ReadLimits
+from modelmonitor.core.report_seal import TERMINATION_MESSAGE_PATH
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -231,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--print-only", action="store_true", help="print the report, store nothing (debugging)"
+    )
+    p.add_argument(
+        "--termination-log",
+        default=TERMINATION_MESSAGE_PATH,
+        help="where to write the stored report's sha256, the container's "
+        "terminationMessagePath (the operator accepts only the report matching it)",
     )
     p.set_defaults(handler=_lazy("modelmonitor.edge.job_command:job_command"))
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from modelmonitor.core.daskjobs import scheduler_address
 from modelmonitor.core.jobs import build_report_configmap
 from modelmonitor.core.limits import ReadLimits
+from modelmonitor.core.report_seal import termination_message
 from modelmonitor.core.stats.partitions import ProfileSchema
 from modelmonitor.core.stats.profile import ReferenceProfile
 
@@ -143,5 +144,10 @@ def job_command(args: argparse.Namespace) -> int:
         )
     except Exception as exc:
         print(f"modelmonitor job: cannot store the report: {exc}", file=sys.stderr)
+        return 3
+    try:  # the seal the operator checks the stored report against (core/report_seal.py)
+        Path(args.termination_log).write_text(termination_message(payload))
+    except OSError as exc:
+        print(f"modelmonitor job: cannot write the report's digest: {exc}", file=sys.stderr)
         return 3
     return 0

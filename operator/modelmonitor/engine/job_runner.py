@@ -30,16 +30,21 @@ from typing import Any, Protocol
 
 from modelmonitor.adapters.kube import KubeClient
 from modelmonitor.core.jobs import (
+    ACTIVE_RUN,
     REPORT_KEY,
+    RUN_ID_LABEL,
     RUN_LABEL,
     JobOutcome,
     JobSettings,
+    active_run_record,
     build_job,
+    is_recorded_run,
     job_outcome,
     report_configmap_name,
     run_id_for,
 )
 from modelmonitor.core.report import RUN_TIMED_OUT, DriftSummary, Problem, Report
+from modelmonitor.core.report_seal import REPORT_UNVERIFIED, check_report
 from modelmonitor.core.scheduling import parse_time
 from modelmonitor.core.spec import MonitorSpec
 from modelmonitor.engine.slots import RunSlots
@@ -47,6 +52,9 @@ from modelmonitor.engine.slots import RunSlots
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 60.0  # beyond activeDeadlineSeconds before the operator gives up itself
+# Pods listed to find a run's own pod: one per run (backoffLimit 0), the rest is slack
+# for look-alikes carrying the run labels, which the uid check then ignores.
+MAX_RUN_PODS = 20
 
 
 class RunWorkload(Protocol):
@@ -149,6 +157,18 @@ class JobRunner:
         last_run = parse_time((status.get("lastRun") or {}).get("time"))
         pending = []
         for job in jobs:
+            if not is_recorded_run(job, self.work.kind, status):
+                # not the run this operator created (a look-alike, or one created just
+                # before a crash, unrecorded): never read; its own TTL and the garbage
+                # collector remove the operator's, the rest is not the operator's business
+                log.info(
+                    "not adopting %s %s of %s/%s: not the run recorded in status.activeRun",
+                    self.work.kind,
+                    job["metadata"].get("name"),
+                    namespace,
+                    name,
+                )
+                continue
             created = parse_time(job["metadata"].get("creationTimestamp"))
             unread = last_run is None or (created is not None and created > last_run)
             if self.work.outcome(job).state == "running" or unread:
@@ -189,7 +209,20 @@ class JobRunner:
                 else None
             ),
         )
-        return await asyncio.to_thread(self.work.create, namespace, manifest, spec)
+        run = await asyncio.to_thread(self.work.create, namespace, manifest, spec)
+        await self._record(namespace, name, run)
+        return run
+
+    async def _record(self, namespace: str, name: str, created: Mapping[str, Any]) -> None:
+        """status.activeRun = the run object just created, so that an operator restarted
+        mid-run adopts exactly it. Not fatal: without it a restart starts a fresh run."""
+        record = active_run_record(created, self.work.kind)
+        try:
+            await asyncio.to_thread(
+                self.kube.update_monitor_status, namespace, name, lambda _: {ACTIVE_RUN: record}
+            )
+        except Exception as exc:
+            log.warning("recording run %s of %s/%s: %s", record["name"], namespace, name, exc)
 
     async def _wait(
         self, namespace: str, job: dict[str, Any], spec: MonitorSpec, t0: float
@@ -241,6 +274,10 @@ class JobRunner:
         payload = ((cm or {}).get("data") or {}).get(REPORT_KEY)
         if payload is None:
             return _failed(started, elapsed, "JobFailed", f"{name} finished without a report")
+        seal = check_report(payload, await self._run_pods(namespace, job), _uid(job))
+        if not seal.ok:
+            log.warning("%s in %s: %s: %s", name, namespace, REPORT_UNVERIFIED, seal.message)
+            return _failed(started, elapsed, REPORT_UNVERIFIED, f"{name}: {seal.message}")
         try:
             report = Report.from_dict(json.loads(payload))
         except (ValueError, KeyError, TypeError) as exc:
@@ -248,6 +285,22 @@ class JobRunner:
                 started, elapsed, "JobFailed", f"{name} wrote an unreadable report: {exc}"
             )
         return report
+
+    async def _run_pods(self, namespace: str, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The pods of run object ``job`` (a Job's pod, a DaskJob's runner pod), found by
+        the run labels its pod template carries; at most :data:`MAX_RUN_PODS` of them.
+        Which of them the run object controls is checked by uid (core/report_seal.py)."""
+        labels = job["metadata"].get("labels") or {}
+        selector = {k: labels[k] for k in (RUN_LABEL, RUN_ID_LABEL) if labels.get(k)}
+        if len(selector) < 2:
+            return []
+        return await asyncio.to_thread(
+            self.kube.list, "Pod", namespace, selector, limit=MAX_RUN_PODS
+        )
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
 
 
 class RunUnavailableError(Exception):

@@ -40,6 +40,7 @@ from modelmonitor.core.spec.model import DaskClusterSpec
 from modelmonitor.edge.job_command import cluster_scheduler
 from modelmonitor.engine.daskjob_runner import ENGINE_UNAVAILABLE, daskjob_runner
 from modelmonitor.engine.runloop import ModeRunner
+from tests.unit.operator.run_pods import RunPodsAndStatus, sealed_pod
 
 MONITOR = {"metadata": {"name": "batch", "namespace": "ml", "uid": "uid-1"}}
 REFERENCE = [{"x": 1.0}, {"x": 2.0}]
@@ -221,11 +222,12 @@ class ApiError(Exception):
         self.status = status
 
 
-class DaskJobs:
+class DaskJobs(RunPodsAndStatus):
     """DaskJobs that run until ``finish()``; ``fail_with`` answers every call with an
     HTTP status (404: no CRD, 403: no rights)."""
 
     def __init__(self, fail_with: int | None = None) -> None:
+        super().__init__()
         self.objs: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
         self.configmaps: dict[str, dict[str, Any]] = {}
@@ -251,7 +253,8 @@ class DaskJobs:
         self, api: str, plural: str, namespace: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         self._check(api)
-        obj = {**body, "metadata": {**body["metadata"], "creationTimestamp": None}}
+        meta = {**body["metadata"], "creationTimestamp": None, "uid": f"dj-{len(self.objs)}"}
+        obj = {**body, "metadata": meta}
         self.objs[obj["metadata"]["name"]] = obj
         return obj
 
@@ -270,9 +273,12 @@ class DaskJobs:
         for name, obj in self.objs.items():
             obj["status"] = {"jobStatus": status}
             report = Report(dt.datetime.now(dt.UTC), 0.1, "job", 42, DriftSummary("disabled"))
+            payload = json.dumps(report.to_dict())
             self.configmaps[report_configmap_name(runner_pod_name(name))] = {
-                "data": {REPORT_KEY: json.dumps(report.to_dict())}
+                "data": {REPORT_KEY: payload}
             }
+            # the DaskJob's runner pod, controlled by the DaskJob, sealed what it stored
+            self.pods.append(sealed_pod(obj["metadata"]["uid"], payload))
 
 
 def cluster_spec() -> MonitorSpec:
@@ -303,10 +309,28 @@ def test_a_run_creates_waits_reads_and_deletes_its_daskjob() -> None:
 def test_a_running_daskjob_is_adopted_after_a_restart() -> None:
     objs = DaskJobs()
     body = daskjob()
+    body["metadata"]["uid"] = "recorded-uid"
     objs.objs[body["metadata"]["name"]] = {**body, "status": {"jobStatus": "Running"}}
-    report = run(objs, cluster_spec())
+    status = {"activeRun": {"kind": "DaskJob", "name": "batch-dask-abc123", "uid": "recorded-uid"}}
+    report = run(objs, cluster_spec(), status)
     assert report.samples == 42
     assert objs.deleted == ["batch-dask-abc123"]  # the adopted one, no second DaskJob
+
+
+def test_a_daskjob_with_the_run_label_but_not_the_recorded_uid_is_not_adopted() -> None:
+    """A look-alike (same name and labels, another uid) is neither read nor deleted: the
+    operator starts its own run and records it."""
+    objs = DaskJobs()
+    body = daskjob()
+    body["metadata"]["uid"] = "forged-uid"
+    objs.objs[body["metadata"]["name"]] = {**body, "status": {"jobStatus": "Successful"}}
+    status = {"activeRun": {"kind": "DaskJob", "name": "batch-dask-abc123", "uid": "recorded-uid"}}
+    report = run(objs, cluster_spec(), status)
+    assert report.samples == 42  # its own run's report, sealed by its own pod
+    assert "batch-dask-abc123" in objs.objs  # the look-alike is left alone
+    assert objs.status["activeRun"]["kind"] == "DaskJob"
+    assert objs.status["activeRun"]["uid"] not in ("", "forged-uid")
+    assert objs.deleted == [objs.status["activeRun"]["name"]]
 
 
 def test_a_failed_daskjob_is_reported() -> None:

@@ -51,6 +51,9 @@ def test_job_manifest() -> None:
     ]
     assert container["resources"] == {"limits": {"memory": "1Gi"}}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # the report's seal: the kubelet copies this file into the pod's status
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "File"
     env = {e["name"]: e for e in container["env"]}
     assert env["A"]["value"] == "1"
     assert "controller-uid" in env["JOB_UID"]["valueFrom"]["fieldRef"]["fieldPath"]

@@ -7,7 +7,8 @@ import datetime as dt
 from prometheus_client import CollectorRegistry
 
 from modelmonitor.adapters.metrics import MetricsRecorder
-from modelmonitor.core.report import DriftSummary, Report
+from modelmonitor.core.report import DriftSummary, Problem, Report
+from modelmonitor.core.report_seal import REPORT_UNVERIFIED
 from modelmonitor.core.verdict import decide
 
 T0 = dt.datetime(2026, 12, 7, 6, 0, tzinfo=dt.UTC)
@@ -72,3 +73,22 @@ def test_forget_drops_the_schedule_series() -> None:
         assert _value(metrics, f"modelmonitor_monitor_{name}") is None
     metrics.record_schedule("ml", "fraud", interval=None, ready_since=None, last_run=T0)
     assert _value(metrics, "modelmonitor_monitor_last_run_timestamp_seconds") == T0.timestamp()
+
+
+def test_an_unverified_report_is_counted_and_forgotten_with_the_monitor() -> None:
+    metrics = MetricsRecorder(CollectorRegistry())
+    _run(metrics, T0)  # a run without the problem counts nothing
+    assert not _value(metrics, "modelmonitor_reports_unverified_total")
+    report = Report(
+        T0,
+        1.0,
+        "job",
+        0,
+        DriftSummary("unavailable"),
+        problems=(Problem(REPORT_UNVERIFIED, "the report ConfigMap does not match"),),
+    )
+    verdict = decide(report, {}, generation=1, now=report.finished)
+    metrics.record_run("ml", "fraud", report, verdict, 0.0)
+    assert _value(metrics, "modelmonitor_reports_unverified_total") == 1.0
+    metrics.forget("ml", "fraud")
+    assert _value(metrics, "modelmonitor_reports_unverified_total") is None
