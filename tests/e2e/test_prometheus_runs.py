@@ -6,6 +6,7 @@ without flipping its SLO verdict, and recovers once Prometheus is back.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.e2e.operator_fixtures import OperatorProcess
@@ -56,7 +57,12 @@ def test_prometheus_slo_breach_outage_and_recovery(
     slo = st["slos"][0]
     assert slo["met"] is False
     # About half the requests fail: the budget of a 99% objective is gone many times over.
-    assert "50% good < 99%" in slo["message"] or "burn rate" in slo["message"], slo["message"]
+    # (Exactly how many of the scraped requests fall in the window depends on the scrape's
+    # timing: 49.38% has been seen as well as 50%.)
+    good = re.search(r"([0-9.]+)% good < 99%", slo["message"])
+    assert good is not None or "burn rate" in slo["message"], slo["message"]
+    if good is not None:
+        assert 40 <= float(good.group(1)) <= 60, slo["message"]
     burns = [v for v in slo["burnRates"].values() if isinstance(v, int | float)]
     assert burns, slo
     assert max(burns) > 14.4
