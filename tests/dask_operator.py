@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -32,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tests import venvs
 from tests.ports import free_port
-from tests.processes import die_with_parent
+from tests.processes import die_with_parent, stop_process
 
 if TYPE_CHECKING:
     from tests.cluster.kube import KubeCluster
@@ -57,37 +56,13 @@ def venv_path(version: str = VERSION) -> Path:
 
 
 def ensure_venv(path: Path | None = None) -> Path:
-    """Create (once) the controller's environment and return its directory.
-
-    A stamp records the requirements it was built with; a file lock serialises
-    concurrent callers (two test sessions, or ``make deps`` twice).
-    """
-    venv = path or venv_path()
-    stamp = venv / ".modelmonitor-requirements"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    if stamp.is_file() and stamp.read_text() == wanted:
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text() == wanted:
-            return venv
-        started = time.monotonic()
-        log(f"creating {venv} with {' '.join(REQUIREMENTS)}")
-        if venv.exists():
-            shutil.rmtree(venv)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, *REQUIREMENTS], check=True)
-        stamp.write_text(wanted)
-        log(f"{venv} ready in {time.monotonic() - started:.0f} s")
-    return venv
+    """Create (once) the controller's environment and return its directory."""
+    return venvs.ensure_stamped_venv(path or venv_path(), REQUIREMENTS, log=log)
 
 
 def ready() -> bool:
     """True when ``make deps`` built the controller's environment."""
-    stamp = venv_path() / ".modelmonitor-requirements"
-    return stamp.is_file() and stamp.read_text() == "\n".join(REQUIREMENTS) + "\n"
+    return venvs.is_built(venv_path(), REQUIREMENTS)
 
 
 def package_dir(venv: Path | None = None) -> Path:
@@ -252,15 +227,7 @@ class DaskOperator:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
     def __enter__(self) -> DaskOperator:
         try:

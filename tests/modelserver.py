@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tests import processes
+from tests import processes, venvs
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,26 +122,14 @@ def ensure_venv(path: Path | None = None, *, python: str | None = None) -> Path:
     Idempotent: a stamp file records the requirements it was built with; a different set
     rebuilds it. A file lock serialises concurrent callers.
     """
-    venv = path or venv_path()
-    stamp = venv / ".modelmonitor-requirements"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    if stamp.is_file() and stamp.read_text() == wanted and (venv / "bin" / "mlserver").exists():
-        return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text() == wanted:
-            return venv
-        started = time.monotonic()
-        log(f"creating {venv} with {' '.join(REQUIREMENTS)} (about 2 minutes on first use)")
-        if venv.exists():
-            shutil.rmtree(venv)
-        subprocess.run([python or sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, *REQUIREMENTS], check=True)
-        stamp.write_text(wanted)
-        log(f"{venv} ready in {time.monotonic() - started:.0f} s")
-    return venv
+    return venvs.ensure_stamped_venv(
+        path or venv_path(),
+        REQUIREMENTS,
+        log=log,
+        python=python,
+        expect="bin/mlserver",
+        note=" (about 2 minutes on first use)",
+    )
 
 
 def installed_versions(venv: Path | None = None) -> dict[str, str]:
